@@ -1,0 +1,136 @@
+"""Datasets of the lab: the 3x3 matrix, Iris (Fisher's and UCI's copies), user CSVs; split and scaling."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import torch
+from sklearn.datasets import load_iris
+
+LAB_MATRIX = torch.tensor(
+    [[0.3374, 0.6005, 0.1735], [3.3359, 0.0492, 1.8374], [2.9407, 0.5301, 2.2620]]
+)
+LAB_MATRIX_NAME = "lab1-3x3"
+BUILTIN_DATASETS = ("iris", "iris-uci")
+
+# The UCI file differs from Fisher's paper (scikit-learn's copy) in the 35th and 38th samples.
+_UCI_ROWS = {34: [4.9, 3.1, 1.5, 0.1], 37: [4.9, 3.1, 1.5, 0.1]}
+
+Scaling = Literal["var", "std"]
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used: says what is wrong and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features (float64, rows x features), integer labels and the class names they index."""
+
+    name: str
+    features: torch.Tensor
+    labels: torch.Tensor
+    class_names: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        """Short content hash of features and labels, to tell two copies of data apart."""
+        h = hashlib.sha256(self.features.numpy().tobytes())
+        h.update(self.labels.numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices of the training and validation parts."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+
+
+def load_dataset(name: str, label_column: str | None = None) -> Dataset:
+    """Load `iris`, `iris-uci` or a CSV path (numeric features plus one label column)."""
+    if name in BUILTIN_DATASETS:
+        return load_iris_dataset(uci=name == "iris-uci")
+    if name.lower().endswith(".csv"):
+        return load_csv_dataset(Path(name), label_column)
+    raise DataError(
+        f"unknown dataset {name!r}: use one of {', '.join(BUILTIN_DATASETS)} or a path ending in .csv"
+    )
+
+
+def load_iris_dataset(uci: bool = False) -> Dataset:
+    """Iris from scikit-learn's bundled copy (Fisher's); `uci=True` applies the UCI file's two differences."""
+    iris = load_iris()
+    features = torch.tensor(iris.data, dtype=torch.float64)
+    if uci:
+        for row, values in _UCI_ROWS.items():
+            features[row] = torch.tensor(values, dtype=torch.float64)
+    labels = torch.tensor(iris.target, dtype=torch.long)
+    name = "iris-uci" if uci else "iris"
+    return Dataset(name, features, labels, tuple(str(c) for c in iris.target_names))
+
+
+def load_csv_dataset(path: Path, label_column: str | None = None) -> Dataset:
+    """A CSV with a header: numeric feature columns and a label column (default: the last one)."""
+    frame = _read_csv(path)
+    label = label_column if label_column is not None else frame.columns[-1]
+    if label not in frame.columns:
+        raise DataError(f"{path}: no label column {label!r}; columns are {list(frame.columns)}")
+    feature_frame = frame.drop(columns=[label])
+    if feature_frame.shape[1] == 0:
+        raise DataError(f"{path}: needs at least one feature column besides the label {label!r}")
+    non_numeric = [c for c in feature_frame.columns if not pd.api.types.is_numeric_dtype(feature_frame[c])]
+    if non_numeric:
+        raise DataError(f"{path}: feature columns must be numeric; not numeric: {non_numeric}")
+    values = torch.tensor(feature_frame.to_numpy(dtype="float64"))
+    if not torch.isfinite(values).all():
+        bad_rows = (~torch.isfinite(values)).any(dim=1).nonzero().flatten()[:5].tolist()
+        raise DataError(f"{path}: features hold NaN, inf or empty cells (first data rows: {bad_rows})")
+    if frame[label].isna().any():
+        raise DataError(f"{path}: label column {label!r} has empty cells")
+    codes, classes = pd.factorize(frame[label].astype(str), sort=True)
+    if len(classes) < 2:
+        raise DataError(f"{path}: label column {label!r} holds one class; at least two are needed")
+    return Dataset(path.stem, values, torch.tensor(codes, dtype=torch.long), tuple(classes))
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+        raise DataError(f"{path}: not a readable CSV ({error})") from None
+    if frame.empty:
+        raise DataError(f"{path}: has a header but no data rows")
+    return frame
+
+
+def centre(matrix: torch.Tensor) -> torch.Tensor:
+    """Subtract each column's mean."""
+    return matrix - matrix.mean(dim=0)
+
+
+def split_rows(n_rows: int, split_seed: int = 0, train_fraction: float = 2 / 3) -> Split:
+    """Shuffle rows with `split_seed`; the first `train_fraction` train (100 of Iris's 150), the rest validate."""
+    perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(split_seed))
+    n_train = round(n_rows * train_fraction)
+    if n_train < 1 or n_train >= n_rows:
+        raise DataError(f"{n_rows} rows cannot be split into non-empty training and validation parts")
+    return Split(train=perm[:n_train], val=perm[n_train:])
+
+
+def scale(features: torch.Tensor, scaling: Scaling = "var") -> torch.Tensor:
+    """The lab's scaling `(x - mean) / var` over all rows, or `std` for standardisation."""
+    spread = features.var(dim=0) if scaling == "var" else features.std(dim=0)
+    if not (spread > 0).all() or not all(math.isfinite(s) for s in spread.tolist()):
+        raise DataError("every feature needs a finite, non-zero spread to be scaled")
+    return (features - features.mean(dim=0)) / spread

@@ -1,0 +1,61 @@
+"""Low-rank factorisation A ≈ U Vᵀ: gradient descent with autograd, and the truncated-SVD optimum."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Factorisation:
+    """Factors with A ≈ U Vᵀ, the final loss ‖A − UVᵀ‖²_F, and the loss before each epoch (GD only)."""
+
+    u: torch.Tensor
+    v: torch.Tensor
+    loss: float
+    loss_history: tuple[float, ...] = ()
+
+
+def reconstruction_loss(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Squared Frobenius norm ‖A − UVᵀ‖²_F (a sum, as in the lab)."""
+    return ((a - u @ v.T) ** 2).sum()
+
+
+def factorise_gd(a: torch.Tensor, rank: int, lr: float = 0.01, epochs: int = 1000, seed: int = 0) -> Factorisation:
+    """Minimise ‖A − UVᵀ‖²_F over U (m×rank), V (n×rank) by full-batch gradient descent with autograd."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(a.shape[0], rank, generator=g).to(a.dtype).requires_grad_()
+    v = torch.rand(a.shape[1], rank, generator=g).to(a.dtype).requires_grad_()
+    history = torch.empty(epochs, dtype=a.dtype)
+    for epoch in range(epochs):
+        loss = reconstruction_loss(a, u, v)
+        history[epoch] = loss.detach()
+        u_grad, v_grad = torch.autograd.grad(loss, (u, v))
+        with torch.no_grad():
+            u -= lr * u_grad
+            v -= lr * v_grad
+    u, v = u.detach(), v.detach()
+    return Factorisation(u, v, reconstruction_loss(a, u, v).item(), tuple(history.tolist()))
+
+
+def truncated_svd(a: torch.Tensor, rank: int) -> Factorisation:
+    """The Eckart–Young optimum of rank `rank`: U = U_k Σ_k, V = V_k, loss = Σ_{i>k} σ_i²."""
+    u, s, vh = torch.linalg.svd(a, full_matrices=False)
+    u_k = u[:, :rank] * s[:rank]
+    v_k = vh[:rank].T
+    return Factorisation(u_k, v_k, reconstruction_loss(a, u_k, v_k).item())
+
+
+def principal_angles(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Principal angles (degrees, ascending) between the column spaces of x and y."""
+    qx, _ = torch.linalg.qr(x.to(torch.float64))
+    qy, _ = torch.linalg.qr(y.to(torch.float64))
+    cosines = torch.linalg.svdvals(qx.T @ qy).clamp(-1.0, 1.0)
+    return torch.rad2deg(torch.arccos(cosines))
+
+
+def best_rotation(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Orthogonal R minimising ‖source·R − target‖_F (orthogonal Procrustes): how GD's U is turned against SVD's."""
+    u, _, vh = torch.linalg.svd(source.T.to(torch.float64) @ target.to(torch.float64))
+    return u @ vh
