@@ -6,25 +6,23 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 import torch
 from sklearn.datasets import load_iris
 
+from lab2core.params import BUILTIN_DATASETS, InputError, Scaling, check_dataset_name
+
 LAB_MATRIX = torch.tensor(
     [[0.3374, 0.6005, 0.1735], [3.3359, 0.0492, 1.8374], [2.9407, 0.5301, 2.2620]]
 )
 LAB_MATRIX_NAME = "lab1-3x3"
-BUILTIN_DATASETS = ("iris", "iris-uci")
 
 # The UCI file differs from Fisher's paper (scikit-learn's copy) in the 35th and 38th samples.
 _UCI_ROWS = {34: [4.9, 3.1, 1.5, 0.1], 37: [4.9, 3.1, 1.5, 0.1]}
 
-Scaling = Literal["var", "std"]
 
-
-class DataError(ValueError):
+class DataError(InputError):
     """A dataset that cannot be used: says what is wrong and what is allowed."""
 
 
@@ -55,13 +53,9 @@ class Split:
 
 def load_dataset(name: str, label_column: str | None = None) -> Dataset:
     """Load `iris`, `iris-uci` or a CSV path (numeric features plus one label column)."""
-    if name in BUILTIN_DATASETS:
+    if check_dataset_name(name) in BUILTIN_DATASETS:
         return load_iris_dataset(uci=name == "iris-uci")
-    if name.lower().endswith(".csv"):
-        return load_csv_dataset(Path(name), label_column)
-    raise DataError(
-        f"unknown dataset {name!r}: use one of {', '.join(BUILTIN_DATASETS)} or a path ending in .csv"
-    )
+    return load_csv_dataset(Path(name), label_column)
 
 
 def load_iris_dataset(uci: bool = False) -> Dataset:
@@ -134,3 +128,8 @@ def scale(features: torch.Tensor, scaling: Scaling = "var") -> torch.Tensor:
     if not (spread > 0).all() or not all(math.isfinite(s) for s in spread.tolist()):
         raise DataError("every feature needs a finite, non-zero spread to be scaled")
     return (features - features.mean(dim=0)) / spread
+
+
+def factorisation_matrices(dataset: Dataset) -> dict[str, torch.Tensor]:
+    """The matrices Q1 factorises: the lab's 3x3 matrix and the dataset's centred features."""
+    return {LAB_MATRIX_NAME: LAB_MATRIX, dataset.name: centre(dataset.features)}

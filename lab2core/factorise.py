@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+
+from lab2core.params import InputError
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,16 @@ def principal_angles(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.arccos(cosines))
 
 
-def best_rotation(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Orthogonal R minimising ‖source·R − target‖_F (orthogonal Procrustes): how GD's U is turned against SVD's."""
-    u, _, vh = torch.linalg.svd(source.T.to(torch.float64) @ target.to(torch.float64))
-    return u @ vh
+def column_angles(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Angle (degrees, 0–90, sign ignored) between each column of x and the same column of y."""
+    x, y = x.to(torch.float64), y.to(torch.float64)
+    cosines = (x * y).sum(dim=0).abs() / (x.norm(dim=0) * y.norm(dim=0))
+    return torch.rad2deg(torch.arccos(cosines.clamp(0.0, 1.0)))
+
+
+def check_rank(rank: int, matrices: Mapping[str, torch.Tensor]) -> None:
+    """Raise InputError unless 1 ≤ rank ≤ min(rows, columns) of every matrix."""
+    for name, matrix in matrices.items():
+        limit = min(matrix.shape)
+        if not 1 <= rank <= limit:
+            raise InputError(f"rank {rank} does not fit {name} ({matrix.shape[0]}×{matrix.shape[1]}): allowed 1 to {limit}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -112,6 +113,22 @@ def train_trajectories(
         if step + 1 in checkpoints:
             results += _read_off(data, trajectories, MLPWeights(*(p.detach() for p in params)), history, step + 1)
     return results
+
+
+def split_trajectories(lrs: Sequence[float], seeds: Sequence[int], n_shards: int) -> list[list[tuple[float, int]]]:
+    """Every (lr, seed) pair, dealt into at most `n_shards` near-equal contiguous shards."""
+    pairs = [(lr, seed) for lr in lrs for seed in seeds]
+    n_shards = max(1, min(n_shards, len(pairs)))
+    size, extra = divmod(len(pairs), n_shards)
+    bounds = [k * size + min(k, extra) for k in range(n_shards + 1)]
+    return [pairs[bounds[k] : bounds[k + 1]] for k in range(n_shards)]
+
+
+def results_frame(results: Sequence[CellResult]) -> pd.DataFrame:
+    """One row per cell: lr, iterations, seed, accuracies, losses, diverged; sorted like the lab's table."""
+    columns = ["lr", "iterations", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "diverged"]
+    frame = pd.DataFrame([{c: getattr(r, c) for c in columns} for r in results], columns=columns)
+    return frame.sort_values(["iterations", "lr", "seed"], ascending=[True, False, True], ignore_index=True)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

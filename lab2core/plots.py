@@ -21,12 +21,16 @@ def plot_u_scatter(
     for ax, u, title in zip(axes, (u_svd, u_gd), ("truncated SVD", "gradient descent")):
         for k, name in enumerate(class_names):
             rows = (labels == k).numpy()
-            ax.scatter(u[rows, 0].numpy(), u[rows, 1].numpy(), s=14, label=name)
-        ax.set(title=f"U from {title}", xlabel="U[:, 0]", ylabel="U[:, 1]")
+            ax.scatter(u[rows, 0].numpy(), _second_column(u)[rows].numpy(), s=14, label=name)
+        ax.set(title=f"U from {title}", xlabel="U[:, 0]", ylabel="U[:, 1]" if u.shape[1] > 1 else "(rank 1)")
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
     axes[0].legend(title="species")
     return fig
+
+
+def _second_column(u: torch.Tensor) -> torch.Tensor:
+    return u[:, 1] if u.shape[1] > 1 else torch.zeros(len(u), dtype=u.dtype)
 
 
 def plot_learning_curve(cell: CellResult) -> Figure:

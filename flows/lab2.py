@@ -1,0 +1,77 @@
+"""The whole lab: Q1 (factorisation) and Q2 (MLP grid) under one MLflow parent run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from prefect import flow
+
+from flows.factorisation import factorisation
+from flows.mlp_grid import mlp_grid
+from lab2core.params import (
+    LAB_ITERATIONS,
+    LAB_LRS,
+    LAB_SEEDS,
+    Count,
+    Counts,
+    DatasetName,
+    ExperimentName,
+    Hidden,
+    LearningRate,
+    LearningRates,
+    MLPSetup,
+    Protocol,
+    Rank,
+    Scaling,
+    Seed,
+    Seeds,
+    grid_params,
+)
+from tasks import tracking
+from tasks.compute import check_inputs
+from tasks.tracking import RunRecord
+
+
+@dataclass(frozen=True)
+class Lab2Result:
+    """The parent run's id, Q1's summary table and Q2's table of cells."""
+
+    parent_run_id: str
+    factorisation: pd.DataFrame
+    cells: pd.DataFrame
+
+
+@flow(name="lab2")
+def lab2(
+    dataset: DatasetName = "iris",
+    label_column: str | None = None,
+    rank: Rank = 2,
+    gd_lr: LearningRate = 0.01,
+    gd_epochs: Count = 1000,
+    gd_seed: Seed = 0,
+    lrs: LearningRates = LAB_LRS,
+    iterations: Counts = LAB_ITERATIONS,
+    seeds: Seeds = LAB_SEEDS,
+    split_seed: Seed = 0,
+    hidden: Hidden = 12,
+    scaling: Scaling = "var",
+    protocol: Protocol = "held-out",
+    cell_figures: bool = True,
+    experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
+) -> Lab2Result:
+    """Lab 2 end to end: Q1 factorisation by GD vs SVD, then the Q2 MLP grid, tracked under one parent run."""
+    setup = MLPSetup(dataset, split_seed, hidden, scaling, protocol)
+    check_inputs(dataset, label_column, rank, setup)
+    params = {
+        **setup.as_params(),
+        **{"rank": rank, "gd_lr": gd_lr, "gd_epochs": gd_epochs, "gd_seed": gd_seed},
+        **grid_params(lrs, iterations, seeds),
+    }
+    with tracking.pipeline_run(experiment, "lab2", RunRecord(params=params)) as parent:
+        q1 = factorisation(dataset, label_column, rank, gd_lr, gd_epochs, gd_seed, experiment, parent_run_id=parent)
+        q2 = mlp_grid(
+            lrs, iterations, seeds, dataset, label_column, split_seed, hidden, scaling, protocol, cell_figures,
+            experiment, parent_run_id=parent,
+        )
+    return Lab2Result(parent, q1, q2)

@@ -1,0 +1,74 @@
+"""Q2: train the lab's MLP on every (lr, iterations, seed) cell of a grid and track each cell."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import unmapped
+
+from lab2core.mlp import results_frame, split_trajectories
+from lab2core.params import (
+    LAB_ITERATIONS,
+    LAB_LRS,
+    LAB_SEEDS,
+    Counts,
+    DatasetName,
+    ExperimentName,
+    Hidden,
+    LearningRates,
+    MLPSetup,
+    Protocol,
+    Scaling,
+    Seed,
+    Seeds,
+    grid_params,
+)
+from tasks import tracking
+from tasks.compute import load_mlp_data, plot_grid, train_shard
+from tasks.record import log_grid_summary, log_mlp_cells
+from tasks.tracking import RunRecord
+
+
+@flow(name="mlp-grid", task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2))
+def mlp_grid(
+    lrs: LearningRates = LAB_LRS,
+    iterations: Counts = LAB_ITERATIONS,
+    seeds: Seeds = LAB_SEEDS,
+    dataset: DatasetName = "iris",
+    label_column: str | None = None,
+    split_seed: Seed = 0,
+    hidden: Hidden = 12,
+    scaling: Scaling = "var",
+    protocol: Protocol = "held-out",
+    cell_figures: bool = True,
+    experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
+    parent_run_id: str | None = None,
+) -> pd.DataFrame:
+    """Q2_1–Q2_2: the MLP grid, each (lr, seed) trajectory trained once in batched shards; one MLflow run per cell."""
+    logger = get_run_logger()
+    setup = MLPSetup(dataset, split_seed, hidden, scaling, protocol)
+    data = load_mlp_data(dataset, label_column, setup)
+    parent_record = RunRecord(params={**grid_params(lrs, iterations, seeds), **setup.as_params()})
+    shards = split_trajectories(lrs, seeds, n_shards=os.cpu_count() or 2)
+    n_cells = len(lrs) * len(iterations) * len(seeds)
+    with tracking.pipeline_run(experiment, "mlp-grid", parent_record, attach_to=parent_run_id) as parent:
+        progress = create_progress_artifact(0.0, key="mlp-grid-progress", description="MLP cells trained and logged")
+        trained = train_shard.map(unmapped(data), shards, unmapped(iterations), hidden, range(len(shards)))
+        logging, results = [], []
+        for shard_index, future in enumerate(as_completed(trained)):
+            cells = future.result()
+            results += cells
+            logging.append(log_mlp_cells.submit(parent, setup, cells, cell_figures, shard_index))
+            logger.info("trained %d/%d cells", len(results), n_cells)
+        for done, future in enumerate(as_completed(logging), start=1):
+            future.result()
+            update_progress_artifact(progress, 100.0 * done / len(logging))
+        cells = results_frame(results)
+        log_grid_summary(parent, cells, plot_grid(cells))
+    logger.info("Q2 grid: %d cells logged to MLflow", n_cells)
+    return cells

@@ -1,0 +1,16 @@
+"""Checks of a pipeline's inputs that need the data: run before anything is tracked."""
+
+from __future__ import annotations
+
+from lab2core.data import Dataset, factorisation_matrices, load_dataset
+from lab2core.factorise import check_rank
+from lab2core.mlp import prepare_mlp_data
+from lab2core.params import MLPSetup
+
+
+def check_pipeline_inputs(dataset: str, label_column: str | None, rank: int, setup: MLPSetup) -> Dataset:
+    """Load the dataset and check that both experiments can use it; raises InputError saying why not."""
+    data = load_dataset(dataset, label_column)
+    check_rank(rank, factorisation_matrices(data))
+    prepare_mlp_data(data, setup.split_seed, setup.scaling)
+    return data

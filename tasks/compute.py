@@ -1,0 +1,88 @@
+"""Prefect tasks that compute: each one calls lab2core and returns its result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from lab2core.data import Dataset, factorisation_matrices, load_dataset
+from lab2core.factorise import Factorisation, check_rank, column_angles, factorise_gd, principal_angles, truncated_svd
+from lab2core.inputs import check_pipeline_inputs
+from lab2core.mlp import CellResult, MLPData, prepare_mlp_data, train_trajectories
+from lab2core.params import FactorisationSetup, MLPSetup
+from lab2core.plots import plot_grid_summary, plot_u_scatter
+
+
+@task(cache_policy=NO_CACHE)
+def load_data(dataset: str, label_column: str | None = None) -> Dataset:
+    """Load a built-in dataset or a checked CSV."""
+    return load_dataset(dataset, label_column)
+
+
+@task(cache_policy=NO_CACHE)
+def check_inputs(dataset: str, label_column: str | None, rank: int, setup: MLPSetup) -> Dataset:
+    """Fail before any run is tracked if the dataset does not fit the pipeline."""
+    return check_pipeline_inputs(dataset, label_column, rank, setup)
+
+
+@task(cache_policy=NO_CACHE)
+def load_matrices(dataset: str, label_column: str | None, rank: int) -> tuple[Dataset, dict[str, torch.Tensor]]:
+    """The dataset and the matrices Q1 factorises, checked against `rank`."""
+    data = load_dataset(dataset, label_column)
+    matrices = factorisation_matrices(data)
+    check_rank(rank, matrices)
+    return data, matrices
+
+
+@task(cache_policy=NO_CACHE)
+def load_mlp_data(dataset: str, label_column: str | None, setup: MLPSetup) -> MLPData:
+    """The dataset scaled and split for the MLP."""
+    return prepare_mlp_data(load_dataset(dataset, label_column), setup.split_seed, setup.scaling)
+
+
+@task(cache_policy=NO_CACHE)
+def gd_factorise(matrix: torch.Tensor, setup: FactorisationSetup) -> Factorisation:
+    """Rank-r factorisation by gradient descent with autograd."""
+    return factorise_gd(matrix, setup.rank, setup.lr, setup.epochs, setup.seed)
+
+
+@task(cache_policy=NO_CACHE)
+def svd_baseline(matrix: torch.Tensor, rank: int) -> Factorisation:
+    """Truncated SVD: the optimum of the same loss."""
+    return truncated_svd(matrix, rank)
+
+
+@task(cache_policy=NO_CACHE)
+def compare_u(gd: Factorisation, svd: Factorisation) -> dict[str, float]:
+    """Degrees between GD's and SVD's U: principal angles (same subspace?) and column angles (same orientation?)."""
+    principal = principal_angles(gd.u, svd.u).tolist()
+    columns = column_angles(gd.u, svd.u).tolist()
+    return {
+        **{f"principal_angle_{k + 1}_deg": a for k, a in enumerate(principal)},
+        **{f"u_column_angle_{k + 1}_deg": a for k, a in enumerate(columns)},
+    }
+
+
+@task(cache_policy=NO_CACHE)
+def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset) -> Figure:
+    """Scatter of U's first two columns, SVD beside GD, by class."""
+    return plot_u_scatter(svd.u, gd.u, data.labels, data.class_names)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="train-shard-{shard_index}")
+def train_shard(
+    data: MLPData, trajectories: Sequence[tuple[float, int]], iterations: Sequence[int], hidden: int, shard_index: int
+) -> list[CellResult]:
+    """Train a shard of (lr, seed) trajectories as one batched program; one result per cell."""
+    return train_trajectories(data, trajectories, iterations, hidden)
+
+
+@task(cache_policy=NO_CACHE)
+def plot_grid(cells: pd.DataFrame) -> Figure:
+    """Accuracy against lr for every iteration count, seeds as dots."""
+    return plot_grid_summary(cells)
