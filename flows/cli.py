@@ -9,7 +9,7 @@ from typing import get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
 
-from lab2core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS, InputError, MLPSetup
+from lab2core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS, InputError, MLPSetup, axis_param
 
 EXIT_BAD_INPUT = 2
 
@@ -98,7 +98,7 @@ def _invalid_options(flow_fn: Callable[..., object], params: dict[str, object]) 
 
 
 def _shown(value: object) -> str:
-    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return axis_param(value if isinstance(value, (list, tuple)) else [value], sep=" ")
 
 
 if __name__ == "__main__":

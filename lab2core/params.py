@@ -46,9 +46,9 @@ ExperimentName = Annotated[str, Field(min_length=1, max_length=250)]
 Scaling = Literal["var", "std"]
 Protocol = Literal["held-out"]
 
-def axis_param(values: Sequence[float | int]) -> str:
+def axis_param(values: Sequence[float | int], sep: str = ",") -> str:
     """A grid axis as one flat MLflow param value, e.g. "0.1,0.01,0.001"."""
-    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+    return sep.join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
 def grid_params(lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int]) -> dict[str, str]:

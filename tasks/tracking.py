@@ -111,7 +111,8 @@ def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecor
 def log_to_run(run_id: str, record: RunRecord) -> None:
     """Params, metrics and histories in batches (MLflow splits them at its limits), then figures."""
     now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, 0) for k, v in record.metrics.items()]
+    # A final value closes its history: logged at the step after the history's last one.
+    metrics = [Metric(k, float(v), now, len(record.histories.get(k, ()))) for k, v in record.metrics.items()]
     metrics += [Metric(k, float(v), now, step) for k, values in record.histories.items() for step, v in enumerate(values)]
     params = [Param(k, str(v)) for k, v in record.params.items()]
     tags = [RunTag(k, str(v)) for k, v in record.tags.items()]

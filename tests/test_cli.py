@@ -1,0 +1,72 @@
+"""The `lab2` console script: a real small run in a fresh directory, and bad input refused with exit 2."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flows.cli import main
+from tests.conftest import all_runs
+
+LAB2 = str(Path(sys.executable).with_name("lab2"))
+
+
+def test_lab2_run_small_grid_end_to_end(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API"))}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    command = [LAB2, "run", "--lrs", "0.1", "0.01", "--iterations", "5", "10", "--seeds", "0", "--gd-epochs", "20"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    store = tmp_path / "mlflow.db"
+    assert f"mlflow ui --backend-store-uri sqlite:///{store}" in done.stdout
+    assert "Q2 MLP grid" in done.stdout and "val_accuracy" in done.stdout
+    assert "trained 4/4 cells" in done.stdout + done.stderr  # progress while the grid runs
+    runs = all_runs(MlflowClient(f"sqlite:///{store}"))
+    assert sorted(r.data.tags.get("lab2.step", "parent") for r in runs) == sorted(
+        ["parent"] + ["gd-factorise"] * 2 + ["svd-baseline"] * 2 + ["mlp"] * 4
+    )
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--lrs", "0"], "--lrs 0: Input should be greater than 0"),
+        (["--lrs", "-0.1"], "--lrs -0.1: Input should be greater than 0"),
+        (["--lrs", "nan"], "--lrs nan: Input should be a finite number"),
+        (["--lrs", "0.1", "0.1"], "--lrs 0.1 0.1: values must be distinct"),
+        (["--iterations", "0"], "--iterations 0: Input should be greater than or equal to 1"),
+        (["--seeds", "2", "2"], "--seeds 2 2: values must be distinct"),
+        (["--gd-epochs", "0"], "--gd-epochs 0: Input should be greater than or equal to 1"),
+        (["--rank", "0"], "--rank 0: Input should be greater than or equal to 1"),
+        (["--rank", "5"], "rank 5 does not fit lab1-3x3 (3×3): allowed 1 to 3"),
+        (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+        (["--dataset", "missing.csv"], "missing.csv: no such file"),
+        (["--scaling", "minmax"], "--scaling minmax: Input should be 'var' or 'std'"),
+        (["--experiment", ""], "--experiment : String should have at least 1 character"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_problem_before_any_run(tmp_path, monkeypatch, capsys, options, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["run", *options]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("text, message", [("", "the file is empty"), ("a,b,y\n1,x,p\n2,3,q\n", "must be numeric"), ("a,y\n1,p\n2,p\n", "one class")])
+def test_bad_csv_exits_2(tmp_path, monkeypatch, capsys, text, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text(text)
+    assert main(["run", "--dataset", "data.csv"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_unparseable_numbers_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--lrs", "fast"])
+    assert exit_info.value.code == 2
+    assert "invalid float value: 'fast'" in capsys.readouterr().err

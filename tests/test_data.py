@@ -1,0 +1,112 @@
+import math
+
+import pytest
+import torch
+
+from lab2core.data import (
+    LAB_MATRIX,
+    DataError,
+    centre,
+    factorisation_matrices,
+    load_csv_dataset,
+    load_dataset,
+    scale,
+    split_rows,
+)
+from lab2core.params import InputError
+
+
+def test_iris_copies_differ_in_exactly_the_35th_and_38th_samples():
+    fisher, uci = load_dataset("iris"), load_dataset("iris-uci")
+    differing = (fisher.features != uci.features).any(dim=1).nonzero().flatten().tolist()
+    assert differing == [34, 37]
+    assert uci.features[34].tolist() == [4.9, 3.1, 1.5, 0.1]
+    assert uci.features[37].tolist() == [4.9, 3.1, 1.5, 0.1]
+    assert fisher.features.shape == (150, 4) and fisher.features.dtype == torch.float64
+    assert fisher.class_names == ("setosa", "versicolor", "virginica")
+    assert fisher.digest != uci.digest
+
+
+def test_centred_columns_have_zero_mean():
+    centred = centre(load_dataset("iris").features)
+    assert torch.allclose(centred.mean(dim=0), torch.zeros(4, dtype=torch.float64), atol=1e-12)
+
+
+def test_split_is_the_recipe_permutation_and_disjoint():
+    split = split_rows(150, split_seed=0)
+    perm = torch.randperm(150, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(split.train, perm[:100]) and torch.equal(split.val, perm[100:])
+    assert len(set(split.train.tolist()) | set(split.val.tolist())) == 150
+    assert not torch.equal(split_rows(150, split_seed=1).train, split.train)
+
+
+def test_split_rejects_too_few_rows():
+    with pytest.raises(DataError, match="cannot be split"):
+        split_rows(1)
+
+
+def test_scaling_follows_the_lab_and_the_std_option():
+    x = load_dataset("iris").features
+    assert torch.allclose(scale(x, "var"), (x - x.mean(0)) / x.var(0))
+    standardised = scale(x, "std")
+    assert torch.allclose(standardised.std(0), torch.ones(4, dtype=torch.float64))
+
+
+def test_factorisation_matrices_are_the_lab_matrix_and_centred_data():
+    data = load_dataset("iris")
+    matrices = factorisation_matrices(data)
+    assert list(matrices) == ["lab1-3x3", "iris"]
+    assert torch.equal(matrices["lab1-3x3"], LAB_MATRIX)
+    assert torch.equal(matrices["iris"], centre(data.features))
+
+
+def test_valid_csv_loads_with_string_labels(tmp_path):
+    path = tmp_path / "flowers.csv"
+    path.write_text("a,b,kind\n1,2,x\n3,4.5,y\n5,6,x\n")
+    data = load_csv_dataset(path)
+    assert data.name == "flowers"
+    assert data.features.tolist() == [[1, 2], [3, 4.5], [5, 6]]
+    assert data.labels.tolist() == [0, 1, 0] and data.class_names == ("x", "y")
+
+
+def test_csv_label_column_can_be_named(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("kind,a\nx,1\ny,2\n")
+    assert load_csv_dataset(path, "kind").features.tolist() == [[1.0], [2.0]]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("a,b,label\n", "no data rows"),
+        ("a,b,label\n1,x,p\n2,3,q\n", "must be numeric"),
+        ("a,b,label\n1,nan,p\n2,3,q\n", "NaN, inf"),
+        ("a,b,label\n1,inf,p\n2,3,q\n", "NaN, inf"),
+        ("a,b,label\n1,,p\n2,3,q\n", "NaN, inf"),
+        ("a,b,label\n1,2,p\n2,3,p\n", "one class"),
+        ("label\np\nq\n", "at least one feature"),
+    ],
+)
+def test_bad_csv_is_refused_with_a_reason(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        load_dataset(str(path))
+
+
+def test_missing_csv_and_unknown_name_are_refused(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_dataset(str(tmp_path / "missing.csv"))
+    with pytest.raises(InputError, match="unknown dataset 'irs'"):
+        load_dataset("irs")
+    with pytest.raises(DataError, match="no label column 'species'"):
+        path = tmp_path / "ok.csv"
+        path.write_text("a,label\n1,p\n2,q\n")
+        load_dataset(str(path), "species")
+
+
+def test_zero_spread_feature_cannot_be_scaled():
+    with pytest.raises(DataError, match="non-zero spread"):
+        scale(torch.tensor([[1.0, 2.0], [1.0, 3.0]]))
+    assert math.isfinite(scale(torch.tensor([[1.0, 2.0], [2.0, 3.0]])).sum().item())

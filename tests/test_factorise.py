@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from lab2core.data import LAB_MATRIX, centre, load_dataset
+from lab2core.factorise import (
+    check_rank,
+    column_angles,
+    factorise_gd,
+    principal_angles,
+    reconstruction_loss,
+    truncated_svd,
+)
+from lab2core.params import InputError
+
+LAB_OPTIMUM = 0.12191  # σ₃² of the lab's 3×3 matrix (Eckart–Young)
+
+
+def _tail_energy(a: torch.Tensor, rank: int) -> float:
+    return (torch.linalg.svdvals(a)[rank:] ** 2).sum().item()
+
+
+@pytest.mark.parametrize("shape, rank", [((3, 3), 1), ((3, 3), 2), ((7, 5), 3), ((20, 4), 2), ((4, 9), 4)])
+def test_svd_loss_is_the_tail_energy_of_the_singular_values(shape, rank):
+    a = torch.randn(*shape, generator=torch.Generator().manual_seed(rank), dtype=torch.float64)
+    result = truncated_svd(a, rank)
+    assert result.loss == pytest.approx(_tail_energy(a, rank), rel=1e-9, abs=1e-12)
+    assert result.u.shape == (shape[0], rank) and result.v.shape == (shape[1], rank)
+
+
+@pytest.mark.parametrize("dataset, expected", [("iris", 15.2046), ("iris-uci", 15.2288)])
+def test_centred_iris_svd_loss_matches_the_reference(dataset, expected):
+    a = centre(load_dataset(dataset).features)
+    assert truncated_svd(a, 2).loss == pytest.approx(expected, abs=5e-5)
+
+
+def test_gd_reaches_the_eckart_young_optimum_and_never_goes_below_it():
+    optimum = _tail_energy(LAB_MATRIX.double(), 2)
+    assert optimum == pytest.approx(LAB_OPTIMUM, abs=1e-5)
+    result = factorise_gd(LAB_MATRIX, rank=2, lr=0.01, epochs=1000, seed=0)
+    assert result.loss <= optimum * 1.005
+    float32_slack = 1e-6 * optimum  # the lab's matrix is float32
+    assert result.loss >= optimum - float32_slack
+    assert min(result.loss_history) >= optimum - float32_slack
+    assert len(result.loss_history) == 1000
+    assert result.loss_history[0] > result.loss_history[-1]
+
+
+def test_gd_on_centred_iris_is_close_to_svd():
+    a = centre(load_dataset("iris-uci").features)
+    gd, svd = factorise_gd(a, 2), truncated_svd(a, 2)
+    assert svd.loss <= gd.loss <= svd.loss * 1.001
+    assert gd.loss == pytest.approx(reconstruction_loss(a, gd.u, gd.v).item())
+
+
+def test_gd_follows_the_seeded_init():
+    a = LAB_MATRIX
+    g = torch.Generator().manual_seed(5)
+    u0, v0 = torch.rand(3, 2, generator=g), torch.rand(3, 2, generator=g)
+    result = factorise_gd(a, rank=2, lr=0.01, epochs=1, seed=5)
+    assert result.loss_history[0] == pytest.approx(reconstruction_loss(a, u0, v0).item())
+
+
+def test_autograd_gradient_equals_the_analytic_gradient():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    u = torch.rand(6, 2, generator=g, dtype=torch.float64).requires_grad_()
+    v = torch.rand(4, 2, generator=g, dtype=torch.float64).requires_grad_()
+    du, dv = torch.autograd.grad(reconstruction_loss(a, u, v), (u, v))
+    residual = a - u.detach() @ v.detach().T
+    assert torch.allclose(du, -2 * residual @ v.detach(), atol=1e-12)
+    assert torch.allclose(dv, -2 * residual.T @ u.detach(), atol=1e-12)
+
+
+def test_principal_angles_see_a_rotation_as_the_same_subspace():
+    x = torch.randn(10, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    theta = torch.tensor(0.7, dtype=torch.float64)
+    rotation = torch.stack([torch.stack([theta.cos(), -theta.sin()]), torch.stack([theta.sin(), theta.cos()])])
+    rotated = 3.0 * x @ rotation
+    assert principal_angles(x, rotated).max().item() < 1e-5
+    assert column_angles(x, rotated).max().item() > 1.0  # same plane, turned within it
+    e = torch.eye(4, dtype=torch.float64)
+    assert principal_angles(e[:, :2], e[:, 2:]).tolist() == pytest.approx([90.0, 90.0])
+
+
+@pytest.mark.parametrize("rank", [0, 4, -1])
+def test_rank_outside_the_matrix_is_refused(rank):
+    with pytest.raises(InputError, match=f"rank {rank} does not fit lab1-3x3"):
+        check_rank(rank, {"lab1-3x3": LAB_MATRIX})

@@ -1,0 +1,118 @@
+"""The flows end to end on a real temporary Prefect API, read back from MLflow through MlflowClient."""
+
+import pytest
+from prefect.exceptions import ParameterTypeError
+
+from flows.lab2 import lab2
+from flows.mlp_grid import mlp_grid
+from lab2core.data import centre, load_dataset
+from lab2core.factorise import truncated_svd
+from tests.conftest import all_runs
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+SMALL_GRID = dict(lrs=(0.1, 0.01), iterations=(5, 20), seeds=(0, 1))
+
+
+def _children(runs, step):
+    return [r for r in runs if r.data.tags.get("lab2.step") == step]
+
+
+def _artifacts(client, run_id, path="figures"):
+    return sorted(a.path for a in client.list_artifacts(run_id, path))
+
+
+def test_lab2_flow_writes_the_design_layout(mlflow_store):
+    result = lab2(dataset="iris-uci", gd_epochs=50, **SMALL_GRID)
+    runs = all_runs(mlflow_store)
+    parents = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
+    assert len(parents) == 1 and parents[0].info.run_id == result.parent_run_id
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["lrs"] == "0.1,0.01" and parent.data.params["dataset"] == "iris-uci"
+    assert parent.data.tags["prefect.flow_name"] == "lab2"
+    assert all(r.data.tags.get("mlflow.parentRunId") == parent.info.run_id for r in runs if r is not parent)
+    assert len(runs) == 1 + 2 + 2 + 8
+    assert _artifacts(mlflow_store, parent.info.run_id) == ["figures/grid_summary.png", "figures/u_scatter.png"]
+    root = sorted(a.path for a in mlflow_store.list_artifacts(parent.info.run_id))
+    assert "factorisation.csv" in root and "mlp_cells.csv" in root
+
+    gd = {r.data.params["matrix"]: r for r in _children(runs, "gd-factorise")}
+    assert set(gd) == {"lab1-3x3", "iris-uci"}
+    assert gd["iris-uci"].data.params == {"matrix": "iris-uci", "rank": "2", "lr": "0.01", "epochs": "50", "seed": "0"}
+    history = mlflow_store.get_metric_history(gd["iris-uci"].info.run_id, "loss")
+    assert [m.step for m in history] == list(range(51))  # 50 epochs, then the final loss
+    assert history[-1].value == gd["iris-uci"].data.metrics["loss"]
+    assert _artifacts(mlflow_store, gd["iris-uci"].info.run_id) == ["figures/u_scatter.png"]
+    assert gd["iris-uci"].data.metrics["principal_angle_1_deg"] < 5.0
+
+    svd = {r.data.params["matrix"]: r for r in _children(runs, "svd-baseline")}
+    a = centre(load_dataset("iris-uci").features)
+    assert svd["iris-uci"].data.metrics["loss"] == pytest.approx(truncated_svd(a, 2).loss)
+    assert svd["iris-uci"].data.metrics["loss"] == pytest.approx(15.2288, abs=5e-5)
+    assert parent.data.metrics["iris-uci.svd_loss"] == pytest.approx(15.2288, abs=5e-5)
+
+    cells = _children(runs, "mlp")
+    keys = sorted((float(r.data.params["lr"]), int(r.data.params["iterations"]), int(r.data.params["seed"])) for r in cells)
+    assert keys == sorted((lr, it, s) for lr in (0.1, 0.01) for it in (5, 20) for s in (0, 1))
+    expected_params = {"lr", "iterations", "seed", "split_seed", "hidden", "scaling", "dataset", "protocol"}
+    for run in cells:
+        assert set(run.data.params) == expected_params
+        assert {"train_accuracy", "val_accuracy", "train_loss", "val_loss"} <= set(run.data.metrics)
+        assert 0.0 <= run.data.metrics["val_accuracy"] <= 1.0
+        steps = [m.step for m in mlflow_store.get_metric_history(run.info.run_id, "train_loss")]
+        assert steps == list(range(int(run.data.params["iterations"]) + 1))
+        assert _artifacts(mlflow_store, run.info.run_id) == ["figures/learning_curve.png"]
+    frame = result.cells.set_index(["lr", "iterations", "seed"])
+    for run in cells:
+        key = (float(run.data.params["lr"]), int(run.data.params["iterations"]), int(run.data.params["seed"]))
+        assert run.data.metrics["val_accuracy"] == frame.loc[key, "val_accuracy"]
+
+
+def test_mlp_grid_alone_opens_its_own_parent_and_can_skip_cell_figures(mlflow_store):
+    cells = mlp_grid(lrs=(0.05,), iterations=(3,), seeds=(0, 1, 2), cell_figures=False, experiment="solo")
+    runs = all_runs(mlflow_store, "solo")
+    parent = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
+    assert len(parent) == 1 and parent[0].info.run_name == "mlp-grid"
+    assert len(_children(runs, "mlp")) == 3 == len(cells)
+    assert all(_artifacts(mlflow_store, r.info.run_id) == [] for r in _children(runs, "mlp"))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(lrs=(0.0,)),
+        dict(lrs=(float("inf"),)),
+        dict(lrs=(0.1, 0.1)),
+        dict(iterations=()),
+        dict(iterations=(0,)),
+        dict(seeds=(1, 1)),
+        dict(rank=0),
+        dict(gd_epochs=0),
+        dict(dataset="mnist"),
+        dict(scaling="minmax"),
+    ],
+)
+def test_bad_flow_parameters_fail_validation_before_any_run(mlflow_store, params):
+    with pytest.raises(ParameterTypeError):
+        lab2(**params)
+    assert all_runs(mlflow_store) == []
+
+
+def test_rank_beyond_the_data_fails_before_any_run(mlflow_store):
+    with pytest.raises(Exception, match="rank 4 does not fit lab1-3x3"):
+        lab2(rank=4, **SMALL_GRID)
+    assert all_runs(mlflow_store) == []
+
+
+def test_a_failing_flow_marks_its_parent_failed(mlflow_store, monkeypatch):
+    import tasks.compute
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(tasks.compute, "train_trajectories", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        mlp_grid(**SMALL_GRID)
+    (parent,) = all_runs(mlflow_store)
+    assert parent.info.status == "FAILED"

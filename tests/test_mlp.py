@@ -1,0 +1,105 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lab2core.data import load_dataset
+from lab2core.mlp import (
+    MLPWeights,
+    _mean_cross_entropy,
+    forward,
+    init_mlp,
+    prepare_mlp_data,
+    results_frame,
+    split_trajectories,
+    train_trajectories,
+)
+
+DATA = prepare_mlp_data(load_dataset("iris"))
+
+
+def reference_cell(lr: float, iterations: int, seed: int):
+    """The recipe written out plainly, one model per cell, as in the lab's Appendix C."""
+    g = torch.Generator().manual_seed(seed)
+    w1 = torch.rand(4, 12, generator=g).requires_grad_()
+    w2 = torch.rand(12, 3, generator=g).requires_grad_()
+    b1, b2 = torch.zeros(12, requires_grad=True), torch.zeros(3, requires_grad=True)
+    for _ in range(iterations):
+        loss = F.cross_entropy(torch.relu(DATA.x_train @ w1 + b1) @ w2 + b2, DATA.y_train)
+        loss.backward()
+        with torch.no_grad():
+            for p in (w1, b1, w2, b2):
+                p -= lr * p.grad
+                p.grad = None
+    with torch.no_grad():
+        def acc(x, y):
+            return (torch.relu(x @ w1 + b1) @ w2 + b2).argmax(1).eq(y).sum().item() / len(y)
+
+        return (w1, b1, w2, b2), acc(DATA.x_train, DATA.y_train), acc(DATA.x_val, DATA.y_val)
+
+
+def test_split_and_scaling_give_100_training_and_50_validation_rows():
+    assert DATA.x_train.shape == (100, 4) and DATA.x_val.shape == (50, 4)
+    assert DATA.x_train.dtype == torch.float32 and DATA.n_classes == 3
+
+
+def test_init_follows_the_recipe():
+    g = torch.Generator().manual_seed(3)
+    w = init_mlp(3)
+    assert torch.equal(w.w1, torch.rand(4, 12, generator=g)) and torch.equal(w.w2, torch.rand(12, 3, generator=g))
+    assert torch.equal(w.b1, torch.zeros(12)) and torch.equal(w.b2, torch.zeros(3))
+
+
+@pytest.mark.parametrize(
+    "lrs, iterations, seeds",
+    [((0.1, 0.01, 0.001), (100, 1000), (0, 1, 2)), ((0.37, 0.005), (1, 17, 60), (11, 4))],
+)
+def test_batched_trajectories_equal_the_plain_per_cell_loop(lrs, iterations, seeds):
+    results = train_trajectories(DATA, [(lr, s) for lr in lrs for s in seeds], iterations)
+    assert len(results) == len(lrs) * len(iterations) * len(seeds)
+    for cell in results:
+        params, train_acc, val_acc = reference_cell(cell.lr, cell.iterations, cell.seed)
+        for ours, reference in zip(cell.weights.as_tuple(), params):
+            assert torch.allclose(ours, reference, atol=1e-6, rtol=0)
+        assert cell.train_accuracy == train_acc and cell.val_accuracy == val_acc
+        assert len(cell.train_loss_history) == cell.iterations and not cell.diverged
+
+
+def test_history_is_the_loss_before_each_step():
+    (cell,) = train_trajectories(DATA, [(0.1, 0)], [1])
+    w = init_mlp(0)
+    first = F.cross_entropy(forward(w, DATA.x_train), DATA.y_train).item()
+    assert cell.train_loss_history == pytest.approx((first,))
+    assert cell.train_loss < first
+
+
+def test_mlp_gradient_agrees_with_finite_differences():
+    w = init_mlp(0, hidden=5)
+    params = tuple(p.double().unsqueeze(0).requires_grad_() for p in w.as_tuple())
+    x, y = DATA.x_train[:20].double(), DATA.y_train[:20]
+
+    def loss(*ps):
+        return _mean_cross_entropy(forward(MLPWeights(*ps), x), y).sum()
+
+    assert torch.autograd.gradcheck(loss, params, eps=1e-6, atol=1e-6)
+
+
+def test_a_diverging_trajectory_is_flagged_and_does_not_spoil_the_others():
+    results = train_trajectories(DATA, [(1e4, 0), (0.1, 0)], [50])
+    by_lr = {r.lr: r for r in results}
+    assert by_lr[1e4].diverged
+    assert not by_lr[0.1].diverged
+    (reference,) = train_trajectories(DATA, [(0.1, 0)], [50])
+    assert by_lr[0.1].train_accuracy == reference.train_accuracy
+    assert torch.equal(by_lr[0.1].weights.w1, reference.weights.w1)
+
+
+def test_split_trajectories_deals_every_pair_once():
+    shards = split_trajectories([0.1, 0.01, 0.001], [0, 1, 2], n_shards=2)
+    assert [len(s) for s in shards] == [5, 4]
+    assert sorted(p for s in shards for p in s) == sorted((lr, s) for lr in [0.1, 0.01, 0.001] for s in [0, 1, 2])
+    assert len(split_trajectories([0.1], [0], n_shards=8)) == 1
+
+
+def test_results_frame_orders_cells_like_the_lab_table():
+    frame = results_frame(train_trajectories(DATA, [(0.01, 1), (0.1, 0)], [2, 1]))
+    assert frame[["iterations", "lr", "seed"]].values.tolist() == [[1, 0.1, 0], [1, 0.01, 1], [2, 0.1, 0], [2, 0.01, 1]]
