@@ -11,7 +11,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
-from lab2core.mlp import results_frame, split_trajectories
+from lab2core.mlp import pick_cell, results_frame, split_trajectories
 from lab2core.params import (
     LAB_ITERATIONS,
     LAB_LRS,
@@ -29,8 +29,8 @@ from lab2core.params import (
     grid_params,
 )
 from tasks import tracking
-from tasks.compute import load_mlp_data, plot_grid, train_shard
-from tasks.record import log_grid_summary, log_mlp_cells
+from tasks.compute import compare_over_seeds, load_mlp_data, plot_grid, train_shard
+from tasks.record import log_best_model, log_grid_summary, log_mlp_cells, publish_seed_table
 from tasks.tracking import RunRecord
 
 
@@ -58,7 +58,7 @@ def mlp_grid(
     n_cells = len(lrs) * len(iterations) * len(seeds)
     with tracking.pipeline_run(experiment, "mlp-grid", parent_record, attach_to=parent_run_id) as parent:
         progress = create_progress_artifact(0.0, key="mlp-grid-progress", description="MLP cells trained and logged")
-        trained = train_shard.map(unmapped(data), shards, unmapped(iterations), hidden, range(len(shards)))
+        trained = train_shard.map(unmapped(data), shards, unmapped(iterations), setup, range(len(shards)))
         logging, results = [], []
         for shard_index, future in enumerate(as_completed(trained)):
             cells = future.result()
@@ -69,6 +69,9 @@ def mlp_grid(
             future.result()
             update_progress_artifact(progress, 100.0 * done / len(logging))
         cells = results_frame(results)
-        log_grid_summary(parent, cells, plot_grid(cells))
-    logger.info("Q2 grid: %d cells logged to MLflow", n_cells)
+        seeds = compare_over_seeds(cells)
+        log_grid_summary(parent, cells, seeds, plot_grid(results, cells, seeds))
+        model_uri = log_best_model(parent, pick_cell(results, seeds.best.lr, seeds.best.iterations), data.x_val[:5])
+        publish_seed_table(parent, seeds)
+    logger.info("Q2 grid: %d cells logged to MLflow; best %s, model %s", n_cells, seeds.best_label(), model_uri)
     return cells

@@ -113,9 +113,12 @@ def centre(matrix: torch.Tensor) -> torch.Tensor:
     return matrix - matrix.mean(dim=0)
 
 
-def split_rows(n_rows: int, split_seed: int = 0, train_fraction: float = 2 / 3) -> Split:
-    """Shuffle rows with `split_seed`; the first `train_fraction` train (100 of Iris's 150), the rest validate."""
-    perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(split_seed))
+def split_rows(n_rows: int, split_seed: int = 0, train_fraction: float = 2 / 3, shuffle: bool = True) -> Split:
+    """Shuffle rows with `split_seed` (or keep file order); the first `train_fraction` train (100 of Iris's 150)."""
+    if shuffle:
+        perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(split_seed))
+    else:
+        perm = torch.arange(n_rows)
     n_train = round(n_rows * train_fraction)
     if n_train < 1 or n_train >= n_rows:
         raise DataError(f"{n_rows} rows cannot be split into non-empty training and validation parts")

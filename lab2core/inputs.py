@@ -12,5 +12,5 @@ def check_pipeline_inputs(dataset: str, label_column: str | None, rank: int, set
     """Load the dataset and check that both experiments can use it; raises InputError saying why not."""
     data = load_dataset(dataset, label_column)
     check_rank(rank, factorisation_matrices(data))
-    prepare_mlp_data(data, setup.split_seed, setup.scaling)
+    prepare_mlp_data(data, setup.split_seed, setup.scaling, setup.protocol)
     return data

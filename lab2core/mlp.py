@@ -9,13 +9,14 @@ as one batched program (stacked weights, batched matmul, one learning rate per t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from lab2core.data import Dataset, Scaling, scale, split_rows
+from lab2core.data import Dataset, scale, split_rows
+from lab2core.params import Protocol, Scaling
 
 
 @dataclass(frozen=True)
@@ -65,19 +66,25 @@ class CellResult:
     weights: MLPWeights
 
 
-def prepare_mlp_data(dataset: Dataset, split_seed: int = 0, scaling: Scaling = "var") -> MLPData:
-    """Scale all rows with the lab's statistics, then split them with `split_seed`."""
+def prepare_mlp_data(
+    dataset: Dataset, split_seed: int = 0, scaling: Scaling = "var", protocol: Protocol = "held-out"
+) -> MLPData:
+    """Scale all rows with the lab's statistics, then split them: shuffled with `split_seed` (held-out),
+    or in file order as the report did (seed-report: the first 2/3 train, the rest "validate")."""
     x = scale(dataset.features, scaling).to(torch.float32)
-    split = split_rows(len(x), split_seed)
+    split = split_rows(len(x), split_seed, shuffle=protocol == "held-out")
     return MLPData(x[split.train], dataset.labels[split.train], x[split.val], dataset.labels[split.val])
 
 
-def init_mlp(seed: int, n_features: int = 4, hidden: int = 12, n_classes: int = 3) -> MLPWeights:
-    """The lab's init: W1 then W2 uniform [0, 1) from a generator seeded with `seed`; zero biases."""
+def init_mlp(
+    seed: int, n_features: int = 4, hidden: int = 12, n_classes: int = 3, scalar_bias: bool = False
+) -> MLPWeights:
+    """The lab's init: W1 then W2 uniform [0, 1) from a generator seeded with `seed`; zero biases
+    (one per unit, or one scalar per layer as in the report's code)."""
     g = torch.Generator().manual_seed(seed)
     w1 = torch.rand(n_features, hidden, generator=g)
     w2 = torch.rand(hidden, n_classes, generator=g)
-    return MLPWeights(w1, torch.zeros(hidden), w2, torch.zeros(n_classes))
+    return MLPWeights(w1, torch.zeros(1 if scalar_bias else hidden), w2, torch.zeros(1 if scalar_bias else n_classes))
 
 
 def forward(weights: MLPWeights, x: torch.Tensor) -> torch.Tensor:
@@ -88,16 +95,43 @@ def forward(weights: MLPWeights, x: torch.Tensor) -> torch.Tensor:
     return torch.relu(x @ w1 + b1) @ w2 + b2
 
 
+def train_cells(
+    data: MLPData,
+    trajectories: Sequence[tuple[float, int]],
+    iterations: Sequence[int],
+    hidden: int = 12,
+    protocol: Protocol = "held-out",
+) -> list[CellResult]:
+    """One result per (lr, seed) trajectory × iteration count under `protocol`.
+
+    held-out: the design's recipe, validation rows never trained on. seed-report: the report's
+    procedure, scalar biases and a "validation" accuracy measured on a second model trained on the
+    validation rows themselves.
+    """
+    if protocol == "held-out":
+        return train_trajectories(data, trajectories, iterations, hidden)
+    on_train = train_trajectories(data, trajectories, iterations, hidden, scalar_bias=True)
+    val_as_train = MLPData(data.x_val, data.y_val, data.x_val, data.y_val)
+    on_val = train_trajectories(val_as_train, trajectories, iterations, hidden, scalar_bias=True, n_classes=data.n_classes)
+    return [
+        replace(t, val_accuracy=v.train_accuracy, val_loss=v.train_loss, diverged=t.diverged or v.diverged)
+        for t, v in zip(on_train, on_val)
+    ]
+
+
 def train_trajectories(
     data: MLPData,
     trajectories: Sequence[tuple[float, int]],
     iterations: Sequence[int],
     hidden: int = 12,
+    scalar_bias: bool = False,
+    n_classes: int | None = None,
 ) -> list[CellResult]:
     """Train every (lr, seed) trajectory for max(iterations) steps; return one result per trajectory × count."""
     checkpoints = sorted(set(iterations))
     n_steps = checkpoints[-1]
-    inits = [init_mlp(seed, data.n_features, hidden, data.n_classes) for _, seed in trajectories]
+    n_out = n_classes or data.n_classes
+    inits = [init_mlp(seed, data.n_features, hidden, n_out, scalar_bias) for _, seed in trajectories]
     params = [torch.stack(p).requires_grad_() for p in zip(*(w.as_tuple() for w in inits))]
     lrs = torch.tensor([lr for lr, _ in trajectories], dtype=torch.float32)
     lr_per_param = [lrs.view(-1, *([1] * (p.dim() - 1))) for p in params]
@@ -129,6 +163,18 @@ def results_frame(results: Sequence[CellResult]) -> pd.DataFrame:
     columns = ["lr", "iterations", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "diverged"]
     frame = pd.DataFrame([{c: getattr(r, c) for c in columns} for r in results], columns=columns)
     return frame.sort_values(["iterations", "lr", "seed"], ascending=[True, False, True], ignore_index=True)
+
+
+def histories_frame(results: Sequence[CellResult]) -> pd.DataFrame:
+    """Training-loss curves in long form (lr, seed, step, loss), from each trajectory's longest cell."""
+    longest: dict[tuple[float, int], CellResult] = {}
+    for r in results:
+        if r.iterations > longest.get((r.lr, r.seed), r).iterations or (r.lr, r.seed) not in longest:
+            longest[(r.lr, r.seed)] = r
+    return pd.DataFrame(
+        [{"lr": r.lr, "seed": r.seed, "step": step, "loss": loss}
+         for r in longest.values() for step, loss in enumerate(r.train_loss_history)]
+    )
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -172,3 +218,22 @@ def _read_off(
         )
         for t, (lr, seed) in enumerate(trajectories)
     ]
+
+
+def to_module(weights: MLPWeights) -> torch.nn.Sequential:
+    """The trained weights as a standard torch module (Linear, ReLU, Linear) computing the same logits."""
+    n_features, hidden = weights.w1.shape
+    n_classes = weights.w2.shape[1]
+    module = torch.nn.Sequential(torch.nn.Linear(n_features, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_classes))
+    with torch.no_grad():
+        module[0].weight.copy_(weights.w1.T)
+        module[0].bias.copy_(weights.b1.expand(hidden))
+        module[2].weight.copy_(weights.w2.T)
+        module[2].bias.copy_(weights.b2.expand(n_classes))
+    return module.eval()
+
+
+def pick_cell(results: Sequence[CellResult], lr: float, iterations: int) -> CellResult:
+    """The cell of (lr, iterations) with the lowest seed (seed 0 on the lab's grid)."""
+    matching = [r for r in results if r.lr == lr and r.iterations == iterations]
+    return min(matching, key=lambda r: r.seed)

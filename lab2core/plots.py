@@ -60,3 +60,50 @@ def plot_grid_summary(cells: pd.DataFrame) -> Figure:
     axes[0].set_ylabel("accuracy (mean line, seeds as dots)")
     axes[0].legend()
     return fig
+
+
+def plot_val_accuracy_errorbars(summary: pd.DataFrame) -> Figure:
+    """Mean validation accuracy against lr with 95% intervals over seeds, one line per iteration count."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    for iterations, group in summary.groupby("iterations"):
+        group = group.sort_values("lr")
+        mean = group["val_accuracy_mean"]
+        errors = [mean - group["val_accuracy_ci95_low"], group["val_accuracy_ci95_high"] - mean]
+        ax.errorbar(group["lr"], mean, yerr=np.clip(np.nan_to_num(errors), 0, None), marker="o", capsize=4,
+                    label=f"{iterations} iterations")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="validation accuracy (mean, 95% CI over seeds)")
+    ax.legend()
+    return fig
+
+
+def plot_mean_learning_curves(histories: pd.DataFrame) -> Figure:
+    """Mean training loss per step for each lr, with a ±1 std band over seeds (columns: lr, seed, step, loss)."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    for lr, group in histories.groupby("lr"):
+        by_step = group.groupby("step")["loss"]
+        mean, std = by_step.mean(), by_step.std(ddof=1).fillna(0.0)
+        (line,) = ax.plot(mean.index + 1, mean.values, label=f"lr={lr:g}")
+        ax.fill_between(mean.index + 1, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="step", ylabel="training loss (mean ± 1 std over seeds)", yscale="log")
+    ax.legend()
+    return fig
+
+
+def plot_cell_heatmap(summary: pd.DataFrame, metric: str = "val_accuracy") -> Figure:
+    """lr × iterations heatmap of a metric's mean over seeds, each cell annotated mean ± std."""
+    means = summary.pivot_table(index="lr", columns="iterations", values=f"{metric}_mean").sort_index(ascending=False)
+    stds = summary.pivot_table(index="lr", columns="iterations", values=f"{metric}_std").reindex_like(means)
+    fig = Figure(figsize=(1.6 * means.shape[1] + 2.5, 0.7 * means.shape[0] + 1.5), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(means.values, cmap="viridis", vmin=0, vmax=1 if "accuracy" in metric else None, aspect="auto")
+    for i in range(means.shape[0]):
+        for j in range(means.shape[1]):
+            ax.text(j, i, f"{means.values[i, j]:.2f} ± {np.nan_to_num(stds.values[i, j]):.2f}", ha="center", va="center",
+                    color="white" if means.values[i, j] < 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(means.shape[1]), [str(c) for c in means.columns])
+    ax.set_yticks(range(means.shape[0]), [f"{lr:g}" for lr in means.index])
+    ax.set(xlabel="iterations", ylabel="learning rate", title=f"{metric.replace('_', ' ')}: mean ± std over seeds")
+    fig.colorbar(image, ax=ax)
+    return fig

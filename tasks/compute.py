@@ -13,9 +13,16 @@ from prefect.cache_policies import NO_CACHE
 from lab2core.data import Dataset, factorisation_matrices, load_dataset
 from lab2core.factorise import Factorisation, check_rank, column_angles, factorise_gd, principal_angles, truncated_svd
 from lab2core.inputs import check_pipeline_inputs
-from lab2core.mlp import CellResult, MLPData, prepare_mlp_data, train_trajectories
+from lab2core.mlp import CellResult, MLPData, histories_frame, prepare_mlp_data, train_cells
 from lab2core.params import FactorisationSetup, MLPSetup
-from lab2core.plots import plot_grid_summary, plot_u_scatter
+from lab2core.plots import (
+    plot_cell_heatmap,
+    plot_grid_summary,
+    plot_mean_learning_curves,
+    plot_u_scatter,
+    plot_val_accuracy_errorbars,
+)
+from lab2core.seeds import SeedComparison, compare_seeds
 
 
 @task(cache_policy=NO_CACHE)
@@ -42,7 +49,7 @@ def load_matrices(dataset: str, label_column: str | None, rank: int) -> tuple[Da
 @task(cache_policy=NO_CACHE)
 def load_mlp_data(dataset: str, label_column: str | None, setup: MLPSetup) -> MLPData:
     """The dataset scaled and split for the MLP."""
-    return prepare_mlp_data(load_dataset(dataset, label_column), setup.split_seed, setup.scaling)
+    return prepare_mlp_data(load_dataset(dataset, label_column), setup.split_seed, setup.scaling, setup.protocol)
 
 
 @task(cache_policy=NO_CACHE)
@@ -76,13 +83,24 @@ def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset) -> Figure:
 
 @task(cache_policy=NO_CACHE, task_run_name="train-shard-{shard_index}")
 def train_shard(
-    data: MLPData, trajectories: Sequence[tuple[float, int]], iterations: Sequence[int], hidden: int, shard_index: int
+    data: MLPData, trajectories: Sequence[tuple[float, int]], iterations: Sequence[int], setup: MLPSetup, shard_index: int
 ) -> list[CellResult]:
     """Train a shard of (lr, seed) trajectories as one batched program; one result per cell."""
-    return train_trajectories(data, trajectories, iterations, hidden)
+    return train_cells(data, trajectories, iterations, setup.hidden, setup.protocol)
 
 
 @task(cache_policy=NO_CACHE)
-def plot_grid(cells: pd.DataFrame) -> Figure:
-    """Accuracy against lr for every iteration count, seeds as dots."""
-    return plot_grid_summary(cells)
+def compare_over_seeds(cells: pd.DataFrame) -> SeedComparison:
+    """Group the cells by everything but the seed: statistics, 95% intervals, neighbour verdicts."""
+    return compare_seeds(cells)
+
+
+@task(cache_policy=NO_CACHE)
+def plot_grid(results: Sequence[CellResult], cells: pd.DataFrame, seeds: SeedComparison) -> dict[str, Figure]:
+    """The parent run's figures of the grid: accuracies, error bars, mean curves, heatmap."""
+    return {
+        "grid_summary": plot_grid_summary(cells),
+        "val_accuracy_vs_lr": plot_val_accuracy_errorbars(seeds.summary),
+        "mean_learning_curves": plot_mean_learning_curves(histories_frame(results)),
+        "cell_heatmap": plot_cell_heatmap(seeds.summary),
+    }

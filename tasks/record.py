@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
 from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from lab2core.factorise import Factorisation
-from lab2core.mlp import CellResult
+from lab2core.mlp import CellResult, to_module
 from lab2core.params import FactorisationSetup, MLPSetup
 from lab2core.plots import plot_learning_curve
+from lab2core.seeds import SeedComparison, group_label, group_mean_metrics
 from tasks import tracking
 from tasks.tracking import RunRecord
+
+REGISTERED_MODEL = "lab2-mlp"
 
 
 @task(cache_policy=NO_CACHE)
@@ -66,10 +71,34 @@ def log_factorisation_summary(parent_run_id: str, summary: pd.DataFrame) -> None
 
 
 @task(cache_policy=NO_CACHE)
-def log_grid_summary(parent_run_id: str, cells: pd.DataFrame, figure: Figure) -> None:
-    """The grid's table as mlp_cells.csv and its summary figure on the parent run."""
-    tracking.log_to_run(parent_run_id, RunRecord(figures={"grid_summary": figure}))
+def log_grid_summary(
+    parent_run_id: str, cells: pd.DataFrame, seeds: SeedComparison, figures: dict[str, Figure]
+) -> None:
+    """On the parent run: mlp_cells.csv, seed_summary.csv/.html, neighbour_overlaps.csv, group means, figures."""
+    tracking.log_to_run(parent_run_id, RunRecord(metrics=group_mean_metrics(seeds.summary), figures=figures))
     tracking.log_text(parent_run_id, cells.to_csv(index=False), "mlp_cells.csv")
+    tracking.log_text(parent_run_id, seeds.summary.to_csv(index=False), "seed_summary.csv")
+    tracking.log_text(parent_run_id, seeds.html(), "seed_summary.html")
+    tracking.log_text(parent_run_id, seeds.overlaps.to_csv(index=False), "neighbour_overlaps.csv")
+
+
+@task(cache_policy=NO_CACHE)
+def log_best_model(parent_run_id: str, cell: CellResult, input_example: torch.Tensor) -> str:
+    """The winning group's model on the parent run (registered as lab2-mlp where the store allows); its URI."""
+    tracking.log_to_run(parent_run_id, RunRecord(params={"best_lr": cell.lr, "best_iterations": cell.iterations, "best_seed": cell.seed}))
+    return tracking.log_torch_model(parent_run_id, to_module(cell.weights), input_example, REGISTERED_MODEL).model_uri
+
+
+@task(cache_policy=NO_CACHE)
+def publish_seed_table(parent_run_id: str, seeds: SeedComparison) -> None:
+    """The seed table as a Prefect table artifact, and a markdown artifact linking to the MLflow parent run."""
+    create_table_artifact(seeds.display().to_dict(orient="records"), key="seed-summary", description="MLP cells over seeds")
+    create_markdown_artifact(
+        f"# lab2 seed comparison\n\n{tracking.run_markdown_link(parent_run_id)}\n\n"
+        f"Best group (highest mean validation accuracy): {seeds.best_label()}\n",
+        key="lab2-mlflow-run",
+        description="MLflow parent run of this pipeline run",
+    )
 
 
 def _cell_name(cell: CellResult) -> str:
@@ -77,8 +106,9 @@ def _cell_name(cell: CellResult) -> str:
 
 
 def _cell_record(setup: MLPSetup, cell: CellResult, cell_figures: bool) -> RunRecord:
+    params = {"lr": cell.lr, "iterations": cell.iterations, "seed": cell.seed, **setup.as_params()}
     return RunRecord(
-        params={"lr": cell.lr, "iterations": cell.iterations, "seed": cell.seed, **setup.as_params()},
+        params=params,
         metrics={
             "train_accuracy": cell.train_accuracy,
             "val_accuracy": cell.val_accuracy,
@@ -87,6 +117,6 @@ def _cell_record(setup: MLPSetup, cell: CellResult, cell_figures: bool) -> RunRe
             "diverged": float(cell.diverged),
         },
         histories={"train_loss": cell.train_loss_history},
-        tags={"lab2.diverged": str(cell.diverged).lower()},
+        tags={"lab2.diverged": str(cell.diverged).lower(), "lab2.group": group_label(params)},
         figures={"learning_curve": plot_learning_curve(cell)} if cell_figures else {},
     )

@@ -7,16 +7,21 @@ batch, its figures logged, terminated — so a failure never leaves a half-writt
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
+import mlflow
+import mlflow.pytorch
+import torch
 from matplotlib.figure import Figure
+from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -51,7 +56,7 @@ def ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}"
 
 
-@lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=8)
 def _client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
@@ -121,6 +126,36 @@ def log_to_run(run_id: str, record: RunRecord) -> None:
         client().log_figure(run_id, figure, f"figures/{name}.png")
 
 
+def log_torch_model(
+    run_id: str, module: torch.nn.Module, input_example: torch.Tensor, registered_name: str
+) -> ModelInfo:
+    """Log `module` as an MLflow PyTorch model on the run, with signature and input example; register it
+    as `registered_name` when the store has a model registry."""
+    mlflow.set_tracking_uri(tracking_uri())
+    example = input_example.numpy()
+    with torch.no_grad():
+        signature = infer_signature(example, module(input_example).numpy())
+    log = functools.partial(
+        mlflow.pytorch.log_model, module, name="model", run_id=run_id, signature=signature,
+        input_example=example, pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+    )
+    try:
+        return log(registered_model_name=registered_name)
+    except MlflowException as error:
+        if "registry" not in str(error).lower():
+            raise
+        return log()
+
+
+def run_markdown_link(run_id: str) -> str:
+    """Markdown that takes a reader to the MLflow run: a link on a server, the UI command on a local store."""
+    uri = tracking_uri()
+    path = f"#/experiments/{_experiment_of(run_id)}/runs/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        return f"[MLflow run {run_id}]({uri.rstrip('/')}/{path})"
+    return f"MLflow run `{run_id}` in `{uri}`: run `{ui_command(uri)}`, then open http://127.0.0.1:5000/{path}"
+
+
 def log_text(run_id: str, text: str, artifact_file: str) -> None:
     """A text artifact (a CSV table, an HTML page) on a run."""
     client().log_text(run_id, text, artifact_file)
@@ -135,6 +170,6 @@ def _prefect_tags() -> dict[str, str]:
     return {"prefect.flow_run_id": flow_run.id, "prefect.flow_run_name": flow_run.name, "prefect.flow_name": flow_run.flow_name}
 
 
-@lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)
 def _experiment_of(run_id: str) -> str:
     return client().get_run(run_id).info.experiment_id

@@ -111,7 +111,7 @@ def test_a_failing_flow_marks_its_parent_failed(mlflow_store, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(tasks.compute, "train_trajectories", broken)
+    monkeypatch.setattr(tasks.compute, "train_cells", broken)
     with pytest.raises(RuntimeError, match="boom"):
         mlp_grid(**SMALL_GRID)
     (parent,) = all_runs(mlflow_store)
