@@ -9,7 +9,9 @@ from typing import get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
 
-from lab2core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS, InputError, MLPSetup, axis_param
+import pandas as pd
+
+from lab2core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS, DatasetName, InputError, MLPSetup, Seeds, axis_param
 
 EXIT_BAD_INPUT = 2
 
@@ -38,7 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gd-epochs", type=int, default=1000, help="factorisation epochs (default: 1000)")
     run.add_argument("--gd-seed", type=int, default=0, help="factorisation init seed (default: 0)")
     run.add_argument("--no-cell-figures", dest="cell_figures", action="store_false", help="skip the learning-curve figure of each MLP cell (for large sweeps)")
+    run.add_argument("--protocol", default="held-out", help="held-out (the design's recipe) or seed-report (the report's procedure)")
     run.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
+
+    compare = commands.add_parser("compare", help="seed table of a pipeline run (or two, side by side), read from MLflow")
+    compare.set_defaults(command=_compare)
+    compare.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="parent run id(s); default: the latest grid run")
+    compare.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
+
+    report = commands.add_parser("report", help="the report's numbers beside lab2's, under both protocols")
+    report.set_defaults(command=_report)
+    report.add_argument("--seeds", type=int, nargs="+", default=tuple(range(10)), metavar="SEED", help="seeds (default: 0 to 9)")
+    report.add_argument("--dataset", default="iris-uci", help="dataset (default: iris-uci, the report's copy)")
     return parser
 
 
@@ -61,12 +74,13 @@ def _run(args: argparse.Namespace) -> int:
         "hidden": args.hidden,
         "scaling": args.scaling,
         "cell_figures": args.cell_figures,
+        "protocol": args.protocol,
         "experiment": args.experiment,
     }
     problems = _invalid_options(lab2.fn, params)
     if not problems:
         try:
-            setup = MLPSetup(args.dataset, args.split_seed, args.hidden, args.scaling)
+            setup = MLPSetup(args.dataset, args.split_seed, args.hidden, args.scaling, args.protocol)
             check_pipeline_inputs(args.dataset, args.label_column, args.rank, setup)
         except InputError as error:
             problems = [str(error)]
@@ -82,6 +96,56 @@ def _run(args: argparse.Namespace) -> int:
     print(result.cells.to_string(index=False))
     print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}")
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from lab2core.seeds import compare_seeds, compare_summaries, setup_differences
+    from tasks.tracking import latest_grid_run, read_cells, tracking_uri
+
+    if len(args.run_ids) > 2:
+        print("lab2 compare: give at most two run ids", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        run_ids = args.run_ids or [latest_grid_run(args.experiment)]
+        cells = [read_cells(run_id) for run_id in run_ids]
+    except LookupError as error:
+        print(f"lab2 compare: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    seeds = [compare_seeds(c) for c in cells]
+    print(f"MLflow store {tracking_uri()}")
+    if len(run_ids) == 1:
+        print(f"\nRun {run_ids[0]}: MLP cells over seeds (95% interval: Student t)")
+        print(_table(seeds[0].display()))
+        print("\nNeighbouring learning rates (same iterations): is the difference real?")
+        print(_table(seeds[0].overlaps))
+        print(f"\nBest group: {seeds[0].best_label()}")
+        return 0
+    print(f"\nA = {run_ids[0]}\nB = {run_ids[1]}")
+    for name, (a, b) in setup_differences(*cells).items():
+        print(f"  setup differs: {name} A={a} B={b}")
+    print(_table(compare_summaries(seeds[0].summary, seeds[1].summary)))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from lab2core.report import compare_with_report, lab2_numbers, load_report_numbers
+
+    problems = _invalid_options(_report_schema, {"seeds": args.seeds, "dataset": args.dataset})
+    if problems:
+        print("lab2 report: bad input:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"The report's numbers beside lab2's over seeds {axis_param(args.seeds, sep=' ')} on {args.dataset}:")
+    print("(seed-report follows the report's procedure; held-out is lab2's recipe)\n")
+    print(_table(compare_with_report(load_report_numbers(), lab2_numbers(args.seeds, args.dataset))))
+    return 0
+
+
+def _report_schema(seeds: Seeds, dataset: DatasetName) -> None:
+    """Typed options of `lab2 report`."""
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
 def _invalid_options(flow_fn: Callable[..., object], params: dict[str, object]) -> list[str]:

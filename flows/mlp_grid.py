@@ -71,7 +71,7 @@ def mlp_grid(
         cells = results_frame(results)
         seeds = compare_over_seeds(cells)
         log_grid_summary(parent, cells, seeds, plot_grid(results, cells, seeds))
-        model_uri = log_best_model(parent, pick_cell(results, seeds.best.lr, seeds.best.iterations), data.x_val[:5])
+        model_uri = log_best_model(parent, pick_cell(results, seeds.best["lr"], seeds.best["iterations"]), data.x_val[:5])
         publish_seed_table(parent, seeds)
     logger.info("Q2 grid: %d cells logged to MLflow; best %s, model %s", n_cells, seeds.best_label(), model_uri)
     return cells

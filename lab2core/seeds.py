@@ -21,12 +21,12 @@ class SeedComparison:
     overlaps: pd.DataFrame
 
     @property
-    def best(self) -> pd.Series:
+    def best(self) -> dict[str, object]:
         return best_group(self.summary)
 
     def best_label(self) -> str:
         best = self.best
-        return f"lr={best.lr:g} iterations={int(best.iterations)}: val accuracy {_mean_std(best, 'val_accuracy')}"
+        return f"lr={best['lr']:g} iterations={best['iterations']}: val accuracy {_mean_std(best, 'val_accuracy')}"
 
     def display(self) -> pd.DataFrame:
         """A compact table for people: one row per group, mean ± std and the 95% interval."""
@@ -61,7 +61,7 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _mean_std(row: pd.Series, metric: str) -> str:
+def _mean_std(row: Mapping[str, object], metric: str) -> str:
     return f"{row[f'{metric}_mean']:.3f} ± {row[f'{metric}_std']:.3f}"
 
 
@@ -115,20 +115,27 @@ def neighbour_overlaps(summary: pd.DataFrame, metric: str = "val_accuracy") -> p
     return pd.DataFrame(rows)
 
 
-def best_group(summary: pd.DataFrame) -> pd.Series:
+def best_group(summary: pd.DataFrame) -> dict[str, object]:
     """The group with the highest mean validation accuracy; ties go to fewer iterations, then higher lr."""
     ranked = summary.sort_values(["val_accuracy_mean", "iterations", "lr"], ascending=[False, True, False])
-    return ranked.iloc[0].astype(object)
+    return ranked.head(1).to_dict(orient="records")[0]
 
 
 def compare_summaries(a: pd.DataFrame, b: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
-    """Two seed summaries side by side on their common groups, with the difference of the means (b − a)."""
-    keys = [c for c in group_columns(a) if c in b.columns]
+    """Two seed summaries side by side per (lr, iterations), with the difference of the means (b − a)."""
+    keys = list(CELL_KEYS)
     means = [f"{m}_mean" for m in metrics]
     joined = a[keys + means].merge(b[keys + means], on=keys, how="outer", suffixes=("_a", "_b"))
     for m in means:
         joined[f"{m}_diff"] = joined[f"{m}_b"] - joined[f"{m}_a"]
-    return joined
+    return joined.sort_values(["iterations", "lr"], ascending=[True, False], ignore_index=True)
+
+
+def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Setup params (all but the grid axes and seed) whose values differ between two tables of cells."""
+    columns = [c for c in group_columns(a) if c not in CELL_KEYS and c in b.columns]
+    values = {c: (", ".join(map(str, sorted(a[c].unique()))), ", ".join(map(str, sorted(b[c].unique())))) for c in columns}
+    return {c: pair for c, pair in values.items() if pair[0] != pair[1]}
 
 
 def group_mean_metrics(summary: pd.DataFrame) -> dict[str, float]:

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import mlflow
 import mlflow.pytorch
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from mlflow.models import infer_signature
@@ -145,6 +146,37 @@ def log_torch_model(
         if "registry" not in str(error).lower():
             raise
         return log()
+
+
+def latest_grid_run(experiment: str) -> str:
+    """Id of the newest finished pipeline run of `experiment` that trained an MLP grid."""
+    found = client().get_experiment_by_name(experiment)
+    runs = [] if found is None else client().search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{ROLE_TAG}` = 'pipeline' and params.lrs LIKE '%' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise LookupError(f"no finished lab2 grid run in experiment {experiment!r} at {tracking_uri()}")
+    return runs[0].info.run_id
+
+
+def read_cells(parent_run_id: str) -> pd.DataFrame:
+    """The MLP cells of a pipeline run, read back from MLflow: one row of params and metrics per cell."""
+    try:
+        parent = client().get_run(parent_run_id)
+    except MlflowException:
+        raise LookupError(f"no run {parent_run_id!r} at {tracking_uri()}") from None
+    runs = client().search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{STEP_TAG}` = 'mlp' and attributes.status = 'FINISHED'",
+        max_results=50_000,
+    )
+    if not runs:
+        raise LookupError(f"run {parent_run_id} has no finished MLP cells")
+    frame = pd.DataFrame([{**r.data.params, **r.data.metrics} for r in runs])
+    return frame.astype({"lr": float, "iterations": int, "seed": int, "diverged": bool})
 
 
 def run_markdown_link(run_id: str) -> str:
