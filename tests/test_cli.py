@@ -1,6 +1,7 @@
 """The `lab2` console script: a real small run in a fresh directory, and bad input refused with exit 2."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,20 +15,45 @@ from tests.conftest import all_runs
 LAB2 = str(Path(sys.executable).with_name("lab2"))
 
 
-def test_lab2_run_small_grid_end_to_end(tmp_path):
+def _lab2(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """Run the console script in a fresh process in `tmp_path`, on the embedded defaults."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API"))}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    command = [LAB2, "run", "--lrs", "0.1", "0.01", "--iterations", "5", "10", "--seeds", "0", "--gd-epochs", "20"]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([LAB2, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_lab2_run_then_compare_from_fresh_processes(tmp_path):
+    done = _lab2(tmp_path, "run", "--lrs", "0.1", "0.01", "--iterations", "5", "10", "--seeds", "0", "1", "--gd-epochs", "20")
     store = tmp_path / "mlflow.db"
     assert f"mlflow ui --backend-store-uri sqlite:///{store}" in done.stdout
     assert "Q2 MLP grid" in done.stdout and "val_accuracy" in done.stdout
-    assert "trained 4/4 cells" in done.stdout + done.stderr  # progress while the grid runs
+    assert "trained 8/8 cells" in done.stdout + done.stderr  # progress while the grid runs
     runs = all_runs(MlflowClient(f"sqlite:///{store}"))
     assert sorted(r.data.tags.get("lab2.step", "parent") for r in runs) == sorted(
-        ["parent"] + ["gd-factorise"] * 2 + ["svd-baseline"] * 2 + ["mlp"] * 4
+        ["parent"] + ["gd-factorise"] * 2 + ["svd-baseline"] * 2 + ["mlp"] * 8
     )
+    first = next(r.info.run_id for r in runs if r.data.tags.get("lab2.role") == "pipeline")
+
+    compared = _lab2(tmp_path, "compare").stdout
+    assert f"Run {first}" in compared and "Best group: lr=0.1 iterations=10" in compared
+    assert re.search(r"^ *0.1 +10 +2 ", compared, re.MULTILINE)  # lr, iterations, n seeds
+
+    _lab2(tmp_path, "run", "--lrs", "0.1", "0.01", "--iterations", "5", "10", "--seeds", "0", "1", "--gd-epochs", "20",
+          "--protocol", "seed-report")
+    second = _lab2(tmp_path, "compare").stdout.split("Run ")[1].split(":")[0]
+    assert second != first
+    side_by_side = _lab2(tmp_path, "compare", first, second).stdout
+    assert "setup differs: protocol A=held-out B=seed-report" in side_by_side
+    assert "val_accuracy_mean_diff" in side_by_side
+
+
+def test_lab2_report_prints_a_verdict_per_row(tmp_path):
+    out = _lab2(tmp_path, "report", "--seeds", "0", "1").stdout
+    rows = [line for line in out.splitlines() if line.rstrip().endswith("reproduced") or "differs:" in line]
+    assert len(rows) == 3 + 6 * 2 * 2
+    assert any(line.startswith(" q1_2_svd_loss") and line.rstrip().endswith("reproduced") for line in rows)
 
 
 @pytest.mark.parametrize(
@@ -46,6 +72,7 @@ def test_lab2_run_small_grid_end_to_end(tmp_path):
         (["--dataset", "missing.csv"], "missing.csv: no such file"),
         (["--scaling", "minmax"], "--scaling minmax: Input should be 'var' or 'std'"),
         (["--experiment", ""], "--experiment : String should have at least 1 character"),
+        (["--protocol", "leaky"], "--protocol leaky: Input should be 'held-out' or 'seed-report'"),
     ],
 )
 def test_bad_input_exits_2_naming_the_problem_before_any_run(tmp_path, monkeypatch, capsys, options, message):
@@ -63,6 +90,14 @@ def test_bad_csv_exits_2(tmp_path, monkeypatch, capsys, text, message):
     assert main(["run", "--dataset", "data.csv"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_compare_of_an_unknown_run_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert main(["compare"]) == 2
+    assert "no finished lab2 grid run in experiment 'lab2'" in capsys.readouterr().err
+    assert main(["compare", "0123abc"]) == 2
+    assert "no run '0123abc'" in capsys.readouterr().err
 
 
 def test_unparseable_numbers_exit_2(capsys):

@@ -1,16 +1,23 @@
 """The flows end to end on a real temporary Prefect API, read back from MLflow through MlflowClient."""
 
+import json
+
+import mlflow.pytorch
+import pandas as pd
 import pytest
+import torch
 from prefect.exceptions import ParameterTypeError
 
 from flows.lab2 import lab2
 from flows.mlp_grid import mlp_grid
 from lab2core.data import centre, load_dataset
 from lab2core.factorise import truncated_svd
+from lab2core.mlp import forward, prepare_mlp_data, train_trajectories
 from tests.conftest import all_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
+DATA = prepare_mlp_data(load_dataset("iris"))
 SMALL_GRID = dict(lrs=(0.1, 0.01), iterations=(5, 20), seeds=(0, 1))
 
 
@@ -33,9 +40,12 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
     assert parent.data.tags["prefect.flow_name"] == "lab2"
     assert all(r.data.tags.get("mlflow.parentRunId") == parent.info.run_id for r in runs if r is not parent)
     assert len(runs) == 1 + 2 + 2 + 8
-    assert _artifacts(mlflow_store, parent.info.run_id) == ["figures/grid_summary.png", "figures/u_scatter.png"]
-    root = sorted(a.path for a in mlflow_store.list_artifacts(parent.info.run_id))
-    assert "factorisation.csv" in root and "mlp_cells.csv" in root
+    assert _artifacts(mlflow_store, parent.info.run_id) == [
+        f"figures/{name}.png"
+        for name in ("cell_heatmap", "grid_summary", "mean_learning_curves", "u_scatter", "val_accuracy_vs_lr")
+    ]
+    root = {a.path for a in mlflow_store.list_artifacts(parent.info.run_id)}
+    assert {"factorisation.csv", "mlp_cells.csv", "seed_summary.csv", "seed_summary.html", "neighbour_overlaps.csv"} <= root
 
     gd = {r.data.params["matrix"]: r for r in _children(runs, "gd-factorise")}
     assert set(gd) == {"lab1-3x3", "iris-uci"}
@@ -63,10 +73,55 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
         steps = [m.step for m in mlflow_store.get_metric_history(run.info.run_id, "train_loss")]
         assert steps == list(range(int(run.data.params["iterations"]) + 1))
         assert _artifacts(mlflow_store, run.info.run_id) == ["figures/learning_curve.png"]
+    assert {r.data.tags["lab2.group"] for r in cells} == {
+        f"lr={lr} iterations={it} dataset=iris-uci hidden=12 protocol=held-out scaling=var split_seed=0"
+        for lr in (0.1, 0.01) for it in (5, 20)
+    }
     frame = result.cells.set_index(["lr", "iterations", "seed"])
     for run in cells:
         key = (float(run.data.params["lr"]), int(run.data.params["iterations"]), int(run.data.params["seed"]))
         assert run.data.metrics["val_accuracy"] == frame.loc[key, "val_accuracy"]
+
+
+def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
+    cells = mlp_grid(lrs=(0.5, 0.05), iterations=(10, 30), seeds=(0, 1, 2))
+    runs = all_runs(mlflow_store)
+    (parent,) = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
+    summary = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "seed_summary.csv"))
+    expected = cells.groupby(["lr", "iterations"])["val_accuracy"].agg(["mean", "std", "count"])
+    for row in summary.itertuples():
+        assert row.val_accuracy_mean == pytest.approx(expected.loc[(row.lr, row.iterations), "mean"])
+        assert row.val_accuracy_std == pytest.approx(expected.loc[(row.lr, row.iterations), "std"])
+        assert row.val_accuracy_n == 3
+        key = f"val_accuracy_mean/lr_{row.lr:g}_it_{row.iterations}"
+        assert parent.data.metrics[key] == pytest.approx(row.val_accuracy_mean)
+
+    best = expected.reset_index().sort_values(["mean", "iterations", "lr"], ascending=[False, True, False]).iloc[0]
+    assert (float(parent.data.params["best_lr"]), int(parent.data.params["best_iterations"])) == (best.lr, best.iterations)
+    assert parent.data.params["best_seed"] == "0"
+    (version,) = mlflow_store.search_model_versions("name='lab2-mlp'")
+    model = mlflow.pytorch.load_model(f"models:/lab2-mlp/{version.version}")
+    weights = next(c.weights for c in train_trajectories(DATA, [(best.lr, 0)], [int(best.iterations)]))
+    x = DATA.x_val
+    with torch.no_grad():
+        assert torch.allclose(model(x), forward(weights, x), atol=1e-6)
+    predicted_accuracy = (model(x).argmax(1) == DATA.y_val).double().mean().item()
+    assert predicted_accuracy == cells.set_index(["lr", "iterations", "seed"]).loc[(best.lr, best.iterations, 0), "val_accuracy"]
+
+    flow_run_id = parent.data.tags["prefect.flow_run_id"]
+    artifacts = {a.key: a for a in _prefect_artifacts(flow_run_id)}
+    assert artifacts["seed-summary"].type == "table"
+    assert len(json.loads(artifacts["seed-summary"].data)) == 4
+    assert parent.info.run_id in artifacts["lab2-mlflow-run"].data
+    assert "mlp-grid-progress" in artifacts
+
+
+def _prefect_artifacts(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
 
 
 def test_mlp_grid_alone_opens_its_own_parent_and_can_skip_cell_figures(mlflow_store):
