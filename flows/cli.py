@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gd-epochs", type=int, default=1000, help="factorisation epochs (default: 1000)")
     run.add_argument("--gd-seed", type=int, default=0, help="factorisation init seed (default: 0)")
     run.add_argument("--no-cell-figures", dest="cell_figures", action="store_false", help="skip the learning-curve figure of each MLP cell (for large sweeps)")
+    run.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads per grid shard (default: 1)")
     run.add_argument("--protocol", default="held-out", help="held-out (the design's recipe) or seed-report (the report's procedure)")
     run.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
 
@@ -75,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         "scaling": args.scaling,
         "cell_figures": args.cell_figures,
         "protocol": args.protocol,
+        "torch_threads": args.torch_threads,
         "experiment": args.experiment,
     }
     problems = _invalid_options(lab2.fn, params)

@@ -26,6 +26,7 @@ from lab2core.params import (
     Scaling,
     Seed,
     Seeds,
+    Threads,
     grid_params,
 )
 from tasks import tracking
@@ -58,6 +59,7 @@ def lab2(
     scaling: Scaling = "var",
     protocol: Protocol = "held-out",
     cell_figures: bool = True,
+    torch_threads: Threads = 1,
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
 ) -> Lab2Result:
     """Lab 2 end to end: Q1 factorisation by GD vs SVD, then the Q2 MLP grid, tracked under one parent run."""
@@ -72,6 +74,6 @@ def lab2(
         q1 = factorisation(dataset, label_column, rank, gd_lr, gd_epochs, gd_seed, experiment, parent_run_id=parent)
         q2 = mlp_grid(
             lrs, iterations, seeds, dataset, label_column, split_seed, hidden, scaling, protocol, cell_figures,
-            experiment, parent_run_id=parent,
+            torch_threads, experiment, parent_run_id=parent,
         )
     return Lab2Result(parent, q1, q2)

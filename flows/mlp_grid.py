@@ -26,6 +26,7 @@ from lab2core.params import (
     Scaling,
     Seed,
     Seeds,
+    Threads,
     grid_params,
 )
 from tasks import tracking
@@ -46,6 +47,7 @@ def mlp_grid(
     scaling: Scaling = "var",
     protocol: Protocol = "held-out",
     cell_figures: bool = True,
+    torch_threads: Threads = 1,
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
     parent_run_id: str | None = None,
 ) -> pd.DataFrame:
@@ -58,7 +60,7 @@ def mlp_grid(
     n_cells = len(lrs) * len(iterations) * len(seeds)
     with tracking.pipeline_run(experiment, "mlp-grid", parent_record, attach_to=parent_run_id) as parent:
         progress = create_progress_artifact(0.0, key="mlp-grid-progress", description="MLP cells trained and logged")
-        trained = train_shard.map(unmapped(data), shards, unmapped(iterations), setup, range(len(shards)))
+        trained = train_shard.map(unmapped(data), shards, unmapped(iterations), setup, range(len(shards)), torch_threads)
         logging, results = [], []
         for shard_index, future in enumerate(as_completed(trained)):
             cells = future.result()

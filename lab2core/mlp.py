@@ -95,6 +95,27 @@ def forward(weights: MLPWeights, x: torch.Tensor) -> torch.Tensor:
     return torch.relu(x @ w1 + b1) @ w2 + b2
 
 
+def train_cell_loop(data: MLPData, lr: float, iterations: int, seed: int, hidden: int = 12) -> CellResult:
+    """The lab's own loop (report, Appendix C): a fresh model for one cell, one step at a time.
+
+    The reference the batched engine is held to, and the baseline it is benchmarked against.
+    """
+    w1, b1, w2, b2 = (p.clone().requires_grad_() for p in init_mlp(seed, data.n_features, hidden, data.n_classes).as_tuple())
+    history = []
+    for _ in range(iterations):
+        loss = F.cross_entropy(torch.relu(data.x_train @ w1 + b1) @ w2 + b2, data.y_train)
+        history.append(loss.item())
+        loss.backward()
+        with torch.no_grad():
+            for p in (w1, b1, w2, b2):
+                p -= p.grad * lr
+                p.grad = None
+    weights = MLPWeights(w1.detach(), b1.detach(), w2.detach(), b2.detach())
+    batched = MLPWeights(*(p.unsqueeze(0) for p in weights.as_tuple()))
+    (cell,) = _read_off(data, [(lr, seed)], batched, torch.tensor([history]), iterations)
+    return cell
+
+
 def train_cells(
     data: MLPData,
     trajectories: Sequence[tuple[float, int]],
@@ -129,23 +150,27 @@ def train_trajectories(
 ) -> list[CellResult]:
     """Train every (lr, seed) trajectory for max(iterations) steps; return one result per trajectory × count."""
     checkpoints = sorted(set(iterations))
-    n_steps = checkpoints[-1]
     n_out = n_classes or data.n_classes
     inits = [init_mlp(seed, data.n_features, hidden, n_out, scalar_bias) for _, seed in trajectories]
-    params = [torch.stack(p).requires_grad_() for p in zip(*(w.as_tuple() for w in inits))]
-    lrs = torch.tensor([lr for lr, _ in trajectories], dtype=torch.float32)
-    lr_per_param = [lrs.view(-1, *([1] * (p.dim() - 1))) for p in params]
-    history = torch.empty(len(trajectories), n_steps)
+    w1, b1, w2, b2 = (torch.stack(p) for p in zip(*(w.as_tuple() for w in inits)))
+    # Biases carry a row axis so that every step broadcasts without reshaping.
+    params = [w1.requires_grad_(), b1.unsqueeze(1).requires_grad_(), w2.requires_grad_(), b2.unsqueeze(1).requires_grad_()]
+    lrs = torch.tensor([lr for lr, _ in trajectories], dtype=torch.float32).view(-1, 1, 1)
+    ones = torch.ones(len(trajectories))
+    history: list[torch.Tensor] = []
     results: list[CellResult] = []
-    for step in range(n_steps):
-        losses = _mean_cross_entropy(forward(MLPWeights(*params), data.x_train), data.y_train)
-        history[:, step] = losses.detach()
-        grads = torch.autograd.grad(losses.sum(), params)
+    for step in range(1, checkpoints[-1] + 1):
+        w1, b1, w2, b2 = params
+        logits = torch.relu(data.x_train @ w1 + b1) @ w2 + b2
+        losses = _mean_cross_entropy(logits, data.y_train)
+        history.append(losses.detach())
+        grads = torch.autograd.grad(losses, params, ones)  # ∂(Σ_t J_t)/∂p: each trajectory's own gradient
         with torch.no_grad():
-            for p, grad, lr in zip(params, grads, lr_per_param):
-                p -= grad * lr
-        if step + 1 in checkpoints:
-            results += _read_off(data, trajectories, MLPWeights(*(p.detach() for p in params)), history, step + 1)
+            for p, grad in zip(params, grads):
+                p -= grad * lrs
+        if step in checkpoints:
+            weights = MLPWeights(w1.detach(), b1.detach().squeeze(1), w2.detach(), b2.detach().squeeze(1))
+            results += _read_off(data, trajectories, weights, torch.stack(history, dim=1), step)
     return results
 
 
@@ -183,10 +208,9 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def _mean_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over rows, one value per trajectory."""
-    n_traj, n_rows, n_classes = logits.shape
-    per_row = F.cross_entropy(logits.reshape(-1, n_classes), labels.repeat(n_traj), reduction="none")
-    return per_row.view(n_traj, n_rows).mean(dim=1)
+    """Mean cross-entropy over rows (logits: trajectories × rows × classes), one value per trajectory."""
+    per_row = F.cross_entropy(logits.transpose(1, 2), labels.expand(logits.shape[0], -1), reduction="none")
+    return per_row.mean(dim=1)
 
 
 def _read_off(

@@ -83,9 +83,15 @@ def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset) -> Figure:
 
 @task(cache_policy=NO_CACHE, task_run_name="train-shard-{shard_index}")
 def train_shard(
-    data: MLPData, trajectories: Sequence[tuple[float, int]], iterations: Sequence[int], setup: MLPSetup, shard_index: int
+    data: MLPData,
+    trajectories: Sequence[tuple[float, int]],
+    iterations: Sequence[int],
+    setup: MLPSetup,
+    shard_index: int,
+    torch_threads: int = 1,
 ) -> list[CellResult]:
     """Train a shard of (lr, seed) trajectories as one batched program; one result per cell."""
+    torch.set_num_threads(torch_threads)  # in the process that runs the shard (a thread pool's or a worker's)
     return train_cells(data, trajectories, iterations, setup.hidden, setup.protocol)
 
 
