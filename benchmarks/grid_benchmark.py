@@ -54,6 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     data = prepare_mlp_data(load_dataset("iris"))
     store = tempfile.mkdtemp(prefix="lab2-bench-")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
