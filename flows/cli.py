@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from flows.lab2 import lab2
     from lab2core.inputs import check_pipeline_inputs
+    from lab2core.seeds import compare_seeds
     from tasks.tracking import tracking_uri, ui_command
 
     params = {
@@ -96,6 +97,10 @@ def _run(args: argparse.Namespace) -> int:
     print(result.factorisation.to_string(index=False))
     print("\nQ2 MLP grid (accuracy 0–1):")
     print(result.cells.to_string(index=False))
+    seeds = compare_seeds(result.cells)
+    print("\nOver seeds (95% interval: Student t):")
+    print(_table(seeds.display()))
+    print(f"Best group: {seeds.best_label()}")
     print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}")
     return 0
 
