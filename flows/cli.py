@@ -39,7 +39,51 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gd-seed", type=int, default=0, help="factorisation init seed (default: 0)")
     run.add_argument("--no-cell-figures", dest="cell_figures", action="store_false", help="skip the learning-curve figure of each MLP cell (for large sweeps)")
     run.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
+    _add_stack_parser(commands)
     return parser
+
+
+def _add_stack_parser(commands: argparse._SubParsersAction) -> None:
+    stack = commands.add_parser("stack", help="the local stack: Prefect server, process worker, MLflow server")
+    actions = stack.add_subparsers(required=True, metavar="ACTION")
+    for name, help_text in [
+        ("up", "start what is not running and wait until it answers"),
+        ("down", "stop every process group the stack started"),
+        ("status", "what runs, where, and its URLs"),
+        ("deploy", "`prefect deploy --all` of prefect.yaml against the stack"),
+    ]:
+        action = actions.add_parser(name, help=help_text)
+        action.set_defaults(command=_stack, action=name)
+        action.add_argument("--data-dir", help="state, stores and logs (default: $LAB2_STACK_DIR or ./.lab2-stack)")
+        action.add_argument("--prefect-port", type=int, help="Prefect server port (default: $LAB2_PREFECT_PORT or 4200)")
+        action.add_argument("--mlflow-port", type=int, help="MLflow server port (default: $LAB2_MLFLOW_PORT or 5000)")
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from flows import stack
+
+    config = stack.StackConfig.from_env(args.data_dir, args.prefect_port, args.mlflow_port)
+    if args.action == "up":
+        try:
+            state = stack.up(config)
+        except stack.StackError as error:
+            print(f"lab2 stack up: {error}", file=sys.stderr)
+            return 1
+        print(stack.describe(config, state))
+    elif args.action == "down":
+        stopped = stack.down(config)
+        print(f"lab2 stack: stopped {', '.join(stopped) if stopped else 'nothing (not running)'}")
+    elif args.action == "status":
+        report = stack.status(config)
+        print(stack.describe(config, {k: v for k, v in report.items() if v["running"]}))
+        return 0 if report and all(v["healthy"] for v in report.values()) else 3
+    else:
+        done = stack.deploy(config, Path.cwd())
+        print(done.stdout + done.stderr)
+        return done.returncode
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
