@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gd-seed", type=int, default=0, help="factorisation init seed (default: 0)")
     run.add_argument("--no-cell-figures", dest="cell_figures", action="store_false", help="skip the learning-curve figure of each MLP cell (for large sweeps)")
     run.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
+    run.add_argument("--task-runner", default="threads", choices=("threads", "dask"), help="where the grid's shards run (default: threads)")
+    run.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
     _add_stack_parser(commands)
     return parser
 
@@ -106,6 +108,8 @@ def _run(args: argparse.Namespace) -> int:
         "scaling": args.scaling,
         "cell_figures": args.cell_figures,
         "experiment": args.experiment,
+        "task_runner": args.task_runner,
+        "dask_address": args.dask_address,
     }
     problems = _invalid_options(lab2.fn, params)
     if not problems:

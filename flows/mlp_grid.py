@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
 from lab2core.mlp import results_frame, split_trajectories
@@ -26,6 +26,7 @@ from lab2core.params import (
     Scaling,
     Seed,
     Seeds,
+    TaskRunnerName,
     grid_params,
 )
 from tasks import tracking
@@ -34,7 +35,20 @@ from tasks.record import log_grid_summary, log_mlp_cells
 from tasks.tracking import RunRecord
 
 
-@flow(name="mlp-grid", task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2))
+def grid_task_runner(name: TaskRunnerName = "threads", dask_address: str | None = None) -> TaskRunner:
+    """Threads in this process, or Dask through prefect-dask: the cluster at `dask_address`, else a local one."""
+    workers = os.cpu_count() or 2
+    if name == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    from prefect_dask import DaskTaskRunner
+
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    local = {"n_workers": workers, "threads_per_worker": 1, "host": "127.0.0.1", "dashboard_address": None}
+    return DaskTaskRunner(cluster_kwargs=local)
+
+
+@flow(name="mlp-grid", task_runner=grid_task_runner())
 def mlp_grid(
     lrs: LearningRates = LAB_LRS,
     iterations: Counts = LAB_ITERATIONS,
