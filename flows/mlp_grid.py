@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pandas as pd
-from prefect import flow, get_run_logger
+from prefect import flow, get_client, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -44,8 +44,9 @@ def grid_task_runner(name: TaskRunnerName = "threads", dask_address: str | None 
 
     if dask_address:
         return DaskTaskRunner(address=dask_address)
-    local = {"n_workers": workers, "threads_per_worker": 1, "host": "127.0.0.1", "dashboard_address": None}
-    return DaskTaskRunner(cluster_kwargs=local)
+    # Workers report to this process's Prefect API, also a temporary one (else each would start its own).
+    local = {"n_workers": workers, "threads_per_worker": 1, "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
+    return DaskTaskRunner(cluster_kwargs={**local, "env": {"PREFECT_API_URL": str(get_client(sync_client=True).api_url)}})
 
 
 @flow(name="mlp-grid", task_runner=grid_task_runner())
