@@ -18,6 +18,7 @@ import pytest
 
 from flows import stack
 from flows.cli import main
+from tests.processes import descendants, left_behind
 
 PROJECT = Path(__file__).resolve().parents[1]
 GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "stack-test"}
@@ -41,6 +42,7 @@ def _http(url: str, body: dict | None = None) -> dict | list:
 def config(tmp_path_factory) -> stack.StackConfig:
     """A running stack for this module; on teardown, down and no process group left."""
     config = stack.StackConfig(tmp_path_factory.mktemp("stack"), _free_port(), _free_port(), timeout=180.0)
+    before = descendants()
     try:
         stack.up(config)
         yield config
@@ -48,6 +50,7 @@ def config(tmp_path_factory) -> stack.StackConfig:
         started = json.loads(config.state_file.read_text()) if config.state_file.exists() else {}
         stack.down(config)
         assert [name for name, entry in started.items() if stack._group_alive(entry["pid"])] == []
+        assert left_behind(before) == {}
 
 
 @pytest.fixture(scope="module")
