@@ -107,8 +107,14 @@ def down(config: StackConfig, grace: float = 20.0) -> list[str]:
     state = _read_state(config)
     stopped = []
     for name in reversed(SERVICES):
-        if name in state and _stop_group(state[name]["pid"], grace):
+        if name not in state:
+            continue
+        pgid = state[name]["pid"]
+        spawned = _descendant_groups(pgid)  # e.g. the worker's flow runs, each in a session of its own
+        if _stop_group(pgid, grace):
             stopped.append(name)
+        for group in spawned:
+            _stop_group(group, grace)
     config.state_file.unlink(missing_ok=True)
     return stopped
 
@@ -269,6 +275,20 @@ def _stop_group(pgid: int, grace: float) -> bool:
                 return True
             time.sleep(0.2)
     raise StackError(f"process group {pgid} survived SIGKILL")
+
+
+def _descendant_groups(pid: int) -> set[int]:
+    """Process groups of every descendant of `pid` other than its own."""
+    table = subprocess.run(["ps", "-A", "-o", "pid=,ppid=,pgid="], capture_output=True, text=True, check=False).stdout
+    rows = [tuple(map(int, line.split())) for line in table.splitlines() if line.strip()]
+    family, groups = {pid}, set()
+    for _ in range(len(rows)):  # grow the family until no process joins
+        joined = {(p, g) for p, parent, g in rows if parent in family and p not in family}
+        if not joined:
+            break
+        family |= {p for p, _ in joined}
+        groups |= {g for _, g in joined}
+    return groups - {pid}
 
 
 def _read_state(config: StackConfig) -> dict[str, dict]:

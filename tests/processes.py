@@ -36,3 +36,15 @@ def _command(pid: int) -> str:
         return " ".join(psutil.Process(pid).cmdline())
     except psutil.NoSuchProcess:
         return "(gone)"
+
+
+def still_alive(pids: set[int]) -> set[int]:
+    """Those of `pids` that still run (zombies count as gone)."""
+    alive = set()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive

@@ -18,7 +18,7 @@ import pytest
 
 from flows import stack
 from flows.cli import main
-from tests.processes import descendants, left_behind
+from tests.processes import descendants, left_behind, still_alive
 
 PROJECT = Path(__file__).resolve().parents[1]
 GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "stack-test"}
@@ -48,9 +48,10 @@ def config(tmp_path_factory) -> stack.StackConfig:
         yield config
     finally:
         started = json.loads(config.state_file.read_text()) if config.state_file.exists() else {}
+        family = descendants() - before  # servers, worker, their children, flow runs still running
         stack.down(config)
         assert [name for name, entry in started.items() if stack._group_alive(entry["pid"])] == []
-        assert left_behind(before) == {}
+        assert left_behind(before) == {} and still_alive(family) == set()
 
 
 @pytest.fixture(scope="module")
