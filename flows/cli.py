@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
@@ -62,8 +63,6 @@ def _add_stack_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from flows import stack
 
     config = stack.StackConfig.from_env(args.data_dir, args.prefect_port, args.mlflow_port)

@@ -88,16 +88,19 @@ def up(config: StackConfig) -> dict[str, dict]:
     config.log_dir.mkdir(parents=True, exist_ok=True)
     state = {name: entry for name, entry in _read_state(config).items() if _group_alive(entry["pid"])}
     services = _services(config)
+    started: list[str] = []
     try:
         for batch in (("prefect-server", "mlflow-server"), ("prefect-worker",)):  # the worker needs the API
-            started = [services[n] for n in batch if n not in state]
-            for service in started:
-                state[service.name] = _start(service, config)
+            for name in [n for n in batch if n not in state]:
+                state[name] = _start(services[name], config)
+                started.append(name)
                 _write_state(config, state)
-            for service in started:
-                _wait_ready(service, state[service.name]["pid"], config)
+            for name in batch:
+                _wait_ready(services[name], state[name]["pid"], config)
     except BaseException:
-        down(config)
+        for name in reversed(started):  # what this call started; what ran before keeps running
+            _stop_group(state.pop(name)["pid"], grace=20.0)
+        _write_state(config, state)
         raise
     return state
 

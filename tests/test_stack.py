@@ -145,3 +145,14 @@ def test_prefect_and_mlflow_runs_link_both_ways(config, grid_run):
     experiment_id, run_id = url.split("/#/experiments/")[1].split("/runs/")
     linked = _mlflow(config, "runs/get", run_id=run_id)["run"]
     assert linked["info"]["run_id"] == parent["info"]["run_id"] and linked["info"]["experiment_id"] == experiment_id
+
+
+def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
+    before = descendants()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = stack.StackConfig(tmp_path, prefect_port=taken.getsockname()[1], mlflow_port=_free_port())
+        with pytest.raises(stack.StackError, match="is taken"):
+            stack.up(config)
+    assert stack.status(config) == {} and left_behind(before) == {}
