@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
@@ -43,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads per grid shard (default: 1)")
     run.add_argument("--protocol", default="held-out", help="held-out (the design's recipe) or seed-report (the report's procedure)")
     run.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
+    run.add_argument("--task-runner", default="threads", choices=("threads", "dask"), help="where the grid's shards run (default: threads)")
+    run.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
 
     compare = commands.add_parser("compare", help="seed table of a pipeline run (or two, side by side), read from MLflow")
     compare.set_defaults(command=_compare)
@@ -53,7 +56,49 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(command=_report)
     report.add_argument("--seeds", type=int, nargs="+", default=tuple(range(10)), metavar="SEED", help="seeds (default: 0 to 9)")
     report.add_argument("--dataset", default="iris-uci", help="dataset (default: iris-uci, the report's copy)")
+    _add_stack_parser(commands)
     return parser
+
+
+def _add_stack_parser(commands: argparse._SubParsersAction) -> None:
+    stack = commands.add_parser("stack", help="the local stack: Prefect server, process worker, MLflow server")
+    actions = stack.add_subparsers(required=True, metavar="ACTION")
+    for name, help_text in [
+        ("up", "start what is not running and wait until it answers"),
+        ("down", "stop every process group the stack started"),
+        ("status", "what runs, where, and its URLs"),
+        ("deploy", "`prefect deploy --all` of prefect.yaml against the stack"),
+    ]:
+        action = actions.add_parser(name, help=help_text)
+        action.set_defaults(command=_stack, action=name)
+        action.add_argument("--data-dir", help="state, stores and logs (default: $LAB2_STACK_DIR or ./.lab2-stack)")
+        action.add_argument("--prefect-port", type=int, help="Prefect server port (default: $LAB2_PREFECT_PORT or 4200)")
+        action.add_argument("--mlflow-port", type=int, help="MLflow server port (default: $LAB2_MLFLOW_PORT or 5000)")
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from flows import stack
+
+    config = stack.StackConfig.from_env(args.data_dir, args.prefect_port, args.mlflow_port)
+    if args.action == "up":
+        try:
+            state = stack.up(config)
+        except stack.StackError as error:
+            print(f"lab2 stack up: {error}", file=sys.stderr)
+            return 1
+        print(stack.describe(config, state))
+    elif args.action == "down":
+        stopped = stack.down(config)
+        print(f"lab2 stack: stopped {', '.join(stopped) if stopped else 'nothing (not running)'}")
+    elif args.action == "status":
+        report = stack.status(config)
+        print(stack.describe(config, {k: v for k, v in report.items() if v["running"]}))
+        return 0 if report and all(v["healthy"] for v in report.values()) else 3
+    else:
+        done = stack.deploy(config, Path.cwd())
+        print(done.stdout + done.stderr)
+        return done.returncode
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -79,6 +124,8 @@ def _run(args: argparse.Namespace) -> int:
         "protocol": args.protocol,
         "torch_threads": args.torch_threads,
         "experiment": args.experiment,
+        "task_runner": args.task_runner,
+        "dask_address": args.dask_address,
     }
     problems = _invalid_options(lab2.fn, params)
     if not problems:

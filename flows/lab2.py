@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import flow
 
 from flows.factorisation import factorisation
-from flows.mlp_grid import mlp_grid
+from flows.mlp_grid import grid_task_runner, mlp_grid
 from lab2core.params import (
     LAB_ITERATIONS,
     LAB_LRS,
@@ -26,6 +26,7 @@ from lab2core.params import (
     Scaling,
     Seed,
     Seeds,
+    TaskRunnerName,
     Threads,
     grid_params,
 )
@@ -61,6 +62,8 @@ def lab2(
     cell_figures: bool = True,
     torch_threads: Threads = 1,
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
+    task_runner: TaskRunnerName = "threads",
+    dask_address: str | None = None,
 ) -> Lab2Result:
     """Lab 2 end to end: Q1 factorisation by GD vs SVD, then the Q2 MLP grid, tracked under one parent run."""
     setup = MLPSetup(dataset, split_seed, hidden, scaling, protocol)
@@ -70,9 +73,10 @@ def lab2(
         **{"rank": rank, "gd_lr": gd_lr, "gd_epochs": gd_epochs, "gd_seed": gd_seed},
         **grid_params(lrs, iterations, seeds),
     }
-    with tracking.pipeline_run(experiment, "lab2", RunRecord(params=params)) as parent:
+    grid = mlp_grid.with_options(task_runner=grid_task_runner(task_runner, dask_address))
+    with tracking.pipeline_run(experiment, "lab2", RunRecord(params=params, tags={"lab2.task_runner": task_runner})) as parent:
         q1 = factorisation(dataset, label_column, rank, gd_lr, gd_epochs, gd_seed, experiment, parent_run_id=parent)
-        q2 = mlp_grid(
+        q2 = grid(
             lrs, iterations, seeds, dataset, label_column, split_seed, hidden, scaling, protocol, cell_figures,
             torch_threads, experiment, parent_run_id=parent,
         )

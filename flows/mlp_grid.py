@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import pandas as pd
-from prefect import flow, get_run_logger
+from prefect import flow, get_client, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
 from lab2core.mlp import pick_cell, results_frame, split_trajectories
@@ -26,6 +26,7 @@ from lab2core.params import (
     Scaling,
     Seed,
     Seeds,
+    TaskRunnerName,
     Threads,
     grid_params,
 )
@@ -35,7 +36,21 @@ from tasks.record import log_best_model, log_grid_summary, log_mlp_cells, publis
 from tasks.tracking import RunRecord
 
 
-@flow(name="mlp-grid", task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2))
+def grid_task_runner(name: TaskRunnerName = "threads", dask_address: str | None = None) -> TaskRunner:
+    """Threads in this process, or Dask through prefect-dask: the cluster at `dask_address`, else a local one."""
+    workers = os.cpu_count() or 2
+    if name == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    from prefect_dask import DaskTaskRunner
+
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    # Workers report to this process's Prefect API, also a temporary one (else each would start its own).
+    local = {"n_workers": workers, "threads_per_worker": 1, "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
+    return DaskTaskRunner(cluster_kwargs={**local, "env": {"PREFECT_API_URL": str(get_client(sync_client=True).api_url)}})
+
+
+@flow(name="mlp-grid", task_runner=grid_task_runner())
 def mlp_grid(
     lrs: LearningRates = LAB_LRS,
     iterations: Counts = LAB_ITERATIONS,
@@ -74,6 +89,6 @@ def mlp_grid(
         seeds = compare_over_seeds(cells)
         log_grid_summary(parent, cells, seeds, plot_grid(results, cells, seeds))
         model_uri = log_best_model(parent, pick_cell(results, seeds.best["lr"], seeds.best["iterations"]), data.x_val[:5])
-        publish_seed_table(parent, seeds)
+        publish_seed_table(seeds)
     logger.info("Q2 grid: %d cells logged to MLflow; best %s, model %s", n_cells, seeds.best_label(), model_uri)
     return cells

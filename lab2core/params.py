@@ -46,6 +46,7 @@ DatasetName = Annotated[str, AfterValidator(check_dataset_name)]
 ExperimentName = Annotated[str, Field(min_length=1, max_length=250)]
 Scaling = Literal["var", "std"]
 Protocol = Literal["held-out", "seed-report"]
+TaskRunnerName = Literal["threads", "dask"]
 
 def axis_param(values: Sequence[float | int], sep: str = ",") -> str:
     """A grid axis as one flat MLflow param value, e.g. "0.1,0.01,0.001"."""

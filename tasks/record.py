@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from lab2core.factorise import Factorisation
@@ -90,14 +90,10 @@ def log_best_model(parent_run_id: str, cell: CellResult, input_example: torch.Te
 
 
 @task(cache_policy=NO_CACHE)
-def publish_seed_table(parent_run_id: str, seeds: SeedComparison) -> None:
-    """The seed table as a Prefect table artifact, and a markdown artifact linking to the MLflow parent run."""
-    create_table_artifact(seeds.display().to_dict(orient="records"), key="seed-summary", description="MLP cells over seeds")
-    create_markdown_artifact(
-        f"# lab2 seed comparison\n\n{tracking.run_markdown_link(parent_run_id)}\n\n"
-        f"Best group (highest mean validation accuracy): {seeds.best_label()}\n",
-        key="lab2-mlflow-run",
-        description="MLflow parent run of this pipeline run",
+def publish_seed_table(seeds: SeedComparison) -> None:
+    """The seed table as a Prefect table artifact of the flow run (its `mlflow-run` artifact links the MLflow run)."""
+    create_table_artifact(
+        seeds.display().to_dict(orient="records"), key="seed-summary", description=f"MLP cells over seeds; best {seeds.best_label()}"
     )
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,7 +28,7 @@ from mlflow.models.model import ModelInfo
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 
 DEFAULT_EXPERIMENT = "lab2"
 ROLE_TAG = "lab2.role"
@@ -86,11 +88,13 @@ def pipeline_run(experiment: str, run_name: str, record: RunRecord, attach_to: s
     With `attach_to`, yield that run instead: a sub-flow inside a larger pipeline run.
     """
     if attach_to is not None:
+        _link_flow_run(attach_to)
         yield attach_to
         return
     mlflow = client()
-    tags = {ROLE_TAG: "pipeline", **_prefect_tags(), **record.tags}
+    tags = {ROLE_TAG: "pipeline", **_prefect_tags(), **environment_tags(), **record.tags}
     run_id = mlflow.create_run(experiment_id(experiment), run_name=run_name, tags=tags).info.run_id
+    _link_flow_run(run_id)
     try:
         log_to_run(run_id, RunRecord(params=record.params, metrics=record.metrics, figures=record.figures))
         yield run_id
@@ -179,27 +183,68 @@ def read_cells(parent_run_id: str) -> pd.DataFrame:
     return frame.astype({"lr": float, "iterations": int, "seed": int, "diverged": bool})
 
 
-def run_markdown_link(run_id: str) -> str:
-    """Markdown that takes a reader to the MLflow run: a link on a server, the UI command on a local store."""
-    uri = tracking_uri()
-    path = f"#/experiments/{_experiment_of(run_id)}/runs/{run_id}"
-    if uri.startswith(("http://", "https://")):
-        return f"[MLflow run {run_id}]({uri.rstrip('/')}/{path})"
-    return f"MLflow run `{run_id}` in `{uri}`: run `{ui_command(uri)}`, then open http://127.0.0.1:5000/{path}"
-
-
 def log_text(run_id: str, text: str, artifact_file: str) -> None:
     """A text artifact (a CSV table, an HTML page) on a run."""
     client().log_text(run_id, text, artifact_file)
 
 
+def run_url(run_id: str) -> str | None:
+    """The MLflow UI page of a run, when the tracking URI is an MLflow server."""
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None
+    return f"{uri.rstrip('/')}/#/experiments/{_experiment_of(run_id)}/runs/{run_id}"
+
+
+def environment_tags() -> dict[str, str]:
+    """What produced a run: git commit (inside a checkout), torch/prefect/mlflow versions, torch's threads."""
+    import torch
+
+    tags = {f"lab2.env.{name}": version(name) for name in ("torch", "prefect", "mlflow")}
+    tags["lab2.env.torch_threads"] = str(torch.get_num_threads())
+    commit = _git_commit()
+    return {**tags, MLFLOW_GIT_COMMIT: commit} if commit else tags
+
+
 def _prefect_tags() -> dict[str, str]:
-    """The Prefect flow run this pipeline run belongs to."""
-    from prefect.runtime import flow_run
+    """The Prefect flow run this pipeline run belongs to; its deployment and UI page when a Prefect server is in use."""
+    from prefect.runtime import deployment, flow_run
+    from prefect.settings import PREFECT_UI_URL
 
     if flow_run.id is None:
         return {}
-    return {"prefect.flow_run_id": flow_run.id, "prefect.flow_run_name": flow_run.name, "prefect.flow_name": flow_run.flow_name}
+    tags = {"prefect.flow_run_id": flow_run.id, "prefect.flow_run_name": flow_run.name, "prefect.flow_name": flow_run.flow_name}
+    if deployment.name is not None:
+        tags |= {"prefect.deployment_name": deployment.name, "prefect.deployment_id": deployment.id}
+    if PREFECT_UI_URL.value() is not None:
+        tags["prefect.flow_run_url"] = flow_run.ui_url
+    return tags
+
+
+def _link_flow_run(run_id: str) -> None:
+    """A Prefect artifact on the current flow run that leads to its MLflow parent run."""
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact
+    from prefect.runtime import flow_run
+
+    if flow_run.id is None:
+        return
+    url = run_url(run_id)
+    description = "The MLflow parent run of this flow run"
+    if url is not None:
+        create_link_artifact(url, link_text=f"MLflow run {run_id}", key="mlflow-run", description=description)
+    else:
+        text = f"MLflow run `{run_id}` in `{tracking_uri()}`; browse it with `{ui_command(tracking_uri())}`."
+        create_markdown_artifact(text, key="mlflow-run", description=description)
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, check=False
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 @functools.lru_cache(maxsize=64)

@@ -112,7 +112,7 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
     artifacts = {a.key: a for a in _prefect_artifacts(flow_run_id)}
     assert artifacts["seed-summary"].type == "table"
     assert len(json.loads(artifacts["seed-summary"].data)) == 4
-    assert parent.info.run_id in artifacts["lab2-mlflow-run"].data
+    assert parent.info.run_id in artifacts["mlflow-run"].data
     assert "mlp-grid-progress" in artifacts
 
 

@@ -1,0 +1,158 @@
+"""The stack for real: Prefect server, process worker and MLflow server on free loopback ports.
+
+Deploys prefect.yaml, runs the `mlp-grid` deployment through the worker and reads the result back
+over HTTP from both servers. Every process the stack starts is gone when the module ends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from flows import stack
+from flows.cli import main
+from tests.processes import descendants, left_behind, still_alive
+
+PROJECT = Path(__file__).resolve().parents[1]
+GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "stack-test"}
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http(url: str, body: dict | None = None) -> dict | list:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> stack.StackConfig:
+    """A running stack for this module; on teardown, down and no process group left."""
+    config = stack.StackConfig(tmp_path_factory.mktemp("stack"), _free_port(), _free_port(), timeout=180.0)
+    before = descendants()
+    try:
+        stack.up(config)
+        yield config
+    finally:
+        started = json.loads(config.state_file.read_text()) if config.state_file.exists() else {}
+        family = descendants() - before  # servers, worker, their children, flow runs still running
+        stack.down(config)
+        assert [name for name, entry in started.items() if stack._group_alive(entry["pid"])] == []
+        assert left_behind(before) == {} and still_alive(family) == set()
+
+
+@pytest.fixture(scope="module")
+def deployments(config) -> dict[str, dict]:
+    """prefect.yaml deployed against the stack, unattended; deployments by name."""
+    done = stack.deploy(config, PROJECT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {d["name"]: d for d in _http(f"{config.prefect_api_url}/deployments/filter", {})}
+
+
+@pytest.fixture(scope="module")
+def grid_run(config, deployments) -> dict:
+    """The `mlp-grid` deployment triggered with a small grid, run by the worker to the end."""
+    deployment = deployments["mlp-grid"]
+    run = _http(f"{config.prefect_api_url}/deployments/{deployment['id']}/create_flow_run", {"parameters": GRID})
+    deadline = time.monotonic() + 300
+    while run["state_type"] not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(1)
+        run = _http(f"{config.prefect_api_url}/flow_runs/{run['id']}")
+    assert run["state_type"] == "COMPLETED", run["state"]
+    return run
+
+
+def _mlflow(config: stack.StackConfig, endpoint: str, body: dict | None = None, **query: str) -> dict:
+    url = f"{config.mlflow_url}/api/2.0/mlflow/{endpoint}"
+    return _http(f"{url}?{urllib.parse.urlencode(query)}" if query else url, body)
+
+
+def _runs(config: stack.StackConfig) -> list[dict]:
+    experiment = _mlflow(config, "experiments/get-by-name", experiment_name=GRID["experiment"])["experiment"]
+    return _mlflow(config, "runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 1000})["runs"]
+
+
+def _tags(run: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def test_a_second_up_starts_no_duplicates_and_status_reports_all(config, capsys):
+    before = {name: entry["pid"] for name, entry in stack.status(config).items()}
+    again = stack.up(config)
+    assert {name: entry["pid"] for name, entry in again.items()} == before
+    assert set(before) == set(stack.SERVICES)
+    report = stack.status(config)
+    assert all(entry["running"] and entry["healthy"] for entry in report.values())
+    args = ["--data-dir", str(config.data_dir), "--prefect-port", str(config.prefect_port), "--mlflow-port", str(config.mlflow_port)]
+    assert main(["stack", "status", *args]) == 0
+    out = capsys.readouterr().out
+    assert config.prefect_ui_url in out and config.mlflow_url in out
+
+
+def test_the_nightly_deployment_is_scheduled_with_concurrency_one(config, deployments):
+    nightly = deployments["lab2"]
+    assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["0 2 * * *"]
+    assert nightly["schedules"][0]["parameters"]["lrs"] == [0.1, 0.01, 0.001]
+    assert nightly["global_concurrency_limit"]["limit"] == 1
+    assert {d["name"]: d["work_pool_name"] for d in deployments.values()} == {n: "lab2-process" for n in ("lab2", "factorisation", "mlp-grid")}
+    assert all(d["job_variables"]["env"]["MLFLOW_TRACKING_URI"] == config.mlflow_url for d in deployments.values())
+    query = {"deployments": {"id": {"any_": [nightly["id"]]}}, "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}
+    deadline = time.monotonic() + 120
+    while not (upcoming := _http(f"{config.prefect_api_url}/flow_runs/filter", query)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert upcoming and all(run["expected_start_time"].endswith("T02:00:00Z") for run in upcoming)
+
+
+def test_a_deployment_run_logs_every_cell_with_metrics_and_figures(config, grid_run):
+    runs = _runs(config)
+    cells = [r for r in runs if _tags(r).get("lab2.step") == "mlp"]
+    params = [{p["key"]: p["value"] for p in r["data"]["params"]} for r in cells]
+    assert sorted((float(p["lr"]), int(p["iterations"]), int(p["seed"])) for p in params) == [
+        (lr, 5, seed) for lr in (0.01, 0.1) for seed in (0, 1)
+    ]
+    for run in cells:
+        assert {"train_accuracy", "val_accuracy", "train_loss", "val_loss"} <= {m["key"] for m in run["data"]["metrics"]}
+        listed = _mlflow(config, "artifacts/list", run_id=run["info"]["run_id"], path="figures")
+        assert [f["path"] for f in listed["files"]] == ["figures/learning_curve.png"]
+
+
+def test_prefect_and_mlflow_runs_link_both_ways(config, grid_run):
+    (parent,) = [r for r in _runs(config) if _tags(r).get("lab2.role") == "pipeline"]
+    tags = _tags(parent)
+    # MLflow → Prefect: the tags name a flow run that exists, of the deployment, with its UI page.
+    assert tags["prefect.flow_run_id"] == grid_run["id"] and tags["prefect.deployment_name"] == "mlp-grid"
+    assert tags["prefect.flow_run_url"] == f"{config.prefect_ui_url}/flow-runs/flow-run/{grid_run['id']}"
+    assert _http(f"{config.prefect_api_url}/flow_runs/{tags['prefect.flow_run_id']}")["name"] == tags["prefect.flow_run_name"]
+    assert {"lab2.env.torch", "lab2.env.prefect", "lab2.env.mlflow", "lab2.env.torch_threads", "mlflow.source.git.commit"} <= set(tags)
+    # Prefect → MLflow: the flow run's link artifact opens the parent run.
+    query = {"artifacts": {"flow_run_id": {"any_": [grid_run["id"]]}, "key": {"any_": ["mlflow-run"]}}}
+    (artifact,) = _http(f"{config.prefect_api_url}/artifacts/filter", query)
+    url = re.fullmatch(r"\[.*\]\((.+)\)", artifact["data"]).group(1)
+    assert url.startswith(f"{config.mlflow_url}/#/experiments/")
+    experiment_id, run_id = url.split("/#/experiments/")[1].split("/runs/")
+    linked = _mlflow(config, "runs/get", run_id=run_id)["run"]
+    assert linked["info"]["run_id"] == parent["info"]["run_id"] and linked["info"]["experiment_id"] == experiment_id
+
+
+def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
+    before = descendants()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = stack.StackConfig(tmp_path, prefect_port=taken.getsockname()[1], mlflow_port=_free_port())
+        with pytest.raises(stack.StackError, match="is taken"):
+            stack.up(config)
+    assert stack.status(config) == {} and left_behind(before) == {}

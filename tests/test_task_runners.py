@@ -1,0 +1,46 @@
+"""The grid's shards on Dask through prefect-dask give exactly the thread runner's results."""
+
+import pandas as pd
+import pytest
+
+from flows.mlp_grid import grid_task_runner, mlp_grid
+from tests.conftest import all_runs
+from tests.processes import descendants, left_behind
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+GRID = dict(lrs=(0.1, 0.01, 0.001), iterations=(5, 50), seeds=(0, 1), cell_figures=False)
+METRICS = ["train_accuracy", "val_accuracy", "train_loss", "val_loss"]
+
+
+def _logged(client, experiment: str) -> pd.DataFrame:
+    rows = [
+        {"lr": float(r.data.params["lr"]), "iterations": int(r.data.params["iterations"]), "seed": int(r.data.params["seed"]),
+         **{m: r.data.metrics[m] for m in METRICS}}
+        for r in all_runs(client, experiment)
+        if r.data.tags.get("lab2.step") == "mlp"
+    ]
+    return pd.DataFrame(rows).sort_values(["lr", "iterations", "seed"]).reset_index(drop=True)
+
+
+def test_a_local_dask_cluster_gives_the_thread_runners_metrics_exactly(mlflow_store):
+    before = descendants()
+    on_threads = mlp_grid.with_options(task_runner=grid_task_runner("threads"))(**GRID, experiment="threads")
+    on_dask = mlp_grid.with_options(task_runner=grid_task_runner("dask"))(**GRID, experiment="dask")
+    assert left_behind(before) == {}  # the local cluster's scheduler and workers are gone
+    key = ["lr", "iterations", "seed"]
+    pd.testing.assert_frame_equal(
+        on_dask.sort_values(key).reset_index(drop=True), on_threads.sort_values(key).reset_index(drop=True), check_exact=True
+    )
+    threads, dask = _logged(mlflow_store, "threads"), _logged(mlflow_store, "dask")
+    assert len(dask) == 12
+    pd.testing.assert_frame_equal(dask, threads, check_exact=True)
+
+
+def test_the_runner_is_threads_unless_asked():
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    assert isinstance(grid_task_runner(), ThreadPoolTaskRunner)
+    assert isinstance(mlp_grid.task_runner, ThreadPoolTaskRunner)
+    assert isinstance(grid_task_runner("dask", "tcp://127.0.0.1:8786"), DaskTaskRunner)
