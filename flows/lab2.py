@@ -59,8 +59,12 @@ def lab2(
     protocol: Protocol = "held-out",
     cell_figures: bool = True,
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
+    force: bool = False,
 ) -> Lab2Result:
-    """Lab 2 end to end: Q1 factorisation by GD vs SVD, then the Q2 MLP grid, tracked under one parent run."""
+    """Lab 2 end to end: Q1 factorisation by GD vs SVD, then the Q2 MLP grid, tracked under one parent run.
+
+    Units with a FINISHED run of their identity are reused; `force` recomputes everything.
+    """
     setup = MLPSetup(dataset, split_seed, hidden, scaling, protocol)
     check_inputs(dataset, label_column, rank, setup)
     params = {
@@ -69,9 +73,9 @@ def lab2(
         **grid_params(lrs, iterations, seeds),
     }
     with tracking.pipeline_run(experiment, "lab2", RunRecord(params=params)) as parent:
-        q1 = factorisation(dataset, label_column, rank, gd_lr, gd_epochs, gd_seed, experiment, parent_run_id=parent)
+        q1 = factorisation(dataset, label_column, rank, gd_lr, gd_epochs, gd_seed, experiment, parent_run_id=parent, force=force)
         q2 = mlp_grid(
             lrs, iterations, seeds, dataset, label_column, split_seed, hidden, scaling, protocol, cell_figures,
-            experiment, parent_run_id=parent,
+            experiment, parent_run_id=parent, force=force,
         )
     return Lab2Result(parent, q1, q2)
