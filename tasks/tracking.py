@@ -225,6 +225,7 @@ def pipeline_run(experiment: str, run_name: str, record: RunRecord, attach_to: s
     except BaseException:
         _terminate_quietly(run_id, "FAILED")  # if MLflow is gone, the next start marks it KILLED
         raise
+    _end_orphans(exp_id, run_id)
     retrying(f"the end of {what}", lambda: client().set_terminated(run_id, "FINISHED"))
 
 
@@ -328,6 +329,13 @@ def owner_alive(tag: str) -> bool:
 
 def _owner_of(pid: int) -> str:
     return f"{socket.gethostname()}/{pid}/{psutil.Process(pid).create_time():.2f}"
+
+
+def _end_orphans(exp_id: str, parent_run_id: str) -> None:
+    """Mark KILLED any child still RUNNING once the pipeline is done: a create retried after a lost reply."""
+    query = f"attributes.status = 'RUNNING' and tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'"
+    for run in retrying("a search for orphaned runs", lambda: _search(exp_id, query)):
+        retrying(f"the end of orphaned run {run.info.run_id}", lambda: client().set_terminated(run.info.run_id, "KILLED"))
 
 
 def _supersede_older(exp_id: str, identity: str) -> None:
