@@ -10,7 +10,7 @@ older one (lab2.superseded_by), so one finished run per identity carries it. Eve
 owner process (tag lab2.owner); a RUNNING run whose owner is gone is marked KILLED on the next start.
 
 Faults: every call is retried with exponential backoff on transient errors (connection refused or
-reset, timeouts, HTTP 502/503/504, SQLite "database is locked") for LAB2_TRACKING_RETRY_SECONDS
+reset, timeouts, HTTP 502/503/504, SQLite "database is locked", a store whose tables another process is creating) for LAB2_TRACKING_RETRY_SECONDS
 (default 60), then fails with a TrackingError naming the tracking URI (credentials redacted) and
 what was not logged.
 """
@@ -29,6 +29,11 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock around store creation
+    fcntl = None
+
 import psutil
 import requests
 from matplotlib.figure import Figure
@@ -36,6 +41,7 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from sqlalchemy.exc import OperationalError
 
 from lab2core.params import InputError
 
@@ -166,7 +172,8 @@ def retrying(what: str, call: Callable[[], T]) -> T:
 
 
 def _transient(error: Exception) -> bool:
-    if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+    # SQLAlchemy's OperationalError: a locked SQLite file, or tables another process is creating right now.
+    if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, OperationalError)):
         return True
     code = getattr(error, "error_code", "")
     return code == "TEMPORARILY_UNAVAILABLE" or bool(_TRANSIENT.search(str(error)))
@@ -177,7 +184,26 @@ def _client(uri: str) -> MlflowClient:
     # lab2 retries on its own clock: MLflow's HTTP client fails fast instead of retrying for minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    return MlflowClient(tracking_uri=uri)
+    with _store_creation_lock(uri):
+        return MlflowClient(tracking_uri=uri)
+
+
+@contextmanager
+def _store_creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive flock on a local SQLite file while MLflow creates or migrates its tables.
+
+    Two processes creating one fresh store at once would otherwise race in its migrations. SQLite's
+    own locks are fcntl locks, which flock does not touch.
+    """
+    if not uri.startswith("sqlite:///") or fcntl is None:
+        yield
+        return
+    with Path(uri.removeprefix("sqlite:///")).open("ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def client() -> MlflowClient:
