@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ STEP_TAG = "lab2.step"
 IDENTITY_TAG = "lab2.identity"
 OWNER_TAG = "lab2.owner"
 SUPERSEDED_TAG = "lab2.superseded_by"
+CREATE_TOKEN_TAG = "lab2.create_token"
 RETRY_SECONDS_ENV = "LAB2_TRACKING_RETRY_SECONDS"
 DEFAULT_RETRY_SECONDS = 60.0
 KNOWN_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql")
@@ -244,14 +246,13 @@ def pipeline_run(experiment: str, run_name: str, record: RunRecord, attach_to: s
     reap_stale_runs(exp_id)
     tags = {ROLE_TAG: "pipeline", OWNER_TAG: owner(), **_prefect_tags(), **record.tags}
     what = f"the parent run {run_name!r} of experiment {experiment!r}"
-    run_id = retrying(what, lambda: client().create_run(exp_id, run_name=run_name, tags=tags).info.run_id)
+    run_id = _create_run(exp_id, run_name, tags, what)
     try:
         log_to_run(run_id, RunRecord(params=record.params, metrics=record.metrics, figures=record.figures), what)
         yield run_id
     except BaseException:
         _terminate_quietly(run_id, "FAILED")  # if MLflow is gone, the next start marks it KILLED
         raise
-    _end_orphans(exp_id, run_id)
     retrying(f"the end of {what}", lambda: client().set_terminated(run_id, "FINISHED"))
 
 
@@ -262,7 +263,7 @@ def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecor
     tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, OWNER_TAG: owner(), **record.tags}
     if identity is not None:
         tags[IDENTITY_TAG] = identity
-    run_id = retrying(what, lambda: client().create_run(exp_id, run_name=run_name, tags=tags).info.run_id)
+    run_id = _create_run(exp_id, run_name, tags, what)
     try:
         log_to_run(run_id, RunRecord(params=record.params, metrics=record.metrics, histories=record.histories, figures=record.figures), what)
         retrying(what, lambda: client().set_terminated(run_id, "FINISHED"))
@@ -357,11 +358,20 @@ def _owner_of(pid: int) -> str:
     return f"{socket.gethostname()}/{pid}/{psutil.Process(pid).create_time():.2f}"
 
 
-def _end_orphans(exp_id: str, parent_run_id: str) -> None:
-    """Mark KILLED any child still RUNNING once the pipeline is done: a create retried after a lost reply."""
-    query = f"attributes.status = 'RUNNING' and tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'"
-    for run in retrying("a search for orphaned runs", lambda: _search(exp_id, query)):
-        retrying(f"the end of orphaned run {run.info.run_id}", lambda: client().set_terminated(run.info.run_id, "KILLED"))
+def _create_run(exp_id: str, run_name: str, tags: Mapping[str, str], what: str) -> str:
+    """Create a run once, even if a retry follows a reply that was lost: a retry first looks for the run's token."""
+    token = uuid.uuid4().hex
+    tags = {**tags, CREATE_TOKEN_TAG: token}
+    attempts = 0
+
+    def create() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1 and (created := _search(exp_id, f"tags.`{CREATE_TOKEN_TAG}` = '{token}'")):
+            return created[0].info.run_id
+        return client().create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+
+    return retrying(what, create)
 
 
 def _supersede_older(exp_id: str, identity: str) -> None:

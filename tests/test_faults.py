@@ -32,7 +32,8 @@ ENV_SECRET = "env-t0ken-s3cr3t"
 def lab2_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a fresh user: no MLflow or Prefect API settings, a private Prefect home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API", "LAB2_"))}
-    return {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **extra}
+    settings = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+    return {**env, **settings, **extra}
 
 
 def start_lab2(tmp_path: Path, name: str, args: list[str], **env: str) -> subprocess.Popen:
@@ -134,7 +135,7 @@ def test_sigkill_halfway_then_rerun_leaves_one_finished_run_per_cell(tmp_path):
     db = tmp_path / "mlflow.db"
     killed = start_lab2(tmp_path, "killed", [])
     try:
-        wait_for(lambda: count_runs(db, "mlp") > 0, 300, "the first cells")
+        wait_for(lambda: count_runs(db, "mlp") > 0 or killed.poll() is not None, 300, "the first cells")
         assert count_runs(db, "mlp") < 18, "the grid finished before it could be killed"
     finally:
         kill_group(killed)
@@ -235,7 +236,8 @@ def test_server_down_fails_with_a_redacted_message_then_blips_and_a_rerun_resume
     # 1. The server dies halfway through the grid and stays down past the retry window: lab2 fails, naming it.
     first = start_lab2(tmp_path, "down", [], LAB2_TRACKING_RETRY_SECONDS="3", **secrets)
     try:
-        wait_for(lambda: count_runs(db, "mlp") > 0, 300, "the first cells")
+        wait_for(lambda: count_runs(db, "mlp") > 0 or first.poll() is not None, 300, "the first cells")
+        assert first.poll() is None, output(tmp_path, "down")[-3000:]
         assert listening_hosts(first.pid) <= {"127.0.0.1"}  # the temporary Prefect API lab2 starts
         mlflow_server.stop()
         assert first.wait(timeout=120) == 1
