@@ -186,6 +186,10 @@ def _client(uri: str) -> MlflowClient:
     # lab2 retries on its own clock: MLflow's HTTP client fails fast instead of retrying for minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # MLflow prints "View run … at: URI" per run: noise for a grid, and a leak when the URI holds credentials.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    if redact(uri) != uri:
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     with _store_creation_lock(uri):
         return MlflowClient(tracking_uri=uri)
 
