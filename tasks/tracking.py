@@ -59,7 +59,7 @@ KNOWN_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssq
 SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME")
 _TRANSIENT = re.compile(
     r"database is locked|Max retries exceeded|Connection refused|Connection aborted|Connection reset"
-    r"|RemoteDisconnected|timed out|error code 50[234]|TEMPORARILY_UNAVAILABLE"
+    r"|Connection broken|IncompleteRead|RemoteDisconnected|timed out|error code 50[234]|TEMPORARILY_UNAVAILABLE"
 )
 T = TypeVar("T")
 
@@ -163,6 +163,8 @@ def retrying(what: str, call: Callable[[], T]) -> T:
             return call()
         except Exception as error:  # noqa: BLE001 - transient ones are retried, the rest re-raised
             if not _transient(error):
+                if redact(str(error)) != str(error):  # MLflow's messages quote the URI, credentials and all
+                    raise TrackingError(f"{what} was not logged: {redact(str(error))[:500]}") from None
                 raise
             if time.monotonic() + delay > deadline:
                 detail = redact(str(error))[:300]
