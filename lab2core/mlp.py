@@ -172,7 +172,7 @@ def _read_off(
         train_acc, val_acc = accuracy(train_logits, data.y_train), accuracy(val_logits, data.y_val)
         train_loss = _mean_cross_entropy(train_logits, data.y_train)
         val_loss = _mean_cross_entropy(val_logits, data.y_val)
-    finite = torch.isfinite(history[:, :iterations]).all(dim=1) & torch.isfinite(train_loss)
+    finite = torch.isfinite(history[:, :iterations]).all(dim=1) & torch.isfinite(train_loss) & torch.isfinite(val_loss)
     return [
         CellResult(
             lr=lr,
