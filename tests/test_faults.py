@@ -148,7 +148,7 @@ def test_sigkill_halfway_then_rerun_leaves_one_finished_run_per_cell(tmp_path):
     first_parent = next(r for r in runs if r.data.tags.get("lab2.role") == "pipeline" and r.info.status != "FINISHED")
     assert first_parent.info.status == "KILLED" and "was gone" in first_parent.data.tags["lab2.stale"]
     text = output(tmp_path, "rerun")
-    assert f"reused from earlier FINISHED runs" in text
+    assert "reused from earlier FINISHED runs" in text
     reused = next(r for r in runs if r.data.tags.get("lab2.role") == "pipeline" and r.info.status == "FINISHED").data.metrics
     assert reused["mlp_grid.units_reused"] >= done_before and reused["mlp_grid.units_computed"] >= 1
 
