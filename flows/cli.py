@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import get_type_hints
+from typing import TYPE_CHECKING, get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -14,6 +14,10 @@ import pandas as pd
 
 from lab2core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS, DatasetName, InputError, MLPSetup, Seeds, axis_param
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXIT_TRACKING_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -45,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--protocol", default="held-out", help="held-out (the design's recipe) or seed-report (the report's procedure)")
     run.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
     run.add_argument("--task-runner", default="threads", choices=("threads", "dask"), help="where the grid's shards run (default: threads)")
+    run.add_argument("--force", action="store_true", help="recompute every unit, even those with a FINISHED run of the same identity")
     run.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
 
     compare = commands.add_parser("compare", help="seed table of a pipeline run (or two, side by side), read from MLflow")
@@ -105,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     from flows.lab2 import lab2
     from lab2core.inputs import check_pipeline_inputs
     from lab2core.seeds import compare_seeds
-    from tasks.tracking import tracking_uri, ui_command
+    from tasks.tracking import TrackingError, check_tracking_uri, redact, run_metrics, tracking_uri, ui_command
 
     params = {
         "dataset": args.dataset,
@@ -126,20 +131,27 @@ def _run(args: argparse.Namespace) -> int:
         "experiment": args.experiment,
         "task_runner": args.task_runner,
         "dask_address": args.dask_address,
+        "force": args.force,
     }
     problems = _invalid_options(lab2.fn, params)
     if not problems:
         try:
             setup = MLPSetup(args.dataset, args.split_seed, args.hidden, args.scaling, args.protocol)
             check_pipeline_inputs(args.dataset, args.label_column, args.rank, setup)
+            check_tracking_uri(tracking_uri())
         except InputError as error:
             problems = [str(error)]
     if problems:
         print("lab2 run: bad input:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
         return EXIT_BAD_INPUT
     uri = tracking_uri()
-    print(f"lab2: tracking to {uri}, experiment {args.experiment!r}", flush=True)
-    result = lab2(**params)
+    print(f"lab2: tracking to {redact(uri)}, experiment {args.experiment!r}", flush=True)
+    try:
+        result = lab2(**params)
+        reuse = run_metrics(result.parent_run_id)
+    except TrackingError as error:
+        print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
+        return EXIT_TRACKING_FAILED
     print("\nQ1 factorisation (loss = ‖A − UVᵀ‖²_F):")
     print(result.factorisation.to_string(index=False))
     print("\nQ2 MLP grid (accuracy 0–1):")
@@ -148,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     print("\nOver seeds (95% interval: Student t):")
     print(_table(seeds.display()))
     print(f"Best group: {seeds.best_label()}")
+    print("\n" + "\n".join(_summary_lines(result.cells, reuse)))
     print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}")
     return 0
 
@@ -200,6 +213,18 @@ def _report_schema(seeds: Seeds, dataset: DatasetName) -> None:
 
 def _table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def _summary_lines(cells: pd.DataFrame, parent_metrics: dict[str, float]) -> list[str]:
+    """What was reused, what was computed, and which cells diverged."""
+    reused = sum(v for k, v in parent_metrics.items() if k.endswith(".units_reused"))
+    computed = sum(v for k, v in parent_metrics.items() if k.endswith(".units_computed"))
+    lines = [f"runs: {computed:.0f} computed, {reused:.0f} reused from earlier FINISHED runs of the same identity"]
+    diverged = cells[cells["diverged"]]
+    if len(diverged):
+        which = ", ".join(f"lr={r.lr:g} it={r.iterations} seed={r.seed}" for r in diverged.itertuples())
+        lines.append(f"diverged: {len(diverged)} of {len(cells)} cells (loss not finite; tag lab2.diverged=true): {which}")
+    return lines
 
 
 def _invalid_options(flow_fn: Callable[..., object], params: dict[str, object]) -> list[str]:

@@ -5,11 +5,30 @@ from __future__ import annotations
 import pandas as pd
 from prefect import flow, get_run_logger
 
+import torch
+
+from lab2core.data import Dataset
+from lab2core.identity import tensor_digest
 from lab2core.params import Count, DatasetName, ExperimentName, FactorisationSetup, LearningRate, Rank, Seed
 from tasks import tracking
 from tasks.compute import compare_u, gd_factorise, load_matrices, plot_u, svd_baseline
-from tasks.record import log_factorisation_summary, log_gd_factorisation, log_parent_figures, log_svd_baseline
-from tasks.tracking import RunRecord
+from tasks.record import (
+    copy_parent_figure,
+    find_finished,
+    gd_params,
+    identity_of,
+    log_factorisation_summary,
+    log_gd_factorisation,
+    log_parent_figures,
+    log_svd_baseline,
+    log_units,
+    reused_factorisation_row,
+    svd_params,
+    units_table,
+)
+from tasks.tracking import FinishedRun, RunRecord
+
+STEPS = ("gd-factorise", "svd-baseline")
 
 
 @flow(name="factorisation")
@@ -22,23 +41,60 @@ def factorisation(
     seed: Seed = 0,
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
     parent_run_id: str | None = None,
+    force: bool = False,
 ) -> pd.DataFrame:
-    """Q1_1–Q1_3: rank-r factorisation by GD with autograd against the truncated-SVD optimum; U of both."""
+    """Q1_1–Q1_3: rank-r factorisation by GD with autograd against the truncated-SVD optimum; U of both.
+
+    A matrix whose GD and SVD runs both exist FINISHED with their identities is reused; `force` recomputes.
+    """
     setup = FactorisationSetup(rank, lr, epochs, seed)
     data, matrices = load_matrices(dataset, label_column, rank)
     parent_record = RunRecord(params={"dataset": dataset, **setup.as_params()})
-    rows = []
+    rows, units = [], []
     with tracking.pipeline_run(experiment, "factorisation", parent_record, attach_to=parent_run_id) as parent:
         for name, matrix in matrices.items():
-            gd = gd_factorise(matrix, setup)
-            svd = svd_baseline(matrix, rank)
-            comparison = compare_u(gd, svd)
-            figures = {"u_scatter": plot_u(svd, gd, data)} if name == data.name else {}
-            log_gd_factorisation(parent, name, setup, gd, comparison, figures)
-            log_svd_baseline(parent, name, rank, svd)
-            log_parent_figures(parent, figures)
-            rows.append({"matrix": name, "gd_loss": gd.loss, "svd_loss": svd.loss, **comparison})
+            digest = data.digest if name == data.name else tensor_digest(matrix)
+            identities = {"gd-factorise": identity_of("gd-factorise", gd_params(name, setup), digest)}
+            identities["svd-baseline"] = identity_of("svd-baseline", svd_params(name, rank), digest)
+            found = {} if force else find_finished(experiment, identities)
+            if len(found) == len(STEPS):
+                row, run_ids = _reuse(parent, name, found, with_figure=name == data.name)
+            else:
+                row, run_ids = _compute(parent, name, matrix, data, setup, found, identities)
+            rows.append(row)
+            units.append(units_table({s: s for s in STEPS}, dict.fromkeys(STEPS, name), identities, run_ids, found))
         summary = pd.DataFrame(rows)
         log_factorisation_summary(parent, summary)
+        log_units(parent, "factorisation", pd.concat(units, ignore_index=True))
     get_run_logger().info("Q1 factorisation at rank %d:\n%s", rank, summary.to_string(index=False))
     return summary
+
+
+def _reuse(parent: str, name: str, found: dict[str, FinishedRun], with_figure: bool) -> tuple[dict, dict[str, str]]:
+    """Q1 of one matrix from its finished runs; the U scatter copied onto the parent."""
+    if with_figure:
+        copy_parent_figure(parent, found["gd-factorise"].run_id, "u_scatter")
+    return reused_factorisation_row(name, found), {step: run.run_id for step, run in found.items()}
+
+
+def _compute(
+    parent: str,
+    name: str,
+    matrix: torch.Tensor,
+    data: Dataset,
+    setup: FactorisationSetup,
+    found: dict[str, FinishedRun],
+    identities: dict[str, str],
+) -> tuple[dict, dict[str, str]]:
+    """Q1 of one matrix: GD, SVD, their comparison and figure; logs the runs not already found."""
+    gd = gd_factorise(matrix, setup)
+    svd = svd_baseline(matrix, setup.rank)
+    comparison = compare_u(gd, svd)
+    figures = {"u_scatter": plot_u(svd, gd, data)} if name == data.name else {}
+    run_ids = {step: run.run_id for step, run in found.items()}
+    if "gd-factorise" not in found:
+        run_ids["gd-factorise"] = log_gd_factorisation(parent, name, setup, gd, comparison, figures, identities["gd-factorise"])
+    if "svd-baseline" not in found:
+        run_ids["svd-baseline"] = log_svd_baseline(parent, name, setup.rank, svd, identities["svd-baseline"])
+    log_parent_figures(parent, figures)
+    return {"matrix": name, "gd_loss": gd.loss, "svd_loss": svd.loss, **comparison}, run_ids

@@ -64,8 +64,12 @@ def lab2(
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
     task_runner: TaskRunnerName = "threads",
     dask_address: str | None = None,
+    force: bool = False,
 ) -> Lab2Result:
-    """Lab 2 end to end: Q1 factorisation by GD vs SVD, then the Q2 MLP grid, tracked under one parent run."""
+    """Lab 2 end to end: Q1 factorisation by GD vs SVD, then the Q2 MLP grid, tracked under one parent run.
+
+    Units with a FINISHED run of their identity are reused; `force` recomputes everything.
+    """
     setup = MLPSetup(dataset, split_seed, hidden, scaling, protocol)
     check_inputs(dataset, label_column, rank, setup)
     params = {
@@ -75,9 +79,9 @@ def lab2(
     }
     grid = mlp_grid.with_options(task_runner=grid_task_runner(task_runner, dask_address))
     with tracking.pipeline_run(experiment, "lab2", RunRecord(params=params, tags={"lab2.task_runner": task_runner})) as parent:
-        q1 = factorisation(dataset, label_column, rank, gd_lr, gd_epochs, gd_seed, experiment, parent_run_id=parent)
+        q1 = factorisation(dataset, label_column, rank, gd_lr, gd_epochs, gd_seed, experiment, parent_run_id=parent, force=force)
         q2 = grid(
             lrs, iterations, seeds, dataset, label_column, split_seed, hidden, scaling, protocol, cell_figures,
-            torch_threads, experiment, parent_run_id=parent,
+            torch_threads, experiment, parent_run_id=parent, force=force,
         )
     return Lab2Result(parent, q1, q2)

@@ -11,7 +11,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
-from lab2core.mlp import pick_cell, results_frame, split_trajectories
+from lab2core.mlp import deal_shards, missing_trajectories, results_frame
 from lab2core.params import (
     LAB_ITERATIONS,
     LAB_LRS,
@@ -31,8 +31,21 @@ from lab2core.params import (
     grid_params,
 )
 from tasks import tracking
-from tasks.compute import compare_over_seeds, load_mlp_data, plot_grid, train_shard
-from tasks.record import log_best_model, log_grid_summary, log_mlp_cells, publish_seed_table
+from tasks.compute import compare_over_seeds, load_data, load_mlp_data, plot_grid, train_shard, train_winner
+from tasks.record import (
+    cell_identities,
+    cell_key,
+    cell_name,
+    find_finished,
+    log_best_model,
+    log_grid_summary,
+    log_mlp_cells,
+    log_units,
+    publish_seed_table,
+    read_reused_curves,
+    reused_cell_rows,
+    units_table,
+)
 from tasks.tracking import RunRecord
 
 
@@ -65,30 +78,47 @@ def mlp_grid(
     torch_threads: Threads = 1,
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
     parent_run_id: str | None = None,
+    force: bool = False,
 ) -> pd.DataFrame:
-    """Q2_1–Q2_2: the MLP grid, each (lr, seed) trajectory trained once in batched shards; one MLflow run per cell."""
+    """Q2_1–Q2_2: the MLP grid, each (lr, seed) trajectory trained once in batched shards; one MLflow run per cell.
+
+    Cells that already have a FINISHED run of their identity are reused, and only trajectories with a
+    missing cell are trained; `force` recomputes every cell.
+    """
     logger = get_run_logger()
     setup = MLPSetup(dataset, split_seed, hidden, scaling, protocol)
     data = load_mlp_data(dataset, label_column, setup)
+    identities = cell_identities(setup, lrs, iterations, seeds, cell_figures, load_data(dataset, label_column).digest)
     parent_record = RunRecord(params={**grid_params(lrs, iterations, seeds), **setup.as_params()})
-    shards = split_trajectories(lrs, seeds, n_shards=os.cpu_count() or 2)
-    n_cells = len(lrs) * len(iterations) * len(seeds)
+    n_cells = len(identities)
     with tracking.pipeline_run(experiment, "mlp-grid", parent_record, attach_to=parent_run_id) as parent:
+        reused = {} if force else find_finished(experiment, identities)
+        shards = deal_shards(missing_trajectories(lrs, iterations, seeds, done=reused), n_shards=os.cpu_count() or 2)
+        logger.info("%d/%d cells reused from MLflow; training %d trajectories", len(reused), n_cells, sum(map(len, shards)))
         progress = create_progress_artifact(0.0, key="mlp-grid-progress", description="MLP cells trained and logged")
         trained = train_shard.map(unmapped(data), shards, unmapped(iterations), setup, range(len(shards)), torch_threads)
-        logging, results = [], []
+        logging, results = {}, []
         for shard_index, future in enumerate(as_completed(trained)):
-            cells = future.result()
+            cells = [c for c in future.result() if cell_key(c) not in reused]
             results += cells
-            logging.append(log_mlp_cells.submit(parent, setup, cells, cell_figures, shard_index))
-            logger.info("trained %d/%d cells", len(results), n_cells)
-        for done, future in enumerate(as_completed(logging), start=1):
-            future.result()
+            logging[log_mlp_cells.submit(parent, setup, cells, cell_figures, shard_index, identities)] = cells
+            logger.info("trained %d/%d cells", len(reused) + len(results), n_cells)
+        run_ids = {key: run.run_id for key, run in reused.items()}
+        for done, future in enumerate(as_completed(list(logging)), start=1):
+            run_ids |= dict(zip(map(cell_key, logging[future]), future.result()))
             update_progress_artifact(progress, 100.0 * done / len(logging))
-        cells = results_frame(results)
-        seeds = compare_over_seeds(cells)
-        log_grid_summary(parent, cells, seeds, plot_grid(results, cells, seeds))
-        model_uri = log_best_model(parent, pick_cell(results, seeds.best["lr"], seeds.best["iterations"]), data.x_val[:5])
-        publish_seed_table(seeds)
-    logger.info("Q2 grid: %d cells logged to MLflow; best %s, model %s", n_cells, seeds.best_label(), model_uri)
+        cells = results_frame(results, reused_cell_rows(reused))
+        over_seeds = compare_over_seeds(cells)
+        curves = read_reused_curves(reused, trained={(c.lr, c.seed) for c in results})
+        log_grid_summary(parent, cells, over_seeds, plot_grid(results, curves, cells, over_seeds))
+        best = over_seeds.best
+        winner = train_winner(data, best["lr"], best["iterations"], min(seeds), setup)  # its cell may be a reused run
+        model_uri = log_best_model(parent, winner, data.x_val[:5])
+        publish_seed_table(over_seeds)
+        names = {key: cell_name(*key) for key in identities}
+        log_units(parent, "mlp_grid", units_table(dict.fromkeys(identities, "mlp"), names, identities, run_ids, reused))
+    logger.info(
+        "Q2 grid: %d cells logged to MLflow, %d reused; best %s, model %s",
+        n_cells - len(reused), len(reused), over_seeds.best_label(), model_uri,
+    )
     return cells

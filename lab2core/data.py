@@ -26,6 +26,10 @@ class DataError(InputError):
     """A dataset that cannot be used: says what is wrong and what is allowed."""
 
 
+CSV_FORM = "expected a CSV with a header row, numeric feature columns and a label column (default: the last)"
+MIN_ROWS = 3
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Features (float64, rows x features), integer labels and the class names they index."""
@@ -85,9 +89,9 @@ def load_csv_dataset(path: Path, label_column: str | None = None) -> Dataset:
     values = torch.tensor(feature_frame.to_numpy(dtype="float64"))
     if not torch.isfinite(values).all():
         bad_rows = (~torch.isfinite(values)).any(dim=1).nonzero().flatten()[:5].tolist()
-        raise DataError(f"{path}: features hold NaN, inf or empty cells (first data rows: {bad_rows})")
+        raise DataError(f"{path}: features hold NaN, inf or empty cells (first data rows: {bad_rows}); every feature must be a finite number")
     if frame[label].isna().any():
-        raise DataError(f"{path}: label column {label!r} has empty cells")
+        raise DataError(f"{path}: label column {label!r} has empty cells; every row needs a label")
     codes, classes = pd.factorize(frame[label].astype(str), sort=True)
     if len(classes) < 2:
         raise DataError(f"{path}: label column {label!r} holds one class; at least two are needed")
@@ -95,16 +99,18 @@ def load_csv_dataset(path: Path, label_column: str | None = None) -> Dataset:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file; {CSV_FORM}")
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{path}: no such file; give the path of an existing CSV file")
     try:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty") from None
+        raise DataError(f"{path}: the file is empty; {CSV_FORM}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
-        raise DataError(f"{path}: not a readable CSV ({error})") from None
+        raise DataError(f"{path}: not a readable CSV ({error}); {CSV_FORM}, the same number of fields on every line") from None
     if frame.empty:
-        raise DataError(f"{path}: has a header but no data rows")
+        raise DataError(f"{path}: has a header but no data rows; at least {MIN_ROWS} rows are needed")
     return frame
 
 
@@ -120,8 +126,8 @@ def split_rows(n_rows: int, split_seed: int = 0, train_fraction: float = 2 / 3, 
     else:
         perm = torch.arange(n_rows)
     n_train = round(n_rows * train_fraction)
-    if n_train < 1 or n_train >= n_rows:
-        raise DataError(f"{n_rows} rows cannot be split into non-empty training and validation parts")
+    if n_rows < MIN_ROWS or n_train >= n_rows:
+        raise DataError(f"{n_rows} rows cannot be split into training and validation parts: at least {MIN_ROWS} rows are needed")
     return Split(train=perm[:n_train], val=perm[n_train:])
 
 

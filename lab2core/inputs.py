@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from lab2core.data import Dataset, factorisation_matrices, load_dataset
+from lab2core.data import Dataset, DataError, factorisation_matrices, load_dataset
 from lab2core.factorise import check_rank
 from lab2core.mlp import prepare_mlp_data
-from lab2core.params import MLPSetup
+from lab2core.params import BUILTIN_DATASETS, InputError, MLPSetup
 
 
 def check_pipeline_inputs(dataset: str, label_column: str | None, rank: int, setup: MLPSetup) -> Dataset:
     """Load the dataset and check that both experiments can use it; raises InputError saying why not."""
+    if label_column is not None and dataset in BUILTIN_DATASETS:
+        raise InputError(f"label column {label_column!r} given for the built-in dataset {dataset!r}; a label column applies to CSV datasets only")
     data = load_dataset(dataset, label_column)
     check_rank(rank, factorisation_matrices(data))
-    prepare_mlp_data(data, setup.split_seed, setup.scaling, setup.protocol)
+    try:
+        prepare_mlp_data(data, setup.split_seed, setup.scaling, setup.protocol)
+    except DataError as error:
+        raise DataError(f"{dataset}: {error}") from None
     return data

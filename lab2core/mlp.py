@@ -8,7 +8,7 @@ as one batched program (stacked weights, batched matmul, one learning rate per t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -174,19 +174,30 @@ def train_trajectories(
     return results
 
 
-def split_trajectories(lrs: Sequence[float], seeds: Sequence[int], n_shards: int) -> list[list[tuple[float, int]]]:
-    """Every (lr, seed) pair, dealt into at most `n_shards` near-equal contiguous shards."""
-    pairs = [(lr, seed) for lr in lrs for seed in seeds]
+def deal_shards(pairs: Sequence[tuple[float, int]], n_shards: int) -> list[list[tuple[float, int]]]:
+    """`pairs` dealt in order into at most `n_shards` near-equal contiguous shards (none if no pairs)."""
+    if not pairs:
+        return []
     n_shards = max(1, min(n_shards, len(pairs)))
     size, extra = divmod(len(pairs), n_shards)
     bounds = [k * size + min(k, extra) for k in range(n_shards + 1)]
-    return [pairs[bounds[k] : bounds[k + 1]] for k in range(n_shards)]
+    return [list(pairs[bounds[k] : bounds[k + 1]]) for k in range(n_shards)]
 
 
-def results_frame(results: Sequence[CellResult]) -> pd.DataFrame:
-    """One row per cell: lr, iterations, seed, accuracies, losses, diverged; sorted like the lab's table."""
-    columns = ["lr", "iterations", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "diverged"]
-    frame = pd.DataFrame([{c: getattr(r, c) for c in columns} for r in results], columns=columns)
+def missing_trajectories(
+    lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int], done: Collection[tuple[float, int, int]]
+) -> list[tuple[float, int]]:
+    """The (lr, seed) trajectories with at least one (lr, iterations, seed) cell not in `done`, in grid order."""
+    return [(lr, seed) for lr in lrs for seed in seeds if any((lr, it, seed) not in done for it in iterations)]
+
+
+CELL_COLUMNS = ["lr", "iterations", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "diverged"]
+
+
+def results_frame(results: Sequence[CellResult], known_rows: Sequence[Mapping[str, object]] = ()) -> pd.DataFrame:
+    """One row per cell (computed results, then rows already known): sorted like the lab's table."""
+    rows = [{c: getattr(r, c) for c in CELL_COLUMNS} for r in results] + [{c: row[c] for c in CELL_COLUMNS} for row in known_rows]
+    frame = pd.DataFrame(rows, columns=CELL_COLUMNS)
     return frame.sort_values(["iterations", "lr", "seed"], ascending=[True, False, True], ignore_index=True)
 
 
@@ -226,7 +237,7 @@ def _read_off(
         train_acc, val_acc = accuracy(train_logits, data.y_train), accuracy(val_logits, data.y_val)
         train_loss = _mean_cross_entropy(train_logits, data.y_train)
         val_loss = _mean_cross_entropy(val_logits, data.y_val)
-    finite = torch.isfinite(history[:, :iterations]).all(dim=1) & torch.isfinite(train_loss)
+    finite = torch.isfinite(history[:, :iterations]).all(dim=1) & torch.isfinite(train_loss) & torch.isfinite(val_loss)
     return [
         CellResult(
             lr=lr,
@@ -255,9 +266,3 @@ def to_module(weights: MLPWeights) -> torch.nn.Sequential:
         module[2].weight.copy_(weights.w2.T)
         module[2].bias.copy_(weights.b2.expand(n_classes))
     return module.eval()
-
-
-def pick_cell(results: Sequence[CellResult], lr: float, iterations: int) -> CellResult:
-    """The cell of (lr, iterations) with the lowest seed (seed 0 on the lab's grid)."""
-    matching = [r for r in results if r.lr == lr and r.iterations == iterations]
-    return min(matching, key=lambda r: r.seed)

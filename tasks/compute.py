@@ -102,11 +102,21 @@ def compare_over_seeds(cells: pd.DataFrame) -> SeedComparison:
 
 
 @task(cache_policy=NO_CACHE)
-def plot_grid(results: Sequence[CellResult], cells: pd.DataFrame, seeds: SeedComparison) -> dict[str, Figure]:
+def plot_grid(
+    results: Sequence[CellResult], reused_curves: pd.DataFrame, cells: pd.DataFrame, seeds: SeedComparison
+) -> dict[str, Figure]:
     """The parent run's figures of the grid: accuracies, error bars, mean curves, heatmap."""
+    curves = pd.concat([histories_frame(results), reused_curves], ignore_index=True)
     return {
         "grid_summary": plot_grid_summary(cells),
         "val_accuracy_vs_lr": plot_val_accuracy_errorbars(seeds.summary),
-        "mean_learning_curves": plot_mean_learning_curves(histories_frame(results)),
+        "mean_learning_curves": plot_mean_learning_curves(curves),
         "cell_heatmap": plot_cell_heatmap(seeds.summary),
     }
+
+
+@task(cache_policy=NO_CACHE)
+def train_winner(data: MLPData, lr: float, iterations: int, seed: int, setup: MLPSetup) -> CellResult:
+    """The winning cell's model, trained again (deterministic, so identical to its run's)."""
+    (cell,) = train_cells(data, [(lr, seed)], [iterations], setup.hidden, setup.protocol)
+    return cell

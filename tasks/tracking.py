@@ -3,37 +3,77 @@
 Layout: one parent run per pipeline run (tag lab2.role=pipeline); one child run per unit of work
 (tag lab2.step, mlflow.parentRunId). A child run is written whole — created, filled with one
 batch, its figures logged, terminated — so a failure never leaves a half-written run behind.
+
+Resume: a child run carries its unit's identity (tag lab2.identity); a FINISHED run of that identity
+is reused instead of recomputed, and a newer finished run of an identity takes the tag from an
+older one (lab2.superseded_by), so one finished run per identity carries it. Every run carries its
+owner process (tag lab2.owner); a RUNNING run whose owner is gone is marked KILLED on the next start.
+
+Faults: every call is retried with exponential backoff on transient errors (connection refused or
+reset, timeouts, HTTP 502/503/504, SQLite "database is locked", a store whose tables another process is creating) for LAB2_TRACKING_RETRY_SECONDS
+(default 60), then fails with a TrackingError naming the tracking URI (credentials redacted) and
+what was not logged.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
+import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock around store creation
+    fcntl = None
 
 import mlflow
 import mlflow.pytorch
 import pandas as pd
+import psutil
+import requests
 import torch
 from matplotlib.figure import Figure
+from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
+from sqlalchemy.exc import OperationalError
+
+from lab2core.params import InputError
 
 DEFAULT_EXPERIMENT = "lab2"
 ROLE_TAG = "lab2.role"
 STEP_TAG = "lab2.step"
+IDENTITY_TAG = "lab2.identity"
+OWNER_TAG = "lab2.owner"
+SUPERSEDED_TAG = "lab2.superseded_by"
+CREATE_TOKEN_TAG = "lab2.create_token"
+RETRY_SECONDS_ENV = "LAB2_TRACKING_RETRY_SECONDS"
+DEFAULT_RETRY_SECONDS = 60.0
+KNOWN_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql")
+SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME")
+_TRANSIENT = re.compile(
+    r"database is locked|Max retries exceeded|Connection refused|Connection aborted|Connection reset"
+    r"|Connection broken|IncompleteRead|RemoteDisconnected|timed out|error code 50[234]|TEMPORARILY_UNAVAILABLE"
+)
 T = TypeVar("T")
+
+
+class TrackingError(RuntimeError):
+    """MLflow did not answer within the retry window: names the tracking URI and what was not logged."""
 
 
 @dataclass
@@ -47,21 +87,139 @@ class RunRecord:
     figures: Mapping[str, Figure] = field(default_factory=dict)  # artifact name → Figure
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    """A FINISHED run found for a unit's identity: its id and final metrics."""
+
+    run_id: str
+    metrics: Mapping[str, float]
+
+
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI if set, else MLflow's default SQLite store in the working directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
 def ui_command(uri: str) -> str:
-    """The command (or address) that opens the MLflow UI on `uri`."""
+    """The command (or address) that opens the MLflow UI on `uri`, credentials redacted."""
     if uri.startswith(("http://", "https://")):
-        return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri}"
+        return f"open {redact(uri)} in a browser"
+    return f"mlflow ui --backend-store-uri {redact(uri)}"
+
+
+def redact(text: str) -> str:
+    """`text` with URL credentials, secret query values and lab2's secret env values replaced by ***."""
+    text = re.sub(r"://[^/\s@]+@", "://***@", text)
+    text = re.sub(r"(?i)\b((?:password|passwd|token|secret|api_key|access_key)=)[^&\s]+", r"\1***", text)
+    for name in SECRET_ENV[:2]:
+        if value := os.environ.get(name):
+            text = text.replace(value, "***")
+    return text
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Raise InputError unless `uri` has a known scheme and its store can be reached (an http server answers)."""
+    shown = redact(uri)
+    try:
+        parts = urlsplit(uri)
+        parts.port  # raises ValueError on a malformed port
+    except ValueError as error:
+        raise InputError(f"tracking URI {shown} is malformed ({error}); use sqlite:///PATH or http://HOST:PORT") from None
+    scheme = parts.scheme.split("+")[0]
+    if scheme not in KNOWN_SCHEMES:
+        raise InputError(f"tracking URI {shown}: unknown scheme {parts.scheme!r}; use one of {', '.join(KNOWN_SCHEMES)}")
+    if scheme in ("http", "https"):
+        _check_server(uri, shown, parts.hostname)
+    elif scheme in ("sqlite", "file"):
+        _check_local_store(uri, shown, parts.path)
+
+
+def _check_server(uri: str, shown: str, host: str | None) -> None:
+    if not host:
+        raise InputError(f"tracking URI {shown} names no host; use http://HOST:PORT")
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except requests.RequestException as error:
+        reason = type(error).__name__
+        raise InputError(
+            f"tracking URI {shown}: no MLflow server answers there ({reason}); start one "
+            "(mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI"
+        ) from None
+
+
+def _check_local_store(uri: str, shown: str, path: str) -> None:
+    if uri.startswith("sqlite://") and not path:
+        raise InputError(f"tracking URI {shown} names no database file; use sqlite:///PATH")
+    file = Path(path[1:] if uri.startswith("sqlite:") else path)  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
+    folder = file.parent
+    if not folder.is_dir():
+        raise InputError(f"tracking URI {shown}: folder {folder} does not exist; use an existing folder")
+
+
+def retry_seconds() -> float:
+    """How long tracking calls are retried (LAB2_TRACKING_RETRY_SECONDS, default 60 s)."""
+    return float(os.environ.get(RETRY_SECONDS_ENV) or DEFAULT_RETRY_SECONDS)
+
+
+def retrying(what: str, call: Callable[[], T]) -> T:
+    """`call()`, retried with exponential backoff on transient errors; TrackingError once the window has passed."""
+    window = retry_seconds()
+    deadline = time.monotonic() + window
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except Exception as error:  # noqa: BLE001 - transient ones are retried, the rest re-raised
+            if not _transient(error):
+                if redact(str(error)) != str(error):  # MLflow's messages quote the URI, credentials and all
+                    raise TrackingError(f"{what} was not logged: {redact(str(error))[:500]}") from None
+                raise
+            if time.monotonic() + delay > deadline:
+                detail = redact(str(error))[:300]
+                raise TrackingError(
+                    f"MLflow at {redact(tracking_uri())} did not answer for {window:g} s: {what} was not logged ({detail})"
+                ) from None
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+
+
+def _transient(error: Exception) -> bool:
+    # SQLAlchemy's OperationalError: a locked SQLite file, or tables another process is creating right now.
+    if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, OperationalError)):
+        return True
+    code = getattr(error, "error_code", "")
+    return code == "TEMPORARILY_UNAVAILABLE" or bool(_TRANSIENT.search(str(error)))
 
 
 @functools.lru_cache(maxsize=8)
 def _client(uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=uri)
+    # lab2 retries on its own clock: MLflow's HTTP client fails fast instead of retrying for minutes.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # MLflow prints "View run … at: URI" per run: noise for a grid, and a leak when the URI holds credentials.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    if redact(uri) != uri:
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    with _store_creation_lock(uri):
+        return MlflowClient(tracking_uri=uri)
+
+
+@contextmanager
+def _store_creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive flock on a local SQLite file while MLflow creates or migrates its tables.
+
+    Two processes creating one fresh store at once would otherwise race in its migrations. SQLite's
+    own locks are fcntl locks, which flock does not touch.
+    """
+    if not uri.startswith("sqlite:///") or fcntl is None:
+        yield
+        return
+    with Path(uri.removeprefix("sqlite:///")).open("ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def client() -> MlflowClient:
@@ -71,13 +229,19 @@ def client() -> MlflowClient:
 
 def experiment_id(name: str) -> str:
     """Id of experiment `name`, created if missing (safe when two processes race to create it)."""
+    return retrying(f"experiment {name!r}", lambda: _experiment_id(name))
+
+
+def _experiment_id(name: str) -> str:
     mlflow = client()
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     try:
         return mlflow.create_experiment(name)
-    except MlflowException:
+    except MlflowException as error:
+        if _transient(error):
+            raise
         return mlflow.get_experiment_by_name(name).experiment_id
 
 
@@ -85,50 +249,60 @@ def experiment_id(name: str) -> str:
 def pipeline_run(experiment: str, run_name: str, record: RunRecord, attach_to: str | None = None) -> Iterator[str]:
     """Open the parent run and yield its id: FINISHED on success, FAILED (re-raised) on error.
 
-    With `attach_to`, yield that run instead: a sub-flow inside a larger pipeline run.
+    With `attach_to`, yield that run instead: a sub-flow inside a larger pipeline run. Before a new
+    parent opens, the URI is checked and runs left RUNNING by processes that are gone are marked KILLED.
     """
     if attach_to is not None:
         _link_flow_run(attach_to)
         yield attach_to
         return
-    mlflow = client()
-    tags = {ROLE_TAG: "pipeline", **_prefect_tags(), **environment_tags(), **record.tags}
-    run_id = mlflow.create_run(experiment_id(experiment), run_name=run_name, tags=tags).info.run_id
+    check_tracking_uri(tracking_uri())
+    exp_id = experiment_id(experiment)
+    reap_stale_runs(exp_id)
+    tags = {ROLE_TAG: "pipeline", OWNER_TAG: owner(), **_prefect_tags(), **environment_tags(), **record.tags}
+    what = f"the parent run {run_name!r} of experiment {experiment!r}"
+    run_id = _create_run(exp_id, run_name, tags, what)
     _link_flow_run(run_id)
     try:
-        log_to_run(run_id, RunRecord(params=record.params, metrics=record.metrics, figures=record.figures))
+        log_to_run(run_id, RunRecord(params=record.params, metrics=record.metrics, figures=record.figures), what)
         yield run_id
     except BaseException:
-        mlflow.set_terminated(run_id, "FAILED")
+        _terminate_quietly(run_id, "FAILED")  # if MLflow is gone, the next start marks it KILLED
         raise
-    mlflow.set_terminated(run_id, "FINISHED")
+    retrying(f"the end of {what}", lambda: client().set_terminated(run_id, "FINISHED"))
 
 
-def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecord) -> str:
-    """Write one child run whole; on any error delete what was written and re-raise."""
-    mlflow = client()
-    tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, **record.tags}
-    run_id = mlflow.create_run(_experiment_of(parent_run_id), run_name=run_name, tags=tags).info.run_id
+def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecord, identity: str | None = None) -> str:
+    """Write one child run whole and give it the identity; on any error delete what was written and re-raise."""
+    what = f"child run {run_name!r} (step {step})"
+    exp_id = _experiment_of(parent_run_id)
+    tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, OWNER_TAG: owner(), **record.tags}
+    if identity is not None:
+        tags[IDENTITY_TAG] = identity
+    run_id = _create_run(exp_id, run_name, tags, what)
     try:
-        log_to_run(run_id, RunRecord(params=record.params, metrics=record.metrics, histories=record.histories, figures=record.figures))
-        mlflow.set_terminated(run_id, "FINISHED")
+        log_to_run(run_id, RunRecord(params=record.params, metrics=record.metrics, histories=record.histories, figures=record.figures), what)
+        retrying(what, lambda: client().set_terminated(run_id, "FINISHED"))
     except BaseException:
-        mlflow.delete_run(run_id)
+        _delete_quietly(run_id)  # if MLflow is gone, the run stays RUNNING and the next start marks it KILLED
         raise
+    if identity is not None:
+        retrying(f"the identity of {what}", lambda: _supersede_older(exp_id, identity))
     return run_id
 
 
-def log_to_run(run_id: str, record: RunRecord) -> None:
+def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
     """Params, metrics and histories in batches (MLflow splits them at its limits), then figures."""
+    what = what or f"run {run_id}"
     now = int(time.time() * 1000)
     # A final value closes its history: logged at the step after the history's last one.
     metrics = [Metric(k, float(v), now, len(record.histories.get(k, ()))) for k, v in record.metrics.items()]
     metrics += [Metric(k, float(v), now, step) for k, values in record.histories.items() for step, v in enumerate(values)]
     params = [Param(k, str(v)) for k, v in record.params.items()]
     tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
-    client().log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    retrying(f"params and metrics of {what}", lambda: client().log_batch(run_id, metrics=metrics, params=params, tags=tags))
     for name, figure in record.figures.items():
-        client().log_figure(run_id, figure, f"figures/{name}.png")
+        retrying(f"figure {name} of {what}", lambda: client().log_figure(run_id, figure, f"figures/{name}.png"))
 
 
 def log_torch_model(
@@ -183,9 +357,141 @@ def read_cells(parent_run_id: str) -> pd.DataFrame:
     return frame.astype({"lr": float, "iterations": int, "seed": int, "diverged": bool})
 
 
+def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """Every (step, value) of a run's metric, by step."""
+    history = retrying(f"the history of {key!r} of run {run_id}", lambda: client().get_metric_history(run_id, key))
+    return sorted((m.step, m.value) for m in history)
+
+
 def log_text(run_id: str, text: str, artifact_file: str) -> None:
     """A text artifact (a CSV table, an HTML page) on a run."""
-    client().log_text(run_id, text, artifact_file)
+    retrying(f"{artifact_file} of run {run_id}", lambda: client().log_text(run_id, text, artifact_file))
+
+
+def copy_artifact(source_run_id: str, path: str, target_run_id: str) -> None:
+    """Copy one artifact file from a run to the same path on another run."""
+    folder = str(Path(path).parent) if Path(path).parent != Path(".") else None
+
+    def copy() -> None:
+        local = client().download_artifacts(source_run_id, path)
+        client().log_artifact(target_run_id, local, folder)
+
+    retrying(f"{path} of run {target_run_id}", copy)
+
+
+def finished_units(experiment: str, identities: Collection[str]) -> dict[str, FinishedRun]:
+    """The FINISHED run that carries each identity, where one exists (the newest if several do)."""
+    exp_id = experiment_id(experiment)
+    wanted = set(identities)
+    query = f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` LIKE '%'"
+    found: dict[str, Run] = {}
+    for run in retrying("a search for finished runs", lambda: _search(exp_id, query)):
+        identity = run.data.tags[IDENTITY_TAG]
+        if identity in wanted and (identity not in found or _age(run) > _age(found[identity])):
+            found[identity] = run
+    return {i: FinishedRun(r.info.run_id, dict(r.data.metrics)) for i, r in found.items()}
+
+
+def reap_stale_runs(exp_id: str) -> list[str]:
+    """Mark KILLED every RUNNING run whose owner process is gone; return their ids."""
+    running = retrying("a search for running runs", lambda: _search(exp_id, "attributes.status = 'RUNNING'"))
+    stale = [r for r in running if OWNER_TAG in r.data.tags and not owner_alive(r.data.tags[OWNER_TAG])]
+    for run in stale:
+        reason = f"owner {run.data.tags[OWNER_TAG]} was gone when {owner()} started"
+        retrying(f"the stale mark of run {run.info.run_id}", lambda: client().set_tag(run.info.run_id, "lab2.stale", reason))
+        retrying(f"the stale mark of run {run.info.run_id}", lambda: client().set_terminated(run.info.run_id, "KILLED"))
+    return [r.info.run_id for r in stale]
+
+
+def run_metrics(run_id: str) -> dict[str, float]:
+    """A run's final metrics."""
+    return dict(retrying(f"the metrics of run {run_id}", lambda: client().get_run(run_id)).data.metrics)
+
+
+def owner() -> str:
+    """This process as host/pid/start time (s since epoch), so a later process can tell if it is gone."""
+    return _owner_of(os.getpid())
+
+
+def owner_alive(tag: str) -> bool:
+    """False only if `tag` names a process of this host that no longer runs (or whose pid was reused)."""
+    try:
+        host, pid_text, _ = tag.rsplit("/", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return True  # not ours to judge
+    if host != socket.gethostname():
+        return True  # another machine: cannot tell, so never killed from here
+    try:
+        return _owner_of(pid) == tag
+    except psutil.Error:
+        return False
+
+
+def _owner_of(pid: int) -> str:
+    return f"{socket.gethostname()}/{pid}/{psutil.Process(pid).create_time():.2f}"
+
+
+def _create_run(exp_id: str, run_name: str, tags: Mapping[str, str], what: str) -> str:
+    """Create a run once, even if a retry follows a reply that was lost: a retry first looks for the run's token."""
+    token = uuid.uuid4().hex
+    tags = {**tags, CREATE_TOKEN_TAG: token}
+    attempts = 0
+
+    def create() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1 and (created := _search(exp_id, f"tags.`{CREATE_TOKEN_TAG}` = '{token}'")):
+            return created[0].info.run_id
+        return client().create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+
+    return retrying(what, create)
+
+
+def _supersede_older(exp_id: str, identity: str) -> None:
+    """Leave the identity on the newest FINISHED run that has it; older ones get lab2.superseded_by."""
+    runs = _search(exp_id, f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` = '{identity}'")
+    if len(runs) < 2:
+        return
+    newest = max(runs, key=_age)
+    for run in runs:
+        if run.info.run_id == newest.info.run_id:
+            continue
+        client().set_tag(run.info.run_id, SUPERSEDED_TAG, newest.info.run_id)
+        client().set_tag(run.info.run_id, "lab2.superseded_identity", identity)
+        try:
+            client().delete_tag(run.info.run_id, IDENTITY_TAG)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+
+
+def _age(run: Run) -> tuple[int, str]:
+    return (run.info.end_time or 0, run.info.run_id)
+
+
+def _search(exp_id: str, query: str) -> list[Run]:
+    runs, token = [], None
+    while True:
+        page = client().search_runs([exp_id], query, max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _terminate_quietly(run_id: str, status: str) -> None:
+    try:
+        retrying(f"the {status} status of run {run_id}", lambda: client().set_terminated(run_id, status))
+    except (TrackingError, MlflowException):
+        pass
+
+
+def _delete_quietly(run_id: str) -> None:
+    try:
+        retrying(f"the deletion of run {run_id}", lambda: client().delete_run(run_id))
+    except (TrackingError, MlflowException):
+        pass
 
 
 def run_url(run_id: str) -> str | None:
@@ -249,4 +555,4 @@ def _git_commit() -> str | None:
 
 @functools.lru_cache(maxsize=64)
 def _experiment_of(run_id: str) -> str:
-    return client().get_run(run_id).info.experiment_id
+    return retrying(f"the experiment of run {run_id}", lambda: client().get_run(run_id)).info.experiment_id

@@ -10,7 +10,7 @@ from lab2core.mlp import (
     init_mlp,
     prepare_mlp_data,
     results_frame,
-    split_trajectories,
+    deal_shards,
     train_trajectories,
 )
 
@@ -93,11 +93,11 @@ def test_a_diverging_trajectory_is_flagged_and_does_not_spoil_the_others():
     assert torch.equal(by_lr[0.1].weights.w1, reference.weights.w1)
 
 
-def test_split_trajectories_deals_every_pair_once():
-    shards = split_trajectories([0.1, 0.01, 0.001], [0, 1, 2], n_shards=2)
+def test_deal_shards_deals_every_pair_once():
+    shards = deal_shards([(lr, s) for lr in [0.1, 0.01, 0.001] for s in [0, 1, 2]], n_shards=2)
     assert [len(s) for s in shards] == [5, 4]
     assert sorted(p for s in shards for p in s) == sorted((lr, s) for lr in [0.1, 0.01, 0.001] for s in [0, 1, 2])
-    assert len(split_trajectories([0.1], [0], n_shards=8)) == 1
+    assert len(deal_shards([(0.1, 0)], n_shards=8)) == 1 and deal_shards([], n_shards=2) == []
 
 
 def test_results_frame_orders_cells_like_the_lab_table():
