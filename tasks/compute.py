@@ -106,7 +106,7 @@ def plot_grid(
     results: Sequence[CellResult], reused_curves: pd.DataFrame, cells: pd.DataFrame, seeds: SeedComparison
 ) -> dict[str, Figure]:
     """The parent run's figures of the grid: accuracies, error bars, mean curves, heatmap."""
-    curves = pd.concat([histories_frame(results), reused_curves], ignore_index=True)
+    curves = pd.concat([histories_frame(results), reused_curves], ignore_index=True).astype({"step": int, "loss": float})
     return {
         "grid_summary": plot_grid_summary(cells),
         "val_accuracy_vs_lr": plot_val_accuracy_errorbars(seeds.summary),

@@ -22,6 +22,7 @@ import os
 import re
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -341,20 +342,34 @@ def latest_grid_run(experiment: str) -> str:
 
 
 def read_cells(parent_run_id: str) -> pd.DataFrame:
-    """The MLP cells of a pipeline run, read back from MLflow: one row of params and metrics per cell."""
+    """The MLP cells of a pipeline run, read back from MLflow: one row of params and metrics per cell.
+
+    The cells are those its `units/mlp_grid.csv` names (reused runs included), else its `mlp` children.
+    """
     try:
         parent = client().get_run(parent_run_id)
     except MlflowException:
-        raise LookupError(f"no run {parent_run_id!r} at {tracking_uri()}") from None
-    runs = client().search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{STEP_TAG}` = 'mlp' and attributes.status = 'FINISHED'",
-        max_results=50_000,
-    )
+        raise LookupError(f"no run {parent_run_id!r} at {redact(tracking_uri())}") from None
+    run_ids = _unit_run_ids(parent_run_id, "mlp_grid")
+    if run_ids is None:
+        query = f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{STEP_TAG}` = 'mlp'"
+    else:
+        query = "attributes.run_id IN ({})".format(", ".join(f"'{r}'" for r in run_ids))
+    runs = _search(parent.info.experiment_id, f"{query} and attributes.status = 'FINISHED'") if run_ids != [] else []
     if not runs:
         raise LookupError(f"run {parent_run_id} has no finished MLP cells")
     frame = pd.DataFrame([{**r.data.params, **r.data.metrics} for r in runs])
     return frame.astype({"lr": float, "iterations": int, "seed": int, "diverged": bool})
+
+
+def _unit_run_ids(parent_run_id: str, flow_name: str) -> list[str] | None:
+    """Run ids of the `mlp` units a parent lists in units/{flow_name}.csv; None if it lists none."""
+    path = f"units/{flow_name}.csv"
+    if path not in {a.path for a in client().list_artifacts(parent_run_id, "units")}:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        units = pd.read_csv(client().download_artifacts(parent_run_id, path, folder))
+    return units.loc[units["step"] == "mlp", "run_id"].tolist()
 
 
 def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
