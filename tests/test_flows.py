@@ -13,6 +13,7 @@ from flows.mlp_grid import mlp_grid
 from lab2core.data import centre, load_dataset
 from lab2core.factorise import truncated_svd
 from lab2core.mlp import forward, prepare_mlp_data, train_trajectories
+from tasks import tracking
 from tests.conftest import all_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -171,3 +172,19 @@ def test_a_failing_flow_marks_its_parent_failed(mlflow_store, monkeypatch):
         mlp_grid(**SMALL_GRID)
     (parent,) = all_runs(mlflow_store)
     assert parent.info.status == "FAILED"
+
+
+def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_store):
+    first = mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1), cell_figures=False)
+    second = mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1), cell_figures=False)
+    pd.testing.assert_frame_equal(first, second)
+    parents = sorted(
+        (r for r in all_runs(mlflow_store) if r.data.tags.get("lab2.role") == "pipeline"), key=lambda r: r.info.start_time
+    )
+    resumed = parents[-1]
+    assert resumed.data.metrics["mlp_grid.units_reused"] == 8
+    assert "figures/mean_learning_curves.png" in _artifacts(mlflow_store, resumed.info.run_id)
+    cells = tracking.read_cells(resumed.info.run_id)
+    assert len(cells) == 8 and set(cells["seed"]) == {0, 1}
+    assert resumed.data.params["best_seed"] == "0"
+    assert len(mlflow_store.search_model_versions("name='lab2-mlp'")) == 2
