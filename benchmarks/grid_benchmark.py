@@ -16,6 +16,7 @@ tensors are tiny, and extra threads only contend with each other on a shared 2-c
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
@@ -39,6 +40,9 @@ GRIDS = {
         tuple(range(10)),
     ),
 }
+
+
+_RUNS = itertools.count()
 
 
 @dataclass
@@ -83,7 +87,9 @@ def main() -> None:
 def _tracked(lrs: tuple, iterations: tuple, seeds: tuple, cell_figures: bool) -> object:
     from flows.mlp_grid import mlp_grid
 
-    return mlp_grid(lrs=lrs, iterations=iterations, seeds=seeds, cell_figures=cell_figures, experiment="benchmark")
+    # A new experiment each time: in one it already filled, lab2 would reuse every cell instead of computing it.
+    experiment = f"benchmark-{next(_RUNS)}"
+    return mlp_grid(lrs=lrs, iterations=iterations, seeds=seeds, cell_figures=cell_figures, experiment=experiment)
 
 
 def _warm_up_pipeline() -> None:

@@ -94,11 +94,13 @@ def copy_parent_figure(parent_run_id: str, source_run_id: str, name: str) -> Non
 
 @task(cache_policy=NO_CACHE)
 def log_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> None:
-    """Every unit of a flow with its run and whether it was reused: `{flow}.units_reused`/`_computed`, units/{flow}.csv."""
+    """Every unit of a flow with its run and whether it was reused (`{flow}.units_reused`/`_computed`, units/{flow}.csv);
+    then each identity is left on one FINISHED run only."""
     reused = int(units["reused"].sum()) if len(units) else 0
     metrics = {f"{flow_name}.units_reused": reused, f"{flow_name}.units_computed": len(units) - reused}
     tracking.log_to_run(parent_run_id, RunRecord(metrics=metrics))
     tracking.log_text(parent_run_id, units.to_csv(index=False), f"units/{flow_name}.csv")
+    tracking.settle_identities(parent_run_id, units["identity"].tolist())
 
 
 @lru_cache(maxsize=1)

@@ -287,8 +287,6 @@ def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecor
     except BaseException:
         _delete_quietly(run_id)  # if MLflow is gone, the run stays RUNNING and the next start marks it KILLED
         raise
-    if identity is not None:
-        retrying(f"the identity of {what}", lambda: _supersede_older(exp_id, identity))
     return run_id
 
 
@@ -463,22 +461,31 @@ def _create_run(exp_id: str, run_name: str, tags: Mapping[str, str], what: str) 
     return retrying(what, create)
 
 
-def _supersede_older(exp_id: str, identity: str) -> None:
-    """Leave the identity on the newest FINISHED run that has it; older ones get lab2.superseded_by."""
-    runs = _search(exp_id, f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` = '{identity}'")
-    if len(runs) < 2:
-        return
-    newest = max(runs, key=_age)
-    for run in runs:
-        if run.info.run_id == newest.info.run_id:
-            continue
-        client().set_tag(run.info.run_id, SUPERSEDED_TAG, newest.info.run_id)
-        client().set_tag(run.info.run_id, "lab2.superseded_identity", identity)
-        try:
-            client().delete_tag(run.info.run_id, IDENTITY_TAG)
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
+def settle_identities(run_id: str, identities: Collection[str]) -> None:
+    """Leave each identity on its newest FINISHED run; older ones (from --force, or a concurrent
+    process computing the same unit) get lab2.superseded_by. One search for a whole flow's units."""
+    exp_id = _experiment_of(run_id)
+    wanted = set(identities)
+    query = f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` LIKE '%'"
+    by_identity: dict[str, list[Run]] = {}
+    for run in retrying("a search for finished runs", lambda: _search(exp_id, query)):
+        if run.data.tags[IDENTITY_TAG] in wanted:
+            by_identity.setdefault(run.data.tags[IDENTITY_TAG], []).append(run)
+    for identity, runs in by_identity.items():
+        newest = max(runs, key=_age)
+        for run in runs:
+            if run is not newest:
+                retrying(f"the identity of run {run.info.run_id}", lambda: _supersede(run.info.run_id, newest.info.run_id, identity))
+
+
+def _supersede(run_id: str, newest_run_id: str, identity: str) -> None:
+    client().set_tag(run_id, SUPERSEDED_TAG, newest_run_id)
+    client().set_tag(run_id, "lab2.superseded_identity", identity)
+    try:
+        client().delete_tag(run_id, IDENTITY_TAG)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
 
 
 def _age(run: Run) -> tuple[int, str]:

@@ -11,6 +11,7 @@ from lab2core.mlp import (
     prepare_mlp_data,
     results_frame,
     deal_shards,
+    train_cell_loop,
     train_trajectories,
 )
 
@@ -103,3 +104,11 @@ def test_deal_shards_deals_every_pair_once():
 def test_results_frame_orders_cells_like_the_lab_table():
     frame = results_frame(train_trajectories(DATA, [(0.01, 1), (0.1, 0)], [2, 1]))
     assert frame[["iterations", "lr", "seed"]].values.tolist() == [[1, 0.1, 0], [1, 0.01, 1], [2, 0.1, 0], [2, 0.01, 1]]
+
+
+def test_the_benchmarks_seed_style_loop_is_the_plain_recipe():
+    cell = train_cell_loop(DATA, 0.05, 40, 3)
+    params, train_acc, val_acc = reference_cell(0.05, 40, 3)
+    assert all(torch.equal(ours, ref) for ours, ref in zip(cell.weights.as_tuple(), params))
+    assert (cell.train_accuracy, cell.val_accuracy) == (train_acc, val_acc)
+    assert len(cell.train_loss_history) == 40
