@@ -51,7 +51,7 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lab2core.params import InputError
 
@@ -399,7 +399,7 @@ def finished_units(experiment: str, identities: Collection[str]) -> dict[str, Fi
     query = f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` LIKE '%'"
     found: dict[str, Run] = {}
     for run in retrying("a search for finished runs", lambda: _search(exp_id, query)):
-        identity = run.data.tags[IDENTITY_TAG]
+        identity = run.data.tags.get(IDENTITY_TAG)  # None if a concurrent process just superseded the run
         if identity in wanted and (identity not in found or _age(run) > _age(found[identity])):
             found[identity] = run
     return {i: FinishedRun(r.info.run_id, dict(r.data.metrics)) for i, r in found.items()}
@@ -469,8 +469,9 @@ def settle_identities(run_id: str, identities: Collection[str]) -> None:
     query = f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` LIKE '%'"
     by_identity: dict[str, list[Run]] = {}
     for run in retrying("a search for finished runs", lambda: _search(exp_id, query)):
-        if run.data.tags[IDENTITY_TAG] in wanted:
-            by_identity.setdefault(run.data.tags[IDENTITY_TAG], []).append(run)
+        identity = run.data.tags.get(IDENTITY_TAG)  # None if a concurrent process just superseded the run
+        if identity in wanted:
+            by_identity.setdefault(identity, []).append(run)
     for identity, runs in by_identity.items():
         newest = max(runs, key=_age)
         for run in runs:
@@ -479,8 +480,12 @@ def settle_identities(run_id: str, identities: Collection[str]) -> None:
 
 
 def _supersede(run_id: str, newest_run_id: str, identity: str) -> None:
-    client().set_tag(run_id, SUPERSEDED_TAG, newest_run_id)
-    client().set_tag(run_id, "lab2.superseded_identity", identity)
+    for key, value in {SUPERSEDED_TAG: newest_run_id, "lab2.superseded_identity": identity}.items():
+        try:
+            client().set_tag(run_id, key, value)
+        except (MlflowException, IntegrityError):
+            if client().get_run(run_id).data.tags.get(key) != value:  # else a concurrent process set it first
+                raise
     try:
         client().delete_tag(run_id, IDENTITY_TAG)
     except MlflowException as error:
