@@ -98,10 +98,10 @@ def mlp_grid(
         progress = create_progress_artifact(0.0, key="mlp-grid-progress", description="MLP cells trained and logged")
         trained = train_shard.map(unmapped(data), shards, unmapped(iterations), setup, range(len(shards)), torch_threads)
         logging, results = {}, []
-        for shard_index, future in enumerate(as_completed(trained)):
+        for batch, future in enumerate(as_completed(trained)):
             cells = [c for c in future.result() if cell_key(c) not in reused]
             results += cells
-            logging[log_mlp_cells.submit(parent, setup, cells, cell_figures, shard_index, identities)] = cells
+            logging[log_mlp_cells.submit(parent, setup, cells, cell_figures, batch, identities)] = cells
             logger.info("trained %d/%d cells", len(reused) + len(results), n_cells)
         run_ids = {key: run.run_id for key, run in reused.items()}
         for done, future in enumerate(as_completed(list(logging)), start=1):

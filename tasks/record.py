@@ -62,13 +62,13 @@ def log_svd_baseline(parent_run_id: str, matrix: str, rank: int, result: Factori
     return tracking.log_child_run(parent_run_id, "svd-baseline", f"svd-baseline {matrix}", record, identity)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="log-cells-{shard_index}")
+@task(cache_policy=NO_CACHE, task_run_name="log-cells-{batch}")
 def log_mlp_cells(
     parent_run_id: str,
     setup: MLPSetup,
     cells: Sequence[CellResult],
     cell_figures: bool,
-    shard_index: int,
+    batch: int,
     identities: Mapping[tuple[float, int, int], str] | None = None,
 ) -> list[str]:
     """One child run `mlp` per cell: params, final metrics, training-loss history, learning curve."""
