@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test clean
+.PHONY: setup run test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: setup
 	$(BIN)/lab2 run
 
+# Both tiers: the fast one (no servers, the edit-test loop's `pytest`), then the system one.
 test: setup
+	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m system
+
+test-fast: setup
 	$(BIN)/python -m pytest
 
 clean:

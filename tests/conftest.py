@@ -1,4 +1,9 @@
-"""Shared fixtures: a real temporary Prefect API for the session, a fresh MLflow store per test."""
+"""Shared fixtures: a real temporary Prefect API for the session, a fresh MLflow store per test.
+
+Two tiers: the default `pytest` runs the fast tests (no servers, no subprocesses); `pytest -m system`
+runs the rest (real Prefect and MLflow servers, `lab2` processes, Dask, the browser). A test that asks
+for the Prefect API starts a server, so it belongs to the system tier without saying so.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,12 @@ from mlflow.tracking import MlflowClient
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "prefect_api" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.system)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ def _lab2(tmp_path, *args: str) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.system
 def test_lab2_run_then_compare_from_fresh_processes(tmp_path):
     done = _lab2(tmp_path, "run", "--lrs", "0.1", "0.01", "--iterations", "5", "10", "--seeds", "0", "1", "--gd-epochs", "20")
     store = tmp_path / "mlflow.db"
@@ -49,6 +50,7 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path):
     assert "val_accuracy_mean_diff" in side_by_side
 
 
+@pytest.mark.system
 def test_lab2_report_prints_a_verdict_per_row(tmp_path):
     out = _lab2(tmp_path, "report", "--seeds", "0", "1").stdout
     rows = [line for line in out.splitlines() if line.rstrip().endswith("reproduced") or "differs:" in line]

@@ -22,6 +22,8 @@ from lab2core.mlp import prepare_mlp_data, train_trajectories
 from lab2core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS
 from tests.conftest import all_runs
 
+pytestmark = pytest.mark.system
+
 BIN = Path(sys.executable).parent
 LAB2 = str(BIN / "lab2")
 N_UNITS = 2 * 2 + len(LAB_LRS) * len(LAB_ITERATIONS) * len(LAB_SEEDS)  # Q1: GD and SVD of two matrices; Q2: 18 cells

@@ -20,6 +20,8 @@ from flows import stack
 from flows.cli import main
 from tests.processes import descendants, left_behind, still_alive
 
+pytestmark = pytest.mark.system
+
 PROJECT = Path(__file__).resolve().parents[1]
 GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "stack-test"}
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
