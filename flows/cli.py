@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, get_type_hints
-
-from pydantic import TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Annotated, get_args, get_origin
 
 import pandas as pd
 
-from lab2core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS, DatasetName, InputError, MLPSetup, Seeds, axis_param
+from flows.prefect_api import TemporaryAPI, start_temporary_api
+from lab2core.params import PIPELINE_PARAMETERS, InputError, MLPSetup, Parameter, axis_param, invalid_parameters
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,25 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the whole pipeline (Q1 factorisation, Q2 MLP grid)")
     run.set_defaults(command=_run)
-    run.add_argument("--dataset", default="iris", help="iris (Fisher's, scikit-learn's copy), iris-uci, or PATH.csv (default: iris)")
-    run.add_argument("--label-column", help="label column of a CSV dataset (default: its last column)")
-    run.add_argument("--lrs", type=float, nargs="+", default=LAB_LRS, metavar="LR", help="MLP learning rates (default: 0.1 0.01 0.001)")
-    run.add_argument("--iterations", type=int, nargs="+", default=LAB_ITERATIONS, metavar="N", help="MLP iteration counts (default: 100 1000)")
-    run.add_argument("--seeds", type=int, nargs="+", default=LAB_SEEDS, metavar="SEED", help="MLP init seeds (default: 0 1 2)")
-    run.add_argument("--split-seed", type=int, default=0, help="seed of the 100/50 train/validation shuffle (default: 0)")
-    run.add_argument("--hidden", type=int, default=12, help="MLP hidden units (default: 12)")
-    run.add_argument("--scaling", default="var", help="feature scaling: var (the lab's (x-mean)/var) or std (default: var)")
-    run.add_argument("--rank", type=int, default=2, help="factorisation rank (default: 2)")
-    run.add_argument("--gd-lr", type=float, default=0.01, help="factorisation learning rate (default: 0.01)")
-    run.add_argument("--gd-epochs", type=int, default=1000, help="factorisation epochs (default: 1000)")
-    run.add_argument("--gd-seed", type=int, default=0, help="factorisation init seed (default: 0)")
-    run.add_argument("--no-cell-figures", dest="cell_figures", action="store_false", help="skip the learning-curve figure of each MLP cell (for large sweeps)")
-    run.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads per grid shard (default: 1)")
-    run.add_argument("--protocol", default="held-out", help="held-out (the design's recipe) or seed-report (the report's procedure)")
-    run.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
-    run.add_argument("--task-runner", default="threads", choices=("threads", "dask"), help="where the grid's shards run (default: threads)")
-    run.add_argument("--force", action="store_true", help="recompute every unit, even those with a FINISHED run of the same identity")
-    run.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
+    for name, parameter in PIPELINE_PARAMETERS.items():
+        _add_option(run, name, parameter)
 
     compare = commands.add_parser("compare", help="seed table of a pipeline run (or two, side by side), read from MLflow")
     compare.set_defaults(command=_compare)
@@ -107,46 +91,39 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from flows.lab2 import lab2
+    params = {name: getattr(args, name) for name in PIPELINE_PARAMETERS}
+    if problems := _invalid_options(params):
+        return _bad_input(problems)
+    api = start_temporary_api()  # boots while the imports and the data checks below run
+    if api is not None:
+        atexit.register(api.stop)  # registered before Prefect's own exit hooks, so it runs after they flush
+    code = _run_pipeline(params, api)
+    if code == EXIT_BAD_INPUT and api is not None:
+        api.stop()
+        atexit.unregister(api.stop)
+        os.environ.pop("PREFECT_API_URL", None)
+        os.environ.pop("PREFECT_UI_URL", None)
+    return code
+
+
+def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
+    from flows.lab2 import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
     from lab2core.inputs import check_pipeline_inputs
     from lab2core.seeds import compare_seeds
     from tasks.tracking import TrackingError, check_tracking_uri, redact, run_metrics, tracking_uri, ui_command
 
-    params = {
-        "dataset": args.dataset,
-        "label_column": args.label_column,
-        "rank": args.rank,
-        "gd_lr": args.gd_lr,
-        "gd_epochs": args.gd_epochs,
-        "gd_seed": args.gd_seed,
-        "lrs": args.lrs,
-        "iterations": args.iterations,
-        "seeds": args.seeds,
-        "split_seed": args.split_seed,
-        "hidden": args.hidden,
-        "scaling": args.scaling,
-        "cell_figures": args.cell_figures,
-        "protocol": args.protocol,
-        "torch_threads": args.torch_threads,
-        "experiment": args.experiment,
-        "task_runner": args.task_runner,
-        "dask_address": args.dask_address,
-        "force": args.force,
-    }
-    problems = _invalid_options(lab2.fn, params)
-    if not problems:
-        try:
-            setup = MLPSetup(args.dataset, args.split_seed, args.hidden, args.scaling, args.protocol)
-            check_pipeline_inputs(args.dataset, args.label_column, args.rank, setup)
-            check_tracking_uri(tracking_uri())
-        except InputError as error:
-            problems = [str(error)]
-    if problems:
-        print("lab2 run: bad input:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
-        return EXIT_BAD_INPUT
-    uri = tracking_uri()
-    print(f"lab2: tracking to {redact(uri)}, experiment {args.experiment!r}", flush=True)
     try:
+        setup = MLPSetup(*(params[name] for name in ("dataset", "split_seed", "hidden", "scaling", "protocol")))
+        check_pipeline_inputs(params["dataset"], params["label_column"], params["rank"], setup)
+        check_tracking_uri(tracking_uri())
+    except InputError as error:
+        return _bad_input([str(error)])
+
+    uri = tracking_uri()
+    print(f"lab2: tracking to {redact(uri)}, experiment {params['experiment']!r}", flush=True)
+    try:
+        if api is not None:
+            api.wait_ready()
         result = lab2(**params)
         reuse = run_metrics(result.parent_run_id)
     except TrackingError as error:
@@ -163,6 +140,11 @@ def _run(args: argparse.Namespace) -> int:
     print("\n" + "\n".join(_summary_lines(result.cells, reuse)))
     print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}")
     return 0
+
+
+def _bad_input(problems: list[str]) -> int:
+    print("lab2 run: bad input:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -197,7 +179,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from lab2core.report import compare_with_report, lab2_numbers, load_report_numbers
 
-    problems = _invalid_options(_report_schema, {"seeds": args.seeds, "dataset": args.dataset})
+    problems = _invalid_options({"seeds": args.seeds, "dataset": args.dataset})
     if problems:
         print("lab2 report: bad input:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -205,10 +187,6 @@ def _report(args: argparse.Namespace) -> int:
     print("(seed-report follows the report's procedure; held-out is lab2's recipe)\n")
     print(_table(compare_with_report(load_report_numbers(), lab2_numbers(args.seeds, args.dataset))))
     return 0
-
-
-def _report_schema(seeds: Seeds, dataset: DatasetName) -> None:
-    """Typed options of `lab2 report`."""
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -227,17 +205,31 @@ def _summary_lines(cells: pd.DataFrame, parent_metrics: dict[str, float]) -> lis
     return lines
 
 
-def _invalid_options(flow_fn: Callable[..., object], params: dict[str, object]) -> list[str]:
-    """Check option values against the flow's own typed signature; one message per bad option."""
-    hints = get_type_hints(flow_fn, include_extras=True)
-    problems = []
-    for name, value in params.items():
-        try:
-            TypeAdapter(hints[name]).validate_python(value)
-        except ValidationError as error:
-            for e in error.errors():
-                problems.append(f"--{name.replace('_', '-')} {_shown(value)}: {e['msg'].removeprefix('Value error, ')}")
-    return problems
+def _add_option(parser: argparse.ArgumentParser, name: str, parameter: Parameter) -> None:
+    """A `lab2 run` option from its pipeline parameter: a flag for a bool, several values for a grid axis."""
+    flag = "--" + name.replace("_", "-")
+    if parameter.type is bool:
+        if parameter.default:
+            parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false", help=f"without {parameter.help}")
+        else:
+            parser.add_argument(flag, action="store_true", help=parameter.help)
+        return
+    shown = "" if parameter.default is None else f" (default: {_shown(parameter.default)})"
+    element = _scalar(get_args(parameter.type)[0] if isinstance(parameter.default, tuple) else parameter.type)
+    many = {"nargs": "+", "metavar": name.upper().removesuffix("S")} if isinstance(parameter.default, tuple) else {}
+    parser.add_argument(flag, type=element, default=parameter.default, help=parameter.help + shown, **many)
+
+
+def _scalar(annotation: object) -> type:
+    """The Python type argparse parses a value into (pydantic checks the rest)."""
+    while get_origin(annotation) is Annotated or get_origin(annotation) is tuple:
+        annotation = get_args(annotation)[0]
+    return annotation if annotation in (int, float) else str
+
+
+def _invalid_options(params: dict[str, object]) -> list[str]:
+    """Check option values against the pipeline's parameter table; one message per bad option."""
+    return [f"--{name.replace('_', '-')} {_shown(params[name])}: {message}" for name, message in invalid_parameters(params)]
 
 
 def _shown(value: object) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 
 T = TypeVar("T")
 
@@ -61,17 +61,63 @@ def grid_params(lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence
 LAB_LRS = (0.1, 0.01, 0.001)
 LAB_ITERATIONS = (100, 1000)
 LAB_SEEDS = (0, 1, 2)
+DEFAULT_EXPERIMENT = "lab2"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One pipeline parameter: its type (validated by pydantic), its default and its help, written once."""
+
+    type: object
+    default: object
+    help: str
+
+
+# The pipeline's parameters: the `lab2` flow's signature, `lab2 run`'s options and the logged params
+# all follow this table (tests hold the flow signatures to it).
+PIPELINE_PARAMETERS: dict[str, Parameter] = {
+    "dataset": Parameter(DatasetName, "iris", "iris (Fisher's, scikit-learn's copy), iris-uci, or PATH.csv"),
+    "label_column": Parameter(str | None, None, "label column of a CSV dataset (default: its last column)"),
+    "rank": Parameter(Rank, 2, "factorisation rank"),
+    "gd_lr": Parameter(LearningRate, 0.01, "factorisation learning rate"),
+    "gd_epochs": Parameter(Count, 1000, "factorisation epochs"),
+    "gd_seed": Parameter(Seed, 0, "factorisation init seed"),
+    "lrs": Parameter(LearningRates, LAB_LRS, "MLP learning rates"),
+    "iterations": Parameter(Counts, LAB_ITERATIONS, "MLP iteration counts"),
+    "seeds": Parameter(Seeds, LAB_SEEDS, "MLP init seeds"),
+    "split_seed": Parameter(Seed, 0, "seed of the 100/50 train/validation shuffle"),
+    "hidden": Parameter(Hidden, 12, "MLP hidden units"),
+    "scaling": Parameter(Scaling, "var", "feature scaling: var (the lab's (x-mean)/var) or std"),
+    "protocol": Parameter(Protocol, "held-out", "held-out (the design's recipe) or seed-report (the report's procedure)"),
+    "cell_figures": Parameter(bool, True, "the learning-curve figure of each MLP cell (skip it for large sweeps)"),
+    "torch_threads": Parameter(Threads, 1, "torch intra-op threads per grid shard"),
+    "experiment": Parameter(ExperimentName, DEFAULT_EXPERIMENT, "MLflow experiment"),
+    "task_runner": Parameter(TaskRunnerName, "threads", "where the grid's shards run: threads or dask"),
+    "dask_address": Parameter(str | None, None, "scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)"),
+    "force": Parameter(bool, False, "recompute every unit, even those with a FINISHED run of the same identity"),
+}
+
+
+def invalid_parameters(values: Mapping[str, object]) -> list[tuple[str, str]]:
+    """Check values against PIPELINE_PARAMETERS: (name, what is wrong and what is allowed) per problem."""
+    problems = []
+    for name, value in values.items():
+        try:
+            TypeAdapter(PIPELINE_PARAMETERS[name].type).validate_python(value)
+        except ValidationError as error:
+            problems += [(name, e["msg"].removeprefix("Value error, ")) for e in error.errors()]
+    return problems
 
 
 @dataclass(frozen=True)
 class MLPSetup:
     """Everything that fixes an MLP cell besides its lr, iteration count and seed."""
 
-    dataset: str = "iris"
-    split_seed: int = 0
-    hidden: int = 12
-    scaling: Scaling = "var"
-    protocol: Protocol = "held-out"
+    dataset: str = PIPELINE_PARAMETERS["dataset"].default
+    split_seed: int = PIPELINE_PARAMETERS["split_seed"].default
+    hidden: int = PIPELINE_PARAMETERS["hidden"].default
+    scaling: Scaling = PIPELINE_PARAMETERS["scaling"].default
+    protocol: Protocol = PIPELINE_PARAMETERS["protocol"].default
 
     def as_params(self) -> dict[str, str | int]:
         return asdict(self)
@@ -81,10 +127,10 @@ class MLPSetup:
 class FactorisationSetup:
     """Hyperparameters of the gradient-descent factorisation."""
 
-    rank: int = 2
-    lr: float = 0.01
-    epochs: int = 1000
-    seed: int = 0
+    rank: int = PIPELINE_PARAMETERS["rank"].default
+    lr: float = PIPELINE_PARAMETERS["gd_lr"].default
+    epochs: int = PIPELINE_PARAMETERS["gd_epochs"].default
+    seed: int = PIPELINE_PARAMETERS["gd_seed"].default
 
     def as_params(self) -> dict[str, float | int]:
         return asdict(self)

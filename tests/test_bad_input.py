@@ -102,6 +102,8 @@ FLOW_CASES = {
 def fresh_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # Bad input is refused before any Prefect API is needed: point at one that is not there, start none.
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     return tmp_path
 
 

@@ -78,6 +78,7 @@ def test_lab2_report_prints_a_verdict_per_row(tmp_path):
     ],
 )
 def test_bad_input_exits_2_naming_the_problem_before_any_run(tmp_path, monkeypatch, capsys, options, message):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # refused before any Prefect API is needed
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["run", *options]) == 2
@@ -87,6 +88,7 @@ def test_bad_input_exits_2_naming_the_problem_before_any_run(tmp_path, monkeypat
 
 @pytest.mark.parametrize("text, message", [("", "the file is empty"), ("a,b,y\n1,x,p\n2,3,q\n", "must be numeric"), ("a,y\n1,p\n2,p\n", "one class")])
 def test_bad_csv_exits_2(tmp_path, monkeypatch, capsys, text, message):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # refused before any Prefect API is needed
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data.csv").write_text(text)
     assert main(["run", "--dataset", "data.csv"]) == 2
