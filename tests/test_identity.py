@@ -1,0 +1,40 @@
+"""The code version behind every identity: exactly the code that computes or records a unit's results."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tasks.record import UNIT_CODE, code_version
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """A copy of the sources, to edit without touching the real ones."""
+    for folder in ("lab2core", "tasks", "flows"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def _edit(path: Path) -> None:
+    path.write_text(path.read_text() + "\n# an edit\n")
+
+
+def test_every_listed_file_exists():
+    assert all((ROOT / name).is_file() for name in UNIT_CODE)
+
+
+@pytest.mark.parametrize("name", ["lab2core/report.py", "lab2core/seeds.py", "lab2core/inputs.py", "flows/lab2.py", "flows/cli.py"])
+def test_an_edit_outside_the_unit_code_keeps_every_identity(checkout, name):
+    before = code_version.__wrapped__(checkout)
+    _edit(checkout / name)
+    assert code_version.__wrapped__(checkout) == before
+
+
+@pytest.mark.parametrize("name", ["lab2core/mlp.py", "lab2core/factorise.py", "lab2core/plots.py", "tasks/record.py", "tasks/tracking.py"])
+def test_an_edit_to_the_recipe_or_the_recording_changes_every_identity(checkout, name):
+    before = code_version.__wrapped__(checkout)
+    _edit(checkout / name)
+    assert code_version.__wrapped__(checkout) != before
