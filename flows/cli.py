@@ -12,10 +12,22 @@ from pydantic import TypeAdapter, ValidationError
 
 import pandas as pd
 
-from lab2core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS, DatasetName, InputError, MLPSetup, Seeds, axis_param
+from lab2core.params import (
+    LAB_ITERATIONS,
+    LAB_LRS,
+    LAB_SEEDS,
+    LAB_SPLIT_SEEDS,
+    DatasetName,
+    Effect,
+    InputError,
+    MLPSetup,
+    Seeds,
+    axis_param,
+)
+from lab2core.seeds import DEFAULT_MIN_EFFECT, METRICS
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from lab2core.seeds import SeedComparison
 
 EXIT_TRACKING_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -37,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lrs", type=float, nargs="+", default=LAB_LRS, metavar="LR", help="MLP learning rates (default: 0.1 0.01 0.001)")
     run.add_argument("--iterations", type=int, nargs="+", default=LAB_ITERATIONS, metavar="N", help="MLP iteration counts (default: 100 1000)")
     run.add_argument("--seeds", type=int, nargs="+", default=LAB_SEEDS, metavar="SEED", help="MLP init seeds (default: 0 1 2)")
-    run.add_argument("--split-seed", type=int, default=0, help="seed of the 100/50 train/validation shuffle (default: 0)")
+    run.add_argument("--split-seeds", "--split-seed", dest="split_seeds", type=int, nargs="+", default=LAB_SPLIT_SEEDS, metavar="SEED",
+                     help="seeds of the 100/50 train/validation shuffle; the grid runs on each (default: 0)")
     run.add_argument("--hidden", type=int, default=12, help="MLP hidden units (default: 12)")
     run.add_argument("--scaling", default="var", help="feature scaling: var (the lab's (x-mean)/var) or std (default: var)")
     run.add_argument("--rank", type=int, default=2, help="factorisation rank (default: 2)")
@@ -51,11 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--task-runner", default="threads", choices=("threads", "dask"), help="where the grid's shards run (default: threads)")
     run.add_argument("--force", action="store_true", help="recompute every unit, even those with a FINISHED run of the same identity")
     run.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
+    _add_min_effect(run)
 
     compare = commands.add_parser("compare", help="seed table of a pipeline run (or two, side by side), read from MLflow")
     compare.set_defaults(command=_compare)
     compare.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="parent run id(s); default: the latest grid run")
     compare.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
+    compare.add_argument("--pair", nargs=2, action="append", metavar=("GROUP_A", "GROUP_B"), default=[],
+                         help='compare two groups of one run, e.g. --pair "lr=0.1 iterations=1000" "lr=0.01 iterations=1000" (repeatable)')
+    compare.add_argument("--metric", default="val_accuracy", choices=METRICS, help="metric compared seed by seed (default: val_accuracy)")
+    _add_min_effect(compare)
 
     report = commands.add_parser("report", help="the report's numbers beside lab2's, under both protocols")
     report.set_defaults(command=_report)
@@ -63,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--dataset", default="iris-uci", help="dataset (default: iris-uci, the report's copy)")
     _add_stack_parser(commands)
     return parser
+
+
+def _add_min_effect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--min-effect", type=float, default=DEFAULT_MIN_EFFECT, metavar="DIFF",
+                        help="smallest difference worth detecting, for the seeds it needs (default: 0.02, one of 50 validation rows)")
 
 
 def _add_stack_parser(commands: argparse._SubParsersAction) -> None:
@@ -110,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     from flows.lab2 import lab2
     from lab2core.inputs import check_pipeline_inputs
     from lab2core.seeds import compare_seeds
-    from tasks.tracking import TrackingError, check_tracking_uri, redact, run_metrics, tracking_uri, ui_command
+    from tasks.tracking import TrackingError, check_tracking_uri, redact, run_metrics, run_params, tracking_uri, ui_command
 
     params = {
         "dataset": args.dataset,
@@ -122,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
         "lrs": args.lrs,
         "iterations": args.iterations,
         "seeds": args.seeds,
-        "split_seed": args.split_seed,
+        "split_seeds": args.split_seeds,
         "hidden": args.hidden,
         "scaling": args.scaling,
         "cell_figures": args.cell_figures,
@@ -132,11 +155,12 @@ def _run(args: argparse.Namespace) -> int:
         "task_runner": args.task_runner,
         "dask_address": args.dask_address,
         "force": args.force,
+        "min_effect": args.min_effect,
     }
     problems = _invalid_options(lab2.fn, params)
     if not problems:
         try:
-            setup = MLPSetup(args.dataset, args.split_seed, args.hidden, args.scaling, args.protocol)
+            setup = MLPSetup(args.dataset, args.split_seeds[0], args.hidden, args.scaling, args.protocol)
             check_pipeline_inputs(args.dataset, args.label_column, args.rank, setup)
             check_tracking_uri(tracking_uri())
         except InputError as error:
@@ -149,6 +173,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = lab2(**params)
         reuse = run_metrics(result.parent_run_id)
+        val_rows = _val_rows(run_params(result.parent_run_id))
     except TrackingError as error:
         print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
         return EXIT_TRACKING_FAILED
@@ -156,42 +181,83 @@ def _run(args: argparse.Namespace) -> int:
     print(result.factorisation.to_string(index=False))
     print("\nQ2 MLP grid (accuracy 0–1):")
     print(result.cells.to_string(index=False))
-    seeds = compare_seeds(result.cells)
-    print("\nOver seeds (95% interval: Student t):")
-    print(_table(seeds.display()))
-    print(f"Best group: {seeds.best_label()}")
+    _print_seeds(compare_seeds(result.cells, val_rows, args.min_effect))
     print("\n" + "\n".join(_summary_lines(result.cells, reuse)))
     print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from lab2core.seeds import compare_seeds, compare_summaries, setup_differences
-    from tasks.tracking import latest_grid_run, read_cells, tracking_uri
+    from lab2core.seeds import compare_runs, compare_seeds, setup_differences
+    from tasks.tracking import latest_grid_run, read_cells, run_params, tracking_uri
 
+    problems = _invalid_options(_compare_schema, {"min_effect": args.min_effect})
     if len(args.run_ids) > 2:
-        print("lab2 compare: give at most two run ids", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        problems.append(f"{len(args.run_ids)} run ids: give at most two")
+    if args.pair and len(args.run_ids) == 2:
+        problems.append("--pair names two groups of one run: give one run id (or none, for the latest)")
     try:
         run_ids = args.run_ids or [latest_grid_run(args.experiment)]
         cells = [read_cells(run_id) for run_id in run_ids]
-    except LookupError as error:
-        print(f"lab2 compare: {error}", file=sys.stderr)
+        if len(run_ids) == 1 and not problems:
+            seeds = compare_seeds(cells[0], _val_rows(run_params(run_ids[0])), args.min_effect, args.pair, args.metric)
+    except (LookupError, InputError) as error:
+        problems.append(str(error))
+    if problems:
+        print("lab2 compare: " + "\n  ".join(problems), file=sys.stderr)
         return EXIT_BAD_INPUT
-    seeds = [compare_seeds(c) for c in cells]
     print(f"MLflow store {tracking_uri()}")
     if len(run_ids) == 1:
-        print(f"\nRun {run_ids[0]}: MLP cells over seeds (95% interval: Student t)")
-        print(_table(seeds[0].display()))
-        print("\nNeighbouring learning rates (same iterations): is the difference real?")
-        print(_table(seeds[0].overlaps))
-        print(f"\nBest group: {seeds[0].best_label()}")
+        print(f"\nRun {run_ids[0]}:", end="")
+        _print_seeds(seeds, named=bool(args.pair))
         return 0
     print(f"\nA = {run_ids[0]}\nB = {run_ids[1]}")
     for name, (a, b) in setup_differences(*cells).items():
         print(f"  setup differs: {name} A={a} B={b}")
-    print(_table(compare_summaries(seeds[0].summary, seeds[1].summary)))
+    pairs, _ = compare_runs(cells[0], cells[1], args.metric, args.min_effect)
+    print(f"\nEach cell of A against the same cell of B, seed by seed ({args.metric}, A − B):")
+    _print_pairs(pairs)
     return 0
+
+
+def _compare_schema(min_effect: Effect) -> None:
+    """Typed options of `lab2 compare`."""
+
+
+def _val_rows(params: dict[str, str]) -> int | None:
+    """The validation rows a grid run recorded (runs older than the param have none)."""
+    return int(params["val_rows"]) if "val_rows" in params else None
+
+
+def _print_seeds(seeds: SeedComparison, named: bool = False) -> None:
+    """The seed table with its notes, the paired comparisons, and the best group."""
+    print(" MLP cells over seeds")
+    print(_table(seeds.display()))
+    print("\n".join(f"  {note}" for note in seeds.notes()))
+    which = "the groups you named" if named else "neighbours along lr and iterations, and the best group against every other"
+    print(f"\nPaired comparisons of {seeds.pairs['metric'].iloc[0] if len(seeds.pairs) else 'val_accuracy'}, A − B seed by seed: {which}")
+    _print_pairs(seeds.pairs)
+    print(f"\nBest group: {seeds.best_label()}")
+
+
+def _print_pairs(pairs: pd.DataFrame) -> None:
+    from lab2core.seeds import pairs_display
+
+    if pairs.empty:
+        print("  (no pairs to compare)")
+        return
+    table = pairs_display(pairs)
+    table.insert(0, "#", range(1, len(table) + 1))
+    print(_table(table))
+    effect = pairs["min_effect"].iloc[0]
+    print(
+        "  [low, high]: 95% t interval of the mean difference; p_t: paired t-test; p_holm: Holm-adjusted over the "
+        f"{len(pairs)} row(s) shown; p_signflip: exact sign-flip test; P(A>B): share of seeds where A is higher (ties half);\n"
+        "  seeds_80%: seeds for 80% power at α = 0.05 for the observed difference; "
+        f"seeds_min_effect: for a difference of {effect:g}."
+    )
+    print("Verdicts:")
+    print("\n".join(f"  {k}. {verdict}" for k, verdict in enumerate(pairs["verdict"], start=1)))
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ Seed = Annotated[int, Field(ge=0, description="seed of a torch.Generator, ≥ 0"
 Rank = Annotated[int, Field(ge=1, description="rank, 1 ≤ rank ≤ min(rows, columns)")]
 Hidden = Annotated[int, Field(ge=1, le=4096, description="hidden units")]
 Threads = Annotated[int, Field(ge=1, le=256, description="torch intra-op threads per shard (1 suits these tiny tensors)")]
+Effect = Annotated[float, Field(gt=0, allow_inf_nan=False, description="smallest difference worth detecting, > 0 (accuracy units)")]
 LearningRates = Annotated[tuple[LearningRate, ...], AfterValidator(_distinct)]
 Counts = Annotated[tuple[Count, ...], AfterValidator(_distinct)]
 Seeds = Annotated[tuple[Seed, ...], AfterValidator(_distinct)]
@@ -53,14 +54,18 @@ def axis_param(values: Sequence[float | int], sep: str = ",") -> str:
     return sep.join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
-def grid_params(lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int]) -> dict[str, str]:
+def grid_params(
+    lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int], split_seeds: Sequence[int] = (0,)
+) -> dict[str, str]:
     """The grid's axes as flat MLflow params."""
-    return {"lrs": axis_param(lrs), "iterations": axis_param(iterations), "seeds": axis_param(seeds)}
+    axes = {"lrs": lrs, "iterations": iterations, "seeds": seeds, "split_seeds": split_seeds}
+    return {name: axis_param(values) for name, values in axes.items()}
 
 
 LAB_LRS = (0.1, 0.01, 0.001)
 LAB_ITERATIONS = (100, 1000)
 LAB_SEEDS = (0, 1, 2)
+LAB_SPLIT_SEEDS = (0,)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,10 @@ class MLPSetup:
 
     def as_params(self) -> dict[str, str | int]:
         return asdict(self)
+
+    def shared_params(self) -> dict[str, str | int]:
+        """The params every split of a grid shares (a grid's split seeds are an axis of their own)."""
+        return {k: v for k, v in asdict(self).items() if k != "split_seed"}
 
 
 @dataclass(frozen=True)
