@@ -262,6 +262,7 @@ def _print_pairs(pairs: pd.DataFrame) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from lab2core.report import compare_with_report, lab2_numbers, load_report_numbers
+    from lab2core.stats import INTERVAL_KIND
 
     problems = _invalid_options(_report_schema, {"seeds": args.seeds, "dataset": args.dataset})
     if problems:
@@ -270,6 +271,7 @@ def _report(args: argparse.Namespace) -> int:
     print(f"The report's numbers beside lab2's over seeds {axis_param(args.seeds, sep=' ')} on {args.dataset}:")
     print("(seed-report follows the report's procedure; held-out is lab2's recipe)\n")
     print(_table(compare_with_report(load_report_numbers(), lab2_numbers(args.seeds, args.dataset))))
+    print(f"\nlab2: mean ± sd [min, max] over seeds, and the 95% CI of the seed summary: {INTERVAL_KIND}.")
     return 0
 
 

@@ -138,7 +138,7 @@ def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFra
         row["val_resolution"] = 1 / val_rows if val_rows else np.nan
         row["val_accuracy_binomial_se"] = binomial_se(row["val_accuracy_mean"], val_rows)
         row["interval"] = INTERVAL_KIND
-        row["warning"] = few_seeds_warning(row["val_accuracy_n"])
+        row["warning"] = few_seeds_warning(row["val_accuracy_n"], "runs (seed × split seed)" if several_splits else "seeds")
         rows.append(row)
     summary = pd.DataFrame(rows)
     return summary.sort_values(["iterations", "lr"], ascending=[True, False], ignore_index=True)
@@ -313,8 +313,8 @@ def _pair_table(
         for (a, b, kind), c, p in zip(pairs, comparisons, p_holm)
     ]
     table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
-    counts = ["seeds_needed", "seeds_needed_min_effect", "seeds_for_ci_min_effect"]
-    table[counts] = table[counts].astype("Int64")
+    for count in ("seeds_needed", "seeds_needed_min_effect", "seeds_for_ci_min_effect"):
+        table[count] = pd.array(table[count].tolist(), dtype="Int64")
     paired = pd.concat(matched, ignore_index=True) if matched else pd.DataFrame()
     return table, paired
 
@@ -388,7 +388,7 @@ def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
     ]
     for row in shown.itertuples():
         number = _number_format(row.metric)
-        needed = "–" if pd.isna(row.seeds_needed) else str(row.seeds_needed)
+        needed = _count(row.seeds_needed)
         lines.append(
             f"| {row.a} | {row.b} | {row.n} | {row.mean_diff:{number}} ({row.ci_low:{number}} … {row.ci_high:{number}}) "
             f"| {row.p_t:.2g} | {row.p_holm:.2g} | {row.prob_improvement:.2f} | {needed} | {row.verdict} |"
@@ -407,9 +407,13 @@ def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
     table["p_holm"] = pairs["p_holm"].map("{:.2g}".format)
     table["p_signflip"] = pairs["p_signflip"].map("{:.2g}".format)
     table["P(A>B)"] = pairs["prob_improvement"].map("{:.2f}".format)
-    table["seeds_80%"] = pairs["seeds_needed"].astype(str).replace("<NA>", "–")
-    table["seeds_min_effect"] = pairs["seeds_needed_min_effect"].astype(str).replace("<NA>", "–")
+    table["seeds_80%"] = pairs["seeds_needed"].map(_count)
+    table["seeds_min_effect"] = pairs["seeds_needed_min_effect"].map(_count)
     return table
+
+
+def _count(value: object) -> str:
+    return "–" if pd.isna(value) else str(int(value))
 
 
 def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, tuple[str, str]]:

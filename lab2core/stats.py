@@ -40,7 +40,7 @@ class Description:
     warning: str
 
 
-def describe(values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np.inf)) -> Description:
+def describe(values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np.inf), unit: str = "seeds") -> Description:
     """n, mean, sd (ddof 1), min, max and the percentile-bootstrap 95% interval of the finite `values`."""
     x = _finite(values)
     n = len(x)
@@ -48,7 +48,7 @@ def describe(values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np
         return Description(0, *[float("nan")] * 6, warning="no finite value")
     low, high = bootstrap_interval(x, bounds=bounds)
     sd = float(np.std(x, ddof=1)) if n > 1 else float("nan")
-    return Description(n, float(np.mean(x)), sd, float(x.min()), float(x.max()), low, high, few_seeds_warning(n))
+    return Description(n, float(np.mean(x)), sd, float(x.min()), float(x.max()), low, high, few_seeds_warning(n, unit))
 
 
 def bootstrap_interval(
@@ -76,13 +76,13 @@ def bootstrap_interval(
     return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
 
 
-def few_seeds_warning(n: int) -> str:
+def few_seeds_warning(n: int, unit: str = "seeds") -> str:
     """A plain warning when n seeds are too few for an interval over them to mean much; "" otherwise."""
     if n >= FEW_SEEDS:
         return ""
     if n < 2:
-        return f"{n} seed: no spread, no interval"
-    return f"only {n} seeds: the bootstrap cannot reach beyond the {n} observed values, so its interval is too narrow"
+        return f"n = {n}: no spread, no interval"
+    return f"only {n} {unit}: the bootstrap cannot reach beyond the {n} observed values, so its interval is too narrow"
 
 
 def binomial_se(accuracy: float, rows: int | None) -> float:
@@ -229,20 +229,16 @@ def paired_t_power(n: int | np.ndarray, effect_size: float, alpha: float = ALPHA
 
 def seeds_for_power(effect: float | None, sd: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
     """Fewest seeds (≥ 2) for which the paired t-test detects a mean difference `effect` with `power`,
-    taking the paired differences' sd as `sd`; None when it cannot be said (no effect, no sd, > MAX_SEEDS)."""
-    if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd):
+    taking the paired differences' sd as `sd`; None when it cannot be said (no effect, no spread seen, > MAX_SEEDS)."""
+    if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:
         return None
-    if sd == 0:
-        return 2
     return _fewest(lambda n: paired_t_power(n, abs(effect) / sd, alpha) >= power)
 
 
 def seeds_for_half_width(effect: float | None, sd: float, confidence: float = CONFIDENCE) -> int | None:
     """Fewest seeds (≥ 2) whose t interval of the mean difference has half-width ≤ `effect` at this sd."""
-    if effect is None or not np.isfinite(effect) or effect <= 0 or not np.isfinite(sd):
+    if effect is None or not np.isfinite(effect) or effect <= 0 or not np.isfinite(sd) or sd == 0:
         return None
-    if sd == 0:
-        return 2
     return _fewest(lambda n: stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n) <= effect)
 
 
