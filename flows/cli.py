@@ -14,10 +14,13 @@ import pandas as pd
 
 from flows.prefect_api import TemporaryAPI, start_temporary_api
 from lab2core.params import PIPELINE_PARAMETERS, InputError, MLPSetup, Parameter, axis_param, invalid_parameters
+from lab2core.seeds import METRICS
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from lab2core.seeds import SeedComparison
 
+# Options kept under their earlier names too.
+_ALIASES = {"split_seeds": ("--split-seed",)}
 EXIT_TRACKING_FAILED = 1
 EXIT_BAD_INPUT = 2
 
@@ -40,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.set_defaults(command=_compare)
     compare.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="parent run id(s); default: the latest grid run")
     compare.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
+    compare.add_argument("--pair", nargs=2, action="append", metavar=("GROUP_A", "GROUP_B"), default=[],
+                         help='compare two groups of one run, e.g. --pair "lr=0.1 iterations=1000" "lr=0.01 iterations=1000" (repeatable)')
+    compare.add_argument("--metric", default="val_accuracy", choices=METRICS, help="metric compared seed by seed (default: val_accuracy)")
+    _add_option(compare, "min_effect", PIPELINE_PARAMETERS["min_effect"])
 
     report = commands.add_parser("report", help="the report's numbers beside lab2's, under both protocols")
     report.set_defaults(command=_report)
@@ -110,10 +117,10 @@ def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
     from flows.lab2 import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
     from lab2core.inputs import check_pipeline_inputs
     from lab2core.seeds import compare_seeds
-    from tasks.tracking import TrackingError, check_tracking_uri, redact, run_metrics, tracking_uri, ui_command
+    from tasks.tracking import TrackingError, check_tracking_uri, redact, run_metrics, run_params, tracking_uri, ui_command
 
     try:
-        setup = MLPSetup(*(params[name] for name in ("dataset", "split_seed", "hidden", "scaling", "protocol")))
+        setup = MLPSetup(params["dataset"], params["split_seeds"][0], params["hidden"], params["scaling"], params["protocol"])
         check_pipeline_inputs(params["dataset"], params["label_column"], params["rank"], setup)
         check_tracking_uri(tracking_uri())
     except InputError as error:
@@ -126,6 +133,7 @@ def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
             api.wait_ready()
         result = lab2(**params)
         reuse = run_metrics(result.parent_run_id)
+        val_rows = _val_rows(run_params(result.parent_run_id))
     except TrackingError as error:
         print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
         return EXIT_TRACKING_FAILED
@@ -133,10 +141,7 @@ def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
     print(result.factorisation.to_string(index=False))
     print("\nQ2 MLP grid (accuracy 0–1):")
     print(result.cells.to_string(index=False))
-    seeds = compare_seeds(result.cells)
-    print("\nOver seeds (95% interval: Student t):")
-    print(_table(seeds.display()))
-    print(f"Best group: {seeds.best_label()}")
+    _print_seeds(compare_seeds(result.cells, val_rows, params["min_effect"]))
     print("\n" + "\n".join(_summary_lines(result.cells, reuse)))
     print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}")
     return 0
@@ -148,36 +153,77 @@ def _bad_input(problems: list[str]) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from lab2core.seeds import compare_seeds, compare_summaries, setup_differences
-    from tasks.tracking import latest_grid_run, read_cells, tracking_uri
+    from lab2core.seeds import compare_runs, compare_seeds, setup_differences
+    from tasks.tracking import latest_grid_run, read_cells, run_params, tracking_uri
 
+    problems = _invalid_options({"min_effect": args.min_effect})
     if len(args.run_ids) > 2:
-        print("lab2 compare: give at most two run ids", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        problems.append(f"{len(args.run_ids)} run ids: give at most two")
+    if args.pair and len(args.run_ids) == 2:
+        problems.append("--pair names two groups of one run: give one run id (or none, for the latest)")
     try:
         run_ids = args.run_ids or [latest_grid_run(args.experiment)]
         cells = [read_cells(run_id) for run_id in run_ids]
-    except LookupError as error:
-        print(f"lab2 compare: {error}", file=sys.stderr)
+        if len(run_ids) == 1 and not problems:
+            seeds = compare_seeds(cells[0], _val_rows(run_params(run_ids[0])), args.min_effect, args.pair, args.metric)
+    except (LookupError, InputError) as error:
+        problems.append(str(error))
+    if problems:
+        print("lab2 compare: " + "\n  ".join(problems), file=sys.stderr)
         return EXIT_BAD_INPUT
-    seeds = [compare_seeds(c) for c in cells]
     print(f"MLflow store {tracking_uri()}")
     if len(run_ids) == 1:
-        print(f"\nRun {run_ids[0]}: MLP cells over seeds (95% interval: Student t)")
-        print(_table(seeds[0].display()))
-        print("\nNeighbouring learning rates (same iterations): is the difference real?")
-        print(_table(seeds[0].overlaps))
-        print(f"\nBest group: {seeds[0].best_label()}")
+        print(f"\nRun {run_ids[0]}:", end="")
+        _print_seeds(seeds, named=bool(args.pair))
         return 0
     print(f"\nA = {run_ids[0]}\nB = {run_ids[1]}")
     for name, (a, b) in setup_differences(*cells).items():
         print(f"  setup differs: {name} A={a} B={b}")
-    print(_table(compare_summaries(seeds[0].summary, seeds[1].summary)))
+    pairs, _ = compare_runs(cells[0], cells[1], args.metric, args.min_effect)
+    print(f"\nEach cell of A against the same cell of B, seed by seed ({args.metric}, A − B):")
+    _print_pairs(pairs)
     return 0
+
+
+def _val_rows(params: dict[str, str]) -> int | None:
+    """The validation rows a grid run recorded (runs older than the param have none)."""
+    return int(params["val_rows"]) if "val_rows" in params else None
+
+
+def _print_seeds(seeds: SeedComparison, named: bool = False) -> None:
+    """The seed table with its notes, the paired comparisons, and the best group."""
+    print(" MLP cells over seeds")
+    print(_table(seeds.display()))
+    print("\n".join(f"  {note}" for note in seeds.notes()))
+    which = "the groups you named" if named else "neighbours along lr and iterations, and the best group against every other"
+    print(f"\nPaired comparisons of {seeds.pairs['metric'].iloc[0] if len(seeds.pairs) else 'val_accuracy'}, A − B seed by seed: {which}")
+    _print_pairs(seeds.pairs)
+    print(f"\nBest group: {seeds.best_label()}")
+
+
+def _print_pairs(pairs: pd.DataFrame) -> None:
+    from lab2core.seeds import pairs_display
+
+    if pairs.empty:
+        print("  (no pairs to compare)")
+        return
+    table = pairs_display(pairs)
+    table.insert(0, "#", range(1, len(table) + 1))
+    print(_table(table))
+    effect = pairs["min_effect"].iloc[0]
+    print(
+        "  [low, high]: 95% t interval of the mean difference; p_t: paired t-test; p_holm: Holm-adjusted over the "
+        f"{len(pairs)} row(s) shown; p_signflip: exact sign-flip test; P(A>B): share of seeds where A is higher (ties half);\n"
+        "  seeds_80%: seeds for 80% power at α = 0.05 for the observed difference; "
+        f"seeds_min_effect: for a difference of {effect:g}."
+    )
+    print("Verdicts:")
+    print("\n".join(f"  {k}. {verdict}" for k, verdict in enumerate(pairs["verdict"], start=1)))
 
 
 def _report(args: argparse.Namespace) -> int:
     from lab2core.report import compare_with_report, lab2_numbers, load_report_numbers
+    from lab2core.stats import INTERVAL_KIND
 
     problems = _invalid_options({"seeds": args.seeds, "dataset": args.dataset})
     if problems:
@@ -186,6 +232,7 @@ def _report(args: argparse.Namespace) -> int:
     print(f"The report's numbers beside lab2's over seeds {axis_param(args.seeds, sep=' ')} on {args.dataset}:")
     print("(seed-report follows the report's procedure; held-out is lab2's recipe)\n")
     print(_table(compare_with_report(load_report_numbers(), lab2_numbers(args.seeds, args.dataset))))
+    print(f"\nlab2: mean ± sd [min, max] over seeds, and the 95% CI of the seed summary: {INTERVAL_KIND}.")
     return 0
 
 
@@ -208,6 +255,7 @@ def _summary_lines(cells: pd.DataFrame, parent_metrics: dict[str, float]) -> lis
 def _add_option(parser: argparse.ArgumentParser, name: str, parameter: Parameter) -> None:
     """A `lab2 run` option from its pipeline parameter: a flag for a bool, several values for a grid axis."""
     flag = "--" + name.replace("_", "-")
+    aliases = _ALIASES.get(name, ())
     if parameter.type is bool:
         if parameter.default:
             parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false", help=f"without {parameter.help}")
@@ -217,7 +265,7 @@ def _add_option(parser: argparse.ArgumentParser, name: str, parameter: Parameter
     shown = "" if parameter.default is None else f" (default: {_shown(parameter.default)})"
     element = _scalar(get_args(parameter.type)[0] if isinstance(parameter.default, tuple) else parameter.type)
     many = {"nargs": "+", "metavar": name.upper().removesuffix("S")} if isinstance(parameter.default, tuple) else {}
-    parser.add_argument(flag, type=element, default=parameter.default, help=parameter.help + shown, **many)
+    parser.add_argument(flag, *aliases, dest=name, type=element, default=parameter.default, help=parameter.help + shown, **many)
 
 
 def _scalar(annotation: object) -> type:

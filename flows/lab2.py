@@ -13,9 +13,11 @@ from lab2core.params import (
     LAB_ITERATIONS,
     LAB_LRS,
     LAB_SEEDS,
+    LAB_SPLIT_SEEDS,
     Count,
     Counts,
     DatasetName,
+    Effect,
     ExperimentName,
     Hidden,
     LearningRate,
@@ -30,6 +32,7 @@ from lab2core.params import (
     Threads,
     grid_params,
 )
+from lab2core.seeds import DEFAULT_MIN_EFFECT
 from tasks import tracking
 from tasks.compute import check_inputs
 from tasks.tracking import RunRecord
@@ -55,7 +58,7 @@ def lab2(
     lrs: LearningRates = LAB_LRS,
     iterations: Counts = LAB_ITERATIONS,
     seeds: Seeds = LAB_SEEDS,
-    split_seed: Seed = 0,
+    split_seeds: Seeds = LAB_SPLIT_SEEDS,
     hidden: Hidden = 12,
     scaling: Scaling = "var",
     protocol: Protocol = "held-out",
@@ -65,23 +68,25 @@ def lab2(
     task_runner: TaskRunnerName = "threads",
     dask_address: str | None = None,
     force: bool = False,
+    min_effect: Effect = DEFAULT_MIN_EFFECT,
 ) -> Lab2Result:
     """Lab 2 end to end: Q1 factorisation by GD vs SVD, then the Q2 MLP grid, tracked under one parent run.
 
-    Units with a FINISHED run of their identity are reused; `force` recomputes everything.
+    Units with a FINISHED run of their identity are reused; `force` recomputes everything. The grid runs on
+    every split seed; `min_effect` is the smallest val-accuracy difference worth detecting (seeds it needs).
     """
-    setup = MLPSetup(dataset, split_seed, hidden, scaling, protocol)
+    setup = MLPSetup(dataset, split_seeds[0], hidden, scaling, protocol)
     check_inputs(dataset, label_column, rank, setup)
     params = {
-        **setup.as_params(),
+        **setup.shared_params(),
         **{"rank": rank, "gd_lr": gd_lr, "gd_epochs": gd_epochs, "gd_seed": gd_seed},
-        **grid_params(lrs, iterations, seeds),
+        **grid_params(lrs, iterations, seeds, split_seeds),
     }
     grid = mlp_grid.with_options(task_runner=grid_task_runner(task_runner, dask_address))
     with tracking.pipeline_run(experiment, "lab2", RunRecord(params=params, tags={"lab2.task_runner": task_runner})) as parent:
         q1 = factorisation(dataset, label_column, rank, gd_lr, gd_epochs, gd_seed, experiment, parent_run_id=parent, force=force)
         q2 = grid(
-            lrs, iterations, seeds, dataset, label_column, split_seed, hidden, scaling, protocol, cell_figures,
-            torch_threads, experiment, parent_run_id=parent, force=force,
+            lrs, iterations, seeds, dataset, label_column, split_seeds, hidden, scaling, protocol, cell_figures,
+            torch_threads, experiment, parent_run_id=parent, force=force, min_effect=min_effect,
         )
     return Lab2Result(parent, q1, q2)

@@ -1,8 +1,11 @@
-"""Q2: train the lab's MLP on every (lr, iterations, seed) cell of a grid and track each cell."""
+"""Q2: train the lab's MLP on every (lr, iterations, seed) cell of a grid, for each split seed, and track each cell."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
 
 import pandas as pd
 from prefect import flow, get_client, get_run_logger
@@ -11,25 +14,27 @@ from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
-from lab2core.mlp import deal_shards, missing_trajectories, results_frame
+from lab2core.mlp import CellResult, MLPData, curves_frame, deal_shards, missing_trajectories, results_frame, splits_frame
 from lab2core.params import (
     LAB_ITERATIONS,
     LAB_LRS,
     LAB_SEEDS,
+    LAB_SPLIT_SEEDS,
     Counts,
     DatasetName,
+    Effect,
     ExperimentName,
     Hidden,
     LearningRates,
     MLPSetup,
     Protocol,
     Scaling,
-    Seed,
     Seeds,
     TaskRunnerName,
     Threads,
     grid_params,
 )
+from lab2core.seeds import DEFAULT_MIN_EFFECT
 from tasks import tracking
 from tasks.compute import compare_over_seeds, load_data, load_mlp_data, plot_grid, train_shard, train_winner
 from tasks.record import (
@@ -63,6 +68,17 @@ def grid_task_runner(name: TaskRunnerName = "threads", dask_address: str | None 
     return DaskTaskRunner(cluster_kwargs={**local, "env": {"PREFECT_API_URL": str(get_client(sync_client=True).api_url)}})
 
 
+@dataclass(frozen=True)
+class SplitGrid:
+    """The grid on one split seed: its data, table of cells, computed results, training curves and units."""
+
+    data: MLPData
+    cells: pd.DataFrame
+    results: list[CellResult]
+    curves: pd.DataFrame
+    units: pd.DataFrame
+
+
 @flow(name="mlp-grid", task_runner=grid_task_runner())
 def mlp_grid(
     lrs: LearningRates = LAB_LRS,
@@ -70,7 +86,7 @@ def mlp_grid(
     seeds: Seeds = LAB_SEEDS,
     dataset: DatasetName = "iris",
     label_column: str | None = None,
-    split_seed: Seed = 0,
+    split_seeds: Seeds = LAB_SPLIT_SEEDS,
     hidden: Hidden = 12,
     scaling: Scaling = "var",
     protocol: Protocol = "held-out",
@@ -79,46 +95,80 @@ def mlp_grid(
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
     parent_run_id: str | None = None,
     force: bool = False,
+    min_effect: Effect = DEFAULT_MIN_EFFECT,
 ) -> pd.DataFrame:
     """Q2_1–Q2_2: the MLP grid, each (lr, seed) trajectory trained once in batched shards; one MLflow run per cell.
 
-    Cells that already have a FINISHED run of their identity are reused, and only trajectories with a
-    missing cell are trained; `force` recomputes every cell.
+    Every split seed is a split of the data of its own, with the whole grid trained on it. Cells that
+    already have a FINISHED run of their identity are reused, and only trajectories with a missing cell
+    are trained; `force` recomputes every cell. Groups are compared seed by seed (`min_effect`: the
+    smallest difference of val accuracy worth detecting, for the number of seeds it needs).
     """
     logger = get_run_logger()
-    setup = MLPSetup(dataset, split_seed, hidden, scaling, protocol)
-    data = load_mlp_data(dataset, label_column, setup)
-    identities = cell_identities(setup, lrs, iterations, seeds, cell_figures, load_data(dataset, label_column).digest)
-    parent_record = RunRecord(params={**grid_params(lrs, iterations, seeds), **setup.as_params()})
-    n_cells = len(identities)
+    setups = {k: MLPSetup(dataset, k, hidden, scaling, protocol) for k in split_seeds}
+    digest = load_data(dataset, label_column).digest
+    parent_record = RunRecord(params={**grid_params(lrs, iterations, seeds, split_seeds), **setups[split_seeds[0]].shared_params()})
     with tracking.pipeline_run(experiment, "mlp-grid", parent_record, attach_to=parent_run_id) as parent:
-        reused = {} if force else find_finished(experiment, identities)
-        shards = deal_shards(missing_trajectories(lrs, iterations, seeds, done=reused), n_shards=os.cpu_count() or 2)
-        logger.info("%d/%d cells reused from MLflow; training %d trajectories", len(reused), n_cells, sum(map(len, shards)))
         progress = create_progress_artifact(0.0, key="mlp-grid-progress", description="MLP cells trained and logged")
-        trained = train_shard.map(unmapped(data), shards, unmapped(iterations), setup, range(len(shards)), torch_threads)
-        logging, results = {}, []
-        for batch, future in enumerate(as_completed(trained)):
-            cells = [c for c in future.result() if cell_key(c) not in reused]
-            results += cells
-            logging[log_mlp_cells.submit(parent, setup, cells, cell_figures, batch, identities)] = cells
-            logger.info("trained %d/%d cells", len(reused) + len(results), n_cells)
-        run_ids = {key: run.run_id for key, run in reused.items()}
-        for done, future in enumerate(as_completed(list(logging)), start=1):
-            run_ids |= dict(zip(map(cell_key, logging[future]), future.result()))
-            update_progress_artifact(progress, 100.0 * done / len(logging))
-        cells = results_frame(results, reused_cell_rows(reused))
-        over_seeds = compare_over_seeds(cells)
-        curves = read_reused_curves(reused, trained={(c.lr, c.seed) for c in results})
-        log_grid_summary(parent, cells, over_seeds, plot_grid(results, curves, cells, over_seeds))
+        grids = {
+            k: _grid_of_split(parent, setups[k], lrs, iterations, seeds, label_column, digest, experiment,
+                              cell_figures, torch_threads, force, progress, (index, len(split_seeds)))
+            for index, k in enumerate(split_seeds)
+        }
+        cells = splits_frame({k: grid.cells for k, grid in grids.items()})
+        first = grids[min(split_seeds)]
+        over_seeds = compare_over_seeds(cells, first.data.val_rows, min_effect)
+        curves = pd.concat([grid.curves for grid in grids.values()], ignore_index=True)
+        log_grid_summary(parent, cells, over_seeds, plot_grid(curves, cells, over_seeds), first.data.val_rows)
         best = over_seeds.best
-        winner = train_winner(data, best["lr"], best["iterations"], min(seeds), setup)  # its cell may be a reused run
-        model_uri = log_best_model(parent, winner, data.x_val[:5])
+        winner = train_winner(first.data, best["lr"], best["iterations"], min(seeds), setups[min(split_seeds)])  # its cell may be a reused run
+        model_uri = log_best_model(parent, winner, first.data.x_val[:5], min(split_seeds))
         publish_seed_table(over_seeds)
-        names = {key: cell_name(*key) for key in identities}
-        log_units(parent, "mlp_grid", units_table(dict.fromkeys(identities, "mlp"), names, identities, run_ids, reused))
+        log_units(parent, "mlp_grid", pd.concat([grid.units for grid in grids.values()], ignore_index=True))
+    n_cells, n_reused = len(cells), sum(int(grid.units["reused"].sum()) for grid in grids.values())
     logger.info(
         "Q2 grid: %d cells logged to MLflow, %d reused; best %s, model %s",
-        n_cells - len(reused), len(reused), over_seeds.best_label(), model_uri,
+        n_cells - n_reused, n_reused, over_seeds.best_label(), model_uri,
     )
     return cells
+
+
+def _grid_of_split(
+    parent: str,
+    setup: MLPSetup,
+    lrs: Sequence[float],
+    iterations: Sequence[int],
+    seeds: Sequence[int],
+    label_column: str | None,
+    data_digest: str,
+    experiment: str,
+    cell_figures: bool,
+    torch_threads: int,
+    force: bool,
+    progress: UUID,
+    part: tuple[int, int],
+) -> SplitGrid:
+    """The grid on one split seed: reuse what MLflow holds, train the rest in shards, log each cell as it comes."""
+    logger = get_run_logger()
+    where = f" (split seed {setup.split_seed})" if part[1] > 1 else ""
+    data = load_mlp_data(setup.dataset, label_column, setup)
+    identities = cell_identities(setup, lrs, iterations, seeds, cell_figures, data_digest)
+    n_cells = len(identities)
+    reused = {} if force else find_finished(experiment, identities)
+    shards = deal_shards(missing_trajectories(lrs, iterations, seeds, done=reused), n_shards=os.cpu_count() or 2)
+    logger.info("%d/%d cells reused from MLflow%s; training %d trajectories", len(reused), n_cells, where, sum(map(len, shards)))
+    trained = train_shard.map(unmapped(data), shards, unmapped(iterations), setup, range(len(shards)), torch_threads)
+    logging, results = {}, []
+    for batch, future in enumerate(as_completed(trained)):
+        cells = [c for c in future.result() if cell_key(c) not in reused]
+        results += cells
+        logging[log_mlp_cells.submit(parent, setup, cells, cell_figures, batch, identities)] = cells
+        logger.info("trained %d/%d cells%s", len(reused) + len(results), n_cells, where)
+    run_ids = {key: run.run_id for key, run in reused.items()}
+    for done, future in enumerate(as_completed(list(logging)), start=1):
+        run_ids |= dict(zip(map(cell_key, logging[future]), future.result()))
+        update_progress_artifact(progress, 100.0 * (part[0] + done / len(logging)) / part[1])
+    curves = curves_frame(results, read_reused_curves(reused, trained={(c.lr, c.seed) for c in results}))
+    names = {key: cell_name(*key, setup.split_seed) for key in identities}
+    units = units_table(dict.fromkeys(identities, "mlp"), names, identities, run_ids, reused)
+    return SplitGrid(data, results_frame(results, reused_cell_rows(reused)), results, curves, units)

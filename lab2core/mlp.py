@@ -36,6 +36,10 @@ class MLPData:
     def n_classes(self) -> int:
         return int(max(self.y_train.max(), self.y_val.max())) + 1
 
+    @property
+    def val_rows(self) -> int:
+        return len(self.y_val)
+
 
 @dataclass(frozen=True)
 class MLPWeights:
@@ -201,6 +205,19 @@ def results_frame(results: Sequence[CellResult], known_rows: Sequence[Mapping[st
     return frame.sort_values(["iterations", "lr", "seed"], ascending=[True, False, True], ignore_index=True)
 
 
+def splits_frame(frames: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """The cells of every split seed in one table (a split_seed column after the seed), sorted like the lab's table."""
+    columns = [*CELL_COLUMNS[:3], "split_seed", *CELL_COLUMNS[3:]]
+    frame = pd.concat([f.assign(split_seed=k) for k, f in frames.items()], ignore_index=True)[columns]
+    order = ["iterations", "lr", "split_seed", "seed"]
+    return frame.sort_values(order, ascending=[True, False, True, True], ignore_index=True)
+
+
+def curves_frame(results: Sequence[CellResult], known_curves: pd.DataFrame) -> pd.DataFrame:
+    """Training-loss curves (lr, seed, step, loss) of computed results, then of curves already known."""
+    return pd.concat([histories_frame(results), known_curves], ignore_index=True).astype({"step": int, "loss": float})
+
+
 def histories_frame(results: Sequence[CellResult]) -> pd.DataFrame:
     """Training-loss curves in long form (lr, seed, step, loss), from each trajectory's longest cell."""
     longest: dict[tuple[float, int], CellResult] = {}
@@ -209,7 +226,8 @@ def histories_frame(results: Sequence[CellResult]) -> pd.DataFrame:
             longest[(r.lr, r.seed)] = r
     return pd.DataFrame(
         [{"lr": r.lr, "seed": r.seed, "step": step, "loss": loss}
-         for r in longest.values() for step, loss in enumerate(r.train_loss_history)]
+         for r in longest.values() for step, loss in enumerate(r.train_loss_history)],
+        columns=["lr", "seed", "step", "loss"],
     )
 
 

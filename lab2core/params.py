@@ -39,6 +39,7 @@ Seed = Annotated[int, Field(ge=0, description="seed of a torch.Generator, ≥ 0"
 Rank = Annotated[int, Field(ge=1, description="rank, 1 ≤ rank ≤ min(rows, columns)")]
 Hidden = Annotated[int, Field(ge=1, le=4096, description="hidden units")]
 Threads = Annotated[int, Field(ge=1, le=256, description="torch intra-op threads per shard (1 suits these tiny tensors)")]
+Effect = Annotated[float, Field(gt=0, allow_inf_nan=False, description="smallest difference worth detecting, > 0 (accuracy units)")]
 LearningRates = Annotated[tuple[LearningRate, ...], AfterValidator(_distinct)]
 Counts = Annotated[tuple[Count, ...], AfterValidator(_distinct)]
 Seeds = Annotated[tuple[Seed, ...], AfterValidator(_distinct)]
@@ -53,14 +54,18 @@ def axis_param(values: Sequence[float | int], sep: str = ",") -> str:
     return sep.join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
-def grid_params(lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int]) -> dict[str, str]:
+def grid_params(
+    lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int], split_seeds: Sequence[int] = (0,)
+) -> dict[str, str]:
     """The grid's axes as flat MLflow params."""
-    return {"lrs": axis_param(lrs), "iterations": axis_param(iterations), "seeds": axis_param(seeds)}
+    axes = {"lrs": lrs, "iterations": iterations, "seeds": seeds, "split_seeds": split_seeds}
+    return {name: axis_param(values) for name, values in axes.items()}
 
 
 LAB_LRS = (0.1, 0.01, 0.001)
 LAB_ITERATIONS = (100, 1000)
 LAB_SEEDS = (0, 1, 2)
+LAB_SPLIT_SEEDS = (0,)
 DEFAULT_EXPERIMENT = "lab2"
 
 
@@ -85,7 +90,7 @@ PIPELINE_PARAMETERS: dict[str, Parameter] = {
     "lrs": Parameter(LearningRates, LAB_LRS, "MLP learning rates"),
     "iterations": Parameter(Counts, LAB_ITERATIONS, "MLP iteration counts"),
     "seeds": Parameter(Seeds, LAB_SEEDS, "MLP init seeds"),
-    "split_seed": Parameter(Seed, 0, "seed of the 100/50 train/validation shuffle"),
+    "split_seeds": Parameter(Seeds, LAB_SPLIT_SEEDS, "seeds of the 100/50 train/validation shuffle; the grid runs on each"),
     "hidden": Parameter(Hidden, 12, "MLP hidden units"),
     "scaling": Parameter(Scaling, "var", "feature scaling: var (the lab's (x-mean)/var) or std"),
     "protocol": Parameter(Protocol, "held-out", "held-out (the design's recipe) or seed-report (the report's procedure)"),
@@ -95,6 +100,7 @@ PIPELINE_PARAMETERS: dict[str, Parameter] = {
     "task_runner": Parameter(TaskRunnerName, "threads", "where the grid's shards run: threads or dask"),
     "dask_address": Parameter(str | None, None, "scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)"),
     "force": Parameter(bool, False, "recompute every unit, even those with a FINISHED run of the same identity"),
+    "min_effect": Parameter(Effect, 0.02, "smallest val-accuracy difference worth detecting (one of Iris's 50 validation rows); lab2 says how many seeds it needs"),
 }
 
 
@@ -114,13 +120,17 @@ class MLPSetup:
     """Everything that fixes an MLP cell besides its lr, iteration count and seed."""
 
     dataset: str = PIPELINE_PARAMETERS["dataset"].default
-    split_seed: int = PIPELINE_PARAMETERS["split_seed"].default
+    split_seed: int = PIPELINE_PARAMETERS["split_seeds"].default[0]
     hidden: int = PIPELINE_PARAMETERS["hidden"].default
     scaling: Scaling = PIPELINE_PARAMETERS["scaling"].default
     protocol: Protocol = PIPELINE_PARAMETERS["protocol"].default
 
     def as_params(self) -> dict[str, str | int]:
         return asdict(self)
+
+    def shared_params(self) -> dict[str, str | int]:
+        """The params every split of a grid shares (a grid's split seeds are an axis of their own)."""
+        return {k: v for k, v in asdict(self).items() if k != "split_seed"}
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from lab2core.mlp import CellResult
+from lab2core.seeds import contrast_labels
 
 
 def plot_u_scatter(
@@ -106,4 +108,38 @@ def plot_cell_heatmap(summary: pd.DataFrame, metric: str = "val_accuracy") -> Fi
     ax.set_yticks(range(means.shape[0]), [f"{lr:g}" for lr in means.index])
     ax.set(xlabel="iterations", ylabel="learning rate", title=f"{metric.replace('_', ' ')}: mean ± std over seeds")
     fig.colorbar(image, ax=ax)
+    return fig
+
+
+def plot_paired_differences(paired: pd.DataFrame, pairs: pd.DataFrame, limit: int = 12) -> Figure:
+    """One panel per comparison (the first `limit` of `pairs`): a line per seed from its value in A to its value in B.
+
+    `paired` holds a, b, seed, split_seed, value_a, value_b; each seed keeps its colour across panels,
+    and split seeds after the first are drawn dashed.
+    """
+    shown = pairs.head(limit)
+    columns = max(1, min(len(shown), 4))
+    rows = max(1, -(-len(shown) // columns))
+    fig = Figure(figsize=(3.3 * columns, 3.1 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    seeds = sorted(paired["seed"].unique()) if len(paired) else []
+    colours = {seed: f"C{k % 10}" for k, seed in enumerate(seeds)}
+    first_split = paired["split_seed"].min() if len(paired) else 0
+    for ax, row in zip(axes, shown.itertuples()):
+        values = paired[(paired["a"] == row.a) & (paired["b"] == row.b)]
+        for r in values.itertuples():
+            ax.plot([0, 1], [r.value_a, r.value_b], marker="o", color=colours[r.seed], alpha=0.8,
+                    linestyle="-" if r.split_seed == first_split else "--")
+        first, second, where = contrast_labels(row.a, row.b)
+        ax.set_xticks([0, 1], [first, second], fontsize=8)
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_title(f"{where.removeprefix(' at ')}\nA − B {row.mean_diff:+.3f}, t p {row.p_t:.2g}, Holm {row.p_holm:.2g}", fontsize=8)
+    for ax in axes[len(shown):]:
+        ax.set_visible(False)
+    metric = shown["metric"].iloc[0] if len(shown) else "metric"
+    axes[0].set_ylabel(metric.replace("_", " "))
+    if 0 < len(seeds) <= 10:
+        handles = [Line2D([], [], color=colours[seed], marker="o", label=f"seed {seed}") for seed in seeds]
+        fig.legend(handles=handles, loc="outside right upper", fontsize=8)
+    fig.suptitle(f"{metric.replace('_', ' ')} seed by seed, A (left) to B (right): {len(shown)} of {len(pairs)} comparisons")
     return fig

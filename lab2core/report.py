@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lab2core.data import LAB_MATRIX, centre, load_dataset
 from lab2core.factorise import factorise_gd, truncated_svd
 from lab2core.mlp import prepare_mlp_data, results_frame, train_cells
 from lab2core.params import LAB_ITERATIONS, LAB_LRS
+from lab2core.seeds import BOUNDS
+from lab2core.stats import describe
 
 REPORT_NUMBERS = Path(__file__).with_name("reference") / "report_numbers.csv"
 PROTOCOLS = ("seed-report", "held-out")
@@ -61,18 +64,20 @@ def compare_with_report(report: pd.DataFrame, ours: pd.DataFrame) -> pd.DataFram
 
 
 def _row(quantity: str, lr: float, iterations: float, protocol: str, published: pd.Series, mine: pd.Series) -> dict:
-    mean, std = mine.mean(), mine.std(ddof=1) if len(mine) > 1 else 0.0
-    low, high = mine.min(), mine.max()
+    over_seeds = describe(mine, BOUNDS.get(quantity, (0.0, np.inf)))  # the same statistics as the seed summary
+    mean, std = over_seeds.mean, over_seeds.sd if over_seeds.n > 1 else 0.0
+    low, high = over_seeds.min, over_seeds.max
     slack = LOSS_TOLERANCE if "loss" in quantity else 1e-9
     inside = [(low - slack <= v <= high + slack) or abs(v - mean) <= 2 * std + slack for v in published]
     digits = 4 if "loss" in quantity else 2
+    interval = "" if over_seeds.n < 2 else f" 95% CI [{over_seeds.ci_low:.{digits}f}, {over_seeds.ci_high:.{digits}f}]"
     return {
         "quantity": quantity,
         "lr": "" if pd.isna(lr) else f"{lr:g}",
         "iterations": "" if pd.isna(iterations) else str(int(iterations)),
         "protocol": protocol,
         "report": " / ".join(f"{v:.{digits}f}" for v in published),
-        "lab2": f"{mean:.{digits}f} ± {std:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] n={len(mine)}",
+        "lab2": f"{mean:.{digits}f} ± {std:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]{interval} n={over_seeds.n}",
         "verdict": "reproduced" if all(inside) else f"differs: {_why(quantity, protocol, published.mean() - mean, mean)}",
     }
 

@@ -1,24 +1,53 @@
-"""Seed comparison: group MLP cells by every parameter but the seed, and say which differences are real."""
+"""Seed comparison: group MLP cells by every parameter but the seeds, and say which differences are real.
+
+A group repeats one setup over init seeds (and split seeds). Groups are compared in pairs, seed by
+seed: seed s (and split seed k) gives the same initial weights (and data split) in both groups, so
+the comparison is paired (see lab2core.stats).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
-from scipy import stats
+
+from lab2core.params import PIPELINE_PARAMETERS, InputError
+from lab2core.stats import (
+    ALPHA,
+    INTERVAL_KIND,
+    PairedComparison,
+    binomial_se,
+    compare_paired,
+    describe,
+    few_seeds_warning,
+    holm,
+    variance_sources,
+)
 
 METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
+BOUNDS = {"train_accuracy": (0.0, 1.0), "val_accuracy": (0.0, 1.0), "train_loss": (0.0, np.inf), "val_loss": (0.0, np.inf)}
 STATISTICS = ("n", "mean", "std", "min", "max", "ci95_low", "ci95_high")
 CELL_KEYS = ("lr", "iterations")  # the grid's own axes; the rest of a cell's setup sits beside them
+REPEAT_KEYS = ("seed", "split_seed")  # what a group repeats over; pairs are matched on both
+SUMMARY_EXTRAS = ("group", "n_seeds", "n_split_seeds", "val_rows", "val_resolution", "interval", "warning")
+PAIR_METRIC = "val_accuracy"
+DEFAULT_MIN_EFFECT = PIPELINE_PARAMETERS["min_effect"].default  # one validation sample of Iris's 50
+PAIR_COLUMNS = [
+    "a", "b", "kind", "metric", "n", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
+    "p_signflip_min", "signflip_exact", "p_holm", "prob_improvement", "p_a_better", "p_tie", "p_b_better",
+    "seeds_needed", "min_effect", "seeds_needed_min_effect", "seeds_for_ci_min_effect", "verdict",
+]
 
 
 @dataclass(frozen=True)
 class SeedComparison:
-    """A grid's seed summary, the verdicts on neighbouring cells, and the best group."""
+    """A grid's seed summary, its paired comparisons (and the per-seed values behind them), and the best group."""
 
     summary: pd.DataFrame
-    overlaps: pd.DataFrame
+    pairs: pd.DataFrame
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)  # a, b, seed, split_seed, value_a, value_b
 
     @property
     def best(self) -> dict[str, object]:
@@ -26,93 +55,148 @@ class SeedComparison:
 
     def best_label(self) -> str:
         best = self.best
-        return f"lr={best['lr']:g} iterations={best['iterations']}: val accuracy {_mean_std(best, 'val_accuracy')}"
+        return f"{best['group']}: val accuracy {_mean_std(best, 'val_accuracy')}"
 
     def display(self) -> pd.DataFrame:
-        """A compact table for people: one row per group, mean ± std and the 95% interval."""
+        """A compact table for people: one row per group, mean ± sd, the bootstrap interval, the binomial SE."""
         return display_table(self.summary)
 
+    def notes(self) -> list[str]:
+        """What the intervals are, the validation set's resolution, and warnings about too few seeds."""
+        return summary_notes(self.summary)
+
     def html(self) -> str:
-        """The display table and the verdicts on neighbouring cells as one HTML page."""
+        """The display table and the paired comparisons as one HTML page."""
+        notes = "".join(f"<li>{note}</li>" for note in self.notes())
         return (
             "<html><head><meta charset='utf-8'><title>lab2 seed summary</title></head><body>"
             f"<h2>MLP cells over seeds</h2><p>Best group: {self.best_label()}</p>{self.display().to_html(index=False)}"
-            f"<h2>Neighbouring learning rates</h2>{self.overlaps.to_html(index=False)}"
-            f"<h2>All statistics</h2>{self.summary.to_html(index=False)}</body></html>"
+            f"<ul>{notes}</ul><h2>Paired comparisons ({PAIR_METRIC}, A − B, seed by seed)</h2>"
+            f"{self.pairs.to_html(index=False)}<h2>All statistics</h2>{self.summary.to_html(index=False)}</body></html>"
         )
 
 
-def compare_seeds(cells: pd.DataFrame) -> SeedComparison:
-    """Seed summary and neighbour verdicts of a table of cells."""
-    summary = seed_summary(cells)
-    return SeedComparison(summary, neighbour_overlaps(summary))
+def compare_seeds(
+    cells: pd.DataFrame,
+    val_rows: int | None = None,
+    min_effect: float | None = DEFAULT_MIN_EFFECT,
+    named: Sequence[tuple[str, str]] = (),
+    metric: str = PAIR_METRIC,
+) -> SeedComparison:
+    """Seed summary and paired comparisons of a table of cells.
+
+    Without `named` pairs: neighbours along each grid axis and every group against the best; with
+    them, those pairs only ("lr=0.1 iterations=1000" names a group by its keys).
+    """
+    cells = with_repeat_keys(cells)
+    summary = seed_summary(cells, val_rows)
+    chosen = [resolve_pair(summary, a, b) for a, b in named] if named else default_pairs(summary)
+    pairs, paired = seed_pairs(cells, chosen, metric, min_effect)
+    return SeedComparison(summary, pairs, paired)
 
 
-def display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per group: its keys, N, and mean ± std of each metric, plus the 95% interval of val accuracy."""
-    keys = [c for c in group_columns(summary) if summary[c].nunique() > 1 or c in CELL_KEYS]
-    table = summary[keys].copy()
-    table["n"] = summary["val_accuracy_n"].astype(int)
-    for metric in METRICS:
-        table[metric] = [_mean_std(row, metric) for _, row in summary.iterrows()]
-    table["val_accuracy_ci95"] = [
-        f"[{row.val_accuracy_ci95_low:.3f}, {row.val_accuracy_ci95_high:.3f}]" for row in summary.itertuples()
-    ]
-    return table
-
-
-def _mean_std(row: Mapping[str, object], metric: str) -> str:
-    return f"{row[f'{metric}_mean']:.3f} ± {row[f'{metric}_std']:.3f}"
+def with_repeat_keys(cells: pd.DataFrame) -> pd.DataFrame:
+    """`cells` with integer seed and split_seed columns (split seed 0 where none is recorded)."""
+    cells = cells if "split_seed" in cells.columns else cells.assign(split_seed=0)
+    return cells.astype({"seed": int, "split_seed": int})
 
 
 def group_columns(cells: pd.DataFrame) -> list[str]:
-    """Every parameter column of `cells` except the seed: the grid axes first, then the setup."""
+    """Every parameter column of `cells` except the seeds: the grid axes first, then the setup."""
     derived = [c for c in cells.columns if c.startswith(tuple(f"{m}_" for m in METRICS))]
-    setup = [c for c in cells.columns if c not in (*CELL_KEYS, "seed", *METRICS, "diverged", *derived)]
+    excluded = (*CELL_KEYS, *REPEAT_KEYS, *METRICS, "diverged", *SUMMARY_EXTRAS, *derived)
+    setup = [c for c in cells.columns if c not in excluded]
     return [*CELL_KEYS, *sorted(setup)]
 
 
 def group_label(params: Mapping[str, object]) -> str:
-    """A run's group name from its params (all but seed), e.g. "lr=0.1 iterations=100 dataset=iris …"."""
-    keys = [*CELL_KEYS, *sorted(k for k in params if k not in (*CELL_KEYS, "seed"))]
+    """A run's group name from its params (all but its seeds), e.g. "lr=0.1 iterations=100 dataset=iris …"."""
+    keys = [*CELL_KEYS, *sorted(k for k in params if k not in (*CELL_KEYS, *REPEAT_KEYS))]
     return " ".join(f"{k}={params[k]}" for k in keys if k in params)
 
 
-def seed_summary(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per group: N, mean, std, min, max and a Student-t 95% interval of every metric over its seeds."""
+def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFrame:
+    """Per group: its label, seed counts, and per metric n, mean, std, min, max and a percentile-bootstrap 95%
+    interval (inside the metric's range); with several split seeds, the spread from the init seed and from
+    the split; the validation set's resolution (1/rows) and the binomial SE of the group's val accuracy."""
+    cells = with_repeat_keys(cells)
     keys = group_columns(cells)
+    shown = _label_keys(cells, keys)
+    several_splits = cells["split_seed"].nunique() > 1
     rows = []
     for key, group in cells.groupby(keys, sort=False):
         row = dict(zip(keys, key))
+        row["group"] = _label(row, shown)
+        row["n_seeds"], row["n_split_seeds"] = group["seed"].nunique(), group["split_seed"].nunique()
         for metric in METRICS:
-            row.update({f"{metric}_{s}": v for s, v in _describe(group[metric]).items()})
+            stats = describe(group[metric], BOUNDS[metric])
+            row.update({f"{metric}_{s}": v for s, v in zip(STATISTICS, (stats.n, stats.mean, stats.sd, stats.min, stats.max, stats.ci_low, stats.ci_high))})
+            if several_splits:
+                sources = variance_sources(group[["seed", "split_seed"]].assign(value=group[metric]))
+                row[f"{metric}_sd_init"], row[f"{metric}_sd_split"] = sources
+        row["val_rows"] = val_rows if val_rows else np.nan
+        row["val_resolution"] = 1 / val_rows if val_rows else np.nan
+        row["val_accuracy_binomial_se"] = binomial_se(row["val_accuracy_mean"], val_rows)
+        row["interval"] = INTERVAL_KIND
+        row["warning"] = few_seeds_warning(row["val_accuracy_n"], "runs (seed × split seed)" if several_splits else "seeds")
         rows.append(row)
     summary = pd.DataFrame(rows)
     return summary.sort_values(["iterations", "lr"], ascending=[True, False], ignore_index=True)
 
 
-def _describe(values: pd.Series) -> dict[str, float]:
-    finite = values.dropna()
-    n, mean, std = len(finite), finite.mean(), finite.std(ddof=1)
-    half = stats.t.ppf(0.975, n - 1) * std / n**0.5 if n > 1 else float("nan")
-    return {"n": n, "mean": mean, "std": std, "min": finite.min(), "max": finite.max(),
-            "ci95_low": mean - half, "ci95_high": mean + half}
+def _label_keys(cells: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """The keys a group label shows: the grid axes, and setup keys whose values differ between groups."""
+    return [k for k in keys if k in CELL_KEYS or cells[k].nunique() > 1]
 
 
-def neighbour_overlaps(summary: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
-    """For cells with the same iterations and adjacent lrs: do their seeds' 95% intervals overlap?"""
-    rows = []
-    for iterations, group in summary.groupby("iterations"):
-        ordered = group.sort_values("lr").reset_index(drop=True)
-        for lower, higher in zip(ordered.itertuples(), ordered.iloc[1:].itertuples()):
-            low_a, high_a = getattr(lower, f"{metric}_ci95_low"), getattr(lower, f"{metric}_ci95_high")
-            low_b, high_b = getattr(higher, f"{metric}_ci95_low"), getattr(higher, f"{metric}_ci95_high")
-            overlap = low_a <= high_b and low_b <= high_a
-            difference = getattr(higher, f"{metric}_mean") - getattr(lower, f"{metric}_mean")
-            rows.append({"iterations": iterations, "lr_low": lower.lr, "lr_high": higher.lr,
-                         f"{metric}_difference": difference,
-                         "verdict": "intervals overlap: not distinguishable" if overlap else "real difference"})
-    return pd.DataFrame(rows)
+def _label(row: Mapping[str, object], keys: Sequence[str]) -> str:
+    return " ".join(f"{k}={_value(row[k])}" for k in keys)
+
+
+def _value(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per group: its keys, seed count, mean ± sd of each metric, val accuracy's bootstrap 95% interval
+    and binomial SE, and (with several split seeds) the spread due to the init seed and to the split."""
+    keys = [c for c in group_columns(summary) if summary[c].nunique() > 1 or c in CELL_KEYS]
+    table = summary[keys].copy()
+    table["n"] = summary["val_accuracy_n"].astype(int)
+    table["val_accuracy"] = [_mean_std(row, "val_accuracy") for _, row in summary.iterrows()]
+    table["val_ci95"] = [f"[{row.val_accuracy_ci95_low:.3f}, {row.val_accuracy_ci95_high:.3f}]" for row in summary.itertuples()]
+    table["val_binomial_se"] = summary["val_accuracy_binomial_se"].round(3)
+    if "val_accuracy_sd_init" in summary.columns:
+        table["val_sd_init"] = summary["val_accuracy_sd_init"].round(3)
+        table["val_sd_split"] = summary["val_accuracy_sd_split"].round(3)
+    for metric in ("train_accuracy", "train_loss", "val_loss"):
+        table[metric] = [_mean_std(row, metric) for _, row in summary.iterrows()]
+    return table
+
+
+def summary_notes(summary: pd.DataFrame) -> list[str]:
+    """Plain sentences under the table: the interval's kind, the validation resolution, few-seed warnings."""
+    notes = [f"95% interval: {INTERVAL_KIND}; it stays inside [0, 1] for accuracies."]
+    rows = summary["val_rows"].dropna()
+    if len(rows):
+        n_rows = int(rows.iloc[0])
+        largest = summary["val_accuracy_binomial_se"].max()
+        notes.append(
+            f"Validation set: {n_rows} rows, so one sample moves accuracy by {1 / n_rows:.3g}; "
+            f"the binomial standard error of a group's val accuracy is up to {largest:.3f}."
+        )
+    if "val_accuracy_sd_init" in summary.columns:
+        init, split = summary["val_accuracy_sd_init"].mean(), summary["val_accuracy_sd_split"].mean()
+        notes.append(
+            f"Variance sources (val accuracy, mean over groups): sd {init:.3f} from the init seed with the split fixed, "
+            f"sd {split:.3f} from the split seed with the init fixed."
+        )
+    notes += [f"Warning: {w}." for w in summary["warning"].unique() if w]
+    return notes
+
+
+def _mean_std(row: Mapping[str, object], metric: str) -> str:
+    return f"{row[f'{metric}_mean']:.3f} ± {row[f'{metric}_std']:.3f}"
 
 
 def best_group(summary: pd.DataFrame) -> dict[str, object]:
@@ -121,18 +205,219 @@ def best_group(summary: pd.DataFrame) -> dict[str, object]:
     return ranked.head(1).to_dict(orient="records")[0]
 
 
-def compare_summaries(a: pd.DataFrame, b: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
-    """Two seed summaries side by side per (lr, iterations), with the difference of the means (b − a)."""
+def default_pairs(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(a, b, kind) for neighbours along each grid axis (a the larger value) and for the best group against
+    every other (a the best); a pair already listed is not listed again."""
+    keys = group_columns(summary)
+    pairs = []
+    for axis in CELL_KEYS:
+        others = [k for k in keys if k != axis]
+        for _, group in summary.groupby(others, sort=True):
+            ordered = group.sort_values(axis, ascending=False)["group"].tolist()
+            pairs += [(a, b, f"neighbour {axis}") for a, b in zip(ordered, ordered[1:])]
+    best = best_group(summary)["group"]
+    pairs += [(best, other, "vs best") for other in summary["group"] if other != best]
+    seen: set[frozenset[str]] = set()
+    unique = []
+    for a, b, kind in pairs:
+        if frozenset((a, b)) not in seen:
+            seen.add(frozenset((a, b)))
+            unique.append((a, b, kind))
+    return unique
+
+
+def parse_group(text: str) -> dict[str, str]:
+    """"lr=0.1 iterations=1000" as {"lr": "0.1", "iterations": "1000"}."""
+    tokens = text.split()
+    bad = [t for t in tokens if t.count("=") != 1 or t.startswith("=") or t.endswith("=")]
+    if not tokens or bad:
+        raise InputError(f"group {text!r}: name a group as KEY=VALUE pairs separated by spaces, e.g. 'lr=0.1 iterations=1000'")
+    return dict(t.split("=") for t in tokens)
+
+
+def resolve_pair(summary: pd.DataFrame, a: str, b: str) -> tuple[str, str, str]:
+    """The labels of the two groups a user names (each must match exactly one group)."""
+    return find_group(summary, a), find_group(summary, b), "named"
+
+
+def find_group(summary: pd.DataFrame, text: str) -> str:
+    """The label of the one group whose keys match every KEY=VALUE of `text`; InputError naming the choices otherwise."""
+    query = parse_group(text)
+    keys = group_columns(summary)
+    unknown = [k for k in query if k not in keys]
+    if unknown:
+        raise InputError(f"group {text!r}: unknown key {', '.join(unknown)}; groups are named by {', '.join(keys)}")
+    matches = summary[np.logical_and.reduce([_matches(summary[k], v) for k, v in query.items()])]
+    if len(matches) != 1:
+        found = "no group" if matches.empty else f"{len(matches)} groups ({'; '.join(matches['group'])})"
+        raise InputError(f"group {text!r} matches {found}; name one of: {'; '.join(summary['group'])}")
+    return matches["group"].iloc[0]
+
+
+def _matches(column: pd.Series, value: str) -> pd.Series:
+    try:
+        return np.isclose(pd.to_numeric(column), float(value), rtol=1e-9, atol=0)
+    except (ValueError, TypeError):
+        return column.astype(str) == value
+
+
+def seed_pairs(
+    cells: pd.DataFrame,
+    pairs: Sequence[tuple[str, str, str]],
+    metric: str = PAIR_METRIC,
+    min_effect: float | None = DEFAULT_MIN_EFFECT,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per (a, b, kind): the paired comparison of `metric` over the seeds both groups share, with
+    Holm's adjustment over all rows; and the per-seed values behind them (a, b, seed, split_seed, value_a, value_b)."""
+    cells = with_repeat_keys(cells)
+    keys = group_columns(cells)
+    shown = _label_keys(cells, keys)
+    by_label = {_label(dict(zip(keys, key)), shown): group for key, group in cells.groupby(keys, sort=False)}
+    matched = [_match_seeds(by_label[a], by_label[b], metric).assign(a=a, b=b) for a, b, _ in pairs]
+    return _pair_table(pairs, matched, metric, min_effect)
+
+
+def compare_runs(
+    cells_a: pd.DataFrame, cells_b: pd.DataFrame, metric: str = PAIR_METRIC, min_effect: float | None = DEFAULT_MIN_EFFECT
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two runs' grids cell by cell (lr, iterations) and seed by seed: A's cell against B's; Holm over the cells."""
+    a, b = with_repeat_keys(cells_a), with_repeat_keys(cells_b)
     keys = list(CELL_KEYS)
-    means = [f"{m}_mean" for m in metrics]
-    joined = a[keys + means].merge(b[keys + means], on=keys, how="outer", suffixes=("_a", "_b"))
-    for m in means:
-        joined[f"{m}_diff"] = joined[f"{m}_b"] - joined[f"{m}_a"]
-    return joined.sort_values(["iterations", "lr"], ascending=[True, False], ignore_index=True)
+    shared = a[keys].drop_duplicates().merge(b[keys].drop_duplicates(), on=keys)
+    shared = shared.sort_values(["iterations", "lr"], ascending=[True, False])
+    pairs, matched = [], []
+    for lr, iterations in shared.itertuples(index=False):
+        label = _label({"lr": lr, "iterations": iterations}, keys)
+        in_a = a[(a["lr"] == lr) & (a["iterations"] == iterations)]
+        in_b = b[(b["lr"] == lr) & (b["iterations"] == iterations)]
+        pairs.append((f"A {label}", f"B {label}", "run A vs run B"))
+        matched.append(_match_seeds(in_a, in_b, metric).assign(a=f"A {label}", b=f"B {label}"))
+    return _pair_table(pairs, matched, metric, min_effect)
+
+
+def _match_seeds(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The two groups' values of `metric` joined on (seed, split_seed)."""
+    left = a[[*REPEAT_KEYS, metric]].rename(columns={metric: "value_a"})
+    right = b[[*REPEAT_KEYS, metric]].rename(columns={metric: "value_b"})
+    return left.merge(right, on=list(REPEAT_KEYS)).sort_values(list(REPEAT_KEYS[::-1]), ignore_index=True)
+
+
+def _pair_table(
+    pairs: Sequence[tuple[str, str, str]], matched: Sequence[pd.DataFrame], metric: str, min_effect: float | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    spread = BOUNDS[metric][1] - BOUNDS[metric][0]
+    comparisons = [compare_paired(m["value_a"], m["value_b"], min_effect, spread) for m in matched]
+    p_holm = holm([c.p_t for c in comparisons])
+    rows = [
+        _pair_row(a, b, kind, metric, c, p, len(comparisons), min_effect)
+        for (a, b, kind), c, p in zip(pairs, comparisons, p_holm)
+    ]
+    table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    for count in ("seeds_needed", "seeds_needed_min_effect", "seeds_for_ci_min_effect"):
+        table[count] = pd.array(table[count].tolist(), dtype="Int64")
+    paired = pd.concat(matched, ignore_index=True) if matched else pd.DataFrame()
+    return table, paired
+
+
+def _pair_row(
+    a: str, b: str, kind: str, metric: str, c: PairedComparison, p_holm: float, family: int, min_effect: float | None
+) -> dict[str, object]:
+    return {
+        "a": a, "b": b, "kind": kind, "metric": metric, "n": c.n, "mean_diff": c.mean_diff, "sd_diff": c.sd_diff,
+        "ci_low": c.ci_low, "ci_high": c.ci_high, "p_t": c.p_t, "p_signflip": c.p_signflip,
+        "p_signflip_min": c.p_signflip_min, "signflip_exact": c.signflip_exact, "p_holm": p_holm,
+        "prob_improvement": c.prob_improvement, "p_a_better": c.p_a_better, "p_tie": c.p_tie, "p_b_better": c.p_b_better,
+        "seeds_needed": c.seeds_needed, "min_effect": min_effect if min_effect else np.nan,
+        "seeds_needed_min_effect": c.seeds_needed_min_effect, "seeds_for_ci_min_effect": c.seeds_for_ci_min_effect,
+        "verdict": verdict(a, b, c, p_holm, family, metric, min_effect),
+    }
+
+
+def verdict(
+    a: str, b: str, c: PairedComparison, p_holm: float, family: int, metric: str = PAIR_METRIC, min_effect: float | None = None
+) -> str:
+    """What the paired data can and cannot tell about A against B, in one sentence."""
+    first, second, where = contrast_labels(a, b)
+    if c.n < 2:
+        return f"{first} vs {second}{where}: {c.n} shared seed(s), too few to compare"
+    if all(d == 0 for d in c.differences):
+        return f"{first} and {second}{where} give the same {metric} on all {c.n} seeds"
+    number = _number_format(metric)
+    ci = f"95% CI {c.ci_low:{number}} … {c.ci_high:{number}}"
+    tests = f"paired t p = {c.p_t:.2g}" + (f", Holm p = {p_holm:.2g}" if family > 1 else "")
+    wins = f"{first} higher on {round(c.p_a_better * c.n)}/{c.n} seeds"
+    floor = (
+        f"with {c.n} seeds no distribution-free test can go below p = {c.p_signflip_min:.2g}"
+        if c.p_signflip_min > ALPHA else f"sign-flip p = {c.p_signflip:.2g}"
+    )
+    change = f"{c.mean_diff:{number}}"
+    counted = f"{tests} over {family} comparisons" if family > 1 else tests
+    if p_holm < ALPHA:
+        word = ("beats" if c.mean_diff > 0 else "trails") if "accuracy" in metric else ("is above" if c.mean_diff > 0 else "is below")
+        return f"{first} {word} {second}{where} by {change} ({ci}; {counted}; {wins}; {floor})"
+    if c.p_t < ALPHA:
+        side = "ahead of" if c.mean_diff > 0 else "behind"
+        return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor})"
+    if min_effect and -min_effect < c.ci_low and c.ci_high < min_effect:
+        return f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; {counted})"
+    needed = f"about {c.seeds_needed} seeds would detect a difference this size with 80% power" if c.seeds_needed else "no estimate of the seeds needed"
+    return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {needed}"
+
+
+def _number_format(metric: str) -> str:
+    return "+.3f" if "accuracy" in metric else "+.3g"
+
+
+def contrast_labels(a: str, b: str) -> tuple[str, str, str]:
+    """What differs between two labels, and " at …" for what they share: ("lr=0.01", "lr=0.001", " at iterations=100")."""
+    tokens_a, tokens_b = a.split(), b.split()
+    if len(tokens_a) != len(tokens_b) or tokens_a == tokens_b:
+        return a, b, ""
+    differ = [i for i, (x, y) in enumerate(zip(tokens_a, tokens_b)) if x != y]
+    shared = [x for i, x in enumerate(tokens_a) if i not in differ]
+    where = f" at {' '.join(shared)}" if shared else ""
+    return " ".join(tokens_a[i] for i in differ), " ".join(tokens_b[i] for i in differ), where
+
+
+def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
+    """The paired verdicts as a short markdown table (for a run description), at most `limit` rows."""
+    shown = pairs if limit is None else pairs.head(limit)
+    lines = [
+        "| A | B | n | A − B (95% CI) | paired t p | Holm p | P(A > B) | seeds for 80% power | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in shown.itertuples():
+        number = _number_format(row.metric)
+        needed = _count(row.seeds_needed)
+        lines.append(
+            f"| {row.a} | {row.b} | {row.n} | {row.mean_diff:{number}} ({row.ci_low:{number}} … {row.ci_high:{number}}) "
+            f"| {row.p_t:.2g} | {row.p_holm:.2g} | {row.prob_improvement:.2f} | {needed} | {row.verdict} |"
+        )
+    if limit is not None and len(pairs) > limit:
+        lines.append(f"\n{len(pairs) - limit} more comparisons in seed_pairs.csv.")
+    return "\n".join(lines)
+
+
+def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pair table for a terminal: labels, n, the difference with its interval, the p-values, P(A > B), seeds needed."""
+    table = pairs[["a", "b", "n"]].copy()
+    number = _number_format(pairs["metric"].iloc[0]) if len(pairs) else "+.3f"
+    table["a_minus_b"] = [f"{r.mean_diff:{number}} [{r.ci_low:{number}}, {r.ci_high:{number}}]" for r in pairs.itertuples()]
+    table["p_t"] = pairs["p_t"].map("{:.2g}".format)
+    table["p_holm"] = pairs["p_holm"].map("{:.2g}".format)
+    table["p_signflip"] = pairs["p_signflip"].map("{:.2g}".format)
+    table["P(A>B)"] = pairs["prob_improvement"].map("{:.2f}".format)
+    table["seeds_80%"] = pairs["seeds_needed"].map(_count)
+    table["seeds_min_effect"] = pairs["seeds_needed_min_effect"].map(_count)
+    return table
+
+
+def _count(value: object) -> str:
+    return "–" if pd.isna(value) else str(int(value))
 
 
 def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """Setup params (all but the grid axes and seed) whose values differ between two tables of cells."""
+    """Setup params (all but the grid axes and seeds) whose values differ between two tables of cells."""
     columns = [c for c in group_columns(a) if c not in CELL_KEYS and c in b.columns]
     values = {c: (", ".join(map(str, sorted(a[c].unique()))), ", ".join(map(str, sorted(b[c].unique())))) for c in columns}
     return {c: pair for c, pair in values.items() if pair[0] != pair[1]}

@@ -13,12 +13,13 @@ from prefect.cache_policies import NO_CACHE
 from lab2core.data import Dataset, factorisation_matrices, load_dataset
 from lab2core.factorise import Factorisation, check_rank, column_angles, factorise_gd, principal_angles, truncated_svd
 from lab2core.inputs import check_pipeline_inputs
-from lab2core.mlp import CellResult, MLPData, histories_frame, prepare_mlp_data, train_cells
+from lab2core.mlp import CellResult, MLPData, prepare_mlp_data, train_cells
 from lab2core.params import FactorisationSetup, MLPSetup
 from lab2core.plots import (
     plot_cell_heatmap,
     plot_grid_summary,
     plot_mean_learning_curves,
+    plot_paired_differences,
     plot_u_scatter,
     plot_val_accuracy_errorbars,
 )
@@ -96,22 +97,20 @@ def train_shard(
 
 
 @task(cache_policy=NO_CACHE)
-def compare_over_seeds(cells: pd.DataFrame) -> SeedComparison:
-    """Group the cells by everything but the seed: statistics, 95% intervals, neighbour verdicts."""
-    return compare_seeds(cells)
+def compare_over_seeds(cells: pd.DataFrame, val_rows: int | None, min_effect: float | None) -> SeedComparison:
+    """Group the cells by everything but the seeds: statistics, bounded 95% intervals, paired comparisons."""
+    return compare_seeds(cells, val_rows, min_effect)
 
 
 @task(cache_policy=NO_CACHE)
-def plot_grid(
-    results: Sequence[CellResult], reused_curves: pd.DataFrame, cells: pd.DataFrame, seeds: SeedComparison
-) -> dict[str, Figure]:
-    """The parent run's figures of the grid: accuracies, error bars, mean curves, heatmap."""
-    curves = pd.concat([histories_frame(results), reused_curves], ignore_index=True).astype({"step": int, "loss": float})
+def plot_grid(curves: pd.DataFrame, cells: pd.DataFrame, seeds: SeedComparison) -> dict[str, Figure]:
+    """The parent run's figures of the grid: accuracies, error bars, mean curves, heatmap, paired differences."""
     return {
         "grid_summary": plot_grid_summary(cells),
         "val_accuracy_vs_lr": plot_val_accuracy_errorbars(seeds.summary),
         "mean_learning_curves": plot_mean_learning_curves(curves),
         "cell_heatmap": plot_cell_heatmap(seeds.summary),
+        "paired_differences": plot_paired_differences(seeds.paired, seeds.pairs),
     }
 
 

@@ -74,7 +74,7 @@ def log_mlp_cells(
     """One child run `mlp` per cell: params, final metrics, training-loss history, learning curve."""
     identities = identities or {}
     return [
-        tracking.log_child_run(parent_run_id, "mlp", _cell_name(c), _cell_record(setup, c, cell_figures), identities.get(cell_key(c)))
+        tracking.log_child_run(parent_run_id, "mlp", _cell_name(c, setup.split_seed), _cell_record(setup, c, cell_figures), identities.get(cell_key(c)))
         for c in cells
     ]
 
@@ -206,20 +206,22 @@ def log_factorisation_summary(parent_run_id: str, summary: pd.DataFrame) -> None
 
 @task(cache_policy=NO_CACHE)
 def log_grid_summary(
-    parent_run_id: str, cells: pd.DataFrame, seeds: SeedComparison, figures: dict[str, Figure]
+    parent_run_id: str, cells: pd.DataFrame, seeds: SeedComparison, figures: dict[str, Figure], val_rows: int
 ) -> None:
-    """On the parent run: mlp_cells.csv, seed_summary.csv/.html, neighbour_overlaps.csv, group means, figures."""
-    tracking.log_to_run(parent_run_id, RunRecord(metrics=group_mean_metrics(seeds.summary), figures=figures))
+    """On the parent run: mlp_cells.csv, seed_summary.csv/.html, seed_pairs.csv, group means, figures, val_rows."""
+    record = RunRecord(params={"val_rows": val_rows}, metrics=group_mean_metrics(seeds.summary), figures=figures)
+    tracking.log_to_run(parent_run_id, record)
     tracking.log_text(parent_run_id, cells.to_csv(index=False), "mlp_cells.csv")
     tracking.log_text(parent_run_id, seeds.summary.to_csv(index=False), "seed_summary.csv")
     tracking.log_text(parent_run_id, seeds.html(), "seed_summary.html")
-    tracking.log_text(parent_run_id, seeds.overlaps.to_csv(index=False), "neighbour_overlaps.csv")
+    tracking.log_text(parent_run_id, seeds.pairs.to_csv(index=False), "seed_pairs.csv")
 
 
 @task(cache_policy=NO_CACHE)
-def log_best_model(parent_run_id: str, cell: CellResult, input_example: torch.Tensor) -> str:
+def log_best_model(parent_run_id: str, cell: CellResult, input_example: torch.Tensor, split_seed: int = 0) -> str:
     """The winning group's model on the parent run (registered as lab2-mlp where the store allows); its URI."""
-    tracking.log_to_run(parent_run_id, RunRecord(params={"best_lr": cell.lr, "best_iterations": cell.iterations, "best_seed": cell.seed}))
+    params = {"best_lr": cell.lr, "best_iterations": cell.iterations, "best_seed": cell.seed, "best_split_seed": split_seed}
+    tracking.log_to_run(parent_run_id, RunRecord(params=params))
     return tracking.log_torch_model(parent_run_id, to_module(cell.weights), input_example, REGISTERED_MODEL).model_uri
 
 
@@ -243,22 +245,28 @@ def read_reused_curves(
 
 @task(cache_policy=NO_CACHE)
 def publish_seed_table(seeds: SeedComparison) -> None:
-    """The seed table as a Prefect table artifact of the flow run (its `mlflow-run` artifact links the MLflow run)."""
+    """The seed table and the paired verdicts as Prefect table artifacts of the flow run (its `mlflow-run`
+    artifact links the MLflow run)."""
     create_table_artifact(
         seeds.display().to_dict(orient="records"), key="seed-summary", description=f"MLP cells over seeds; best {seeds.best_label()}"
+    )
+    pairs = seeds.pairs[["a", "b", "n", "mean_diff", "ci_low", "ci_high", "p_t", "p_holm", "p_signflip", "prob_improvement", "seeds_needed", "verdict"]]
+    create_table_artifact(
+        pairs.astype(object).where(pairs.notna(), None).to_dict(orient="records"), key="seed-pairs",
+        description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, exact sign-flip, seeds for 80% power",
     )
 
 
 _CELL_METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 
 
-def cell_name(lr: float, iterations: int, seed: int) -> str:
-    """The run name of a cell."""
-    return f"mlp lr={lr:g} it={iterations} seed={seed}"
+def cell_name(lr: float, iterations: int, seed: int, split_seed: int = 0) -> str:
+    """The run name of a cell (its split seed named when it is not the default 0)."""
+    return f"mlp lr={lr:g} it={iterations} seed={seed}" + (f" split={split_seed}" if split_seed else "")
 
 
-def _cell_name(cell: CellResult) -> str:
-    return cell_name(*cell_key(cell))
+def _cell_name(cell: CellResult, split_seed: int) -> str:
+    return cell_name(*cell_key(cell), split_seed)
 
 
 def _cell_record(setup: MLPSetup, cell: CellResult, cell_figures: bool) -> RunRecord:

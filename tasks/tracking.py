@@ -421,6 +421,11 @@ def run_metrics(run_id: str) -> dict[str, float]:
     return dict(retrying(f"the metrics of run {run_id}", lambda: client().get_run(run_id)).data.metrics)
 
 
+def run_params(run_id: str) -> dict[str, str]:
+    """A run's params."""
+    return dict(retrying(f"the params of run {run_id}", lambda: client().get_run(run_id)).data.params)
+
+
 def owner() -> str:
     """This process as host/pid/start time (s since epoch), so a later process can tell if it is gone."""
     return _owner_of(os.getpid())

@@ -39,7 +39,7 @@ CLI_CASES = {
     "seeds repeated": (["--seeds", "2", "2"], ["--seeds 2 2:", "distinct"]),
     "hidden zero": (["--hidden", "0"], ["--hidden 0:", "greater than or equal to 1"]),
     "hidden too large": (["--hidden", "5000"], ["--hidden 5000:", "less than or equal to 4096"]),
-    "split seed negative": (["--split-seed", "-1"], ["--split-seed -1:", "greater than or equal to 0"]),
+    "split seed negative": (["--split-seed", "-1"], ["--split-seeds -1:", "greater than or equal to 0"]),
     "gd lr zero": (["--gd-lr", "0"], ["--gd-lr 0:", "greater than 0"]),
     "gd epochs zero": (["--gd-epochs", "0"], ["--gd-epochs 0:", "greater than or equal to 1"]),
     "rank zero": (["--rank", "0"], ["--rank 0:", "greater than or equal to 1"]),

@@ -1,0 +1,278 @@
+"""Statistics of repeated seeds: bounded intervals, paired comparisons, and how many seeds it would take.
+
+The comparisons are paired: seed s means the same initial weights (and split seed k the same data
+split) in both groups, so a difference is judged on the per-seed differences, not on whether two
+intervals overlap (Agarwal et al. 2021; Colas, Sigaud & Oudeyer 2018; Bouthillier et al. 2021).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CONFIDENCE = 0.95
+ALPHA = 0.05
+POWER = 0.8
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0
+INTERVAL_KIND = f"percentile bootstrap of the mean over seeds ({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED})"
+FEW_SEEDS = 10  # below this a bootstrap over seeds covers clearly less than its nominal 95%
+EXACT_SIGN_FLIPS_UP_TO = 16  # 2^16 sign patterns; beyond, a seeded Monte Carlo sample of them
+SIGN_FLIP_RESAMPLES = 99_999
+MAX_SEEDS = 1_000_000  # "seeds needed" beyond this is reported as unknown (None)
+
+
+@dataclass(frozen=True)
+class Description:
+    """A group's values over seeds: count, mean, sd, range, a bounded 95% interval, and a warning if n is small."""
+
+    n: int
+    mean: float
+    sd: float
+    min: float
+    max: float
+    ci_low: float
+    ci_high: float
+    warning: str
+
+
+def describe(values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np.inf), unit: str = "seeds") -> Description:
+    """n, mean, sd (ddof 1), min, max and the percentile-bootstrap 95% interval of the finite `values`."""
+    x = _finite(values)
+    n = len(x)
+    if n == 0:
+        return Description(0, *[float("nan")] * 6, warning="no finite value")
+    low, high = bootstrap_interval(x, bounds=bounds)
+    sd = float(np.std(x, ddof=1)) if n > 1 else float("nan")
+    return Description(n, float(np.mean(x)), sd, float(x.min()), float(x.max()), low, high, few_seeds_warning(n, unit))
+
+
+def bootstrap_interval(
+    values: Sequence[float],
+    confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean, seeded (same values, same interval).
+
+    Its ends are means of resampled observed values, so it never leaves the observed range, hence the
+    metric's `bounds` (accuracies stay in [0, 1]); the clip only guards against rounding.
+    """
+    x = _finite(values)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    if np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    result = stats.bootstrap(
+        (x,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
+        vectorized=True, rng=np.random.default_rng(seed),
+    )
+    low, high = result.confidence_interval
+    return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
+
+
+def few_seeds_warning(n: int, unit: str = "seeds") -> str:
+    """A plain warning when n seeds are too few for an interval over them to mean much; "" otherwise."""
+    if n >= FEW_SEEDS:
+        return ""
+    if n < 2:
+        return f"n = {n}: no spread, no interval"
+    return f"only {n} {unit}: the bootstrap cannot reach beyond the {n} observed values, so its interval is too narrow"
+
+
+def binomial_se(accuracy: float, rows: int | None) -> float:
+    """Standard error of an accuracy measured on `rows` samples: sqrt(p(1 − p)/rows)."""
+    if not rows:
+        return float("nan")
+    return float(np.sqrt(accuracy * (1 - accuracy) / rows))
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Group A against group B over the seeds they share: differences are A − B."""
+
+    differences: tuple[float, ...]
+    mean_diff: float
+    sd_diff: float
+    ci_low: float  # Student t interval of the mean difference
+    ci_high: float
+    p_t: float  # paired t-test, two-sided
+    p_signflip: float  # sign-flip permutation test of the mean difference, two-sided
+    p_signflip_min: float  # the smallest p any sign-flip (distribution-free) test can give with n pairs
+    signflip_exact: bool  # all 2^n patterns, or a seeded Monte Carlo sample of them
+    p_a_better: float  # fraction of seeds where A > B
+    p_tie: float
+    p_b_better: float
+    seeds_needed: int | None  # for 80% power at α = 0.05 to detect a difference of the observed size
+    seeds_needed_min_effect: int | None  # … of the user's smallest effect of interest
+    seeds_for_ci_min_effect: int | None  # for a 95% t interval half-width ≤ that effect
+
+    @property
+    def n(self) -> int:
+        return len(self.differences)
+
+    @property
+    def prob_improvement(self) -> float:
+        """P(A > B) over seeds, ties counted half (as rliable does)."""
+        return self.p_a_better + self.p_tie / 2
+
+
+def compare_paired(
+    a: Sequence[float], b: Sequence[float], min_effect: float | None = None, spread: float = np.inf
+) -> PairedComparison:
+    """Paired comparison of A and B, aligned pair by pair (pairs with a non-finite value are dropped).
+
+    `spread` is the width of the metric's range (1 for an accuracy): the t interval is clipped to ±spread.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    n = len(d)
+    mean = float(d.mean()) if n else float("nan")
+    sd = float(d.std(ddof=1)) if n > 1 else float("nan")
+    low, high = t_interval(d)
+    p_flip, exact = sign_flip_p(d)
+    better, tie, worse = improvement_fractions(a[keep], b[keep])
+    return PairedComparison(
+        differences=tuple(d.tolist()),
+        mean_diff=mean,
+        sd_diff=sd,
+        ci_low=float(np.clip(low, -spread, spread)),
+        ci_high=float(np.clip(high, -spread, spread)),
+        p_t=paired_t_p(d),
+        p_signflip=p_flip,
+        p_signflip_min=2.0 ** (1 - n) if n else float("nan"),
+        signflip_exact=exact,
+        p_a_better=better,
+        p_tie=tie,
+        p_b_better=worse,
+        seeds_needed=seeds_for_power(mean, sd),
+        seeds_needed_min_effect=seeds_for_power(min_effect, sd) if min_effect else None,
+        seeds_for_ci_min_effect=seeds_for_half_width(min_effect, sd) if min_effect else None,
+    )
+
+
+def t_interval(differences: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """mean ± t_{(1+c)/2, n−1} · sd/√n of the differences."""
+    n = len(differences)
+    if n < 2:
+        return float("nan"), float("nan")
+    mean, sd = differences.mean(), differences.std(ddof=1)
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n)
+    return float(mean - half), float(mean + half)
+
+
+def paired_t_p(differences: np.ndarray) -> float:
+    """Two-sided p of the paired t-test (as scipy's ttest_rel); identical differences give 0 (all ≠ 0) or 1 (all 0)."""
+    n = len(differences)
+    if n < 2:
+        return float("nan")
+    mean, sd = differences.mean(), differences.std(ddof=1)
+    if sd == 0:
+        return 1.0 if mean == 0 else 0.0
+    t = mean / (sd / np.sqrt(n))
+    return float(2 * stats.t.sf(abs(t), n - 1))
+
+
+def sign_flip_p(differences: np.ndarray, seed: int = BOOTSTRAP_SEED) -> tuple[float, bool]:
+    """Two-sided p of the sign-flip test of the mean difference, and whether it was exact.
+
+    Under "no difference" each pair's sign is a coin flip: p is the share of the 2^n sign patterns whose
+    mean is at least as far from 0 as the observed one (a seeded Monte Carlo sample of them past n = 16).
+    """
+    n = len(differences)
+    if n == 0:
+        return float("nan"), True
+    observed = abs(differences.mean())
+    exact = n <= EXACT_SIGN_FLIPS_UP_TO
+    if exact:
+        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    else:
+        signs = np.random.default_rng(seed).choice([-1, 1], size=(SIGN_FLIP_RESAMPLES, n))
+    null = np.abs(signs @ differences / n)
+    hits = np.count_nonzero(null >= observed - 100 * np.finfo(float).eps * observed)  # equal up to rounding counts
+    return (hits / len(signs), True) if exact else ((hits + 1) / (len(signs) + 1), False)
+
+
+def improvement_fractions(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Fractions of pairs with A > B, A = B and A < B (they sum to 1)."""
+    n = len(a)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    return float(np.mean(a > b)), float(np.mean(a == b)), float(np.mean(a < b))
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment over a family of p-values (NaNs are left out of the family and stay NaN)."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    order = present[np.argsort(p[present], kind="stable")]
+    m = len(order)
+    scaled = (m - np.arange(m)) * p[order]
+    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return adjusted
+
+
+def paired_t_power(n: int | np.ndarray, effect_size: float, alpha: float = ALPHA) -> np.ndarray:
+    """Power of the two-sided paired t-test with n pairs when the true mean difference is effect_size · sd."""
+    df = np.asarray(n) - 1
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    shift = effect_size * np.sqrt(n)
+    return stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift)
+
+
+def seeds_for_power(effect: float | None, sd: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
+    """Fewest seeds (≥ 2) for which the paired t-test detects a mean difference `effect` with `power`,
+    taking the paired differences' sd as `sd`; None when it cannot be said (no effect, no spread seen, > MAX_SEEDS)."""
+    if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:
+        return None
+    return _fewest(lambda n: paired_t_power(n, abs(effect) / sd, alpha) >= power)
+
+
+def seeds_for_half_width(effect: float | None, sd: float, confidence: float = CONFIDENCE) -> int | None:
+    """Fewest seeds (≥ 2) whose t interval of the mean difference has half-width ≤ `effect` at this sd."""
+    if effect is None or not np.isfinite(effect) or effect <= 0 or not np.isfinite(sd) or sd == 0:
+        return None
+    return _fewest(lambda n: stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n) <= effect)
+
+
+def _fewest(enough: Callable[[int], bool]) -> int | None:
+    """Smallest n in [2, MAX_SEEDS] with enough(n), for a condition that stays true once true: doubling, then bisection."""
+    high = 2
+    while not enough(high):
+        if high >= MAX_SEEDS:
+            return None
+        high = min(2 * high, MAX_SEEDS)
+    low = max(2, high // 2)
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle + 1, high)
+    return low
+
+
+def variance_sources(values: pd.DataFrame) -> tuple[float, float]:
+    """(sd over init seeds with the split fixed, sd over split seeds with the init fixed) of a group.
+
+    `values` has columns seed, split_seed, value. Each is the root of the mean within-variance: the
+    spread that changing only that seed brings, as Bouthillier et al. (2021) vary one source at a time.
+    """
+    table = values.pivot_table(index="seed", columns="split_seed", values="value", aggfunc="mean")
+    return _pooled_sd(table, axis=0), _pooled_sd(table, axis=1)
+
+
+def _pooled_sd(table: pd.DataFrame, axis: int) -> float:
+    if table.shape[axis] < 2:
+        return float("nan")
+    variances = table.var(axis=axis, ddof=1).dropna()
+    return float(np.sqrt(variances.mean())) if len(variances) else float("nan")
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    x = np.asarray(values, dtype=float)
+    return x[np.isfinite(x)]

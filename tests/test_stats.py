@@ -1,0 +1,191 @@
+"""Seed statistics against scipy.stats on the same values, a seeded simulation of power, and properties."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from lab2core.stats import (
+    BOOTSTRAP_RESAMPLES,
+    binomial_se,
+    bootstrap_interval,
+    compare_paired,
+    describe,
+    holm,
+    improvement_fractions,
+    paired_t_p,
+    paired_t_power,
+    seeds_for_half_width,
+    seeds_for_power,
+    sign_flip_p,
+    t_interval,
+    variance_sources,
+)
+
+RNG = np.random.default_rng(20261126)
+PAIRS = [(RNG.uniform(0.5, 1, n), RNG.uniform(0.5, 1, n)) for n in (2, 3, 5, 8, 12)]
+
+
+def _mean_difference(x, y, axis):
+    return np.mean(x - y, axis=axis)
+
+
+@pytest.mark.parametrize("a, b", PAIRS)
+def test_paired_t_p_and_interval_match_ttest_rel(a, b):
+    oracle = stats.ttest_rel(a, b)
+    interval = oracle.confidence_interval(0.95)
+    d = a - b
+    assert paired_t_p(d) == pytest.approx(oracle.pvalue, rel=1e-9)
+    assert t_interval(d) == pytest.approx((interval.low, interval.high), rel=1e-9)
+    half = stats.t.ppf(0.975, len(d) - 1) * stats.sem(d)
+    assert t_interval(d) == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-9)
+
+
+@pytest.mark.parametrize("a, b", PAIRS)
+def test_sign_flip_p_matches_scipys_exact_paired_permutation_test(a, b):
+    oracle = stats.permutation_test(
+        (a, b), _mean_difference, permutation_type="samples", n_resamples=np.inf, vectorized=True
+    )
+    p, exact = sign_flip_p(a - b)
+    assert exact and p == pytest.approx(oracle.pvalue, rel=1e-12)
+
+
+def test_sign_flip_by_hand_with_three_seeds():
+    d = np.array([0.54, 0.46, 0.24])  # lr 0.01 minus lr 0.001 at 100 iterations, seeds 0, 1, 2
+    sums = [s1 * 0.54 + s2 * 0.46 + s3 * 0.24 for s1, s2, s3 in itertools.product((1, -1), repeat=3)]
+    assert sorted(round(abs(s), 6) for s in sums) == [0.16, 0.16, 0.32, 0.32, 0.76, 0.76, 1.24, 1.24]
+    assert sign_flip_p(d) == (2 / 8, True)  # only "all +" and "all −" reach |1.24|: the smallest p 3 seeds allow
+    assert compare_paired(d, np.zeros(3)).p_signflip_min == 0.25
+    # a tie in magnitude counts: with 0.1, −0.1, 0.2 the sums ±0.2 and ±0.4 are 6 of the 8 patterns
+    assert sign_flip_p(np.array([0.1, -0.1, 0.2]))[0] == pytest.approx(6 / 8)
+
+
+def test_sign_flip_past_sixteen_seeds_is_a_seeded_monte_carlo_close_to_the_exact_test():
+    a, b = RNG.uniform(0.8, 1, 17), RNG.uniform(0.78, 0.98, 17)
+    p, exact = sign_flip_p(a - b)
+    oracle = stats.permutation_test((a, b), _mean_difference, permutation_type="samples", n_resamples=np.inf, vectorized=True)
+    assert not exact and p == sign_flip_p(a - b)[0]
+    assert p == pytest.approx(oracle.pvalue, abs=0.005)
+
+
+def test_bootstrap_interval_is_scipys_percentile_bootstrap_and_a_plain_resampling_loop():
+    x = np.array([0.92, 0.94, 0.74, 0.9, 0.88, 0.96])
+    oracle = stats.bootstrap((x,), np.mean, method="percentile", rng=np.random.default_rng(0), n_resamples=BOOTSTRAP_RESAMPLES)
+    assert bootstrap_interval(x) == pytest.approx(tuple(oracle.confidence_interval), rel=1e-12)
+    assert bootstrap_interval(x) == bootstrap_interval(x.copy())  # seeded: the same values, the same interval
+    rng = np.random.default_rng(1)
+    means = np.array([rng.choice(x, len(x)).mean() for _ in range(20_000)])
+    assert bootstrap_interval(x) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])), abs=0.01)
+
+
+def test_describe_matches_numpy_and_warns_below_ten_seeds():
+    x = [0.7, 0.9, 0.8, 0.95]
+    d = describe(x, (0, 1))
+    assert (d.n, d.mean, d.sd, d.min, d.max) == (4, pytest.approx(np.mean(x)), pytest.approx(np.std(x, ddof=1)), 0.7, 0.95)
+    assert 0.7 <= d.ci_low <= d.mean <= d.ci_high <= 0.95
+    assert "only 4 seeds" in d.warning
+    assert describe(np.linspace(0.5, 0.9, 10)).warning == ""
+    one = describe([0.8])
+    assert one.n == 1 and np.isnan(one.ci_low) and "no interval" in one.warning
+    assert describe([0.8, float("nan"), float("inf")]).n == 1
+
+
+def test_binomial_standard_error_is_the_binomial_sd_over_rows():
+    assert binomial_se(0.9, 50) == pytest.approx(stats.binom(50, 0.9).std() / 50)
+    assert np.isnan(binomial_se(0.9, None))
+
+
+@pytest.mark.parametrize("effect, sd", [(0.4133, 0.1553), (0.1, 0.125), (0.02, 0.05)])
+def test_seeds_for_power_is_the_fewest_seeds_with_80_percent_power(effect, sd):
+    n = seeds_for_power(effect, sd)
+    assert paired_t_power(n, effect / sd) >= 0.8 > paired_t_power(n - 1, effect / sd) or n == 2
+
+
+@pytest.mark.parametrize("effect, sd", [(0.1, 0.125), (0.05, 0.1)])
+def test_power_agrees_with_a_seeded_simulation_of_paired_t_tests(effect, sd):
+    n = seeds_for_power(effect, sd)
+    rng = np.random.default_rng(7)
+    for seeds in (n - 1, n):
+        differences = rng.normal(effect, sd, size=(20_000, seeds))
+        simulated = np.mean(stats.ttest_1samp(differences, 0.0, axis=1).pvalue < 0.05)
+        assert simulated == pytest.approx(paired_t_power(seeds, effect / sd), abs=0.012)
+    assert np.mean(stats.ttest_1samp(rng.normal(effect, sd, size=(20_000, n)), 0.0, axis=1).pvalue < 0.05) > 0.785
+
+
+def test_seeds_for_a_half_width_and_when_nothing_can_be_said():
+    n = seeds_for_half_width(0.02, 0.1553)
+    assert stats.t.ppf(0.975, n - 1) * 0.1553 / np.sqrt(n) <= 0.02 < stats.t.ppf(0.975, n - 2) * 0.1553 / np.sqrt(n - 1)
+    assert seeds_for_power(0.0, 0.1) is None and seeds_for_power(0.1, 0.0) is None and seeds_for_power(None, 0.1) is None
+    assert seeds_for_power(1e-9, 1.0) is None  # beyond a million seeds
+    assert seeds_for_half_width(0.02, float("nan")) is None
+
+
+def test_holm_matches_a_plain_step_down_loop():
+    p = [0.01, 0.04, 0.03, float("nan"), 0.5, 0.005]
+    assert holm(p) == pytest.approx([0.04, 0.09, 0.09, float("nan"), 0.5, 0.025], nan_ok=True)
+    finite = [v for v in p if not np.isnan(v)]
+    order = np.argsort(finite)
+    expected, running = np.empty(len(finite)), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(finite) - rank) * finite[index]))
+        expected[index] = running
+    assert holm(finite) == pytest.approx(expected)
+
+
+def test_the_lab_pair_lr_001_against_lr_0001_at_100_iterations():
+    a = np.array([0.70, 0.62, 0.72])  # lr 0.01, seeds 0, 1, 2 (the lab grid's val accuracies)
+    b = np.array([0.16, 0.16, 0.48])  # lr 0.001
+    c = compare_paired(a, b, min_effect=0.02, spread=1.0)
+    assert c.mean_diff == pytest.approx(0.4133, abs=1e-4)
+    assert (c.ci_low, c.ci_high) == (pytest.approx(0.03, abs=0.005), pytest.approx(0.80, abs=0.005))
+    assert c.p_t == pytest.approx(0.044, abs=5e-4) == stats.ttest_rel(a, b).pvalue
+    assert (c.p_signflip, c.prob_improvement, c.n) == (0.25, 1.0, 3)
+    assert c.seeds_needed == seeds_for_power(c.mean_diff, c.sd_diff) and c.seeds_needed_min_effect > 100
+
+
+def test_variance_sources_separate_the_init_seed_from_the_split():
+    import pandas as pd
+
+    # rows: init seed; columns: split seed. The split shifts everything by 0.1, the seed by 0.02 per step.
+    table = [[0.80, 0.90], [0.82, 0.92], [0.84, 0.94]]
+    values = pd.DataFrame([{"seed": s, "split_seed": k, "value": table[s][k]} for s in range(3) for k in range(2)])
+    by_init, by_split = variance_sources(values)
+    assert by_init == pytest.approx(np.std([0.80, 0.82, 0.84], ddof=1))
+    assert by_split == pytest.approx(np.std([0.80, 0.90], ddof=1))
+    assert np.isnan(variance_sources(values[values["split_seed"] == 0])[1])
+
+
+accuracies = st.lists(st.integers(0, 50).map(lambda k: k / 50), min_size=1, max_size=15)
+
+
+@settings(max_examples=200, deadline=None)
+@given(accuracies)
+def test_accuracy_intervals_stay_inside_zero_one(values):
+    d = describe(values, (0.0, 1.0))
+    if d.n > 1:
+        assert 0.0 <= d.ci_low <= d.ci_high <= 1.0
+        assert d.min - 1e-12 <= d.ci_low and d.ci_high <= d.max + 1e-12
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=12))
+def test_improvement_fractions_sum_to_one_and_paired_intervals_stay_in_range(pairs):
+    a, b = (np.array([p[i] / 50 for p in pairs]) for i in (0, 1))
+    better, tie, worse = improvement_fractions(a, b)
+    assert better + tie + worse == pytest.approx(1.0)
+    c = compare_paired(a, b, spread=1.0)
+    assert 0.0 <= c.prob_improvement <= 1.0
+    if c.n > 1:
+        assert -1.0 <= c.ci_low <= c.ci_high <= 1.0
+        assert 2.0 ** (1 - c.n) <= c.p_signflip <= 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(0, 1), st.just(float("nan"))), min_size=1, max_size=20))
+def test_holm_never_lowers_a_p_and_never_passes_one(p):
+    adjusted = holm(p)
+    for raw, new in zip(p, adjusted):
+        assert (np.isnan(raw) and np.isnan(new)) or raw <= new <= 1.0
