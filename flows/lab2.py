@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import flow
 
 from flows.factorisation import factorisation
-from flows.mlp_grid import grid_task_runner, mlp_grid
+from flows.mlp_grid import mlp_grid
 from lab2core.params import (
     LAB_ITERATIONS,
     LAB_LRS,
@@ -77,11 +77,10 @@ def lab2(
         **{"rank": rank, "gd_lr": gd_lr, "gd_epochs": gd_epochs, "gd_seed": gd_seed},
         **grid_params(lrs, iterations, seeds),
     }
-    grid = mlp_grid.with_options(task_runner=grid_task_runner(task_runner, dask_address))
     with tracking.pipeline_run(experiment, "lab2", RunRecord(params=params, tags={"lab2.task_runner": task_runner})) as parent:
         q1 = factorisation(dataset, label_column, rank, gd_lr, gd_epochs, gd_seed, experiment, parent_run_id=parent, force=force)
-        q2 = grid(
+        q2 = mlp_grid(
             lrs, iterations, seeds, dataset, label_column, split_seed, hidden, scaling, protocol, cell_figures,
-            torch_threads, experiment, parent_run_id=parent, force=force,
+            torch_threads, experiment, parent_run_id=parent, force=force, task_runner=task_runner, dask_address=dask_address,
         )
     return Lab2Result(parent, q1, q2)

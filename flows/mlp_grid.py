@@ -63,7 +63,7 @@ def grid_task_runner(name: TaskRunnerName = "threads", dask_address: str | None 
     return DaskTaskRunner(cluster_kwargs={**local, "env": {"PREFECT_API_URL": str(get_client(sync_client=True).api_url)}})
 
 
-@flow(name="mlp-grid", task_runner=grid_task_runner())
+@flow(name="mlp-grid")
 def mlp_grid(
     lrs: LearningRates = LAB_LRS,
     iterations: Counts = LAB_ITERATIONS,
@@ -79,11 +79,14 @@ def mlp_grid(
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
     parent_run_id: str | None = None,
     force: bool = False,
+    task_runner: TaskRunnerName = "threads",
+    dask_address: str | None = None,
 ) -> pd.DataFrame:
     """Q2_1–Q2_2: the MLP grid, each (lr, seed) trajectory trained once in batched shards; one MLflow run per cell.
 
     Cells that already have a FINISHED run of their identity are reused, and only trajectories with a
-    missing cell are trained; `force` recomputes every cell.
+    missing cell are trained; `force` recomputes every cell. The shards and their logging run on
+    `task_runner`: threads here, or Dask (the cluster at `dask_address`, else a local one).
     """
     logger = get_run_logger()
     setup = MLPSetup(dataset, split_seed, hidden, scaling, protocol)
@@ -96,17 +99,21 @@ def mlp_grid(
         shards = deal_shards(missing_trajectories(lrs, iterations, seeds, done=reused), n_shards=os.cpu_count() or 2)
         logger.info("%d/%d cells reused from MLflow; training %d trajectories", len(reused), n_cells, sum(map(len, shards)))
         progress = create_progress_artifact(0.0, key="mlp-grid-progress", description="MLP cells trained and logged")
-        trained = train_shard.map(unmapped(data), shards, unmapped(iterations), setup, range(len(shards)), torch_threads)
-        logging, results = {}, []
-        for batch, future in enumerate(as_completed(trained)):
-            cells = [c for c in future.result() if cell_key(c) not in reused]
-            results += cells
-            logging[log_mlp_cells.submit(parent, setup, cells, cell_figures, batch, identities)] = cells
-            logger.info("trained %d/%d cells", len(reused) + len(results), n_cells)
-        run_ids = {key: run.run_id for key, run in reused.items()}
-        for done, future in enumerate(as_completed(list(logging)), start=1):
-            run_ids |= dict(zip(map(cell_key, logging[future]), future.result()))
-            update_progress_artifact(progress, 100.0 * done / len(logging))
+        with grid_task_runner(task_runner, dask_address) as runner:
+            shard_args = {"data": unmapped(data), "trajectories": shards, "iterations": unmapped(iterations), "setup": setup,
+                          "shard_index": range(len(shards)), "torch_threads": torch_threads}
+            trained = runner.map(train_shard, shard_args)
+            logging, results = {}, []
+            for batch, future in enumerate(as_completed(trained)):
+                cells = [c for c in future.result() if cell_key(c) not in reused]
+                results += cells
+                log_args = {"parent_run_id": parent, "setup": setup, "cells": cells, "cell_figures": cell_figures, "batch": batch, "identities": identities}
+                logging[runner.submit(log_mlp_cells, log_args)] = cells
+                logger.info("trained %d/%d cells", len(reused) + len(results), n_cells)
+            run_ids = {key: run.run_id for key, run in reused.items()}
+            for done, future in enumerate(as_completed(list(logging)), start=1):
+                run_ids |= dict(zip(map(cell_key, logging[future]), future.result()))
+                update_progress_artifact(progress, 100.0 * done / len(logging))
         cells = results_frame(results, reused_cell_rows(reused))
         over_seeds = compare_over_seeds(cells)
         curves = read_reused_curves(reused, trained={(c.lr, c.seed) for c in results})
