@@ -143,12 +143,6 @@ def check_config(config: StackConfig) -> None:
             f"--host {config.host} listens beyond 127.0.0.1, so both servers ask for credentials: "
             f"export {', '.join(missing)} (PREFECT_API_AUTH_STRING as USER:PASSWORD)"
         )
-    recorded = read_settings(config.data_dir).get("backend")
-    if recorded and recorded != config.backend and _read_state(config):
-        raise InputError(
-            f"the stack in {config.data_dir} runs on {recorded}, not {config.backend}; give the same --postgres "
-            "(its password is not stored), or `lab2 stack down` first"
-        )
 
 
 def unanswered(urls: Mapping[str, str]) -> list[str]:
@@ -177,6 +171,12 @@ def up(config: StackConfig) -> dict[str, dict]:
     check_config(config)
     config.log_dir.mkdir(parents=True, exist_ok=True)
     state = {name: entry for name, entry in _read_state(config).items() if _group_alive(entry["pid"])}
+    recorded = read_settings(config.data_dir).get("backend")
+    if len(state) < len(SERVICES) and state and recorded != config.backend:
+        raise InputError(
+            f"the stack in {config.data_dir} runs on {recorded}, not {config.backend}; give the same --postgres "
+            "(its password is not stored), or `lab2 stack down` first"
+        )
     if config.postgres and len(state) < len(SERVICES):
         create_databases(config.postgres)
     services = _services(config)
@@ -239,7 +239,8 @@ def deploy(config: StackConfig, project_dir: Path) -> subprocess.CompletedProces
 
 def describe(config: StackConfig, state: Mapping[str, dict]) -> str:
     """Human summary: what runs where, the logs, and the environment for clients."""
-    lines = [f"lab2 stack in {config.data_dir} (store: {config.backend}; auth: {'on' if config.auth else 'off, 127.0.0.1 only'})"]
+    backend = read_settings(config.data_dir).get("backend", config.backend)  # as started, also when asked without --postgres
+    lines = [f"lab2 stack in {config.data_dir} (store: {backend}; auth: {'on' if config.auth else 'off, 127.0.0.1 only'})"]
     for name in SERVICES:
         entry = state.get(name)
         if entry is None:
@@ -261,7 +262,7 @@ def create_databases(server: str) -> None:
     """Create lab2_mlflow and lab2_prefect on the PostgreSQL `server` where missing."""
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(postgres_url(server, "postgres"), isolation_level="AUTOCOMMIT")
+    engine = sqlalchemy.create_engine(postgres_url(server, "postgres", "psycopg2"), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
             for name in DATABASES.values():
@@ -275,10 +276,10 @@ def create_databases(server: str) -> None:
         engine.dispose()
 
 
-def postgres_url(server: str, database: str, driver: str | None = None) -> str:
+def postgres_url(server: str, database: str, driver: str) -> str:
     """The URL of `database` on the PostgreSQL `server` (postgresql://USER:PASSWORD@HOST:PORT)."""
     parts = urlsplit(server)
-    return urlunsplit(("postgresql" + (f"+{driver}" if driver else ""), parts.netloc, f"/{database}", parts.query, ""))
+    return urlunsplit((f"postgresql+{driver}", parts.netloc, f"/{database}", parts.query, ""))
 
 
 def _services(config: StackConfig) -> dict[str, _Service]:
@@ -293,7 +294,7 @@ def _services(config: StackConfig) -> dict[str, _Service]:
     mlflow_auth: list[str] = []
     if config.postgres:
         server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = postgres_url(config.postgres, DATABASES["prefect"], "asyncpg")
-        mlflow_env["MLFLOW_BACKEND_STORE_URI"] = postgres_url(config.postgres, DATABASES["mlflow"])
+        mlflow_env["MLFLOW_BACKEND_STORE_URI"] = postgres_url(config.postgres, DATABASES["mlflow"], "psycopg2")
     if config.auth:
         server_env["PREFECT_SERVER_API_AUTH_STRING"] = os.environ["PREFECT_API_AUTH_STRING"]
         mlflow_env |= {
