@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import psycopg2
 import pytest
 import requests
@@ -205,3 +206,73 @@ def test_six_users_at_once_on_sqlite_through_one_mlflow_server(config, tmp_path)
         _users_at_once(client_env, "together", tmp_path / "users", "MLflow on SQLite through one server")
     finally:
         stop_group(server)
+
+
+DASK_GRID = ["--lrs", "0.3", "0.1", "0.03", "--iterations", "5", "50", "--seeds", "0", "1", "--gd-epochs", "5", "--no-cell-figures"]
+KILL_GRID = ["--lrs", *[str(lr) for lr in (0.5, 0.3, 0.2, 0.1, 0.05, 0.03)], "--iterations", "10", "1500", "--seeds", "0", "1", "2", "3", "--gd-epochs", "5"]
+METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
+
+
+@pytest.fixture(scope="module")
+def dask(config, tmp_path_factory):
+    """`dask scheduler` and two `dask worker`s, each worker told only where Prefect and MLflow are."""
+    with dask_cluster(config.client_env(), tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster
+
+
+def _cells(mlflow_url: str, experiment: str) -> dict[tuple[float, int, int], dict[str, float]]:
+    """(lr, iterations, seed) → metrics of every FINISHED mlp run that carries an identity."""
+    return {
+        (float(params_of(r)["lr"]), int(params_of(r)["iterations"]), int(params_of(r)["seed"])): {m: metrics_of(r)[m] for m in METRICS}
+        for r in mlflow_runs(mlflow_url, experiment)
+        if tags_of(r).get("lab2.step") == "mlp" and r["info"]["status"] == "FINISHED" and "lab2.identity" in tags_of(r)
+    }
+
+
+def test_a_grid_on_an_external_dask_cluster_gives_the_thread_runners_metrics(config, dask):
+    env = run_env(config.client_env())
+    timings = {}
+    for runner in ("threads", "dask"):
+        options = ["--task-runner", runner, *(["--dask-address", dask.address] if runner == "dask" else [])]
+        started = time.monotonic()
+        done = subprocess.run(lab2_command(*DASK_GRID, *options, "--experiment", f"runner-{runner}"), env=env, capture_output=True, text=True)
+        timings[runner] = time.monotonic() - started
+        assert done.returncode == 0, done.stderr[-3000:]
+    on_threads, on_dask = _cells(config.mlflow_url, "runner-threads"), _cells(config.mlflow_url, "runner-dask")
+    assert len(on_dask) == 12 and on_dask == on_threads  # exactly, float for float
+    # The cells were logged on the workers: each cell run's owner (host/pid/start) is a worker process.
+    worker_pids = {c.pid for w in dask.workers.values() for c in [psutil.Process(w.pid), *psutil.Process(w.pid).children(recursive=True)]}
+    owners = {int(tags_of(r)["lab2.owner"].split("/")[1]) for r in mlflow_runs(config.mlflow_url, "runner-dask") if tags_of(r).get("lab2.step") == "mlp"}
+    assert owners and owners <= worker_pids
+    print(f"\nexternal Dask: 12 cells, threads {timings['threads']:.1f} s, dask {timings['dask']:.1f} s (lab2 run wall, each)")
+
+
+def test_a_worker_killed_mid_grid_still_leaves_every_cell_finished_once(config, dask, tmp_path):
+    from distributed import Client
+
+    experiment = "dask-killed"
+    env = run_env(config.client_env())
+    command = lab2_command(*KILL_GRID, "--task-runner", "dask", "--dask-address", dask.address, "--experiment", experiment)
+    started = time.monotonic()
+    user = start_group(command, env, tmp_path / "lab2.log")
+    killed = None
+    try:
+        with Client(dask.address, timeout=30) as client:
+            deadline = time.monotonic() + 300
+            while killed is None and time.monotonic() < deadline and user.poll() is None:
+                logging_now = {w for w, keys in client.processing().items() if any("log_mlp_cells" in str(k) for k in keys)}
+                if logging_now:
+                    killed = next(iter(logging_now))
+                    stop_group(dask.workers.pop(killed), grace=0.0)  # SIGKILL, mid-task
+                time.sleep(0.05)
+        code = user.wait(600)
+    finally:
+        stop_group(user)
+    log = (tmp_path / "lab2.log").read_text()
+    assert killed is not None, log[-3000:]
+    assert code == 0, log[-3000:]
+    cells = _cells(config.mlflow_url, experiment)
+    identities = Counter(tags_of(r)["lab2.identity"] for r in mlflow_runs(config.mlflow_url, experiment) if r["info"]["status"] == "FINISHED" and "lab2.identity" in tags_of(r))
+    assert len(cells) == 6 * 2 * 4 and set(identities.values()) == {1}
+    leftovers = Counter(r["info"]["status"] for r in mlflow_runs(config.mlflow_url, experiment))
+    print(f"\nworker {killed} killed mid-grid: 48 cells finished once in {time.monotonic() - started:.1f} s; runs by status {dict(leftovers)}")
