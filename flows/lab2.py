@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import flow
 
 from flows.factorisation import factorisation
-from flows.mlp_grid import grid_task_runner, mlp_grid
+from flows.mlp_grid import mlp_grid
 from lab2core.params import (
     LAB_ITERATIONS,
     LAB_LRS,
@@ -82,11 +82,15 @@ def lab2(
         **{"rank": rank, "gd_lr": gd_lr, "gd_epochs": gd_epochs, "gd_seed": gd_seed},
         **grid_params(lrs, iterations, seeds, split_seeds),
     }
-    grid = mlp_grid.with_options(task_runner=grid_task_runner(task_runner, dask_address))
     with tracking.pipeline_run(experiment, "lab2", RunRecord(params=params, tags={"lab2.task_runner": task_runner})) as parent:
-        q1 = factorisation(dataset, label_column, rank, gd_lr, gd_epochs, gd_seed, experiment, parent_run_id=parent, force=force)
-        q2 = grid(
-            lrs, iterations, seeds, dataset, label_column, split_seeds, hidden, scaling, protocol, cell_figures,
-            torch_threads, experiment, parent_run_id=parent, force=force, min_effect=min_effect,
+        q1 = factorisation(
+            dataset=dataset, label_column=label_column, rank=rank, lr=gd_lr, epochs=gd_epochs, seed=gd_seed,
+            experiment=experiment, parent_run_id=parent, force=force,
+        )
+        q2 = mlp_grid(
+            lrs=lrs, iterations=iterations, seeds=seeds, dataset=dataset, label_column=label_column, split_seeds=split_seeds,
+            hidden=hidden, scaling=scaling, protocol=protocol, cell_figures=cell_figures, torch_threads=torch_threads,
+            experiment=experiment, parent_run_id=parent, force=force, min_effect=min_effect,
+            task_runner=task_runner, dask_address=dask_address,
         )
     return Lab2Result(parent, q1, q2)

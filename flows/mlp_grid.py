@@ -79,7 +79,7 @@ class SplitGrid:
     units: pd.DataFrame
 
 
-@flow(name="mlp-grid", task_runner=grid_task_runner())
+@flow(name="mlp-grid")
 def mlp_grid(
     lrs: LearningRates = LAB_LRS,
     iterations: Counts = LAB_ITERATIONS,
@@ -96,13 +96,17 @@ def mlp_grid(
     parent_run_id: str | None = None,
     force: bool = False,
     min_effect: Effect = DEFAULT_MIN_EFFECT,
+    task_runner: TaskRunnerName = "threads",
+    dask_address: str | None = None,
 ) -> pd.DataFrame:
     """Q2_1–Q2_2: the MLP grid, each (lr, seed) trajectory trained once in batched shards; one MLflow run per cell.
 
     Every split seed is a split of the data of its own, with the whole grid trained on it. Cells that
     already have a FINISHED run of their identity are reused, and only trajectories with a missing cell
     are trained; `force` recomputes every cell. Groups are compared seed by seed (`min_effect`: the
-    smallest difference of val accuracy worth detecting, for the number of seeds it needs).
+    smallest difference of val accuracy worth detecting, for the number of seeds it needs). The shards
+    and their logging run on `task_runner`: threads here, or Dask (the cluster at `dask_address`, else a
+    local one).
     """
     logger = get_run_logger()
     setups = {k: MLPSetup(dataset, k, hidden, scaling, protocol) for k in split_seeds}
@@ -110,11 +114,12 @@ def mlp_grid(
     parent_record = RunRecord(params={**grid_params(lrs, iterations, seeds, split_seeds), **setups[split_seeds[0]].shared_params()})
     with tracking.pipeline_run(experiment, "mlp-grid", parent_record, attach_to=parent_run_id) as parent:
         progress = create_progress_artifact(0.0, key="mlp-grid-progress", description="MLP cells trained and logged")
-        grids = {
-            k: _grid_of_split(parent, setups[k], lrs, iterations, seeds, label_column, digest, experiment,
-                              cell_figures, torch_threads, force, progress, (index, len(split_seeds)))
-            for index, k in enumerate(split_seeds)
-        }
+        with grid_task_runner(task_runner, dask_address) as runner:
+            grids = {
+                k: _grid_of_split(runner, parent, setups[k], lrs, iterations, seeds, label_column, digest, experiment,
+                                  cell_figures, torch_threads, force, progress, (index, len(split_seeds)))
+                for index, k in enumerate(split_seeds)
+            }
         cells = splits_frame({k: grid.cells for k, grid in grids.items()})
         first = grids[min(split_seeds)]
         over_seeds = compare_over_seeds(cells, first.data.val_rows, min_effect)
@@ -134,6 +139,7 @@ def mlp_grid(
 
 
 def _grid_of_split(
+    runner: TaskRunner,
     parent: str,
     setup: MLPSetup,
     lrs: Sequence[float],
@@ -157,12 +163,15 @@ def _grid_of_split(
     reused = {} if force else find_finished(experiment, identities)
     shards = deal_shards(missing_trajectories(lrs, iterations, seeds, done=reused), n_shards=os.cpu_count() or 2)
     logger.info("%d/%d cells reused from MLflow%s; training %d trajectories", len(reused), n_cells, where, sum(map(len, shards)))
-    trained = train_shard.map(unmapped(data), shards, unmapped(iterations), setup, range(len(shards)), torch_threads)
+    shard_args = {"data": unmapped(data), "trajectories": shards, "iterations": unmapped(iterations), "setup": setup,
+                  "shard_index": range(len(shards)), "torch_threads": torch_threads}
+    trained = runner.map(train_shard, shard_args)
     logging, results = {}, []
     for batch, future in enumerate(as_completed(trained)):
         cells = [c for c in future.result() if cell_key(c) not in reused]
         results += cells
-        logging[log_mlp_cells.submit(parent, setup, cells, cell_figures, batch, identities)] = cells
+        log_args = {"parent_run_id": parent, "setup": setup, "cells": cells, "cell_figures": cell_figures, "batch": batch, "identities": identities}
+        logging[runner.submit(log_mlp_cells, log_args)] = cells
         logger.info("trained %d/%d cells%s", len(reused) + len(results), n_cells, where)
     run_ids = {key: run.run_id for key, run in reused.items()}
     for done, future in enumerate(as_completed(list(logging)), start=1):

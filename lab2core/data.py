@@ -131,6 +131,28 @@ def split_rows(n_rows: int, split_seed: int = 0, train_fraction: float = 2 / 3, 
     return Split(train=perm[:n_train], val=perm[n_train:])
 
 
+def check_split_classes(
+    labels: torch.Tensor, split: Split, class_names: tuple[str, ...], split_seed: int, need_all_in_training: bool = True
+) -> None:
+    """Refuse labels a split cannot serve: a class with fewer than 2 rows, or (held-out) a class absent from the training rows."""
+    counts = torch.bincount(labels, minlength=len(class_names)).tolist()
+    per_class = ", ".join(f"{name}: {n}" for name, n in zip(class_names, counts))
+    rare = [(name, n) for name, n in zip(class_names, counts) if n < 2]
+    if rare:
+        which = ", ".join(f"{name!r} has {n} row{'s' * (n != 1)}" for name, n in rare)
+        raise DataError(f"class {which}; every class needs at least 2 rows, one to train on and one to validate (rows per class: {per_class})")
+    if not need_all_in_training:
+        return
+    in_training = torch.bincount(labels[split.train], minlength=len(class_names)).tolist()
+    missing = [(name, n) for name, n, t in zip(class_names, counts, in_training) if t == 0]
+    if missing:
+        which = ", ".join(f"{name!r} (0 of its {n} rows)" for name, n in missing)
+        raise DataError(
+            f"split seed {split_seed} leaves class {which} out of the {len(split.train)} training rows, so the model never sees it; "
+            f"choose another split seed or add rows of that class (rows per class: {per_class})"
+        )
+
+
 def scale(features: torch.Tensor, scaling: Scaling = "var") -> torch.Tensor:
     """The lab's scaling `(x - mean) / var` over all rows, or `std` for standardisation."""
     spread = features.var(dim=0) if scaling == "var" else features.std(dim=0)

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from lab2core.data import Dataset, scale, split_rows
+from lab2core.data import Dataset, check_split_classes, scale, split_rows
 from lab2core.params import Protocol, Scaling
 
 
@@ -77,6 +77,8 @@ def prepare_mlp_data(
     or in file order as the report did (seed-report: the first 2/3 train, the rest "validate")."""
     x = scale(dataset.features, scaling).to(torch.float32)
     split = split_rows(len(x), split_seed, shuffle=protocol == "held-out")
+    # The report's file-order split trains without the third species: seed-report reproduces that on purpose.
+    check_split_classes(dataset.labels, split, dataset.class_names, split_seed, need_all_in_training=protocol == "held-out")
     return MLPData(x[split.train], dataset.labels[split.train], x[split.val], dataset.labels[split.val])
 
 

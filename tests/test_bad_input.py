@@ -61,6 +61,11 @@ CSV_CASES = {
     "empty cell": ("a,b,label\n1,,x\n2,1,y\n3,5,x\n", [], ["data.csv", "NaN, inf or empty", "finite number"]),
     "single class": ("a,b,label\n1,2,p\n2,1,p\n3,5,p\n", [], ["data.csv", "holds one class", "at least two"]),
     "too few rows": ("a,b,label\n1,2,x\n2,1,y\n", [], ["data.csv", "2 rows", "at least 3 rows"]),
+    "a class of one row": ("a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,x\n", [], ["data.csv", "class 'y' has 1 row", "rows per class: x: 3, y: 1"]),
+    "a class left out of training": (
+        "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,y\n5,1,x\n6,0,x\n", ["--split-seed", "25"],
+        ["data.csv", "split seed 25 leaves class 'y' (0 of its 2 rows) out of the 4 training rows", "x: 4, y: 2"],
+    ),
     "constant feature": ("a,b,label\n1,2,x\n1,1,y\n1,5,x\n", [], ["data.csv", "non-zero spread"]),
     "label only": ("label\nx\ny\nx\n", [], ["data.csv", "at least one feature column"]),
     "unknown label column": (GOOD_ROWS, ["--label-column", "nope"], ["data.csv", "no label column 'nope'", "columns are ['a', 'b', 'label']"]),

@@ -6,7 +6,9 @@ import torch
 from lab2core.data import (
     LAB_MATRIX,
     DataError,
+    Split,
     centre,
+    check_split_classes,
     factorisation_matrices,
     load_csv_dataset,
     load_dataset,
@@ -110,3 +112,25 @@ def test_zero_spread_feature_cannot_be_scaled():
     with pytest.raises(DataError, match="non-zero spread"):
         scale(torch.tensor([[1.0, 2.0], [1.0, 3.0]]))
     assert math.isfinite(scale(torch.tensor([[1.0, 2.0], [2.0, 3.0]])).sum().item())
+
+
+def test_a_class_with_one_row_is_refused_naming_it_and_the_counts():
+    labels = torch.tensor([0, 0, 1, 1, 2, 0])
+    with pytest.raises(DataError, match=r"class 'c' has 1 row; .*at least 2 rows.*\(rows per class: a: 3, b: 2, c: 1\)"):
+        check_split_classes(labels, split_rows(6, 0), ("a", "b", "c"), split_seed=0)
+
+
+def test_a_split_without_a_class_in_training_is_refused_unless_the_report_protocol():
+    labels = torch.tensor([0, 0, 1, 1, 1, 0])
+    split = Split(train=torch.tensor([0, 1, 5, 2]), val=torch.tensor([3, 4]))
+    check_split_classes(labels, split, ("a", "b"), split_seed=0)  # both classes train
+    no_b = Split(train=torch.tensor([0, 1, 5]), val=torch.tensor([2, 3, 4]))
+    with pytest.raises(DataError, match=r"split seed 7 leaves class 'b' \(0 of its 3 rows\) out of the 3 training rows.*a: 3, b: 3"):
+        check_split_classes(labels, no_b, ("a", "b"), split_seed=7)
+    check_split_classes(labels, no_b, ("a", "b"), split_seed=7, need_all_in_training=False)
+
+
+def test_every_iris_split_trains_on_all_three_species():
+    iris = load_dataset("iris")
+    for seed in range(20):
+        check_split_classes(iris.labels, split_rows(150, seed), iris.class_names, seed)

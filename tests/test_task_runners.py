@@ -25,8 +25,8 @@ def _logged(client, experiment: str) -> pd.DataFrame:
 
 def test_a_local_dask_cluster_gives_the_thread_runners_metrics_exactly(mlflow_store):
     before = descendants()
-    on_threads = mlp_grid.with_options(task_runner=grid_task_runner("threads"))(**GRID, experiment="threads")
-    on_dask = mlp_grid.with_options(task_runner=grid_task_runner("dask"))(**GRID, experiment="dask")
+    on_threads = mlp_grid(**GRID, experiment="threads")
+    on_dask = mlp_grid(**GRID, experiment="dask", task_runner="dask")
     assert left_behind(before) == {}  # the local cluster's scheduler and workers are gone
     key = ["lr", "iterations", "seed"]
     pd.testing.assert_frame_equal(
@@ -42,5 +42,4 @@ def test_the_runner_is_threads_unless_asked():
     from prefect_dask import DaskTaskRunner
 
     assert isinstance(grid_task_runner(), ThreadPoolTaskRunner)
-    assert isinstance(mlp_grid.task_runner, ThreadPoolTaskRunner)
     assert isinstance(grid_task_runner("dask", "tcp://127.0.0.1:8786"), DaskTaskRunner)

@@ -1,0 +1,213 @@
+"""Real servers for the system tier: a PostgreSQL cluster, a Dask cluster, the stack; each on free loopback ports.
+
+Every process starts in a process group of its own, and each context manager ends what it started.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from flows import stack
+from tests.processes import descendants, left_behind, still_alive
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def postgres_bin() -> Path | None:
+    """The folder of Debian's PostgreSQL server programs (initdb, pg_ctl), newest version first."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]), reverse=True)
+    return Path(found[0]).parent if found else None
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A running PostgreSQL cluster: its server URL (superuser lab2 with a password) and data folder."""
+
+    url: str
+    password: str
+    port: int
+    folder: Path
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[Postgres]:
+    """A PostgreSQL cluster of its own (initdb in a temporary folder, password auth, 127.0.0.1 on a free port),
+    stopped and removed on exit. As root, the server runs as the `postgres` account, since it refuses root."""
+    programs = postgres_bin()
+    if programs is None:
+        raise RuntimeError("PostgreSQL's server is not installed (initdb under /usr/lib/postgresql/*/bin); `make test` installs it")
+    folder = Path(tempfile.mkdtemp(prefix="lab2-pg-"))
+    data, password, port = folder / "data", secrets.token_urlsafe(16), free_port()
+    (folder / "pw").write_text(password + "\n")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        shutil.chown(folder, account.pw_uid, account.pw_gid)
+        shutil.chown(folder / "pw", account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    run = lambda *command: subprocess.run([*as_user, *map(str, command)], env=env, check=True, capture_output=True, text=True)  # noqa: E731
+    run(programs / "initdb", "-D", data, "-U", "lab2", "--auth=scram-sha-256", f"--pwfile={folder / 'pw'}", "-E", "UTF8")
+    (folder / "pw").unlink()
+    options = f"-p {port} -h 127.0.0.1 -k {folder} -c max_connections=200"
+    run(programs / "pg_ctl", "-D", data, "-l", folder / "server.log", "-o", options, "-w", "-t", "60", "start")
+    try:
+        yield Postgres(f"postgresql://lab2:{password}@127.0.0.1:{port}", password, port, folder)
+    finally:
+        run(programs / "pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "60", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def running_stack(config: stack.StackConfig) -> Iterator[stack.StackConfig]:
+    """The stack up for the block; afterwards down, with no process group or descendant left."""
+    before = descendants()
+    try:
+        stack.up(config)
+        yield config
+    finally:
+        started = stack._read_state(config)
+        family = descendants() - before  # servers, worker, their children, flow runs still running
+        stack.down(config)
+        assert [name for name, entry in started.items() if stack._group_alive(entry["pid"])] == []
+        assert left_behind(before) == {} and still_alive(family) == set()
+
+
+def start_group(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
+    """`command` in a process group of its own, output to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=dict(env), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
+    """End `process`'s whole group: TERM, then KILL after `grace` s."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # the leader is gone; its children may linger a moment
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class DaskCluster:
+    """A `dask scheduler` and its `dask worker`s, each a process group of its own; workers by their address."""
+
+    address: str
+    scheduler: subprocess.Popen
+    workers: dict[str, subprocess.Popen]
+
+
+@contextmanager
+def dask_cluster(client_env: Mapping[str, str], folder: Path, n_workers: int = 2) -> Iterator[DaskCluster]:
+    """A Dask scheduler and `n_workers` single-threaded workers on 127.0.0.1; each worker's environment
+    holds only `client_env` (PREFECT_API_URL, MLFLOW_TRACKING_URI) beside PATH and HOME."""
+    port = free_port()
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(folder)), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    dask = str(BIN / "dask")
+    scheduler = start_group(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0"], base, folder / "scheduler.log"
+    )
+    address, workers = f"tcp://127.0.0.1:{port}", {}
+    try:
+        _wait_port(port)
+        for index in range(n_workers):
+            worker_port = free_port()
+            command = [dask, "worker", address, "--host", "127.0.0.1", "--worker-port", str(worker_port), "--nthreads", "1",
+                       "--dashboard-address", "127.0.0.1:0", "--name", f"w{index}", "--local-directory", str(folder / f"w{index}")]
+            workers[f"tcp://127.0.0.1:{worker_port}"] = start_group(command, {**base, **client_env}, folder / f"worker-{index}.log")
+        _wait_workers(address, n_workers)
+        yield DaskCluster(address, scheduler, workers)
+    finally:
+        for process in [*workers.values(), scheduler]:
+            stop_group(process)
+
+
+def _wait_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def _wait_workers(address: str, n_workers: int, timeout: float = 120.0) -> None:
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(n_workers, timeout=timeout)
+
+
+def lab2_command(*options: str) -> list[str]:
+    return [str(BIN / "lab2"), "run", *options]
+
+
+def run_env(client_env: Mapping[str, str], **extra: str) -> dict[str, str]:
+    """This process's environment pointed at a stack (the stack's URLs win)."""
+    return {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg", **client_env, **extra}
+
+
+def mlflow_json(base: str, endpoint: str, body: dict | None = None, auth: tuple[str, str] | None = None, **query: str) -> dict:
+    """One call of MLflow's REST API."""
+    url = f"{base}/api/2.0/mlflow/{endpoint}"
+    response = requests.post(url, json=body, auth=auth, timeout=30) if body is not None else requests.get(url, params=query, auth=auth, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def mlflow_runs(base: str, experiment: str, auth: tuple[str, str] | None = None) -> list[dict]:
+    """Every run of `experiment` over MLflow's REST API (all pages)."""
+    found = mlflow_json(base, "experiments/get-by-name", auth=auth, experiment_name=experiment)["experiment"]
+    runs, token = [], None
+    while True:
+        body = {"experiment_ids": [found["experiment_id"]], "max_results": 1000, **({"page_token": token} if token else {})}
+        page = mlflow_json(base, "runs/search", body, auth=auth)
+        runs += page.get("runs", [])
+        token = page.get("next_page_token")
+        if not token:
+            return runs
+
+
+def tags_of(run: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def params_of(run: dict) -> dict[str, str]:
+    return {p["key"]: p["value"] for p in run["data"].get("params", [])}
+
+
+def metrics_of(run: dict) -> dict[str, float]:
+    return {m["key"]: m["value"] for m in run["data"].get("metrics", [])}

@@ -1,0 +1,278 @@
+"""A team's lab2 on real servers: the stack on PostgreSQL, an external Dask cluster, several users at once.
+
+One PostgreSQL cluster of the test's own (Debian's server, initdb into a temporary folder, 127.0.0.1
+on a free port) holds both servers' databases; every check reads MLflow's REST API, and the
+PostgreSQL test also the database itself. Everything started here is stopped when the module ends.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import psycopg2
+import pytest
+import requests
+
+from flows import stack
+from flows.cli import main
+from tests.servers import (
+    PROJECT,
+    dask_cluster,
+    free_port,
+    lab2_command,
+    metrics_of,
+    mlflow_json,
+    mlflow_runs,
+    params_of,
+    postgres_cluster,
+    run_env,
+    running_stack,
+    start_group,
+    stop_group,
+    tags_of,
+)
+
+pytestmark = pytest.mark.system
+
+GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "on-postgres", "cell_figures": True}
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+SMALL = ["--gd-epochs", "5", "--iterations", "5", "20", "--seeds", "0", "1", "--no-cell-figures"]
+# Six users at once: four different grids, two the same; Q1's four units are the same for all six.
+USERS = [["--lrs", "0.1"], ["--lrs", "0.05"], ["--lrs", "0.02"], ["--lrs", "0.01"], ["--lrs", "0.3"], ["--lrs", "0.3"]]
+CELLS_PER_USER = 4  # 1 lr x 2 iteration counts x 2 seeds
+Q1_UNITS = 4  # gd-factorise and svd-baseline of the lab's matrix and of Iris
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def config(postgres, tmp_path_factory) -> stack.StackConfig:
+    """The stack on the module's PostgreSQL server, on free ports of 127.0.0.1."""
+    config = stack.StackConfig(tmp_path_factory.mktemp("stack"), free_port(), free_port(), timeout=180.0, postgres=postgres.url)
+    with running_stack(config):
+        yield config
+
+
+def _prefect(config: stack.StackConfig, endpoint: str, body: dict | None = None) -> dict | list:
+    url = f"{config.prefect_api_url}/{endpoint}"
+    response = requests.post(url, json=body, timeout=30) if body is not None else requests.get(url, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def _run_deployment(config: stack.StackConfig, name: str, parameters: dict) -> dict:
+    (deployment,) = [d for d in _prefect(config, "deployments/filter", {}) if d["name"] == name]
+    run = _prefect(config, f"deployments/{deployment['id']}/create_flow_run", {"parameters": parameters})
+    deadline = time.monotonic() + 300
+    while run["state_type"] not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(1)
+        run = _prefect(config, f"flow_runs/{run['id']}")
+    return run
+
+
+def _database_runs(postgres, experiment: str) -> dict[str, tuple[str, str | None]]:
+    """run id → (status, lab2.step) of every run of `experiment`, read from MLflow's tables in lab2_mlflow."""
+    query = """
+        SELECT r.run_uuid, r.status, t.value FROM runs r
+        JOIN experiments e ON e.experiment_id = r.experiment_id
+        LEFT JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'lab2.step'
+        WHERE e.name = %s AND r.lifecycle_stage = 'active'
+    """
+    with psycopg2.connect(host="127.0.0.1", port=postgres.port, user="lab2", password=postgres.password, dbname="lab2_mlflow") as db:
+        with db.cursor() as cursor:
+            cursor.execute(query, (experiment,))
+            return {run_id: (status, step) for run_id, status, step in cursor.fetchall()}
+
+
+def test_the_deployment_runs_on_postgresql_and_every_run_reads_back(config, postgres, monkeypatch, capsys):
+    for name in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    done = stack.deploy(config, PROJECT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    started = time.monotonic()
+    flow_run = _run_deployment(config, "mlp-grid", GRID)
+    print(f"\nmlp-grid deployment on PostgreSQL: {time.monotonic() - started:.1f} s")
+    assert flow_run["state_type"] == "COMPLETED", flow_run["state"]
+
+    runs = mlflow_runs(config.mlflow_url, GRID["experiment"])
+    cells = [r for r in runs if tags_of(r).get("lab2.step") == "mlp"]
+    assert sorted((float(params_of(r)["lr"]), int(params_of(r)["seed"])) for r in cells) == [(0.01, 0), (0.01, 1), (0.1, 0), (0.1, 1)]
+    assert all(r["info"]["status"] == "FINISHED" for r in runs) and len(runs) == len(cells) + 1  # and the parent
+    assert all(0 <= metrics_of(r)["val_accuracy"] <= 1 for r in cells)
+    # The same runs, statuses and steps in the database itself.
+    assert _database_runs(postgres, GRID["experiment"]) == {
+        r["info"]["run_id"]: (r["info"]["status"], tags_of(r).get("lab2.step")) for r in runs
+    }
+    # Artifacts are served by the MLflow server, from the stack's folder.
+    listed = mlflow_json(config.mlflow_url, "artifacts/list", run_id=cells[0]["info"]["run_id"], path="figures")
+    assert [f["path"] for f in listed["files"]] == ["figures/learning_curve.png"]
+    assert cells[0]["info"]["artifact_uri"].startswith("mlflow-artifacts:")
+    assert list((config.data_dir / "mlartifacts").rglob("learning_curve.png"))
+    # Prefect's flow runs live in lab2_prefect.
+    with psycopg2.connect(host="127.0.0.1", port=postgres.port, user="lab2", password=postgres.password, dbname="lab2_prefect") as db:
+        with db.cursor() as cursor:
+            cursor.execute("SELECT state_type FROM flow_run WHERE id = %s", (flow_run["id"],))
+            assert cursor.fetchone() == ("COMPLETED",)
+
+    # The password is nowhere: stack.json, status, logs, command lines.
+    assert main(["stack", "status", "--data-dir", str(config.data_dir)]) == 0
+    shown = capsys.readouterr().out
+    assert f"postgresql://lab2:***@127.0.0.1:{postgres.port}" in shown
+    written = [p.read_text(errors="replace") for p in [config.state_file, *config.log_dir.iterdir()]]
+    commands = subprocess.run(["ps", "-e", "-o", "args="], capture_output=True, text=True, check=True).stdout
+    assert all(postgres.password not in text for text in [shown, commands, *written])
+    assert '"backend": "postgresql://lab2:***@' in config.state_file.read_text()
+
+
+def _start_users(env: dict[str, str], experiment: str, folder: Path) -> list[subprocess.Popen]:
+    folder.mkdir(exist_ok=True)
+    return [
+        start_group(lab2_command(*grid, *SMALL, "--experiment", experiment), env, folder / f"user-{i}.log")
+        for i, grid in enumerate(USERS)
+    ]
+
+
+def _wait_all(processes: list[subprocess.Popen], folder: Path, timeout: float = 600.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    try:
+        return [p.wait(max(1.0, deadline - time.monotonic())) for p in processes]
+    finally:
+        for p in processes:
+            stop_group(p, grace=5.0)
+
+
+def _check_users(mlflow_url: str, experiment: str) -> int:
+    """Every unit finished exactly once, nothing left RUNNING, every parent complete; returns the runs checked."""
+    runs = mlflow_runs(mlflow_url, experiment)
+    by_status = Counter(r["info"]["status"] for r in runs)
+    assert by_status["RUNNING"] == 0, by_status
+    identities = Counter(tags_of(r)["lab2.identity"] for r in runs if r["info"]["status"] == "FINISHED" and "lab2.identity" in tags_of(r))
+    distinct_grids = len({tuple(g) for g in USERS})
+    assert len(identities) == Q1_UNITS + distinct_grids * CELLS_PER_USER and set(identities.values()) == {1}, identities
+    parents = [r for r in runs if tags_of(r).get("lab2.role") == "pipeline"]
+    assert len(parents) == len(USERS) and all(p["info"]["status"] == "FINISHED" for p in parents)
+    for parent in parents:
+        m = metrics_of(parent)
+        assert m["mlp_grid.units_reused"] + m["mlp_grid.units_computed"] == CELLS_PER_USER
+        assert m["factorisation.units_reused"] + m["factorisation.units_computed"] == Q1_UNITS
+    cells = {(params_of(r)["lr"], params_of(r)["iterations"], params_of(r)["seed"]) for r in runs if tags_of(r).get("lab2.identity") and tags_of(r).get("lab2.step") == "mlp"}
+    assert len(cells) == distinct_grids * CELLS_PER_USER
+    return len(runs)
+
+
+def _users_at_once(client_env: dict[str, str], experiment: str, folder: Path, label: str) -> None:
+    env = run_env(client_env, LAB2_TRACKING_RETRY_SECONDS="120")
+    started = time.monotonic()
+    codes = _wait_all(_start_users(env, experiment, folder), folder)
+    together = time.monotonic() - started
+    logs = {p.name: p.read_text()[-2000:] for p in folder.iterdir()}
+    assert codes == [0] * len(USERS), logs
+    checked = _check_users(client_env["MLFLOW_TRACKING_URI"], experiment)
+    print(f"\n{label}: {len(USERS)} lab2 run processes at once: {together:.1f} s wall; {checked} runs checked")
+    if os.environ.get("LAB2_MEASURE_SERIES"):  # the same runs one after another, for the wall-time comparison
+        started = time.monotonic()
+        for i, grid in enumerate(USERS):
+            done = subprocess.run(lab2_command(*grid, *SMALL, "--experiment", f"{experiment}-series"), env=env, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr[-2000:]
+        print(f"{label}: the same {len(USERS)} in series: {time.monotonic() - started:.1f} s wall")
+
+
+def test_six_users_at_once_on_postgresql(config, tmp_path):
+    _users_at_once(config.client_env(), "together", tmp_path / "users", "MLflow on PostgreSQL")
+
+
+def test_six_users_at_once_on_sqlite_through_one_mlflow_server(config, tmp_path):
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+               "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--serve-artifacts", "--artifacts-destination", (tmp_path / "artifacts").as_uri()]
+    env = {**os.environ, **stack.QUIET, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = start_group(command, env, tmp_path / "mlflow-server.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while not stack._answers(f"{url}/health") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        client_env = {**config.client_env(), "MLFLOW_TRACKING_URI": url}
+        _users_at_once(client_env, "together", tmp_path / "users", "MLflow on SQLite through one server")
+    finally:
+        stop_group(server)
+
+
+DASK_GRID = ["--lrs", "0.3", "0.1", "0.03", "--iterations", "5", "50", "--seeds", "0", "1", "--gd-epochs", "5", "--no-cell-figures"]
+KILL_GRID = ["--lrs", *[str(lr) for lr in (0.5, 0.3, 0.2, 0.1, 0.05, 0.03)], "--iterations", "10", "1500", "--seeds", "0", "1", "2", "3", "--gd-epochs", "5"]
+METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
+
+
+@pytest.fixture(scope="module")
+def dask(config, tmp_path_factory):
+    """`dask scheduler` and two `dask worker`s, each worker told only where Prefect and MLflow are."""
+    with dask_cluster(config.client_env(), tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster
+
+
+def _cells(mlflow_url: str, experiment: str) -> dict[tuple[float, int, int], dict[str, float]]:
+    """(lr, iterations, seed) → metrics of every FINISHED mlp run that carries an identity."""
+    return {
+        (float(params_of(r)["lr"]), int(params_of(r)["iterations"]), int(params_of(r)["seed"])): {m: metrics_of(r)[m] for m in METRICS}
+        for r in mlflow_runs(mlflow_url, experiment)
+        if tags_of(r).get("lab2.step") == "mlp" and r["info"]["status"] == "FINISHED" and "lab2.identity" in tags_of(r)
+    }
+
+
+def test_a_grid_on_an_external_dask_cluster_gives_the_thread_runners_metrics(config, dask):
+    env = run_env(config.client_env())
+    timings = {}
+    for runner in ("threads", "dask"):
+        options = ["--task-runner", runner, *(["--dask-address", dask.address] if runner == "dask" else [])]
+        started = time.monotonic()
+        done = subprocess.run(lab2_command(*DASK_GRID, *options, "--experiment", f"runner-{runner}"), env=env, capture_output=True, text=True)
+        timings[runner] = time.monotonic() - started
+        assert done.returncode == 0, done.stderr[-3000:]
+    on_threads, on_dask = _cells(config.mlflow_url, "runner-threads"), _cells(config.mlflow_url, "runner-dask")
+    assert len(on_dask) == 12 and on_dask == on_threads  # exactly, float for float
+    # The cells were logged on the workers: each cell run's owner (host/pid/start) is a worker process.
+    worker_pids = {c.pid for w in dask.workers.values() for c in [psutil.Process(w.pid), *psutil.Process(w.pid).children(recursive=True)]}
+    owners = {int(tags_of(r)["lab2.owner"].split("/")[1]) for r in mlflow_runs(config.mlflow_url, "runner-dask") if tags_of(r).get("lab2.step") == "mlp"}
+    assert owners and owners <= worker_pids
+    print(f"\nexternal Dask: 12 cells, threads {timings['threads']:.1f} s, dask {timings['dask']:.1f} s (lab2 run wall, each)")
+
+
+def test_a_worker_killed_mid_grid_still_leaves_every_cell_finished_once(config, dask, tmp_path):
+    from distributed import Client
+
+    experiment = "dask-killed"
+    env = run_env(config.client_env())
+    command = lab2_command(*KILL_GRID, "--task-runner", "dask", "--dask-address", dask.address, "--experiment", experiment)
+    started = time.monotonic()
+    user = start_group(command, env, tmp_path / "lab2.log")
+    killed = None
+    try:
+        with Client(dask.address, timeout=30) as client:
+            deadline = time.monotonic() + 300
+            while killed is None and time.monotonic() < deadline and user.poll() is None:
+                logging_now = {w for w, keys in client.processing().items() if any("log_mlp_cells" in str(k) for k in keys)}
+                if logging_now:
+                    killed = next(iter(logging_now))
+                    stop_group(dask.workers.pop(killed), grace=0.0)  # SIGKILL, mid-task
+                time.sleep(0.05)
+        code = user.wait(600)
+    finally:
+        stop_group(user)
+    log = (tmp_path / "lab2.log").read_text()
+    assert killed is not None, log[-3000:]
+    assert code == 0, log[-3000:]
+    cells = _cells(config.mlflow_url, experiment)
+    identities = Counter(tags_of(r)["lab2.identity"] for r in mlflow_runs(config.mlflow_url, experiment) if r["info"]["status"] == "FINISHED" and "lab2.identity" in tags_of(r))
+    assert len(cells) == 6 * 2 * 4 and set(identities.values()) == {1}
+    leftovers = Counter(r["info"]["status"] for r in mlflow_runs(config.mlflow_url, experiment))
+    print(f"\nworker {killed} killed mid-grid: 48 cells finished once in {time.monotonic() - started:.1f} s; runs by status {dict(leftovers)}")
