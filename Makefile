@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test clean
+.PHONY: setup browser run test clean
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: setup
 	$(BIN)/lab2 run
 
-test: setup
+# The browser tests drive the distribution's Chromium (never a downloaded browser build).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 clean:

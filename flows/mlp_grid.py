@@ -6,7 +6,7 @@ import os
 
 import pandas as pd
 from prefect import flow, get_client, get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import update_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
@@ -32,15 +32,19 @@ from lab2core.params import (
 )
 from tasks import tracking
 from tasks.compute import compare_over_seeds, load_data, load_mlp_data, plot_grid, train_shard, train_winner
+from lab2core.describe import grid_sentence
 from tasks.record import (
     cell_identities,
     cell_key,
     cell_name,
+    create_progress,
+    describe_pipeline,
     find_finished,
     log_best_model,
     log_grid_summary,
     log_mlp_cells,
     log_units,
+    mlp_datasets,
     publish_seed_table,
     read_reused_curves,
     reused_cell_rows,
@@ -88,20 +92,22 @@ def mlp_grid(
     logger = get_run_logger()
     setup = MLPSetup(dataset, split_seed, hidden, scaling, protocol)
     data = load_mlp_data(dataset, label_column, setup)
-    identities = cell_identities(setup, lrs, iterations, seeds, cell_figures, load_data(dataset, label_column).digest)
+    raw = load_data(dataset, label_column)
+    identities = cell_identities(setup, lrs, iterations, seeds, cell_figures, raw.digest)
     parent_record = RunRecord(params={**grid_params(lrs, iterations, seeds), **setup.as_params()})
     n_cells = len(identities)
     with tracking.pipeline_run(experiment, "mlp-grid", parent_record, attach_to=parent_run_id) as parent:
+        datasets = mlp_datasets(raw, data)
         reused = {} if force else find_finished(experiment, identities)
         shards = deal_shards(missing_trajectories(lrs, iterations, seeds, done=reused), n_shards=os.cpu_count() or 2)
         logger.info("%d/%d cells reused from MLflow; training %d trajectories", len(reused), n_cells, sum(map(len, shards)))
-        progress = create_progress_artifact(0.0, key="mlp-grid-progress", description="MLP cells trained and logged")
+        progress = create_progress("MLP cells trained and logged to MLflow")
         trained = train_shard.map(unmapped(data), shards, unmapped(iterations), setup, range(len(shards)), torch_threads)
         logging, results = {}, []
         for batch, future in enumerate(as_completed(trained)):
             cells = [c for c in future.result() if cell_key(c) not in reused]
             results += cells
-            logging[log_mlp_cells.submit(parent, setup, cells, cell_figures, batch, identities)] = cells
+            logging[log_mlp_cells.submit(parent, setup, cells, cell_figures, batch, identities, datasets)] = cells
             logger.info("trained %d/%d cells", len(reused) + len(results), n_cells)
         run_ids = {key: run.run_id for key, run in reused.items()}
         for done, future in enumerate(as_completed(list(logging)), start=1):
@@ -112,13 +118,16 @@ def mlp_grid(
         curves = read_reused_curves(reused, trained={(c.lr, c.seed) for c in results})
         log_grid_summary(parent, cells, over_seeds, plot_grid(results, curves, cells, over_seeds))
         best = over_seeds.best
-        winner = train_winner(data, best["lr"], best["iterations"], min(seeds), setup)  # its cell may be a reused run
-        model_uri = log_best_model(parent, winner, data.x_val[:5])
+        key = (float(best["lr"]), int(best["iterations"]), min(seeds))
+        winner = train_winner(data, *key, setup)  # its cell may be a reused run
+        model_uri = log_best_model(parent, winner, setup, data.x_val[:5], run_ids[key], identities[key], over_seeds, datasets)
         publish_seed_table(over_seeds)
         names = {key: cell_name(*key) for key in identities}
         log_units(parent, "mlp_grid", units_table(dict.fromkeys(identities, "mlp"), names, identities, run_ids, reused))
+        if parent_run_id is None:
+            describe_pipeline(parent, [grid_sentence(lrs, iterations, seeds, setup.as_params())], over_seeds, None)
     logger.info(
-        "Q2 grid: %d cells logged to MLflow, %d reused; best %s, model %s",
-        n_cells - len(reused), len(reused), over_seeds.best_label(), model_uri,
+        "Q2 grid: %d cells logged to MLflow, %d reused; best %s, model %s\n%s",
+        n_cells - len(reused), len(reused), over_seeds.best_label(), model_uri, over_seeds.display().to_string(index=False),
     )
     return cells

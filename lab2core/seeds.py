@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats
 
+from lab2core.params import MLPSetup
+
 METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 STATISTICS = ("n", "mean", "std", "min", "max", "ci95_low", "ci95_high")
 CELL_KEYS = ("lr", "iterations")  # the grid's own axes; the rest of a cell's setup sits beside them
@@ -73,9 +75,10 @@ def group_columns(cells: pd.DataFrame) -> list[str]:
 
 
 def group_label(params: Mapping[str, object]) -> str:
-    """A run's group name from its params (all but seed), e.g. "lr=0.1 iterations=100 dataset=iris …"."""
-    keys = [*CELL_KEYS, *sorted(k for k in params if k not in (*CELL_KEYS, "seed"))]
-    return " ".join(f"{k}={params[k]}" for k in keys if k in params)
+    """A cell's group (its params but the seed), short: "lr=0.1 it=100", plus any setup value off the lab's default."""
+    defaults = MLPSetup().as_params()
+    extras = [f"{k}={params[k]}" for k in sorted(params) if k in defaults and str(params[k]) != str(defaults[k])]
+    return " ".join([f"lr={float(params['lr']):g}", f"it={params['iterations']}", *extras])
 
 
 def seed_summary(cells: pd.DataFrame) -> pd.DataFrame:
@@ -136,12 +139,3 @@ def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, tuple[str, 
     columns = [c for c in group_columns(a) if c not in CELL_KEYS and c in b.columns]
     values = {c: (", ".join(map(str, sorted(a[c].unique()))), ", ".join(map(str, sorted(b[c].unique())))) for c in columns}
     return {c: pair for c, pair in values.items() if pair[0] != pair[1]}
-
-
-def group_mean_metrics(summary: pd.DataFrame) -> dict[str, float]:
-    """Group means as MLflow metrics named by statistic, then cell: "val_accuracy_mean/lr_0.1_it_100"."""
-    return {
-        f"{m}_mean/lr_{row.lr:g}_it_{row.iterations}": getattr(row, f"{m}_mean")
-        for row in summary.itertuples()
-        for m in METRICS
-    }
