@@ -57,7 +57,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_DATASET_CONTEXT,
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_MODEL_VERSIONS,
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_RUN_NOTE,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lab2core.params import InputError
@@ -351,8 +357,9 @@ def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tupl
     mlflow.set_tracking_uri(tracking_uri())
     what = f"logged model {name!r} of run {parent_run_id}"
     tags = {**winner.tags, IDENTITY_TAG: winner.identity}
+    model_tags = {**tags, DESCRIPTION_TAG: winner.description}
     model = retrying(what, lambda: client().create_logged_model(
-        _experiment_of(parent_run_id), name, parent_run_id, tags={k: str(v) for k, v in tags.items()},
+        _experiment_of(parent_run_id), name, parent_run_id, tags={k: str(v) for k, v in model_tags.items()},
         params={k: str(v) for k, v in winner.params.items()}, model_type="classifier",
     ))
     example = winner.input_example.numpy()
@@ -391,15 +398,19 @@ def _register_once(name: str, model_id: str, run_id: str, winner: WinnerModel, t
             return None
         raise
     if existing:
-        return max(existing, key=lambda v: int(v.version)).version
-    try:
-        retrying(what, lambda: client().get_registered_model(name))
-    except MlflowException:
-        retrying(what, lambda: client().create_registered_model(name, description="lab2's MLP: the grid's best group, seed-0 model"))
-    version = retrying(what, lambda: client().create_model_version(
-        name, f"models:/{model_id}", run_id=run_id, tags={k: str(v) for k, v in tags.items()},
-        description=winner.description, model_id=model_id,
-    ))
+        version = max(existing, key=lambda v: int(v.version))  # the same unit: its weights are that version's
+    else:
+        try:
+            retrying(what, lambda: client().get_registered_model(name))
+        except MlflowException:
+            retrying(what, lambda: client().create_registered_model(name, description="lab2's MLP: the grid's best group, seed-0 model"))
+        version = retrying(what, lambda: client().create_model_version(
+            name, f"models:/{model_id}", run_id=run_id, tags={k: str(v) for k, v in tags.items()},
+            description=winner.description, model_id=model_id,
+        ))
+    # What the model page reads to show "Registered" (mlflow.register_model sets the same tag).
+    listing = json.dumps([{"name": name, "version": version.version}])
+    retrying(what, lambda: client().set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: listing}))
     return version.version
 
 

@@ -167,7 +167,9 @@ def _printed_runs_url(lab: Lab) -> str:
 
 
 def _expand_parent(page) -> None:
-    page.locator("[role=gridcell]").filter(has_text=re.compile(r"^\s*lab2\s*$")).first.locator("button").first.click()
+    """Unfold the `lab2` parent's children (its row's toggle)."""
+    parent = page.locator("[role=gridcell]").filter(has=page.get_by_role("link", name="lab2", exact=True))
+    parent.first.locator("button").first.click()
 
 
 def test_the_printed_link_opens_the_training_runs_with_the_parent_and_its_22_children(lab, page):
@@ -231,7 +233,8 @@ def test_the_winner_model_sits_under_the_lab2_experiment_with_its_metrics(lab, p
     page.get_by_text("val_accuracy").first.wait_for(timeout=UI_TIMEOUT_MS)
     time.sleep(3)
     body = page.inner_text("body")
-    assert "lab2-mlp" in body and "lab2" in body.split("lab2-mlp", 1)[0]  # breadcrumb: experiment lab2, then the model
+    assert "lab2\nModels\nlab2-mlp" in body  # breadcrumb: experiment lab2, its Models, the model
+    assert "Registered" in body and "Source run\nlab2" in body
     assert LAB_METRICS <= set(re.findall(r"[a-z_]+", body))
     (model,) = lab.client.search_logged_models([lab.experiment_id])
     assert model.name == "lab2-mlp" and model.source_run_id == lab.parent_run_id
@@ -244,8 +247,11 @@ def test_an_mlp_run_shows_its_training_and_validation_data(lab, page):
     url = f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{cell.info.run_id}?workflowType=machine_learning"
     body = _open(page, url, "Datasets")
     assert cell.data.tags["mlflow.note.content"].split(":")[0] in body  # its one-line description
-    datasets = body.split("Datasets", 1)[1][:400].lower()
-    assert "iris" in datasets and "training" in datasets and "validation" in datasets
+    datasets = body.split("Datasets", 1)[1][:300]
+    assert "iris" in datasets and "Training" in datasets
+    page.get_by_text("+1", exact=True).first.click()  # the run page folds all but the first dataset
+    page.get_by_text("Validation").first.wait_for()
+    time.sleep(1)
     _screenshot(page, "ui-dataset")
 
 
