@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test test-fast clean
+.PHONY: setup browser run test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: setup
 	$(BIN)/lab2 run
 
+# The browser tests drive the distribution's Chromium (never a downloaded browser build).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
 # Both tiers: the fast one (no servers, the edit-test loop's `pytest`), then the system one.
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -m system
 

@@ -156,7 +156,8 @@ def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
     from flows.lab2 import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
     from lab2core.inputs import check_pipeline_inputs
     from lab2core.seeds import compare_seeds
-    from tasks.tracking import TrackingError, check_tracking_uri, redact, run_metrics, run_params, tracking_uri, ui_command
+    from tasks.record import runs_view_key
+    from tasks.tracking import TrackingError, check_tracking_uri, redact, run_params, run_tags, runs_url, tracking_uri, ui_command
 
     try:
         setup = MLPSetup(params["dataset"], params["split_seeds"][0], params["hidden"], params["scaling"], params["protocol"])
@@ -171,8 +172,9 @@ def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
         if api is not None:
             api.wait_ready()
         result = lab2(**params)
-        reuse = run_metrics(result.parent_run_id)
+        reuse = run_tags(result.parent_run_id)
         val_rows = _val_rows(run_params(result.parent_run_id))
+        url = runs_url(params["experiment"], runs_view_key())
     except TrackingError as error:
         print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
         return EXIT_TRACKING_FAILED
@@ -182,7 +184,7 @@ def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
     print(result.cells.to_string(index=False))
     _print_seeds(compare_seeds(result.cells, val_rows, params["min_effect"]))
     print("\n" + "\n".join(_summary_lines(result.cells, reuse)))
-    print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}")
+    print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}\n  {url}")
     return 0
 
 
@@ -279,11 +281,11 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
-def _summary_lines(cells: pd.DataFrame, parent_metrics: dict[str, float]) -> list[str]:
-    """What was reused, what was computed, and which cells diverged."""
-    reused = sum(v for k, v in parent_metrics.items() if k.endswith(".units_reused"))
-    computed = sum(v for k, v in parent_metrics.items() if k.endswith(".units_computed"))
-    lines = [f"runs: {computed:.0f} computed, {reused:.0f} reused from earlier FINISHED runs of the same identity"]
+def _summary_lines(cells: pd.DataFrame, parent_tags: dict[str, str]) -> list[str]:
+    """What was reused, what was computed (the parent's lab2.*.units_* tags), and which cells diverged."""
+    reused = sum(int(v) for k, v in parent_tags.items() if k.endswith(".units_reused"))
+    computed = sum(int(v) for k, v in parent_tags.items() if k.endswith(".units_computed"))
+    lines = [f"runs: {computed} computed, {reused} reused from earlier FINISHED runs of the same identity"]
     diverged = cells[cells["diverged"]]
     if len(diverged):
         which = ", ".join(f"lr={r.lr:g} it={r.iterations} seed={r.seed}" for r in diverged.itertuples())

@@ -8,12 +8,14 @@ from prefect import flow, get_run_logger
 import torch
 
 from lab2core.data import Dataset
+from lab2core.describe import factorisation_sentence
 from lab2core.identity import tensor_digest
 from lab2core.params import Count, DatasetName, ExperimentName, FactorisationSetup, LearningRate, Rank, Seed
 from tasks import tracking
 from tasks.compute import compare_u, gd_factorise, load_matrices, plot_u, svd_baseline
 from tasks.record import (
     copy_parent_figure,
+    describe_pipeline,
     find_finished,
     gd_params,
     identity_of,
@@ -22,6 +24,7 @@ from tasks.record import (
     log_parent_figures,
     log_svd_baseline,
     log_units,
+    matrix_dataset,
     reused_factorisation_row,
     svd_params,
     units_table,
@@ -66,6 +69,8 @@ def factorisation(
         summary = pd.DataFrame(rows)
         log_factorisation_summary(parent, summary)
         log_units(parent, "factorisation", pd.concat(units, ignore_index=True))
+        if parent_run_id is None:
+            describe_pipeline(parent, [factorisation_sentence(list(matrices), rank, lr, epochs)], None, summary)
     get_run_logger().info("Q1 factorisation at rank %d:\n%s", rank, summary.to_string(index=False))
     return summary
 
@@ -92,9 +97,10 @@ def _compute(
     comparison = compare_u(gd, svd)
     figures = {"u_scatter": plot_u(svd, gd, data)} if name == data.name else {}
     run_ids = {step: run.run_id for step, run in found.items()}
+    matrix_data = matrix_dataset(name, matrix, data)
     if "gd-factorise" not in found:
-        run_ids["gd-factorise"] = log_gd_factorisation(parent, name, setup, gd, comparison, figures, identities["gd-factorise"])
+        run_ids["gd-factorise"] = log_gd_factorisation(parent, name, setup, gd, comparison, figures, matrix_data, identities["gd-factorise"])
     if "svd-baseline" not in found:
-        run_ids["svd-baseline"] = log_svd_baseline(parent, name, setup.rank, svd, identities["svd-baseline"])
+        run_ids["svd-baseline"] = log_svd_baseline(parent, name, setup.rank, svd, matrix_data, identities["svd-baseline"])
     log_parent_figures(parent, figures)
     return {"matrix": name, "gd_loss": gd.loss, "svd_loss": svd.loss, **comparison}, run_ids

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.factorisation import factorisation
 from flows.mlp_grid import mlp_grid
@@ -32,9 +32,11 @@ from lab2core.params import (
     Threads,
     grid_params,
 )
+from lab2core.describe import factorisation_sentence, grid_sentence
 from lab2core.seeds import DEFAULT_MIN_EFFECT
 from tasks import tracking
-from tasks.compute import check_inputs
+from tasks.compute import check_inputs, compare_over_seeds
+from tasks.record import describe_pipeline, runs_view_key
 from tasks.tracking import RunRecord
 
 
@@ -82,15 +84,26 @@ def lab2(
         **{"rank": rank, "gd_lr": gd_lr, "gd_epochs": gd_epochs, "gd_seed": gd_seed},
         **grid_params(lrs, iterations, seeds, split_seeds),
     }
+    logger = get_run_logger()
     with tracking.pipeline_run(experiment, "lab2", RunRecord(params=params, tags={"lab2.task_runner": task_runner})) as parent:
+        logger.info("lab2: MLflow parent run %s of experiment %r at %s", parent, experiment, tracking.redact(tracking.tracking_uri()))
         q1 = factorisation(
             dataset=dataset, label_column=label_column, rank=rank, lr=gd_lr, epochs=gd_epochs, seed=gd_seed,
             experiment=experiment, parent_run_id=parent, force=force,
         )
+        logger.info("Q1 factorisation at rank %d:\n%s", rank, q1.to_string(index=False))
         q2 = mlp_grid(
             lrs=lrs, iterations=iterations, seeds=seeds, dataset=dataset, label_column=label_column, split_seeds=split_seeds,
             hidden=hidden, scaling=scaling, protocol=protocol, cell_figures=cell_figures, torch_threads=torch_threads,
             experiment=experiment, parent_run_id=parent, force=force, min_effect=min_effect,
             task_runner=task_runner, dask_address=dask_address,
         )
+        seeds_table = compare_over_seeds(q2, None, min_effect)
+        what_ran = [factorisation_sentence(list(q1["matrix"]), rank, gd_lr, gd_epochs), grid_sentence(lrs, iterations, seeds, setup.as_params(), split_seeds)]
+        describe_pipeline(parent, what_ran, seeds_table, q1)
+        units = tracking.run_tags(parent)
+        logger.info("Q2 MLP grid over seeds (mean ± sd):\n%s", seeds_table.display().to_string(index=False))
+        logger.info("Best group: %s", seeds_table.best_label())
+        logger.info("Units: %s", ", ".join(f"{k.removeprefix('lab2.')}={v}" for k, v in sorted(units.items()) if k.endswith(("units_reused", "units_computed"))))
+    logger.info("MLflow: %s", tracking.runs_url(experiment, runs_view_key()))
     return Lab2Result(parent, q1, q2)

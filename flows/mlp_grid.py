@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import pandas as pd
 from prefect import flow, get_client, get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import update_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
@@ -35,23 +36,31 @@ from lab2core.params import (
     grid_params,
 )
 from lab2core.seeds import DEFAULT_MIN_EFFECT
+from lab2core.data import Dataset
+from lab2core.describe import grid_sentence
 from tasks import tracking
 from tasks.compute import compare_over_seeds, load_data, load_mlp_data, plot_grid, train_shard, train_winner
 from tasks.record import (
     cell_identities,
     cell_key,
     cell_name,
+    create_progress,
+    describe_pipeline,
     find_finished,
     log_best_model,
     log_grid_summary,
     log_mlp_cells,
     log_units,
+    mlp_datasets,
     publish_seed_table,
     read_reused_curves,
     reused_cell_rows,
     units_table,
 )
 from tasks.tracking import RunRecord
+
+if TYPE_CHECKING:
+    from mlflow.data.pandas_dataset import PandasDataset
 
 
 def grid_task_runner(name: TaskRunnerName = "threads", dask_address: str | None = None) -> TaskRunner:
@@ -77,6 +86,9 @@ class SplitGrid:
     results: list[CellResult]
     curves: pd.DataFrame
     units: pd.DataFrame
+    run_ids: dict[tuple[float, int, int], str]
+    identities: dict[tuple[float, int, int], str]
+    datasets: dict[str, PandasDataset]
 
 
 @flow(name="mlp-grid")
@@ -110,30 +122,36 @@ def mlp_grid(
     """
     logger = get_run_logger()
     setups = {k: MLPSetup(dataset, k, hidden, scaling, protocol) for k in split_seeds}
-    digest = load_data(dataset, label_column).digest
+    raw = load_data(dataset, label_column)
     parent_record = RunRecord(params={**grid_params(lrs, iterations, seeds, split_seeds), **setups[split_seeds[0]].shared_params()})
     with tracking.pipeline_run(experiment, "mlp-grid", parent_record, attach_to=parent_run_id) as parent:
-        progress = create_progress_artifact(0.0, key="mlp-grid-progress", description="MLP cells trained and logged")
+        progress = create_progress("MLP cells trained and logged to MLflow")
         with grid_task_runner(task_runner, dask_address) as runner:
             grids = {
-                k: _grid_of_split(runner, parent, setups[k], lrs, iterations, seeds, label_column, digest, experiment,
+                k: _grid_of_split(runner, parent, setups[k], lrs, iterations, seeds, label_column, raw, experiment,
                                   cell_figures, torch_threads, force, progress, (index, len(split_seeds)))
                 for index, k in enumerate(split_seeds)
             }
         cells = splits_frame({k: grid.cells for k, grid in grids.items()})
-        first = grids[min(split_seeds)]
+        split = min(split_seeds)
+        first = grids[split]
         over_seeds = compare_over_seeds(cells, first.data.val_rows, min_effect)
         curves = pd.concat([grid.curves for grid in grids.values()], ignore_index=True)
         log_grid_summary(parent, cells, over_seeds, plot_grid(curves, cells, over_seeds), first.data.val_rows)
         best = over_seeds.best
-        winner = train_winner(first.data, best["lr"], best["iterations"], min(seeds), setups[min(split_seeds)])  # its cell may be a reused run
-        model_uri = log_best_model(parent, winner, first.data.x_val[:5], min(split_seeds))
+        key = (float(best["lr"]), int(best["iterations"]), min(seeds))
+        winner = train_winner(first.data, *key, setups[split])  # its cell may be a reused run
+        model_uri = log_best_model(
+            parent, winner, setups[split], first.data.x_val[:5], first.run_ids[key], first.identities[key], over_seeds, first.datasets, split
+        )
         publish_seed_table(over_seeds)
         log_units(parent, "mlp_grid", pd.concat([grid.units for grid in grids.values()], ignore_index=True))
+        if parent_run_id is None:
+            describe_pipeline(parent, [grid_sentence(lrs, iterations, seeds, setups[split].as_params(), split_seeds)], over_seeds, None)
     n_cells, n_reused = len(cells), sum(int(grid.units["reused"].sum()) for grid in grids.values())
     logger.info(
-        "Q2 grid: %d cells logged to MLflow, %d reused; best %s, model %s",
-        n_cells - n_reused, n_reused, over_seeds.best_label(), model_uri,
+        "Q2 grid: %d cells logged to MLflow, %d reused; best %s, model %s\n%s",
+        n_cells - n_reused, n_reused, over_seeds.best_label(), model_uri, over_seeds.display().to_string(index=False),
     )
     return cells
 
@@ -146,7 +164,7 @@ def _grid_of_split(
     iterations: Sequence[int],
     seeds: Sequence[int],
     label_column: str | None,
-    data_digest: str,
+    raw: Dataset,
     experiment: str,
     cell_figures: bool,
     torch_threads: int,
@@ -158,7 +176,8 @@ def _grid_of_split(
     logger = get_run_logger()
     where = f" (split seed {setup.split_seed})" if part[1] > 1 else ""
     data = load_mlp_data(setup.dataset, label_column, setup)
-    identities = cell_identities(setup, lrs, iterations, seeds, cell_figures, data_digest)
+    identities = cell_identities(setup, lrs, iterations, seeds, cell_figures, raw.digest)
+    datasets = mlp_datasets(raw, data)
     n_cells = len(identities)
     reused = {} if force else find_finished(experiment, identities)
     shards = deal_shards(missing_trajectories(lrs, iterations, seeds, done=reused), n_shards=os.cpu_count() or 2)
@@ -170,7 +189,8 @@ def _grid_of_split(
     for batch, future in enumerate(as_completed(trained)):
         cells = [c for c in future.result() if cell_key(c) not in reused]
         results += cells
-        log_args = {"parent_run_id": parent, "setup": setup, "cells": cells, "cell_figures": cell_figures, "batch": batch, "identities": identities}
+        log_args = {"parent_run_id": parent, "setup": setup, "cells": cells, "cell_figures": cell_figures, "batch": batch, "identities": identities,
+                    "datasets": datasets}
         logging[runner.submit(log_mlp_cells, log_args)] = cells
         logger.info("trained %d/%d cells%s", len(reused) + len(results), n_cells, where)
     run_ids = {key: run.run_id for key, run in reused.items()}
@@ -180,4 +200,4 @@ def _grid_of_split(
     curves = curves_frame(results, read_reused_curves(reused, trained={(c.lr, c.seed) for c in results}))
     names = {key: cell_name(*key, setup.split_seed) for key in identities}
     units = units_table(dict.fromkeys(identities, "mlp"), names, identities, run_ids, reused)
-    return SplitGrid(data, results_frame(results, reused_cell_rows(reused)), results, curves, units)
+    return SplitGrid(data, results_frame(results, reused_cell_rows(reused)), results, curves, units, run_ids, identities, datasets)

@@ -38,6 +38,12 @@ class Dataset:
     features: torch.Tensor
     labels: torch.Tensor
     class_names: tuple[str, ...]
+    feature_names: tuple[str, ...] = ()
+    source: str = ""  # where it came from: a CSV's path or the loader
+
+    def columns(self) -> list[str]:
+        """Feature column names (x0, x1, … where the data has none)."""
+        return list(self.feature_names) or [f"x{k}" for k in range(self.features.shape[1])]
 
     @property
     def digest(self) -> str:
@@ -71,7 +77,8 @@ def load_iris_dataset(uci: bool = False) -> Dataset:
             features[row] = torch.tensor(values, dtype=torch.float64)
     labels = torch.tensor(iris.target, dtype=torch.long)
     name = "iris-uci" if uci else "iris"
-    return Dataset(name, features, labels, tuple(str(c) for c in iris.target_names))
+    source = "sklearn.datasets.load_iris" + (" with the UCI file's samples 35 and 38" if uci else "")
+    return Dataset(name, features, labels, tuple(str(c) for c in iris.target_names), tuple(iris.feature_names), source)
 
 
 def load_csv_dataset(path: Path, label_column: str | None = None) -> Dataset:
@@ -95,7 +102,9 @@ def load_csv_dataset(path: Path, label_column: str | None = None) -> Dataset:
     codes, classes = pd.factorize(frame[label].astype(str), sort=True)
     if len(classes) < 2:
         raise DataError(f"{path}: label column {label!r} holds one class; at least two are needed")
-    return Dataset(path.stem, values, torch.tensor(codes, dtype=torch.long), tuple(classes))
+    return Dataset(
+        path.stem, values, torch.tensor(codes, dtype=torch.long), tuple(classes), tuple(map(str, feature_frame.columns)), str(path.resolve())
+    )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -111,6 +120,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a readable CSV ({error}); {CSV_FORM}, the same number of fields on every line") from None
     if frame.empty:
         raise DataError(f"{path}: has a header but no data rows; at least {MIN_ROWS} rows are needed")
+    return frame
+
+
+def labelled_frame(features: torch.Tensor, columns: list[str], labels: torch.Tensor | None = None, class_names: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Features as a table, with a `label` column of class names when labels are given."""
+    frame = pd.DataFrame(features.detach().double().numpy(), columns=columns)
+    if labels is not None:
+        frame["label"] = [class_names[k] for k in labels.tolist()]
     return frame
 
 

@@ -43,7 +43,7 @@ def plot_learning_curve(cell: CellResult) -> Figure:
     ax.set(
         xlabel="step",
         ylabel="training loss (cross-entropy)",
-        title=f"lr={cell.lr:g} seed={cell.seed}: train {cell.train_accuracy:.0%}, val {cell.val_accuracy:.0%}",
+        title=f"lr={cell.lr:g}, {cell.iterations} iterations, seed {cell.seed}: train {cell.train_accuracy:.0%}, val {cell.val_accuracy:.0%}",
     )
     ax.set_yscale("log")
     return fig

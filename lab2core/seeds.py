@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lab2core.params import PIPELINE_PARAMETERS, InputError
+from lab2core.params import PIPELINE_PARAMETERS, InputError, MLPSetup
 from lab2core.stats import (
     ALPHA,
     INTERVAL_KIND,
@@ -25,6 +25,7 @@ from lab2core.stats import (
     holm,
     variance_sources,
 )
+
 
 METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 BOUNDS = {"train_accuracy": (0.0, 1.0), "val_accuracy": (0.0, 1.0), "train_loss": (0.0, np.inf), "val_loss": (0.0, np.inf)}
@@ -110,9 +111,10 @@ def group_columns(cells: pd.DataFrame) -> list[str]:
 
 
 def group_label(params: Mapping[str, object]) -> str:
-    """A run's group name from its params (all but its seeds), e.g. "lr=0.1 iterations=100 dataset=iris …"."""
-    keys = [*CELL_KEYS, *sorted(k for k in params if k not in (*CELL_KEYS, *REPEAT_KEYS))]
-    return " ".join(f"{k}={params[k]}" for k in keys if k in params)
+    """A cell's group (its params but the seed), short: "lr=0.1 it=100", plus any setup value off the lab's default."""
+    defaults = MLPSetup().as_params()
+    extras = [f"{k}={params[k]}" for k in sorted(params) if k in defaults and k not in REPEAT_KEYS and str(params[k]) != str(defaults[k])]
+    return " ".join([f"lr={float(params['lr']):g}", f"it={params['iterations']}", *extras])
 
 
 def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFrame:
@@ -421,12 +423,3 @@ def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, tuple[str, 
     columns = [c for c in group_columns(a) if c not in CELL_KEYS and c in b.columns]
     values = {c: (", ".join(map(str, sorted(a[c].unique()))), ", ".join(map(str, sorted(b[c].unique())))) for c in columns}
     return {c: pair for c, pair in values.items() if pair[0] != pair[1]}
-
-
-def group_mean_metrics(summary: pd.DataFrame) -> dict[str, float]:
-    """Group means as MLflow metrics named by statistic, then cell: "val_accuracy_mean/lr_0.1_it_100"."""
-    return {
-        f"{m}_mean/lr_{row.lr:g}_it_{row.iterations}": getattr(row, f"{m}_mean")
-        for row in summary.itertuples()
-        for m in METRICS
-    }

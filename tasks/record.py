@@ -7,31 +7,40 @@ that compute and record a unit's results). It is the run's tag lab2.identity.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
+from uuid import UUID
 
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import ProgressArtifact, TableArtifact
 from prefect.cache_policies import NO_CACHE
 
+from lab2core.data import Dataset, labelled_frame
+from lab2core.describe import cell_description, cell_run_name, factorisation_description, factorisation_run_name, pipeline_description
 from lab2core.factorise import Factorisation
-from lab2core.identity import source_digest, unit_identity
-from lab2core.mlp import CellResult, to_module
+from lab2core.identity import source_digest, tensor_digest, unit_identity
+from lab2core.mlp import CellResult, MLPData, to_module
 from lab2core.params import FactorisationSetup, MLPSetup
 from lab2core.plots import plot_learning_curve
-from lab2core.seeds import SeedComparison, group_label, group_mean_metrics
+from lab2core.seeds import SeedComparison, group_label
 from tasks import tracking
-from tasks.tracking import FinishedRun, RunRecord
+from tasks.tracking import FinishedRun, PandasDataset, RunRecord, WinnerModel
 
 K = TypeVar("K", bound=Hashable)
 _ROOT = Path(__file__).resolve().parent.parent
 
 REGISTERED_MODEL = "lab2-mlp"
+RUNS_VIEW = "lab2: the lab's columns"
+RUNS_COLUMNS = (
+    "params.`lr`", "params.`iterations`", "params.`seed`", "metrics.`val_accuracy`", "metrics.`train_accuracy`",
+    "metrics.`val_loss`", "metrics.`train_loss`", "tags.`lab2.group`",
+)
 
 
 @task(cache_policy=NO_CACHE)
@@ -42,6 +51,7 @@ def log_gd_factorisation(
     result: Factorisation,
     comparison: dict[str, float],
     figures: dict[str, Figure],
+    matrix_data: PandasDataset,
     identity: str | None = None,
 ) -> str:
     """Child run `gd-factorise`: params, final loss, per-epoch loss history, angles to SVD's U, figures."""
@@ -49,17 +59,24 @@ def log_gd_factorisation(
         params=gd_params(matrix, setup),
         metrics={"loss": result.loss, **comparison},
         histories={"loss": result.loss_history},
-        tags=_code_tag(),
+        tags={**_code_tag(), tracking.DESCRIPTION_TAG: factorisation_description("gd-factorise", matrix, setup.rank, result.loss)},
         figures=figures,
+        datasets={"training": matrix_data},
     )
-    return tracking.log_child_run(parent_run_id, "gd-factorise", f"gd-factorise {matrix}", record, identity)
+    return tracking.log_child_run(parent_run_id, "gd-factorise", factorisation_run_name("gd-factorise", matrix), record, identity)
 
 
 @task(cache_policy=NO_CACHE)
-def log_svd_baseline(parent_run_id: str, matrix: str, rank: int, result: Factorisation, identity: str | None = None) -> str:
+def log_svd_baseline(
+    parent_run_id: str, matrix: str, rank: int, result: Factorisation, matrix_data: PandasDataset, identity: str | None = None
+) -> str:
     """Child run `svd-baseline`: matrix, rank and the optimal loss."""
-    record = RunRecord(params=svd_params(matrix, rank), metrics={"loss": result.loss}, tags=_code_tag())
-    return tracking.log_child_run(parent_run_id, "svd-baseline", f"svd-baseline {matrix}", record, identity)
+    description = factorisation_description("svd-baseline", matrix, rank, result.loss)
+    record = RunRecord(
+        params=svd_params(matrix, rank), metrics={"loss": result.loss}, tags={**_code_tag(), tracking.DESCRIPTION_TAG: description},
+        datasets={"training": matrix_data},
+    )
+    return tracking.log_child_run(parent_run_id, "svd-baseline", factorisation_run_name("svd-baseline", matrix), record, identity)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="log-cells-{batch}")
@@ -70,11 +87,14 @@ def log_mlp_cells(
     cell_figures: bool,
     batch: int,
     identities: Mapping[tuple[float, int, int], str] | None = None,
+    datasets: Mapping[str, PandasDataset] | None = None,
 ) -> list[str]:
-    """One child run `mlp` per cell: params, final metrics, training-loss history, learning curve."""
+    """One child run `mlp` per cell: params, final metrics, training-loss history, learning curve, its data."""
     identities = identities or {}
     return [
-        tracking.log_child_run(parent_run_id, "mlp", _cell_name(c, setup.split_seed), _cell_record(setup, c, cell_figures), identities.get(cell_key(c)))
+        tracking.log_child_run(
+            parent_run_id, "mlp", _cell_name(c, setup.split_seed), _cell_record(setup, c, cell_figures, datasets or {}), identities.get(cell_key(c))
+        )
         for c in cells
     ]
 
@@ -94,11 +114,11 @@ def copy_parent_figure(parent_run_id: str, source_run_id: str, name: str) -> Non
 
 @task(cache_policy=NO_CACHE)
 def log_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> None:
-    """Every unit of a flow with its run and whether it was reused (`{flow}.units_reused`/`_computed`, units/{flow}.csv);
-    then each identity is left on one FINISHED run only."""
+    """Every unit of a flow with its run and whether it was reused (tags `lab2.{flow}.units_reused`/`_computed`,
+    units/{flow}.csv); then each identity is left on one FINISHED run only."""
     reused = int(units["reused"].sum()) if len(units) else 0
-    metrics = {f"{flow_name}.units_reused": reused, f"{flow_name}.units_computed": len(units) - reused}
-    tracking.log_to_run(parent_run_id, RunRecord(metrics=metrics))
+    tags = {f"lab2.{flow_name}.units_reused": reused, f"lab2.{flow_name}.units_computed": len(units) - reused}
+    tracking.log_to_run(parent_run_id, RunRecord(tags=tags))
     tracking.log_text(parent_run_id, units.to_csv(index=False), f"units/{flow_name}.csv")
     tracking.settle_identities(parent_run_id, units["identity"].tolist())
 
@@ -164,7 +184,7 @@ def cell_key(cell: CellResult) -> tuple[float, int, int]:
 def reused_cell_rows(found: Mapping[tuple[float, int, int], FinishedRun]) -> list[dict[str, object]]:
     """Rows of the grid's table read from reused runs' final metrics."""
     return [
-        {"lr": lr, "iterations": it, "seed": seed, **{k: run.metrics[k] for k in _CELL_METRICS}, "diverged": run.metrics["diverged"] == 1.0}
+        {"lr": lr, "iterations": it, "seed": seed, **{k: run.metrics[k] for k in _CELL_METRICS}, "diverged": run.tags.get("lab2.diverged") == "true"}
         for (lr, it, seed), run in found.items()
     ]
 
@@ -198,9 +218,8 @@ def log_parent_figures(parent_run_id: str, figures: dict[str, Figure]) -> None:
 
 @task(cache_policy=NO_CACHE)
 def log_factorisation_summary(parent_run_id: str, summary: pd.DataFrame) -> None:
-    """`{matrix}.gd_loss` and `{matrix}.svd_loss` on the parent run, and the table as factorisation.csv."""
-    metrics = {f"{row.matrix}.{loss}": getattr(row, loss) for row in summary.itertuples() for loss in ("gd_loss", "svd_loss")}
-    tracking.log_to_run(parent_run_id, RunRecord(metrics=metrics))
+    """Q1's table as factorisation.csv on the parent run (each loss is also the `loss` of its own child run; as
+    metrics on the parent they would be the chart view's first, one-bar charts)."""
     tracking.log_text(parent_run_id, summary.to_csv(index=False), "factorisation.csv")
 
 
@@ -208,9 +227,9 @@ def log_factorisation_summary(parent_run_id: str, summary: pd.DataFrame) -> None
 def log_grid_summary(
     parent_run_id: str, cells: pd.DataFrame, seeds: SeedComparison, figures: dict[str, Figure], val_rows: int
 ) -> None:
-    """On the parent run: mlp_cells.csv, seed_summary.csv/.html, seed_pairs.csv, group means, figures, val_rows."""
-    record = RunRecord(params={"val_rows": val_rows}, metrics=group_mean_metrics(seeds.summary), figures=figures)
-    tracking.log_to_run(parent_run_id, record)
+    """On the parent run: mlp_cells.csv, seed_summary.csv/.html, seed_pairs.csv, figures and val_rows (no per-group
+    metrics: MLflow's group-by on lab2.group averages the seeds itself)."""
+    tracking.log_to_run(parent_run_id, RunRecord(params={"val_rows": val_rows}, figures=figures))
     tracking.log_text(parent_run_id, cells.to_csv(index=False), "mlp_cells.csv")
     tracking.log_text(parent_run_id, seeds.summary.to_csv(index=False), "seed_summary.csv")
     tracking.log_text(parent_run_id, seeds.html(), "seed_summary.html")
@@ -218,11 +237,61 @@ def log_grid_summary(
 
 
 @task(cache_policy=NO_CACHE)
-def log_best_model(parent_run_id: str, cell: CellResult, input_example: torch.Tensor, split_seed: int = 0) -> str:
-    """The winning group's model on the parent run (registered as lab2-mlp where the store allows); its URI."""
-    params = {"best_lr": cell.lr, "best_iterations": cell.iterations, "best_seed": cell.seed, "best_split_seed": split_seed}
-    tracking.log_to_run(parent_run_id, RunRecord(params=params))
-    return tracking.log_torch_model(parent_run_id, to_module(cell.weights), input_example, REGISTERED_MODEL).model_uri
+def log_best_model(
+    parent_run_id: str,
+    cell: CellResult,
+    setup: MLPSetup,
+    input_example: torch.Tensor,
+    cell_run_id: str,
+    identity: str,
+    seeds: SeedComparison,
+    datasets: Mapping[str, PandasDataset],
+    split_seed: int = 0,
+) -> str:
+    """The winning cell's model as logged model lab2-mlp of the parent run, with the cell's metrics; a registry
+    version only for a new winning unit. Returns the model's URI."""
+    best = seeds.best
+    tracking.log_to_run(parent_run_id, RunRecord(params={"best_lr": cell.lr, "best_iterations": cell.iterations, "best_seed": cell.seed, "best_split_seed": split_seed}))
+    group = f"val accuracy {best['val_accuracy_mean']:.3f} ± {best['val_accuracy_std']:.3f} over {int(best['val_accuracy_n'])} seeds"
+    tags = {
+        "lr": f"{cell.lr:g}", "iterations": cell.iterations, "seed": cell.seed,
+        "lab2.cell": _cell_name(cell, split_seed), "lab2.group": group_label(cell_params(setup, cell.lr, cell.iterations, cell.seed)),
+        "lab2.group_val_accuracy": group, "lab2.cell_run_id": cell_run_id,
+    }
+    description = (
+        f"lab2's MLP, the grid's best group lr={cell.lr:g}, {cell.iterations} iterations ({group}); "
+        f"this is its seed-{cell.seed} model, validation accuracy {cell.val_accuracy:.1%}. Input: the scaled features; output: logits."
+    )
+    winner = WinnerModel(
+        to_module(cell.weights), input_example, cell_run_id, identity, cell_params(setup, cell.lr, cell.iterations, cell.seed),
+        tags, description, {"train": datasets["training"], "val": datasets["validation"]},
+    )
+    uri, _ = tracking.log_winner_model(parent_run_id, REGISTERED_MODEL, winner)
+    return uri
+
+
+@task(cache_policy=NO_CACHE)
+def mlp_datasets(data: Dataset, mlp_data: MLPData) -> dict[str, PandasDataset]:
+    """The MLP's training and validation parts as MLflow datasets (scaled features, label), hashed by content."""
+    columns = data.columns()
+    parts = {"training": (mlp_data.x_train, mlp_data.y_train), "validation": (mlp_data.x_val, mlp_data.y_val)}
+    return {
+        context: tracking.dataset(labelled_frame(x, columns, y, data.class_names), data.name, _split_digest(x, y), data.source, "label")
+        for context, (x, y) in parts.items()
+    }
+
+
+def matrix_dataset(name: str, matrix: torch.Tensor, data: Dataset) -> PandasDataset:
+    """A matrix Q1 factorises as an MLflow dataset: the dataset's centred features, or the lab's 3×3."""
+    if name == data.name:
+        frame = labelled_frame(matrix, data.columns(), data.labels, data.class_names)
+        return tracking.dataset(frame, name, data.digest, data.source, "label")
+    frame = labelled_frame(matrix, [f"c{k}" for k in range(matrix.shape[1])])
+    return tracking.dataset(frame, name, tensor_digest(matrix), "lab2core.data.LAB_MATRIX", None)
+
+
+def _split_digest(x: torch.Tensor, y: torch.Tensor) -> str:
+    return tensor_digest(torch.cat([x.double(), y.double().unsqueeze(1)], dim=1))
 
 
 @task(cache_policy=NO_CACHE)
@@ -245,42 +314,92 @@ def read_reused_curves(
 
 @task(cache_policy=NO_CACHE)
 def publish_seed_table(seeds: SeedComparison) -> None:
-    """The seed table and the paired verdicts as Prefect table artifacts of the flow run (its `mlflow-run`
-    artifact links the MLflow run)."""
-    create_table_artifact(
-        seeds.display().to_dict(orient="records"), key="seed-summary", description=f"MLP cells over seeds; best {seeds.best_label()}"
-    )
+    """The seed table and the paired verdicts as Prefect table artifacts of the flow run a user opens: the top one
+    (its `mlflow-run` artifact links the MLflow run)."""
+    TableArtifact(
+        key="seed-summary", table=seeds.display().to_dict(orient="records"),
+        description=f"MLP cells over seeds; best {seeds.best_label()}", flow_run_id=top_flow_run_id(),
+    ).create()
     pairs = seeds.pairs[["a", "b", "n", "mean_diff", "ci_low", "ci_high", "p_t", "p_holm", "p_signflip", "prob_improvement", "seeds_needed", "verdict"]]
-    create_table_artifact(
-        pairs.astype(object).where(pairs.notna(), None).to_dict(orient="records"), key="seed-pairs",
+    TableArtifact(
+        key="seed-pairs", table=pairs.astype(object).where(pairs.notna(), None).to_dict(orient="records"),
         description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, exact sign-flip, seeds for 80% power",
-    )
+        flow_run_id=top_flow_run_id(),
+    ).create()
+
+def create_progress(description: str) -> UUID:
+    """A progress artifact (0 %) on the top flow run; update it with prefect's update_progress_artifact."""
+    return ProgressArtifact(key="mlp-grid-progress", progress=0.0, description=description, flow_run_id=top_flow_run_id()).create().id
+
+
+def top_flow_run_id() -> UUID | None:
+    """The flow run a user opens: the top of the current flow run's tree (itself when it runs alone)."""
+    from prefect.runtime import flow_run
+
+    root = flow_run.root_flow_run_id
+    return UUID(str(root)) if root else None
+
+
+@task(cache_policy=NO_CACHE)
+def describe_pipeline(
+    parent_run_id: str, what_ran: Sequence[str], seeds: SeedComparison | None, factorisation: pd.DataFrame | None
+) -> str:
+    """The parent run's description: what ran, the grid's table, the best group, its Prefect flow run, reused runs."""
+    units = [u for u in (tracking.read_units(parent_run_id, f) for f in ("factorisation", "mlp_grid")) if u is not None]
+    links = {
+        row.name if row.step == "mlp" else factorisation_run_name(row.step, row.name): (tracking.run_link(row.run_id), row.reused)
+        for table in units for row in table.itertuples()
+    }
+    reused = [(name, link) for name, (link, was_reused) in links.items() if was_reused]
+    parent = tracking.run_data(parent_run_id)
+    best_run = None
+    if seeds is not None:
+        name = cell_name(
+            float(parent.params["best_lr"]), int(parent.params["best_iterations"]), int(parent.params["best_seed"]),
+            int(parent.params.get("best_split_seed", 0)),
+        )
+        best_run = (name, links[name][0])
+    tracking.set_runs_view(tracking.experiment_name_of(parent_run_id), RUNS_VIEW, RUNS_COLUMNS)
+    text = pipeline_description(what_ran, seeds, factorisation, parent.tags.get("prefect.flow_run_url"), reused, best_run)
+    tracking.set_description(parent_run_id, text)
+    return text
+
+
+def runs_view_key() -> str:
+    """The key of lab2's saved view of the runs table, for links."""
+    return tracking.view_key(RUNS_COLUMNS)
 
 
 _CELL_METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 
 
 def cell_name(lr: float, iterations: int, seed: int, split_seed: int = 0) -> str:
-    """The run name of a cell (its split seed named when it is not the default 0)."""
-    return f"mlp lr={lr:g} it={iterations} seed={seed}" + (f" split={split_seed}" if split_seed else "")
+    """The run name of a cell."""
+    return cell_run_name(lr, iterations, seed, split_seed)
 
 
 def _cell_name(cell: CellResult, split_seed: int) -> str:
     return cell_name(*cell_key(cell), split_seed)
 
 
-def _cell_record(setup: MLPSetup, cell: CellResult, cell_figures: bool) -> RunRecord:
+def _cell_record(setup: MLPSetup, cell: CellResult, cell_figures: bool, datasets: Mapping[str, PandasDataset]) -> RunRecord:
     params = cell_params(setup, cell.lr, cell.iterations, cell.seed)
+    description = cell_description(cell.lr, cell.iterations, cell.seed, cell.val_accuracy, cell.train_accuracy, cell.diverged)
     return RunRecord(
-        params=params,
+        # log10_lr: MLflow's parallel coordinates have no log axis, so the lr is also given as its exponent.
+        params={**params, "log10_lr": f"{math.log10(cell.lr):.4g}"},
         metrics={
             "train_accuracy": cell.train_accuracy,
             "val_accuracy": cell.val_accuracy,
             "train_loss": cell.train_loss,
             "val_loss": cell.val_loss,
-            "diverged": float(cell.diverged),
         },
         histories={"train_loss": cell.train_loss_history},
-        tags={"lab2.diverged": str(cell.diverged).lower(), "lab2.group": group_label(params), **_code_tag()},
+        tags={
+            "lab2.diverged": str(cell.diverged).lower(), "lab2.group": group_label(params), **_code_tag(),
+            tracking.DESCRIPTION_TAG: description,
+        },
         figures={"learning_curve": plot_learning_curve(cell)} if cell_figures else {},
+        datasets=datasets,
+        figure_folder="",  # compare the seeds of a cell: MLflow's compare page lists root files only
     )

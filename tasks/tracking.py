@@ -17,7 +17,10 @@ what was not logged.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import json
 import os
 import re
 import socket
@@ -25,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,18 +43,27 @@ except ImportError:  # not POSIX: no lock around store creation
     fcntl = None
 
 import mlflow
+import mlflow.data
 import mlflow.pytorch
 import pandas as pd
 import psutil
 import requests
 import torch
 from matplotlib.figure import Figure
-from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.pandas_dataset import PandasDataset
+from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_DATASET_CONTEXT,
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_MODEL_VERSIONS,
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_RUN_NOTE,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lab2core.params import InputError
@@ -62,6 +75,11 @@ IDENTITY_TAG = "lab2.identity"
 OWNER_TAG = "lab2.owner"
 SUPERSEDED_TAG = "lab2.superseded_by"
 CREATE_TOKEN_TAG = "lab2.create_token"
+DESCRIPTION_TAG = MLFLOW_RUN_NOTE  # the run page's Description, markdown
+# MLflow 3.17 opens an experiment on its GenAI overview unless the link asks for the training runs.
+UI_QUERY = "?workflowType=machine_learning"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
+VIEW_TAG = "mlflow.sharedViewState."  # MLflow's saved views of a runs table, one experiment tag each
 RETRY_SECONDS_ENV = "LAB2_TRACKING_RETRY_SECONDS"
 DEFAULT_RETRY_SECONDS = 60.0
 KNOWN_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql")
@@ -69,6 +87,8 @@ SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACK
 _TRANSIENT = re.compile(
     r"database is locked|Max retries exceeded|Connection refused|Connection aborted|Connection reset"
     r"|Connection broken|IncompleteRead|RemoteDisconnected|timed out|error code 50[234]|TEMPORARILY_UNAVAILABLE"
+    # Two threads logging one dataset both insert it; a retry finds the row the other one wrote.
+    r"|UNIQUE constraint failed: datasets\.|duplicate key value violates unique constraint \"?datasets"
 )
 T = TypeVar("T")
 
@@ -86,14 +106,17 @@ class RunRecord:
     histories: Mapping[str, Sequence[float]] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     figures: Mapping[str, Figure] = field(default_factory=dict)  # artifact name → Figure
+    datasets: Mapping[str, PandasDataset] = field(default_factory=dict)  # context (training, validation) → dataset
+    figure_folder: str = "figures"  # "" puts them at the root, where MLflow's compare page looks for common artifacts
 
 
 @dataclass(frozen=True)
 class FinishedRun:
-    """A FINISHED run found for a unit's identity: its id and final metrics."""
+    """A FINISHED run found for a unit's identity: its id, final metrics and tags."""
 
     run_id: str
     metrics: Mapping[str, float]
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 def tracking_uri() -> str:
@@ -282,7 +305,8 @@ def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecor
         tags[IDENTITY_TAG] = identity
     run_id = _create_run(exp_id, run_name, tags, what)
     try:
-        log_to_run(run_id, RunRecord(params=record.params, metrics=record.metrics, histories=record.histories, figures=record.figures), what)
+        content = RunRecord(record.params, record.metrics, record.histories, {}, record.figures, record.datasets, record.figure_folder)
+        log_to_run(run_id, content, what)
         retrying(what, lambda: client().set_terminated(run_id, "FINISHED"))
     except BaseException:
         _delete_quietly(run_id)  # if MLflow is gone, the run stays RUNNING and the next start marks it KILLED
@@ -300,29 +324,96 @@ def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
     params = [Param(k, str(v)) for k, v in record.params.items()]
     tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
     retrying(f"params and metrics of {what}", lambda: client().log_batch(run_id, metrics=metrics, params=params, tags=tags))
+    if record.datasets:
+        inputs = [DatasetInput(d._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, c)]) for c, d in record.datasets.items()]
+        retrying(f"datasets of {what}", lambda: client().log_inputs(run_id, datasets=inputs))
     for name, figure in record.figures.items():
-        retrying(f"figure {name} of {what}", lambda: client().log_figure(run_id, figure, f"figures/{name}.png"))
+        path = f"{record.figure_folder}/{name}.png" if record.figure_folder else f"{name}.png"
+        retrying(f"figure {name} of {what}", lambda: client().log_figure(run_id, figure, path))
 
 
-def log_torch_model(
-    run_id: str, module: torch.nn.Module, input_example: torch.Tensor, registered_name: str
-) -> ModelInfo:
-    """Log `module` as an MLflow PyTorch model on the run, with signature and input example; register it
-    as `registered_name` when the store has a model registry."""
+def dataset(frame: pd.DataFrame, name: str, digest: str, source: str, targets: str) -> PandasDataset:
+    """An MLflow dataset: `frame` (features and targets), named and hashed by lab2, from a CSV path or a loader."""
+    origin = source if source.endswith(".csv") else CodeDatasetSource({"lab2.loader": source})
+    return mlflow.data.from_pandas(frame, source=origin, targets=targets, name=name, digest=digest)
+
+
+@dataclass(frozen=True)
+class WinnerModel:
+    """The winning cell as a model: what it is, where it was measured, and how to describe its version."""
+
+    module: torch.nn.Module
+    input_example: torch.Tensor
+    cell_run_id: str  # the cell's own run: its metrics become the model's
+    identity: str  # the cell's unit identity; a registry version is made only for a new one
+    params: Mapping[str, object]
+    tags: Mapping[str, str]
+    description: str
+    datasets: Mapping[str, PandasDataset]  # metric prefix (train, val) → the data it was measured on
+
+
+def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tuple[str, str | None]:
+    """`winner` as logged model `name` in the parent's experiment, linked to the parent run and carrying its
+    cell's metrics; a registry version of `name` unless one already holds its identity. Returns the model's
+    URI and its registered version (None if the store has no registry)."""
     mlflow.set_tracking_uri(tracking_uri())
-    example = input_example.numpy()
+    what = f"logged model {name!r} of run {parent_run_id}"
+    tags = {**winner.tags, IDENTITY_TAG: winner.identity}
+    model_tags = {**tags, DESCRIPTION_TAG: winner.description}
+    model = retrying(what, lambda: client().create_logged_model(
+        _experiment_of(parent_run_id), name, parent_run_id, tags={k: str(v) for k, v in model_tags.items()},
+        params={k: str(v) for k, v in winner.params.items()}, model_type="classifier",
+    ))
+    example = winner.input_example.numpy()
     with torch.no_grad():
-        signature = infer_signature(example, module(input_example).numpy())
-    log = functools.partial(
-        mlflow.pytorch.log_model, module, name="model", run_id=run_id, signature=signature,
-        input_example=example, pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-    )
+        signature = infer_signature(example, winner.module(winner.input_example).numpy())
+    retrying(what, lambda: mlflow.pytorch.log_model(
+        winner.module, name=name, model_id=model.model_id, signature=signature, input_example=example,
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+    ))
+    retrying(what, lambda: client().log_outputs(parent_run_id, [LoggedModelOutput(model.model_id, step=0)]))
+    _link_cell_metrics(winner, model.model_id, what)
+    return f"models:/{model.model_id}", _register_once(name, model.model_id, parent_run_id, winner, tags)
+
+
+def _link_cell_metrics(winner: WinnerModel, model_id: str, what: str) -> None:
+    """The cell's final metrics, logged again unchanged with the model's id and the data each was measured on."""
+    cell = retrying(what, lambda: client().get_run(winner.cell_run_id)).data.metrics
+    linked = []
+    for key in sorted(cell):
+        data = next((d for prefix, d in winner.datasets.items() if key.startswith(prefix)), None)
+        history = retrying(what, lambda: client().get_metric_history(winner.cell_run_id, key))
+        final = max(history, key=lambda m: (m.step, m.timestamp))
+        linked.append(Metric(key, final.value, final.timestamp, final.step, model_id=model_id,
+                             dataset_name=data.name if data else None, dataset_digest=data.digest if data else None))
+    retrying(what, lambda: client().log_batch(winner.cell_run_id, metrics=linked))
+
+
+def _register_once(name: str, model_id: str, run_id: str, winner: WinnerModel, tags: Mapping[str, str]) -> str | None:
+    """A new version of registered model `name` for the model, unless a version already carries its identity."""
+    what = f"registered model {name!r}"
+    query = f"name = '{name}' and tags.`{IDENTITY_TAG}` = '{winner.identity}'"
     try:
-        return log(registered_model_name=registered_name)
+        existing = retrying(what, lambda: client().search_model_versions(query))
     except MlflowException as error:
-        if "registry" not in str(error).lower():
-            raise
-        return log()
+        if "registry" in str(error).lower():
+            return None
+        raise
+    if existing:
+        version = max(existing, key=lambda v: int(v.version))  # the same unit: its weights are that version's
+    else:
+        try:
+            retrying(what, lambda: client().get_registered_model(name))
+        except MlflowException:
+            retrying(what, lambda: client().create_registered_model(name, description="lab2's MLP: the grid's best group, seed-0 model"))
+        version = retrying(what, lambda: client().create_model_version(
+            name, f"models:/{model_id}", run_id=run_id, tags={k: str(v) for k, v in tags.items()},
+            description=winner.description, model_id=model_id,
+        ))
+    # What the model page reads to show "Registered" (mlflow.register_model sets the same tag).
+    listing = json.dumps([{"name": name, "version": version.version}])
+    retrying(what, lambda: client().set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: listing}))
+    return version.version
 
 
 def latest_grid_run(experiment: str) -> str:
@@ -356,18 +447,27 @@ def read_cells(parent_run_id: str) -> pd.DataFrame:
     runs = _search(parent.info.experiment_id, f"{query} and attributes.status = 'FINISHED'") if run_ids != [] else []
     if not runs:
         raise LookupError(f"run {parent_run_id} has no finished MLP cells")
-    frame = pd.DataFrame([{**r.data.params, **r.data.metrics} for r in runs])
+    derived = ("log10_lr",)  # a function of lr, for the UI's charts
+    frame = pd.DataFrame([
+        {**{k: v for k, v in r.data.params.items() if k not in derived}, **r.data.metrics, "diverged": r.data.tags.get("lab2.diverged") == "true"}
+        for r in runs
+    ])
     return frame.astype({"lr": float, "iterations": int, "seed": int, "diverged": bool})
 
 
 def _unit_run_ids(parent_run_id: str, flow_name: str) -> list[str] | None:
     """Run ids of the `mlp` units a parent lists in units/{flow_name}.csv; None if it lists none."""
+    units = read_units(parent_run_id, flow_name)
+    return None if units is None else units.loc[units["step"] == "mlp", "run_id"].tolist()
+
+
+def read_units(parent_run_id: str, flow_name: str) -> pd.DataFrame | None:
+    """The units table a parent run holds for a flow (units/{flow_name}.csv); None if it has none."""
     path = f"units/{flow_name}.csv"
     if path not in {a.path for a in client().list_artifacts(parent_run_id, "units")}:
         return None
     with tempfile.TemporaryDirectory() as folder:
-        units = pd.read_csv(client().download_artifacts(parent_run_id, path, folder))
-    return units.loc[units["step"] == "mlp", "run_id"].tolist()
+        return pd.read_csv(client().download_artifacts(parent_run_id, path, folder))
 
 
 def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
@@ -402,7 +502,7 @@ def finished_units(experiment: str, identities: Collection[str]) -> dict[str, Fi
         identity = run.data.tags.get(IDENTITY_TAG)  # None if a concurrent process just superseded the run
         if identity in wanted and (identity not in found or _age(run) > _age(found[identity])):
             found[identity] = run
-    return {i: FinishedRun(r.info.run_id, dict(r.data.metrics)) for i, r in found.items()}
+    return {i: FinishedRun(r.info.run_id, dict(r.data.metrics), dict(r.data.tags)) for i, r in found.items()}
 
 
 def reap_stale_runs(exp_id: str) -> list[str]:
@@ -526,12 +626,78 @@ def _delete_quietly(run_id: str) -> None:
         pass
 
 
+def ui_base(uri: str) -> str:
+    """Address of the MLflow UI of a store: the server itself, else where `mlflow ui` listens by default."""
+    return redact(uri.rstrip("/")) if uri.startswith(("http://", "https://")) else LOCAL_UI
+
+
+def runs_link(experiment_id: str, view: str | None = None) -> str:
+    """The UI route of an experiment's training runs (in a saved view), relative to the UI's address."""
+    return f"#/experiments/{experiment_id}/runs{UI_QUERY}" + (f"&viewStateShareKey={view}" if view else "")
+
+
+def run_link(run_id: str) -> str:
+    """The UI route of a run's page, relative to the UI's address."""
+    return f"#/experiments/{_experiment_of(run_id)}/runs/{run_id}{UI_QUERY}"
+
+
+def runs_url(experiment: str, view: str | None = None) -> str:
+    """The experiment's training runs (in a saved view) in the MLflow UI of the current store."""
+    return f"{ui_base(tracking_uri())}/{runs_link(experiment_id(experiment), view)}"
+
+
 def run_url(run_id: str) -> str | None:
     """The MLflow UI page of a run, when the tracking URI is an MLflow server."""
     uri = tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return None
-    return f"{uri.rstrip('/')}/#/experiments/{_experiment_of(run_id)}/runs/{run_id}"
+    return f"{uri.rstrip('/')}/{run_link(run_id)}"
+
+
+def set_runs_view(experiment: str, name: str, columns: Sequence[str]) -> str:
+    """A saved view of the experiment's runs table (MLflow keeps it as an experiment tag) that shows `columns`
+    ("params.`lr`", "metrics.`val_accuracy`", "tags.`lab2.group`"); its key, for links (viewStateShareKey=KEY)."""
+    packed = _view_state(columns)
+    key = view_key(columns)
+    now = int(time.time() * 1000)
+    value = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": f"deflate;{packed}"})
+    exp_id = experiment_id(experiment)
+    if VIEW_TAG + key not in retrying(f"the views of experiment {experiment!r}", lambda: client().get_experiment(exp_id)).tags:
+        retrying(f"view {name!r}", lambda: client().set_experiment_tag(exp_id, VIEW_TAG + key, value))
+    return key
+
+
+def view_key(columns: Sequence[str]) -> str:
+    """The key of the saved view that shows `columns` (the same columns, the same key)."""
+    return hashlib.sha256(_view_state(columns).encode()).hexdigest()[:12]
+
+
+def _view_state(columns: Sequence[str]) -> str:
+    """The runs table's state as MLflow's UI saves it: JSON, zlib-compressed, base64."""
+    state = {
+        "searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False, "startTime": "ALL",
+        "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
+        "selectedColumns": ["attributes.`Models`", *columns], "columnOrder": [], "columnWidths": {},
+        "runsHiddenMode": "FIRST_10_RUNS", "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
+        "useGroupedValuesInCharts": True, "hideEmptyCharts": True, "groupBy": None, "groupsExpanded": {},
+        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+    }
+    return base64.b64encode(zlib.compress(json.dumps(state, sort_keys=True).encode(), 9)).decode()
+
+
+def set_description(run_id: str, markdown: str) -> None:
+    """The run page's Description."""
+    retrying(f"the description of run {run_id}", lambda: client().set_tag(run_id, DESCRIPTION_TAG, markdown))
+
+
+def run_tags(run_id: str) -> dict[str, str]:
+    """A run's tags."""
+    return dict(run_data(run_id).tags)
+
+
+def run_data(run_id: str):  # noqa: ANN201 - MLflow's RunData: params, metrics, tags
+    """A run's params, final metrics and tags."""
+    return retrying(f"run {run_id}", lambda: client().get_run(run_id)).data
 
 
 def environment_tags() -> dict[str, str]:
@@ -571,7 +737,8 @@ def _link_flow_run(run_id: str) -> None:
     if url is not None:
         create_link_artifact(url, link_text=f"MLflow run {run_id}", key="mlflow-run", description=description)
     else:
-        text = f"MLflow run `{run_id}` in `{tracking_uri()}`; browse it with `{ui_command(tracking_uri())}`."
+        link = f"{LOCAL_UI}/{run_link(run_id)}"
+        text = f"MLflow run `{run_id}` in `{redact(tracking_uri())}`: start `{ui_command(tracking_uri())}`, then open [{link}]({link})."
         create_markdown_artifact(text, key="mlflow-run", description=description)
 
 
@@ -583,6 +750,12 @@ def _git_commit() -> str | None:
     except OSError:
         return None
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+def experiment_name_of(run_id: str) -> str:
+    """The name of a run's experiment."""
+    exp_id = _experiment_of(run_id)
+    return retrying(f"experiment {exp_id}", lambda: client().get_experiment(exp_id)).name
 
 
 @functools.lru_cache(maxsize=64)

@@ -3,6 +3,7 @@ that goes away and comes back, credentials in the tracking URI; each store check
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -151,8 +152,8 @@ def test_sigkill_halfway_then_rerun_leaves_one_finished_run_per_cell(tmp_path):
     assert first_parent.info.status == "KILLED" and "was gone" in first_parent.data.tags["lab2.stale"]
     text = output(tmp_path, "rerun")
     assert "reused from earlier FINISHED runs" in text
-    reused = next(r for r in runs if r.data.tags.get("lab2.role") == "pipeline" and r.info.status == "FINISHED").data.metrics
-    assert reused["mlp_grid.units_reused"] >= done_before and reused["mlp_grid.units_computed"] >= 1
+    reused = next(r for r in runs if r.data.tags.get("lab2.role") == "pipeline" and r.info.status == "FINISHED").data.tags
+    assert int(reused["lab2.mlp_grid.units_reused"]) >= done_before and int(reused["lab2.mlp_grid.units_computed"]) >= 1
 
 
 def test_two_processes_on_one_sqlite_store_both_finish_and_a_diverging_cell_is_flagged(tmp_path):
@@ -176,8 +177,8 @@ def test_two_processes_on_one_sqlite_store_both_finish_and_a_diverging_cell_is_f
         assert len(table) == 16 and set(table["identity"]) == set(carried)
         assert all(client.get_run(run_id).info.status == "FINISHED" for run_id in table["run_id"])
     diverged = [r for r in runs if r.data.tags.get("lab2.diverged") == "true"]
-    assert diverged and all(r.data.params["lr"] == "10.0" and r.data.metrics["diverged"] == 1.0 for r in diverged)
-    assert all(r.data.metrics["diverged"] == 0.0 for r in runs if r.data.tags.get("lab2.diverged") == "false")
+    assert diverged and all(r.data.params["lr"] == "10.0" and "diverged" in r.data.tags["mlflow.note.content"] for r in diverged)
+    assert all(math.isfinite(r.data.metrics["train_loss"]) for r in runs if r.data.tags.get("lab2.diverged") == "false")
     for name in ("first", "second"):
         assert "diverged: 6 of 12 cells" in output(tmp_path, name)
 

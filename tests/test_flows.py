@@ -1,6 +1,7 @@
 """The flows end to end on a real temporary Prefect API, read back from MLflow through MlflowClient."""
 
 import json
+import math
 
 import mlflow.pytorch
 import pandas as pd
@@ -61,23 +62,33 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
     a = centre(load_dataset("iris-uci").features)
     assert svd["iris-uci"].data.metrics["loss"] == pytest.approx(truncated_svd(a, 2).loss)
     assert svd["iris-uci"].data.metrics["loss"] == pytest.approx(15.2288, abs=5e-5)
-    assert parent.data.metrics["iris-uci.svd_loss"] == pytest.approx(15.2288, abs=5e-5)
+    q1 = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "factorisation.csv")).set_index("matrix")
+    assert q1.loc["iris-uci", "svd_loss"] == pytest.approx(15.2288, abs=5e-5)
+    assert parent.data.metrics == {}  # Q1's losses live on their own runs; the chart view opens on the cells' metrics
+    (data,) = svd["iris-uci"].inputs.dataset_inputs
+    assert data.dataset.name == "iris-uci" and data.dataset.digest == load_dataset("iris-uci").digest
+    assert [t.value for t in data.tags] == ["training"]
 
     cells = _children(runs, "mlp")
     keys = sorted((float(r.data.params["lr"]), int(r.data.params["iterations"]), int(r.data.params["seed"])) for r in cells)
     assert keys == sorted((lr, it, s) for lr in (0.1, 0.01) for it in (5, 20) for s in (0, 1))
-    expected_params = {"lr", "iterations", "seed", "split_seed", "hidden", "scaling", "dataset", "protocol"}
+    expected_params = {"lr", "iterations", "seed", "split_seed", "hidden", "scaling", "dataset", "protocol", "log10_lr"}
     for run in cells:
         assert set(run.data.params) == expected_params
-        assert {"train_accuracy", "val_accuracy", "train_loss", "val_loss"} <= set(run.data.metrics)
+        assert float(run.data.params["log10_lr"]) == pytest.approx(math.log10(float(run.data.params["lr"])), abs=1e-3)
+        assert set(run.data.metrics) == {"train_accuracy", "val_accuracy", "train_loss", "val_loss"}
+        contexts = {t.value for i in run.inputs.dataset_inputs for t in i.tags if t.key == "mlflow.data.context"}
+        assert contexts == {"training", "validation"} and {i.dataset.name for i in run.inputs.dataset_inputs} == {"iris-uci"}
+        assert json.loads(run.inputs.dataset_inputs[0].dataset.schema)["mlflow_colspec"][-1]["name"] == "label"
+        assert run.data.tags["mlflow.note.content"].startswith(f"MLP cell lr {float(run.data.params['lr']):g}, {run.data.params['iterations']} full-batch steps")
         assert 0.0 <= run.data.metrics["val_accuracy"] <= 1.0
         steps = [m.step for m in mlflow_store.get_metric_history(run.info.run_id, "train_loss")]
         assert steps == list(range(int(run.data.params["iterations"]) + 1))
-        assert _artifacts(mlflow_store, run.info.run_id) == ["figures/learning_curve.png"]
-    assert {r.data.tags["lab2.group"] for r in cells} == {
-        f"lr={lr} iterations={it} dataset=iris-uci hidden=12 protocol=held-out scaling=var split_seed=0"
-        for lr in (0.1, 0.01) for it in (5, 20)
-    }
+        assert [a.path for a in mlflow_store.list_artifacts(run.info.run_id)] == ["learning_curve.png"]  # root: MLflow's compare finds it
+        assert run.info.run_name == f"lr{float(run.data.params['lr']):g}·it{run.data.params['iterations']}·s{run.data.params['seed']}"
+    assert {r.data.tags["lab2.group"] for r in cells} == {f"lr={lr} it={it} dataset=iris-uci" for lr in (0.1, 0.01) for it in (5, 20)}
+    description = parent.data.tags["mlflow.note.content"]
+    assert "Best group: lr=" in description and "| lr | iterations | seeds |" in description and "lab2.group" in description
     frame = result.cells.set_index(["lr", "iterations", "seed"])
     for run in cells:
         key = (float(run.data.params["lr"]), int(run.data.params["iterations"]), int(run.data.params["seed"]))
@@ -94,8 +105,7 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
         assert row.val_accuracy_mean == pytest.approx(expected.loc[(row.lr, row.iterations), "mean"])
         assert row.val_accuracy_std == pytest.approx(expected.loc[(row.lr, row.iterations), "std"])
         assert row.val_accuracy_n == 3
-        key = f"val_accuracy_mean/lr_{row.lr:g}_it_{row.iterations}"
-        assert parent.data.metrics[key] == pytest.approx(row.val_accuracy_mean)
+    assert parent.data.metrics == {}  # no per-group means: MLflow's group-by on lab2.group does that
 
     best = expected.reset_index().sort_values(["mean", "iterations", "lr"], ascending=[False, True, False]).iloc[0]
     assert (float(parent.data.params["best_lr"]), int(parent.data.params["best_iterations"])) == (best.lr, best.iterations)
@@ -108,6 +118,15 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
         assert torch.allclose(model(x), forward(weights, x), atol=1e-6)
     predicted_accuracy = (model(x).argmax(1) == DATA.y_val).double().mean().item()
     assert predicted_accuracy == cells.set_index(["lr", "iterations", "seed"]).loc[(best.lr, best.iterations, 0), "val_accuracy"]
+    assert version.tags["lr"] == f"{best.lr:g}" and version.tags["iterations"] == str(int(best.iterations)) and version.tags["seed"] == "0"
+    assert f"{best['mean']:.3f} ± {best['std']:.3f}" in version.description
+
+    (logged,) = mlflow_store.search_logged_models([parent.info.experiment_id])  # in the run's own experiment
+    assert logged.name == "lab2-mlp" and logged.source_run_id == parent.info.run_id
+    assert [o.model_id for o in mlflow_store.get_run(parent.info.run_id).outputs.model_outputs] == [logged.model_id]
+    (cell,) = [r for r in runs if r.info.run_name == f"lr{best.lr:g}·it{int(best.iterations)}·s0"]
+    assert {m.key: m.value for m in logged.metrics} == {k: cell.data.metrics[k] for k in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")}
+    assert {m.dataset_name for m in logged.metrics} == {"iris"}
 
     flow_run_id = parent.data.tags["prefect.flow_run_id"]
     artifacts = {a.key: a for a in _prefect_artifacts(flow_run_id)}
@@ -182,9 +201,10 @@ def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_stor
         (r for r in all_runs(mlflow_store) if r.data.tags.get("lab2.role") == "pipeline"), key=lambda r: r.info.start_time
     )
     resumed = parents[-1]
-    assert resumed.data.metrics["mlp_grid.units_reused"] == 8
+    assert resumed.data.tags["lab2.mlp_grid.units_reused"] == "8"
     assert "figures/mean_learning_curves.png" in _artifacts(mlflow_store, resumed.info.run_id)
     cells = tracking.read_cells(resumed.info.run_id)
     assert len(cells) == 8 and set(cells["seed"]) == {0, 1}
     assert resumed.data.params["best_seed"] == "0"
-    assert len(mlflow_store.search_model_versions("name='lab2-mlp'")) == 2
+    assert len(mlflow_store.search_logged_models([resumed.info.experiment_id])) == 2  # one per pipeline run
+    assert len(mlflow_store.search_model_versions("name='lab2-mlp'")) == 1  # the same winning unit: no new version

@@ -44,13 +44,13 @@ def test_a_second_run_reuses_every_unit_and_a_wider_grid_computes_only_the_new_c
     pd.testing.assert_frame_equal(first.cells, second.cells)
     pd.testing.assert_frame_equal(first.factorisation, second.factorisation)
     parent = mlflow_store.get_run(second.parent_run_id)
-    assert parent.data.metrics["mlp_grid.units_reused"] == 4 and parent.data.metrics["mlp_grid.units_computed"] == 0
+    assert parent.data.tags["lab2.mlp_grid.units_reused"] == "4" and parent.data.tags["lab2.mlp_grid.units_computed"] == "0"
     assert "figures/u_scatter.png" in [a.path for a in mlflow_store.list_artifacts(second.parent_run_id, "figures")]
 
     wider = lab2(**{**GRID, "seeds": (0, 1)})
     table = units(mlflow_store, wider.parent_run_id)
     computed = table[~table["reused"]]
-    assert sorted(computed["name"]) == ["mlp lr=0.01 it=20 seed=1", "mlp lr=0.01 it=5 seed=1", "mlp lr=0.1 it=20 seed=1", "mlp lr=0.1 it=5 seed=1"]
+    assert sorted(computed["name"]) == ["lr0.01·it20·s1", "lr0.01·it5·s1", "lr0.1·it20·s1", "lr0.1·it5·s1"]
     assert all(len(v) == 1 for v in carriers(all_runs(mlflow_store)).values())
 
 

@@ -10,7 +10,6 @@ from lab2core.seeds import (
     compare_seeds,
     compare_summaries,
     group_label,
-    group_mean_metrics,
     neighbour_overlaps,
     seed_summary,
     setup_differences,
@@ -72,11 +71,11 @@ def test_compare_two_runs_gives_the_difference_of_means():
     }
 
 
-def test_group_label_and_metric_names_leave_the_seed_out():
-    label = group_label({"lr": 0.1, "iterations": 100, "seed": 2, "dataset": "iris", "hidden": 12})
-    assert label == "lr=0.1 iterations=100 dataset=iris hidden=12"
-    metrics = group_mean_metrics(seed_summary(_cells({(0.1, 100): [0.8, 0.9]})))
-    assert metrics["val_accuracy_mean/lr_0.1_it_100"] == pytest.approx(0.85)
+def test_group_label_is_short_and_leaves_the_seed_and_default_setup_out():
+    params = {"lr": 0.1, "iterations": 100, "seed": 2, "dataset": "iris", "hidden": 12, "split_seed": 0, "scaling": "var", "protocol": "held-out"}
+    assert group_label(params) == "lr=0.1 it=100"
+    assert group_label({**params, "seed": 0}) == group_label(params)
+    assert group_label({**params, "protocol": "seed-report", "hidden": "8"}) == "lr=0.1 it=100 hidden=8 protocol=seed-report"
 
 
 def test_display_and_html_name_the_best_group():

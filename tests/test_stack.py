@@ -127,8 +127,8 @@ def test_a_deployment_run_logs_every_cell_with_metrics_and_figures(config, grid_
     ]
     for run in cells:
         assert {"train_accuracy", "val_accuracy", "train_loss", "val_loss"} <= {m["key"] for m in run["data"]["metrics"]}
-        listed = _mlflow(config, "artifacts/list", run_id=run["info"]["run_id"], path="figures")
-        assert [f["path"] for f in listed["files"]] == ["figures/learning_curve.png"]
+        listed = _mlflow(config, "artifacts/list", run_id=run["info"]["run_id"])
+        assert [f["path"] for f in listed["files"]] == ["learning_curve.png"]
 
 
 def test_prefect_and_mlflow_runs_link_both_ways(config, grid_run):

@@ -1,0 +1,276 @@
+"""The MLflow and Prefect UIs as a user meets them after `lab2 run`, read in a real browser.
+
+A real `prefect server` and `lab2 run` against it, then `mlflow ui` on the run's store, both on free
+loopback ports in their own process groups; Debian's Chromium (never a downloaded browser) driven by
+Playwright, a fresh profile per test. Each screen is saved under docs/ for the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.system
+
+BIN = Path(sys.executable).parent
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+LAB_METRICS = {"train_accuracy", "val_accuracy", "train_loss", "val_loss"}
+UI_TIMEOUT_MS = 180_000  # the MLflow UI's first load takes ~20 s on a busy 2-core machine
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A finished `lab2 run` on a Prefect server, with the MLflow UI on its store."""
+
+    stdout: str
+    mlflow_url: str
+    prefect_url: str
+    client: MlflowClient
+    experiment_id: str
+    parent_run_id: str
+
+    def runs(self, step: str | None = None) -> list:
+        runs = self.client.search_runs([self.experiment_id], max_results=1000)
+        return [r for r in runs if step is None or r.data.tags.get("lab2.step") == step]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A server in its own process group, so that stopping it ends its children too."""
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(grace)
+            os.killpg(process.pid, 0)  # children of the group may outlive its leader
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            continue
+
+
+def _wait_until_answers(url: str, process: subprocess.Popen, log: Path, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{url}: server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"no answer from {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Lab:
+    work = tmp_path_factory.mktemp("browser")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env |= {"PREFECT_HOME": str(work / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg"}
+    prefect_port, mlflow_port = _free_port(), _free_port()
+    prefect_url = f"http://127.0.0.1:{prefect_port}"
+    prefect_log = work / "prefect.log"
+    prefect = _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)], env, prefect_log)
+    try:
+        _wait_until_answers(f"{prefect_url}/api/health", prefect, prefect_log)
+        done = subprocess.run(
+            [str(BIN / "lab2"), "run"], cwd=work, env={**env, "PREFECT_API_URL": f"{prefect_url}/api"},
+            capture_output=True, text=True, timeout=1200,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        store = f"sqlite:///{work / 'mlflow.db'}"
+        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+        mlflow_log = work / "mlflow.log"
+        ui = _start([str(BIN / "mlflow"), "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port", str(mlflow_port)], env, mlflow_log)
+        try:
+            _wait_until_answers(f"{mlflow_url}/health", ui, mlflow_log)
+            client = MlflowClient(store)
+            experiment_id = client.get_experiment_by_name("lab2").experiment_id
+            (parent,) = client.search_runs([experiment_id], "tags.`lab2.role` = 'pipeline'")
+            yield Lab(done.stdout, mlflow_url, prefect_url, client, experiment_id, parent.info.run_id)
+        finally:
+            _stop(ui)
+    finally:
+        _stop(prefect)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page in a fresh browser profile (no stored UI state)."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1200})
+    context.set_default_timeout(60_000)
+    yield context.new_page()
+    context.close()
+
+
+def _open(page, url: str, wait_for: str) -> str:
+    """Go to `url`, wait until `wait_for` shows, close MLflow's assistant panel; the page's text."""
+    page.goto(url)
+    page.get_by_text(wait_for).first.wait_for(timeout=UI_TIMEOUT_MS)
+    assistant = page.get_by_text("MLflow Assistant")
+    if assistant.count() and assistant.first.is_visible():
+        page.get_by_role("button", name="Close").first.click()
+    time.sleep(2)  # let late requests (charts, artifacts) settle
+    return page.inner_text("body")
+
+
+def _screenshot(page, name: str) -> None:
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / f"{name}.png"))
+
+
+def _printed_runs_url(lab: Lab) -> str:
+    """The runs view the command printed, on the port the test's MLflow UI listens on."""
+    (url,) = [line.strip() for line in lab.stdout.splitlines() if "workflowType=" in line]
+    assert url.startswith("http://127.0.0.1:5000/#/experiments/")
+    return url.replace("http://127.0.0.1:5000", lab.mlflow_url)
+
+
+def _expand_parent(page) -> None:
+    """Unfold the `lab2` parent's children (its row's toggle)."""
+    parent = page.locator("[role=gridcell]").filter(has=page.get_by_role("link", name="lab2", exact=True))
+    parent.first.locator("button").first.click()
+
+
+def test_the_printed_link_opens_the_training_runs_with_the_parent_and_its_22_children(lab, page):
+    assert "workflowType=machine_learning" in _printed_runs_url(lab)
+    body = _open(page, _printed_runs_url(lab), "matching runs")
+    assert "23 matching runs" in body
+    assert "Detect issues" not in body and "Traces 0" not in body  # not MLflow's GenAI overview
+    _expand_parent(page)
+    children = {r.info.run_name for r in lab.runs() if r.info.run_id != lab.parent_run_id}
+    assert len(children) == 22
+    for name in sorted(children):
+        page.get_by_text(name, exact=True).first.wait_for()
+    header = page.locator("[role=columnheader]").all_inner_texts()
+    assert {"val_accuracy", "train_accuracy", "lr", "iterations", "seed"} <= {h.strip() for h in header}  # lab2's saved view
+    _screenshot(page, "ui-runs")
+
+
+def test_the_chart_view_opens_on_the_lab_metrics(lab, page):
+    _open(page, _printed_runs_url(lab), "matching runs")
+    _expand_parent(page)
+    page.locator("label:has(input[value=CHART])").click()
+    page.get_by_text("Model metrics").first.wait_for()
+    time.sleep(4)
+    keys = {k for r in lab.runs() for k in r.data.metrics}
+    lines = [line.strip() for line in page.inner_text("body").split("Model metrics", 1)[1].splitlines()]
+    titles = [line for line in lines if line in keys]
+    assert titles[:4] and set(titles[:4]) <= LAB_METRICS, titles
+    assert not [k for k in keys if "/" in k or "_mean" in k or "units_" in k or k == "diverged"]
+    _screenshot(page, "ui-charts")
+
+
+def test_the_parent_describes_the_grid_and_links_to_its_best_run_and_prefect_flow_run(lab, page):
+    parent = lab.client.get_run(lab.parent_run_id)
+    url = f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}?workflowType=machine_learning"
+    body = _open(page, url, "Best group")
+    best = f"lr={float(parent.data.params['best_lr']):g} iterations={parent.data.params['best_iterations']}"
+    assert f"Best group: {best}" in body
+    assert "mean ± sd over seeds" in body and "lab2.group" in body
+    assert "Logged models (1)" in body
+    _screenshot(page, "ui-description")
+
+    flow_run_url = parent.data.tags["prefect.flow_run_url"]
+    prefect_link = page.locator(f"a[href='{flow_run_url}']").first
+    assert prefect_link.is_visible()
+    flow_page = page.context.new_page()
+    flow_page.goto(flow_run_url)
+    flow_page.get_by_text(parent.data.tags["prefect.flow_run_name"]).first.wait_for(timeout=UI_TIMEOUT_MS)
+    flow_page.close()
+
+    best_cell = f"lr{float(parent.data.params['best_lr']):g}·it{parent.data.params['best_iterations']}·s{parent.data.params['best_seed']}"
+    page.get_by_role("link", name=best_cell).first.click()
+    page.get_by_text("Datasets").first.wait_for(timeout=UI_TIMEOUT_MS)
+    (cell,) = [r for r in lab.runs("mlp") if r.info.run_name == best_cell]
+    assert cell.info.run_id in page.url and "workflowType=machine_learning" in page.url
+
+
+def test_the_winner_model_sits_under_the_lab2_experiment_with_its_metrics(lab, page):
+    url = f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}?workflowType=machine_learning"
+    _open(page, url, "Logged models")
+    page.locator("a[href*='/models/m-']").filter(has_text="lab2-mlp").first.click()
+    page.get_by_text("val_accuracy").first.wait_for(timeout=UI_TIMEOUT_MS)
+    time.sleep(3)
+    body = page.inner_text("body")
+    assert "lab2\nModels\nlab2-mlp" in body  # breadcrumb: experiment lab2, its Models, the model
+    assert "Registered" in body and "Source run\nlab2" in body
+    assert LAB_METRICS <= set(re.findall(r"[a-z_]+", body))
+    (model,) = lab.client.search_logged_models([lab.experiment_id])
+    assert model.name == "lab2-mlp" and model.source_run_id == lab.parent_run_id
+    assert {m.key for m in model.metrics} == LAB_METRICS
+    _screenshot(page, "ui-model")
+
+
+def test_an_mlp_run_shows_its_training_and_validation_data(lab, page):
+    (cell,) = [r for r in lab.runs("mlp") if r.info.run_name == "lr0.1·it100·s0"]
+    url = f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{cell.info.run_id}?workflowType=machine_learning"
+    body = _open(page, url, "Datasets")
+    assert cell.data.tags["mlflow.note.content"].split(":")[0] in body  # its one-line description
+    datasets = body.split("Datasets", 1)[1][:300]
+    assert "iris" in datasets and "Training" in datasets
+    page.get_by_text("+1", exact=True).first.click()  # the run page folds all but the first dataset
+    page.get_by_text("Validation").first.wait_for()
+    time.sleep(1)
+    _screenshot(page, "ui-dataset")
+
+
+def test_compare_of_one_cells_seeds_finds_their_learning_curves(lab, page):
+    seeds = [r.info.run_id for r in lab.runs("mlp") if r.data.tags["lab2.group"] == "lr=0.1 it=1000"]
+    assert len(seeds) == 3
+    query = urllib.parse.urlencode({"runs": json.dumps(seeds), "experiments": json.dumps([lab.experiment_id])})
+    body = _open(page, f"{lab.mlflow_url}/#/compare-runs?{query}", "Artifacts")
+    page.get_by_text("learning_curve.png").first.wait_for()
+    assert "No common artifacts" not in page.inner_text("body")
+
+
+def test_the_top_prefect_flow_run_holds_the_seed_table_progress_link_and_lab2_logs(lab, page):
+    flow_run_id = lab.client.get_run(lab.parent_run_id).data.tags["prefect.flow_run_id"]
+    _open(page, f"{lab.prefect_url}/runs/flow-run/{flow_run_id}", "Logs")
+    page.get_by_text("Best group:").first.wait_for(timeout=UI_TIMEOUT_MS)
+    assert "Units: factorisation.units_computed=4" in page.inner_text("body")
+    page.get_by_role("tab", name="Artifacts").click()
+    for key in ("seed-summary", "mlp-grid-progress", "mlflow-run"):
+        page.get_by_text(key).first.wait_for()
+    time.sleep(2)
+    _screenshot(page, "prefect-flow-run")

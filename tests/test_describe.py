@@ -1,0 +1,85 @@
+"""Run names and descriptions as pure functions: what a person reads first in the MLflow UI."""
+
+import pandas as pd
+import pytest
+
+from lab2core.describe import (
+    cell_description,
+    cell_run_name,
+    factorisation_description,
+    factorisation_run_name,
+    grid_sentence,
+    pipeline_description,
+    seed_table_markdown,
+)
+from lab2core.seeds import compare_seeds
+
+# MLflow's runs table shows about 18 characters of a name at its default width.
+DEFAULT_NAME_WIDTH = 18
+
+
+def _cells() -> pd.DataFrame:
+    values = {(0.1, 100): [0.8, 0.9, 0.85], (0.01, 100): [0.5, 0.6, 0.7], (0.1, 1000): [0.9, 0.95, 0.92]}
+    return pd.DataFrame([
+        {"lr": lr, "iterations": it, "seed": seed, "dataset": "iris", "train_accuracy": acc, "val_accuracy": acc,
+         "train_loss": 1 - acc, "val_loss": 1 - acc, "diverged": False}
+        for (lr, it), accuracies in values.items() for seed, acc in enumerate(accuracies)
+    ])
+
+
+def test_cell_names_fit_the_default_column_and_tell_every_cell_apart():
+    names = {cell_run_name(lr, it, seed) for lr in (0.1, 0.01, 0.001) for it in (100, 1000) for seed in (0, 1, 2)}
+    assert len(names) == 18
+    assert max(map(len, names)) <= DEFAULT_NAME_WIDTH
+    assert cell_run_name(0.001, 1000, 2) == "lr0.001·it1000·s2"
+    assert factorisation_run_name("gd-factorise", "iris") == "gd iris"
+    assert factorisation_run_name("svd-baseline", "lab1-3x3") == "svd lab1-3x3"
+
+
+def test_one_line_descriptions_of_children():
+    assert cell_description(0.1, 100, 2, 0.92, 0.971, False) == (
+        "MLP cell lr 0.1, 100 full-batch steps, init seed 2: validation accuracy 92.0%, training 97.1%."
+    )
+    assert "**diverged**" in cell_description(10.0, 30, 0, float("nan"), float("nan"), True)
+    assert factorisation_description("svd-baseline", "iris", 2, 15.20464) == (
+        "Rank-2 factorisation of `iris` by truncated SVD (the optimum): loss ‖A − UVᵀ‖²_F = 15.205."
+    )
+
+
+def test_the_seed_table_holds_each_groups_mean_and_sd_and_marks_the_best():
+    cells = _cells()
+    table = seed_table_markdown(compare_seeds(cells)).splitlines()
+    assert table[0].startswith("| lr | iterations | seeds |") and len(table) == 2 + 3
+    stats = cells.groupby(["lr", "iterations"])["val_accuracy"].agg(["mean", "std"])  # the oracle: pandas, ddof=1
+    for (lr, it), row in stats.iterrows():
+        line = next(t for t in table if t.replace("*", "").startswith(f"| {lr:g} | {it} |"))
+        assert f"{row['mean']:.3f} ± {row['std']:.3f}" in line
+    (best,) = [t for t in table if t.startswith("| **")]
+    assert best.startswith("| **0.1** | **1000** |")
+
+
+def test_the_parent_description_says_what_ran_the_best_group_and_links_runs():
+    seeds = compare_seeds(_cells())
+    text = pipeline_description(
+        [grid_sentence((0.1, 0.01), (100, 1000), (0, 1, 2), {"dataset": "iris"})], seeds, None,
+        "http://127.0.0.1:4200/runs/flow-run/abc", [("lr0.1·it100·s0", "#/experiments/1/runs/r1?workflowType=machine_learning")],
+        ("lr0.1·it1000·s0", "#/experiments/1/runs/r2?workflowType=machine_learning"),
+    )
+    assert "lr ∈ {0.1, 0.01} × iterations ∈ {100, 1000} × seeds {0, 1, 2} (12 `mlp` runs; dataset iris)" in text
+    assert "**Best group: lr=0.1 iterations=1000: val accuracy 0.923 ± 0.025**" in text
+    assert "[lr0.1·it1000·s0](#/experiments/1/runs/r2?workflowType=machine_learning)" in text
+    assert "[http://127.0.0.1:4200/runs/flow-run/abc](http://127.0.0.1:4200/runs/flow-run/abc)" in text
+    assert "Reused from earlier runs (1): [lr0.1·it100·s0](#/experiments/1/runs/r1?workflowType=machine_learning)" in text
+    assert "Group by → Tags → `lab2.group`" in text
+
+
+def test_without_a_prefect_server_the_description_says_so():
+    text = pipeline_description(["Q1."], factorisation=pd.DataFrame([{"matrix": "iris", "gd_loss": 15.2047, "svd_loss": 15.2046}]))
+    assert "| `iris` | 15.205 | 15.205 |" in text
+    assert "none kept (run under Prefect's temporary local API)" in text
+    assert "Best group" not in text
+
+
+@pytest.mark.parametrize("lr", [10.0, 1e-4])
+def test_names_of_extreme_learning_rates_stay_short(lr):
+    assert len(cell_run_name(lr, 1000, 9)) <= DEFAULT_NAME_WIDTH
