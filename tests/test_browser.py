@@ -209,6 +209,8 @@ def test_the_parent_describes_the_grid_and_links_to_its_best_run_and_prefect_flo
     assert f"Best group: {best}" in body
     assert "mean ± sd over seeds" in body and "lab2.group" in body
     assert "Logged models (1)" in body
+    page.get_by_text("Show more", exact=True).first.click()  # MLflow folds a long description
+    time.sleep(1)
     _screenshot(page, "ui-description")
 
     flow_run_url = parent.data.tags["prefect.flow_run_url"]
