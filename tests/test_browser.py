@@ -224,10 +224,12 @@ def test_the_parent_describes_the_grid_and_links_to_its_best_run_and_prefect_flo
     best_cell = f"lr{float(parent.data.params['best_lr']):g}·it{parent.data.params['best_iterations']}·s{parent.data.params['best_seed']}"
     (cell,) = [r for r in lab.runs("mlp") if r.info.run_name == best_cell]
     link = page.locator(f"a[href*='{cell.info.run_id}?workflowType=machine_learning']").filter(has_text=best_cell)
-    link.first.click()  # the description's link, not MLflow's own list of child runs
-    page.wait_for_url(re.compile(cell.info.run_id))
-    page.get_by_role("heading", name=best_cell).first.wait_for(timeout=UI_TIMEOUT_MS)
-    assert "Model training" in page.inner_text("body") and "Parent run\nlab2" in page.inner_text("body")
+    with page.context.expect_page() as opened:  # MLflow opens a description's links in a new tab
+        link.first.click()  # the description's link, not MLflow's own list of child runs
+    run_page = opened.value
+    run_page.get_by_role("heading", name=best_cell).first.wait_for(timeout=UI_TIMEOUT_MS)
+    assert cell.info.run_id in run_page.url
+    assert "Parent run\nlab2" in run_page.inner_text("body")
 
 
 def test_the_winner_model_sits_under_the_lab2_experiment_with_its_metrics(lab, page):
