@@ -67,7 +67,7 @@ def pipeline_description(
     """
     parts = []
     if seeds is not None:  # first: MLflow folds a long description after a few lines
-        model = f" Its model `lab2-mlp` is the run [{best_run[0]}]({best_run[1]})'s." if best_run else ""
+        model = f" The model `lab2-mlp` is its seed run [{best_run[0]}]({best_run[1]})." if best_run else ""
         parts.append(f"**Best group: {seeds.best_label()}** (highest mean validation accuracy; ties go to fewer iterations).{model}")
     if flow_run_url:
         parts.append(f"Prefect flow run: [{flow_run_url}]({flow_run_url})")
