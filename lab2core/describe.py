@@ -65,19 +65,21 @@ def pipeline_description(
     `reused` holds (unit name, link) of the units taken from earlier runs; `best_run` (name, link) the
     best group's run whose model is logged.
     """
-    parts = ["**lab2** ran " + " ".join(what_ran)]
-    if factorisation is not None and len(factorisation):
-        rows = [f"| `{r.matrix}` | {r.gd_loss:.5g} | {r.svd_loss:.5g} |" for r in factorisation.itertuples()]
-        parts.append("Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | truncated SVD |\n|---|---|---|\n" + "\n".join(rows))
-    if seeds is not None:
-        model = f" Its model `lab2-mlp` is the run [{best_run[0]}]({best_run[1]})'s." if best_run else ""
+    parts = []
+    if seeds is not None:  # first: MLflow folds a long description after a few lines
+        model = f" The model `lab2-mlp` is its seed run [{best_run[0]}]({best_run[1]})." if best_run else ""
         parts.append(f"**Best group: {seeds.best_label()}** (highest mean validation accuracy; ties go to fewer iterations).{model}")
-        parts.append("Q2, MLP grid, mean ± sd over seeds:\n\n" + seed_table_markdown(seeds))
-        parts.append(GROUP_BY_HINT + " Statistics and 95% intervals: `seed_summary.csv`, `seed_summary.html`.")
     if flow_run_url:
         parts.append(f"Prefect flow run: [{flow_run_url}]({flow_run_url})")
     else:
         parts.append("Prefect flow run: none kept (run under Prefect's temporary local API).")
+    parts.append("**lab2** ran " + " ".join(what_ran))
+    if seeds is not None:
+        parts.append("Q2, MLP grid, mean ± sd over seeds:\n\n" + seed_table_markdown(seeds))
+        parts.append(GROUP_BY_HINT + " Statistics and 95% intervals: `seed_summary.csv`, `seed_summary.html`.")
+    if factorisation is not None and len(factorisation):
+        rows = [f"| `{r.matrix}` | {r.gd_loss:.5g} | {r.svd_loss:.5g} |" for r in factorisation.itertuples()]
+        parts.append("Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | truncated SVD |\n|---|---|---|\n" + "\n".join(rows))
     if reused:
         links = ", ".join(f"[{name}]({link})" for name, link in reused)
         parts.append(f"Reused from earlier runs ({len(reused)}): {links}")

@@ -55,7 +55,6 @@ from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
-from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import (
     MLFLOW_DATASET_CONTEXT,
@@ -514,11 +513,6 @@ def reap_stale_runs(exp_id: str) -> list[str]:
         retrying(f"the stale mark of run {run.info.run_id}", lambda: client().set_tag(run.info.run_id, "lab2.stale", reason))
         retrying(f"the stale mark of run {run.info.run_id}", lambda: client().set_terminated(run.info.run_id, "KILLED"))
     return [r.info.run_id for r in stale]
-
-
-def run_metrics(run_id: str) -> dict[str, float]:
-    """A run's final metrics."""
-    return dict(retrying(f"the metrics of run {run_id}", lambda: client().get_run(run_id)).data.metrics)
 
 
 def run_params(run_id: str) -> dict[str, str]:

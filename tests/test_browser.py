@@ -99,7 +99,8 @@ def lab(tmp_path_factory) -> Lab:
     prefect_port, mlflow_port = _free_port(), _free_port()
     prefect_url = f"http://127.0.0.1:{prefect_port}"
     prefect_log = work / "prefect.log"
-    prefect = _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)], env, prefect_log)
+    server_env = {**env, "PREFECT_UI_API_URL": f"{prefect_url}/api"}  # the UI's own calls, else to port 4200
+    prefect = _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)], server_env, prefect_log)
     try:
         _wait_until_answers(f"{prefect_url}/api/health", prefect, prefect_log)
         done = subprocess.run(
@@ -174,8 +175,7 @@ def _expand_parent(page) -> None:
 
 def test_the_printed_link_opens_the_training_runs_with_the_parent_and_its_22_children(lab, page):
     assert "workflowType=machine_learning" in _printed_runs_url(lab)
-    body = _open(page, _printed_runs_url(lab), "matching runs")
-    assert "23 matching runs" in body
+    body = _open(page, _printed_runs_url(lab), "23 matching runs")
     assert "Detect issues" not in body and "Traces 0" not in body  # not MLflow's GenAI overview
     _expand_parent(page)
     children = {r.info.run_name for r in lab.runs() if r.info.run_id != lab.parent_run_id}
@@ -188,7 +188,7 @@ def test_the_printed_link_opens_the_training_runs_with_the_parent_and_its_22_chi
 
 
 def test_the_chart_view_opens_on_the_lab_metrics(lab, page):
-    _open(page, _printed_runs_url(lab), "matching runs")
+    _open(page, _printed_runs_url(lab), "23 matching runs")
     _expand_parent(page)
     page.locator("label:has(input[value=CHART])").click()
     page.get_by_text("Model metrics").first.wait_for()
@@ -209,6 +209,8 @@ def test_the_parent_describes_the_grid_and_links_to_its_best_run_and_prefect_flo
     assert f"Best group: {best}" in body
     assert "mean ± sd over seeds" in body and "lab2.group" in body
     assert "Logged models (1)" in body
+    page.get_by_text("Show more", exact=True).first.click()  # MLflow folds a long description
+    time.sleep(1)
     _screenshot(page, "ui-description")
 
     flow_run_url = parent.data.tags["prefect.flow_run_url"]
@@ -220,10 +222,14 @@ def test_the_parent_describes_the_grid_and_links_to_its_best_run_and_prefect_flo
     flow_page.close()
 
     best_cell = f"lr{float(parent.data.params['best_lr']):g}·it{parent.data.params['best_iterations']}·s{parent.data.params['best_seed']}"
-    page.get_by_role("link", name=best_cell).first.click()
-    page.get_by_text("Datasets").first.wait_for(timeout=UI_TIMEOUT_MS)
     (cell,) = [r for r in lab.runs("mlp") if r.info.run_name == best_cell]
-    assert cell.info.run_id in page.url and "workflowType=machine_learning" in page.url
+    link = page.locator(f"a[href*='{cell.info.run_id}?workflowType=machine_learning']").filter(has_text=best_cell)
+    with page.context.expect_page() as opened:  # MLflow opens a description's links in a new tab
+        link.first.click()  # the description's link, not MLflow's own list of child runs
+    run_page = opened.value
+    run_page.get_by_role("heading", name=best_cell).first.wait_for(timeout=UI_TIMEOUT_MS)
+    assert cell.info.run_id in run_page.url
+    assert "Parent run\nlab2" in run_page.inner_text("body")
 
 
 def test_the_winner_model_sits_under_the_lab2_experiment_with_its_metrics(lab, page):
@@ -234,7 +240,7 @@ def test_the_winner_model_sits_under_the_lab2_experiment_with_its_metrics(lab, p
     time.sleep(3)
     body = page.inner_text("body")
     assert "lab2\nModels\nlab2-mlp" in body  # breadcrumb: experiment lab2, its Models, the model
-    assert "Registered" in body and "Source run\nlab2" in body
+    assert "Model versions\nlab2-mlp\nv1" in body and "Source run\nlab2" in body
     assert LAB_METRICS <= set(re.findall(r"[a-z_]+", body))
     (model,) = lab.client.search_logged_models([lab.experiment_id])
     assert model.name == "lab2-mlp" and model.source_run_id == lab.parent_run_id
@@ -265,12 +271,12 @@ def test_compare_of_one_cells_seeds_finds_their_learning_curves(lab, page):
 
 
 def test_the_top_prefect_flow_run_holds_the_seed_table_progress_link_and_lab2_logs(lab, page):
-    flow_run_id = lab.client.get_run(lab.parent_run_id).data.tags["prefect.flow_run_id"]
-    _open(page, f"{lab.prefect_url}/runs/flow-run/{flow_run_id}", "Logs")
-    page.get_by_text("Best group:").first.wait_for(timeout=UI_TIMEOUT_MS)
-    assert "Units: factorisation.units_computed=4" in page.inner_text("body")
-    page.get_by_role("tab", name="Artifacts").click()
+    tags = lab.client.get_run(lab.parent_run_id).data.tags
+    assert tags["prefect.flow_name"] == "lab2"  # the top flow run, not a sub-flow's
+    body = _open(page, tags["prefect.flow_run_url"], "Best group:")
+    assert "Units: factorisation.units_computed=4" in body and "Q2 MLP grid over seeds" in body
+    page.get_by_text("Artifacts", exact=True).first.click()
     for key in ("seed-summary", "mlp-grid-progress", "mlflow-run"):
-        page.get_by_text(key).first.wait_for()
-    time.sleep(2)
+        page.get_by_text(key, exact=True).first.wait_for()
+    time.sleep(1)
     _screenshot(page, "prefect-flow-run")
