@@ -154,7 +154,7 @@ def _label(row: Mapping[str, object], keys: Sequence[str]) -> str:
 
 
 def _value(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return repr(float(value)) if isinstance(value, float) else str(value)  # the shortest text that reads back the same
 
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:

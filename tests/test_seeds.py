@@ -144,6 +144,8 @@ def test_named_groups_must_match_exactly_one_group():
             compare_seeds(summary_cells, named=[(a, "lr=0.1 iterations=100")])
     pairs = compare_seeds(summary_cells, named=[("lr=1e-3 iterations=1000", "lr=0.001 iterations=100")]).pairs
     assert pairs.loc[0, "a"] == "lr=0.001 iterations=1000"
+    close = compare_seeds(_cells({(1.0000001, 10): [0.9, 0.8], (1.0000002, 10): [0.7, 0.8]})).pairs
+    assert (close.loc[0, "a"], close.loc[0, "b"]) == ("lr=1.0000002 iterations=10", "lr=1.0000001 iterations=10")
 
 
 def test_two_runs_are_compared_cell_by_cell_on_their_shared_seeds():

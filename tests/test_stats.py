@@ -98,10 +98,13 @@ def test_binomial_standard_error_is_the_binomial_sd_over_rows():
     assert np.isnan(binomial_se(0.9, None))
 
 
-@pytest.mark.parametrize("effect, sd", [(0.4133, 0.1553), (0.1, 0.125), (0.02, 0.05)])
+@pytest.mark.parametrize("effect, sd", [(0.4133, 0.1553), (0.1, 0.125), (0.02, 0.05), (0.02, 0.3), (5.0, 0.1)])
 def test_seeds_for_power_is_the_fewest_seeds_with_80_percent_power(effect, sd):
     n = seeds_for_power(effect, sd)
-    assert paired_t_power(n, effect / sd) >= 0.8 > paired_t_power(n - 1, effect / sd) or n == 2
+    assert paired_t_power(n, effect / sd) >= 0.8
+    assert n == 2 or paired_t_power(n - 1, effect / sd) < 0.8
+    brute = next(k for k in range(2, 10_000) if paired_t_power(k, effect / sd) >= 0.8)
+    assert n == brute
 
 
 @pytest.mark.parametrize("effect, sd", [(0.1, 0.125), (0.05, 0.1)])
