@@ -165,7 +165,7 @@ def test_verdicts_say_what_the_data_can_tell():
     assert same == "lr=0.1 and lr=0.01 at iterations=10 give the same val_accuracy on all 2 seeds"
     many = {(0.1, 10): list(np.linspace(0.80, 0.90, 12)), (0.01, 10): list(np.linspace(0.80, 0.90, 12) - 0.05 + np.tile([0.01, -0.01], 6))}
     row = compare_seeds(_cells(many)).pairs.iloc[0]
-    assert row["verdict"].startswith("lr=0.1 beats lr=0.01 at iterations=10 by +0.050") and "sign-flip p = 0.00049" in row["verdict"]
+    assert row["verdict"].startswith("lr=0.1 beats lr=0.01 at iterations=10 by +0.050") and "sign-flip p = 0.000488" in row["verdict"]
     close = {(0.1, 10): list(np.linspace(0.80, 0.90, 12)), (0.01, 10): list(np.linspace(0.80, 0.90, 12) + np.tile([0.002, -0.003], 6))}
     assert "equivalent within ±0.02" in compare_seeds(_cells(close)).pairs.loc[0, "verdict"]
     noisy = compare_seeds(_cells({(0.1, 10): [0.9, 0.7, 0.8], (0.01, 10): [0.8, 0.8, 0.78]})).pairs.loc[0]
