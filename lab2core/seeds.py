@@ -409,6 +409,7 @@ def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
     table["P(A>B)"] = pairs["prob_improvement"].map("{:.2f}".format)
     table["seeds_80%"] = pairs["seeds_needed"].map(_count)
     table["seeds_min_effect"] = pairs["seeds_needed_min_effect"].map(_count)
+    table["seeds_ci_min_effect"] = pairs["seeds_for_ci_min_effect"].map(_count)
     return table
 
 
