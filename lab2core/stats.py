@@ -61,9 +61,10 @@ def bootstrap_interval(
     """Percentile-bootstrap interval of the mean, seeded (same values, same interval).
 
     Its ends are means of resampled observed values, so it never leaves the observed range, hence the
-    metric's `bounds` (accuracies stay in [0, 1]); the clip only guards against rounding.
+    metric's `bounds` (accuracies stay in [0, 1]); the clip only guards against rounding. The values are
+    sorted first, so the interval does not depend on the order the runs were read in.
     """
-    x = _finite(values)
+    x = np.sort(_finite(values))
     if len(x) < 2:
         return float("nan"), float("nan")
     if np.all(x == x[0]):
