@@ -13,6 +13,7 @@ from flows.mlp_grid import mlp_grid
 from lab2core.data import centre, load_dataset
 from lab2core.factorise import truncated_svd
 from lab2core.mlp import forward, prepare_mlp_data, train_trajectories
+from lab2core.seeds import compare_seeds
 from tasks import tracking
 from tests.conftest import all_runs
 
@@ -225,3 +226,6 @@ def test_a_grid_over_two_split_seeds_reports_both_variance_sources(mlflow_store)
     assert pair.p_signflip_min == pytest.approx(2 ** -5)
     units = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "units/mlp_grid.csv"))
     assert len(units) == 12 and units["identity"].nunique() == 12
+    read_back = compare_seeds(tracking.read_cells(parent.info.run_id), val_rows=50).summary  # what `lab2 compare` computes
+    for column in ("val_accuracy_ci95_low", "val_accuracy_ci95_high", "val_accuracy_sd_init", "val_accuracy_sd_split"):
+        assert read_back[column].tolist() == pytest.approx(summary[column].tolist(), rel=1e-12)
