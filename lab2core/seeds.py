@@ -130,7 +130,8 @@ def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFra
         row["n_seeds"], row["n_split_seeds"] = group["seed"].nunique(), group["split_seed"].nunique()
         for metric in METRICS:
             stats = describe(group[metric], BOUNDS[metric])
-            row.update({f"{metric}_{s}": v for s, v in zip(STATISTICS, (stats.n, stats.mean, stats.sd, stats.min, stats.max, stats.ci_low, stats.ci_high))})
+            values = (stats.n, stats.mean, stats.sd, stats.min, stats.max, stats.ci_low, stats.ci_high)
+            row.update({f"{metric}_{s}": v for s, v in zip(STATISTICS, values)})
             if several_splits:
                 sources = variance_sources(group[["seed", "split_seed"]].assign(value=group[metric]))
                 row[f"{metric}_sd_init"], row[f"{metric}_sd_split"] = sources
@@ -360,7 +361,10 @@ def verdict(
         return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor})"
     if min_effect and -min_effect < c.ci_low and c.ci_high < min_effect:
         return f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; {counted})"
-    needed = f"about {c.seeds_needed} seeds would detect a difference this size with 80% power" if c.seeds_needed else "no estimate of the seeds needed"
+    needed = (
+        f"about {c.seeds_needed} seeds would detect a difference this size with 80% power"
+        if c.seeds_needed else "no estimate of the seeds needed"
+    )
     return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {needed}"
 
 

@@ -74,7 +74,9 @@ def log_mlp_cells(
     """One child run `mlp` per cell: params, final metrics, training-loss history, learning curve."""
     identities = identities or {}
     return [
-        tracking.log_child_run(parent_run_id, "mlp", _cell_name(c, setup.split_seed), _cell_record(setup, c, cell_figures), identities.get(cell_key(c)))
+        tracking.log_child_run(
+            parent_run_id, "mlp", _cell_name(c, setup.split_seed), _cell_record(setup, c, cell_figures), identities.get(cell_key(c))
+        )
         for c in cells
     ]
 
@@ -236,7 +238,8 @@ def publish_seed_table(seeds: SeedComparison) -> None:
     create_table_artifact(
         seeds.display().to_dict(orient="records"), key="seed-summary", description=f"MLP cells over seeds; best {seeds.best_label()}"
     )
-    pairs = seeds.pairs[["a", "b", "n", "mean_diff", "ci_low", "ci_high", "p_t", "p_holm", "p_signflip", "prob_improvement", "seeds_needed", "verdict"]]
+    shown = ["a", "b", "n", "mean_diff", "ci_low", "ci_high", "p_t", "p_holm", "p_signflip", "prob_improvement", "seeds_needed", "verdict"]
+    pairs = seeds.pairs[shown]
     create_table_artifact(
         pairs.astype(object).where(pairs.notna(), None).to_dict(orient="records"), key="seed-pairs",
         description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, exact sign-flip, seeds for 80% power",
