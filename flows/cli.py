@@ -256,7 +256,7 @@ def _print_pairs(pairs: pd.DataFrame) -> None:
         "  [low, high]: 95% t interval of the mean difference; p_t: paired t-test; p_holm: Holm-adjusted over the "
         f"{len(pairs)} row(s) shown; p_signflip: exact sign-flip test; P(A>B): share of seeds where A is higher (ties half);\n"
         "  seeds_80%: seeds for 80% power at α = 0.05 for the observed difference; "
-        f"seeds_min_effect: for a difference of {effect:g}."
+        f"seeds_min_effect: for a difference of {effect:g}; seeds_ci_min_effect: for a 95% interval of ±{effect:g}."
     )
     print("Verdicts:")
     print("\n".join(f"  {k}. {verdict}" for k, verdict in enumerate(pairs["verdict"], start=1)))

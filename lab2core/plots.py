@@ -133,7 +133,7 @@ def plot_paired_differences(paired: pd.DataFrame, pairs: pd.DataFrame, limit: in
         first, second, where = contrast_labels(row.a, row.b)
         ax.set_xticks([0, 1], [first, second], fontsize=8)
         ax.set_xlim(-0.3, 1.3)
-        ax.set_title(f"{where.removeprefix(' at ')}\nA − B {row.mean_diff:+.3f}, t p {row.p_t:.2g}, Holm {row.p_holm:.2g}", fontsize=8)
+        ax.set_title(f"{where.removeprefix(' at ')}\nA − B {row.mean_diff:+.3f}, t p {row.p_t:.3g}, Holm {row.p_holm:.3g}", fontsize=8)
     for ax in axes[len(shown):]:
         ax.set_visible(False)
     metric = shown["metric"].iloc[0] if len(shown) else "metric"

@@ -132,7 +132,8 @@ def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFra
         row["n_seeds"], row["n_split_seeds"] = group["seed"].nunique(), group["split_seed"].nunique()
         for metric in METRICS:
             stats = describe(group[metric], BOUNDS[metric])
-            row.update({f"{metric}_{s}": v for s, v in zip(STATISTICS, (stats.n, stats.mean, stats.sd, stats.min, stats.max, stats.ci_low, stats.ci_high))})
+            values = (stats.n, stats.mean, stats.sd, stats.min, stats.max, stats.ci_low, stats.ci_high)
+            row.update({f"{metric}_{s}": v for s, v in zip(STATISTICS, values)})
             if several_splits:
                 sources = variance_sources(group[["seed", "split_seed"]].assign(value=group[metric]))
                 row[f"{metric}_sd_init"], row[f"{metric}_sd_split"] = sources
@@ -156,7 +157,7 @@ def _label(row: Mapping[str, object], keys: Sequence[str]) -> str:
 
 
 def _value(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return repr(float(value)) if isinstance(value, float) else str(value)  # the shortest text that reads back the same
 
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -346,11 +347,11 @@ def verdict(
         return f"{first} and {second}{where} give the same {metric} on all {c.n} seeds"
     number = _number_format(metric)
     ci = f"95% CI {c.ci_low:{number}} … {c.ci_high:{number}}"
-    tests = f"paired t p = {c.p_t:.2g}" + (f", Holm p = {p_holm:.2g}" if family > 1 else "")
+    tests = f"paired t p = {c.p_t:.3g}" + (f", Holm p = {p_holm:.3g}" if family > 1 else "")
     wins = f"{first} higher on {round(c.p_a_better * c.n)}/{c.n} seeds"
     floor = (
-        f"with {c.n} seeds no distribution-free test can go below p = {c.p_signflip_min:.2g}"
-        if c.p_signflip_min > ALPHA else f"sign-flip p = {c.p_signflip:.2g}"
+        f"with {c.n} seeds no distribution-free test can go below p = {c.p_signflip_min:.3g}"
+        if c.p_signflip_min > ALPHA else f"sign-flip p = {c.p_signflip:.3g}"
     )
     change = f"{c.mean_diff:{number}}"
     counted = f"{tests} over {family} comparisons" if family > 1 else tests
@@ -362,7 +363,10 @@ def verdict(
         return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor})"
     if min_effect and -min_effect < c.ci_low and c.ci_high < min_effect:
         return f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; {counted})"
-    needed = f"about {c.seeds_needed} seeds would detect a difference this size with 80% power" if c.seeds_needed else "no estimate of the seeds needed"
+    needed = (
+        f"about {c.seeds_needed} seeds would detect a difference this size with 80% power"
+        if c.seeds_needed else "no estimate of the seeds needed"
+    )
     return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {needed}"
 
 
@@ -393,7 +397,7 @@ def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
         needed = _count(row.seeds_needed)
         lines.append(
             f"| {row.a} | {row.b} | {row.n} | {row.mean_diff:{number}} ({row.ci_low:{number}} … {row.ci_high:{number}}) "
-            f"| {row.p_t:.2g} | {row.p_holm:.2g} | {row.prob_improvement:.2f} | {needed} | {row.verdict} |"
+            f"| {row.p_t:.3g} | {row.p_holm:.3g} | {row.prob_improvement:.2f} | {needed} | {row.verdict} |"
         )
     if limit is not None and len(pairs) > limit:
         lines.append(f"\n{len(pairs) - limit} more comparisons in seed_pairs.csv.")
@@ -405,12 +409,13 @@ def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
     table = pairs[["a", "b", "n"]].copy()
     number = _number_format(pairs["metric"].iloc[0]) if len(pairs) else "+.3f"
     table["a_minus_b"] = [f"{r.mean_diff:{number}} [{r.ci_low:{number}}, {r.ci_high:{number}}]" for r in pairs.itertuples()]
-    table["p_t"] = pairs["p_t"].map("{:.2g}".format)
-    table["p_holm"] = pairs["p_holm"].map("{:.2g}".format)
-    table["p_signflip"] = pairs["p_signflip"].map("{:.2g}".format)
+    table["p_t"] = pairs["p_t"].map("{:.3g}".format)
+    table["p_holm"] = pairs["p_holm"].map("{:.3g}".format)
+    table["p_signflip"] = pairs["p_signflip"].map("{:.3g}".format)
     table["P(A>B)"] = pairs["prob_improvement"].map("{:.2f}".format)
     table["seeds_80%"] = pairs["seeds_needed"].map(_count)
     table["seeds_min_effect"] = pairs["seeds_needed_min_effect"].map(_count)
+    table["seeds_ci_min_effect"] = pairs["seeds_for_ci_min_effect"].map(_count)
     return table
 
 

@@ -61,9 +61,10 @@ def bootstrap_interval(
     """Percentile-bootstrap interval of the mean, seeded (same values, same interval).
 
     Its ends are means of resampled observed values, so it never leaves the observed range, hence the
-    metric's `bounds` (accuracies stay in [0, 1]); the clip only guards against rounding.
+    metric's `bounds` (accuracies stay in [0, 1]); the clip only guards against rounding. The values are
+    sorted first, so the interval does not depend on the order the runs were read in.
     """
-    x = _finite(values)
+    x = np.sort(_finite(values))
     if len(x) < 2:
         return float("nan"), float("nan")
     if np.all(x == x[0]):
@@ -224,7 +225,8 @@ def paired_t_power(n: int | np.ndarray, effect_size: float, alpha: float = ALPHA
     df = np.asarray(n) - 1
     critical = stats.t.ppf(1 - alpha / 2, df)
     shift = effect_size * np.sqrt(n)
-    return stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift)
+    wrong_side = np.nan_to_num(stats.nct.cdf(-critical, df, shift), nan=0.0)  # scipy gives NaN where it underflows
+    return stats.nct.sf(critical, df, shift) + wrong_side
 
 
 def seeds_for_power(effect: float | None, sd: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
@@ -232,18 +234,35 @@ def seeds_for_power(effect: float | None, sd: float, alpha: float = ALPHA, power
     taking the paired differences' sd as `sd`; None when it cannot be said (no effect, no spread seen, > MAX_SEEDS)."""
     if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:
         return None
-    return _fewest(lambda n: paired_t_power(n, abs(effect) / sd, alpha) >= power)
+    normal = ((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd / abs(effect)) ** 2  # the z-test's n
+    return _fewest(lambda n: paired_t_power(n, abs(effect) / sd, alpha) >= power, normal)
 
 
 def seeds_for_half_width(effect: float | None, sd: float, confidence: float = CONFIDENCE) -> int | None:
     """Fewest seeds (≥ 2) whose t interval of the mean difference has half-width ≤ `effect` at this sd."""
     if effect is None or not np.isfinite(effect) or effect <= 0 or not np.isfinite(sd) or sd == 0:
         return None
-    return _fewest(lambda n: stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n) <= effect)
+    normal = (stats.norm.ppf((1 + confidence) / 2) * sd / effect) ** 2
+    return _fewest(lambda n: stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n) <= effect, normal)
 
 
-def _fewest(enough: Callable[[int], bool]) -> int | None:
-    """Smallest n in [2, MAX_SEEDS] with enough(n), for a condition that stays true once true: doubling, then bisection."""
+def _fewest(enough: Callable[[np.ndarray], np.ndarray], guess: float) -> int | None:
+    """Smallest n in [2, MAX_SEEDS] with enough(n), for a condition that stays true once true.
+
+    The t-based answer lies a few seeds above the normal approximation `guess`: one vectorised look
+    there, else doubling and bisection.
+    """
+    if guess > MAX_SEEDS:
+        return None if not enough(MAX_SEEDS) else _search(enough)
+    window = np.arange(max(2, int(guess) - 2), int(guess) + 40)
+    ok = np.asarray(enough(window))
+    if ok.any() and (not ok[0] or window[0] == 2):
+        return int(window[np.argmax(ok)])
+    return _search(enough)
+
+
+def _search(enough: Callable[[int], bool]) -> int | None:
+    """Doubling, then bisection, over [2, MAX_SEEDS]."""
     high = 2
     while not enough(high):
         if high >= MAX_SEEDS:

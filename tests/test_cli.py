@@ -31,15 +31,28 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path):
     assert f"mlflow ui --backend-store-uri sqlite:///{store}" in done.stdout
     assert "Q2 MLP grid" in done.stdout and "val_accuracy" in done.stdout
     assert "trained 8/8 cells" in done.stdout + done.stderr  # progress while the grid runs
-    runs = all_runs(MlflowClient(f"sqlite:///{store}"))
+    assert "Paired comparisons of val_accuracy" in done.stdout and "Verdicts:" in done.stdout
+    client = MlflowClient(f"sqlite:///{store}")
+    runs = all_runs(client)
     assert sorted(r.data.tags.get("lab2.step", "parent") for r in runs) == sorted(
         ["parent"] + ["gd-factorise"] * 2 + ["svd-baseline"] * 2 + ["mlp"] * 8
     )
     first = next(r.info.run_id for r in runs if r.data.tags.get("lab2.role") == "pipeline")
+    pairs = client.download_artifacts(first, "seed_pairs.csv", str(tmp_path))
+    assert open(pairs).readline().startswith("a,b,kind,metric,n,mean_diff,sd_diff,ci_low,ci_high,p_t,p_signflip,")
 
     compared = _lab2(tmp_path, "compare").stdout
     assert f"Run {first}" in compared and "Best group: lr=0.1 iterations=10" in compared
     assert re.search(r"^ *0.1 +10 +2 ", compared, re.MULTILINE)  # lr, iterations, n seeds
+    verdicts = compared.split("Verdicts:\n")[1].split("\n\n")[0].splitlines()
+    assert len(verdicts) == 5 and all("with 2 seeds no distribution-free test can go below p = 0.5" in v or "give the same" in v for v in verdicts)
+
+    named = _lab2(tmp_path, "compare", "--pair", "lr=0.1 iterations=10", "lr=0.01 iterations=10", "--min-effect", "0.05").stdout
+    assert "the groups you named" in named and "for a difference of 0.05" in named
+    assert re.search(r"^ *1 +lr=0.1 iterations=10 +lr=0.01 iterations=10 +2 ", named, re.MULTILINE)
+    refused = subprocess.run([LAB2, "compare", "--pair", "lr=0.1", "lr=0.01 iterations=10"], cwd=tmp_path, capture_output=True, text=True,
+                             env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}, timeout=120)
+    assert refused.returncode == 2 and "group 'lr=0.1' matches 2 groups" in refused.stderr
 
     _lab2(tmp_path, "run", "--lrs", "0.1", "0.01", "--iterations", "5", "10", "--seeds", "0", "1", "--gd-epochs", "20",
           "--protocol", "seed-report")
@@ -47,7 +60,8 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path):
     assert second != first
     side_by_side = _lab2(tmp_path, "compare", first, second).stdout
     assert "setup differs: protocol A=held-out B=seed-report" in side_by_side
-    assert "val_accuracy_mean_diff" in side_by_side
+    assert "Each cell of A against the same cell of B, seed by seed (val_accuracy, A − B)" in side_by_side
+    assert len(re.findall(r"^ *\d+ +A lr=\S+ iterations=\d+ +B lr=\S+ iterations=\d+ +2 ", side_by_side, re.MULTILINE)) == 4
 
 
 @pytest.mark.system

@@ -14,6 +14,7 @@ from flows.mlp_grid import mlp_grid
 from lab2core.data import centre, load_dataset
 from lab2core.factorise import truncated_svd
 from lab2core.mlp import forward, prepare_mlp_data, train_trajectories
+from lab2core.seeds import compare_seeds
 from tasks import tracking
 from tests.conftest import all_runs
 
@@ -44,10 +45,12 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
     assert len(runs) == 1 + 2 + 2 + 8
     assert _artifacts(mlflow_store, parent.info.run_id) == [
         f"figures/{name}.png"
-        for name in ("cell_heatmap", "grid_summary", "mean_learning_curves", "u_scatter", "val_accuracy_vs_lr")
+        for name in ("cell_heatmap", "grid_summary", "mean_learning_curves", "paired_differences", "u_scatter", "val_accuracy_vs_lr")
     ]
     root = {a.path for a in mlflow_store.list_artifacts(parent.info.run_id)}
-    assert {"factorisation.csv", "mlp_cells.csv", "seed_summary.csv", "seed_summary.html", "neighbour_overlaps.csv"} <= root
+    assert {"factorisation.csv", "mlp_cells.csv", "seed_summary.csv", "seed_summary.html", "seed_pairs.csv"} <= root
+    assert "neighbour_overlaps.csv" not in root
+    assert parent.data.params["split_seeds"] == "0" and "split_seed" not in parent.data.params
 
     gd = {r.data.params["matrix"]: r for r in _children(runs, "gd-factorise")}
     assert set(gd) == {"lab1-3x3", "iris-uci"}
@@ -128,10 +131,20 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
     assert {m.key: m.value for m in logged.metrics} == {k: cell.data.metrics[k] for k in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")}
     assert {m.dataset_name for m in logged.metrics} == {"iris"}
 
+    pairs = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "seed_pairs.csv"))
+    for column in ("a", "b", "metric", "n", "mean_diff", "ci_low", "ci_high", "p_t", "p_signflip", "p_holm",
+                   "prob_improvement", "seeds_needed", "verdict"):
+        assert column in pairs.columns
+    assert len(pairs) == 2 + 2 + 3 - 2 and (pairs["n"] == 3).all() and (pairs["p_signflip"] >= 0.25).all()
+    assert parent.data.params["val_rows"] == "50"
+    assert summary["val_resolution"].eq(0.02).all() and summary["interval"].str.startswith("percentile bootstrap").all()
+
     flow_run_id = parent.data.tags["prefect.flow_run_id"]
     artifacts = {a.key: a for a in _prefect_artifacts(flow_run_id)}
     assert artifacts["seed-summary"].type == "table"
     assert len(json.loads(artifacts["seed-summary"].data)) == 4
+    assert artifacts["seed-pairs"].type == "table"
+    assert [row["verdict"] for row in json.loads(artifacts["seed-pairs"].data)] == pairs["verdict"].tolist()
     assert parent.info.run_id in artifacts["mlflow-run"].data
     assert "mlp-grid-progress" in artifacts
 
@@ -208,3 +221,31 @@ def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_stor
     assert resumed.data.params["best_seed"] == "0"
     assert len(mlflow_store.search_logged_models([resumed.info.experiment_id])) == 2  # one per pipeline run
     assert len(mlflow_store.search_model_versions("name='lab2-mlp'")) == 1  # the same winning unit: no new version
+
+
+@pytest.mark.system
+def test_a_grid_over_two_split_seeds_reports_both_variance_sources(mlflow_store):
+    cells = mlp_grid(lrs=(0.5, 0.05), iterations=(10,), seeds=(0, 1, 2), split_seeds=(0, 1), cell_figures=False)
+    assert len(cells) == 12 and sorted(cells.groupby("split_seed").size().tolist()) == [6, 6]
+    runs = all_runs(mlflow_store)
+    mlp = _children(runs, "mlp")
+    assert sorted((r.data.params["split_seed"], r.info.run_name.endswith("·split1")) for r in mlp) == [("0", False)] * 6 + [("1", True)] * 6
+    assert len({r.data.tags["lab2.group"] for r in mlp}) == 2  # the MLflow UI groups a cell's seeds over both splits
+    (parent,) = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
+    assert parent.data.params["split_seeds"] == "0,1" and parent.data.params["best_split_seed"] == "0"
+    summary = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "seed_summary.csv"))
+    assert (summary["n_split_seeds"] == 2).all() and (summary["val_accuracy_n"] == 6).all()
+    for row in summary.itertuples():
+        group = cells[cells["lr"] == row.lr].pivot(index="seed", columns="split_seed", values="val_accuracy")
+        assert row.val_accuracy_sd_init == pytest.approx(group.var(axis=0, ddof=1).mean() ** 0.5)
+        assert row.val_accuracy_sd_split == pytest.approx(group.var(axis=1, ddof=1).mean() ** 0.5)
+    (pair,) = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "seed_pairs.csv")).itertuples()
+    by_lr = cells.set_index(["lr", "seed", "split_seed"])["val_accuracy"]
+    differences = [by_lr[(0.5, s, k)] - by_lr[(0.05, s, k)] for s in range(3) for k in range(2)]
+    assert pair.n == 6 and pair.mean_diff == pytest.approx(sum(differences) / 6)
+    assert pair.p_signflip_min == pytest.approx(2 ** -5)
+    units = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "units/mlp_grid.csv"))
+    assert len(units) == 12 and units["identity"].nunique() == 12
+    read_back = compare_seeds(tracking.read_cells(parent.info.run_id), val_rows=50).summary  # what `lab2 compare` computes
+    for column in ("val_accuracy_ci95_low", "val_accuracy_ci95_high", "val_accuracy_sd_init", "val_accuracy_sd_split"):
+        assert read_back[column].tolist() == pytest.approx(summary[column].tolist(), rel=1e-12)

@@ -3,55 +3,172 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
+from lab2core.data import load_dataset
+from lab2core.mlp import prepare_mlp_data, results_frame, train_cells
+from lab2core.params import InputError
+from lab2core.plots import plot_paired_differences
 from lab2core.seeds import (
+    PAIR_COLUMNS,
     best_group,
+    compare_runs,
     compare_seeds,
-    compare_summaries,
+    default_pairs,
     group_label,
-    neighbour_overlaps,
+    pairs_markdown,
     seed_summary,
     setup_differences,
 )
+from lab2core.stats import bootstrap_interval
 
 
-def _cells(values: dict[tuple[float, int], list[float]], dataset: str = "iris") -> pd.DataFrame:
+def _cells(values: dict[tuple[float, int], list[float]], dataset: str = "iris", split_seed: int | None = None) -> pd.DataFrame:
     rows = []
     for (lr, iterations), accuracies in values.items():
         for seed, acc in enumerate(accuracies):
             rows.append({"lr": lr, "iterations": iterations, "seed": seed, "dataset": dataset,
                          "train_accuracy": acc, "val_accuracy": acc, "train_loss": 1 - acc, "val_loss": 1 - acc,
                          "diverged": False})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return frame if split_seed is None else frame.assign(split_seed=split_seed)
 
 
-def test_summary_statistics_match_numpy_and_student_t():
+LAB_LIKE = {
+    (0.1, 100): [0.90, 0.74, 0.92], (0.01, 100): [0.70, 0.62, 0.72], (0.001, 100): [0.16, 0.16, 0.48],
+    (0.1, 1000): [0.94, 0.92, 0.92], (0.01, 1000): [0.90, 0.74, 0.92], (0.001, 1000): [0.70, 0.62, 0.72],
+}
+
+
+def test_summary_statistics_match_numpy_and_the_bootstrap():
     values = [0.7, 0.9, 0.8, 0.95]
-    summary = seed_summary(_cells({(0.1, 100): values}))
-    row = summary.iloc[0]
-    mean, std = np.mean(values), np.std(values, ddof=1)
-    half = stats.t.ppf(0.975, 3) * std / 2
-    assert row["val_accuracy_n"] == 4
-    assert row["val_accuracy_mean"] == pytest.approx(mean)
-    assert row["val_accuracy_std"] == pytest.approx(std)
+    row = seed_summary(_cells({(0.1, 100): values}), val_rows=50).iloc[0]
+    assert row["val_accuracy_n"] == 4 and row["n_seeds"] == 4 and row["n_split_seeds"] == 1
+    assert row["val_accuracy_mean"] == pytest.approx(np.mean(values))
+    assert row["val_accuracy_std"] == pytest.approx(np.std(values, ddof=1))
     assert (row["val_accuracy_min"], row["val_accuracy_max"]) == (0.7, 0.95)
-    assert row["val_accuracy_ci95_low"] == pytest.approx(mean - half)
-    assert row["val_accuracy_ci95_high"] == pytest.approx(mean + half)
-    assert row["dataset"] == "iris"
+    assert (row["val_accuracy_ci95_low"], row["val_accuracy_ci95_high"]) == bootstrap_interval(values)
+    assert row["val_resolution"] == 0.02 and row["val_rows"] == 50
+    assert row["val_accuracy_binomial_se"] == pytest.approx(math.sqrt(0.8375 * 0.1625 / 50))
+    assert row["interval"].startswith("percentile bootstrap") and "only 4 seeds" in row["warning"]
+    assert row["dataset"] == "iris" and row["group"] == "lr=0.1 iterations=100"
 
 
 def test_one_seed_has_no_interval():
     row = seed_summary(_cells({(0.1, 100): [0.8]})).iloc[0]
-    assert row["val_accuracy_n"] == 1 and math.isnan(row["val_accuracy_ci95_low"])
+    assert row["val_accuracy_n"] == 1 and math.isnan(row["val_accuracy_ci95_low"]) and math.isnan(row["val_resolution"])
 
 
-def test_neighbour_verdicts_separate_real_differences_from_noise():
-    cells = _cells({(0.001, 100): [0.30, 0.32, 0.31], (0.01, 100): [0.90, 0.91, 0.92], (0.1, 100): [0.5, 0.95, 0.7]})
-    overlaps = neighbour_overlaps(seed_summary(cells)).set_index(["lr_low", "lr_high"])
-    assert overlaps.loc[(0.001, 0.01), "verdict"] == "real difference"
-    assert overlaps.loc[(0.01, 0.1), "verdict"] == "intervals overlap: not distinguishable"
-    assert overlaps.loc[(0.001, 0.01), "val_accuracy_difference"] == pytest.approx(0.6)
+def test_default_pairs_are_axis_neighbours_and_the_best_against_every_other_once_each():
+    summary = seed_summary(_cells(LAB_LIKE))
+    pairs = default_pairs(summary)
+    kinds = [kind for _, _, kind in pairs]
+    assert kinds.count("neighbour lr") == 4 and kinds.count("neighbour iterations") == 3
+    assert ("lr=0.01 iterations=100", "lr=0.001 iterations=100", "neighbour lr") in pairs  # larger value first
+    assert ("lr=0.1 iterations=1000", "lr=0.1 iterations=100", "neighbour iterations") in pairs
+    best = [(a, b) for a, b, kind in pairs if kind == "vs best"]
+    assert all(a == "lr=0.1 iterations=1000" for a, _ in best)
+    assert len({frozenset((a, b)) for a, b, _ in pairs}) == len(pairs) == 4 + 3 + 5 - 2
+
+
+def test_pairs_table_matches_scipy_row_by_row_with_holm_over_the_table():
+    comparison = compare_seeds(_cells(LAB_LIKE), val_rows=50)
+    pairs = comparison.pairs
+    assert list(pairs.columns) == PAIR_COLUMNS
+    values = _cells(LAB_LIKE).set_index(["lr", "iterations", "seed"])["val_accuracy"]
+    for row in pairs.itertuples():
+        a = [values[(float(row.a.split()[0][3:]), int(row.a.split()[1][11:]), s)] for s in range(3)]
+        b = [values[(float(row.b.split()[0][3:]), int(row.b.split()[1][11:]), s)] for s in range(3)]
+        if a != b:
+            assert row.p_t == pytest.approx(stats.ttest_rel(a, b).pvalue)
+        assert row.mean_diff == pytest.approx(np.mean(np.subtract(a, b)))
+        assert row.p_holm >= row.p_t
+    ordered = np.sort(pairs["p_t"].to_numpy())
+    assert pairs["p_holm"].min() == pytest.approx(min(1.0, len(pairs) * ordered[0]))
+    assert len(comparison.paired) == 3 * len(pairs)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread, as the grid's shards use (more only contend on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_lab_grid_lr_001_against_lr_0001_at_100_iterations(one_torch_thread):
+    data = prepare_mlp_data(load_dataset("iris"))
+    cells = results_frame(train_cells(data, [(lr, s) for lr in (0.1, 0.01, 0.001) for s in (0, 1, 2)], [100, 1000]))
+    pairs = compare_seeds(cells, val_rows=data.val_rows).pairs.set_index(["a", "b"])
+    row = pairs.loc[("lr=0.01 iterations=100", "lr=0.001 iterations=100")]
+    assert row["mean_diff"] == pytest.approx(0.4133, abs=1e-4)
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(0.03, abs=0.005), pytest.approx(0.80, abs=0.005))
+    assert row["p_t"] == pytest.approx(0.044, abs=5e-4)
+    assert row["p_signflip"] == 0.25 and row["prob_improvement"] == 1.0
+    assert "with 3 seeds no distribution-free test can go below p = 0.25" in row["verdict"]
+    assert row["verdict"].startswith("lr=0.01 ahead of lr=0.001 at iterations=100 by +0.413, not significant over 10")
+
+    (named,) = compare_seeds(cells, named=[("lr=0.01 iterations=100", "lr=0.001 iterations=100")]).pairs.itertuples()
+    assert named.p_holm == named.p_t and named.kind == "named"
+    assert named.verdict.startswith("lr=0.01 beats lr=0.001 at iterations=100 by +0.413 (95% CI +0.027 … +0.799")
+
+
+def test_pairs_are_matched_on_seed_and_split_seed():
+    a = pd.concat([_cells({(0.1, 10): [0.9, 0.8, 0.7]}, split_seed=k) for k in (0, 1)])
+    b = pd.concat([_cells({(0.01, 10): [0.8, 0.8, 0.8]}, split_seed=0), _cells({(0.01, 10): [0.5, 0.5]}, split_seed=1)])
+    comparison = compare_seeds(pd.concat([a, b], ignore_index=True))
+    (row,) = comparison.pairs.itertuples()
+    assert row.n == 5  # seed 2 of split 1 has no partner
+    assert row.mean_diff == pytest.approx(np.mean([0.1, 0.0, -0.1, 0.4, 0.3]))
+    summary = comparison.summary.set_index("group")
+    assert summary.loc["lr=0.1 iterations=10", "n_split_seeds"] == 2
+    assert summary.loc["lr=0.1 iterations=10", "val_accuracy_sd_init"] == pytest.approx(0.1)
+    assert summary.loc["lr=0.1 iterations=10", "val_accuracy_sd_split"] == pytest.approx(0.0)
+    assert "val_sd_split" in comparison.display().columns
+    assert any("from the split seed" in note for note in comparison.notes())
+
+
+def test_named_groups_must_match_exactly_one_group():
+    summary_cells = _cells(LAB_LIKE)
+    for a, message in [
+        ("lr=0.01", "matches 2 groups"),
+        ("lr=0.5 iterations=100", "matches no group"),
+        ("learning_rate=0.1", "unknown key learning_rate"),
+        ("lr0.1", "KEY=VALUE"),
+        ("", "KEY=VALUE"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            compare_seeds(summary_cells, named=[(a, "lr=0.1 iterations=100")])
+    pairs = compare_seeds(summary_cells, named=[("lr=1e-3 iterations=1000", "lr=0.001 iterations=100")]).pairs
+    assert pairs.loc[0, "a"] == "lr=0.001 iterations=1000"
+    close = compare_seeds(_cells({(1.0000001, 10): [0.9, 0.8], (1.0000002, 10): [0.7, 0.8]})).pairs
+    assert (close.loc[0, "a"], close.loc[0, "b"]) == ("lr=1.0000002 iterations=10", "lr=1.0000001 iterations=10")
+
+
+def test_two_runs_are_compared_cell_by_cell_on_their_shared_seeds():
+    a = _cells({(0.1, 10): [0.9, 0.8, 0.7], (0.01, 10): [0.5, 0.5, 0.5]})
+    b = _cells({(0.1, 10): [0.1, 0.7, 0.6, 0.5], (0.2, 10): [0.5]}, dataset="iris-uci")
+    pairs, paired = compare_runs(a, b)
+    (row,) = pairs.itertuples()
+    assert (row.a, row.b, row.n) == ("A lr=0.1 iterations=10", "B lr=0.1 iterations=10", 3)
+    assert row.mean_diff == pytest.approx(np.mean([0.8, 0.1, 0.1]))
+    assert row.verdict.startswith("cannot tell A from B at lr=0.1 iterations=10")
+    assert len(paired) == 3
+    assert setup_differences(a, b) == {"dataset": ("iris", "iris-uci")}
+
+
+def test_verdicts_say_what_the_data_can_tell():
+    same = compare_seeds(_cells({(0.1, 10): [0.9, 0.8], (0.01, 10): [0.9, 0.8]})).pairs.loc[0, "verdict"]
+    assert same == "lr=0.1 and lr=0.01 at iterations=10 give the same val_accuracy on all 2 seeds"
+    many = {(0.1, 10): list(np.linspace(0.80, 0.90, 12)), (0.01, 10): list(np.linspace(0.80, 0.90, 12) - 0.05 + np.tile([0.01, -0.01], 6))}
+    row = compare_seeds(_cells(many)).pairs.iloc[0]
+    assert row["verdict"].startswith("lr=0.1 beats lr=0.01 at iterations=10 by +0.050") and "sign-flip p = 0.000488" in row["verdict"]
+    close = {(0.1, 10): list(np.linspace(0.80, 0.90, 12)), (0.01, 10): list(np.linspace(0.80, 0.90, 12) + np.tile([0.002, -0.003], 6))}
+    assert "equivalent within ±0.02" in compare_seeds(_cells(close)).pairs.loc[0, "verdict"]
+    noisy = compare_seeds(_cells({(0.1, 10): [0.9, 0.7, 0.8], (0.01, 10): [0.8, 0.8, 0.78]})).pairs.loc[0]
+    assert noisy["verdict"].startswith("cannot tell lr=0.1 from lr=0.01") and f"about {noisy['seeds_needed']} seeds" in noisy["verdict"]
 
 
 def test_best_group_ties_go_to_fewer_iterations():
@@ -61,24 +178,22 @@ def test_best_group_ties_go_to_fewer_iterations():
     assert isinstance(best["iterations"], int)
 
 
-def test_compare_two_runs_gives_the_difference_of_means():
-    a = seed_summary(_cells({(0.1, 100): [0.8, 0.9]}))
-    b = seed_summary(_cells({(0.1, 100): [0.9, 1.0]}, dataset="iris-uci"))
-    joined = compare_summaries(a, b)
-    assert joined.loc[0, "val_accuracy_mean_diff"] == pytest.approx(0.1)
-    assert setup_differences(_cells({(0.1, 100): [0.8]}), _cells({(0.1, 100): [0.8]}, "iris-uci")) == {
-        "dataset": ("iris", "iris-uci")
-    }
-
-
-def test_group_label_is_short_and_leaves_the_seed_and_default_setup_out():
+def test_group_label_is_short_and_leaves_the_seeds_and_default_setup_out():
     params = {"lr": 0.1, "iterations": 100, "seed": 2, "dataset": "iris", "hidden": 12, "split_seed": 0, "scaling": "var", "protocol": "held-out"}
     assert group_label(params) == "lr=0.1 it=100"
-    assert group_label({**params, "seed": 0}) == group_label(params)
+    assert group_label({**params, "seed": 0, "split_seed": 1}) == group_label(params)
     assert group_label({**params, "protocol": "seed-report", "hidden": "8"}) == "lr=0.1 it=100 hidden=8 protocol=seed-report"
 
 
-def test_display_and_html_name_the_best_group():
-    comparison = compare_seeds(_cells({(0.1, 100): [0.8, 0.9], (0.01, 100): [0.5, 0.6]}))
-    assert list(comparison.display()["val_accuracy"]) == ["0.850 ± 0.071", "0.550 ± 0.071"]
-    assert "lr=0.1 iterations=100" in comparison.html()
+def test_display_html_markdown_and_figure_name_the_groups():
+    comparison = compare_seeds(_cells(LAB_LIKE), val_rows=50)
+    assert list(comparison.display()["val_accuracy"])[:2] == ["0.853 ± 0.099", "0.680 ± 0.053"]
+    assert "lr=0.1 iterations=1000" in comparison.html() and "seed_pairs" not in comparison.html()
+    markdown = pairs_markdown(comparison.pairs, limit=3)
+    lines = markdown.splitlines()
+    assert lines[0].startswith("| A | B | n | A − B (95% CI) | paired t p | Holm p |")
+    assert lines[3].startswith("| lr=0.01 iterations=100 | lr=0.001 iterations=100 | 3 | +0.413 (+0.027 … +0.799) | 0.044 |")
+    assert lines[-1] == "7 more comparisons in seed_pairs.csv."
+    figure = plot_paired_differences(comparison.paired, comparison.pairs)
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    assert len(panels) == len(comparison.pairs) and all(len(ax.lines) == 3 for ax in panels)

@@ -73,9 +73,9 @@ def test_sign_flip_past_sixteen_seeds_is_a_seeded_monte_carlo_close_to_the_exact
 
 def test_bootstrap_interval_is_scipys_percentile_bootstrap_and_a_plain_resampling_loop():
     x = np.array([0.92, 0.94, 0.74, 0.9, 0.88, 0.96])
-    oracle = stats.bootstrap((x,), np.mean, method="percentile", rng=np.random.default_rng(0), n_resamples=BOOTSTRAP_RESAMPLES)
+    oracle = stats.bootstrap((np.sort(x),), np.mean, method="percentile", rng=np.random.default_rng(0), n_resamples=BOOTSTRAP_RESAMPLES)
     assert bootstrap_interval(x) == pytest.approx(tuple(oracle.confidence_interval), rel=1e-12)
-    assert bootstrap_interval(x) == bootstrap_interval(x.copy())  # seeded: the same values, the same interval
+    assert bootstrap_interval(x) == bootstrap_interval(x[::-1].copy())  # seeded and sorted: the same values, the same interval
     rng = np.random.default_rng(1)
     means = np.array([rng.choice(x, len(x)).mean() for _ in range(20_000)])
     assert bootstrap_interval(x) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])), abs=0.01)
@@ -98,10 +98,13 @@ def test_binomial_standard_error_is_the_binomial_sd_over_rows():
     assert np.isnan(binomial_se(0.9, None))
 
 
-@pytest.mark.parametrize("effect, sd", [(0.4133, 0.1553), (0.1, 0.125), (0.02, 0.05)])
+@pytest.mark.parametrize("effect, sd", [(0.4133, 0.1553), (0.1, 0.125), (0.02, 0.05), (0.02, 0.3), (5.0, 0.1)])
 def test_seeds_for_power_is_the_fewest_seeds_with_80_percent_power(effect, sd):
     n = seeds_for_power(effect, sd)
-    assert paired_t_power(n, effect / sd) >= 0.8 > paired_t_power(n - 1, effect / sd) or n == 2
+    assert paired_t_power(n, effect / sd) >= 0.8
+    assert n == 2 or paired_t_power(n - 1, effect / sd) < 0.8
+    brute = next(k for k in range(2, 10_000) if paired_t_power(k, effect / sd) >= 0.8)
+    assert n == brute
 
 
 @pytest.mark.parametrize("effect, sd", [(0.1, 0.125), (0.05, 0.1)])
