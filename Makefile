@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,dask,postgres]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,dask,postgres,auth]"
 	touch $@
 
 run: setup
