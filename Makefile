@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test clean
+.PHONY: setup run test clean postgres-server
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: setup
 	$(BIN)/lab2 run
 
-test: setup
+test: setup postgres-server
 	$(BIN)/python -m pytest
+
+# The system tier starts its own PostgreSQL cluster with Debian's server programs; installed only when missing.
+postgres-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns
