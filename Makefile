@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MPLBACKEND ?= Agg
 
-.PHONY: setup browser run test test-fast clean
+.PHONY: setup system-deps run test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -13,19 +13,23 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,dask,postgres]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,dask,postgres,auth]"
 	touch $@
 
 run: setup
 	$(BIN)/lab2 run
 
-# The browser tests drive the distribution's Chromium (never a downloaded browser build).
+# The system tier drives the distribution's Chromium (never a downloaded browser build) and starts its own
+# PostgreSQL cluster with Debian's server programs; each is installed only when missing (root, as in CI).
 CHROMIUM ?= /usr/bin/chromium
-browser:
-	@test -x $(CHROMIUM) || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+system-deps:
+	@missing=""; \
+	test -x $(CHROMIUM) || missing="chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
 # Both tiers: the fast one (no servers, the edit-test loop's `pytest`), then the system one.
-test: setup browser
+test: setup system-deps
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -m system
 

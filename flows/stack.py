@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,7 +59,7 @@ class StackConfig:
     mlflow_port: int = 5000
     timeout: float = 120.0  # seconds to wait for each service's readiness
     host: str = HOST
-    postgres: str | None = None  # postgresql://USER:PASSWORD@HOST:PORT, a server; never written down
+    postgres: str | None = field(default=None, repr=False)  # postgresql://USER:PASSWORD@HOST:PORT, a server; never written down
 
     @classmethod
     def from_env(
@@ -161,7 +161,7 @@ def unanswered(urls: Mapping[str, str]) -> list[str]:
 class _Service:
     name: str
     command: list[str]
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # may hold credentials
     port: int
     ready: Callable[[], bool]
 
@@ -303,6 +303,9 @@ def _services(config: StackConfig) -> dict[str, _Service]:
             "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or secrets.token_hex(32),
         }
         mlflow_auth = ["--app-name", "basic-auth"]
+        if not os.environ.get("MLFLOW_SERVER_ALLOWED_HOSTS"):  # MLflow answers only Host headers it knows (else 403)
+            names = [config.reachable_host, "localhost", HOST]
+            mlflow_auth += ["--allowed-hosts", ",".join(f"{n},{n}:{config.mlflow_port}" for n in names)]
     artifacts = config.data_dir / "mlartifacts"
     services = [
         _Service(

@@ -292,6 +292,7 @@ def pipeline_run(experiment: str, run_name: str, record: RunRecord, attach_to: s
     except BaseException:
         _terminate_quietly(run_id, "FAILED")  # if MLflow is gone, the next start marks it KILLED
         raise
+    reap_stale_runs(exp_id)  # e.g. a cell run a killed Dask worker left open while another worker redid it
     retrying(f"the end of {what}", lambda: client().set_terminated(run_id, "FINISHED"))
 
 

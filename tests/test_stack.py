@@ -18,7 +18,10 @@ import pytest
 
 from flows import stack
 from flows.cli import main
-from tests.processes import descendants, left_behind, still_alive
+from tests.processes import descendants, left_behind
+from tests.servers import running_stack
+
+pytestmark = pytest.mark.system
 
 pytestmark = pytest.mark.system
 
@@ -42,18 +45,10 @@ def _http(url: str, body: dict | None = None) -> dict | list:
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> stack.StackConfig:
-    """A running stack for this module; on teardown, down and no process group left."""
+    """A running stack for this module, off the default ports; on teardown, down and no process group left."""
     config = stack.StackConfig(tmp_path_factory.mktemp("stack"), _free_port(), _free_port(), timeout=180.0)
-    before = descendants()
-    try:
-        stack.up(config)
+    with running_stack(config):
         yield config
-    finally:
-        started = json.loads(config.state_file.read_text()) if config.state_file.exists() else {}
-        family = descendants() - before  # servers, worker, their children, flow runs still running
-        stack.down(config)
-        assert [name for name, entry in started.items() if stack._group_alive(entry["pid"])] == []
-        assert left_behind(before) == {} and still_alive(family) == set()
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +93,40 @@ def test_a_second_up_starts_no_duplicates_and_status_reports_all(config, capsys)
     assert set(before) == set(stack.SERVICES)
     report = stack.status(config)
     assert all(entry["running"] and entry["healthy"] for entry in report.values())
-    args = ["--data-dir", str(config.data_dir), "--prefect-port", str(config.prefect_port), "--mlflow-port", str(config.mlflow_port)]
-    assert main(["stack", "status", *args]) == 0
+    assert main(["stack", "status", "--data-dir", str(config.data_dir)]) == 0  # ports read from its stack.json
     out = capsys.readouterr().out
     assert config.prefect_ui_url in out and config.mlflow_url in out
+
+
+def test_the_ui_calls_the_api_on_the_stacks_own_port(config):
+    assert _http(f"{config.prefect_ui_url}/ui-settings")["api_url"] == config.prefect_api_url
+
+
+def test_status_and_deploy_find_the_stack_from_lab2_stack_dir_and_honour_exported_urls(config, monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAB2_STACK_DIR", str(config.data_dir))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["stack", "status"]) == 0
+    assert f"export PREFECT_API_URL={config.prefect_api_url}" in capsys.readouterr().out
+    nowhere = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("PREFECT_API_URL", f"{nowhere}/api")
+    assert main(["stack", "status"]) == 3
+    assert main(["stack", "deploy"]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [f"PREFECT_API_URL={nowhere}/api: no server answers at {nowhere}/api/health; start the stack (lab2 stack up) or export the right PREFECT_API_URL",
+                      f"lab2 stack deploy: PREFECT_API_URL={nowhere}/api: no server answers at {nowhere}/api/health; start the stack (lab2 stack up) or export the right PREFECT_API_URL"]
+
+
+def test_status_and_deploy_of_a_stack_not_running_say_so_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    port = _free_port()
+    assert main(["stack", "status", "--data-dir", str(tmp_path)]) == 3
+    assert main(["stack", "deploy", "--data-dir", str(tmp_path), "--prefect-port", str(port), "--mlflow-port", str(_free_port())]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 3 and "Traceback" not in err
+    assert f"no stack recorded in {tmp_path}" in err and f"no server answers at http://127.0.0.1:{port}/api/health" in err
 
 
 def test_the_nightly_deployment_is_scheduled_with_concurrency_one(config, deployments):

@@ -7,7 +7,7 @@ from flows.mlp_grid import grid_task_runner, mlp_grid
 from tests.conftest import all_runs
 from tests.processes import descendants, left_behind
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.system]
 
 GRID = dict(lrs=(0.1, 0.01, 0.001), iterations=(5, 50), seeds=(0, 1), cell_figures=False)
 METRICS = ["train_accuracy", "val_accuracy", "train_loss", "val_loss"]
