@@ -26,14 +26,14 @@ def test_every_listed_file_exists():
     assert all((ROOT / name).is_file() for name in UNIT_CODE)
 
 
-@pytest.mark.parametrize("name", ["lab2core/report.py", "lab2core/seeds.py", "lab2core/inputs.py", "flows/lab2.py", "flows/cli.py"])
+@pytest.mark.parametrize("name", ["lab2core/report.py", "lab2core/seeds.py", "lab2core/inputs.py", "flows/lab2.py", "flows/cli.py", "tasks/tracking/queries.py", "tasks/tracking/client.py"])
 def test_an_edit_outside_the_unit_code_keeps_every_identity(checkout, name):
     before = code_version.__wrapped__(checkout)
     _edit(checkout / name)
     assert code_version.__wrapped__(checkout) == before
 
 
-@pytest.mark.parametrize("name", ["lab2core/mlp.py", "lab2core/factorise.py", "lab2core/plots.py", "tasks/record.py", "tasks/tracking.py"])
+@pytest.mark.parametrize("name", ["lab2core/mlp.py", "lab2core/factorise.py", "lab2core/plots.py", "tasks/record.py", "tasks/tracking/runs.py"])
 def test_an_edit_to_the_recipe_or_the_recording_changes_every_identity(checkout, name):
     before = code_version.__wrapped__(checkout)
     _edit(checkout / name)

@@ -72,7 +72,7 @@ def test_runs_left_running_by_a_gone_process_are_killed_and_recomputed_but_live_
     mlp_grid(lrs=(0.1,), iterations=(3,), seeds=(0,), cell_figures=False)
     (cell,) = [r for r in all_runs(mlflow_store) if r.data.tags.get("lab2.step") == "mlp"]
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone_owner = tracking._owner_of(gone.pid)
+    gone_owner = tracking.owner_of(gone.pid)
     gone.wait()
     # The finished cell becomes a run its dead owner left RUNNING; another run belongs to this live process.
     mlflow_store.set_tag(cell.info.run_id, "lab2.owner", gone_owner)

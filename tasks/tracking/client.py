@@ -1,0 +1,254 @@
+"""The MLflow client of lab2: which store, checked before any run exists, secrets redacted, every call retried.
+
+Every call through `client()` is retried with exponential backoff on transient errors (connection
+refused or reset, timeouts, HTTP 502/503/504, SQLite "database is locked", a store whose tables another
+process is creating) for LAB2_TRACKING_RETRY_SECONDS (default 60), then fails with a TrackingError
+naming the tracking URI (credentials redacted) and what was not logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock around store creation
+    fcntl = None
+
+import requests
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import OperationalError
+
+from lab2core.params import InputError
+
+RETRY_SECONDS_ENV = "LAB2_TRACKING_RETRY_SECONDS"
+
+
+DEFAULT_RETRY_SECONDS = 60.0
+
+
+KNOWN_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql")
+
+
+SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME")
+
+
+_TRANSIENT = re.compile(
+    r"database is locked|Max retries exceeded|Connection refused|Connection aborted|Connection reset"
+    r"|Connection broken|IncompleteRead|RemoteDisconnected|timed out|error code 50[234]|TEMPORARILY_UNAVAILABLE"
+    # Two threads logging one dataset both insert it; a retry finds the row the other one wrote.
+    r"|UNIQUE constraint failed: datasets\.|duplicate key value violates unique constraint \"?datasets"
+)
+
+
+T = TypeVar("T")
+
+
+class TrackingError(RuntimeError):
+    """MLflow did not answer within the retry window: names the tracking URI and what was not logged."""
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else MLflow's default SQLite store in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def ui_command(uri: str) -> str:
+    """The command (or address) that opens the MLflow UI on `uri`, credentials redacted."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {redact(uri)} in a browser"
+    return f"mlflow ui --backend-store-uri {redact(uri)}"
+
+
+def redact(text: str) -> str:
+    """`text` with URL credentials, secret query values and lab2's secret env values replaced by ***."""
+    text = re.sub(r"://[^/\s@]+@", "://***@", text)
+    text = re.sub(r"(?i)\b((?:password|passwd|token|secret|api_key|access_key)=)[^&\s]+", r"\1***", text)
+    for name in SECRET_ENV[:2]:
+        if value := os.environ.get(name):
+            text = text.replace(value, "***")
+    return text
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Raise InputError unless `uri` has a known scheme and its store can be reached (an http server answers)."""
+    shown = redact(uri)
+    try:
+        parts = urlsplit(uri)
+        parts.port  # raises ValueError on a malformed port
+    except ValueError as error:
+        raise InputError(f"tracking URI {shown} is malformed ({error}); use sqlite:///PATH or http://HOST:PORT") from None
+    scheme = parts.scheme.split("+")[0]
+    if scheme not in KNOWN_SCHEMES:
+        raise InputError(f"tracking URI {shown}: unknown scheme {parts.scheme!r}; use one of {', '.join(KNOWN_SCHEMES)}")
+    if scheme in ("http", "https"):
+        _check_server(uri, shown, parts.hostname)
+    elif scheme in ("sqlite", "file"):
+        _check_local_store(uri, shown, parts.path)
+
+
+def _check_server(uri: str, shown: str, host: str | None) -> None:
+    if not host:
+        raise InputError(f"tracking URI {shown} names no host; use http://HOST:PORT")
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except requests.RequestException as error:
+        reason = type(error).__name__
+        raise InputError(
+            f"tracking URI {shown}: no MLflow server answers there ({reason}); start one "
+            "(mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI"
+        ) from None
+
+
+def _check_local_store(uri: str, shown: str, path: str) -> None:
+    if uri.startswith("sqlite://") and not path:
+        raise InputError(f"tracking URI {shown} names no database file; use sqlite:///PATH")
+    file = Path(path[1:] if uri.startswith("sqlite:") else path)  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
+    folder = file.parent
+    if not folder.is_dir():
+        raise InputError(f"tracking URI {shown}: folder {folder} does not exist; use an existing folder")
+
+
+def retry_seconds() -> float:
+    """How long tracking calls are retried (LAB2_TRACKING_RETRY_SECONDS, default 60 s)."""
+    return float(os.environ.get(RETRY_SECONDS_ENV) or DEFAULT_RETRY_SECONDS)
+
+
+def retrying(what: str, call: Callable[[], T]) -> T:
+    """`call()`, retried with exponential backoff on transient errors; TrackingError once the window has passed."""
+    window = retry_seconds()
+    deadline = time.monotonic() + window
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except Exception as error:  # noqa: BLE001 - transient ones are retried, the rest re-raised
+            if not _transient(error):
+                if redact(str(error)) != str(error):  # MLflow's messages quote the URI, credentials and all
+                    raise TrackingError(f"{what} was not logged: {redact(str(error))[:500]}") from None
+                raise
+            if time.monotonic() + delay > deadline:
+                detail = redact(str(error))[:300]
+                raise TrackingError(
+                    f"MLflow at {redact(tracking_uri())} did not answer for {window:g} s: {what} was not logged ({detail})"
+                ) from None
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+
+
+def _transient(error: Exception) -> bool:
+    if isinstance(error, TrackingError):  # an inner call already retried for the whole window
+        return False
+    # SQLAlchemy's OperationalError: a locked SQLite file, or tables another process is creating right now.
+    if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, OperationalError)):
+        return True
+    code = getattr(error, "error_code", "")
+    return code == "TEMPORARILY_UNAVAILABLE" or bool(_TRANSIENT.search(str(error)))
+
+
+@functools.lru_cache(maxsize=8)
+def _client(uri: str) -> MlflowClient:
+    # lab2 retries on its own clock: MLflow's HTTP client fails fast instead of retrying for minutes.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # MLflow prints "View run … at: URI" per run: noise for a grid, and a leak when the URI holds credentials.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    if redact(uri) != uri:
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    with _store_creation_lock(uri):
+        return MlflowClient(tracking_uri=uri)
+
+
+@contextmanager
+def _store_creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive flock on a local SQLite file while MLflow creates or migrates its tables.
+
+    Two processes creating one fresh store at once would otherwise race in its migrations. SQLite's
+    own locks are fcntl locks, which flock does not touch.
+    """
+    if not uri.startswith("sqlite:///") or fcntl is None:
+        yield
+        return
+    with Path(uri.removeprefix("sqlite:///")).open("ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class RetryingClient:
+    """An MlflowClient of which every method call is retried on transient errors (see `retrying`).
+
+    `what` names, in the error that ends the retries, what was not logged (default: the method).
+    """
+
+    def __init__(self, inner: MlflowClient, what: str | None = None) -> None:
+        self._inner = inner
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+        what = self._what or f"MLflow's {name}"
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return retrying(what, lambda: attribute(*args, **kwargs))
+
+        return call
+
+
+def client(what: str | None = None) -> RetryingClient:
+    """The MLflow client of the current tracking URI; every call through it is retried."""
+    return RetryingClient(raw_client(), what)
+
+
+def raw_client() -> MlflowClient:
+    """The same client without retries, for a call whose retry must first check what the lost reply did."""
+    return _client(tracking_uri())
+
+
+def experiment_id(name: str) -> str:
+    """Id of experiment `name`, created if missing (safe when two processes race to create it)."""
+    return retrying(f"experiment {name!r}", lambda: _experiment_id(name))
+
+
+def _experiment_id(name: str) -> str:
+    mlflow = raw_client()
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return mlflow.create_experiment(name)
+    except MlflowException as error:
+        if _transient(error):
+            raise
+        return mlflow.get_experiment_by_name(name).experiment_id
+
+
+def search_runs(exp_id: str, query: str) -> list[Run]:
+    runs, token = [], None
+    while True:
+        page = client().search_runs([exp_id], query, max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+@functools.lru_cache(maxsize=64)
+def experiment_of(run_id: str) -> str:
+    return client(f"the experiment of run {run_id}").get_run(run_id).info.experiment_id
+

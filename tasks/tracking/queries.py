@@ -1,0 +1,92 @@
+"""Reading runs back: the latest grid run, its cells and units, histories, params and tags (for `lab2 compare`)."""
+
+from __future__ import annotations
+
+import tempfile
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from tasks.tracking.client import client, experiment_of, redact, search_runs, tracking_uri
+from tasks.tracking.runs import ROLE_TAG, STEP_TAG
+
+def latest_grid_run(experiment: str) -> str:
+    """Id of the newest finished pipeline run of `experiment` that trained an MLP grid."""
+    found = client().get_experiment_by_name(experiment)
+    runs = [] if found is None else client().search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{ROLE_TAG}` = 'pipeline' and params.lrs LIKE '%' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise LookupError(f"no finished lab2 grid run in experiment {experiment!r} at {tracking_uri()}")
+    return runs[0].info.run_id
+
+
+def read_cells(parent_run_id: str) -> pd.DataFrame:
+    """The MLP cells of a pipeline run, read back from MLflow: one row of params and metrics per cell.
+
+    The cells are those its `units/mlp_grid.csv` names (reused runs included), else its `mlp` children.
+    """
+    try:
+        parent = client().get_run(parent_run_id)
+    except MlflowException:
+        raise LookupError(f"no run {parent_run_id!r} at {redact(tracking_uri())}") from None
+    run_ids = _unit_run_ids(parent_run_id, "mlp_grid")
+    if run_ids is None:
+        query = f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{STEP_TAG}` = 'mlp'"
+    else:
+        query = "attributes.run_id IN ({})".format(", ".join(f"'{r}'" for r in run_ids))
+    runs = search_runs(parent.info.experiment_id, f"{query} and attributes.status = 'FINISHED'") if run_ids != [] else []
+    if not runs:
+        raise LookupError(f"run {parent_run_id} has no finished MLP cells")
+    derived = ("log10_lr",)  # a function of lr, for the UI's charts
+    frame = pd.DataFrame([
+        {**{k: v for k, v in r.data.params.items() if k not in derived}, **r.data.metrics, "diverged": r.data.tags.get("lab2.diverged") == "true"}
+        for r in runs
+    ])
+    return frame.astype({"lr": float, "iterations": int, "seed": int, "diverged": bool})
+
+
+def _unit_run_ids(parent_run_id: str, flow_name: str) -> list[str] | None:
+    """Run ids of the `mlp` units a parent lists in units/{flow_name}.csv; None if it lists none."""
+    units = read_units(parent_run_id, flow_name)
+    return None if units is None else units.loc[units["step"] == "mlp", "run_id"].tolist()
+
+
+def read_units(parent_run_id: str, flow_name: str) -> pd.DataFrame | None:
+    """The units table a parent run holds for a flow (units/{flow_name}.csv); None if it has none."""
+    path = f"units/{flow_name}.csv"
+    if path not in {a.path for a in client().list_artifacts(parent_run_id, "units")}:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        return pd.read_csv(client().download_artifacts(parent_run_id, path, folder))
+
+
+def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """Every (step, value) of a run's metric, by step."""
+    history = client(f"the history of {key!r} of run {run_id}").get_metric_history(run_id, key)
+    return sorted((m.step, m.value) for m in history)
+
+
+def run_params(run_id: str) -> dict[str, str]:
+    """A run's params."""
+    return dict(client(f"the params of run {run_id}").get_run(run_id).data.params)
+
+
+def run_tags(run_id: str) -> dict[str, str]:
+    """A run's tags."""
+    return dict(run_data(run_id).tags)
+
+
+def run_data(run_id: str):  # noqa: ANN201 - MLflow's RunData: params, metrics, tags
+    """A run's params, final metrics and tags."""
+    return client(f"run {run_id}").get_run(run_id).data
+
+
+def experiment_name_of(run_id: str) -> str:
+    """The name of a run's experiment."""
+    exp_id = experiment_of(run_id)
+    return client(f"experiment {exp_id}").get_experiment(exp_id).name
+

@@ -1,0 +1,237 @@
+"""Writing runs: one parent run per pipeline run, child runs written whole, datasets, figures, the winner model.
+
+Layout: one parent run per pipeline run (tag lab2.role=pipeline); one child run per unit of work (tag
+lab2.step, mlflow.parentRunId). A child run is written whole — created, filled with one batch, its
+figures logged, terminated — so a failure never leaves a half-written run behind.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import mlflow.data
+import mlflow.pytorch
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.pandas_dataset import PandasDataset
+from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_MODEL_VERSIONS, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
+
+from tasks.tracking.client import TrackingError, check_tracking_uri, client, experiment_id, experiment_of, retrying, tracking_uri
+from tasks.tracking.links import environment_tags, link_flow_run, prefect_tags
+from tasks.tracking.resume import IDENTITY_TAG, OWNER_TAG, create_run, owner, reap_stale_runs
+
+ROLE_TAG = "lab2.role"
+
+
+STEP_TAG = "lab2.step"
+
+
+DESCRIPTION_TAG = MLFLOW_RUN_NOTE  # the run page's Description, markdown
+
+
+@dataclass
+class RunRecord:
+    """What one run logs: flat params, final metrics, per-step histories, tags and figures."""
+
+    params: Mapping[str, object] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    histories: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    figures: Mapping[str, Figure] = field(default_factory=dict)  # artifact name → Figure
+    datasets: Mapping[str, PandasDataset] = field(default_factory=dict)  # context (training, validation) → dataset
+    figure_folder: str = "figures"  # "" puts them at the root, where MLflow's compare page looks for common artifacts
+
+
+@contextmanager
+def pipeline_run(experiment: str, run_name: str, record: RunRecord, attach_to: str | None = None) -> Iterator[str]:
+    """Open the parent run and yield its id: FINISHED on success, FAILED (re-raised) on error.
+
+    With `attach_to`, yield that run instead: a sub-flow inside a larger pipeline run. Before a new
+    parent opens, the URI is checked and runs left RUNNING by processes that are gone are marked KILLED.
+    """
+    if attach_to is not None:
+        link_flow_run(attach_to)
+        yield attach_to
+        return
+    check_tracking_uri(tracking_uri())
+    exp_id = experiment_id(experiment)
+    reap_stale_runs(exp_id)
+    tags = {ROLE_TAG: "pipeline", OWNER_TAG: owner(), **prefect_tags(), **environment_tags(), **record.tags}
+    what = f"the parent run {run_name!r} of experiment {experiment!r}"
+    run_id = create_run(exp_id, run_name, tags, what)
+    link_flow_run(run_id)
+    try:
+        log_to_run(run_id, RunRecord(params=record.params, metrics=record.metrics, figures=record.figures), what)
+        yield run_id
+    except BaseException:
+        _terminate_quietly(run_id, "FAILED")  # if MLflow is gone, the next start marks it KILLED
+        raise
+    reap_stale_runs(exp_id)  # e.g. a cell run a killed Dask worker left open while another worker redid it
+    client(f"the end of {what}").set_terminated(run_id, "FINISHED")
+
+
+def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecord, identity: str | None = None) -> str:
+    """Write one child run whole and give it the identity; on any error delete what was written and re-raise."""
+    what = f"child run {run_name!r} (step {step})"
+    exp_id = experiment_of(parent_run_id)
+    tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, OWNER_TAG: owner(), **record.tags}
+    if identity is not None:
+        tags[IDENTITY_TAG] = identity
+    run_id = create_run(exp_id, run_name, tags, what)
+    try:
+        content = RunRecord(record.params, record.metrics, record.histories, {}, record.figures, record.datasets, record.figure_folder)
+        log_to_run(run_id, content, what)
+        client(what).set_terminated(run_id, "FINISHED")
+    except BaseException:
+        _delete_quietly(run_id)  # if MLflow is gone, the run stays RUNNING and the next start marks it KILLED
+        raise
+    return run_id
+
+
+def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
+    """Params, metrics and histories in batches (MLflow splits them at its limits), then figures."""
+    what = what or f"run {run_id}"
+    now = int(time.time() * 1000)
+    # A final value closes its history: logged at the step after the history's last one.
+    metrics = [Metric(k, float(v), now, len(record.histories.get(k, ()))) for k, v in record.metrics.items()]
+    metrics += [Metric(k, float(v), now, step) for k, values in record.histories.items() for step, v in enumerate(values)]
+    params = [Param(k, str(v)) for k, v in record.params.items()]
+    tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
+    client(f"params and metrics of {what}").log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    if record.datasets:
+        inputs = [DatasetInput(d._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, c)]) for c, d in record.datasets.items()]
+        client(f"datasets of {what}").log_inputs(run_id, datasets=inputs)
+    for name, figure in record.figures.items():
+        path = f"{record.figure_folder}/{name}.png" if record.figure_folder else f"{name}.png"
+        client(f"figure {name} of {what}").log_figure(run_id, figure, path)
+
+
+def dataset(frame: pd.DataFrame, name: str, digest: str, source: str, targets: str) -> PandasDataset:
+    """An MLflow dataset: `frame` (features and targets), named and hashed by lab2, from a CSV path or a loader."""
+    origin = source if source.endswith(".csv") else CodeDatasetSource({"lab2.loader": source})
+    return mlflow.data.from_pandas(frame, source=origin, targets=targets, name=name, digest=digest)
+
+
+@dataclass(frozen=True)
+class WinnerModel:
+    """The winning cell as a model: what it is, where it was measured, and how to describe its version."""
+
+    module: torch.nn.Module
+    input_example: torch.Tensor
+    cell_run_id: str  # the cell's own run: its metrics become the model's
+    identity: str  # the cell's unit identity; a registry version is made only for a new one
+    params: Mapping[str, object]
+    tags: Mapping[str, str]
+    description: str
+    datasets: Mapping[str, PandasDataset]  # metric prefix (train, val) → the data it was measured on
+
+
+def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tuple[str, str | None]:
+    """`winner` as logged model `name` in the parent's experiment, linked to the parent run and carrying its
+    cell's metrics; a registry version of `name` unless one already holds its identity. Returns the model's
+    URI and its registered version (None if the store has no registry)."""
+    mlflow.set_tracking_uri(tracking_uri())
+    what = f"logged model {name!r} of run {parent_run_id}"
+    tags = {**winner.tags, IDENTITY_TAG: winner.identity}
+    model_tags = {**tags, DESCRIPTION_TAG: winner.description}
+    model = client(what).create_logged_model(
+        experiment_of(parent_run_id), name, parent_run_id, tags={k: str(v) for k, v in model_tags.items()},
+        params={k: str(v) for k, v in winner.params.items()}, model_type="classifier",
+    )
+    example = winner.input_example.numpy()
+    with torch.no_grad():
+        signature = infer_signature(example, winner.module(winner.input_example).numpy())
+    retrying(what, lambda: mlflow.pytorch.log_model(
+        winner.module, name=name, model_id=model.model_id, signature=signature, input_example=example,
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+    ))
+    client(what).log_outputs(parent_run_id, [LoggedModelOutput(model.model_id, step=0)])
+    _link_cell_metrics(winner, model.model_id, what)
+    return f"models:/{model.model_id}", _register_once(name, model.model_id, parent_run_id, winner, tags)
+
+
+def _link_cell_metrics(winner: WinnerModel, model_id: str, what: str) -> None:
+    """The cell's final metrics, logged again unchanged with the model's id and the data each was measured on."""
+    cell = client(what).get_run(winner.cell_run_id).data.metrics
+    linked = []
+    for key in sorted(cell):
+        data = next((d for prefix, d in winner.datasets.items() if key.startswith(prefix)), None)
+        history = client(what).get_metric_history(winner.cell_run_id, key)
+        final = max(history, key=lambda m: (m.step, m.timestamp))
+        linked.append(Metric(key, final.value, final.timestamp, final.step, model_id=model_id,
+                             dataset_name=data.name if data else None, dataset_digest=data.digest if data else None))
+    client(what).log_batch(winner.cell_run_id, metrics=linked)
+
+
+def _register_once(name: str, model_id: str, run_id: str, winner: WinnerModel, tags: Mapping[str, str]) -> str | None:
+    """A new version of registered model `name` for the model, unless a version already carries its identity."""
+    what = f"registered model {name!r}"
+    query = f"name = '{name}' and tags.`{IDENTITY_TAG}` = '{winner.identity}'"
+    try:
+        existing = client(what).search_model_versions(query)
+    except MlflowException as error:
+        if "registry" in str(error).lower():
+            return None
+        raise
+    if existing:
+        version = max(existing, key=lambda v: int(v.version))  # the same unit: its weights are that version's
+    else:
+        try:
+            client(what).get_registered_model(name)
+        except MlflowException:
+            client(what).create_registered_model(name, description="lab2's MLP: the grid's best group, seed-0 model")
+        version = client(what).create_model_version(
+            name, f"models:/{model_id}", run_id=run_id, tags={k: str(v) for k, v in tags.items()},
+            description=winner.description, model_id=model_id,
+        )
+    # What the model page reads to show "Registered" (mlflow.register_model sets the same tag).
+    listing = json.dumps([{"name": name, "version": version.version}])
+    client(what).set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: listing})
+    return version.version
+
+
+def log_text(run_id: str, text: str, artifact_file: str) -> None:
+    """A text artifact (a CSV table, an HTML page) on a run."""
+    client(f"{artifact_file} of run {run_id}").log_text(run_id, text, artifact_file)
+
+
+def copy_artifact(source_run_id: str, path: str, target_run_id: str) -> None:
+    """Copy one artifact file from a run to the same path on another run."""
+    folder = str(Path(path).parent) if Path(path).parent != Path(".") else None
+
+    def copy() -> None:
+        local = client().download_artifacts(source_run_id, path)
+        client().log_artifact(target_run_id, local, folder)
+
+    retrying(f"{path} of run {target_run_id}", copy)
+
+
+def set_description(run_id: str, markdown: str) -> None:
+    """The run page's Description."""
+    client(f"the description of run {run_id}").set_tag(run_id, DESCRIPTION_TAG, markdown)
+
+
+def _terminate_quietly(run_id: str, status: str) -> None:
+    try:
+        client(f"the {status} status of run {run_id}").set_terminated(run_id, status)
+    except (TrackingError, MlflowException):
+        pass
+
+
+def _delete_quietly(run_id: str) -> None:
+    try:
+        client(f"the deletion of run {run_id}").delete_run(run_id)
+    except (TrackingError, MlflowException):
+        pass
+
