@@ -169,7 +169,9 @@ def test_prefect_and_mlflow_runs_link_both_ways(config, grid_run):
     (artifact,) = _http(f"{config.prefect_api_url}/artifacts/filter", query)
     url = re.fullmatch(r"\[.*\]\((.+)\)", artifact["data"]).group(1)
     assert url.startswith(f"{config.mlflow_url}/#/experiments/")
-    experiment_id, run_id = url.split("/#/experiments/")[1].split("/runs/")
+    route, query = url.split("?")
+    assert query == "workflowType=machine_learning"  # MLflow 3.17 opens on its GenAI overview otherwise
+    experiment_id, run_id = route.split("/#/experiments/")[1].split("/runs/")
     linked = _mlflow(config, "runs/get", run_id=run_id)["run"]
     assert linked["info"]["run_id"] == parent["info"]["run_id"] and linked["info"]["experiment_id"] == experiment_id
 
