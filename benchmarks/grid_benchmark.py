@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import psutil
 import torch
 
-from lab2core.data import load_dataset
-from lab2core.mlp import MLPData, prepare_mlp_data, train_cell_loop, train_cells
-from lab2core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS
+from lab2.core.data import load_dataset
+from lab2.core.mlp import MLPData, prepare_mlp_data, train_cell_loop, train_cells
+from lab2.core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS
 
 GRIDS = {
     "lab": (LAB_LRS, LAB_ITERATIONS, LAB_SEEDS),
@@ -85,7 +85,7 @@ def main() -> None:
 
 
 def _tracked(lrs: tuple, iterations: tuple, seeds: tuple, cell_figures: bool) -> object:
-    from flows.mlp_grid import mlp_grid
+    from lab2.flows.mlp_grid import mlp_grid
 
     # A new experiment each time: in one it already filled, lab2 would reuse every cell instead of computing it.
     experiment = f"benchmark-{next(_RUNS)}"

@@ -32,8 +32,8 @@ SWEEP_LRS = [f"{lr:.6g}" for lr in (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.
 SWEEP = ["--lrs", *SWEEP_LRS, "--iterations", *map(str, range(100, 1001, 100)), "--seeds", *map(str, range(10))]
 SEED_STYLE_LOOP = f"""
 import torch
-from lab2core.data import load_dataset
-from lab2core.mlp import prepare_mlp_data, train_cell_loop
+from lab2.core.data import load_dataset
+from lab2.core.mlp import prepare_mlp_data, train_cell_loop
 torch.set_num_threads(1)
 data = prepare_mlp_data(load_dataset("iris"))
 cells = [train_cell_loop(data, lr, it, s) for lr in {[float(v) for v in SWEEP_LRS]} for it in range(100, 1001, 100) for s in range(10)]

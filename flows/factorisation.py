@@ -7,13 +7,13 @@ from prefect import flow, get_run_logger
 
 import torch
 
-from lab2core.data import Dataset
-from lab2core.describe import factorisation_sentence
-from lab2core.identity import tensor_digest
-from lab2core.params import Count, DatasetName, ExperimentName, FactorisationSetup, LearningRate, Rank, Seed
-from tasks import tracking
-from tasks.compute import compare_u, gd_factorise, load_matrices, plot_u, svd_baseline
-from tasks.record import (
+from lab2.core.data import Dataset
+from lab2.core.describe import factorisation_sentence
+from lab2.core.identity import tensor_digest
+from lab2.core.params import Count, DatasetName, ExperimentName, FactorisationSetup, LearningRate, Rank, Seed
+from lab2.tasks import tracking
+from lab2.tasks.compute import compare_u, gd_factorise, load_matrices, plot_u, svd_baseline
+from lab2.tasks.record import (
     copy_parent_figure,
     describe_pipeline,
     find_finished,
@@ -29,7 +29,7 @@ from tasks.record import (
     svd_params,
     units_table,
 )
-from tasks.tracking import FinishedRun, RunRecord
+from lab2.tasks.tracking import FinishedRun, RunRecord
 
 STEPS = ("gd-factorise", "svd-baseline")
 

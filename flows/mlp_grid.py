@@ -15,8 +15,8 @@ from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
-from lab2core.mlp import CellResult, MLPData, curves_frame, deal_shards, missing_trajectories, results_frame, splits_frame
-from lab2core.params import (
+from lab2.core.mlp import CellResult, MLPData, curves_frame, deal_shards, missing_trajectories, results_frame, splits_frame
+from lab2.core.params import (
     LAB_ITERATIONS,
     LAB_LRS,
     LAB_SEEDS,
@@ -35,12 +35,12 @@ from lab2core.params import (
     Threads,
     grid_params,
 )
-from lab2core.seeds import DEFAULT_MIN_EFFECT
-from lab2core.data import Dataset
-from lab2core.describe import grid_sentence
-from tasks import tracking
-from tasks.compute import compare_over_seeds, load_data, load_mlp_data, plot_grid, train_shard, train_winner
-from tasks.record import (
+from lab2.core.seeds import DEFAULT_MIN_EFFECT
+from lab2.core.data import Dataset
+from lab2.core.describe import grid_sentence
+from lab2.tasks import tracking
+from lab2.tasks.compute import compare_over_seeds, load_data, load_mlp_data, plot_grid, train_shard, train_winner
+from lab2.tasks.record import (
     cell_identities,
     cell_key,
     cell_name,
@@ -57,7 +57,7 @@ from tasks.record import (
     reused_cell_rows,
     units_table,
 )
-from tasks.tracking import RunRecord
+from lab2.tasks.tracking import RunRecord
 
 if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset

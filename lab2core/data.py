@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from sklearn.datasets import load_iris
 
-from lab2core.params import BUILTIN_DATASETS, InputError, Scaling, check_dataset_name
+from lab2.core.params import BUILTIN_DATASETS, InputError, Scaling, check_dataset_name
 
 LAB_MATRIX = torch.tensor(
     [[0.3374, 0.6005, 0.1735], [3.3359, 0.0492, 1.8374], [2.9407, 0.5301, 2.2620]]

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from lab2core.seeds import METRICS, SeedComparison
+from lab2.core.seeds import METRICS, SeedComparison
 
 GROUP_BY_HINT = "In the runs table, **Group by → Tags → `lab2.group`** folds each cell's seeds into one row (mean of each metric)."
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lab2core.params import InputError
+from lab2.core.params import InputError
 
 
 @dataclass(frozen=True)

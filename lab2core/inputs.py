@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lab2core.data import Dataset, DataError, factorisation_matrices, load_dataset
-from lab2core.factorise import check_rank
-from lab2core.mlp import prepare_mlp_data
-from lab2core.params import BUILTIN_DATASETS, InputError, MLPSetup
+from lab2.core.data import Dataset, DataError, factorisation_matrices, load_dataset
+from lab2.core.factorise import check_rank
+from lab2.core.mlp import prepare_mlp_data
+from lab2.core.params import BUILTIN_DATASETS, InputError, MLPSetup
 
 
 def check_pipeline_inputs(dataset: str, label_column: str | None, rank: int, setup: MLPSetup) -> Dataset:

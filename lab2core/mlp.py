@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from lab2core.data import Dataset, check_split_classes, scale, split_rows
-from lab2core.params import Protocol, Scaling
+from lab2.core.data import Dataset, check_split_classes, scale, split_rows
+from lab2.core.params import Protocol, Scaling
 
 
 @dataclass(frozen=True)

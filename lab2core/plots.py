@@ -10,8 +10,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from lab2core.mlp import CellResult
-from lab2core.seeds import contrast_labels
+from lab2.core.mlp import CellResult
+from lab2.core.seeds import contrast_labels
 
 
 def plot_u_scatter(

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lab2core.data import LAB_MATRIX, centre, load_dataset
-from lab2core.factorise import factorise_gd, truncated_svd
-from lab2core.mlp import prepare_mlp_data, results_frame, train_cells
-from lab2core.params import LAB_ITERATIONS, LAB_LRS
-from lab2core.seeds import BOUNDS
-from lab2core.stats import describe
+from lab2.core.data import LAB_MATRIX, centre, load_dataset
+from lab2.core.factorise import factorise_gd, truncated_svd
+from lab2.core.mlp import prepare_mlp_data, results_frame, train_cells
+from lab2.core.params import LAB_ITERATIONS, LAB_LRS
+from lab2.core.seeds import BOUNDS
+from lab2.core.stats import describe
 
 REPORT_NUMBERS = Path(__file__).with_name("reference") / "report_numbers.csv"
 PROTOCOLS = ("seed-report", "held-out")

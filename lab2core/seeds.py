@@ -2,7 +2,7 @@
 
 A group repeats one setup over init seeds (and split seeds). Groups are compared in pairs, seed by
 seed: seed s (and split seed k) gives the same initial weights (and data split) in both groups, so
-the comparison is paired (see lab2core.stats).
+the comparison is paired (see lab2.core.stats).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lab2core.params import PIPELINE_PARAMETERS, InputError, MLPSetup
-from lab2core.stats import (
+from lab2.core.params import PIPELINE_PARAMETERS, InputError, MLPSetup
+from lab2.core.stats import (
     ALPHA,
     INTERVAL_KIND,
     PairedComparison,

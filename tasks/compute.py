@@ -10,12 +10,12 @@ from matplotlib.figure import Figure
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from lab2core.data import Dataset, factorisation_matrices, load_dataset
-from lab2core.factorise import Factorisation, check_rank, column_angles, factorise_gd, principal_angles, truncated_svd
-from lab2core.inputs import check_pipeline_inputs
-from lab2core.mlp import CellResult, MLPData, prepare_mlp_data, train_cells
-from lab2core.params import FactorisationSetup, MLPSetup
-from lab2core.plots import (
+from lab2.core.data import Dataset, factorisation_matrices, load_dataset
+from lab2.core.factorise import Factorisation, check_rank, column_angles, factorise_gd, principal_angles, truncated_svd
+from lab2.core.inputs import check_pipeline_inputs
+from lab2.core.mlp import CellResult, MLPData, prepare_mlp_data, train_cells
+from lab2.core.params import FactorisationSetup, MLPSetup
+from lab2.core.plots import (
     plot_cell_heatmap,
     plot_grid_summary,
     plot_mean_learning_curves,
@@ -23,7 +23,7 @@ from lab2core.plots import (
     plot_u_scatter,
     plot_val_accuracy_errorbars,
 )
-from lab2core.seeds import SeedComparison, compare_seeds
+from lab2.core.seeds import SeedComparison, compare_seeds
 
 
 @task(cache_policy=NO_CACHE)

@@ -21,16 +21,16 @@ from prefect import task
 from prefect.artifacts import ProgressArtifact, TableArtifact
 from prefect.cache_policies import NO_CACHE
 
-from lab2core.data import Dataset, labelled_frame
-from lab2core.describe import cell_description, cell_run_name, factorisation_description, factorisation_run_name, pipeline_description
-from lab2core.factorise import Factorisation
-from lab2core.identity import source_digest, tensor_digest, unit_identity
-from lab2core.mlp import CellResult, MLPData, to_module
-from lab2core.params import FactorisationSetup, MLPSetup
-from lab2core.plots import plot_learning_curve
-from lab2core.seeds import SeedComparison, group_label
-from tasks import tracking
-from tasks.tracking import FinishedRun, RunRecord, WinnerModel
+from lab2.core.data import Dataset, labelled_frame
+from lab2.core.describe import cell_description, cell_run_name, factorisation_description, factorisation_run_name, pipeline_description
+from lab2.core.factorise import Factorisation
+from lab2.core.identity import source_digest, tensor_digest, unit_identity
+from lab2.core.mlp import CellResult, MLPData, to_module
+from lab2.core.params import FactorisationSetup, MLPSetup
+from lab2.core.plots import plot_learning_curve
+from lab2.core.seeds import SeedComparison, group_label
+from lab2.tasks import tracking
+from lab2.tasks.tracking import FinishedRun, RunRecord, WinnerModel
 
 if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset
@@ -290,7 +290,7 @@ def matrix_dataset(name: str, matrix: torch.Tensor, data: Dataset) -> PandasData
         frame = labelled_frame(matrix, data.columns(), data.labels, data.class_names)
         return tracking.dataset(frame, name, data.digest, data.source, "label")
     frame = labelled_frame(matrix, [f"c{k}" for k in range(matrix.shape[1])])
-    return tracking.dataset(frame, name, tensor_digest(matrix), "lab2core.data.LAB_MATRIX", None)
+    return tracking.dataset(frame, name, tensor_digest(matrix), "lab2.core.data.LAB_MATRIX", None)
 
 
 def _split_digest(x: torch.Tensor, y: torch.Tensor) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from flows import stack
+from lab2.cli import stack
 from tests.processes import descendants, left_behind, still_alive
 
 PROJECT = Path(__file__).resolve().parents[1]

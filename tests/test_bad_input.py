@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from prefect.exceptions import ParameterTypeError
 
-from flows.cli import main
-from flows.lab2 import lab2
-from lab2core.params import InputError
+from lab2.cli.main import main
+from lab2.flows.pipeline import lab2
+from lab2.core.params import InputError
 from tests.conftest import all_runs
 
 GOOD_ROWS = "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,1,y\n5,2,x\n6,3,y\n"

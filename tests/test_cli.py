@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from flows.cli import main
+from lab2.cli.main import main
 from tests.conftest import all_runs
 
 LAB2 = str(Path(sys.executable).with_name("lab2"))

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lab2core.data import (
+from lab2.core.data import (
     LAB_MATRIX,
     DataError,
     Split,
@@ -15,7 +15,7 @@ from lab2core.data import (
     scale,
     split_rows,
 )
-from lab2core.params import InputError
+from lab2.core.params import InputError
 
 
 def test_iris_copies_differ_in_exactly_the_35th_and_38th_samples():

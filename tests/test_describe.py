@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from lab2core.describe import (
+from lab2.core.describe import (
     cell_description,
     cell_run_name,
     factorisation_description,
@@ -12,7 +12,7 @@ from lab2core.describe import (
     pipeline_description,
     seed_table_markdown,
 )
-from lab2core.seeds import compare_seeds
+from lab2.core.seeds import compare_seeds
 
 # MLflow's runs table shows about 18 characters of a name at its default width.
 DEFAULT_NAME_WIDTH = 18

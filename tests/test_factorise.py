@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from lab2core.data import LAB_MATRIX, centre, load_dataset
-from lab2core.factorise import (
+from lab2.core.data import LAB_MATRIX, centre, load_dataset
+from lab2.core.factorise import (
     check_rank,
     column_angles,
     factorise_gd,
@@ -10,7 +10,7 @@ from lab2core.factorise import (
     reconstruction_loss,
     truncated_svd,
 )
-from lab2core.params import InputError
+from lab2.core.params import InputError
 
 LAB_OPTIMUM = 0.12191  # σ₃² of the lab's 3×3 matrix (Eckart–Young)
 

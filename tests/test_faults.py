@@ -18,9 +18,9 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from lab2core.data import load_dataset
-from lab2core.mlp import prepare_mlp_data, train_trajectories
-from lab2core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS
+from lab2.core.data import load_dataset
+from lab2.core.mlp import prepare_mlp_data, train_trajectories
+from lab2.core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS
 from tests.conftest import all_runs
 
 pytestmark = pytest.mark.system

@@ -9,13 +9,13 @@ import pytest
 import torch
 from prefect.exceptions import ParameterTypeError
 
-from flows.lab2 import lab2
-from flows.mlp_grid import mlp_grid
-from lab2core.data import centre, load_dataset
-from lab2core.factorise import truncated_svd
-from lab2core.mlp import forward, prepare_mlp_data, train_trajectories
-from lab2core.seeds import compare_seeds
-from tasks import tracking
+from lab2.flows.pipeline import lab2
+from lab2.flows.mlp_grid import mlp_grid
+from lab2.core.data import centre, load_dataset
+from lab2.core.factorise import truncated_svd
+from lab2.core.mlp import forward, prepare_mlp_data, train_trajectories
+from lab2.core.seeds import compare_seeds
+from lab2.tasks import tracking
 from tests.conftest import all_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -194,12 +194,12 @@ def test_rank_beyond_the_data_fails_before_any_run(mlflow_store):
 
 
 def test_a_failing_flow_marks_its_parent_failed(mlflow_store, monkeypatch):
-    import tasks.compute
+    import lab2.tasks.compute
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(tasks.compute, "train_cells", broken)
+    monkeypatch.setattr(lab2.tasks.compute, "train_cells", broken)
     with pytest.raises(RuntimeError, match="boom"):
         mlp_grid(**SMALL_GRID)
     (parent,) = all_runs(mlflow_store)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.record import UNIT_CODE, code_version
+from lab2.tasks.record import UNIT_CODE, code_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def checkout(tmp_path) -> Path:
     """A copy of the sources, to edit without touching the real ones."""
-    for folder in ("lab2core", "tasks", "flows"):
+    for folder in ("lab2core", "tasks", "flows", "cli"):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path
 
@@ -26,7 +26,7 @@ def test_every_listed_file_exists():
     assert all((ROOT / name).is_file() for name in UNIT_CODE)
 
 
-@pytest.mark.parametrize("name", ["lab2core/report.py", "lab2core/seeds.py", "lab2core/inputs.py", "flows/lab2.py", "flows/cli.py", "tasks/tracking/queries.py", "tasks/tracking/client.py"])
+@pytest.mark.parametrize("name", ["lab2core/report.py", "lab2core/seeds.py", "lab2core/inputs.py", "flows/pipeline.py", "cli/main.py", "tasks/tracking/queries.py", "tasks/tracking/client.py"])
 def test_an_edit_outside_the_unit_code_keeps_every_identity(checkout, name):
     before = code_version.__wrapped__(checkout)
     _edit(checkout / name)

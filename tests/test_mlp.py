@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lab2core.data import load_dataset
-from lab2core.mlp import (
+from lab2.core.data import load_dataset
+from lab2.core.mlp import (
     MLPWeights,
     _mean_cross_entropy,
     forward,

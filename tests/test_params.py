@@ -5,11 +5,11 @@ from typing import get_type_hints
 
 import pytest
 
-from flows.cli import _parser
-from flows.factorisation import factorisation
-from flows.lab2 import lab2
-from flows.mlp_grid import mlp_grid
-from lab2core.params import PIPELINE_PARAMETERS, FactorisationSetup, MLPSetup, invalid_parameters
+from lab2.cli.main import _parser
+from lab2.flows.factorisation import factorisation
+from lab2.flows.pipeline import lab2
+from lab2.flows.mlp_grid import mlp_grid
+from lab2.core.params import PIPELINE_PARAMETERS, FactorisationSetup, MLPSetup, invalid_parameters
 
 # The factorisation flow names its hyperparameters without the pipeline's `gd_` prefix.
 FLOW_NAMES = {factorisation: {"lr": "gd_lr", "epochs": "gd_epochs", "seed": "gd_seed"}}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.mlp_grid import mlp_grid
+from lab2.flows.mlp_grid import mlp_grid
 from tests.conftest import all_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -40,7 +40,7 @@ def test_random_valid_grids_give_one_run_per_cell_finite_or_flagged(mlflow_store
 
 
 def test_data_scaled_by_a_million_completes_every_cell(mlflow_store, tmp_path):
-    from lab2core.data import load_dataset
+    from lab2.core.data import load_dataset
 
     iris = load_dataset("iris")
     rows = [",".join(f"{v * 1e6:.1f}" for v in row) + f",{label}" for row, label in zip(iris.features.tolist(), iris.labels.tolist())]

@@ -1,8 +1,8 @@
 import pandas as pd
 
-from lab2core.data import load_dataset
-from lab2core.mlp import init_mlp, prepare_mlp_data, train_cells
-from lab2core.report import compare_with_report, lab2_numbers, load_report_numbers
+from lab2.core.data import load_dataset
+from lab2.core.mlp import init_mlp, prepare_mlp_data, train_cells
+from lab2.core.report import compare_with_report, lab2_numbers, load_report_numbers
 
 
 def test_report_numbers_file_holds_every_published_value():

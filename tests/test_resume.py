@@ -6,9 +6,9 @@ import sys
 import pandas as pd
 import pytest
 
-from flows.lab2 import lab2
-from flows.mlp_grid import mlp_grid
-from tasks import tracking
+from lab2.flows.pipeline import lab2
+from lab2.flows.mlp_grid import mlp_grid
+from lab2.tasks import tracking
 from tests.conftest import all_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -6,11 +6,11 @@ import pytest
 import torch
 from scipy import stats
 
-from lab2core.data import load_dataset
-from lab2core.mlp import prepare_mlp_data, results_frame, train_cells
-from lab2core.params import InputError
-from lab2core.plots import plot_paired_differences
-from lab2core.seeds import (
+from lab2.core.data import load_dataset
+from lab2.core.mlp import prepare_mlp_data, results_frame, train_cells
+from lab2.core.params import InputError
+from lab2.core.plots import plot_paired_differences
+from lab2.core.seeds import (
     PAIR_COLUMNS,
     best_group,
     compare_runs,
@@ -21,7 +21,7 @@ from lab2core.seeds import (
     seed_summary,
     setup_differences,
 )
-from lab2core.stats import bootstrap_interval
+from lab2.core.stats import bootstrap_interval
 
 
 def _cells(values: dict[tuple[float, int], list[float]], dataset: str = "iris", split_seed: int | None = None) -> pd.DataFrame:

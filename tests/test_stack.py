@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import stack
-from flows.cli import main
+from lab2.cli import stack
+from lab2.cli.main import main
 from tests.processes import descendants, left_behind
 from tests.servers import running_stack
 

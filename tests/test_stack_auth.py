@@ -13,8 +13,8 @@ import time
 import pytest
 import requests
 
-from flows import stack
-from flows.cli import main
+from lab2.cli import stack
+from lab2.cli.main import main
 from tests.servers import PROJECT, free_port, mlflow_runs, params_of, running_stack, tags_of
 
 pytestmark = pytest.mark.system

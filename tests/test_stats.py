@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from lab2core.stats import (
+from lab2.core.stats import (
     BOOTSTRAP_RESAMPLES,
     binomial_se,
     bootstrap_interval,

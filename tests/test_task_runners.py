@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from flows.mlp_grid import grid_task_runner, mlp_grid
+from lab2.flows.mlp_grid import grid_task_runner, mlp_grid
 from tests.conftest import all_runs
 from tests.processes import descendants, left_behind
 

@@ -19,8 +19,8 @@ import psycopg2
 import pytest
 import requests
 
-from flows import stack
-from flows.cli import main
+from lab2.cli import stack
+from lab2.cli.main import main
 from tests.servers import (
     PROJECT,
     dask_cluster,

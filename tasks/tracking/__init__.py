@@ -7,10 +7,10 @@
 - `links`: links into the MLflow UI and to the Prefect flow run.
 """
 
-from lab2core.params import DEFAULT_EXPERIMENT
-from tasks.tracking.client import TrackingError, check_tracking_uri, client, redact, retrying, tracking_uri, ui_command
-from tasks.tracking.links import run_link, runs_url, set_runs_view, view_key
-from tasks.tracking.queries import (
+from lab2.core.params import DEFAULT_EXPERIMENT
+from lab2.tasks.tracking.client import TrackingError, check_tracking_uri, client, redact, retrying, tracking_uri, ui_command
+from lab2.tasks.tracking.links import run_link, runs_url, set_runs_view, view_key
+from lab2.tasks.tracking.queries import (
     experiment_name_of,
     latest_grid_run,
     metric_history,
@@ -20,8 +20,8 @@ from tasks.tracking.queries import (
     run_params,
     run_tags,
 )
-from tasks.tracking.resume import FinishedRun, finished_units, owner, owner_of, settle_identities
-from tasks.tracking.runs import (
+from lab2.tasks.tracking.resume import FinishedRun, finished_units, owner, owner_of, settle_identities
+from lab2.tasks.tracking.runs import (
     DESCRIPTION_TAG,
     RunRecord,
     WinnerModel,

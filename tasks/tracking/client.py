@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import OperationalError
 
-from lab2core.params import InputError
+from lab2.core.params import InputError
 
 RETRY_SECONDS_ENV = "LAB2_TRACKING_RETRY_SECONDS"
 

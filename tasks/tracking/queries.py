@@ -7,8 +7,8 @@ import tempfile
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from tasks.tracking.client import client, experiment_of, redact, search_runs, tracking_uri
-from tasks.tracking.runs import ROLE_TAG, STEP_TAG
+from lab2.tasks.tracking.client import client, experiment_of, redact, search_runs, tracking_uri
+from lab2.tasks.tracking.runs import ROLE_TAG, STEP_TAG
 
 def latest_grid_run(experiment: str) -> str:
     """Id of the newest finished pipeline run of `experiment` that trained an MLP grid."""

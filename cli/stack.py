@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from lab2core.params import InputError
+from lab2.core.params import InputError
 
 HOST = "127.0.0.1"
 POOL = "lab2-process"

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Annotated, get_args, get_origin
 
 import pandas as pd
 
-from flows.prefect_api import TemporaryAPI, start_temporary_api
-from lab2core.params import PIPELINE_PARAMETERS, InputError, MLPSetup, Parameter, axis_param, invalid_parameters
-from lab2core.seeds import METRICS
+from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
+from lab2.core.params import PIPELINE_PARAMETERS, InputError, MLPSetup, Parameter, axis_param, invalid_parameters
+from lab2.core.seeds import METRICS
 
 if TYPE_CHECKING:
-    from flows.stack import StackConfig
-    from lab2core.seeds import SeedComparison
+    from lab2.cli.stack import StackConfig
+    from lab2.core.seeds import SeedComparison
 
 # Options kept under their earlier names too.
 _ALIASES = {"split_seeds": ("--split-seed",)}
@@ -84,7 +84,7 @@ def _add_stack_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from flows import stack
+    from lab2.cli import stack
 
     config = stack.StackConfig.from_env(args.data_dir, args.prefect_port, args.mlflow_port, args.host, args.postgres)
     try:
@@ -153,11 +153,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
-    from flows.lab2 import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
-    from lab2core.inputs import check_pipeline_inputs
-    from lab2core.seeds import compare_seeds
-    from tasks.record import runs_view_key
-    from tasks.tracking import TrackingError, check_tracking_uri, redact, run_params, run_tags, runs_url, tracking_uri, ui_command
+    from lab2.flows.pipeline import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
+    from lab2.core.inputs import check_pipeline_inputs
+    from lab2.core.seeds import compare_seeds
+    from lab2.tasks.record import runs_view_key
+    from lab2.tasks.tracking import TrackingError, check_tracking_uri, redact, run_params, run_tags, runs_url, tracking_uri, ui_command
 
     try:
         setup = MLPSetup(params["dataset"], params["split_seeds"][0], params["hidden"], params["scaling"], params["protocol"])
@@ -194,8 +194,8 @@ def _bad_input(problems: list[str]) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from lab2core.seeds import compare_runs, compare_seeds, setup_differences
-    from tasks.tracking import latest_grid_run, read_cells, run_params, tracking_uri
+    from lab2.core.seeds import compare_runs, compare_seeds, setup_differences
+    from lab2.tasks.tracking import latest_grid_run, read_cells, run_params, tracking_uri
 
     problems = _invalid_options({"min_effect": args.min_effect})
     if len(args.run_ids) > 2:
@@ -243,7 +243,7 @@ def _print_seeds(seeds: SeedComparison, named: bool = False) -> None:
 
 
 def _print_pairs(pairs: pd.DataFrame) -> None:
-    from lab2core.seeds import pairs_display
+    from lab2.core.seeds import pairs_display
 
     if pairs.empty:
         print("  (no pairs to compare)")
@@ -263,8 +263,8 @@ def _print_pairs(pairs: pd.DataFrame) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from lab2core.report import compare_with_report, lab2_numbers, load_report_numbers
-    from lab2core.stats import INTERVAL_KIND
+    from lab2.core.report import compare_with_report, lab2_numbers, load_report_numbers
+    from lab2.core.stats import INTERVAL_KIND
 
     problems = _invalid_options({"seeds": args.seeds, "dataset": args.dataset})
     if problems:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from flows.factorisation import factorisation
-from flows.mlp_grid import mlp_grid
-from lab2core.params import (
+from lab2.flows.factorisation import factorisation
+from lab2.flows.mlp_grid import mlp_grid
+from lab2.core.params import (
     LAB_ITERATIONS,
     LAB_LRS,
     LAB_SEEDS,
@@ -32,12 +32,12 @@ from lab2core.params import (
     Threads,
     grid_params,
 )
-from lab2core.describe import factorisation_sentence, grid_sentence
-from lab2core.seeds import DEFAULT_MIN_EFFECT
-from tasks import tracking
-from tasks.compute import check_inputs, compare_over_seeds
-from tasks.record import describe_pipeline, runs_view_key
-from tasks.tracking import RunRecord
+from lab2.core.describe import factorisation_sentence, grid_sentence
+from lab2.core.seeds import DEFAULT_MIN_EFFECT
+from lab2.tasks import tracking
+from lab2.tasks.compute import check_inputs, compare_over_seeds
+from lab2.tasks.record import describe_pipeline, runs_view_key
+from lab2.tasks.tracking import RunRecord
 
 
 @dataclass(frozen=True)
