@@ -94,11 +94,22 @@ def _database_runs(postgres, experiment: str) -> dict[str, tuple[str, str | None
             return {run_id: (status, step) for run_id, status, step in cursor.fetchall()}
 
 
-def test_the_deployment_runs_on_postgresql_and_every_run_reads_back(config, postgres, monkeypatch, capsys):
+@pytest.fixture(scope="module")
+def deployed(config) -> stack.StackConfig:
+    """prefect.yaml deployed against the stack (the stack's URLs, whatever this shell exports)."""
+    env = pytest.MonkeyPatch()
     for name in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(name, raising=False)
-    done = stack.deploy(config, PROJECT)
+        env.delenv(name, raising=False)
+    try:
+        done = stack.deploy(config, PROJECT)
+    finally:
+        env.undo()
     assert done.returncode == 0, done.stdout + done.stderr
+    return config
+
+
+def test_the_deployment_runs_on_postgresql_and_every_run_reads_back(deployed, postgres, capsys):
+    config = deployed
     started = time.monotonic()
     flow_run = _run_deployment(config, "mlp-grid", GRID)
     print(f"\nmlp-grid deployment on PostgreSQL: {time.monotonic() - started:.1f} s")
@@ -245,6 +256,15 @@ def test_a_grid_on_an_external_dask_cluster_gives_the_thread_runners_metrics(con
     owners = {int(tags_of(r)["lab2.owner"].split("/")[1]) for r in mlflow_runs(config.mlflow_url, "runner-dask") if tags_of(r).get("lab2.step") == "mlp"}
     assert owners and owners <= worker_pids
     print(f"\nexternal Dask: 12 cells, threads {timings['threads']:.1f} s, dask {timings['dask']:.1f} s (lab2 run wall, each)")
+
+
+def test_the_mlp_grid_deployment_takes_the_dask_cluster_as_a_parameter(deployed, dask):
+    parameters = {**GRID, "experiment": "deployed-dask", "cell_figures": False, "task_runner": "dask", "dask_address": dask.address}
+    flow_run = _run_deployment(deployed, "mlp-grid", parameters)
+    assert flow_run["state_type"] == "COMPLETED", flow_run["state"]
+    runs = [r for r in mlflow_runs(deployed.mlflow_url, "deployed-dask") if tags_of(r).get("lab2.step") == "mlp"]
+    worker_pids = {c.pid for w in dask.workers.values() for c in [psutil.Process(w.pid), *psutil.Process(w.pid).children(recursive=True)]}
+    assert len(runs) == 4 and {int(tags_of(r)["lab2.owner"].split("/")[1]) for r in runs} <= worker_pids
 
 
 def _mlp_runs_exist(mlflow_url: str, experiment: str) -> bool:

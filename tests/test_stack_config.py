@@ -1,0 +1,56 @@
+"""The stack's configuration without servers: where it is found, what it redacts, what it refuses."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from lab2.cli import stack
+from lab2.core.params import InputError
+
+
+def test_passwords_are_redacted_and_users_kept():
+    assert stack.redact_password("postgresql://lab2:s3cr:et@db:5432") == "postgresql://lab2:***@db:5432"
+    assert stack.redact_password("postgresql://lab2@db:5432") == "postgresql://lab2@db:5432"
+    assert stack.postgres_url("postgresql://u:p@db:5433", "lab2_prefect", "asyncpg") == "postgresql+asyncpg://u:p@db:5433/lab2_prefect"
+
+
+def test_the_stack_is_found_from_its_stack_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB2_STACK_DIR", str(tmp_path))
+    monkeypatch.setenv("LAB2_PREFECT_PORT", "4999")
+    config = stack.StackConfig(tmp_path, 4230, 5070, host="127.0.0.2", postgres="postgresql://u:pw@db:5432")
+    (tmp_path / "stack.json").write_text(json.dumps({"stack": config.settings(), "services": {}}))
+    found = stack.StackConfig.from_env()
+    assert (found.data_dir, found.prefect_port, found.mlflow_port, found.host) == (tmp_path, 4230, 5070, "127.0.0.2")
+    assert found.prefect_api_url == "http://127.0.0.2:4230/api" and found.auth
+    assert "pw" not in (tmp_path / "stack.json").read_text() and "pw" not in repr(config)
+    assert stack.StackConfig.from_env(prefect_port=4300).prefect_port == 4300  # an option wins
+
+
+def test_exported_urls_win_for_clients(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    urls = stack.client_urls(stack.StackConfig(tmp_path, 4230, 5070))
+    assert urls == {"PREFECT_API_URL": "http://127.0.0.1:4230/api", "MLFLOW_TRACKING_URI": "http://mlflow.internal:5000"}
+
+
+@pytest.mark.parametrize(
+    "postgres, message",
+    [
+        ("mysql://u:pw@db:3306", "--postgres mysql://u:***@db:3306: expected postgresql://USER:PASSWORD@HOST:PORT"),
+        ("postgresql://u:pw@db:5432/mine", "name the server only, no database; lab2 uses lab2_mlflow and lab2_prefect"),
+    ],
+)
+def test_a_postgres_url_lab2_cannot_use_is_refused(tmp_path, postgres, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        stack.check_config(stack.StackConfig(tmp_path, postgres=postgres))
+
+
+def test_beyond_loopback_credentials_are_required(tmp_path, monkeypatch):
+    for name in stack.CREDENTIAL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    stack.check_config(stack.StackConfig(tmp_path))  # 127.0.0.1: none needed
+    with pytest.raises(InputError, match="export MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD, PREFECT_API_AUTH_STRING"):
+        stack.check_config(stack.StackConfig(tmp_path, host="0.0.0.0"))
