@@ -6,9 +6,10 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from lab2.core.seeds import METRICS, SeedComparison
+from lab2.core.seeds import METRICS, SeedComparison, pairs_markdown
 
 GROUP_BY_HINT = "In the runs table, **Group by → Tags → `lab2.group`** folds each cell's seeds into one row (mean of each metric)."
+PAIRS_SHOWN = 5  # the description shows the first comparisons; seed_pairs.csv holds every one
 
 
 def cell_run_name(lr: float, iterations: int, seed: int, split_seed: int = 0) -> str:
@@ -77,6 +78,11 @@ def pipeline_description(
     if seeds is not None:
         parts.append("Q2, MLP grid, mean ± sd over seeds:\n\n" + seed_table_markdown(seeds))
         parts.append(GROUP_BY_HINT + " Statistics and 95% intervals: `seed_summary.csv`, `seed_summary.html`.")
+        if len(seeds.pairs):
+            parts.append(
+                "Paired comparisons of val accuracy, A − B seed by seed (all of them in `seed_pairs.csv`):\n\n"
+                + pairs_markdown(seeds.pairs, limit=PAIRS_SHOWN)
+            )
     if factorisation is not None and len(factorisation):
         rows = [f"| `{r.matrix}` | {r.gd_loss:.5g} | {r.svd_loss:.5g} |" for r in factorisation.itertuples()]
         parts.append("Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | truncated SVD |\n|---|---|---|\n" + "\n".join(rows))

@@ -83,3 +83,12 @@ def test_without_a_prefect_server_the_description_says_so():
 @pytest.mark.parametrize("lr", [10.0, 1e-4])
 def test_names_of_extreme_learning_rates_stay_short(lr):
     assert len(cell_run_name(lr, 1000, 9)) <= DEFAULT_NAME_WIDTH
+
+
+def test_the_description_shows_the_paired_verdicts():
+    cells = pd.DataFrame(
+        [{"lr": lr, "iterations": 100, "seed": s, "train_accuracy": a, "val_accuracy": a, "train_loss": 1 - a, "val_loss": 1 - a, "diverged": False}
+         for lr, values in {0.1: [0.9, 0.8, 0.85], 0.01: [0.5, 0.6, 0.4]}.items() for s, a in enumerate(values)]
+    )
+    text = pipeline_description(["Q2."], compare_seeds(cells, val_rows=50))
+    assert "Paired comparisons of val accuracy" in text and "| lr=0.1 iterations=100 | lr=0.01 iterations=100 | 3 |" in text
