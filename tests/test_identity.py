@@ -26,7 +26,7 @@ def test_every_listed_file_exists():
     assert all((ROOT / name).is_file() for name in UNIT_CODE)
 
 
-@pytest.mark.parametrize("name", ["lab2core/report.py", "lab2core/seeds.py", "lab2core/inputs.py", "flows/pipeline.py", "cli/main.py", "tasks/tracking/queries.py", "tasks/tracking/client.py"])
+@pytest.mark.parametrize("name", ["lab2core/report.py", "lab2core/seeds.py", "lab2core/inputs.py", "flows/pipeline.py", "cli/main.py", "tasks/tracking/queries.py", "tasks/tracking/connection.py"])
 def test_an_edit_outside_the_unit_code_keeps_every_identity(checkout, name):
     before = code_version.__wrapped__(checkout)
     _edit(checkout / name)

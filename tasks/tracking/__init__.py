@@ -1,6 +1,6 @@
 """Every MLflow call of lab2, split by job; this package's names are what the tasks and flows use.
 
-- `client`: which store, checked before any run exists; redaction; a client whose every call is retried.
+- `connection`: which store, checked before any run exists; redaction; a client whose every call is retried.
 - `runs`: writing runs — the parent, child runs written whole, datasets, figures, the winner model.
 - `queries`: reading runs back — the latest grid run, its cells and units (for `lab2 compare`).
 - `resume`: unit identities, runs created once, runs of gone processes marked KILLED.
@@ -8,7 +8,7 @@
 """
 
 from lab2.core.params import DEFAULT_EXPERIMENT
-from lab2.tasks.tracking.client import TrackingError, check_tracking_uri, client, redact, retrying, tracking_uri, ui_command
+from lab2.tasks.tracking.connection import TrackingError, check_tracking_uri, client, redact, retrying, tracking_uri, ui_command
 from lab2.tasks.tracking.links import run_link, runs_url, set_runs_view, view_key
 from lab2.tasks.tracking.queries import (
     experiment_name_of,

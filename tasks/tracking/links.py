@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
-from lab2.tasks.tracking.client import client, experiment_id, experiment_of, redact, tracking_uri, ui_command
+from lab2.tasks.tracking.connection import client, experiment_id, experiment_of, redact, tracking_uri, ui_command
 
 # MLflow 3.17 opens an experiment on its GenAI overview unless the link asks for the training runs.
 UI_QUERY = "?workflowType=machine_learning"

@@ -7,7 +7,7 @@ import tempfile
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from lab2.tasks.tracking.client import client, experiment_of, redact, search_runs, tracking_uri
+from lab2.tasks.tracking.connection import client, experiment_of, redact, search_runs, tracking_uri
 from lab2.tasks.tracking.runs import ROLE_TAG, STEP_TAG
 
 def latest_grid_run(experiment: str) -> str:

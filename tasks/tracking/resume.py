@@ -19,7 +19,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import IntegrityError
 
-from lab2.tasks.tracking.client import client, experiment_id, experiment_of, raw_client, retrying, search_runs
+from lab2.tasks.tracking.connection import client, experiment_id, experiment_of, raw_client, retrying, search_runs
 
 IDENTITY_TAG = "lab2.identity"
 

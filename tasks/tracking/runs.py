@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_MODEL_VERSIONS, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 
-from lab2.tasks.tracking.client import TrackingError, check_tracking_uri, client, experiment_id, experiment_of, retrying, tracking_uri
+from lab2.tasks.tracking.connection import TrackingError, check_tracking_uri, client, experiment_id, experiment_of, retrying, tracking_uri
 from lab2.tasks.tracking.links import environment_tags, link_flow_run, prefect_tags
 from lab2.tasks.tracking.resume import IDENTITY_TAG, OWNER_TAG, create_run, owner, reap_stale_runs
 

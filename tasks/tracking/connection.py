@@ -47,7 +47,7 @@ _TRANSIENT = re.compile(
     r"database is locked|Max retries exceeded|Connection refused|Connection aborted|Connection reset"
     r"|Connection broken|IncompleteRead|RemoteDisconnected|timed out|error code 50[234]|TEMPORARILY_UNAVAILABLE"
     # Two threads logging one dataset both insert it; a retry finds the row the other one wrote.
-    r"|UNIQUE constraint failed: datasets\.|duplicate key value violates unique constraint \"?datasets"
+    r"|UNIQUE constraint failed: datasets\.|duplicate key value violates unique constraint \"?dataset"
 )
 
 

@@ -1,0 +1,36 @@
+"""The tracking client: which errors are retried, and that every call through it is."""
+
+import pytest
+from mlflow.exceptions import MlflowException
+
+from lab2.tasks.tracking.connection import TrackingError, _transient, client
+
+
+@pytest.mark.parametrize("message", [
+    "UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest",  # SQLite
+    'BAD_REQUEST: (psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint "dataset_pk"',  # PostgreSQL
+    "(sqlite3.OperationalError) database is locked",
+    "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/create failed with exception Connection refused",
+])
+def test_races_and_outages_are_retried(message):
+    assert _transient(MlflowException(message))
+
+
+def test_a_bad_request_and_an_exhausted_retry_are_not():
+    assert not _transient(MlflowException("INVALID_PARAMETER_VALUE: bad metric"))
+    assert not _transient(TrackingError("MLflow did not answer for 60 s: … (Connection refused)"))
+
+
+def test_every_client_call_is_retried_until_it_succeeds(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    calls = []
+
+    def flaky(name):
+        calls.append(name)
+        if len(calls) < 3:
+            raise MlflowException("database is locked")
+        return "created"
+
+    retried = client("an experiment")
+    monkeypatch.setattr(retried._inner, "create_experiment", flaky)
+    assert retried.create_experiment("x") == "created" and calls == ["x"] * 3
