@@ -190,7 +190,11 @@ def _register_once(name: str, model_id: str, run_id: str, winner: WinnerModel, t
         try:
             client(what).get_registered_model(name)
         except MlflowException:
-            client(what).create_registered_model(name, description="lab2's MLP: the grid's best group, seed-0 model")
+            try:
+                client(what).create_registered_model(name, description="lab2's MLP: the grid's best group, seed-0 model")
+            except MlflowException as error:
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":  # else a concurrent process created it first
+                    raise
         version = client(what).create_model_version(
             name, f"models:/{model_id}", run_id=run_id, tags={k: str(v) for k, v in tags.items()},
             description=winner.description, model_id=model_id,
