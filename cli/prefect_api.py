@@ -9,6 +9,7 @@ is imported.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 
 STARTUP_TIMEOUT_SECONDS = 120.0
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 _SERVER_ENV = {
     "PREFECT_UI_ENABLED": "0",
     "PREFECT__SERVER_EPHEMERAL": "1",
@@ -29,7 +31,7 @@ _SERVER_ENV = {
 
 @dataclass
 class TemporaryAPI:
-    """A Prefect API server on 127.0.0.1 in its own process group, for one `lab2 run`."""
+    """A Prefect API server on 127.0.0.1 for one `lab2 run`, in its process group, ending with it."""
 
     url: str
     process: subprocess.Popen
@@ -50,13 +52,13 @@ class TemporaryAPI:
         raise RuntimeError(f"the temporary Prefect API at {self.url} did not answer within {timeout:.0f} s")
 
     def stop(self, grace: float = 5.0) -> None:
-        """End the server's whole process group."""
+        """End the server (uvicorn with one worker: a single process)."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.terminate()
             try:
                 self.process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.kill()
                 self.process.wait()
 
 
@@ -69,11 +71,20 @@ def start_temporary_api() -> TemporaryAPI | None:
         sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on",
     ]
-    process = subprocess.Popen(command, env={**os.environ, **_SERVER_ENV}, start_new_session=True)
+    # In lab2's process group, so that ending the group ends it too; on Linux it also ends when lab2 dies.
+    process = subprocess.Popen(command, env={**os.environ, **_SERVER_ENV}, preexec_fn=_end_with_parent)
     url = f"http://127.0.0.1:{port}/api"
     os.environ["PREFECT_API_URL"] = url
     os.environ["PREFECT_UI_URL"] = ""  # it serves no UI: no "View at" links to a page that is not there
     return TemporaryAPI(url, process)
+
+
+def _end_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the parent process dies (elsewhere, nothing)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _free_port() -> int:

@@ -270,3 +270,25 @@ def test_server_down_fails_with_a_redacted_message_then_blips_and_a_rerun_resume
     assert not any(SECRET.encode() in p.read_bytes() or ENV_SECRET.encode() in p.read_bytes() for p in stored if p.is_file())
     for name in ("down", "blip"):
         assert SECRET not in output(tmp_path, name) and ENV_SECRET not in output(tmp_path, name)
+
+
+def test_the_temporary_prefect_api_ends_with_a_killed_lab2_run(tmp_path):
+    run = start_lab2(tmp_path, "api", [])
+    try:
+        wait_for(lambda: _api_servers(run.pid) or run.poll() is not None, 120, "the temporary Prefect API")
+        servers = _api_servers(run.pid)
+        assert servers, "lab2 run started no temporary Prefect API"
+        os.kill(run.pid, signal.SIGKILL)  # the process alone, not its group: nothing runs its exit hooks
+        run.wait(timeout=30)
+        _, alive = psutil.wait_procs(servers, timeout=30)
+        assert not alive, f"the temporary Prefect API outlived its lab2 run: {alive}"
+    finally:
+        kill_group(run)
+
+
+def _api_servers(pid: int) -> list[psutil.Process]:
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [c for c in children if "prefect.server.api.server:create_app" in " ".join(c.cmdline())]
