@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+
+from tests.servers import free_port, start_group, stop_group
 
 pytestmark = pytest.mark.system
 
@@ -52,31 +52,6 @@ class Lab:
         return [r for r in runs if step is None or r.data.tags.get("lab2.step") == step]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """A server in its own process group, so that stopping it ends its children too."""
-    with log.open("ab") as out:
-        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(grace)
-            os.killpg(process.pid, 0)  # children of the group may outlive its leader
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            continue
-
-
 def _wait_until_answers(url: str, process: subprocess.Popen, log: Path, timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -96,11 +71,11 @@ def lab(tmp_path_factory) -> Lab:
     work = tmp_path_factory.mktemp("browser")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
     env |= {"PREFECT_HOME": str(work / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg"}
-    prefect_port, mlflow_port = _free_port(), _free_port()
+    prefect_port, mlflow_port = free_port(), free_port()
     prefect_url = f"http://127.0.0.1:{prefect_port}"
     prefect_log = work / "prefect.log"
     server_env = {**env, "PREFECT_UI_API_URL": f"{prefect_url}/api"}  # the UI's own calls, else to port 4200
-    prefect = _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)], server_env, prefect_log)
+    prefect = start_group([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)], server_env, prefect_log)
     try:
         _wait_until_answers(f"{prefect_url}/api/health", prefect, prefect_log)
         done = subprocess.run(
@@ -111,7 +86,7 @@ def lab(tmp_path_factory) -> Lab:
         store = f"sqlite:///{work / 'mlflow.db'}"
         mlflow_url = f"http://127.0.0.1:{mlflow_port}"
         mlflow_log = work / "mlflow.log"
-        ui = _start([str(BIN / "mlflow"), "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port", str(mlflow_port)], env, mlflow_log)
+        ui = start_group([str(BIN / "mlflow"), "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port", str(mlflow_port)], env, mlflow_log)
         try:
             _wait_until_answers(f"{mlflow_url}/health", ui, mlflow_log)
             client = MlflowClient(store)
@@ -119,9 +94,9 @@ def lab(tmp_path_factory) -> Lab:
             (parent,) = client.search_runs([experiment_id], "tags.`lab2.role` = 'pipeline'")
             yield Lab(done.stdout, mlflow_url, prefect_url, client, experiment_id, parent.info.run_id)
         finally:
-            _stop(ui)
+            stop_group(ui)
     finally:
-        _stop(prefect)
+        stop_group(prefect)
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +240,7 @@ def test_compare_of_one_cells_seeds_finds_their_learning_curves(lab, page):
     seeds = [r.info.run_id for r in lab.runs("mlp") if r.data.tags["lab2.group"] == "lr=0.1 it=1000"]
     assert len(seeds) == 3
     query = urllib.parse.urlencode({"runs": json.dumps(seeds), "experiments": json.dumps([lab.experiment_id])})
-    body = _open(page, f"{lab.mlflow_url}/#/compare-runs?{query}", "Artifacts")
+    _open(page, f"{lab.mlflow_url}/#/compare-runs?{query}", "Artifacts")
     page.get_by_text("learning_curve.png").first.wait_for()
     assert "No common artifacts" not in page.inner_text("body")
 
@@ -276,7 +251,7 @@ def test_the_top_prefect_flow_run_holds_the_seed_table_progress_link_and_lab2_lo
     body = _open(page, tags["prefect.flow_run_url"], "Best group:")
     assert "Units: factorisation.units_computed=4" in body and "Q2 MLP grid over seeds" in body
     page.get_by_text("Artifacts", exact=True).first.click()
-    for key in ("seed-summary", "mlp-grid-progress", "mlflow-run"):
+    for key in ("seed-summary", "seed-pairs", "mlp-grid-progress", "mlflow-run"):
         page.get_by_text(key, exact=True).first.wait_for()
     time.sleep(1)
     _screenshot(page, "prefect-flow-run")
