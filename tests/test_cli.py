@@ -123,3 +123,21 @@ def test_unparseable_numbers_exit_2(capsys):
         main(["run", "--lrs", "fast"])
     assert exit_info.value.code == 2
     assert "invalid float value: 'fast'" in capsys.readouterr().err
+
+
+@pytest.mark.system
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [(["run", "--lrs", "fast"], 2, "invalid float value: 'fast'"), (["run", "--lrs", "-1"], 2, "--lrs -1"), (["--help"], 0, "")],
+)
+def test_the_console_script_ends_with_the_commands_status(tmp_path, args, status, message):
+    done = subprocess.run([LAB2, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == status and message in done.stderr
+    assert not list(tmp_path.iterdir())  # refused before any store was created
+
+
+@pytest.mark.system
+def test_an_uncaught_error_ends_the_console_script_with_1_and_its_traceback(tmp_path):
+    code = "import lab2.cli.main as cli\ndef broken(argv=None): raise ValueError('broken')\ncli.main = broken\ncli.entry()"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "ValueError: broken" in done.stderr
