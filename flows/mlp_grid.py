@@ -35,12 +35,13 @@ from lab2.core.params import (
     Threads,
     grid_params,
 )
-from lab2.core.seeds import DEFAULT_MIN_EFFECT
+from lab2.core.seeds import DEFAULT_MIN_EFFECT, SeedComparison
 from lab2.core.data import Dataset
 from lab2.core.describe import grid_sentence
 from lab2.tasks import tracking
-from lab2.tasks.compute import compare_over_seeds, load_data, load_mlp_data, plot_grid, train_shard, train_winner
+from lab2.tasks.compute import compare_over_seeds, load_data, load_mlp_data, plot_grid, train_shard
 from lab2.tasks.record import (
+    BestCell,
     cell_identities,
     cell_key,
     cell_name,
@@ -138,12 +139,7 @@ def mlp_grid(
         over_seeds = compare_over_seeds(cells, first.data.val_rows, min_effect)
         curves = pd.concat([grid.curves for grid in grids.values()], ignore_index=True)
         log_grid_summary(parent, cells, over_seeds, plot_grid(curves, cells, over_seeds), first.data.val_rows)
-        best = over_seeds.best
-        key = (float(best["lr"]), int(best["iterations"]), min(seeds))
-        winner = train_winner(first.data, *key, setups[split])  # its cell may be a reused run
-        model_uri = log_best_model(
-            parent, winner, setups[split], first.data.x_val[:5], first.run_ids[key], first.identities[key], over_seeds, first.datasets, split
-        )
+        model_uri = log_best_model(parent, _best_cell(first, over_seeds, min(seeds), split), first.data, setups[split], over_seeds, first.datasets)
         publish_seed_table(over_seeds)
         log_units(parent, "mlp_grid", pd.concat([grid.units for grid in grids.values()], ignore_index=True))
         if parent_run_id is None:
@@ -201,3 +197,10 @@ def _grid_of_split(
     names = {key: cell_name(*key, setup.split_seed) for key in identities}
     units = units_table(dict.fromkeys(identities, "mlp"), names, identities, run_ids, reused)
     return SplitGrid(data, results_frame(results, reused_cell_rows(reused)), results, curves, units, run_ids, identities, datasets)
+
+
+def _best_cell(grid: SplitGrid, over_seeds: SeedComparison, seed: int, split_seed: int) -> BestCell:
+    """The best group's cell of `seed` in the grid of one split seed."""
+    key = (float(over_seeds.best["lr"]), int(over_seeds.best["iterations"]), seed)
+    row = grid.cells.set_index(["lr", "iterations", "seed"]).loc[key]
+    return BestCell(*key, split_seed, float(row["val_accuracy"]), grid.run_ids[key], grid.identities[key])

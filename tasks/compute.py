@@ -112,10 +112,3 @@ def plot_grid(curves: pd.DataFrame, cells: pd.DataFrame, seeds: SeedComparison) 
         "cell_heatmap": plot_cell_heatmap(seeds.summary),
         "paired_differences": plot_paired_differences(seeds.paired, seeds.pairs),
     }
-
-
-@task(cache_policy=NO_CACHE)
-def train_winner(data: MLPData, lr: float, iterations: int, seed: int, setup: MLPSetup) -> CellResult:
-    """The winning cell's model, trained again (deterministic, so identical to its run's)."""
-    (cell,) = train_cells(data, [(lr, seed)], [iterations], setup.hidden, setup.protocol)
-    return cell

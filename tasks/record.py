@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -25,7 +26,7 @@ from lab2.core.data import Dataset, labelled_frame
 from lab2.core.describe import cell_description, cell_run_name, factorisation_description, factorisation_run_name, pipeline_description
 from lab2.core.factorise import Factorisation
 from lab2.core.identity import source_digest, tensor_digest, unit_identity
-from lab2.core.mlp import CellResult, MLPData, to_module
+from lab2.core.mlp import CellResult, MLPData, to_module, train_cells
 from lab2.core.params import FactorisationSetup, MLPSetup
 from lab2.core.plots import plot_learning_curve
 from lab2.core.seeds import SeedComparison, group_label
@@ -239,35 +240,48 @@ def log_grid_summary(
     tracking.log_text(parent_run_id, seeds.pairs.to_csv(index=False), "seed_pairs.csv")
 
 
+@dataclass(frozen=True)
+class BestCell:
+    """The cell whose model lab2 publishes: the best group's smallest seed on the smallest split seed."""
+
+    lr: float
+    iterations: int
+    seed: int
+    split_seed: int
+    val_accuracy: float
+    run_id: str  # the cell's run, computed now or reused
+    identity: str
+
+
 @task(cache_policy=NO_CACHE)
 def log_best_model(
-    parent_run_id: str,
-    cell: CellResult,
-    setup: MLPSetup,
-    input_example: torch.Tensor,
-    cell_run_id: str,
-    identity: str,
-    seeds: SeedComparison,
-    datasets: Mapping[str, PandasDataset],
-    split_seed: int = 0,
+    parent_run_id: str, best: BestCell, data: MLPData, setup: MLPSetup, seeds: SeedComparison, datasets: Mapping[str, PandasDataset]
 ) -> str:
-    """The winning cell's model as logged model lab2-mlp of the parent run, with the cell's metrics; a registry
-    version only for a new winning unit. Returns the model's URI."""
-    best = seeds.best
-    tracking.log_to_run(parent_run_id, RunRecord(params={"best_lr": cell.lr, "best_iterations": cell.iterations, "best_seed": cell.seed, "best_split_seed": split_seed}))
-    group = f"val accuracy {best['val_accuracy_mean']:.3f} ± {best['val_accuracy_std']:.3f} over {int(best['val_accuracy_n'])} seeds"
+    """The winning cell's model as logged model lab2-mlp of the parent run, with the cell's metrics: the one an
+    earlier run logged for the same cell and group, else trained again (deterministic, so identical to its
+    cell's) and logged; a registry version only for a new winning unit. Returns the model's URI."""
+    group_stats = seeds.best
+    tracking.log_to_run(
+        parent_run_id, RunRecord(params={"best_lr": best.lr, "best_iterations": best.iterations, "best_seed": best.seed, "best_split_seed": best.split_seed})
+    )
+    group = f"val accuracy {group_stats['val_accuracy_mean']:.3f} ± {group_stats['val_accuracy_std']:.3f} over {int(group_stats['val_accuracy_n'])} seeds"
+    params = cell_params(setup, best.lr, best.iterations, best.seed)
     tags = {
-        "lr": f"{cell.lr:g}", "iterations": cell.iterations, "seed": cell.seed,
-        "lab2.cell": _cell_name(cell, split_seed), "lab2.group": group_label(cell_params(setup, cell.lr, cell.iterations, cell.seed)),
-        "lab2.group_val_accuracy": group, "lab2.cell_run_id": cell_run_id,
+        "lr": f"{best.lr:g}", "iterations": best.iterations, "seed": best.seed,
+        "lab2.cell": cell_name(best.lr, best.iterations, best.seed, best.split_seed), "lab2.group": group_label(params),
+        "lab2.group_val_accuracy": group, "lab2.cell_run_id": best.run_id,
     }
     description = (
-        f"lab2's MLP, the grid's best group lr={cell.lr:g}, {cell.iterations} iterations ({group}); "
-        f"this is its seed-{cell.seed} model, validation accuracy {cell.val_accuracy:.1%}. Input: the scaled features; output: logits."
+        f"lab2's MLP, the grid's best group lr={best.lr:g}, {best.iterations} iterations ({group}); "
+        f"this is its seed-{best.seed} model, validation accuracy {best.val_accuracy:.1%}. Input: the scaled features; output: logits."
     )
+
+    def train() -> torch.nn.Module:
+        (cell,) = train_cells(data, [(best.lr, best.seed)], [best.iterations], setup.hidden, setup.protocol)
+        return to_module(cell.weights)
+
     winner = WinnerModel(
-        to_module(cell.weights), input_example, cell_run_id, identity, cell_params(setup, cell.lr, cell.iterations, cell.seed),
-        tags, description, {"train": datasets["training"], "val": datasets["validation"]},
+        train, data.x_val[:5], best.run_id, best.identity, params, tags, description, {"train": datasets["training"], "val": datasets["validation"]},
     )
     uri, _ = tracking.log_winner_model(parent_run_id, REGISTERED_MODEL, winner)
     return uri

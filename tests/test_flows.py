@@ -219,8 +219,12 @@ def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_stor
     cells = tracking.read_cells(resumed.info.run_id)
     assert len(cells) == 8 and set(cells["seed"]) == {0, 1}
     assert resumed.data.params["best_seed"] == "0"
-    assert len(mlflow_store.search_logged_models([resumed.info.experiment_id])) == 2  # one per pipeline run
+    (logged,) = mlflow_store.search_logged_models([resumed.info.experiment_id])  # the same cell and group: logged once
+    assert [o.model_id for o in mlflow_store.get_run(resumed.info.run_id).outputs.model_outputs] == [logged.model_id]
     assert len(mlflow_store.search_model_versions("name='lab2-mlp'")) == 1  # the same winning unit: no new version
+
+    mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1, 2), cell_figures=False)  # a group over 3 seeds: described anew
+    assert len(mlflow_store.search_logged_models([resumed.info.experiment_id])) == 2
 
 
 @pytest.mark.system

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ import torch
 from matplotlib.figure import Figure
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.pandas_dataset import PandasDataset
-from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, Metric, Param, RunTag
+from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, LoggedModelStatus, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_MODEL_VERSIONS, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
@@ -127,7 +127,7 @@ def dataset(frame: pd.DataFrame, name: str, digest: str, source: str, targets: s
 class WinnerModel:
     """The winning cell as a model: what it is, where it was measured, and how to describe its version."""
 
-    module: torch.nn.Module
+    train: Callable[[], torch.nn.Module]  # the cell's model trained again; called only when no logged model is it
     input_example: torch.Tensor
     cell_run_id: str  # the cell's own run: its metrics become the model's
     identity: str  # the cell's unit identity; a registry version is made only for a new one
@@ -139,26 +139,42 @@ class WinnerModel:
 
 def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tuple[str, str | None]:
     """`winner` as logged model `name` in the parent's experiment, linked to the parent run and carrying its
-    cell's metrics; a registry version of `name` unless one already holds its identity. Returns the model's
-    URI and its registered version (None if the store has no registry)."""
-    mlflow.set_tracking_uri(tracking_uri())
+    cell's metrics: the model an earlier run logged with the same identity and tags, else a new one; a
+    registry version of `name` unless one already holds its identity. Returns the model's URI and its
+    registered version (None if the store has no registry)."""
     what = f"logged model {name!r} of run {parent_run_id}"
     tags = {**winner.tags, IDENTITY_TAG: winner.identity}
-    model_tags = {**tags, DESCRIPTION_TAG: winner.description}
+    model_tags = {k: str(v) for k, v in {**tags, DESCRIPTION_TAG: winner.description}.items()}
+    exp_id = experiment_of(parent_run_id)
+    model_id = _same_model(exp_id, name, model_tags, what) or _new_model(exp_id, parent_run_id, name, winner, model_tags, what)
+    client(what).log_outputs(parent_run_id, [LoggedModelOutput(model_id, step=0)])
+    return f"models:/{model_id}", _register_once(name, model_id, parent_run_id, winner, tags)
+
+
+def _same_model(exp_id: str, name: str, model_tags: Mapping[str, str], what: str) -> str | None:
+    """The id of a READY logged model `name` of the experiment with exactly these tags: the same unit, described alike."""
+    query = f"name = '{name}' AND tags.`{IDENTITY_TAG}` = '{model_tags[IDENTITY_TAG]}'"
+    found = client(what).search_logged_models(experiment_ids=[exp_id], filter_string=query)
+    same = [m for m in found if m.status == LoggedModelStatus.READY and all(m.tags.get(k) == v for k, v in model_tags.items())]
+    return min(same, key=lambda m: m.creation_timestamp).model_id if same else None
+
+
+def _new_model(exp_id: str, parent_run_id: str, name: str, winner: WinnerModel, model_tags: Mapping[str, str], what: str) -> str:
+    """A new logged model of the winner: trained again, its weights, signature and requirements, its cell's metrics."""
+    mlflow.set_tracking_uri(tracking_uri())
     model = client(what).create_logged_model(
-        experiment_of(parent_run_id), name, parent_run_id, tags={k: str(v) for k, v in model_tags.items()},
-        params={k: str(v) for k, v in winner.params.items()}, model_type="classifier",
+        exp_id, name, parent_run_id, tags=dict(model_tags), params={k: str(v) for k, v in winner.params.items()}, model_type="classifier",
     )
+    module = winner.train()
     example = winner.input_example.numpy()
     with torch.no_grad():
-        signature = infer_signature(example, winner.module(winner.input_example).numpy())
+        signature = infer_signature(example, module(winner.input_example).numpy())
     retrying(what, lambda: mlflow.pytorch.log_model(
-        winner.module, name=name, model_id=model.model_id, signature=signature, input_example=example,
+        module, name=name, model_id=model.model_id, signature=signature, input_example=example,
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
     ))
-    client(what).log_outputs(parent_run_id, [LoggedModelOutput(model.model_id, step=0)])
     _link_cell_metrics(winner, model.model_id, what)
-    return f"models:/{model.model_id}", _register_once(name, model.model_id, parent_run_id, winner, tags)
+    return model.model_id
 
 
 def _link_cell_metrics(winner: WinnerModel, model_id: str, what: str) -> None:
