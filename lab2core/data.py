@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -62,10 +63,28 @@ class Split:
 
 
 def load_dataset(name: str, label_column: str | None = None) -> Dataset:
-    """Load `iris`, `iris-uci` or a CSV path (numeric features plus one label column)."""
-    if check_dataset_name(name) in BUILTIN_DATASETS:
+    """Load `iris`, `iris-uci` or a CSV path (numeric features plus one label column).
+
+    Read once per process while the file is unchanged: a run's checks and stages share one copy.
+    """
+    builtin = check_dataset_name(name) in BUILTIN_DATASETS
+    return _load_dataset(name, label_column, None if builtin else _file_stamp(Path(name)))
+
+
+@lru_cache(maxsize=4)
+def _load_dataset(name: str, label_column: str | None, stamp: tuple[int, int] | None) -> Dataset:
+    if name in BUILTIN_DATASETS:
         return load_iris_dataset(uci=name == "iris-uci")
     return load_csv_dataset(Path(name), label_column)
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """(modification time in ns, size in bytes) of a file; None if it cannot be read (loading then says why)."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
 
 
 def load_iris_dataset(uci: bool = False) -> Dataset:
