@@ -177,9 +177,7 @@ def _run(args: argparse.Namespace) -> int:
 def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
     from lab2.flows.pipeline import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
     from lab2.core.inputs import check_pipeline_inputs
-    from lab2.core.seeds import compare_seeds
-    from lab2.tasks.record import runs_view_key
-    from lab2.tasks.tracking import TrackingError, check_tracking_uri, redact, run_params, run_tags, runs_url, tracking_uri, ui_command
+    from lab2.tasks.tracking import TrackingError, check_tracking_uri, redact, tracking_uri, ui_command
 
     try:
         setup = MLPSetup(params["dataset"], params["split_seeds"][0], params["hidden"], params["scaling"], params["protocol"])
@@ -194,9 +192,6 @@ def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
         if api is not None:
             api.wait_ready()
         result = lab2(**params)
-        reuse = run_tags(result.parent_run_id)
-        val_rows = _val_rows(run_params(result.parent_run_id))
-        url = runs_url(params["experiment"], runs_view_key())
     except TrackingError as error:
         print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
         return EXIT_TRACKING_FAILED
@@ -204,9 +199,9 @@ def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
     print(result.factorisation.to_string(index=False))
     print("\nQ2 MLP grid (accuracy 0–1):")
     print(result.cells.to_string(index=False))
-    _print_seeds(compare_seeds(result.cells, val_rows, params["min_effect"]))
-    print("\n" + "\n".join(_summary_lines(result.cells, reuse)))
-    print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}\n  {url}")
+    _print_seeds(result.seeds)
+    print("\n" + "\n".join(_summary_lines(result.cells, result.units)))
+    print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}\n  {result.runs_url}")
     return 0
 
 
@@ -303,11 +298,11 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
-def _summary_lines(cells: pd.DataFrame, parent_tags: dict[str, str]) -> list[str]:
-    """What was reused, what was computed (the parent's lab2.*.units_* tags), and which cells diverged."""
-    reused = sum(int(v) for k, v in parent_tags.items() if k.endswith(".units_reused"))
-    computed = sum(int(v) for k, v in parent_tags.items() if k.endswith(".units_computed"))
-    lines = [f"runs: {computed} computed, {reused} reused from earlier FINISHED runs of the same identity"]
+def _summary_lines(cells: pd.DataFrame, units: pd.DataFrame) -> list[str]:
+    """What was computed, what was reused, and which cells diverged."""
+    from lab2.core.describe import units_sentence
+
+    lines = [f"runs: {units_sentence(units)}"]
     diverged = cells[cells["diverged"]]
     if len(diverged):
         which = ", ".join(f"lr={r.lr:g} it={r.iterations} seed={r.seed}" for r in diverged.itertuples())

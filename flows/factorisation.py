@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 from prefect import flow, get_run_logger
 
@@ -34,6 +36,14 @@ from lab2.tasks.tracking import FinishedRun, RunRecord
 STEPS = ("gd-factorise", "svd-baseline")
 
 
+@dataclass(frozen=True)
+class FactorisationResult:
+    """Q1's table (a row per matrix: losses and angles) and its units (each run, computed or reused)."""
+
+    summary: pd.DataFrame
+    units: pd.DataFrame
+
+
 @flow(name="factorisation")
 def factorisation(
     dataset: DatasetName = "iris",
@@ -45,7 +55,7 @@ def factorisation(
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
     parent_run_id: str | None = None,
     force: bool = False,
-) -> pd.DataFrame:
+) -> FactorisationResult:
     """Q1_1–Q1_3: rank-r factorisation by GD with autograd against the truncated-SVD optimum; U of both.
 
     A matrix whose GD and SVD runs both exist FINISHED with their identities is reused; `force` recomputes.
@@ -66,13 +76,13 @@ def factorisation(
                 row, run_ids = _compute(parent, name, matrix, data, setup, found, identities)
             rows.append(row)
             units.append(units_table({s: s for s in STEPS}, dict.fromkeys(STEPS, name), identities, run_ids, found))
-        summary = pd.DataFrame(rows)
+        summary, units_done = pd.DataFrame(rows), pd.concat(units, ignore_index=True)
         log_factorisation_summary(parent, summary)
-        log_units(parent, "factorisation", pd.concat(units, ignore_index=True))
+        log_units(parent, "factorisation", units_done)
         if parent_run_id is None:
             describe_pipeline(parent, [factorisation_sentence(list(matrices), rank, lr, epochs)], None, summary)
     get_run_logger().info("Q1 factorisation at rank %d:\n%s", rank, summary.to_string(index=False))
-    return summary
+    return FactorisationResult(summary, units_done)
 
 
 def _reuse(parent: str, name: str, found: dict[str, FinishedRun], with_figure: bool) -> tuple[dict, dict[str, str]]:

@@ -39,7 +39,7 @@ from lab2.core.seeds import DEFAULT_MIN_EFFECT, SeedComparison
 from lab2.core.data import Dataset
 from lab2.core.describe import grid_sentence
 from lab2.tasks import tracking
-from lab2.tasks.compute import compare_over_seeds, load_data, load_mlp_data, plot_grid, train_shard
+from lab2.tasks.compute import compare_over_seeds, load_data, plot_grid, split_for_mlp, train_shard
 from lab2.tasks.record import (
     BestCell,
     cell_identities,
@@ -92,6 +92,16 @@ class SplitGrid:
     datasets: dict[str, PandasDataset]
 
 
+@dataclass(frozen=True)
+class GridResult:
+    """Q2's table of cells (over every split seed), their comparison over seeds, its units and the winner model's URI."""
+
+    cells: pd.DataFrame
+    seeds: SeedComparison
+    units: pd.DataFrame
+    model_uri: str
+
+
 @flow(name="mlp-grid")
 def mlp_grid(
     lrs: LearningRates = LAB_LRS,
@@ -111,7 +121,7 @@ def mlp_grid(
     min_effect: Effect = DEFAULT_MIN_EFFECT,
     task_runner: TaskRunnerName = "threads",
     dask_address: str | None = None,
-) -> pd.DataFrame:
+) -> GridResult:
     """Q2_1–Q2_2: the MLP grid, each (lr, seed) trajectory trained once in batched shards; one MLflow run per cell.
 
     Every split seed is a split of the data of its own, with the whole grid trained on it. Cells that
@@ -129,7 +139,7 @@ def mlp_grid(
         progress = create_progress("MLP cells trained and logged to MLflow")
         with grid_task_runner(task_runner, dask_address) as runner:
             grids = {
-                k: _grid_of_split(runner, parent, setups[k], lrs, iterations, seeds, label_column, raw, experiment,
+                k: _grid_of_split(runner, parent, setups[k], lrs, iterations, seeds, raw, experiment,
                                   cell_figures, torch_threads, force, progress, (index, len(split_seeds)))
                 for index, k in enumerate(split_seeds)
             }
@@ -141,15 +151,16 @@ def mlp_grid(
         log_grid_summary(parent, cells, over_seeds, plot_grid(curves, cells, over_seeds), first.data.val_rows)
         model_uri = log_best_model(parent, _best_cell(first, over_seeds, min(seeds), split), first.data, setups[split], over_seeds, first.datasets)
         publish_seed_table(over_seeds)
-        log_units(parent, "mlp_grid", pd.concat([grid.units for grid in grids.values()], ignore_index=True))
+        units = pd.concat([grid.units for grid in grids.values()], ignore_index=True)
+        log_units(parent, "mlp_grid", units)
         if parent_run_id is None:
             describe_pipeline(parent, [grid_sentence(lrs, iterations, seeds, setups[split].as_params(), split_seeds)], over_seeds, None)
-    n_cells, n_reused = len(cells), sum(int(grid.units["reused"].sum()) for grid in grids.values())
+    n_reused = int(units["reused"].sum())
     logger.info(
         "Q2 grid: %d cells logged to MLflow, %d reused; best %s, model %s\n%s",
-        n_cells - n_reused, n_reused, over_seeds.best_label(), model_uri, over_seeds.display().to_string(index=False),
+        len(units) - n_reused, n_reused, over_seeds.best_label(), model_uri, over_seeds.display().to_string(index=False),
     )
-    return cells
+    return GridResult(cells, over_seeds, units, model_uri)
 
 
 def _grid_of_split(
@@ -159,7 +170,6 @@ def _grid_of_split(
     lrs: Sequence[float],
     iterations: Sequence[int],
     seeds: Sequence[int],
-    label_column: str | None,
     raw: Dataset,
     experiment: str,
     cell_figures: bool,
@@ -171,7 +181,7 @@ def _grid_of_split(
     """The grid on one split seed: reuse what MLflow holds, train the rest in shards, log each cell as it comes."""
     logger = get_run_logger()
     where = f" (split seed {setup.split_seed})" if part[1] > 1 else ""
-    data = load_mlp_data(setup.dataset, label_column, setup)
+    data = split_for_mlp(raw, setup)
     identities = cell_identities(setup, lrs, iterations, seeds, cell_figures, raw.digest)
     datasets = mlp_datasets(raw, data)
     n_cells = len(identities)

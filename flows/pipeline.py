@@ -32,21 +32,25 @@ from lab2.core.params import (
     Threads,
     grid_params,
 )
-from lab2.core.describe import factorisation_sentence, grid_sentence
-from lab2.core.seeds import DEFAULT_MIN_EFFECT
+from lab2.core.describe import factorisation_sentence, grid_sentence, units_sentence
+from lab2.core.seeds import DEFAULT_MIN_EFFECT, SeedComparison
 from lab2.tasks import tracking
-from lab2.tasks.compute import check_inputs, compare_over_seeds
+from lab2.tasks.compute import check_inputs
 from lab2.tasks.record import describe_pipeline, runs_view_key
 from lab2.tasks.tracking import RunRecord
 
 
 @dataclass(frozen=True)
 class Lab2Result:
-    """The parent run's id, Q1's summary table and Q2's table of cells."""
+    """Everything `lab2 run` reports: the parent run, Q1's table, Q2's cells and seed comparison, the units
+    (each run computed or reused) and the link to the runs in the MLflow UI."""
 
     parent_run_id: str
     factorisation: pd.DataFrame
     cells: pd.DataFrame
+    seeds: SeedComparison
+    units: pd.DataFrame
+    runs_url: str
 
 
 @flow(name="lab2")
@@ -91,19 +95,19 @@ def lab2(
             dataset=dataset, label_column=label_column, rank=rank, lr=gd_lr, epochs=gd_epochs, seed=gd_seed,
             experiment=experiment, parent_run_id=parent, force=force,
         )
-        logger.info("Q1 factorisation at rank %d:\n%s", rank, q1.to_string(index=False))
+        logger.info("Q1 factorisation at rank %d:\n%s", rank, q1.summary.to_string(index=False))
         q2 = mlp_grid(
             lrs=lrs, iterations=iterations, seeds=seeds, dataset=dataset, label_column=label_column, split_seeds=split_seeds,
             hidden=hidden, scaling=scaling, protocol=protocol, cell_figures=cell_figures, torch_threads=torch_threads,
             experiment=experiment, parent_run_id=parent, force=force, min_effect=min_effect,
             task_runner=task_runner, dask_address=dask_address,
         )
-        seeds_table = compare_over_seeds(q2, None, min_effect)
-        what_ran = [factorisation_sentence(list(q1["matrix"]), rank, gd_lr, gd_epochs), grid_sentence(lrs, iterations, seeds, setup.as_params(), split_seeds)]
-        describe_pipeline(parent, what_ran, seeds_table, q1)
-        units = tracking.run_tags(parent)
-        logger.info("Q2 MLP grid over seeds (mean ± sd):\n%s", seeds_table.display().to_string(index=False))
-        logger.info("Best group: %s", seeds_table.best_label())
-        logger.info("Units: %s", ", ".join(f"{k.removeprefix('lab2.')}={v}" for k, v in sorted(units.items()) if k.endswith(("units_reused", "units_computed"))))
-    logger.info("MLflow: %s", tracking.runs_url(experiment, runs_view_key()))
-    return Lab2Result(parent, q1, q2)
+        what_ran = [factorisation_sentence(list(q1.summary["matrix"]), rank, gd_lr, gd_epochs), grid_sentence(lrs, iterations, seeds, setup.as_params(), split_seeds)]
+        describe_pipeline(parent, what_ran, q2.seeds, q1.summary)
+        units = pd.concat([q1.units, q2.units], ignore_index=True)
+        logger.info("Q2 MLP grid over seeds (mean ± sd):\n%s", q2.seeds.display().to_string(index=False))
+        logger.info("Best group: %s", q2.seeds.best_label())
+        logger.info("Units: %s", units_sentence(units))
+    url = tracking.runs_url(experiment, runs_view_key())
+    logger.info("MLflow: %s", url)
+    return Lab2Result(parent, q1.summary, q2.cells, q2.seeds, units, url)

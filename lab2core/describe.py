@@ -108,3 +108,9 @@ def factorisation_sentence(matrices: Sequence[str], rank: int, lr: float, epochs
     """What Q1 ran, in one sentence."""
     names = " and ".join(f"`{m}`" for m in matrices)
     return f"Q1, rank-{rank} factorisation of {names} by gradient descent (lr {lr:g}, {epochs} epochs) beside truncated SVD."
+
+
+def units_sentence(units: pd.DataFrame) -> str:
+    """How many runs a pipeline run computed and how many it reused, from its units table."""
+    reused = int(units["reused"].sum())
+    return f"{len(units) - reused} computed, {reused} reused from earlier FINISHED runs of the same identity"

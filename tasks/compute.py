@@ -48,9 +48,9 @@ def load_matrices(dataset: str, label_column: str | None, rank: int) -> tuple[Da
 
 
 @task(cache_policy=NO_CACHE)
-def load_mlp_data(dataset: str, label_column: str | None, setup: MLPSetup) -> MLPData:
+def split_for_mlp(data: Dataset, setup: MLPSetup) -> MLPData:
     """The dataset scaled and split for the MLP."""
-    return prepare_mlp_data(load_dataset(dataset, label_column), setup.split_seed, setup.scaling, setup.protocol)
+    return prepare_mlp_data(data, setup.split_seed, setup.scaling, setup.protocol)
 
 
 @task(cache_policy=NO_CACHE)

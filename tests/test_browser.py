@@ -249,7 +249,7 @@ def test_the_top_prefect_flow_run_holds_the_seed_table_progress_link_and_lab2_lo
     tags = lab.client.get_run(lab.parent_run_id).data.tags
     assert tags["prefect.flow_name"] == "lab2"  # the top flow run, not a sub-flow's
     body = _open(page, tags["prefect.flow_run_url"], "Best group:")
-    assert "Units: factorisation.units_computed=4" in body and "Q2 MLP grid over seeds" in body
+    assert "Units: 22 computed, 0 reused" in body and "Q2 MLP grid over seeds" in body
     page.get_by_text("Artifacts", exact=True).first.click()
     for key in ("seed-summary", "seed-pairs", "mlp-grid-progress", "mlflow-run"):
         page.get_by_text(key, exact=True).first.wait_for()

@@ -99,7 +99,7 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
 
 
 def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
-    cells = mlp_grid(lrs=(0.5, 0.05), iterations=(10, 30), seeds=(0, 1, 2))
+    cells = mlp_grid(lrs=(0.5, 0.05), iterations=(10, 30), seeds=(0, 1, 2)).cells
     runs = all_runs(mlflow_store)
     (parent,) = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
     summary = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "seed_summary.csv"))
@@ -158,7 +158,7 @@ def _prefect_artifacts(flow_run_id):
 
 
 def test_mlp_grid_alone_opens_its_own_parent_and_can_skip_cell_figures(mlflow_store):
-    cells = mlp_grid(lrs=(0.05,), iterations=(3,), seeds=(0, 1, 2), cell_figures=False, experiment="solo")
+    cells = mlp_grid(lrs=(0.05,), iterations=(3,), seeds=(0, 1, 2), cell_figures=False, experiment="solo").cells
     runs = all_runs(mlflow_store, "solo")
     parent = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
     assert len(parent) == 1 and parent[0].info.run_name == "mlp-grid"
@@ -207,8 +207,8 @@ def test_a_failing_flow_marks_its_parent_failed(mlflow_store, monkeypatch):
 
 
 def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_store):
-    first = mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1), cell_figures=False)
-    second = mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1), cell_figures=False)
+    first = mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1), cell_figures=False).cells
+    second = mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1), cell_figures=False).cells
     pd.testing.assert_frame_equal(first, second)
     parents = sorted(
         (r for r in all_runs(mlflow_store) if r.data.tags.get("lab2.role") == "pipeline"), key=lambda r: r.info.start_time
@@ -229,7 +229,7 @@ def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_stor
 
 @pytest.mark.system
 def test_a_grid_over_two_split_seeds_reports_both_variance_sources(mlflow_store):
-    cells = mlp_grid(lrs=(0.5, 0.05), iterations=(10,), seeds=(0, 1, 2), split_seeds=(0, 1), cell_figures=False)
+    cells = mlp_grid(lrs=(0.5, 0.05), iterations=(10,), seeds=(0, 1, 2), split_seeds=(0, 1), cell_figures=False).cells
     assert len(cells) == 12 and sorted(cells.groupby("split_seed").size().tolist()) == [6, 6]
     runs = all_runs(mlflow_store)
     mlp = _children(runs, "mlp")

@@ -40,6 +40,7 @@ def test_a_second_run_reuses_every_unit_and_a_wider_grid_computes_only_the_new_c
     assert len(runs) == n_first + 1  # only the new parent
     table = units(mlflow_store, second.parent_run_id)
     assert len(table) == 8 and table["reused"].all()
+    assert second.units["run_id"].tolist() == table["run_id"].tolist() and second.units["reused"].all()  # what the CLI prints
     assert set(table["run_id"]) == {r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == first.parent_run_id}
     pd.testing.assert_frame_equal(first.cells, second.cells)
     pd.testing.assert_frame_equal(first.factorisation, second.factorisation)

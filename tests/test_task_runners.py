@@ -25,8 +25,8 @@ def _logged(client, experiment: str) -> pd.DataFrame:
 
 def test_a_local_dask_cluster_gives_the_thread_runners_metrics_exactly(mlflow_store):
     before = descendants()
-    on_threads = mlp_grid(**GRID, experiment="threads")
-    on_dask = mlp_grid(**GRID, experiment="dask", task_runner="dask")
+    on_threads = mlp_grid(**GRID, experiment="threads").cells
+    on_dask = mlp_grid(**GRID, experiment="dask", task_runner="dask").cells
     assert left_behind(before) == {}  # the local cluster's scheduler and workers are gone
     key = ["lr", "iterations", "seed"]
     pd.testing.assert_frame_equal(
