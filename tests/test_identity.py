@@ -38,3 +38,26 @@ def test_an_edit_to_the_recipe_or_the_recording_changes_every_identity(checkout,
     before = code_version.__wrapped__(checkout)
     _edit(checkout / name)
     assert code_version.__wrapped__(checkout) != before
+
+
+@pytest.mark.system
+@pytest.mark.usefixtures("prefect_api")
+def test_a_grid_run_after_a_report_only_edit_reuses_every_cell_and_after_an_mlp_recipe_edit_recomputes_them(
+    checkout, mlflow_store, monkeypatch
+):
+    from lab2.flows.mlp_grid import mlp_grid
+    from lab2.tasks import record
+
+    unwrapped = code_version.__wrapped__
+    monkeypatch.setattr(record, "code_version", lambda: unwrapped(checkout))  # identities from the edited copy
+    grid = dict(lrs=(0.1,), iterations=(3, 6), seeds=(0, 1), cell_figures=False)
+
+    def computed_and_reused() -> tuple[int, int]:
+        units = mlp_grid(**grid).units
+        return int((~units["reused"]).sum()), int(units["reused"].sum())
+
+    assert computed_and_reused() == (4, 0)
+    _edit(checkout / "lab2core/report.py")
+    assert computed_and_reused() == (0, 4)
+    _edit(checkout / "lab2core/mlp.py")
+    assert computed_and_reused() == (4, 0)
