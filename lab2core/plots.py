@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter
 
 from lab2.core.mlp import CellResult
 from lab2.core.seeds import contrast_labels
@@ -37,16 +38,25 @@ def _second_column(u: torch.Tensor) -> torch.Tensor:
 
 def plot_learning_curve(cell: CellResult) -> Figure:
     """Training loss per step of one MLP cell, with its final accuracies in the title."""
-    fig = Figure(figsize=(5, 3.5), layout="constrained")
+    # Fixed margins instead of a layout engine: one of these per cell, and constrained layout doubles its cost.
+    fig = Figure(figsize=(5, 3.5))
+    fig.subplots_adjust(left=0.16, right=0.97, bottom=0.13, top=0.9)
     ax = fig.subplots()
     ax.plot(np.arange(1, len(cell.train_loss_history) + 1), cell.train_loss_history)
-    ax.set(
-        xlabel="step",
-        ylabel="training loss (cross-entropy)",
-        title=f"lr={cell.lr:g}, {cell.iterations} iterations, seed {cell.seed}: train {cell.train_accuracy:.0%}, val {cell.val_accuracy:.0%}",
-    )
+    ax.set(xlabel="step", ylabel="training loss (cross-entropy)")
+    title = f"lr={cell.lr:g}, {cell.iterations} iterations, seed {cell.seed}: train {cell.train_accuracy:.0%}, val {cell.val_accuracy:.0%}"
+    ax.set_title(title, fontsize=10)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_PlainLogFormatter())
+    ax.yaxis.set_minor_formatter(_PlainLogFormatter())
     return fig
+
+
+class _PlainLogFormatter(LogFormatter):
+    """The ticks a log axis labels, written as plain numbers (1.06, 0.1): narrower than 1.06×10⁰, so they fit."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:g}" if super().__call__(x, pos) else ""
 
 
 def plot_grid_summary(cells: pd.DataFrame) -> Figure:
