@@ -29,7 +29,7 @@ import psutil
 import torch
 
 from lab2.core.data import load_dataset
-from lab2.core.mlp import MLPData, prepare_mlp_data, train_cell_loop, train_cells
+from lab2.core.mlp import prepare_mlp_data, train_cell_loop, train_cells
 from lab2.core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS
 
 GRIDS = {

@@ -18,20 +18,17 @@ from lab2.tasks.compute import compare_u, gd_factorise, load_matrices, plot_u, s
 from lab2.tasks.record import (
     copy_parent_figure,
     describe_pipeline,
-    find_finished,
     gd_params,
-    identity_of,
     log_factorisation_summary,
     log_gd_factorisation,
     log_parent_figures,
     log_svd_baseline,
-    log_units,
     matrix_dataset,
     reused_factorisation_row,
     svd_params,
-    units_table,
 )
 from lab2.tasks.tracking import FinishedRun, RunRecord
+from lab2.tasks.units import identity_of, plan_units, record_units
 
 STEPS = ("gd-factorise", "svd-baseline")
 
@@ -69,16 +66,16 @@ def factorisation(
             digest = data.digest if name == data.name else tensor_digest(matrix)
             identities = {"gd-factorise": identity_of("gd-factorise", gd_params(name, setup), digest)}
             identities["svd-baseline"] = identity_of("svd-baseline", svd_params(name, rank), digest)
-            found = {} if force else find_finished(experiment, identities)
-            if len(found) == len(STEPS):
-                row, run_ids = _reuse(parent, name, found, with_figure=name == data.name)
+            plan = plan_units(experiment, identities, force)
+            if plan.to_compute:
+                row, run_ids = _compute(parent, name, matrix, data, setup, plan.reused, identities)
             else:
-                row, run_ids = _compute(parent, name, matrix, data, setup, found, identities)
+                row, run_ids = _reuse(parent, name, plan.reused, with_figure=name == data.name)
             rows.append(row)
-            units.append(units_table({s: s for s in STEPS}, dict.fromkeys(STEPS, name), identities, run_ids, found))
+            units.append(plan.table({s: s for s in STEPS}, dict.fromkeys(STEPS, name), run_ids))
         summary, units_done = pd.DataFrame(rows), pd.concat(units, ignore_index=True)
         log_factorisation_summary(parent, summary)
-        log_units(parent, "factorisation", units_done)
+        record_units(parent, "factorisation", units_done)
         if parent_run_id is None:
             describe_pipeline(parent, [factorisation_sentence(list(matrices), rank, lr, epochs)], None, summary)
     get_run_logger().info("Q1 factorisation at rank %d:\n%s", rank, summary.to_string(index=False))

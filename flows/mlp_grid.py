@@ -47,18 +47,16 @@ from lab2.tasks.record import (
     cell_name,
     create_progress,
     describe_pipeline,
-    find_finished,
     log_best_model,
     log_grid_summary,
     log_mlp_cells,
-    log_units,
     mlp_datasets,
     publish_seed_table,
     read_reused_curves,
     reused_cell_rows,
-    units_table,
 )
 from lab2.tasks.tracking import RunRecord
+from lab2.tasks.units import plan_units, record_units
 
 if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset
@@ -152,7 +150,7 @@ def mlp_grid(
         model_uri = log_best_model(parent, _best_cell(first, over_seeds, min(seeds), split), first.data, setups[split], over_seeds, first.datasets)
         publish_seed_table(over_seeds)
         units = pd.concat([grid.units for grid in grids.values()], ignore_index=True)
-        log_units(parent, "mlp_grid", units)
+        record_units(parent, "mlp_grid", units)
         if parent_run_id is None:
             describe_pipeline(parent, [grid_sentence(lrs, iterations, seeds, setups[split].as_params(), split_seeds)], over_seeds, None)
     n_reused = int(units["reused"].sum())
@@ -182,10 +180,10 @@ def _grid_of_split(
     logger = get_run_logger()
     where = f" (split seed {setup.split_seed})" if part[1] > 1 else ""
     data = split_for_mlp(raw, setup)
-    identities = cell_identities(setup, lrs, iterations, seeds, cell_figures, raw.digest)
+    plan = plan_units(experiment, cell_identities(setup, lrs, iterations, seeds, cell_figures, raw.digest), force)
+    identities, reused = plan.identities, plan.reused
     datasets = mlp_datasets(raw, data)
     n_cells = len(identities)
-    reused = {} if force else find_finished(experiment, identities)
     shards = deal_shards(missing_trajectories(lrs, iterations, seeds, done=reused), n_shards=os.cpu_count() or 2)
     logger.info("%d/%d cells reused from MLflow%s; training %d trajectories", len(reused), n_cells, where, sum(map(len, shards)))
     shard_args = {"data": unmapped(data), "trajectories": shards, "iterations": unmapped(iterations), "setup": setup,
@@ -205,7 +203,7 @@ def _grid_of_split(
         update_progress_artifact(progress, 100.0 * (part[0] + done / len(logging)) / part[1])
     curves = curves_frame(results, read_reused_curves(reused, trained={(c.lr, c.seed) for c in results}))
     names = {key: cell_name(*key, setup.split_seed) for key in identities}
-    units = units_table(dict.fromkeys(identities, "mlp"), names, identities, run_ids, reused)
+    units = plan.table(dict.fromkeys(identities, "mlp"), names, run_ids)
     return SplitGrid(data, results_frame(results, reused_cell_rows(reused)), results, curves, units, run_ids, identities, datasets)
 
 

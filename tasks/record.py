@@ -1,18 +1,14 @@
 """Prefect tasks that hand results to tracking, in the MLflow layout of the design notes.
 
-Each unit of work (a factorisation, an SVD baseline, an MLP cell) has an identity: a hash of its
-logged params, the digest of its input data and the code version (a hash of UNIT_CODE, the sources
-that compute and record a unit's results). It is the run's tag lab2.identity.
+What a unit's run holds is decided here; which units run at all, in `lab2.tasks.units`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Hashable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import pandas as pd
@@ -25,19 +21,18 @@ from prefect.cache_policies import NO_CACHE
 from lab2.core.data import Dataset, labelled_frame
 from lab2.core.describe import cell_description, cell_run_name, factorisation_description, factorisation_run_name, pipeline_description
 from lab2.core.factorise import Factorisation
-from lab2.core.identity import source_digest, tensor_digest, unit_identity
+from lab2.core.identity import tensor_digest
 from lab2.core.mlp import CellResult, MLPData, to_module, train_cells
 from lab2.core.params import FactorisationSetup, MLPSetup
 from lab2.core.plots import plot_learning_curve
 from lab2.core.seeds import SeedComparison, group_label
 from lab2.tasks import tracking
 from lab2.tasks.tracking import FinishedRun, RunRecord, WinnerModel
+from lab2.tasks.units import code_version, identity_of
 
 if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset
 
-K = TypeVar("K", bound=Hashable)
-_ROOT = Path(__file__).resolve().parent.parent
 
 REGISTERED_MODEL = "lab2-mlp"
 RUNS_VIEW = "lab2: the lab's columns"
@@ -104,48 +99,9 @@ def log_mlp_cells(
 
 
 @task(cache_policy=NO_CACHE)
-def find_finished(experiment: str, identities: Mapping[K, str]) -> dict[K, FinishedRun]:
-    """The FINISHED run of each unit that has one, by the unit's key."""
-    found = tracking.finished_units(experiment, identities.values())
-    return {key: found[identity] for key, identity in identities.items() if identity in found}
-
-
-@task(cache_policy=NO_CACHE)
 def copy_parent_figure(parent_run_id: str, source_run_id: str, name: str) -> None:
     """A reused run's figure, copied onto the new parent run."""
     tracking.copy_artifact(source_run_id, f"figures/{name}.png", parent_run_id)
-
-
-@task(cache_policy=NO_CACHE)
-def log_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> None:
-    """Every unit of a flow with its run and whether it was reused (tags `lab2.{flow}.units_reused`/`_computed`,
-    units/{flow}.csv); then each identity is left on one FINISHED run only."""
-    reused = int(units["reused"].sum()) if len(units) else 0
-    tags = {f"lab2.{flow_name}.units_reused": reused, f"lab2.{flow_name}.units_computed": len(units) - reused}
-    tracking.log_to_run(parent_run_id, RunRecord(tags=tags))
-    tracking.log_text(parent_run_id, units.to_csv(index=False), f"units/{flow_name}.csv")
-    tracking.settle_identities(parent_run_id, units["identity"].tolist())
-
-
-# The code that computes a unit's results or decides what its run records: an edit here starts afresh.
-# Summaries over units (seeds.py, report.py), input checks and the flows' wiring are not in it.
-UNIT_CODE = (
-    "lab2core/data.py",
-    "lab2core/factorise.py",
-    "lab2core/identity.py",
-    "lab2core/mlp.py",
-    "lab2core/params.py",
-    "lab2core/plots.py",
-    "tasks/compute.py",
-    "tasks/record.py",
-    "tasks/tracking/runs.py",
-)
-
-
-@lru_cache(maxsize=1)
-def code_version(root: Path = _ROOT) -> str:
-    """Hash of UNIT_CODE under `root`: the code version of every unit's identity."""
-    return source_digest([root / name for name in UNIT_CODE], root)
 
 
 def gd_params(matrix: str, setup: FactorisationSetup) -> dict[str, object]:
@@ -161,11 +117,6 @@ def svd_params(matrix: str, rank: int) -> dict[str, object]:
 def cell_params(setup: MLPSetup, lr: float, iterations: int, seed: int) -> dict[str, object]:
     """Params of an `mlp` run."""
     return {"lr": lr, "iterations": iterations, "seed": seed, **setup.as_params()}
-
-
-def identity_of(step: str, params: Mapping[str, object], data_digest: str) -> str:
-    """The identity of a unit of `step` with these params on data of this digest, at this code version."""
-    return unit_identity(step, params, data_digest, code_version())
 
 
 def cell_identities(
@@ -198,16 +149,6 @@ def reused_factorisation_row(matrix: str, found: Mapping[str, FinishedRun]) -> d
     gd, svd = found["gd-factorise"].metrics, found["svd-baseline"].metrics
     angles = {k: gd[k] for k in sorted(gd) if k.startswith(("principal_angle_", "u_column_angle_"))}
     return {"matrix": matrix, "gd_loss": gd["loss"], "svd_loss": svd["loss"], **angles}
-
-
-def units_table(
-    steps: Mapping[K, str], names: Mapping[K, str], identities: Mapping[K, str], run_ids: Mapping[K, str], reused: Collection[K]
-) -> pd.DataFrame:
-    """One row per unit: step, name, identity, run id, reused or not."""
-    return pd.DataFrame(
-        [{"step": steps[k], "name": names[k], "identity": identities[k], "run_id": run_ids[k], "reused": k in reused} for k in identities],
-        columns=["step", "name", "identity", "run_id", "reused"],
-    )
 
 
 def _code_tag() -> dict[str, str]:

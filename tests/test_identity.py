@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lab2.tasks.record import UNIT_CODE, code_version
+from lab2.tasks.units import UNIT_CODE, code_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ def test_an_edit_outside_the_unit_code_keeps_every_identity(checkout, name):
     assert code_version.__wrapped__(checkout) == before
 
 
-@pytest.mark.parametrize("name", ["lab2core/mlp.py", "lab2core/factorise.py", "lab2core/plots.py", "tasks/record.py", "tasks/tracking/runs.py"])
+@pytest.mark.parametrize("name", ["lab2core/mlp.py", "lab2core/factorise.py", "lab2core/plots.py", "tasks/record.py", "tasks/units.py", "tasks/tracking/runs.py"])
 def test_an_edit_to_the_recipe_or_the_recording_changes_every_identity(checkout, name):
     before = code_version.__wrapped__(checkout)
     _edit(checkout / name)
@@ -46,15 +46,15 @@ def test_a_grid_run_after_a_report_only_edit_reuses_every_cell_and_after_an_mlp_
     checkout, mlflow_store, monkeypatch
 ):
     from lab2.flows.mlp_grid import mlp_grid
-    from lab2.tasks import record
+    from lab2.tasks import units
 
     unwrapped = code_version.__wrapped__
-    monkeypatch.setattr(record, "code_version", lambda: unwrapped(checkout))  # identities from the edited copy
+    monkeypatch.setattr(units, "code_version", lambda: unwrapped(checkout))  # identities from the edited copy
     grid = dict(lrs=(0.1,), iterations=(3, 6), seeds=(0, 1), cell_figures=False)
 
     def computed_and_reused() -> tuple[int, int]:
-        units = mlp_grid(**grid).units
-        return int((~units["reused"]).sum()), int(units["reused"].sum())
+        table = mlp_grid(**grid).units
+        return int((~table["reused"]).sum()), int(table["reused"].sum())
 
     assert computed_and_reused() == (4, 0)
     _edit(checkout / "lab2core/report.py")
