@@ -10,6 +10,8 @@ from lab2.core.seeds import METRICS, SeedComparison, pairs_markdown
 
 GROUP_BY_HINT = "In the runs table, **Group by → Tags → `lab2.group`** folds each cell's seeds into one row (mean of each metric)."
 PAIRS_SHOWN = 5  # the description shows the first comparisons; seed_pairs.csv holds every one
+GROUPS_SHOWN = 12  # a larger grid's table shows its best groups; seed_summary.csv holds every one
+REUSED_SHOWN = 24  # links to reused runs; units/*.csv lists every unit
 
 
 def cell_run_name(lr: float, iterations: int, seed: int, split_seed: int = 0) -> str:
@@ -39,12 +41,16 @@ def factorisation_description(step: str, matrix: str, rank: int, loss: float) ->
 
 
 def seed_table_markdown(seeds: SeedComparison) -> str:
-    """The grid's mean ± sd per group as a markdown table, best group in bold."""
+    """The grid's mean ± sd per group as a markdown table, best group in bold; of a larger grid, its best groups."""
     best = seeds.best
     header = "| lr | iterations | seeds | " + " | ".join(METRICS) + " |"
     rule = "|" + "---|" * (3 + len(METRICS))
+    summary = seeds.summary
+    if len(summary) > GROUPS_SHOWN:
+        summary = summary.nlargest(GROUPS_SHOWN, "val_accuracy_mean", keep="first")
+        header = f"The {GROUPS_SHOWN} best of {len(seeds.summary)} groups by mean val accuracy (every group in `seed_summary.csv`):\n\n" + header
     rows = []
-    for row in seeds.summary.to_dict(orient="records"):
+    for row in summary.to_dict(orient="records"):
         cells = [f"{row['lr']:g}", str(row["iterations"]), str(int(row["val_accuracy_n"]))]
         cells += [f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in METRICS]
         if (row["lr"], row["iterations"]) == (best["lr"], best["iterations"]):
@@ -87,8 +93,9 @@ def pipeline_description(
         rows = [f"| `{r.matrix}` | {r.gd_loss:.5g} | {r.svd_loss:.5g} |" for r in factorisation.itertuples()]
         parts.append("Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | truncated SVD |\n|---|---|---|\n" + "\n".join(rows))
     if reused:
-        links = ", ".join(f"[{name}]({link})" for name, link in reused)
-        parts.append(f"Reused from earlier runs ({len(reused)}): {links}")
+        links = ", ".join(f"[{name}]({link})" for name, link in reused[:REUSED_SHOWN])
+        more = f" and {len(reused) - REUSED_SHOWN} more (every unit in `units/`)" if len(reused) > REUSED_SHOWN else ""
+        parts.append(f"Reused from earlier runs ({len(reused)}): {links}{more}")
     return "\n\n".join(parts)
 
 

@@ -1,6 +1,8 @@
 """Run names and descriptions as pure functions: what a person reads first in the MLflow UI."""
 
+import numpy as np
 import pandas as pd
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 import pytest
 
 from lab2.core.describe import (
@@ -92,3 +94,22 @@ def test_the_description_shows_the_paired_verdicts():
     )
     text = pipeline_description(["Q2."], compare_seeds(cells, val_rows=50))
     assert "Paired comparisons of val accuracy" in text and "| lr=0.1 iterations=100 | lr=0.01 iterations=100 | 3 |" in text
+
+
+def test_a_sweeps_description_fits_one_mlflow_tag_and_shows_its_best_groups():
+    rng = np.random.default_rng(0)
+    lrs, iterations = [0.001 * 2**k for k in range(10)], list(range(100, 1001, 100))
+    cells = pd.DataFrame([
+        {"lr": lr, "iterations": it, "seed": seed, "dataset": "iris", "train_accuracy": acc, "val_accuracy": acc,
+         "train_loss": 1 - acc, "val_loss": 1 - acc, "diverged": False}
+        for lr in lrs for it in iterations for seed in range(10) for acc in [float(rng.uniform(0.3, 1.0))]
+    ])
+    seeds = compare_seeds(cells, 50)
+    reused = [(f"cell {k}", f"http://127.0.0.1:5000/#/experiments/1/runs/{k:032x}") for k in range(1000)]
+    text = pipeline_description(["a 1,000-cell sweep."], seeds, None, None, reused)
+    assert len(text) <= MAX_TAG_VAL_LENGTH
+    table = seed_table_markdown(seeds)
+    assert "The 12 best of 100 groups" in table and "seed_summary.csv" in table
+    shown_means = [float(line.split("|")[4].split("±")[0].strip(" *")) for line in table.splitlines() if line.startswith("| ") and "lr |" not in line]
+    assert shown_means == sorted(seeds.summary["val_accuracy_mean"].round(3), reverse=True)[:12]
+    assert "and 976 more (every unit in `units/`)" in text

@@ -34,3 +34,18 @@ def test_every_client_call_is_retried_until_it_succeeds(monkeypatch, tmp_path):
     retried = client("an experiment")
     monkeypatch.setattr(retried._inner, "create_experiment", flaky)
     assert retried.create_experiment("x") == "created" and calls == ["x"] * 3
+
+
+def test_a_description_longer_than_a_tag_is_cut_at_a_paragraph_and_kept_whole_as_an_artifact(mlflow_store):
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    from lab2.tasks.tracking import DESCRIPTION_TAG, set_description
+
+    run_id = mlflow_store.create_run(mlflow_store.create_experiment("long")).info.run_id
+    paragraphs = [f"paragraph {k}: " + "x" * 180 for k in range(100)]
+    set_description(run_id, "\n\n".join(paragraphs))
+    shown = mlflow_store.get_run(run_id).data.tags[DESCRIPTION_TAG]
+    assert len(shown) <= MAX_TAG_VAL_LENGTH and shown.endswith("the whole description is the artifact `description.md`.)")
+    assert shown.split("\n\n")[-2] in paragraphs  # cut between paragraphs
+    with open(mlflow_store.download_artifacts(run_id, "description.md")) as whole:
+        assert whole.read() == "\n\n".join(paragraphs)

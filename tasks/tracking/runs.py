@@ -26,6 +26,7 @@ from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, LoggedMod
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_MODEL_VERSIONS, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from lab2.tasks.tracking.connection import TrackingError, check_tracking_uri, client, experiment_id, experiment_of, retrying, tracking_uri
 from lab2.tasks.tracking.links import environment_tags, link_flow_run, prefect_tags
@@ -238,7 +239,11 @@ def copy_artifact(source_run_id: str, path: str, target_run_id: str) -> None:
 
 
 def set_description(run_id: str, markdown: str) -> None:
-    """The run page's Description."""
+    """The run page's Description; one longer than a tag holds is cut at a paragraph, whole in description.md."""
+    if len(markdown) > MAX_TAG_VAL_LENGTH:
+        log_text(run_id, markdown, "description.md")
+        note = "\n\n(Cut at MLflow's tag length; the whole description is the artifact `description.md`.)"
+        markdown = markdown[: markdown.rfind("\n\n", 0, MAX_TAG_VAL_LENGTH - len(note))] + note
     client(f"the description of run {run_id}").set_tag(run_id, DESCRIPTION_TAG, markdown)
 
 
