@@ -77,7 +77,7 @@ def factorisation(
         log_factorisation_summary(parent, summary)
         record_units(parent, "factorisation", units_done)
         if parent_run_id is None:
-            describe_pipeline(parent, [factorisation_sentence(list(matrices), rank, lr, epochs)], None, summary)
+            describe_pipeline(parent, [factorisation_sentence(list(matrices), rank, lr, epochs)], None, summary, units_done)
     get_run_logger().info("Q1 factorisation at rank %d:\n%s", rank, summary.to_string(index=False))
     return FactorisationResult(summary, units_done)
 

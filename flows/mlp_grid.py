@@ -12,7 +12,7 @@ import pandas as pd
 from prefect import flow, get_client, get_run_logger
 from prefect.artifacts import update_progress_artifact
 from prefect.futures import as_completed
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
 from lab2.core.mlp import CellResult, MLPData, curves_frame, deal_shards, missing_trajectories, results_frame, splits_frame
@@ -62,11 +62,22 @@ if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset
 
 
-def grid_task_runner(name: TaskRunnerName = "threads", dask_address: str | None = None) -> TaskRunner:
-    """Threads in this process, or Dask through prefect-dask: the cluster at `dask_address`, else a local one."""
+# From this many cells on, recording every cell's curve (MLflow's ORM, bound to one core per process)
+# outweighs starting worker processes, about 5 s each.
+PROCESSES_FROM_CELLS = 200
+
+
+def grid_task_runner(name: TaskRunnerName = "auto", dask_address: str | None = None, n_cells: int = 0) -> TaskRunner:
+    """Where the shards and their recording run: `auto` picks threads for a grid of fewer than
+    PROCESSES_FROM_CELLS cells, else processes; `threads` in this process; `processes` in Prefect's process
+    pool; `dask` through prefect-dask, on the cluster at `dask_address`, else a local one."""
     workers = os.cpu_count() or 2
+    if name == "auto":
+        name = "processes" if n_cells >= PROCESSES_FROM_CELLS else "threads"
     if name == "threads":
         return ThreadPoolTaskRunner(max_workers=workers)
+    if name == "processes":
+        return ProcessPoolTaskRunner(max_workers=workers)
     from prefect_dask import DaskTaskRunner
 
     if dask_address:
@@ -117,7 +128,7 @@ def mlp_grid(
     parent_run_id: str | None = None,
     force: bool = False,
     min_effect: Effect = DEFAULT_MIN_EFFECT,
-    task_runner: TaskRunnerName = "threads",
+    task_runner: TaskRunnerName = "auto",
     dask_address: str | None = None,
 ) -> GridResult:
     """Q2_1–Q2_2: the MLP grid, each (lr, seed) trajectory trained once in batched shards; one MLflow run per cell.
@@ -126,8 +137,8 @@ def mlp_grid(
     already have a FINISHED run of their identity are reused, and only trajectories with a missing cell
     are trained; `force` recomputes every cell. Groups are compared seed by seed (`min_effect`: the
     smallest difference of val accuracy worth detecting, for the number of seeds it needs). The shards
-    and their logging run on `task_runner`: threads here, or Dask (the cluster at `dask_address`, else a
-    local one).
+    and their logging run on `task_runner`: `auto` (threads, processes from PROCESSES_FROM_CELLS cells),
+    threads here, Prefect's process pool, or Dask (the cluster at `dask_address`, else a local one).
     """
     logger = get_run_logger()
     setups = {k: MLPSetup(dataset, k, hidden, scaling, protocol) for k in split_seeds}
@@ -135,7 +146,8 @@ def mlp_grid(
     parent_record = RunRecord(params={**grid_params(lrs, iterations, seeds, split_seeds), **setups[split_seeds[0]].shared_params()})
     with tracking.pipeline_run(experiment, "mlp-grid", parent_record, attach_to=parent_run_id) as parent:
         progress = create_progress("MLP cells trained and logged to MLflow")
-        with grid_task_runner(task_runner, dask_address) as runner:
+        n_cells = len(lrs) * len(iterations) * len(seeds) * len(split_seeds)
+        with grid_task_runner(task_runner, dask_address, n_cells) as runner:
             grids = {
                 k: _grid_of_split(runner, parent, setups[k], lrs, iterations, seeds, raw, experiment,
                                   cell_figures, torch_threads, force, progress, (index, len(split_seeds)))
@@ -152,7 +164,7 @@ def mlp_grid(
         units = pd.concat([grid.units for grid in grids.values()], ignore_index=True)
         record_units(parent, "mlp_grid", units)
         if parent_run_id is None:
-            describe_pipeline(parent, [grid_sentence(lrs, iterations, seeds, setups[split].as_params(), split_seeds)], over_seeds, None)
+            describe_pipeline(parent, [grid_sentence(lrs, iterations, seeds, setups[split].as_params(), split_seeds)], over_seeds, None, units)
     n_reused = int(units["reused"].sum())
     logger.info(
         "Q2 grid: %d cells logged to MLflow, %d reused; best %s, model %s\n%s",

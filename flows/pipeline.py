@@ -71,7 +71,7 @@ def lab2(
     cell_figures: bool = True,
     torch_threads: Threads = 1,
     experiment: ExperimentName = tracking.DEFAULT_EXPERIMENT,
-    task_runner: TaskRunnerName = "threads",
+    task_runner: TaskRunnerName = "auto",
     dask_address: str | None = None,
     force: bool = False,
     min_effect: Effect = DEFAULT_MIN_EFFECT,
@@ -103,8 +103,8 @@ def lab2(
             task_runner=task_runner, dask_address=dask_address,
         )
         what_ran = [factorisation_sentence(list(q1.summary["matrix"]), rank, gd_lr, gd_epochs), grid_sentence(lrs, iterations, seeds, setup.as_params(), split_seeds)]
-        describe_pipeline(parent, what_ran, q2.seeds, q1.summary)
         units = pd.concat([q1.units, q2.units], ignore_index=True)
+        describe_pipeline(parent, what_ran, q2.seeds, q1.summary, units)
         logger.info("Q2 MLP grid over seeds (mean ± sd):\n%s", q2.seeds.display().to_string(index=False))
         logger.info("Best group: %s", q2.seeds.best_label())
         logger.info("Units: %s", units_sentence(units))

@@ -47,7 +47,7 @@ DatasetName = Annotated[str, AfterValidator(check_dataset_name)]
 ExperimentName = Annotated[str, Field(min_length=1, max_length=250)]
 Scaling = Literal["var", "std"]
 Protocol = Literal["held-out", "seed-report"]
-TaskRunnerName = Literal["threads", "dask"]
+TaskRunnerName = Literal["auto", "threads", "processes", "dask"]
 
 def axis_param(values: Sequence[float | int], sep: str = ",") -> str:
     """A grid axis as one flat MLflow param value, e.g. "0.1,0.01,0.001"."""
@@ -97,7 +97,7 @@ PIPELINE_PARAMETERS: dict[str, Parameter] = {
     "cell_figures": Parameter(bool, True, "the learning-curve figure of each MLP cell (skip it for large sweeps)"),
     "torch_threads": Parameter(Threads, 1, "torch intra-op threads per grid shard"),
     "experiment": Parameter(ExperimentName, DEFAULT_EXPERIMENT, "MLflow experiment"),
-    "task_runner": Parameter(TaskRunnerName, "threads", "where the grid's shards run: threads or dask"),
+    "task_runner": Parameter(TaskRunnerName, "auto", "where the grid's shards and their recording run: auto (threads, or processes from 200 cells), threads, processes or dask"),
     "dask_address": Parameter(str | None, None, "scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)"),
     "force": Parameter(bool, False, "recompute every unit, even those with a FINISHED run of the same identity"),
     "min_effect": Parameter(Effect, 0.02, "smallest val-accuracy difference worth detecting (one of Iris's 50 validation rows); lab2 says how many seeds it needs"),

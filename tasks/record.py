@@ -300,13 +300,13 @@ def top_flow_run_id() -> UUID | None:
 
 @task(cache_policy=NO_CACHE)
 def describe_pipeline(
-    parent_run_id: str, what_ran: Sequence[str], seeds: SeedComparison | None, factorisation: pd.DataFrame | None
+    parent_run_id: str, what_ran: Sequence[str], seeds: SeedComparison | None, factorisation: pd.DataFrame | None, units: pd.DataFrame
 ) -> str:
     """The parent run's description: what ran, the grid's table, the best group, its Prefect flow run, reused runs."""
-    units = [u for u in (tracking.read_units(parent_run_id, f) for f in ("factorisation", "mlp_grid")) if u is not None]
+    exp_id = tracking.experiment_of(parent_run_id)  # every unit's run is in the parent's experiment
     links = {
-        row.name if row.step == "mlp" else factorisation_run_name(row.step, row.name): (tracking.run_link(row.run_id), row.reused)
-        for table in units for row in table.itertuples()
+        row.name if row.step == "mlp" else factorisation_run_name(row.step, row.name): (tracking.run_link(row.run_id, exp_id), row.reused)
+        for row in units.itertuples()
     }
     reused = [(name, link) for name, (link, was_reused) in links.items() if was_reused]
     parent = tracking.run_data(parent_run_id)

@@ -49,5 +49,5 @@ def test_defaults_are_valid_and_bad_values_say_what_is_allowed():
     assert invalid_parameters({n: p.default for n, p in PIPELINE_PARAMETERS.items()}) == []
     assert invalid_parameters({"lrs": (0.1, -1.0), "task_runner": "ray"}) == [
         ("lrs", "Input should be greater than 0"),
-        ("task_runner", "Input should be 'threads' or 'dask'"),
+        ("task_runner", "Input should be 'auto', 'threads', 'processes' or 'dask'"),
     ]

@@ -1,9 +1,9 @@
-"""The grid's shards on Dask through prefect-dask give exactly the thread runner's results."""
+"""The grid's shards in Prefect's process pool and on Dask through prefect-dask give exactly the thread runner's results."""
 
 import pandas as pd
 import pytest
 
-from lab2.flows.mlp_grid import grid_task_runner, mlp_grid
+from lab2.flows.mlp_grid import PROCESSES_FROM_CELLS, grid_task_runner, mlp_grid
 from tests.conftest import all_runs
 from tests.processes import descendants, left_behind
 
@@ -37,9 +37,24 @@ def test_a_local_dask_cluster_gives_the_thread_runners_metrics_exactly(mlflow_st
     pd.testing.assert_frame_equal(dask, threads, check_exact=True)
 
 
-def test_the_runner_is_threads_unless_asked():
-    from prefect.task_runners import ThreadPoolTaskRunner
+def test_prefects_process_pool_gives_the_thread_runners_metrics_exactly_and_leaves_no_process(mlflow_store):
+    before = descendants()
+    on_threads = mlp_grid(**GRID, experiment="threads", task_runner="threads").cells
+    in_processes = mlp_grid(**GRID, experiment="processes", task_runner="processes").cells
+    assert left_behind(before) == {}
+    key = ["lr", "iterations", "seed"]
+    pd.testing.assert_frame_equal(
+        in_processes.sort_values(key).reset_index(drop=True), on_threads.sort_values(key).reset_index(drop=True), check_exact=True
+    )
+    pd.testing.assert_frame_equal(_logged(mlflow_store, "processes"), _logged(mlflow_store, "threads"), check_exact=True)
+
+
+def test_the_runner_is_threads_for_a_small_grid_and_processes_for_a_large_one_unless_asked():
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    assert isinstance(grid_task_runner(), ThreadPoolTaskRunner)
+    assert isinstance(grid_task_runner(n_cells=18), ThreadPoolTaskRunner)
+    assert isinstance(grid_task_runner(n_cells=PROCESSES_FROM_CELLS), ProcessPoolTaskRunner)
+    assert isinstance(grid_task_runner("threads", n_cells=1000), ThreadPoolTaskRunner)
+    assert isinstance(grid_task_runner("processes", n_cells=18), ProcessPoolTaskRunner)
     assert isinstance(grid_task_runner("dask", "tcp://127.0.0.1:8786"), DaskTaskRunner)

@@ -8,7 +8,16 @@
 """
 
 from lab2.core.params import DEFAULT_EXPERIMENT
-from lab2.tasks.tracking.connection import TrackingError, check_tracking_uri, client, redact, retrying, tracking_uri, ui_command
+from lab2.tasks.tracking.connection import (
+    TrackingError,
+    check_tracking_uri,
+    client,
+    experiment_of,
+    redact,
+    retrying,
+    tracking_uri,
+    ui_command,
+)
 from lab2.tasks.tracking.links import run_link, runs_url, set_runs_view, view_key
 from lab2.tasks.tracking.queries import (
     experiment_name_of,
@@ -37,7 +46,7 @@ from lab2.tasks.tracking.runs import (
 
 __all__ = [
     "DEFAULT_EXPERIMENT", "DESCRIPTION_TAG", "FinishedRun", "RunRecord", "TrackingError", "WinnerModel",
-    "check_tracking_uri", "client", "copy_artifact", "dataset", "experiment_name_of", "finished_units",
+    "check_tracking_uri", "client", "copy_artifact", "dataset", "experiment_name_of", "experiment_of", "finished_units",
     "latest_grid_run", "log_child_run", "log_text", "log_to_run", "log_winner_model", "metric_history",
     "owner", "owner_of", "pipeline_run", "read_cells", "read_units", "redact", "retrying", "run_data",
     "run_link", "run_params", "run_tags", "runs_url", "set_description", "set_runs_view", "settle_identities",

@@ -36,9 +36,9 @@ def runs_link(experiment_id: str, view: str | None = None) -> str:
     return f"#/experiments/{experiment_id}/runs{UI_QUERY}" + (f"&viewStateShareKey={view}" if view else "")
 
 
-def run_link(run_id: str) -> str:
-    """The UI route of a run's page, relative to the UI's address."""
-    return f"#/experiments/{experiment_of(run_id)}/runs/{run_id}{UI_QUERY}"
+def run_link(run_id: str, experiment_id: str | None = None) -> str:
+    """The UI route of a run's page (in `experiment_id`, else looked up), relative to the UI's address."""
+    return f"#/experiments/{experiment_id or experiment_of(run_id)}/runs/{run_id}{UI_QUERY}"
 
 
 def runs_url(experiment: str, view: str | None = None) -> str:
