@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, get_args, get_origin
@@ -191,7 +192,8 @@ def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
     try:
         if api is not None:
             api.wait_ready()
-        result = lab2(**params)
+        with api.flow_settings() if api is not None else nullcontext():
+            result = lab2(**params)
     except TrackingError as error:
         print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
         return EXIT_TRACKING_FAILED

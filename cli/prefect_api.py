@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 STARTUP_TIMEOUT_SECONDS = 120.0
@@ -50,6 +51,14 @@ class TemporaryAPI:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"the temporary Prefect API at {self.url} did not answer within {timeout:.0f} s")
+
+    def flow_settings(self) -> AbstractContextManager:
+        """Prefect settings for flows run against this API: no flow-run heartbeats. They let a server tell a
+        crashed run from a live one, but this server ends with the process, and each flow run's end waits up
+        to 1 s for its heartbeat thread's sleep."""
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
     def stop(self, grace: float = 5.0) -> None:
         """End the server (uvicorn with one worker: a single process)."""

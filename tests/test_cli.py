@@ -141,3 +141,14 @@ def test_an_uncaught_error_ends_the_console_script_with_1_and_its_traceback(tmp_
     code = "import lab2.cli.main as cli\ndef broken(argv=None): raise ValueError('broken')\ncli.main = broken\ncli.entry()"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "ValueError: broken" in done.stderr
+
+
+def test_flows_under_the_temporary_api_send_no_heartbeats_to_a_server_that_ends_with_them():
+    from prefect.settings import get_current_settings
+
+    from lab2.cli.prefect_api import TemporaryAPI
+
+    before = get_current_settings().flows.heartbeat_frequency
+    with TemporaryAPI("http://127.0.0.1:9/api", process=None).flow_settings():
+        assert get_current_settings().flows.heartbeat_frequency is None
+    assert get_current_settings().flows.heartbeat_frequency == before is not None
