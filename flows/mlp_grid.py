@@ -88,6 +88,19 @@ def grid_task_runner(name: TaskRunnerName = "auto", dask_address: str | None = N
 
 
 @dataclass(frozen=True)
+class GridSpec:
+    """What the grid of every split seed shares: its axes, where its runs go and how they are recorded."""
+
+    lrs: Sequence[float]
+    iterations: Sequence[int]
+    seeds: Sequence[int]
+    experiment: str
+    cell_figures: bool
+    torch_threads: int
+    force: bool
+
+
+@dataclass(frozen=True)
 class SplitGrid:
     """The grid on one split seed: its data, table of cells, computed results, training curves and units."""
 
@@ -143,16 +156,13 @@ def mlp_grid(
     logger = get_run_logger()
     setups = {k: MLPSetup(dataset, k, hidden, scaling, protocol) for k in split_seeds}
     raw = load_data(dataset, label_column)
+    spec = GridSpec(lrs, iterations, seeds, experiment, cell_figures, torch_threads, force)
     parent_record = RunRecord(params={**grid_params(lrs, iterations, seeds, split_seeds), **setups[split_seeds[0]].shared_params()})
     with tracking.pipeline_run(experiment, "mlp-grid", parent_record, attach_to=parent_run_id) as parent:
         progress = create_progress("MLP cells trained and logged to MLflow")
         n_cells = len(lrs) * len(iterations) * len(seeds) * len(split_seeds)
         with grid_task_runner(task_runner, dask_address, n_cells) as runner:
-            grids = {
-                k: _grid_of_split(runner, parent, setups[k], lrs, iterations, seeds, raw, experiment,
-                                  cell_figures, torch_threads, force, progress, (index, len(split_seeds)))
-                for index, k in enumerate(split_seeds)
-            }
+            grids = {k: _grid_of_split(runner, parent, spec, setups[k], raw, progress, (index, len(split_seeds))) for index, k in enumerate(split_seeds)}
         cells = splits_frame({k: grid.cells for k, grid in grids.items()})
         split = min(split_seeds)
         first = grids[split]
@@ -174,38 +184,27 @@ def mlp_grid(
 
 
 def _grid_of_split(
-    runner: TaskRunner,
-    parent: str,
-    setup: MLPSetup,
-    lrs: Sequence[float],
-    iterations: Sequence[int],
-    seeds: Sequence[int],
-    raw: Dataset,
-    experiment: str,
-    cell_figures: bool,
-    torch_threads: int,
-    force: bool,
-    progress: UUID,
-    part: tuple[int, int],
+    runner: TaskRunner, parent: str, spec: GridSpec, setup: MLPSetup, raw: Dataset, progress: UUID, part: tuple[int, int]
 ) -> SplitGrid:
     """The grid on one split seed: reuse what MLflow holds, train the rest in shards, log each cell as it comes."""
     logger = get_run_logger()
     where = f" (split seed {setup.split_seed})" if part[1] > 1 else ""
     data = split_for_mlp(raw, setup)
-    plan = plan_units(experiment, cell_identities(setup, lrs, iterations, seeds, cell_figures, raw.digest), force)
-    identities, reused = plan.identities, plan.reused
+    identities = cell_identities(setup, spec.lrs, spec.iterations, spec.seeds, spec.cell_figures, raw.digest)
+    plan = plan_units(spec.experiment, identities, spec.force)
+    reused = plan.reused
     datasets = mlp_datasets(raw, data)
     n_cells = len(identities)
-    shards = deal_shards(missing_trajectories(lrs, iterations, seeds, done=reused), n_shards=os.cpu_count() or 2)
+    shards = deal_shards(missing_trajectories(spec.lrs, spec.iterations, spec.seeds, done=reused), n_shards=os.cpu_count() or 2)
     logger.info("%d/%d cells reused from MLflow%s; training %d trajectories", len(reused), n_cells, where, sum(map(len, shards)))
-    shard_args = {"data": unmapped(data), "trajectories": shards, "iterations": unmapped(iterations), "setup": setup,
-                  "shard_index": range(len(shards)), "torch_threads": torch_threads}
+    shard_args = {"data": unmapped(data), "trajectories": shards, "iterations": unmapped(spec.iterations), "setup": setup,
+                  "shard_index": range(len(shards)), "torch_threads": spec.torch_threads}
     trained = runner.map(train_shard, shard_args)
     logging, results = {}, []
     for batch, future in enumerate(as_completed(trained)):
         cells = [c for c in future.result() if cell_key(c) not in reused]
         results += cells
-        log_args = {"parent_run_id": parent, "setup": setup, "cells": cells, "cell_figures": cell_figures, "batch": batch, "identities": identities,
+        log_args = {"parent_run_id": parent, "setup": setup, "cells": cells, "cell_figures": spec.cell_figures, "batch": batch, "identities": identities,
                     "datasets": datasets}
         logging[runner.submit(log_mlp_cells, log_args)] = cells
         logger.info("trained %d/%d cells%s", len(reused) + len(results), n_cells, where)
@@ -213,6 +212,7 @@ def _grid_of_split(
     for done, future in enumerate(as_completed(list(logging)), start=1):
         run_ids |= dict(zip(map(cell_key, logging[future]), future.result()))
         update_progress_artifact(progress, 100.0 * (part[0] + done / len(logging)) / part[1])
+    update_progress_artifact(progress, 100.0 * (part[0] + 1) / part[1])  # also when every cell was reused
     curves = curves_frame(results, read_reused_curves(reused, trained={(c.lr, c.seed) for c in results}))
     names = {key: cell_name(*key, setup.split_seed) for key in identities}
     units = plan.table(dict.fromkeys(identities, "mlp"), names, run_ids)

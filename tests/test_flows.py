@@ -146,7 +146,7 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
     assert artifacts["seed-pairs"].type == "table"
     assert [row["verdict"] for row in json.loads(artifacts["seed-pairs"].data)] == pairs["verdict"].tolist()
     assert parent.info.run_id in artifacts["mlflow-run"].data
-    assert "mlp-grid-progress" in artifacts
+    assert float(artifacts["mlp-grid-progress"].data) == 100.0
 
 
 def _prefect_artifacts(flow_run_id):
@@ -222,6 +222,8 @@ def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_stor
     (logged,) = mlflow_store.search_logged_models([resumed.info.experiment_id])  # the same cell and group: logged once
     assert [o.model_id for o in mlflow_store.get_run(resumed.info.run_id).outputs.model_outputs] == [logged.model_id]
     assert len(mlflow_store.search_model_versions("name='lab2-mlp'")) == 1  # the same winning unit: no new version
+    progress = {a.key: a for a in _prefect_artifacts(resumed.data.tags["prefect.flow_run_id"])}["mlp-grid-progress"]
+    assert float(progress.data) == 100.0  # every cell reused: done, not left at 0 %
 
     mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1, 2), cell_figures=False)  # a group over 3 seeds: described anew
     assert len(mlflow_store.search_logged_models([resumed.info.experiment_id])) == 2
