@@ -37,7 +37,10 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path):
     assert sorted(r.data.tags.get("lab2.step", "parent") for r in runs) == sorted(
         ["parent"] + ["gd-factorise"] * 2 + ["svd-baseline"] * 2 + ["mlp"] * 8
     )
-    first = next(r.info.run_id for r in runs if r.data.tags.get("lab2.role") == "pipeline")
+    (parent,) = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
+    first = parent.info.run_id
+    assert "prefect.flow_run_url" not in parent.data.tags  # the temporary API served no UI page to link
+    assert "Prefect flow run: none kept" in parent.data.tags["mlflow.note.content"]
     pairs = client.download_artifacts(first, "seed_pairs.csv", str(tmp_path))
     assert open(pairs).readline().startswith("a,b,kind,metric,n,mean_diff,sd_diff,ci_low,ci_high,p_t,p_signflip,")
 

@@ -105,7 +105,7 @@ def prefect_tags() -> dict[str, str]:
     tags = {"prefect.flow_run_id": flow_run.id, "prefect.flow_run_name": flow_run.name, "prefect.flow_name": flow_run.flow_name}
     if deployment.name is not None:
         tags |= {"prefect.deployment_name": deployment.name, "prefect.deployment_id": deployment.id}
-    if PREFECT_UI_URL.value() is not None:
+    if PREFECT_UI_URL.value():  # unset or empty (`lab2 run`'s temporary API serves no UI): no page to link
         tags["prefect.flow_run_url"] = flow_run.ui_url
     return tags
 
