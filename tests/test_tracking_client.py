@@ -49,3 +49,35 @@ def test_a_description_longer_than_a_tag_is_cut_at_a_paragraph_and_kept_whole_as
     assert shown.split("\n\n")[-2] in paragraphs  # cut between paragraphs
     with open(mlflow_store.download_artifacts(run_id, "description.md")) as whole:
         assert whole.read() == "\n\n".join(paragraphs)
+
+
+def test_a_description_of_one_paragraph_longer_than_a_tag_is_cut_inside_it(mlflow_store):
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    from lab2.tasks.tracking import DESCRIPTION_TAG, set_description
+
+    run_id = mlflow_store.create_run(mlflow_store.create_experiment("one-paragraph")).info.run_id
+    set_description(run_id, "y" * (2 * MAX_TAG_VAL_LENGTH))
+    shown = mlflow_store.get_run(run_id).data.tags[DESCRIPTION_TAG]
+    assert len(shown) <= MAX_TAG_VAL_LENGTH and shown.startswith("y" * 1000) and shown.endswith("`description.md`.)")
+
+
+@pytest.mark.parametrize("failing", ["training", "writing"])
+def test_a_winner_model_that_fails_leaves_no_logged_model_behind(mlflow_store, monkeypatch, failing):
+    import mlflow.pytorch
+    import torch
+
+    from lab2.tasks.tracking import WinnerModel, log_winner_model
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"{failing} failed")
+
+    exp_id = mlflow_store.create_experiment("winner")
+    parent = mlflow_store.create_run(exp_id).info.run_id
+    if failing == "writing":
+        monkeypatch.setattr(mlflow.pytorch, "log_model", broken)
+    train = broken if failing == "training" else (lambda: torch.nn.Linear(4, 3))
+    winner = WinnerModel(train, torch.zeros(2, 4), parent, "an-identity", {}, {}, "a model", {})
+    with pytest.raises(RuntimeError, match=f"{failing} failed"):
+        log_winner_model(parent, "lab2-mlp", winner)
+    assert mlflow_store.search_logged_models([exp_id]) == []

@@ -161,20 +161,28 @@ def _same_model(exp_id: str, name: str, model_tags: Mapping[str, str], what: str
 
 
 def _new_model(exp_id: str, parent_run_id: str, name: str, winner: WinnerModel, model_tags: Mapping[str, str], what: str) -> str:
-    """A new logged model of the winner: trained again, its weights, signature and requirements, its cell's metrics."""
-    mlflow.set_tracking_uri(tracking_uri())
-    model = client(what).create_logged_model(
-        exp_id, name, parent_run_id, tags=dict(model_tags), params={k: str(v) for k, v in winner.params.items()}, model_type="classifier",
-    )
+    """A new logged model of the winner: trained again, its weights, signature and requirements, its cell's metrics.
+    Trained before the model is created, and deleted again if writing it fails: no model is left half-written."""
     module = winner.train()
     example = winner.input_example.numpy()
     with torch.no_grad():
         signature = infer_signature(example, module(winner.input_example).numpy())
-    retrying(what, lambda: mlflow.pytorch.log_model(
-        module, name=name, model_id=model.model_id, signature=signature, input_example=example,
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-    ))
-    _link_cell_metrics(winner, model.model_id, what)
+    mlflow.set_tracking_uri(tracking_uri())
+    model = client(what).create_logged_model(
+        exp_id, name, parent_run_id, tags=dict(model_tags), params={k: str(v) for k, v in winner.params.items()}, model_type="classifier",
+    )
+    try:
+        retrying(what, lambda: mlflow.pytorch.log_model(
+            module, name=name, model_id=model.model_id, signature=signature, input_example=example,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        ))
+        _link_cell_metrics(winner, model.model_id, what)
+    except BaseException:
+        try:
+            client(f"the deletion of {what}").delete_logged_model(model.model_id)
+        except (TrackingError, MlflowException):
+            pass  # if MLflow is gone, the model stays PENDING, and lab2 never reuses a model that is not READY
+        raise
     return model.model_id
 
 
@@ -243,7 +251,9 @@ def set_description(run_id: str, markdown: str) -> None:
     if len(markdown) > MAX_TAG_VAL_LENGTH:
         log_text(run_id, markdown, "description.md")
         note = "\n\n(Cut at MLflow's tag length; the whole description is the artifact `description.md`.)"
-        markdown = markdown[: markdown.rfind("\n\n", 0, MAX_TAG_VAL_LENGTH - len(note))] + note
+        room = MAX_TAG_VAL_LENGTH - len(note)
+        cut = markdown.rfind("\n\n", 0, room)
+        markdown = markdown[: cut if cut > 0 else room] + note  # one paragraph longer than a tag: cut inside it
     client(f"the description of run {run_id}").set_tag(run_id, DESCRIPTION_TAG, markdown)
 
 
