@@ -11,18 +11,19 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Annotated, get_args, get_origin
 
-import pandas as pd
+from pydantic import BaseModel, ValidationError
 
+from lab2.cli import render
 from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
 from lab2.cli.stack_command import add_stack_parser
-from lab2.core.params import PIPELINE_PARAMETERS, InputError, MLPSetup, Parameter, axis_param, invalid_parameters
-from lab2.core.seeds import METRICS
+from lab2.core.params import InputError
+from lab2.flows.params import GridParams, Lab2Params
 
 if TYPE_CHECKING:
-    from lab2.core.seeds import SeedComparison
+    from pydantic.fields import FieldInfo
 
-# Options kept under their earlier names too.
-_ALIASES = {"split_seeds": ("--split-seed",)}
+METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
+_ALIASES = {"split_seeds": ("--split-seed",)}  # options kept under their earlier names too
 EXIT_TRACKING_FAILED = 1
 EXIT_BAD_INPUT = 2
 
@@ -59,8 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the whole pipeline (Q1 factorisation, Q2 MLP grid)")
     run.set_defaults(command=_run)
-    for name, parameter in PIPELINE_PARAMETERS.items():
-        _add_option(run, name, parameter)
+    for name, field in Lab2Params.model_fields.items():
+        _add_option(run, name, field)
 
     compare = commands.add_parser("compare", help="seed table of a pipeline run (or two, side by side), read from MLflow")
     compare.set_defaults(command=_compare)
@@ -69,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--pair", nargs=2, action="append", metavar=("GROUP_A", "GROUP_B"), default=[],
                          help='compare two groups of one run, e.g. --pair "lr=0.1 iterations=1000" "lr=0.01 iterations=1000" (repeatable)')
     compare.add_argument("--metric", default="val_accuracy", choices=METRICS, help="metric compared seed by seed (default: val_accuracy)")
-    _add_option(compare, "min_effect", PIPELINE_PARAMETERS["min_effect"])
+    _add_option(compare, "min_effect", GridParams.model_fields["min_effect"])
 
     report = commands.add_parser("report", help="the report's numbers beside lab2's, under both protocols")
     report.set_defaults(command=_report)
@@ -80,9 +81,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    params = {name: getattr(args, name) for name in PIPELINE_PARAMETERS}
-    if problems := _invalid_options(params):
-        return _bad_input(problems)
+    params, problems = _validated(Lab2Params, {name: getattr(args, name) for name in Lab2Params.model_fields})
+    if problems:
+        return _bad_input("run", problems)
     api = start_temporary_api()  # boots while the imports and the data checks below run
     if api is not None:
         atexit.register(api.stop)  # registered before Prefect's own exit hooks, so it runs after they flush
@@ -95,48 +96,40 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def _run_pipeline(params: dict[str, object], api: TemporaryAPI | None) -> int:
+def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     from lab2.flows.pipeline import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
-    from lab2.core.inputs import check_pipeline_inputs
     from lab2.tasks.tracking import TrackingError, check_tracking_uri, redact, tracking_uri, ui_command
 
     try:
-        setup = MLPSetup(params["dataset"], params["split_seeds"][0], params["hidden"], params["scaling"], params["protocol"])
-        check_pipeline_inputs(params["dataset"], params["label_column"], params["rank"], setup)
+        params.check_data()
         check_tracking_uri(tracking_uri())
     except InputError as error:
-        return _bad_input([str(error)])
-
-    uri = tracking_uri()
-    print(f"lab2: tracking to {redact(uri)}, experiment {params['experiment']!r}", flush=True)
+        return _bad_input("run", [str(error)])
+    print(f"lab2: tracking to {redact(tracking_uri())}, experiment {params.experiment!r}", flush=True)
     try:
         if api is not None:
             api.wait_ready()
         with api.flow_settings() if api is not None else nullcontext():
-            result = lab2(**params)
+            result = lab2(params)
+    except InputError as error:  # the checks above should have caught it; the flow refused it before any run
+        return _bad_input("run", [str(error)])
     except TrackingError as error:
         print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
         return EXIT_TRACKING_FAILED
-    print("\nQ1 factorisation (loss = ‖A − UVᵀ‖²_F):")
-    print(result.factorisation.to_string(index=False))
-    print("\nQ2 MLP grid (accuracy 0–1):")
-    print(result.cells.to_string(index=False))
-    _print_seeds(result.seeds)
-    print("\n" + "\n".join(_summary_lines(result.cells, result.units)))
-    print(f"\nMLflow parent run {result.parent_run_id}. Browse every run with:\n  {ui_command(uri)}\n  {result.runs_url}")
+    print(render.lab2_result(result, ui_command(tracking_uri())))
     return 0
 
 
-def _bad_input(problems: list[str]) -> int:
-    print("lab2 run: bad input:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
+def _bad_input(command: str, problems: list[str]) -> int:
+    print("\n".join(f"lab2 {command}: bad input: {p}" for p in problems), file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
 def _compare(args: argparse.Namespace) -> int:
     from lab2.core.seeds import compare_runs, compare_seeds, setup_differences
-    from lab2.tasks.tracking import latest_grid_run, read_cells, run_params, tracking_uri
+    from lab2.tasks.tracking import latest_grid_run, read_cells, tracking_uri
 
-    problems = _invalid_options({"min_effect": args.min_effect})
+    _, problems = _validated(GridParams, {"min_effect": args.min_effect})
     if len(args.run_ids) > 2:
         problems.append(f"{len(args.run_ids)} run ids: give at most two")
     if args.pair and len(args.run_ids) == 2:
@@ -145,123 +138,73 @@ def _compare(args: argparse.Namespace) -> int:
         run_ids = args.run_ids or [latest_grid_run(args.experiment)]
         cells = [read_cells(run_id) for run_id in run_ids]
         if len(run_ids) == 1 and not problems:
-            seeds = compare_seeds(cells[0], _val_rows(run_params(run_ids[0])), args.min_effect, args.pair, args.metric)
+            seeds = compare_seeds(cells[0].frame, cells[0].val_rows, args.min_effect, args.pair, args.metric)
     except (LookupError, InputError) as error:
         problems.append(str(error))
     if problems:
-        print("lab2 compare: " + "\n  ".join(problems), file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input("compare", problems)
     print(f"MLflow store {tracking_uri()}")
     if len(run_ids) == 1:
-        print(f"\nRun {run_ids[0]}:", end="")
-        _print_seeds(seeds, named=bool(args.pair))
+        print(f"\nRun {run_ids[0]}:", render.seeds(seeds, named=bool(args.pair)), sep="")
         return 0
     print(f"\nA = {run_ids[0]}\nB = {run_ids[1]}")
-    for name, (a, b) in setup_differences(*cells).items():
+    for name, (a, b) in setup_differences(cells[0].frame, cells[1].frame).items():
         print(f"  setup differs: {name} A={a} B={b}")
-    pairs, _ = compare_runs(cells[0], cells[1], args.metric, args.min_effect)
+    pairs, _ = compare_runs(cells[0].frame, cells[1].frame, args.metric, args.min_effect)
     print(f"\nEach cell of A against the same cell of B, seed by seed ({args.metric}, A − B):")
-    _print_pairs(pairs)
+    print(render.pairs(pairs))
     return 0
-
-
-def _val_rows(params: dict[str, str]) -> int | None:
-    """The validation rows a grid run recorded (runs older than the param have none)."""
-    return int(params["val_rows"]) if "val_rows" in params else None
-
-
-def _print_seeds(seeds: SeedComparison, named: bool = False) -> None:
-    """The seed table with its notes, the paired comparisons, and the best group."""
-    print(" MLP cells over seeds")
-    print(_table(seeds.display()))
-    print("\n".join(f"  {note}" for note in seeds.notes()))
-    which = "the groups you named" if named else "neighbours along lr and iterations, and the best group against every other"
-    print(f"\nPaired comparisons of {seeds.pairs['metric'].iloc[0] if len(seeds.pairs) else 'val_accuracy'}, A − B seed by seed: {which}")
-    _print_pairs(seeds.pairs)
-    print(f"\nBest group: {seeds.best_label()}")
-
-
-def _print_pairs(pairs: pd.DataFrame) -> None:
-    from lab2.core.seeds import pairs_display
-
-    if pairs.empty:
-        print("  (no pairs to compare)")
-        return
-    table = pairs_display(pairs)
-    table.insert(0, "#", range(1, len(table) + 1))
-    print(_table(table))
-    effect = pairs["min_effect"].iloc[0]
-    print(
-        "  [low, high]: 95% t interval of the mean difference; p_t: paired t-test; p_holm: Holm-adjusted over the "
-        f"{len(pairs)} row(s) shown; p_signflip: exact sign-flip test; P(A>B): share of seeds where A is higher (ties half);\n"
-        "  seeds_80%: seeds for 80% power at α = 0.05 for the observed difference; "
-        f"seeds_min_effect: for a difference of {effect:g}; seeds_ci_min_effect: for a 95% interval of ±{effect:g}."
-    )
-    print("Verdicts:")
-    print("\n".join(f"  {k}. {verdict}" for k, verdict in enumerate(pairs["verdict"], start=1)))
 
 
 def _report(args: argparse.Namespace) -> int:
     from lab2.core.report import compare_with_report, lab2_numbers, load_report_numbers
     from lab2.core.stats import INTERVAL_KIND
 
-    problems = _invalid_options({"seeds": args.seeds, "dataset": args.dataset})
+    _, problems = _validated(GridParams, {"seeds": args.seeds, "dataset": args.dataset})
     if problems:
-        print("lab2 report: bad input:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"The report's numbers beside lab2's over seeds {axis_param(args.seeds, sep=' ')} on {args.dataset}:")
+        return _bad_input("report", problems)
+    print(f"The report's numbers beside lab2's over seeds {render.flat(args.seeds)} on {args.dataset}:")
     print("(seed-report follows the report's procedure; held-out is lab2's recipe)\n")
-    print(_table(compare_with_report(load_report_numbers(), lab2_numbers(args.seeds, args.dataset))))
+    print(render.table(compare_with_report(load_report_numbers(), lab2_numbers(args.seeds, args.dataset))))
     print(f"\nlab2: mean ± sd [min, max] over seeds, and the 95% CI of the seed summary: {INTERVAL_KIND}.")
     return 0
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-
-
-def _summary_lines(cells: pd.DataFrame, units: pd.DataFrame) -> list[str]:
-    """What was computed, what was reused, and which cells diverged."""
-    from lab2.core.describe import units_sentence
-
-    lines = [f"runs: {units_sentence(units)}"]
-    diverged = cells[cells["diverged"]]
-    if len(diverged):
-        which = ", ".join(f"lr={r.lr:g} it={r.iterations} seed={r.seed}" for r in diverged.itertuples())
-        lines.append(f"diverged: {len(diverged)} of {len(cells)} cells (loss not finite; tag lab2.diverged=true): {which}")
-    return lines
-
-
-def _add_option(parser: argparse.ArgumentParser, name: str, parameter: Parameter) -> None:
-    """A `lab2 run` option from its pipeline parameter: a flag for a bool, several values for a grid axis."""
+def _add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> None:
+    """An option from a flow parameter: a flag for a bool, several values for a tuple (a grid axis)."""
     flag = "--" + name.replace("_", "-")
-    aliases = _ALIASES.get(name, ())
-    if parameter.type is bool:
-        if parameter.default:
-            parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false", help=f"without {parameter.help}")
+    if field.annotation is bool:
+        if field.default:
+            parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false", help=f"without {field.description}")
         else:
-            parser.add_argument(flag, action="store_true", help=parameter.help)
+            parser.add_argument(flag, action="store_true", help=field.description)
         return
-    shown = "" if parameter.default is None else f" (default: {_shown(parameter.default)})"
-    element = _scalar(get_args(parameter.type)[0] if isinstance(parameter.default, tuple) else parameter.type)
-    many = {"nargs": "+", "metavar": name.upper().removesuffix("S")} if isinstance(parameter.default, tuple) else {}
-    parser.add_argument(flag, *aliases, dest=name, type=element, default=parameter.default, help=parameter.help + shown, **many)
+    many = get_origin(field.annotation) is tuple
+    shown = "" if field.default is None else f" (default: {render.flat(field.default if many else [field.default])})"
+    element = _scalar(get_args(field.annotation)[0] if many else field.annotation)
+    nargs = {"nargs": "+", "metavar": name.upper().removesuffix("S")} if many else {}
+    parser.add_argument(flag, *_ALIASES.get(name, ()), dest=name, type=element, default=field.default, help=field.description + shown, **nargs)
 
 
 def _scalar(annotation: object) -> type:
     """The Python type argparse parses a value into (pydantic checks the rest)."""
-    while get_origin(annotation) is Annotated or get_origin(annotation) is tuple:
+    while get_origin(annotation) is Annotated:
         annotation = get_args(annotation)[0]
     return annotation if annotation in (int, float) else str
 
 
-def _invalid_options(params: dict[str, object]) -> list[str]:
-    """Check option values against the pipeline's parameter table; one message per bad option."""
-    return [f"--{name.replace('_', '-')} {_shown(params[name])}: {message}" for name, message in invalid_parameters(params)]
-
-
-def _shown(value: object) -> str:
-    return axis_param(value if isinstance(value, (list, tuple)) else [value], sep=" ")
+def _validated(model: type[BaseModel], values: dict[str, object]) -> tuple[BaseModel | None, list[str]]:
+    """`values` as `model` (its defaults for the rest), or one message per bad option: its value, what is wrong."""
+    try:
+        return model(**values), []
+    except ValidationError as error:
+        bad = {}
+        for e in error.errors():
+            name = str(e["loc"][0])
+            value = values[name]
+            shown = render.flat(value if isinstance(value, (list, tuple)) else [value])
+            bad.setdefault(name, f"--{name.replace('_', '-')} {shown}: {e['msg'].removeprefix('Value error, ')}")
+        return None, list(bad.values())
 
 
 if __name__ == "__main__":

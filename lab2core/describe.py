@@ -1,4 +1,4 @@
-"""What a person reads first in the MLflow UI: run names and markdown descriptions, from plain values."""
+"""What a person reads: run names, markdown descriptions, and the seed tables with their numbers rounded for reading."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from lab2.core.seeds import METRICS, SeedComparison, pairs_markdown
+from lab2.core.seeds import CELL_KEYS, METRICS, SeedComparison, group_columns
+from lab2.core.stats import INTERVAL_KIND
+from lab2.core.verdicts import number_format
 
 GROUP_BY_HINT = "In the runs table, **Group by → Tags → `lab2.group`** folds each cell's seeds into one row (mean of each metric)."
 PAIRS_SHOWN = 5  # the description shows the first comparisons; seed_pairs.csv holds every one
@@ -75,7 +77,7 @@ def pipeline_description(
     parts = []
     if seeds is not None:  # first: MLflow folds a long description after a few lines
         model = f" The model `lab2-mlp` is its seed run [{best_run[0]}]({best_run[1]})." if best_run else ""
-        parts.append(f"**Best group: {seeds.best_label()}** (highest mean validation accuracy; ties go to fewer iterations).{model}")
+        parts.append(f"**Best group: {best_label(seeds)}** (highest mean validation accuracy; ties go to fewer iterations).{model}")
     if flow_run_url:
         parts.append(f"Prefect flow run: [{flow_run_url}]({flow_run_url})")
     else:
@@ -121,3 +123,88 @@ def units_sentence(units: pd.DataFrame) -> str:
     """How many runs a pipeline run computed and how many it reused, from its units table."""
     reused = int(units["reused"].sum())
     return f"{len(units) - reused} computed, {reused} reused from earlier FINISHED runs of the same identity"
+
+
+def best_label(seeds: SeedComparison) -> str:
+    """The best group and its mean ± sd validation accuracy: "lr=0.1 iterations=1000: val accuracy 0.853 ± 0.099"."""
+    return f"{seeds.best['group']}: val accuracy {_mean_std(seeds.best, 'val_accuracy')}"
+
+
+def display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per group: its keys, seed count, mean ± sd of each metric, val accuracy's bootstrap 95% interval
+    and binomial SE, and (with several split seeds) the spread due to the init seed and to the split."""
+    keys = [c for c in group_columns(summary) if summary[c].nunique() > 1 or c in CELL_KEYS]
+    table = summary[keys].copy()
+    table["n"] = summary["val_accuracy_n"].astype(int)
+    table["val_accuracy"] = [_mean_std(row, "val_accuracy") for _, row in summary.iterrows()]
+    table["val_ci95"] = [f"[{row.val_accuracy_ci95_low:.3f}, {row.val_accuracy_ci95_high:.3f}]" for row in summary.itertuples()]
+    table["val_binomial_se"] = summary["val_accuracy_binomial_se"].round(3)
+    if "val_accuracy_sd_init" in summary.columns:
+        table["val_sd_init"] = summary["val_accuracy_sd_init"].round(3)
+        table["val_sd_split"] = summary["val_accuracy_sd_split"].round(3)
+    for metric in ("train_accuracy", "train_loss", "val_loss"):
+        table[metric] = [_mean_std(row, metric) for _, row in summary.iterrows()]
+    return table
+
+
+def summary_notes(summary: pd.DataFrame) -> list[str]:
+    """Plain sentences under the table: the interval's kind, the validation resolution, few-seed warnings."""
+    notes = [f"95% interval: {INTERVAL_KIND}; it stays inside [0, 1] for accuracies."]
+    rows = summary["val_rows"].dropna()
+    if len(rows):
+        n_rows = int(rows.iloc[0])
+        largest = summary["val_accuracy_binomial_se"].max()
+        notes.append(
+            f"Validation set: {n_rows} rows, so one sample moves accuracy by {1 / n_rows:.3g}; "
+            f"the binomial standard error of a group's val accuracy is up to {largest:.3f}."
+        )
+    if "val_accuracy_sd_init" in summary.columns:
+        init, split = summary["val_accuracy_sd_init"].mean(), summary["val_accuracy_sd_split"].mean()
+        notes.append(
+            f"Variance sources (val accuracy, mean over groups): sd {init:.3f} from the init seed with the split fixed, "
+            f"sd {split:.3f} from the split seed with the init fixed."
+        )
+    notes += [f"Warning: {w}." for w in summary["warning"].unique() if w]
+    return notes
+
+
+def _mean_std(row: Mapping[str, object], metric: str) -> str:
+    return f"{row[f'{metric}_mean']:.3f} ± {row[f'{metric}_std']:.3f}"
+
+
+def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
+    """The paired verdicts as a short markdown table (for a run description), at most `limit` rows."""
+    shown = pairs if limit is None else pairs.head(limit)
+    lines = [
+        "| A | B | n | A − B (95% CI) | paired t p | Holm p | P(A > B) | seeds for 80% power | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in shown.itertuples():
+        number = number_format(row.metric)
+        needed = _count(row.seeds_needed)
+        lines.append(
+            f"| {row.a} | {row.b} | {row.n} | {row.mean_diff:{number}} ({row.ci_low:{number}} … {row.ci_high:{number}}) "
+            f"| {row.p_t:.3g} | {row.p_holm:.3g} | {row.prob_improvement:.2f} | {needed} | {row.verdict} |"
+        )
+    if limit is not None and len(pairs) > limit:
+        lines.append(f"\n{len(pairs) - limit} more comparisons in seed_pairs.csv.")
+    return "\n".join(lines)
+
+
+def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pair table for a terminal: labels, n, the difference with its interval, the p-values, P(A > B), seeds needed."""
+    table = pairs[["a", "b", "n"]].copy()
+    number = number_format(pairs["metric"].iloc[0]) if len(pairs) else "+.3f"
+    table["a_minus_b"] = [f"{r.mean_diff:{number}} [{r.ci_low:{number}}, {r.ci_high:{number}}]" for r in pairs.itertuples()]
+    table["p_t"] = pairs["p_t"].map("{:.3g}".format)
+    table["p_holm"] = pairs["p_holm"].map("{:.3g}".format)
+    table["p_signflip"] = pairs["p_signflip"].map("{:.3g}".format)
+    table["P(A>B)"] = pairs["prob_improvement"].map("{:.2f}".format)
+    table["seeds_80%"] = pairs["seeds_needed"].map(_count)
+    table["seeds_min_effect"] = pairs["seeds_needed_min_effect"].map(_count)
+    table["seeds_ci_min_effect"] = pairs["seeds_for_ci_min_effect"].map(_count)
+    return table
+
+
+def _count(value: object) -> str:
+    return "–" if pd.isna(value) else str(int(value))

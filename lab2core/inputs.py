@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from lab2.core.data import Dataset, DataError, factorisation_matrices, load_dataset
+from collections.abc import Sequence
+
+from lab2.core.data import DataError, factorisation_matrices, load_dataset
 from lab2.core.factorise import check_rank
 from lab2.core.mlp import prepare_mlp_data
 from lab2.core.params import BUILTIN_DATASETS, InputError, MLPSetup
 
 
-def check_pipeline_inputs(dataset: str, label_column: str | None, rank: int, setup: MLPSetup) -> Dataset:
-    """Load the dataset and check that both experiments can use it; raises InputError saying why not."""
+def check_pipeline_inputs(dataset: str, label_column: str | None, rank: int | None, setups: Sequence[MLPSetup]) -> None:
+    """Load the dataset and check that the factorisation (at `rank`, if given) and the MLP on every setup (each
+    split seed) can use it; raises InputError saying why not."""
     if label_column is not None and dataset in BUILTIN_DATASETS:
         raise InputError(f"label column {label_column!r} given for the built-in dataset {dataset!r}; a label column applies to CSV datasets only")
     data = load_dataset(dataset, label_column)
-    check_rank(rank, factorisation_matrices(data))
-    try:
-        prepare_mlp_data(data, setup.split_seed, setup.scaling, setup.protocol)
-    except DataError as error:
-        raise DataError(f"{dataset}: {error}") from None
-    return data
+    if rank is not None:
+        check_rank(rank, factorisation_matrices(data))
+    for setup in setups:
+        try:
+            prepare_mlp_data(data, setup.split_seed, setup.scaling, setup.protocol)
+        except DataError as error:
+            raise DataError(f"{dataset}: {error}") from None

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
 from lab2.core.mlp import CellResult
-from lab2.core.seeds import contrast_labels
+from lab2.core.verdicts import contrast_labels
 
 
 def plot_u_scatter(

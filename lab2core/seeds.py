@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lab2.core.params import PIPELINE_PARAMETERS, InputError, MLPSetup
+from lab2.core.params import DEFAULT_MIN_EFFECT, InputError, MLPSetup
+from lab2.core.verdicts import verdict
 from lab2.core.stats import (
-    ALPHA,
     INTERVAL_KIND,
     PairedComparison,
     binomial_se,
@@ -34,7 +34,6 @@ CELL_KEYS = ("lr", "iterations")  # the grid's own axes; the rest of a cell's se
 REPEAT_KEYS = ("seed", "split_seed")  # what a group repeats over; pairs are matched on both
 SUMMARY_EXTRAS = ("group", "n_seeds", "n_split_seeds", "val_rows", "val_resolution", "interval", "warning")
 PAIR_METRIC = "val_accuracy"
-DEFAULT_MIN_EFFECT = PIPELINE_PARAMETERS["min_effect"].default  # one validation sample of Iris's 50
 PAIR_COLUMNS = [
     "a", "b", "kind", "metric", "n", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
     "p_signflip_min", "signflip_exact", "p_holm", "prob_improvement", "p_a_better", "p_tie", "p_b_better",
@@ -54,27 +53,6 @@ class SeedComparison:
     def best(self) -> dict[str, object]:
         return best_group(self.summary)
 
-    def best_label(self) -> str:
-        best = self.best
-        return f"{best['group']}: val accuracy {_mean_std(best, 'val_accuracy')}"
-
-    def display(self) -> pd.DataFrame:
-        """A compact table for people: one row per group, mean ± sd, the bootstrap interval, the binomial SE."""
-        return display_table(self.summary)
-
-    def notes(self) -> list[str]:
-        """What the intervals are, the validation set's resolution, and warnings about too few seeds."""
-        return summary_notes(self.summary)
-
-    def html(self) -> str:
-        """The display table and the paired comparisons as one HTML page."""
-        notes = "".join(f"<li>{note}</li>" for note in self.notes())
-        return (
-            "<html><head><meta charset='utf-8'><title>lab2 seed summary</title></head><body>"
-            f"<h2>MLP cells over seeds</h2><p>Best group: {self.best_label()}</p>{self.display().to_html(index=False)}"
-            f"<ul>{notes}</ul><h2>Paired comparisons ({PAIR_METRIC}, A − B, seed by seed)</h2>"
-            f"{self.pairs.to_html(index=False)}<h2>All statistics</h2>{self.summary.to_html(index=False)}</body></html>"
-        )
 
 
 def compare_seeds(
@@ -158,48 +136,6 @@ def _label(row: Mapping[str, object], keys: Sequence[str]) -> str:
 
 def _value(value: object) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)  # the shortest text that reads back the same
-
-
-def display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per group: its keys, seed count, mean ± sd of each metric, val accuracy's bootstrap 95% interval
-    and binomial SE, and (with several split seeds) the spread due to the init seed and to the split."""
-    keys = [c for c in group_columns(summary) if summary[c].nunique() > 1 or c in CELL_KEYS]
-    table = summary[keys].copy()
-    table["n"] = summary["val_accuracy_n"].astype(int)
-    table["val_accuracy"] = [_mean_std(row, "val_accuracy") for _, row in summary.iterrows()]
-    table["val_ci95"] = [f"[{row.val_accuracy_ci95_low:.3f}, {row.val_accuracy_ci95_high:.3f}]" for row in summary.itertuples()]
-    table["val_binomial_se"] = summary["val_accuracy_binomial_se"].round(3)
-    if "val_accuracy_sd_init" in summary.columns:
-        table["val_sd_init"] = summary["val_accuracy_sd_init"].round(3)
-        table["val_sd_split"] = summary["val_accuracy_sd_split"].round(3)
-    for metric in ("train_accuracy", "train_loss", "val_loss"):
-        table[metric] = [_mean_std(row, metric) for _, row in summary.iterrows()]
-    return table
-
-
-def summary_notes(summary: pd.DataFrame) -> list[str]:
-    """Plain sentences under the table: the interval's kind, the validation resolution, few-seed warnings."""
-    notes = [f"95% interval: {INTERVAL_KIND}; it stays inside [0, 1] for accuracies."]
-    rows = summary["val_rows"].dropna()
-    if len(rows):
-        n_rows = int(rows.iloc[0])
-        largest = summary["val_accuracy_binomial_se"].max()
-        notes.append(
-            f"Validation set: {n_rows} rows, so one sample moves accuracy by {1 / n_rows:.3g}; "
-            f"the binomial standard error of a group's val accuracy is up to {largest:.3f}."
-        )
-    if "val_accuracy_sd_init" in summary.columns:
-        init, split = summary["val_accuracy_sd_init"].mean(), summary["val_accuracy_sd_split"].mean()
-        notes.append(
-            f"Variance sources (val accuracy, mean over groups): sd {init:.3f} from the init seed with the split fixed, "
-            f"sd {split:.3f} from the split seed with the init fixed."
-        )
-    notes += [f"Warning: {w}." for w in summary["warning"].unique() if w]
-    return notes
-
-
-def _mean_std(row: Mapping[str, object], metric: str) -> str:
-    return f"{row[f'{metric}_mean']:.3f} ± {row[f'{metric}_std']:.3f}"
 
 
 def best_group(summary: pd.DataFrame) -> dict[str, object]:
@@ -334,93 +270,6 @@ def _pair_row(
         "seeds_needed_min_effect": c.seeds_needed_min_effect, "seeds_for_ci_min_effect": c.seeds_for_ci_min_effect,
         "verdict": verdict(a, b, c, p_holm, family, metric, min_effect),
     }
-
-
-def verdict(
-    a: str, b: str, c: PairedComparison, p_holm: float, family: int, metric: str = PAIR_METRIC, min_effect: float | None = None
-) -> str:
-    """What the paired data can and cannot tell about A against B, in one sentence."""
-    first, second, where = contrast_labels(a, b)
-    if c.n < 2:
-        return f"{first} vs {second}{where}: {c.n} shared seed(s), too few to compare"
-    if all(d == 0 for d in c.differences):
-        return f"{first} and {second}{where} give the same {metric} on all {c.n} seeds"
-    number = _number_format(metric)
-    ci = f"95% CI {c.ci_low:{number}} … {c.ci_high:{number}}"
-    tests = f"paired t p = {c.p_t:.3g}" + (f", Holm p = {p_holm:.3g}" if family > 1 else "")
-    wins = f"{first} higher on {round(c.p_a_better * c.n)}/{c.n} seeds"
-    floor = (
-        f"with {c.n} seeds no distribution-free test can go below p = {c.p_signflip_min:.3g}"
-        if c.p_signflip_min > ALPHA else f"sign-flip p = {c.p_signflip:.3g}"
-    )
-    change = f"{c.mean_diff:{number}}"
-    counted = f"{tests} over {family} comparisons" if family > 1 else tests
-    if p_holm < ALPHA:
-        word = ("beats" if c.mean_diff > 0 else "trails") if "accuracy" in metric else ("is above" if c.mean_diff > 0 else "is below")
-        return f"{first} {word} {second}{where} by {change} ({ci}; {counted}; {wins}; {floor})"
-    if c.p_t < ALPHA:
-        side = "ahead of" if c.mean_diff > 0 else "behind"
-        return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor})"
-    if min_effect and -min_effect < c.ci_low and c.ci_high < min_effect:
-        return f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; {counted})"
-    needed = (
-        f"about {c.seeds_needed} seeds would detect a difference this size with 80% power"
-        if c.seeds_needed else "no estimate of the seeds needed"
-    )
-    return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {needed}"
-
-
-def _number_format(metric: str) -> str:
-    return "+.3f" if "accuracy" in metric else "+.3g"
-
-
-def contrast_labels(a: str, b: str) -> tuple[str, str, str]:
-    """What differs between two labels, and " at …" for what they share: ("lr=0.01", "lr=0.001", " at iterations=100")."""
-    tokens_a, tokens_b = a.split(), b.split()
-    if len(tokens_a) != len(tokens_b) or tokens_a == tokens_b:
-        return a, b, ""
-    differ = [i for i, (x, y) in enumerate(zip(tokens_a, tokens_b)) if x != y]
-    shared = [x for i, x in enumerate(tokens_a) if i not in differ]
-    where = f" at {' '.join(shared)}" if shared else ""
-    return " ".join(tokens_a[i] for i in differ), " ".join(tokens_b[i] for i in differ), where
-
-
-def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
-    """The paired verdicts as a short markdown table (for a run description), at most `limit` rows."""
-    shown = pairs if limit is None else pairs.head(limit)
-    lines = [
-        "| A | B | n | A − B (95% CI) | paired t p | Holm p | P(A > B) | seeds for 80% power | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in shown.itertuples():
-        number = _number_format(row.metric)
-        needed = _count(row.seeds_needed)
-        lines.append(
-            f"| {row.a} | {row.b} | {row.n} | {row.mean_diff:{number}} ({row.ci_low:{number}} … {row.ci_high:{number}}) "
-            f"| {row.p_t:.3g} | {row.p_holm:.3g} | {row.prob_improvement:.2f} | {needed} | {row.verdict} |"
-        )
-    if limit is not None and len(pairs) > limit:
-        lines.append(f"\n{len(pairs) - limit} more comparisons in seed_pairs.csv.")
-    return "\n".join(lines)
-
-
-def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
-    """The pair table for a terminal: labels, n, the difference with its interval, the p-values, P(A > B), seeds needed."""
-    table = pairs[["a", "b", "n"]].copy()
-    number = _number_format(pairs["metric"].iloc[0]) if len(pairs) else "+.3f"
-    table["a_minus_b"] = [f"{r.mean_diff:{number}} [{r.ci_low:{number}}, {r.ci_high:{number}}]" for r in pairs.itertuples()]
-    table["p_t"] = pairs["p_t"].map("{:.3g}".format)
-    table["p_holm"] = pairs["p_holm"].map("{:.3g}".format)
-    table["p_signflip"] = pairs["p_signflip"].map("{:.3g}".format)
-    table["P(A>B)"] = pairs["prob_improvement"].map("{:.2f}".format)
-    table["seeds_80%"] = pairs["seeds_needed"].map(_count)
-    table["seeds_min_effect"] = pairs["seeds_needed_min_effect"].map(_count)
-    table["seeds_ci_min_effect"] = pairs["seeds_for_ci_min_effect"].map(_count)
-    return table
-
-
-def _count(value: object) -> str:
-    return "–" if pd.isna(value) else str(int(value))
 
 
 def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, tuple[str, str]]:

@@ -11,8 +11,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from lab2.core.data import Dataset, factorisation_matrices, load_dataset
-from lab2.core.factorise import Factorisation, check_rank, column_angles, factorise_gd, principal_angles, truncated_svd
-from lab2.core.inputs import check_pipeline_inputs
+from lab2.core.factorise import Factorisation, column_angles, factorise_gd, principal_angles, truncated_svd
 from lab2.core.mlp import CellResult, MLPData, prepare_mlp_data, train_cells
 from lab2.core.params import FactorisationSetup, MLPSetup
 from lab2.core.plots import (
@@ -24,6 +23,13 @@ from lab2.core.plots import (
     plot_val_accuracy_errorbars,
 )
 from lab2.core.seeds import SeedComparison, compare_seeds
+from lab2.flows.params import RunParams
+
+
+@task(cache_policy=NO_CACHE)
+def check_inputs(params: RunParams) -> None:
+    """Fail before any run is tracked if the data does not fit every stage of the flow (every split seed)."""
+    params.check_data()
 
 
 @task(cache_policy=NO_CACHE)
@@ -33,18 +39,10 @@ def load_data(dataset: str, label_column: str | None = None) -> Dataset:
 
 
 @task(cache_policy=NO_CACHE)
-def check_inputs(dataset: str, label_column: str | None, rank: int, setup: MLPSetup) -> Dataset:
-    """Fail before any run is tracked if the dataset does not fit the pipeline."""
-    return check_pipeline_inputs(dataset, label_column, rank, setup)
-
-
-@task(cache_policy=NO_CACHE)
-def load_matrices(dataset: str, label_column: str | None, rank: int) -> tuple[Dataset, dict[str, torch.Tensor]]:
-    """The dataset and the matrices Q1 factorises, checked against `rank`."""
+def load_matrices(dataset: str, label_column: str | None) -> tuple[Dataset, dict[str, torch.Tensor]]:
+    """The dataset and the matrices Q1 factorises: the lab's 3×3 and the dataset's centred features."""
     data = load_dataset(dataset, label_column)
-    matrices = factorisation_matrices(data)
-    check_rank(rank, matrices)
-    return data, matrices
+    return data, factorisation_matrices(data)
 
 
 @task(cache_policy=NO_CACHE)
@@ -77,9 +75,9 @@ def compare_u(gd: Factorisation, svd: Factorisation) -> dict[str, float]:
 
 
 @task(cache_policy=NO_CACHE)
-def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset) -> Figure:
-    """Scatter of U's first two columns, SVD beside GD, by class."""
-    return plot_u_scatter(svd.u, gd.u, data.labels, data.class_names)
+def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset, matrix: str) -> dict[str, Figure]:
+    """Scatter of U's first two columns, SVD beside GD, by class: for the dataset's matrix (the lab's 3×3 has no classes)."""
+    return {"u_scatter": plot_u_scatter(svd.u, gd.u, data.labels, data.class_names)} if matrix == data.name else {}
 
 
 @task(cache_policy=NO_CACHE, task_run_name="train-shard-{shard_index}")

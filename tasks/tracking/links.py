@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
-from lab2.tasks.tracking.connection import client, experiment_id, experiment_of, redact, tracking_uri, ui_command
+from lab2.tasks.tracking.connection import client, experiment_of, redact, tracking_uri, ui_command
 
 # MLflow 3.17 opens an experiment on its GenAI overview unless the link asks for the training runs.
 UI_QUERY = "?workflowType=machine_learning"
@@ -41,9 +41,9 @@ def run_link(run_id: str, experiment_id: str | None = None) -> str:
     return f"#/experiments/{experiment_id or experiment_of(run_id)}/runs/{run_id}{UI_QUERY}"
 
 
-def runs_url(experiment: str, view: str | None = None) -> str:
+def runs_url(exp_id: str, view: str | None = None) -> str:
     """The experiment's training runs (in a saved view) in the MLflow UI of the current store."""
-    return f"{ui_base(tracking_uri())}/{runs_link(experiment_id(experiment), view)}"
+    return f"{ui_base(tracking_uri())}/{runs_link(exp_id, view)}"
 
 
 def run_url(run_id: str) -> str | None:
@@ -54,15 +54,14 @@ def run_url(run_id: str) -> str | None:
     return f"{uri.rstrip('/')}/{run_link(run_id)}"
 
 
-def set_runs_view(experiment: str, name: str, columns: Sequence[str]) -> str:
+def set_runs_view(exp_id: str, name: str, columns: Sequence[str]) -> str:
     """A saved view of the experiment's runs table (MLflow keeps it as an experiment tag) that shows `columns`
     ("params.`lr`", "metrics.`val_accuracy`", "tags.`lab2.group`"); its key, for links (viewStateShareKey=KEY)."""
     packed = _view_state(columns)
     key = view_key(columns)
     now = int(time.time() * 1000)
     value = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": f"deflate;{packed}"})
-    exp_id = experiment_id(experiment)
-    if VIEW_TAG + key not in client(f"the views of experiment {experiment!r}").get_experiment(exp_id).tags:
+    if VIEW_TAG + key not in client(f"the views of experiment {exp_id}").get_experiment(exp_id).tags:
         client(f"view {name!r}").set_experiment_tag(exp_id, VIEW_TAG + key, value)
     return key
 

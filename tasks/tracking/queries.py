@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from lab2.tasks.tracking.connection import client, experiment_of, redact, search_runs, tracking_uri
+from lab2.tasks.tracking.connection import client, redact, search_runs, tracking_uri
 from lab2.tasks.tracking.runs import ROLE_TAG, STEP_TAG
 
 def latest_grid_run(experiment: str) -> str:
@@ -24,11 +25,17 @@ def latest_grid_run(experiment: str) -> str:
     return runs[0].info.run_id
 
 
-def read_cells(parent_run_id: str) -> pd.DataFrame:
-    """The MLP cells of a pipeline run, read back from MLflow: one row of params and metrics per cell.
+@dataclass(frozen=True)
+class RecordedGrid:
+    """The MLP cells of a pipeline run as MLflow holds them (a row of params and metrics per cell), and its
+    validation rows (None for runs older than the param)."""
 
-    The cells are those its `units/mlp_grid.csv` names (reused runs included), else its `mlp` children.
-    """
+    frame: pd.DataFrame
+    val_rows: int | None
+
+
+def read_cells(parent_run_id: str) -> RecordedGrid:
+    """The MLP cells of a pipeline run: those its `units/mlp_grid.csv` names (reused runs included), else its `mlp` children."""
     try:
         parent = client().get_run(parent_run_id)
     except MlflowException:
@@ -46,7 +53,8 @@ def read_cells(parent_run_id: str) -> pd.DataFrame:
         {**{k: v for k, v in r.data.params.items() if k not in derived}, **r.data.metrics, "diverged": r.data.tags.get("lab2.diverged") == "true"}
         for r in runs
     ])
-    return frame.astype({"lr": float, "iterations": int, "seed": int, "diverged": bool})
+    val_rows = parent.data.params.get("val_rows")
+    return RecordedGrid(frame.astype({"lr": float, "iterations": int, "seed": int, "diverged": bool}), int(val_rows) if val_rows else None)
 
 
 def _unit_run_ids(parent_run_id: str, flow_name: str) -> list[str] | None:
@@ -68,25 +76,3 @@ def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
     """Every (step, value) of a run's metric, by step."""
     history = client(f"the history of {key!r} of run {run_id}").get_metric_history(run_id, key)
     return sorted((m.step, m.value) for m in history)
-
-
-def run_params(run_id: str) -> dict[str, str]:
-    """A run's params."""
-    return dict(client(f"the params of run {run_id}").get_run(run_id).data.params)
-
-
-def run_tags(run_id: str) -> dict[str, str]:
-    """A run's tags."""
-    return dict(run_data(run_id).tags)
-
-
-def run_data(run_id: str):  # noqa: ANN201 - MLflow's RunData: params, metrics, tags
-    """A run's params, final metrics and tags."""
-    return client(f"run {run_id}").get_run(run_id).data
-
-
-def experiment_name_of(run_id: str) -> str:
-    """The name of a run's experiment."""
-    exp_id = experiment_of(run_id)
-    return client(f"experiment {exp_id}").get_experiment(exp_id).name
-

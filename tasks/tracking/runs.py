@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import mlflow
@@ -30,7 +30,7 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from lab2.tasks.tracking.connection import TrackingError, check_tracking_uri, client, experiment_id, experiment_of, retrying, tracking_uri
 from lab2.tasks.tracking.links import environment_tags, link_flow_run, prefect_tags
-from lab2.tasks.tracking.resume import IDENTITY_TAG, OWNER_TAG, create_run, owner, reap_stale_runs
+from lab2.tasks.tracking.owners import OWNER_TAG, create_run, owner
 
 ROLE_TAG = "lab2.role"
 
@@ -39,6 +39,9 @@ STEP_TAG = "lab2.step"
 
 
 DESCRIPTION_TAG = MLFLOW_RUN_NOTE  # the run page's Description, markdown
+
+
+IDENTITY_TAG = "lab2.identity"  # what a reused result is found by
 
 
 @dataclass
@@ -55,47 +58,34 @@ class RunRecord:
 
 
 @contextmanager
-def pipeline_run(experiment: str, run_name: str, record: RunRecord, attach_to: str | None = None) -> Iterator[str]:
-    """Open the parent run and yield its id: FINISHED on success, FAILED (re-raised) on error.
-
-    With `attach_to`, yield that run instead: a sub-flow inside a larger pipeline run. Before a new
-    parent opens, the URI is checked and runs left RUNNING by processes that are gone are marked KILLED.
-    """
-    if attach_to is not None:
-        link_flow_run(attach_to)
-        yield attach_to
-        return
+def parent_run(experiment: str, run_name: str, record: RunRecord) -> Iterator[str]:
+    """Open a parent run (after checking the tracking URI) and yield its id: FINISHED on success, FAILED
+    (re-raised) on error; the current Prefect flow run gets an artifact linking it."""
     check_tracking_uri(tracking_uri())
     exp_id = experiment_id(experiment)
-    reap_stale_runs(exp_id)
     tags = {ROLE_TAG: "pipeline", OWNER_TAG: owner(), **prefect_tags(), **environment_tags(), **record.tags}
     what = f"the parent run {run_name!r} of experiment {experiment!r}"
     run_id = create_run(exp_id, run_name, tags, what)
     link_flow_run(run_id)
     try:
-        log_to_run(run_id, RunRecord(params=record.params, metrics=record.metrics, figures=record.figures), what)
+        log_to_run(run_id, RunRecord(params=record.params), what)
         yield run_id
     except BaseException:
-        _terminate_quietly(run_id, "FAILED")  # if MLflow is gone, the next start marks it KILLED
+        _terminate_quietly(run_id, "FAILED")  # if MLflow is gone, a later close marks it KILLED
         raise
-    reap_stale_runs(exp_id)  # e.g. a cell run a killed Dask worker left open while another worker redid it
     client(f"the end of {what}").set_terminated(run_id, "FINISHED")
 
 
-def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecord, identity: str | None = None) -> str:
-    """Write one child run whole and give it the identity; on any error delete what was written and re-raise."""
+def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecord) -> str:
+    """Write one child run whole (its tags first); on any error delete what was written and re-raise."""
     what = f"child run {run_name!r} (step {step})"
-    exp_id = experiment_of(parent_run_id)
     tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, OWNER_TAG: owner(), **record.tags}
-    if identity is not None:
-        tags[IDENTITY_TAG] = identity
-    run_id = create_run(exp_id, run_name, tags, what)
+    run_id = create_run(experiment_of(parent_run_id), run_name, tags, what)
     try:
-        content = RunRecord(record.params, record.metrics, record.histories, {}, record.figures, record.datasets, record.figure_folder)
-        log_to_run(run_id, content, what)
+        log_to_run(run_id, replace(record, tags={}), what)
         client(what).set_terminated(run_id, "FINISHED")
     except BaseException:
-        _delete_quietly(run_id)  # if MLflow is gone, the run stays RUNNING and the next start marks it KILLED
+        _delete_quietly(run_id)  # if MLflow is gone, the run stays RUNNING and a later close marks it KILLED
         raise
     return run_id
 
@@ -107,7 +97,7 @@ def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
     # A final value closes its history: logged at the step after the history's last one.
     metrics = [Metric(k, float(v), now, len(record.histories.get(k, ()))) for k, v in record.metrics.items()]
     metrics += [Metric(k, float(v), now, step) for k, values in record.histories.items() for step, v in enumerate(values)]
-    params = [Param(k, str(v)) for k, v in record.params.items()]
+    params = [Param(k, _param_value(v)) for k, v in record.params.items() if v is not None]
     tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
     client(f"params and metrics of {what}").log_batch(run_id, metrics=metrics, params=params, tags=tags)
     if record.datasets:
@@ -116,6 +106,13 @@ def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
     for name, figure in record.figures.items():
         path = f"{record.figure_folder}/{name}.png" if record.figure_folder else f"{name}.png"
         client(f"figure {name} of {what}").log_figure(run_id, figure, path)
+
+
+def _param_value(value: object) -> str:
+    """A param as MLflow's flat text: a sequence as its values joined by commas ("0.1,0.01,0.001")."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return str(value)
 
 
 def dataset(frame: pd.DataFrame, name: str, digest: str, source: str, targets: str) -> PandasDataset:

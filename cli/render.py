@@ -1,0 +1,70 @@
+"""What `lab2` prints: tables and sentences for a terminal, from what a flow returned or MLflow holds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lab2.core.seeds import SeedComparison
+    from lab2.flows.pipeline import Lab2Result
+
+
+def table(frame: pd.DataFrame) -> str:
+    """A frame as a terminal table, numbers to 4 significant digits."""
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def flat(values: Sequence[object]) -> str:
+    """Values as a user types them after an option: "0.1 0.01"."""
+    return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def lab2_result(result: Lab2Result, ui_command: str) -> str:
+    """Everything `lab2 run` prints once the flow returned: Q1, Q2's cells and seeds, the units, the MLflow link."""
+    from lab2.core.describe import units_sentence
+
+    lines = ["", "Q1 factorisation (loss = ‖A − UVᵀ‖²_F):", table(result.factorisation), "", "Q2 MLP grid (accuracy 0–1):", table(result.cells)]
+    lines += [seeds(result.seeds), "", f"runs: {units_sentence(result.units)}"]
+    diverged = result.cells[result.cells["diverged"]]
+    if len(diverged):
+        which = ", ".join(f"lr={r.lr:g} it={r.iterations} seed={r.seed}" for r in diverged.itertuples())
+        lines.append(f"diverged: {len(diverged)} of {len(result.cells)} cells (loss not finite; tag lab2.diverged=true): {which}")
+    lines += ["", f"MLflow parent run {result.parent_run_id}. Browse every run with:", f"  {ui_command}", f"  {result.runs_url}"]
+    return "\n".join(lines)
+
+
+def seeds(comparison: SeedComparison, named: bool = False) -> str:
+    """The seed table with its notes, the paired comparisons, and the best group."""
+    from lab2.core.describe import best_label, display_table, summary_notes
+
+    which = "the groups you named" if named else "neighbours along lr and iterations, and the best group against every other"
+    metric = comparison.pairs["metric"].iloc[0] if len(comparison.pairs) else "val_accuracy"
+    return "\n".join([
+        " MLP cells over seeds", table(display_table(comparison.summary)), *(f"  {note}" for note in summary_notes(comparison.summary)),
+        "", f"Paired comparisons of {metric}, A − B seed by seed: {which}", pairs(comparison.pairs),
+        "", f"Best group: {best_label(comparison)}",
+    ])
+
+
+def pairs(compared: pd.DataFrame) -> str:
+    """The paired comparisons as a numbered table, what its columns mean, and each verdict."""
+    from lab2.core.describe import pairs_display
+
+    if compared.empty:
+        return "  (no pairs to compare)"
+    shown = pairs_display(compared)
+    shown.insert(0, "#", range(1, len(shown) + 1))
+    effect = compared["min_effect"].iloc[0]
+    legend = (
+        "  [low, high]: 95% t interval of the mean difference; p_t: paired t-test; p_holm: Holm-adjusted over the "
+        f"{len(compared)} row(s) shown; p_signflip: exact sign-flip test; P(A>B): share of seeds where A is higher (ties half);\n"
+        "  seeds_80%: seeds for 80% power at α = 0.05 for the observed difference; "
+        f"seeds_min_effect: for a difference of {effect:g}; seeds_ci_min_effect: for a 95% interval of ±{effect:g}."
+    )
+    verdicts = [f"  {k}. {verdict}" for k, verdict in enumerate(compared["verdict"], start=1)]
+    return "\n".join([table(shown), legend, "Verdicts:", *verdicts])

@@ -1,0 +1,57 @@
+"""The words of a paired comparison: what the data can and cannot tell about group A against group B."""
+
+from __future__ import annotations
+
+from lab2.core.stats import ALPHA, PairedComparison
+
+
+def verdict(
+    a: str, b: str, c: PairedComparison, p_holm: float, family: int, metric: str = "val_accuracy", min_effect: float | None = None
+) -> str:
+    """What the paired data can and cannot tell about A against B, in one sentence."""
+    first, second, where = contrast_labels(a, b)
+    if c.n < 2:
+        return f"{first} vs {second}{where}: {c.n} shared seed(s), too few to compare"
+    if all(d == 0 for d in c.differences):
+        return f"{first} and {second}{where} give the same {metric} on all {c.n} seeds"
+    number = number_format(metric)
+    ci = f"95% CI {c.ci_low:{number}} … {c.ci_high:{number}}"
+    tests = f"paired t p = {c.p_t:.3g}" + (f", Holm p = {p_holm:.3g}" if family > 1 else "")
+    wins = f"{first} higher on {round(c.p_a_better * c.n)}/{c.n} seeds"
+    floor = (
+        f"with {c.n} seeds no distribution-free test can go below p = {c.p_signflip_min:.3g}"
+        if c.p_signflip_min > ALPHA else f"sign-flip p = {c.p_signflip:.3g}"
+    )
+    change = f"{c.mean_diff:{number}}"
+    counted = f"{tests} over {family} comparisons" if family > 1 else tests
+    if p_holm < ALPHA:
+        word = ("beats" if c.mean_diff > 0 else "trails") if "accuracy" in metric else ("is above" if c.mean_diff > 0 else "is below")
+        return f"{first} {word} {second}{where} by {change} ({ci}; {counted}; {wins}; {floor})"
+    if c.p_t < ALPHA:
+        side = "ahead of" if c.mean_diff > 0 else "behind"
+        return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor})"
+    if min_effect and -min_effect < c.ci_low and c.ci_high < min_effect:
+        return f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; {counted})"
+    needed = (
+        f"about {c.seeds_needed} seeds would detect a difference this size with 80% power"
+        if c.seeds_needed else "no estimate of the seeds needed"
+    )
+    return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {needed}"
+
+
+def number_format(metric: str) -> str:
+    """How a difference of `metric` is written: accuracies to 3 decimals, losses to 3 significant digits."""
+    return "+.3f" if "accuracy" in metric else "+.3g"
+
+
+def contrast_labels(a: str, b: str) -> tuple[str, str, str]:
+    """What differs between two labels, and " at …" for what they share: ("lr=0.01", "lr=0.001", " at iterations=100")."""
+    tokens_a, tokens_b = a.split(), b.split()
+    if len(tokens_a) != len(tokens_b) or tokens_a == tokens_b:
+        return a, b, ""
+    differ = [i for i, (x, y) in enumerate(zip(tokens_a, tokens_b)) if x != y]
+    shared = [x for i, x in enumerate(tokens_a) if i not in differ]
+    where = f" at {' '.join(shared)}" if shared else ""
+    return " ".join(tokens_a[i] for i in differ), " ".join(tokens_b[i] for i in differ), where
+
+

@@ -1,0 +1,106 @@
+"""The grid's shards: which Prefect task runner they run on, and how their cells are trained and recorded as they come."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from prefect import get_client
+from prefect.artifacts import ProgressArtifact, update_progress_artifact
+from prefect.futures import as_completed
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+from prefect.utilities.annotations import unmapped
+
+from lab2.core.data import Dataset
+from lab2.core.mlp import MLPData, deal_shards, histories_frame, missing_trajectories, results_frame, splits_frame
+from lab2.flows.params import GridParams, TaskRunnerName
+from lab2.tasks.compute import train_shard
+from lab2.tasks.outputs import top_flow_run_id
+from lab2.tasks.records import CellKey, log_cells, mlp_datasets
+from lab2.tasks.resume import Plan, read_reused_curves, reused_cell_rows
+
+if TYPE_CHECKING:
+    from mlflow.data.pandas_dataset import PandasDataset
+
+# From this many cells on, recording every cell's curve (MLflow's ORM, bound to one core per process)
+# outweighs starting worker processes, about 5 s each.
+PROCESSES_FROM_CELLS = 200
+
+
+def grid_task_runner(name: TaskRunnerName = "auto", dask_address: str | None = None, n_cells: int = 0) -> TaskRunner:
+    """Where the shards and their recording run: `auto` picks threads for a grid of fewer than
+    PROCESSES_FROM_CELLS cells, else processes; `threads` in this process; `processes` in Prefect's process
+    pool; `dask` through prefect-dask, on the cluster at `dask_address`, else a local one."""
+    workers = os.cpu_count() or 2
+    if name == "auto":
+        name = "processes" if n_cells >= PROCESSES_FROM_CELLS else "threads"
+    if name == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if name == "processes":
+        return ProcessPoolTaskRunner(max_workers=workers)
+    from prefect_dask import DaskTaskRunner
+
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    # Workers report to this process's Prefect API, also a temporary one (else each would start its own).
+    local = {"n_workers": workers, "threads_per_worker": 1, "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
+    return DaskTaskRunner(cluster_kwargs={**local, "env": {"PREFECT_API_URL": str(get_client(sync_client=True).api_url)}})
+
+
+@dataclass(frozen=True)
+class GridCells:
+    """Every cell of the grid (computed now or reused), their training-loss curves, and the runs written now."""
+
+    table: pd.DataFrame  # lr, iterations, seed, split_seed, accuracies, losses, diverged
+    curves: pd.DataFrame  # lr, seed, split_seed, step, loss
+    written: dict[CellKey, str]
+    datasets: dict[int, dict[str, PandasDataset]]  # each split seed's training and validation data, as MLflow datasets
+
+
+def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, splits: Mapping[int, MLPData], plan: Plan) -> GridCells:
+    """Train every (lr, seed) trajectory with a cell to compute, in shards on the grid's task runner, and log each
+    shard's cells as soon as it is trained; a progress artifact on the top flow run follows the logging."""
+    setups = {k: params.setup(k) for k in splits}
+    datasets = {k: mlp_datasets(data, part) for k, part in splits.items()}
+    jobs = [
+        (k, shard) for k in splits
+        for shard in deal_shards(missing_trajectories(params.lrs, params.iterations, params.seeds, done={c[:3] for c in plan.reused if c[3] == k}), os.cpu_count() or 2)
+    ]
+    progress = ProgressArtifact(key="mlp-grid-progress", progress=0.0, description="MLP cells trained and logged to MLflow",
+                                flow_run_id=top_flow_run_id()).create().id
+    results, written = [], {}
+    with grid_task_runner(params.task_runner, params.dask_address, params.n_cells) as runner:
+        trained = runner.map(train_shard, {
+            "data": [splits[k] for k, _ in jobs], "trajectories": [shard for _, shard in jobs], "iterations": unmapped(params.iterations),
+            "setup": [setups[k] for k, _ in jobs], "shard_index": range(len(jobs)), "torch_threads": params.torch_threads,
+        })
+        split_of = {future: k for future, (k, _) in zip(trained, jobs)}
+        logging = []
+        for batch, future in enumerate(as_completed(trained)):
+            cells = [(split_of[future], c) for c in future.result() if (c.lr, c.iterations, c.seed, split_of[future]) not in plan.reused]
+            results += cells
+            logging.append(runner.submit(log_cells, {
+                "parent_run_id": parent_run_id, "setups": setups, "cells": cells, "cell_figures": params.cell_figures, "batch": batch,
+                "identities": plan.identities, "datasets": datasets,
+            }))
+        for done, future in enumerate(as_completed(logging), start=1):
+            written |= future.result()
+            update_progress_artifact(progress, 100.0 * done / len(logging))
+    update_progress_artifact(progress, 100.0)  # also when every cell was reused
+    return GridCells(_table(splits, results, plan), _curves(splits, results, plan), written, datasets)
+
+
+def _table(splits: Mapping[int, MLPData], results: list, plan: Plan) -> pd.DataFrame:
+    rows = reused_cell_rows(plan.reused)
+    return splits_frame({
+        k: results_frame([c for s, c in results if s == k], [r for r in rows if r["split_seed"] == k]) for k in splits
+    })
+
+
+def _curves(splits: Mapping[int, MLPData], results: list, plan: Plan) -> pd.DataFrame:
+    computed = [histories_frame([c for s, c in results if s == k]).assign(split_seed=k) for k in splits]
+    reused = read_reused_curves(plan.reused, trained={(c.lr, c.seed, s) for s, c in results})
+    return pd.concat([*computed, reused], ignore_index=True).astype({"step": int, "loss": float})

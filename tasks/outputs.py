@@ -1,0 +1,158 @@
+"""What a parent run holds besides its children: Q1's and Q2's tables as CSVs, the seed statistics, the summary
+figures, the winner model, the description and saved view, and the Prefect artifacts of the flow run people open."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import pandas as pd
+import torch
+from prefect import task
+from prefect.artifacts import TableArtifact
+from prefect.cache_policies import NO_CACHE
+
+from lab2.core.describe import best_label, cell_run_name, display_table, pairs_display, pipeline_description, summary_notes
+from lab2.core.mlp import MLPData, to_module, train_cells
+from lab2.core.params import MLPSetup
+from lab2.core.plots import plot_cell_heatmap, plot_grid_summary, plot_mean_learning_curves, plot_paired_differences, plot_val_accuracy_errorbars
+from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label
+from lab2.tasks import tracking
+from lab2.tasks.records import CellKey, cell_params
+from lab2.tasks.resume import Plan, record_units
+from lab2.tasks.tracking import RunRecord, WinnerModel
+
+if TYPE_CHECKING:
+    from lab2.tasks.grid import GridCells
+
+REGISTERED_MODEL = "lab2-mlp"
+RUNS_VIEW = "lab2: the lab's columns"
+RUNS_COLUMNS = (
+    "params.`lr`", "params.`iterations`", "params.`seed`", "metrics.`val_accuracy`", "metrics.`train_accuracy`",
+    "metrics.`val_loss`", "metrics.`train_loss`", "tags.`lab2.group`",
+)
+
+
+@dataclass(frozen=True)
+class Winner:
+    """The cell whose model lab2 publishes (the best group's smallest seed on the smallest split seed) and its model."""
+
+    key: CellKey
+    val_accuracy: float
+    run_id: str  # the cell's run, computed now or reused
+    model_uri: str
+
+    @property
+    def name(self) -> str:
+        return cell_run_name(*self.key)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_factorisation(parent_run_id: str, summary: pd.DataFrame, units: pd.DataFrame) -> None:
+    """Q1's table as factorisation.csv on the parent run (each loss is also the `loss` of its own child run; as
+    metrics on the parent they would be the chart view's first, one-bar charts), and its units."""
+    tracking.log_text(parent_run_id, summary.to_csv(index=False), "factorisation.csv")
+    record_units(parent_run_id, "factorisation", units)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_grid(
+    parent_run_id: str, cells: pd.DataFrame, curves: pd.DataFrame, seeds: SeedComparison, val_rows: int, units: pd.DataFrame
+) -> None:
+    """On the parent run: mlp_cells.csv, seed_summary.csv/.html, seed_pairs.csv, the summary figures, val_rows, the
+    units (no per-group metrics: MLflow's group-by on lab2.group averages the seeds itself); the seed tables as
+    Prefect artifacts of the top flow run."""
+    figures = {
+        "grid_summary": plot_grid_summary(cells),
+        "val_accuracy_vs_lr": plot_val_accuracy_errorbars(seeds.summary),
+        "mean_learning_curves": plot_mean_learning_curves(curves),
+        "cell_heatmap": plot_cell_heatmap(seeds.summary),
+        "paired_differences": plot_paired_differences(seeds.paired, seeds.pairs),
+    }
+    tracking.log_to_run(parent_run_id, RunRecord(params={"val_rows": val_rows}, figures=figures))
+    for name, table in {"mlp_cells.csv": cells, "seed_summary.csv": seeds.summary, "seed_pairs.csv": seeds.pairs}.items():
+        tracking.log_text(parent_run_id, table.to_csv(index=False), name)
+    tracking.log_text(parent_run_id, seed_summary_html(seeds), "seed_summary.html")
+    record_units(parent_run_id, "mlp_grid", units)
+    _publish_seed_tables(seeds)
+
+
+def _publish_seed_tables(seeds: SeedComparison) -> None:
+    """The seed table and the paired verdicts as Prefect table artifacts of the flow run a user opens: the top one."""
+    TableArtifact(
+        key="seed-summary", table=display_table(seeds.summary).to_dict(orient="records"),
+        description=f"MLP cells over seeds; best {best_label(seeds)}", flow_run_id=top_flow_run_id(),
+    ).create()
+    pairs = pairs_display(seeds.pairs).assign(verdict=seeds.pairs["verdict"])
+    TableArtifact(
+        key="seed-pairs", table=pairs.to_dict(orient="records"), flow_run_id=top_flow_run_id(),
+        description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, exact sign-flip, seeds for 80% power",
+    ).create()
+
+
+def seed_summary_html(seeds: SeedComparison) -> str:
+    """The seed table, its notes and the paired comparisons as one HTML page."""
+    notes = "".join(f"<li>{note}</li>" for note in summary_notes(seeds.summary))
+    return (
+        "<html><head><meta charset='utf-8'><title>lab2 seed summary</title></head><body>"
+        f"<h2>MLP cells over seeds</h2><p>Best group: {best_label(seeds)}</p>{display_table(seeds.summary).to_html(index=False)}"
+        f"<ul>{notes}</ul><h2>Paired comparisons ({PAIR_METRIC}, A − B, seed by seed)</h2>"
+        f"{seeds.pairs.to_html(index=False)}<h2>All statistics</h2>{seeds.summary.to_html(index=False)}</body></html>"
+    )
+
+
+def top_flow_run_id() -> UUID | None:
+    """The flow run a user opens: the top of the current flow run's tree (itself when it runs alone)."""
+    from prefect.runtime import flow_run
+
+    root = flow_run.root_flow_run_id
+    return UUID(str(root)) if root else None
+
+
+@task(cache_policy=NO_CACHE)
+def log_winner(parent_run_id: str, seeds: SeedComparison, cells: GridCells, plan: Plan, setup: MLPSetup, data: MLPData) -> Winner:
+    """The best group's cell of the smallest seed on `setup`'s split as logged model lab2-mlp of the parent run, with
+    the cell's metrics: the model an earlier run logged for the same cell and group, else the cell trained again
+    (deterministic, so identical to its run's) and logged; a registry version only for a new winning unit."""
+    best = seeds.best
+    key = (float(best["lr"]), int(best["iterations"]), int(cells.table["seed"].min()), setup.split_seed)
+    row = cells.table.set_index(["lr", "iterations", "seed", "split_seed"]).loc[key]
+    run_id = plan.run_ids(cells.written)[key]
+    tracking.log_to_run(parent_run_id, RunRecord(params=dict(zip(("best_lr", "best_iterations", "best_seed", "best_split_seed"), key))))
+    group = f"val accuracy {best['val_accuracy_mean']:.3f} ± {best['val_accuracy_std']:.3f} over {int(best['val_accuracy_n'])} seeds"
+    params = cell_params(setup, *key[:3])
+    tags = {
+        "lr": f"{key[0]:g}", "iterations": key[1], "seed": key[2], "lab2.cell": cell_run_name(*key), "lab2.group": group_label(params),
+        "lab2.group_val_accuracy": group, "lab2.cell_run_id": run_id,
+    }
+    description = (
+        f"lab2's MLP, the grid's best group lr={key[0]:g}, {key[1]} iterations ({group}); this is its seed-{key[2]} model, "
+        f"validation accuracy {row['val_accuracy']:.1%}. Input: the scaled features; output: logits."
+    )
+
+    def train() -> torch.nn.Module:
+        (cell,) = train_cells(data, [(key[0], key[2])], [key[1]], setup.hidden, setup.protocol)
+        return to_module(cell.weights)
+
+    datasets = {"train": cells.datasets[setup.split_seed]["training"], "val": cells.datasets[setup.split_seed]["validation"]}
+    winner = WinnerModel(train, data.x_val[:5], run_id, plan.identities[key], params, tags, description, datasets)
+    uri, _ = tracking.log_winner_model(parent_run_id, REGISTERED_MODEL, winner)
+    return Winner(key, float(row["val_accuracy"]), run_id, uri)
+
+
+@task(cache_policy=NO_CACHE)
+def describe_parent(
+    parent_run_id: str, what_ran: Sequence[str], units: pd.DataFrame, factorisation: pd.DataFrame | None = None,
+    seeds: SeedComparison | None = None, winner: Winner | None = None,
+) -> str:
+    """The parent run's description (what ran, the grid's table, the best group, its Prefect flow run, reused runs)
+    and lab2's saved view of the runs table; returns the link to the runs in the MLflow UI."""
+    exp_id = tracking.experiment_of(parent_run_id)  # every unit's run is in the parent's experiment
+    reused = [(r.name, tracking.run_link(r.run_id, exp_id)) for r in units.itertuples() if r.reused]
+    best_run = (winner.name, tracking.run_link(winner.run_id, exp_id)) if winner else None
+    flow_run_url = tracking.prefect_tags().get("prefect.flow_run_url")
+    text = pipeline_description(what_ran, seeds, factorisation, flow_run_url, reused, best_run)
+    tracking.set_description(parent_run_id, text)
+    return tracking.runs_url(exp_id, tracking.set_runs_view(exp_id, RUNS_VIEW, RUNS_COLUMNS))

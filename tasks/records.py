@@ -1,0 +1,160 @@
+"""Child runs: what each unit's run records (params, metrics, histories, figures, datasets, tags) and the tasks
+that write them, in the MLflow layout of the design notes. Which units run at all is `lab2.tasks.resume`'s."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from matplotlib.figure import Figure
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from lab2.core.data import Dataset, labelled_frame
+from lab2.core.describe import cell_description, cell_run_name, factorisation_description, factorisation_run_name
+from lab2.core.factorise import Factorisation
+from lab2.core.identity import tensor_digest
+from lab2.core.mlp import CellResult, MLPData
+from lab2.core.params import FactorisationSetup, MLPSetup
+from lab2.core.plots import plot_learning_curve
+from lab2.core.seeds import group_label
+from lab2.tasks import tracking
+from lab2.tasks.resume import Plan, code_version, identity_of, reused_factorisation_row
+from lab2.tasks.tracking import IDENTITY_TAG, RunRecord
+
+if TYPE_CHECKING:
+    from mlflow.data.pandas_dataset import PandasDataset
+
+GD, SVD, MLP = "gd-factorise", "svd-baseline", "mlp"  # the steps, as tag lab2.step
+CellKey = tuple[float, int, int, int]  # lr, iterations, seed, split seed
+
+
+def gd_params(matrix: str, setup: FactorisationSetup) -> dict[str, object]:
+    """Params of a `gd-factorise` run."""
+    return {"matrix": matrix, **setup.as_params()}
+
+
+def svd_params(matrix: str, rank: int) -> dict[str, object]:
+    """Params of an `svd-baseline` run."""
+    return {"matrix": matrix, "rank": rank}
+
+
+def cell_params(setup: MLPSetup, lr: float, iterations: int, seed: int) -> dict[str, object]:
+    """Params of an `mlp` run."""
+    return {"lr": lr, "iterations": iterations, "seed": seed, **setup.as_params()}
+
+
+def factorisation_units(matrices: Mapping[str, torch.Tensor], data: Dataset, setup: FactorisationSetup) -> tuple[dict, dict, dict]:
+    """Steps, run names and identities of Q1's units, keyed (matrix, step)."""
+    digests = {name: data.digest if name == data.name else tensor_digest(matrix) for name, matrix in matrices.items()}
+    params = {(m, GD): gd_params(m, setup) for m in matrices} | {(m, SVD): svd_params(m, setup.rank) for m in matrices}
+    steps = {key: key[1] for key in params}
+    names = {key: factorisation_run_name(key[1], key[0]) for key in params}
+    return steps, names, {key: identity_of(key[1], p, digests[key[0]]) for key, p in params.items()}
+
+
+def grid_units(
+    setups: Mapping[int, MLPSetup], lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int], cell_figures: bool, digest: str
+) -> tuple[dict, dict, dict]:
+    """Steps, run names and identities of Q2's cells, keyed (lr, iterations, seed, split seed); whether a cell has a
+    figure is part of its identity."""
+    keys = [(lr, it, seed, k) for k in setups for lr in lrs for it in iterations for seed in seeds]
+    identities = {key: identity_of(MLP, {**cell_params(setups[key[3]], *key[:3]), "cell_figures": cell_figures}, digest) for key in keys}
+    return dict.fromkeys(keys, MLP), {key: cell_run_name(*key) for key in keys}, identities
+
+
+def _unit_tags(identity: str, description: str) -> dict[str, str]:
+    return {IDENTITY_TAG: identity, "lab2.code_version": code_version(), tracking.DESCRIPTION_TAG: description}
+
+
+def gd_record(matrix: str, setup: FactorisationSetup, gd: Factorisation, angles: dict[str, float], figures: dict[str, Figure],
+              dataset: PandasDataset, identity: str) -> RunRecord:
+    """A `gd-factorise` run: params, final loss, per-epoch loss history, angles to SVD's U, figures, its matrix."""
+    return RunRecord(
+        params=gd_params(matrix, setup), metrics={"loss": gd.loss, **angles}, histories={"loss": gd.loss_history},
+        tags=_unit_tags(identity, factorisation_description(GD, matrix, setup.rank, gd.loss)), figures=figures, datasets={"training": dataset},
+    )
+
+
+def svd_record(matrix: str, rank: int, svd: Factorisation, dataset: PandasDataset, identity: str) -> RunRecord:
+    """An `svd-baseline` run: matrix, rank, the optimal loss, its matrix."""
+    tags = _unit_tags(identity, factorisation_description(SVD, matrix, rank, svd.loss))
+    return RunRecord(params=svd_params(matrix, rank), metrics={"loss": svd.loss}, tags=tags, datasets={"training": dataset})
+
+
+def cell_record(setup: MLPSetup, cell: CellResult, cell_figures: bool, datasets: Mapping[str, PandasDataset], identity: str) -> RunRecord:
+    """An `mlp` run: params, final accuracies and losses, the training-loss history, its learning curve, its data."""
+    params = cell_params(setup, cell.lr, cell.iterations, cell.seed)
+    description = cell_description(cell.lr, cell.iterations, cell.seed, cell.val_accuracy, cell.train_accuracy, cell.diverged)
+    return RunRecord(
+        # log10_lr: MLflow's parallel coordinates have no log axis, so the lr is also given as its exponent.
+        params={**params, "log10_lr": f"{math.log10(cell.lr):.4g}"},
+        metrics={m: getattr(cell, m) for m in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")},
+        histories={"train_loss": cell.train_loss_history},
+        tags={"lab2.diverged": str(cell.diverged).lower(), "lab2.group": group_label(params), **_unit_tags(identity, description)},
+        figures={"learning_curve": plot_learning_curve(cell)} if cell_figures else {},
+        datasets=datasets,
+        figure_folder="",  # compare the seeds of a cell: MLflow's compare page lists root files only
+    )
+
+
+def mlp_datasets(data: Dataset, mlp_data: MLPData) -> dict[str, PandasDataset]:
+    """The MLP's training and validation parts as MLflow datasets (scaled features, label), hashed by content."""
+    parts = {"training": (mlp_data.x_train, mlp_data.y_train), "validation": (mlp_data.x_val, mlp_data.y_val)}
+    return {
+        context: tracking.dataset(
+            labelled_frame(x, data.columns(), y, data.class_names), data.name,
+            tensor_digest(torch.cat([x.double(), y.double().unsqueeze(1)], dim=1)), data.source, "label",
+        )
+        for context, (x, y) in parts.items()
+    }
+
+
+def matrix_dataset(name: str, matrix: torch.Tensor, data: Dataset) -> PandasDataset:
+    """A matrix Q1 factorises as an MLflow dataset: the dataset's centred features, or the lab's 3×3."""
+    if name == data.name:
+        return tracking.dataset(labelled_frame(matrix, data.columns(), data.labels, data.class_names), name, data.digest, data.source, "label")
+    frame = labelled_frame(matrix, [f"c{k}" for k in range(matrix.shape[1])])
+    return tracking.dataset(frame, name, tensor_digest(matrix), "lab2.core.data.LAB_MATRIX", None)
+
+
+@task(cache_policy=NO_CACHE)
+def record_factorisation(
+    parent_run_id: str, name: str, matrix: torch.Tensor, data: Dataset, setup: FactorisationSetup, plan: Plan,
+    gd: Factorisation, svd: Factorisation, angles: dict[str, float], figures: dict[str, Figure],
+) -> tuple[dict[str, object], dict[tuple[str, str], str]]:
+    """Q1 of one matrix: its `gd-factorise` and `svd-baseline` runs (those not reused) and its figures on the parent;
+    returns its row of Q1's table and the runs written."""
+    dataset = matrix_dataset(name, matrix, data)
+    records = {
+        (name, GD): lambda: gd_record(name, setup, gd, angles, figures, dataset, plan.identities[(name, GD)]),
+        (name, SVD): lambda: svd_record(name, setup.rank, svd, dataset, plan.identities[(name, SVD)]),
+    }
+    written = {key: tracking.log_child_run(parent_run_id, key[1], plan.names[key], records[key]()) for key in plan.to_compute if key in records}
+    tracking.log_to_run(parent_run_id, RunRecord(figures=figures))
+    return {"matrix": name, "gd_loss": gd.loss, "svd_loss": svd.loss, **angles}, written
+
+
+@task(cache_policy=NO_CACHE)
+def reuse_factorisation(parent_run_id: str, name: str, data: Dataset, plan: Plan) -> dict[str, object]:
+    """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter copied onto the parent."""
+    gd, svd = plan.reused[(name, GD)], plan.reused[(name, SVD)]
+    if name == data.name:
+        tracking.copy_artifact(gd.run_id, "figures/u_scatter.png", parent_run_id)
+    return reused_factorisation_row(name, gd, svd)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="log-cells-{batch}")
+def log_cells(
+    parent_run_id: str, setups: Mapping[int, MLPSetup], cells: Sequence[tuple[int, CellResult]], cell_figures: bool, batch: int,
+    identities: Mapping[CellKey, str], datasets: Mapping[int, Mapping[str, PandasDataset]],
+) -> dict[CellKey, str]:
+    """One child run `mlp` per (split seed, cell): params, final metrics, training-loss history, learning curve, its data."""
+    written = {}
+    for split, c in cells:
+        key = (c.lr, c.iterations, c.seed, split)
+        record = cell_record(setups[split], c, cell_figures, datasets[split], identities[key])
+        written[key] = tracking.log_child_run(parent_run_id, MLP, cell_run_name(*key), record)
+    return written

@@ -1,0 +1,226 @@
+"""Resume, in one place: each unit's identity, the plan (reuse or compute), reading reused results back, and
+settling identities and stale runs when a pipeline closes.
+
+A unit is one GD factorisation, one SVD baseline or one MLP cell, written as one child run that carries its
+identity (tag lab2.identity): a hash of its step, logged params, input-data digest and the code version of
+its recipe (RECIPE). A flow scans the experiment once to plan: a FINISHED run of an identity is reused, the
+rest is computed. The flow that opened the parent run scans once more as it closes: runs left RUNNING by a
+process that is gone are marked KILLED, and each identity stays on its newest FINISHED run (older ones, from
+`force` or from a process that computed the same unit at the same time, get lab2.superseded_by).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from collections.abc import Collection, Hashable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.exc import IntegrityError
+
+from lab2.core.identity import unit_identity
+from lab2.tasks import tracking
+from lab2.tasks.tracking import IDENTITY_TAG, RunRecord
+
+K = TypeVar("K", bound=Hashable)
+_ROOT = Path(__file__).resolve().parent.parent
+SUPERSEDED_TAG = "lab2.superseded_by"
+
+# What computes a unit's numbers and figures, or decides what its run records: an edit to one of these
+# definitions starts afresh. Docstrings, comments and everything else (descriptions, summaries, rendering,
+# the CLI, the flows' wiring, the stack) keep every identity.
+RECIPE = {
+    "lab2core/data.py": (
+        "LAB_MATRIX", "_UCI_ROWS", "Dataset", "load_iris_dataset", "load_csv_dataset", "_read_csv", "labelled_frame",
+        "centre", "split_rows", "scale", "factorisation_matrices",
+    ),
+    "lab2core/factorise.py": ("reconstruction_loss", "factorise_gd", "truncated_svd", "principal_angles", "column_angles"),
+    "lab2core/mlp.py": (
+        "prepare_mlp_data", "init_mlp", "forward", "train_cells", "train_trajectories", "accuracy", "_mean_cross_entropy", "_read_off",
+    ),
+    "lab2core/plots.py": ("plot_u_scatter", "_second_column", "plot_learning_curve", "_PlainLogFormatter"),
+    "lab2core/identity.py": ("unit_identity", "tensor_digest"),
+    "tasks/compute.py": ("compare_u",),
+    "tasks/records.py": ("gd_params", "svd_params", "cell_params", "gd_record", "svd_record", "cell_record", "mlp_datasets", "matrix_dataset"),
+    "tasks/tracking/runs.py": ("log_to_run",),
+}
+UNITS_COLUMNS = ["step", "name", "identity", "run_id", "reused"]
+
+
+@lru_cache(maxsize=1)
+def code_version(root: Path = _ROOT) -> str:
+    """Hash of the RECIPE definitions under `root` (their syntax trees, docstrings left out)."""
+    h = hashlib.sha256()
+    for file, names in RECIPE.items():
+        found = _definitions(root / file)
+        for name in names:
+            if name not in found:
+                raise LookupError(f"{file} defines no {name}, which RECIPE names")
+            h.update(f"{file}:{name}:{found[name]}".encode())
+    return h.hexdigest()[:12]
+
+
+def _definitions(path: Path) -> dict[str, str]:
+    """Top-level functions, classes and assignments of a module by name, as dumps of their syntax trees."""
+    found = {}
+    for node in ast.parse(path.read_text()).body:
+        for part in ast.walk(node):
+            body = getattr(part, "body", None)
+            if isinstance(part, (ast.FunctionDef, ast.ClassDef)) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                part.body = body[1:] or [ast.Pass()]
+        names = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else [
+            t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)
+        ]
+        found |= {name: ast.dump(node) for name in names}
+    return found
+
+
+def identity_of(step: str, params: Mapping[str, object], data_digest: str) -> str:
+    """The identity of a unit of `step` with these params on data of this digest, at this code version."""
+    return unit_identity(step, params, data_digest, code_version())
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A FINISHED run found for a unit's identity: its id, final metrics and tags."""
+
+    run_id: str
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Plan(Generic[K]):
+    """A flow's units by key: each one's step, name and identity, and the FINISHED runs reused for some of them."""
+
+    steps: Mapping[K, str]
+    names: Mapping[K, str]
+    identities: Mapping[K, str]
+    reused: Mapping[K, FinishedRun]
+
+    @property
+    def to_compute(self) -> list[K]:
+        """The units without a run to reuse, in plan order."""
+        return [key for key in self.identities if key not in self.reused]
+
+    def run_ids(self, written: Mapping[K, str]) -> dict[K, str]:
+        """Each unit's run: reused, or written now."""
+        return {**{k: run.run_id for k, run in self.reused.items()}, **written}
+
+    def table(self, written: Mapping[K, str]) -> pd.DataFrame:
+        """One row per unit: step, name, identity, run id (reused or written now), reused or not."""
+        run_ids = self.run_ids(written)
+        rows = [[self.steps[k], self.names[k], identity, run_ids[k], k in self.reused] for k, identity in self.identities.items()]
+        return pd.DataFrame(rows, columns=UNITS_COLUMNS)
+
+
+@task(cache_policy=NO_CACHE)
+def plan_units(
+    experiment: str, steps: Mapping[K, str], names: Mapping[K, str], identities: Mapping[K, str], force: bool = False
+) -> Plan[K]:
+    """Which units a FINISHED run of their identity already holds (one scan of the experiment); with `force`, none."""
+    found = {} if force else _newest(_finished_by_identity(tracking.search_runs(tracking.experiment_id(experiment), _FINISHED), identities.values()))
+    reused = {key: found[identity] for key, identity in identities.items() if identity in found}
+    return Plan(dict(steps), dict(names), dict(identities), reused)
+
+
+@task(cache_policy=NO_CACHE)
+def record_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> None:
+    """Every unit of a flow with its run and whether it was reused: units/{flow}.csv and counts as tags."""
+    reused = int(units["reused"].sum())
+    tags = {f"lab2.{flow_name}.units_reused": reused, f"lab2.{flow_name}.units_computed": len(units) - reused}
+    tracking.log_to_run(parent_run_id, RunRecord(tags=tags))
+    tracking.log_text(parent_run_id, units.to_csv(index=False), f"units/{flow_name}.csv")
+
+
+@task(cache_policy=NO_CACHE)
+def settle(parent_run_id: str) -> None:
+    """As a pipeline closes (one scan): mark KILLED the runs whose owner process is gone, and leave each identity
+    this run's units carry on its newest FINISHED run."""
+    exp_id = tracking.experiment_of(parent_run_id)
+    runs = tracking.search_runs(exp_id, "")
+    tracking.reap_stale_runs([r for r in runs if r.info.status == "RUNNING"])
+    units = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_run_id]
+    for identity, carriers in _finished_by_identity(runs, {r.data.tags.get(IDENTITY_TAG) for r in units} - {None}).items():
+        newest = max(carriers, key=_age)
+        for run in carriers:
+            if run is not newest:
+                tracking.retrying(f"the identity of run {run.info.run_id}", lambda: _supersede(run.info.run_id, newest.info.run_id, identity))
+
+
+_FINISHED = f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` LIKE '%'"
+
+
+def _finished_by_identity(runs: list[Run], identities: Collection[str]) -> dict[str, list[Run]]:
+    wanted, found = set(identities), {}
+    for run in runs:
+        identity = run.data.tags.get(IDENTITY_TAG)  # None if a concurrent process just superseded the run
+        if run.info.status == "FINISHED" and identity in wanted:
+            found.setdefault(identity, []).append(run)
+    return found
+
+
+def _newest(by_identity: Mapping[str, list[Run]]) -> dict[str, FinishedRun]:
+    newest = {identity: max(runs, key=_age) for identity, runs in by_identity.items()}
+    return {i: FinishedRun(r.info.run_id, dict(r.data.metrics), dict(r.data.tags)) for i, r in newest.items()}
+
+
+def _supersede(run_id: str, newest_run_id: str, identity: str) -> None:
+    client = tracking.client()
+    for key, value in {SUPERSEDED_TAG: newest_run_id, "lab2.superseded_identity": identity}.items():
+        try:
+            client.set_tag(run_id, key, value)
+        except (MlflowException, IntegrityError):
+            if client.get_run(run_id).data.tags.get(key) != value:  # else a concurrent process set it first
+                raise
+    try:
+        client.delete_tag(run_id, IDENTITY_TAG)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+
+
+def _age(run: Run) -> tuple[int, str]:
+    return (run.info.end_time or 0, run.info.run_id)
+
+
+def reused_factorisation_row(matrix: str, gd: FinishedRun, svd: FinishedRun) -> dict[str, object]:
+    """A row of Q1's table read from the reused `gd-factorise` and `svd-baseline` runs."""
+    angles = {k: gd.metrics[k] for k in sorted(gd.metrics) if k.startswith(("principal_angle_", "u_column_angle_"))}
+    return {"matrix": matrix, "gd_loss": gd.metrics["loss"], "svd_loss": svd.metrics["loss"], **angles}
+
+
+def reused_cell_rows(reused: Mapping[tuple, FinishedRun]) -> list[dict[str, object]]:
+    """Rows of the grid's table, keyed (lr, iterations, seed, split seed), read from reused runs' final metrics."""
+    return [
+        {"lr": lr, "iterations": it, "seed": seed, "split_seed": split, **{m: run.metrics[m] for m in CELL_METRICS},
+         "diverged": run.tags.get("lab2.diverged") == "true"}
+        for (lr, it, seed, split), run in reused.items()
+    ]
+
+
+@task(cache_policy=NO_CACHE)
+def read_reused_curves(reused: Mapping[tuple, FinishedRun], trained: Collection[tuple[float, int, int]]) -> pd.DataFrame:
+    """Training-loss curves (lr, seed, split_seed, step, loss) of reused trajectories not trained again, from each one's longest cell."""
+    longest: dict[tuple[float, int, int], tuple[int, str]] = {}
+    for (lr, iterations, seed, split), run in reused.items():
+        if (lr, seed, split) not in trained and iterations > longest.get((lr, seed, split), (0, ""))[0]:
+            longest[(lr, seed, split)] = (iterations, run.run_id)
+    rows = [
+        {"lr": lr, "seed": seed, "split_seed": split, "step": step, "loss": loss}
+        for (lr, seed, split), (iterations, run_id) in longest.items()
+        for step, loss in tracking.metric_history(run_id, "train_loss")
+        if step < iterations  # the last point is the final loss, logged after the curve
+    ]
+    return pd.DataFrame(rows, columns=["lr", "seed", "split_seed", "step", "loss"])
+
+
+CELL_METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
