@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from prefect.exceptions import ParameterTypeError
 
+from lab2.flows.params import Lab2Params
 from lab2.cli.main import main
 from lab2.flows.pipeline import lab2
 from lab2.core.params import InputError
@@ -169,7 +170,7 @@ def test_bad_tracking_uri(fresh_dir, monkeypatch, capsys, uri, parts):
 @pytest.mark.parametrize("params, parts", FLOW_CASES.values(), ids=FLOW_CASES.keys())
 def test_bad_flow_parameter(mlflow_store, params, parts):
     with pytest.raises(ParameterTypeError) as error:
-        lab2(**params)
+        lab2(params=params)
     assert all(p in str(error.value) for p in parts), str(error.value)
     assert all_runs(mlflow_store) == []
 
@@ -178,9 +179,9 @@ def test_bad_flow_parameter(mlflow_store, params, parts):
 def test_flows_refuse_bad_data_and_a_bad_tracking_uri_before_any_run(mlflow_store, tmp_path, monkeypatch):
     (tmp_path / "one.csv").write_text("a,b,label\n1,2,p\n2,1,p\n3,5,p\n")
     with pytest.raises(InputError, match="one.csv: label column 'label' holds one class"):
-        lab2(dataset="one.csv", lrs=(0.1,), iterations=(2,), seeds=(0,), gd_epochs=2)
+        lab2(Lab2Params(dataset="one.csv", lrs=(0.1,), iterations=(2,), seeds=(0,), gd_epochs=2))
     assert all_runs(mlflow_store) == []
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "htp://nowhere")
     with pytest.raises(InputError, match="unknown scheme 'htp'"):
-        lab2(lrs=(0.1,), iterations=(2,), seeds=(0,), gd_epochs=2)
+        lab2(Lab2Params(lrs=(0.1,), iterations=(2,), seeds=(0,), gd_epochs=2))
     assert all_runs(mlflow_store) == []

@@ -9,6 +9,7 @@ import pytest
 import torch
 from prefect.exceptions import ParameterTypeError
 
+from lab2.flows.params import GridParams, Lab2Params
 from lab2.flows.pipeline import lab2
 from lab2.flows.mlp_grid import mlp_grid
 from lab2.core.data import centre, load_dataset
@@ -33,7 +34,7 @@ def _artifacts(client, run_id, path="figures"):
 
 
 def test_lab2_flow_writes_the_design_layout(mlflow_store):
-    result = lab2(dataset="iris-uci", gd_epochs=50, **SMALL_GRID)
+    result = lab2(Lab2Params(dataset="iris-uci", gd_epochs=50, **SMALL_GRID))
     runs = all_runs(mlflow_store)
     parents = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
     assert len(parents) == 1 and parents[0].info.run_id == result.parent_run_id
@@ -99,7 +100,7 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
 
 
 def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
-    cells = mlp_grid(lrs=(0.5, 0.05), iterations=(10, 30), seeds=(0, 1, 2)).cells
+    cells = mlp_grid(GridParams(lrs=(0.5, 0.05), iterations=(10, 30), seeds=(0, 1, 2))).cells
     runs = all_runs(mlflow_store)
     (parent,) = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
     summary = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "seed_summary.csv"))
@@ -158,7 +159,7 @@ def _prefect_artifacts(flow_run_id):
 
 
 def test_mlp_grid_alone_opens_its_own_parent_and_can_skip_cell_figures(mlflow_store):
-    cells = mlp_grid(lrs=(0.05,), iterations=(3,), seeds=(0, 1, 2), cell_figures=False, experiment="solo").cells
+    cells = mlp_grid(GridParams(lrs=(0.05,), iterations=(3,), seeds=(0, 1, 2), cell_figures=False, experiment="solo")).cells
     runs = all_runs(mlflow_store, "solo")
     parent = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
     assert len(parent) == 1 and parent[0].info.run_name == "mlp-grid"
@@ -183,13 +184,13 @@ def test_mlp_grid_alone_opens_its_own_parent_and_can_skip_cell_figures(mlflow_st
 )
 def test_bad_flow_parameters_fail_validation_before_any_run(mlflow_store, params):
     with pytest.raises(ParameterTypeError):
-        lab2(**params)
+        lab2(params=params)
     assert all_runs(mlflow_store) == []
 
 
 def test_rank_beyond_the_data_fails_before_any_run(mlflow_store):
     with pytest.raises(Exception, match="rank 4 does not fit lab1-3x3"):
-        lab2(rank=4, **SMALL_GRID)
+        lab2(Lab2Params(rank=4, **SMALL_GRID))
     assert all_runs(mlflow_store) == []
 
 
@@ -201,14 +202,14 @@ def test_a_failing_flow_marks_its_parent_failed(mlflow_store, monkeypatch):
 
     monkeypatch.setattr(lab2.tasks.compute, "train_cells", broken)
     with pytest.raises(RuntimeError, match="boom"):
-        mlp_grid(**SMALL_GRID)
+        mlp_grid(GridParams(**SMALL_GRID))
     (parent,) = all_runs(mlflow_store)
     assert parent.info.status == "FAILED"
 
 
 def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_store):
-    first = mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1), cell_figures=False).cells
-    second = mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1), cell_figures=False).cells
+    first = mlp_grid(GridParams(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1), cell_figures=False)).cells
+    second = mlp_grid(GridParams(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1), cell_figures=False)).cells
     pd.testing.assert_frame_equal(first, second)
     parents = sorted(
         (r for r in all_runs(mlflow_store) if r.data.tags.get("lab2.role") == "pipeline"), key=lambda r: r.info.start_time
@@ -225,13 +226,13 @@ def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_stor
     progress = {a.key: a for a in _prefect_artifacts(resumed.data.tags["prefect.flow_run_id"])}["mlp-grid-progress"]
     assert float(progress.data) == 100.0  # every cell reused: done, not left at 0 %
 
-    mlp_grid(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1, 2), cell_figures=False)  # a group over 3 seeds: described anew
+    mlp_grid(GridParams(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1, 2), cell_figures=False))  # a group over 3 seeds: described anew
     assert len(mlflow_store.search_logged_models([resumed.info.experiment_id])) == 2
 
 
 @pytest.mark.system
 def test_a_grid_over_two_split_seeds_reports_both_variance_sources(mlflow_store):
-    cells = mlp_grid(lrs=(0.5, 0.05), iterations=(10,), seeds=(0, 1, 2), split_seeds=(0, 1), cell_figures=False).cells
+    cells = mlp_grid(GridParams(lrs=(0.5, 0.05), iterations=(10,), seeds=(0, 1, 2), split_seeds=(0, 1), cell_figures=False)).cells
     assert len(cells) == 12 and sorted(cells.groupby("split_seed").size().tolist()) == [6, 6]
     runs = all_runs(mlflow_store)
     mlp = _children(runs, "mlp")

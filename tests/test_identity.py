@@ -1,11 +1,11 @@
-"""The code version behind every identity: exactly the code that computes or records a unit's results."""
+"""The code version behind every identity: the recipe that computes or records a unit, not the files around it."""
 
 import shutil
 from pathlib import Path
 
 import pytest
 
-from lab2.tasks.units import UNIT_CODE, code_version
+from lab2.tasks.resume import RECIPE, code_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,46 +18,77 @@ def checkout(tmp_path) -> Path:
     return tmp_path
 
 
-def _edit(path: Path) -> None:
-    path.write_text(path.read_text() + "\n# an edit\n")
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} is not once in {path}"
+    path.write_text(text.replace(old, new))
 
 
-def test_every_listed_file_exists():
-    assert all((ROOT / name).is_file() for name in UNIT_CODE)
+# Edits that keep every identity: help text, descriptions, rendering, docstrings and comments of the recipe, the CLI.
+KEEPING = {
+    "a flow parameter's help": ("flows/params.py", 'description="MLP hidden units"', 'description="hidden units of the MLP"'),
+    "a run description": ("lab2core/describe.py", '**diverged** (loss not finite).', '**diverged** (the loss is not finite).'),
+    "the seed table's rounding": ("lab2core/describe.py", 'f"{row[f\'{metric}_mean\']:.3f}', 'f"{row[f\'{metric}_mean\']:.4f}'),
+    "a verdict's words": ("lab2core/verdicts.py", 'return f"cannot tell', 'return f"cannot yet tell'),
+    "the CLI": ("cli/main.py", '"run the whole pipeline', '"run the lab'),
+    "a recipe docstring": ("lab2core/mlp.py", "The lab's init: W1 then W2", "The lab's initialisation: W1, then W2"),
+    "a recipe comment": ("lab2core/mlp.py", "# Biases carry a row axis", "# The biases carry a row axis"),
+    "a check beside the recipe": ("lab2core/factorise.py", '    """Raise InputError unless', '    """Refuse, with InputError, unless'),
+}
+# Edits that change every identity: what computes a unit's numbers or figures, or what its run records.
+CHANGING = {
+    "the MLP init": ("lab2core/mlp.py", "w2 = torch.rand(hidden, n_classes, generator=g)", "w2 = torch.rand(hidden, n_classes, generator=g) * 1.0"),
+    "the scaling": ("lab2core/data.py", "return (features - features.mean(dim=0)) / spread", "return (features - features.mean(dim=0)) / spread / 1"),
+    "the factorisation": ("lab2core/factorise.py", "u -= lr * u_grad", "u -= u_grad * lr"),
+    "a unit figure": ("lab2core/plots.py", 'ax.set(xlabel="step", ylabel="training loss (cross-entropy)")', 'ax.set(xlabel="step", ylabel="loss")'),
+    "a unit's recorded metrics": ("tasks/records.py", '"train_loss": cell.train_loss_history', '"loss": cell.train_loss_history'),
+    "how a history is logged": ("tasks/tracking/runs.py", "now, len(record.histories.get(k, ())))", "now, 0)"),
+}
 
 
-@pytest.mark.parametrize("name", ["lab2core/report.py", "lab2core/seeds.py", "lab2core/inputs.py", "flows/pipeline.py", "cli/main.py", "tasks/tracking/queries.py", "tasks/tracking/connection.py"])
-def test_an_edit_outside_the_unit_code_keeps_every_identity(checkout, name):
+def test_every_recipe_definition_exists():
+    assert len(code_version.__wrapped__(ROOT)) == 12
+    assert sum(len(names) for names in RECIPE.values()) >= 30
+
+
+@pytest.mark.parametrize("edit", KEEPING.values(), ids=KEEPING.keys())
+def test_an_edit_outside_the_recipe_keeps_every_identity(checkout, edit):
     before = code_version.__wrapped__(checkout)
-    _edit(checkout / name)
+    _replace(checkout / edit[0], edit[1], edit[2])
     assert code_version.__wrapped__(checkout) == before
 
 
-@pytest.mark.parametrize("name", ["lab2core/mlp.py", "lab2core/factorise.py", "lab2core/plots.py", "tasks/record.py", "tasks/units.py", "tasks/tracking/runs.py"])
-def test_an_edit_to_the_recipe_or_the_recording_changes_every_identity(checkout, name):
+@pytest.mark.parametrize("edit", CHANGING.values(), ids=CHANGING.keys())
+def test_an_edit_to_the_recipe_changes_every_identity(checkout, edit):
     before = code_version.__wrapped__(checkout)
-    _edit(checkout / name)
+    _replace(checkout / edit[0], edit[1], edit[2])
     assert code_version.__wrapped__(checkout) != before
+
+
+def test_a_recipe_definition_that_is_gone_is_named(checkout):
+    _replace(checkout / "lab2core/mlp.py", "def init_mlp(", "def initial_weights(")
+    with pytest.raises(LookupError, match="lab2core/mlp.py defines no init_mlp"):
+        code_version.__wrapped__(checkout)
 
 
 @pytest.mark.system
 @pytest.mark.usefixtures("prefect_api")
-def test_a_grid_run_after_a_report_only_edit_reuses_every_cell_and_after_an_mlp_recipe_edit_recomputes_them(
-    checkout, mlflow_store, monkeypatch
-):
+def test_a_grid_run_after_a_wording_edit_reuses_every_cell_and_after_a_recipe_edit_recomputes_them(checkout, mlflow_store, monkeypatch):
     from lab2.flows.mlp_grid import mlp_grid
-    from lab2.tasks import units
+    from lab2.flows.params import GridParams
+    from lab2.tasks import resume
 
     unwrapped = code_version.__wrapped__
-    monkeypatch.setattr(units, "code_version", lambda: unwrapped(checkout))  # identities from the edited copy
-    grid = dict(lrs=(0.1,), iterations=(3, 6), seeds=(0, 1), cell_figures=False)
+    monkeypatch.setattr(resume, "code_version", lambda: unwrapped(checkout))  # identities from the edited copy
+    grid = GridParams(lrs=(0.1,), iterations=(3, 6), seeds=(0, 1), cell_figures=False)
 
     def computed_and_reused() -> tuple[int, int]:
-        table = mlp_grid(**grid).units
+        table = mlp_grid(grid).units
         return int((~table["reused"]).sum()), int(table["reused"].sum())
 
     assert computed_and_reused() == (4, 0)
-    _edit(checkout / "lab2core/report.py")
+    for edit in KEEPING.values():
+        _replace(checkout / edit[0], edit[1], edit[2])
     assert computed_and_reused() == (0, 4)
-    _edit(checkout / "lab2core/mlp.py")
+    _replace(checkout / CHANGING["the MLP init"][0], *CHANGING["the MLP init"][1:])
     assert computed_and_reused() == (4, 0)

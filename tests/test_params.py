@@ -1,53 +1,64 @@
-"""One parameter table: the flows' signatures, `lab2 run`'s options and the setups all follow it."""
+"""Parameters declared once: each flow takes its model, and `lab2 run`'s options and Prefect's form follow from it."""
 
 import inspect
-from typing import get_type_hints
 
 import pytest
+import yaml
+from prefect.utilities.callables import parameter_schema
 
-from lab2.cli.main import _parser
+from lab2.cli.main import _parser, _validated
 from lab2.flows.factorisation import factorisation
-from lab2.flows.pipeline import lab2
 from lab2.flows.mlp_grid import mlp_grid
-from lab2.core.params import PIPELINE_PARAMETERS, FactorisationSetup, MLPSetup, invalid_parameters
+from lab2.flows.params import FactorisationParams, GridParams, Lab2Params
+from lab2.flows.pipeline import lab2
+from tests.test_identity import ROOT
 
-# The factorisation flow names its hyperparameters without the pipeline's `gd_` prefix.
-FLOW_NAMES = {factorisation: {"lr": "gd_lr", "epochs": "gd_epochs", "seed": "gd_seed"}}
-
-
-@pytest.mark.parametrize("flow", [lab2, mlp_grid, factorisation], ids=lambda f: f.name)
-def test_flow_signatures_follow_the_parameter_table(flow):
-    hints = get_type_hints(flow.fn, include_extras=True)
-    shared = 0
-    for name, declared in inspect.signature(flow.fn).parameters.items():
-        parameter = PIPELINE_PARAMETERS.get(FLOW_NAMES.get(flow, {}).get(name, name))
-        if parameter is None:
-            continue
-        shared += 1
-        assert hints[name] == parameter.type, name
-        assert declared.default == parameter.default, name
-    assert shared >= 8
+FLOWS = {lab2: Lab2Params, mlp_grid: GridParams, factorisation: FactorisationParams}
 
 
-def test_the_lab2_flow_takes_every_pipeline_parameter():
-    assert set(inspect.signature(lab2.fn).parameters) == set(PIPELINE_PARAMETERS)
+@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f.name)
+def test_each_deployable_flow_takes_its_model_with_the_labs_defaults(flow):
+    (declared,) = inspect.signature(flow.fn).parameters.values()
+    assert declared.annotation in (FLOWS[flow].__name__, FLOWS[flow]) and declared.default == FLOWS[flow]()
 
 
-def test_cli_options_default_to_the_table():
+@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f.name)
+def test_prefects_form_shows_every_field_with_its_type_default_and_description(flow):
+    schema = parameter_schema(flow.fn).model_dump_for_openapi()
+    fields = schema["definitions"][FLOWS[flow].__name__]["properties"]
+    assert set(fields) == set(FLOWS[flow].model_fields)
+    assert all(field.get("description") and "default" in field for field in fields.values())
+    assert fields["lrs"]["default"] == [0.1, 0.01, 0.001] if "lrs" in fields else fields["rank"]["default"] == 2
+
+
+def test_the_deployments_set_no_parameter_of_their_own():
+    deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    assert {d["name"] for d in deployments} == {"lab2", "factorisation", "mlp-grid"}
+    assert all(not d.get("parameters") and not any(s.get("parameters") for s in d.get("schedules", [])) for d in deployments)
+
+
+def test_the_cli_has_an_option_per_field_and_parses_into_the_model():
     args = _parser().parse_args(["run"])
-    assert {name: getattr(args, name) for name in PIPELINE_PARAMETERS} == {n: p.default for n, p in PIPELINE_PARAMETERS.items()}
+    assert _validated(Lab2Params, {n: getattr(args, n) for n in Lab2Params.model_fields}) == (Lab2Params(), [])
+    options = ["--lrs", "0.3", "0.1", "--split-seed", "2", "--no-cell-figures", "--force", "--gd-lr", "0.5", "--task-runner", "dask"]
+    args = _parser().parse_args(["run", *options])
+    params, problems = _validated(Lab2Params, {n: getattr(args, n) for n in Lab2Params.model_fields})
+    assert problems == [] and params == Lab2Params(
+        lrs=(0.3, 0.1), split_seeds=(2,), cell_figures=False, force=True, gd_lr=0.5, task_runner="dask"
+    )
 
 
-def test_setups_default_to_the_table():
-    table = {n: PIPELINE_PARAMETERS[n].default for n in ("dataset", "hidden", "scaling", "protocol")}
-    assert MLPSetup().as_params() == {**table, "split_seed": PIPELINE_PARAMETERS["split_seeds"].default[0]}
-    assert FactorisationSetup().as_params() == {k: PIPELINE_PARAMETERS[g].default for k, g in
-                                                [("rank", "rank"), ("lr", "gd_lr"), ("epochs", "gd_epochs"), ("seed", "gd_seed")]}
-
-
-def test_defaults_are_valid_and_bad_values_say_what_is_allowed():
-    assert invalid_parameters({n: p.default for n, p in PIPELINE_PARAMETERS.items()}) == []
-    assert invalid_parameters({"lrs": (0.1, -1.0), "task_runner": "ray"}) == [
-        ("lrs", "Input should be greater than 0"),
-        ("task_runner", "Input should be 'auto', 'threads', 'processes' or 'dask'"),
+def test_a_bad_value_is_named_with_what_is_allowed():
+    _, problems = _validated(Lab2Params, {"lrs": (0.1, -1.0), "task_runner": "ray", "seeds": (1, 1)})
+    assert problems == [
+        "--lrs 0.1 -1: Input should be greater than 0",
+        "--seeds 1 1: values must be distinct; repeated: [1]",
+        "--task-runner ray: Input should be 'auto', 'threads', 'processes' or 'dask'",
     ]
+
+
+def test_the_pipeline_hands_each_question_its_own_parameters():
+    params = Lab2Params(dataset="iris-uci", rank=1, lrs=(0.5,), experiment="x")
+    assert params.factorisation == FactorisationParams(dataset="iris-uci", rank=1, experiment="x")
+    assert params.grid == GridParams(dataset="iris-uci", lrs=(0.5,), experiment="x")
+    assert params.grid.setup(3).as_params() == {"dataset": "iris-uci", "split_seed": 3, "hidden": 12, "scaling": "var", "protocol": "held-out"}

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lab2.flows.params import GridParams
 from lab2.flows.mlp_grid import mlp_grid
 from tests.conftest import all_runs
 
@@ -28,7 +29,7 @@ def axis(values):
 )
 def test_random_valid_grids_give_one_run_per_cell_finite_or_flagged(mlflow_store, lrs, iterations, seeds):
     experiment = f"property-{uuid.uuid4().hex[:8]}"  # one store per test, one experiment per example
-    table = mlp_grid(lrs=lrs, iterations=iterations, seeds=seeds, cell_figures=False, experiment=experiment).cells
+    table = mlp_grid(GridParams(lrs=lrs, iterations=iterations, seeds=seeds, cell_figures=False, experiment=experiment)).cells
     cells = [r for r in all_runs(mlflow_store, experiment) if r.data.tags.get("lab2.step") == "mlp"]
     keys = sorted((float(r.data.params["lr"]), int(r.data.params["iterations"]), int(r.data.params["seed"])) for r in cells)
     assert keys == sorted(product(lrs, iterations, seeds)) and len(table) == len(keys)
@@ -45,7 +46,7 @@ def test_data_scaled_by_a_million_completes_every_cell(mlflow_store, tmp_path):
     iris = load_dataset("iris")
     rows = [",".join(f"{v * 1e6:.1f}" for v in row) + f",{label}" for row, label in zip(iris.features.tolist(), iris.labels.tolist())]
     (tmp_path / "big.csv").write_text("a,b,c,d,species\n" + "\n".join(rows) + "\n")
-    table = mlp_grid(lrs=(10.0, 0.1), iterations=(20,), seeds=(0,), dataset="big.csv", cell_figures=False).cells
+    table = mlp_grid(GridParams(lrs=(10.0, 0.1), iterations=(20,), seeds=(0,), dataset="big.csv", cell_figures=False)).cells
     cells = [r for r in all_runs(mlflow_store) if r.data.tags.get("lab2.step") == "mlp"]
     assert len(cells) == len(table) == 2 and all(r.info.status == "FINISHED" for r in cells)
     for run in cells:  # the lab's scaling divides by the variance, so the scale itself cannot blow up training

@@ -6,6 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
+from lab2.flows.params import GridParams, Lab2Params
 from lab2.flows.pipeline import lab2
 from lab2.flows.mlp_grid import mlp_grid
 from lab2.tasks import tracking
@@ -31,11 +32,11 @@ def units(client, parent_run_id) -> pd.DataFrame:
 
 
 def test_a_second_run_reuses_every_unit_and_a_wider_grid_computes_only_the_new_cells(mlflow_store):
-    first = lab2(**GRID)
+    first = lab2(Lab2Params(**GRID))
     n_first = len(all_runs(mlflow_store))
     assert n_first == 1 + 4 + 4
 
-    second = lab2(**GRID)
+    second = lab2(Lab2Params(**GRID))
     runs = all_runs(mlflow_store)
     assert len(runs) == n_first + 1  # only the new parent
     table = units(mlflow_store, second.parent_run_id)
@@ -48,7 +49,7 @@ def test_a_second_run_reuses_every_unit_and_a_wider_grid_computes_only_the_new_c
     assert parent.data.tags["lab2.mlp_grid.units_reused"] == "4" and parent.data.tags["lab2.mlp_grid.units_computed"] == "0"
     assert "figures/u_scatter.png" in [a.path for a in mlflow_store.list_artifacts(second.parent_run_id, "figures")]
 
-    wider = lab2(**{**GRID, "seeds": (0, 1)})
+    wider = lab2(Lab2Params(**{**GRID, "seeds": (0, 1)}))
     table = units(mlflow_store, wider.parent_run_id)
     computed = table[~table["reused"]]
     assert sorted(computed["name"]) == ["lr0.01·it20·s1", "lr0.01·it5·s1", "lr0.1·it20·s1", "lr0.1·it5·s1"]
@@ -57,9 +58,9 @@ def test_a_second_run_reuses_every_unit_and_a_wider_grid_computes_only_the_new_c
 
 def test_force_recomputes_and_the_newest_run_alone_keeps_the_identity(mlflow_store):
     cells = dict(lrs=(0.1,), iterations=(3,), seeds=(0, 1), cell_figures=False)
-    mlp_grid(**cells)
+    mlp_grid(GridParams(**cells))
     old = {r.info.run_id for r in all_runs(mlflow_store) if r.data.tags.get("lab2.step") == "mlp"}
-    mlp_grid(**cells, force=True)
+    mlp_grid(GridParams(**cells, force=True))
     runs = all_runs(mlflow_store)
     mlp = [r for r in runs if r.data.tags.get("lab2.step") == "mlp"]
     assert len(mlp) == 4 and all(r.info.status == "FINISHED" for r in mlp)
@@ -70,7 +71,7 @@ def test_force_recomputes_and_the_newest_run_alone_keeps_the_identity(mlflow_sto
 
 
 def test_runs_left_running_by_a_gone_process_are_killed_and_recomputed_but_live_ones_are_kept(mlflow_store):
-    mlp_grid(lrs=(0.1,), iterations=(3,), seeds=(0,), cell_figures=False)
+    mlp_grid(GridParams(lrs=(0.1,), iterations=(3,), seeds=(0,), cell_figures=False))
     (cell,) = [r for r in all_runs(mlflow_store) if r.data.tags.get("lab2.step") == "mlp"]
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone_owner = tracking.owner_of(gone.pid)
@@ -80,7 +81,7 @@ def test_runs_left_running_by_a_gone_process_are_killed_and_recomputed_but_live_
     mlflow_store.update_run(cell.info.run_id, status="RUNNING")
     live = mlflow_store.create_run(cell.info.experiment_id, tags={"lab2.owner": tracking.owner()}).info.run_id
 
-    mlp_grid(lrs=(0.1,), iterations=(3,), seeds=(0,), cell_figures=False)
+    mlp_grid(GridParams(lrs=(0.1,), iterations=(3,), seeds=(0,), cell_figures=False))
     assert mlflow_store.get_run(cell.info.run_id).info.status == "KILLED"
     assert "was gone" in mlflow_store.get_run(cell.info.run_id).data.tags["lab2.stale"]
     assert mlflow_store.get_run(live).info.status == "RUNNING"

@@ -17,11 +17,12 @@ from lab2.core.seeds import (
     compare_seeds,
     default_pairs,
     group_label,
-    pairs_markdown,
     seed_summary,
     setup_differences,
 )
 from lab2.core.stats import bootstrap_interval
+from lab2.core.describe import display_table, pairs_markdown, summary_notes
+from lab2.tasks.outputs import seed_summary_html
 
 
 def _cells(values: dict[tuple[float, int], list[float]], dataset: str = "iris", split_seed: int | None = None) -> pd.DataFrame:
@@ -126,8 +127,8 @@ def test_pairs_are_matched_on_seed_and_split_seed():
     assert summary.loc["lr=0.1 iterations=10", "n_split_seeds"] == 2
     assert summary.loc["lr=0.1 iterations=10", "val_accuracy_sd_init"] == pytest.approx(0.1)
     assert summary.loc["lr=0.1 iterations=10", "val_accuracy_sd_split"] == pytest.approx(0.0)
-    assert "val_sd_split" in comparison.display().columns
-    assert any("from the split seed" in note for note in comparison.notes())
+    assert "val_sd_split" in display_table(comparison.summary).columns
+    assert any("from the split seed" in note for note in summary_notes(comparison.summary))
 
 
 def test_named_groups_must_match_exactly_one_group():
@@ -187,8 +188,8 @@ def test_group_label_is_short_and_leaves_the_seeds_and_default_setup_out():
 
 def test_display_html_markdown_and_figure_name_the_groups():
     comparison = compare_seeds(_cells(LAB_LIKE), val_rows=50)
-    assert list(comparison.display()["val_accuracy"])[:2] == ["0.853 ± 0.099", "0.680 ± 0.053"]
-    assert "lr=0.1 iterations=1000" in comparison.html() and "seed_pairs" not in comparison.html()
+    assert list(display_table(comparison.summary)["val_accuracy"])[:2] == ["0.853 ± 0.099", "0.680 ± 0.053"]
+    assert "lr=0.1 iterations=1000" in seed_summary_html(comparison) and "seed_pairs" not in seed_summary_html(comparison)
     markdown = pairs_markdown(comparison.pairs, limit=3)
     lines = markdown.splitlines()
     assert lines[0].startswith("| A | B | n | A − B (95% CI) | paired t p | Holm p |")

@@ -3,7 +3,9 @@
 import pandas as pd
 import pytest
 
-from lab2.flows.mlp_grid import PROCESSES_FROM_CELLS, grid_task_runner, mlp_grid
+from lab2.flows.params import GridParams
+from lab2.flows.mlp_grid import mlp_grid
+from lab2.tasks.grid import PROCESSES_FROM_CELLS, grid_task_runner
 from tests.conftest import all_runs
 from tests.processes import descendants, left_behind
 
@@ -25,8 +27,8 @@ def _logged(client, experiment: str) -> pd.DataFrame:
 
 def test_a_local_dask_cluster_gives_the_thread_runners_metrics_exactly(mlflow_store):
     before = descendants()
-    on_threads = mlp_grid(**GRID, experiment="threads").cells
-    on_dask = mlp_grid(**GRID, experiment="dask", task_runner="dask").cells
+    on_threads = mlp_grid(GridParams(**GRID, experiment="threads")).cells
+    on_dask = mlp_grid(GridParams(**GRID, experiment="dask", task_runner="dask")).cells
     assert left_behind(before) == {}  # the local cluster's scheduler and workers are gone
     key = ["lr", "iterations", "seed"]
     pd.testing.assert_frame_equal(
@@ -39,8 +41,8 @@ def test_a_local_dask_cluster_gives_the_thread_runners_metrics_exactly(mlflow_st
 
 def test_prefects_process_pool_gives_the_thread_runners_metrics_exactly_and_leaves_no_process(mlflow_store):
     before = descendants()
-    on_threads = mlp_grid(**GRID, experiment="threads", task_runner="threads").cells
-    in_processes = mlp_grid(**GRID, experiment="processes", task_runner="processes").cells
+    on_threads = mlp_grid(GridParams(**GRID, experiment="threads", task_runner="threads")).cells
+    in_processes = mlp_grid(GridParams(**GRID, experiment="processes", task_runner="processes")).cells
     assert left_behind(before) == {}
     key = ["lr", "iterations", "seed"]
     pd.testing.assert_frame_equal(
