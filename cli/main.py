@@ -121,7 +121,8 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
 
 
 def _bad_input(command: str, problems: list[str]) -> int:
-    print("\n".join(f"lab2 {command}: bad input: {p}" for p in problems), file=sys.stderr)
+    """One line per problem (a library's message may hold line breaks); exit status 2."""
+    print("\n".join(f"lab2 {command}: bad input: {' '.join(p.split())}" for p in problems), file=sys.stderr)
     return EXIT_BAD_INPUT
 
 

@@ -70,6 +70,10 @@ CSV_CASES = {
         "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,y\n5,1,x\n6,0,x\n", ["--split-seed", "25"],
         ["data.csv", "split seed 25 leaves class 'y' (0 of its 2 rows) out of the 4 training rows", "x: 4, y: 2"],
     ),
+    "a later split seed leaves a class out": (
+        "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,y\n5,1,x\n6,0,x\n", ["--split-seeds", "0", "25"],
+        ["data.csv", "split seed 25 leaves class 'y' (0 of its 2 rows) out of the 4 training rows"],
+    ),
     "constant feature": ("a,b,label\n1,2,x\n1,1,y\n1,5,x\n", [], ["data.csv", "non-zero spread"]),
     "label only": ("label\nx\ny\nx\n", [], ["data.csv", "at least one feature column"]),
     "unknown label column": (GOOD_ROWS, ["--label-column", "nope"], ["data.csv", "no label column 'nope'", "columns are ['a', 'b', 'label']"]),
@@ -153,6 +157,7 @@ def test_bad_csv(fresh_dir, capsys, text, options, parts):
         path.write_text(text)
     err = _refused(["--dataset", "data.csv", *options], capsys)
     assert all(p in err for p in parts), err
+    assert err.count("\n") == 1 and err.startswith("lab2 run: bad input: "), err  # one line
     assert not (fresh_dir / "mlflow.db").exists()
 
 

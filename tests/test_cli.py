@@ -140,6 +140,19 @@ def test_the_console_script_ends_with_the_commands_status(tmp_path, args, status
 
 
 @pytest.mark.system
+def test_a_split_seed_that_leaves_a_class_out_ends_with_2_and_one_line_before_any_run(tmp_path):
+    (tmp_path / "data.csv").write_text("a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,y\n5,1,x\n6,0,x\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API"))}
+    done = subprocess.run([LAB2, "run", "--dataset", "data.csv", "--split-seeds", "0", "25"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["lab2 run: bad input: data.csv: split seed 25 leaves class 'y' (0 of its 2 rows) out of the "
+                                        "4 training rows, so the model never sees it; choose another split seed or add rows of that "
+                                        "class (rows per class: x: 4, y: 2)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]  # no store, so no run
+
+
+@pytest.mark.system
 def test_an_uncaught_error_ends_the_console_script_with_1_and_its_traceback(tmp_path):
     code = "import lab2.cli.main as cli\ndef broken(argv=None): raise ValueError('broken')\ncli.main = broken\ncli.entry()"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -88,3 +88,15 @@ def test_runs_left_running_by_a_gone_process_are_killed_and_recomputed_but_live_
     runs = all_runs(mlflow_store)
     assert [len(v) for v in carriers(runs).values()] == [1]
     assert sum(r.info.status == "RUNNING" for r in runs) == 1
+
+
+def test_one_lab2_run_scans_the_experiment_at_most_once_per_flow(mlflow_store, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    calls = []
+    search = MlflowClient.search_runs
+    monkeypatch.setattr(MlflowClient, "search_runs", lambda self, *a, **k: calls.append(a) or search(self, *a, **k))
+    for _ in range(2):  # cold, then every unit reused
+        calls.clear()
+        lab2(Lab2Params(**GRID))
+        assert len(calls) <= 3, calls  # lab2, factorise-matrices, train-grid
