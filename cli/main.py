@@ -17,7 +17,7 @@ from lab2.cli import render
 from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
 from lab2.cli.stack_command import add_stack_parser
 from lab2.core.params import InputError
-from lab2.flows.params import GridParams, Lab2Params
+from lab2.core.params import GridParams, Lab2Params
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo

@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from lab2.core.describe import factorisation_sentence
-from lab2.flows.params import FactorisationParams
+from lab2.core.params import FactorisationParams
 from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs, compare_u, gd_factorise, load_matrices, plot_u, svd_baseline
 from lab2.tasks.outputs import describe_parent, publish_factorisation

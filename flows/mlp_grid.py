@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 
 from lab2.core.describe import best_label, display_table, grid_sentence
 from lab2.core.seeds import SeedComparison
-from lab2.flows.params import GridParams
+from lab2.core.params import GridParams
 from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs, compare_over_seeds, load_data, split_for_mlp
 from lab2.tasks.grid import train_and_record

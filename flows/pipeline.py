@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger
 from lab2.core.seeds import SeedComparison
 from lab2.flows.factorisation import factorise_matrices
 from lab2.flows.mlp_grid import train_grid
-from lab2.flows.params import Lab2Params
+from lab2.core.params import Lab2Params
 from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs
 from lab2.tasks.outputs import describe_parent

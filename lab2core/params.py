@@ -1,4 +1,6 @@
-"""The lab's recipe values and the types of its parameters: what a setup is, what is allowed, the lab's defaults."""
+"""The lab's parameters, declared once: their types and bounds, the lab's recipe values, and one pydantic model per
+flow. The flow signatures, `lab2 run`'s options, Prefect's parameter form and prefect.yaml's deployments all follow
+these models (each default, bound and help text is written here)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -75,3 +77,81 @@ class FactorisationSetup:
 
     def as_params(self) -> dict[str, float | int]:
         return asdict(self)
+
+
+_LAB, _GD = MLPSetup(), FactorisationSetup()
+TaskRunnerName = Literal["auto", "threads", "processes", "dask"]
+
+
+class RunParams(BaseModel):
+    """What every flow reads, and where it records."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: DatasetName = Field(_LAB.dataset, description="iris (Fisher's, scikit-learn's copy), iris-uci, or PATH.csv")
+    label_column: str | None = Field(None, description="label column of a CSV dataset (default: its last column)")
+    experiment: str = Field("lab2", min_length=1, max_length=250, description="MLflow experiment")
+    force: bool = Field(False, description="recompute every unit, even those with a FINISHED run of the same identity")
+
+    def check_data(self) -> None:
+        """Load the dataset and check that every stage of this flow can use it (each split seed of a grid);
+        raises InputError saying why not."""
+        from lab2.core.inputs import check_pipeline_inputs  # torch and scikit-learn: not needed to parse options
+
+        setups = [self.setup(k) for k in getattr(self, "split_seeds", ())]
+        check_pipeline_inputs(self.dataset, self.label_column, getattr(self, "rank", None), setups)
+
+
+class FactorisationParams(RunParams):
+    """Q1: rank-r factorisation by gradient descent beside truncated SVD."""
+
+    rank: int = Field(_GD.rank, ge=1, description="factorisation rank, 1 to min(rows, columns)")
+    gd_lr: LearningRate = Field(_GD.lr, description="factorisation learning rate, > 0")
+    gd_epochs: int = Field(_GD.epochs, ge=1, description="factorisation epochs")
+    gd_seed: int = Field(_GD.seed, ge=0, description="factorisation init seed")
+
+    @property
+    def setup(self) -> FactorisationSetup:
+        return FactorisationSetup(self.rank, self.gd_lr, self.gd_epochs, self.gd_seed)
+
+
+class GridParams(RunParams):
+    """Q2: the MLP grid over learning rates, iteration counts, init seeds and split seeds."""
+
+    lrs: LearningRates = Field(LAB_LRS, description="MLP learning rates, each > 0, distinct")
+    iterations: Counts = Field(LAB_ITERATIONS, description="MLP iteration counts, each ≥ 1, distinct")
+    seeds: Seeds = Field(LAB_SEEDS, description="MLP init seeds, each ≥ 0, distinct")
+    split_seeds: Seeds = Field((_LAB.split_seed,), description="seeds of the 100/50 train/validation shuffle; the grid runs on each")
+    hidden: int = Field(_LAB.hidden, ge=1, le=4096, description="MLP hidden units")
+    scaling: Scaling = Field(_LAB.scaling, description="feature scaling: var (the lab's (x-mean)/var) or std")
+    protocol: Protocol = Field(_LAB.protocol, description="held-out (the design's recipe) or seed-report (the report's procedure)")
+    cell_figures: bool = Field(True, description="the learning-curve figure of each MLP cell (skip it for large sweeps)")
+    torch_threads: int = Field(1, ge=1, le=256, description="torch intra-op threads per grid shard (1 suits these tiny tensors)")
+    min_effect: float = Field(
+        DEFAULT_MIN_EFFECT, gt=0, allow_inf_nan=False,
+        description="smallest val-accuracy difference worth detecting (one of Iris's 50 validation rows); lab2 says how many seeds it needs",
+    )
+    task_runner: TaskRunnerName = Field(
+        "auto", description="where the grid's shards and their recording run: auto (threads, or processes from 200 cells), threads, processes or dask"
+    )
+    dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
+
+    def setup(self, split_seed: int) -> MLPSetup:
+        """The setup of every cell on one split seed."""
+        return MLPSetup(self.dataset, split_seed, self.hidden, self.scaling, self.protocol)
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.lrs) * len(self.iterations) * len(self.seeds) * len(self.split_seeds)
+
+
+class Lab2Params(GridParams, FactorisationParams):
+    """The whole lab: Q1's and Q2's parameters."""
+
+    @property
+    def factorisation(self) -> FactorisationParams:
+        return FactorisationParams(**self.model_dump(include=set(FactorisationParams.model_fields)))
+
+    @property
+    def grid(self) -> GridParams:
+        return GridParams(**self.model_dump(include=set(GridParams.model_fields)))

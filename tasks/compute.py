@@ -14,16 +14,9 @@ from lab2.core.data import Dataset, factorisation_matrices, load_dataset
 from lab2.core.factorise import Factorisation, column_angles, factorise_gd, principal_angles, truncated_svd
 from lab2.core.mlp import CellResult, MLPData, prepare_mlp_data, train_cells
 from lab2.core.params import FactorisationSetup, MLPSetup
-from lab2.core.plots import (
-    plot_cell_heatmap,
-    plot_grid_summary,
-    plot_mean_learning_curves,
-    plot_paired_differences,
-    plot_u_scatter,
-    plot_val_accuracy_errorbars,
-)
+from lab2.core.plots import plot_u_scatter
 from lab2.core.seeds import SeedComparison, compare_seeds
-from lab2.flows.params import RunParams
+from lab2.core.params import RunParams
 
 
 @task(cache_policy=NO_CACHE)
@@ -98,15 +91,3 @@ def train_shard(
 def compare_over_seeds(cells: pd.DataFrame, val_rows: int | None, min_effect: float | None) -> SeedComparison:
     """Group the cells by everything but the seeds: statistics, bounded 95% intervals, paired comparisons."""
     return compare_seeds(cells, val_rows, min_effect)
-
-
-@task(cache_policy=NO_CACHE)
-def plot_grid(curves: pd.DataFrame, cells: pd.DataFrame, seeds: SeedComparison) -> dict[str, Figure]:
-    """The parent run's figures of the grid: accuracies, error bars, mean curves, heatmap, paired differences."""
-    return {
-        "grid_summary": plot_grid_summary(cells),
-        "val_accuracy_vs_lr": plot_val_accuracy_errorbars(seeds.summary),
-        "mean_learning_curves": plot_mean_learning_curves(curves),
-        "cell_heatmap": plot_cell_heatmap(seeds.summary),
-        "paired_differences": plot_paired_differences(seeds.paired, seeds.pairs),
-    }

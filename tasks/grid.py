@@ -16,7 +16,7 @@ from prefect.utilities.annotations import unmapped
 
 from lab2.core.data import Dataset
 from lab2.core.mlp import MLPData, deal_shards, histories_frame, missing_trajectories, results_frame, splits_frame
-from lab2.flows.params import GridParams, TaskRunnerName
+from lab2.core.params import GridParams, TaskRunnerName
 from lab2.tasks.compute import train_shard
 from lab2.tasks.outputs import top_flow_run_id
 from lab2.tasks.records import CellKey, log_cells, mlp_datasets

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prefect.exceptions import ParameterTypeError
 
-from lab2.flows.params import Lab2Params
+from lab2.core.params import Lab2Params
 from lab2.cli.main import main
 from lab2.flows.pipeline import lab2
 from lab2.core.params import InputError

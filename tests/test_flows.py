@@ -9,7 +9,7 @@ import pytest
 import torch
 from prefect.exceptions import ParameterTypeError
 
-from lab2.flows.params import GridParams, Lab2Params
+from lab2.core.params import GridParams, Lab2Params
 from lab2.flows.pipeline import lab2
 from lab2.flows.mlp_grid import mlp_grid
 from lab2.core.data import centre, load_dataset

@@ -26,7 +26,7 @@ def _replace(path: Path, old: str, new: str) -> None:
 
 # Edits that keep every identity: help text, descriptions, rendering, docstrings and comments of the recipe, the CLI.
 KEEPING = {
-    "a flow parameter's help": ("flows/params.py", 'description="MLP hidden units"', 'description="hidden units of the MLP"'),
+    "a flow parameter's help": ("lab2core/params.py", 'description="MLP hidden units"', 'description="hidden units of the MLP"'),
     "a run description": ("lab2core/describe.py", '**diverged** (loss not finite).', '**diverged** (the loss is not finite).'),
     "the seed table's rounding": ("lab2core/describe.py", 'f"{row[f\'{metric}_mean\']:.3f}', 'f"{row[f\'{metric}_mean\']:.4f}'),
     "a verdict's words": ("lab2core/verdicts.py", 'return f"cannot tell', 'return f"cannot yet tell'),
@@ -75,7 +75,7 @@ def test_a_recipe_definition_that_is_gone_is_named(checkout):
 @pytest.mark.usefixtures("prefect_api")
 def test_a_grid_run_after_a_wording_edit_reuses_every_cell_and_after_a_recipe_edit_recomputes_them(checkout, mlflow_store, monkeypatch):
     from lab2.flows.mlp_grid import mlp_grid
-    from lab2.flows.params import GridParams
+    from lab2.core.params import GridParams
     from lab2.tasks import resume
 
     unwrapped = code_version.__wrapped__

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lab2.flows.params import GridParams
+from lab2.core.params import GridParams
 from lab2.flows.mlp_grid import mlp_grid
 from tests.conftest import all_runs
 

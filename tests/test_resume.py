@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
-from lab2.flows.params import GridParams, Lab2Params
+from lab2.core.params import GridParams, Lab2Params
 from lab2.flows.pipeline import lab2
 from lab2.flows.mlp_grid import mlp_grid
 from lab2.tasks import tracking

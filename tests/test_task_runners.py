@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from lab2.flows.params import GridParams
+from lab2.core.params import GridParams
 from lab2.flows.mlp_grid import mlp_grid
 from lab2.tasks.grid import PROCESSES_FROM_CELLS, grid_task_runner
 from tests.conftest import all_runs

@@ -7,40 +7,13 @@
 - `links`: links into the MLflow UI and to the Prefect flow run.
 """
 
-from lab2.tasks.tracking.connection import (
-    TrackingError,
-    check_tracking_uri,
-    client,
-    experiment_id,
-    experiment_of,
-    redact,
-    retrying,
-    search_runs,
-    tracking_uri,
-    ui_command,
+from lab2.tasks.tracking.connection import (  # noqa: F401 - the package's names
+    TrackingError, check_tracking_uri, client, experiment_id, experiment_of, redact, retrying, search_runs, tracking_uri, ui_command,
 )
-from lab2.tasks.tracking.links import prefect_tags, run_link, runs_url, set_runs_view, view_key
-from lab2.tasks.tracking.owners import owner, owner_of, reap_stale_runs
-from lab2.tasks.tracking.queries import RecordedGrid, latest_grid_run, metric_history, read_cells
-from lab2.tasks.tracking.runs import (
-    DESCRIPTION_TAG,
-    IDENTITY_TAG,
-    RunRecord,
-    WinnerModel,
-    copy_artifact,
-    dataset,
-    log_child_run,
-    log_text,
-    log_to_run,
-    log_winner_model,
-    parent_run,
-    set_description,
+from lab2.tasks.tracking.links import prefect_tags, run_link, runs_url, set_runs_view  # noqa: F401
+from lab2.tasks.tracking.owners import owner, owner_of, reap_stale_runs  # noqa: F401
+from lab2.tasks.tracking.queries import latest_grid_run, metric_history, read_cells  # noqa: F401
+from lab2.tasks.tracking.runs import (  # noqa: F401
+    DESCRIPTION_TAG, IDENTITY_TAG, RunRecord, WinnerModel, copy_artifact, dataset, log_child_run, log_text, log_to_run,
+    log_winner_model, parent_run, set_description,
 )
-
-__all__ = [
-    "DESCRIPTION_TAG", "IDENTITY_TAG", "RecordedGrid", "RunRecord", "TrackingError", "WinnerModel", "check_tracking_uri", "client",
-    "copy_artifact", "dataset", "experiment_id", "experiment_of", "latest_grid_run", "log_child_run", "log_text", "log_to_run",
-    "log_winner_model", "metric_history", "owner", "owner_of", "parent_run", "prefect_tags", "read_cells", "reap_stale_runs",
-    "redact", "retrying", "run_link", "runs_url", "search_runs", "set_description", "set_runs_view", "tracking_uri", "ui_command",
-    "view_key",
-]
