@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -46,9 +46,9 @@ class Dataset:
         """Feature column names (x0, x1, … where the data has none)."""
         return list(self.feature_names) or [f"x{k}" for k in range(self.features.shape[1])]
 
-    @property
+    @cached_property
     def digest(self) -> str:
-        """Short content hash of features and labels, to tell two copies of data apart."""
+        """Short content hash of features and labels, to tell two copies of data apart (hashed once)."""
         h = hashlib.sha256(self.features.numpy().tobytes())
         h.update(self.labels.numpy().tobytes())
         return h.hexdigest()[:16]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 
 import torch
 
@@ -21,12 +20,3 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     h = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
     h.update(tensor.detach().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def source_digest(files: Iterable[Path], root: Path) -> str:
-    """Short hash of source files' relative paths and bytes: the code version of a result."""
-    h = hashlib.sha256()
-    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:12]

@@ -215,11 +215,6 @@ def splits_frame(frames: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
     return frame.sort_values(order, ascending=[True, False, True, True], ignore_index=True)
 
 
-def curves_frame(results: Sequence[CellResult], known_curves: pd.DataFrame) -> pd.DataFrame:
-    """Training-loss curves (lr, seed, step, loss) of computed results, then of curves already known."""
-    return pd.concat([histories_frame(results), known_curves], ignore_index=True).astype({"step": int, "loss": float})
-
-
 def histories_frame(results: Sequence[CellResult]) -> pd.DataFrame:
     """Training-loss curves in long form (lr, seed, step, loss), from each trajectory's longest cell."""
     longest: dict[tuple[float, int], CellResult] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -49,8 +50,9 @@ class SeedComparison:
     pairs: pd.DataFrame
     paired: pd.DataFrame = field(default_factory=pd.DataFrame)  # a, b, seed, split_seed, value_a, value_b
 
-    @property
+    @cached_property
     def best(self) -> dict[str, object]:
+        """The best group's row of the summary (see best_group)."""
         return best_group(self.summary)
 
 
