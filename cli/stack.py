@@ -30,10 +30,8 @@ def up(config: StackConfig) -> dict[str, dict]:
     state = {name: entry for name, entry in _read_state(config).items() if group_alive(entry["pid"])}
     recorded = read_settings(config.data_dir).get("backend")
     if len(state) < len(SERVICES) and state and recorded != config.backend:
-        raise InputError(
-            f"the stack in {config.data_dir} runs on {recorded}, not {config.backend}; give the same --postgres "
-            "(its password is not stored), or `lab2 stack down` first"
-        )
+        raise InputError(f"the stack in {config.data_dir} runs on {recorded}, not {config.backend}; give the same --postgres "
+                         "(its password is not stored), or `lab2 stack down` first")
     if config.postgres and len(state) < len(SERVICES):
         create_databases(config.postgres)
     planned = services(config)

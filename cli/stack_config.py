@@ -40,10 +40,8 @@ class StackConfig:
     postgres: str | None = field(default=None, repr=False)  # postgresql://USER:PASSWORD@HOST:PORT, a server; never written down
 
     @classmethod
-    def from_env(
-        cls, data_dir: str | None = None, prefect_port: int | None = None, mlflow_port: int | None = None,
-        host: str | None = None, postgres: str | None = None,
-    ) -> StackConfig:
+    def from_env(cls, data_dir: str | None = None, prefect_port: int | None = None, mlflow_port: int | None = None,
+                 host: str | None = None, postgres: str | None = None) -> StackConfig:
         """Options win over the data directory's stack.json (a stack already up), then LAB2_STACK_DIR,
         LAB2_PREFECT_PORT, LAB2_MLFLOW_PORT, LAB2_HOST, LAB2_POSTGRES_URL, then the defaults."""
         env = os.environ
@@ -117,10 +115,8 @@ def check_config(config: StackConfig) -> None:
             raise InputError(f"--postgres {shown}: name the server only, no database; lab2 uses {' and '.join(DATABASES.values())}")
     missing = [name for name in CREDENTIAL_ENV if not os.environ.get(name)]
     if config.auth and missing:
-        raise InputError(
-            f"--host {config.host} listens beyond 127.0.0.1, so both servers ask for credentials: "
-            f"export {', '.join(missing)} (PREFECT_API_AUTH_STRING as USER:PASSWORD)"
-        )
+        raise InputError(f"--host {config.host} listens beyond 127.0.0.1, so both servers ask for credentials: "
+                         f"export {', '.join(missing)} (PREFECT_API_AUTH_STRING as USER:PASSWORD)")
 
 
 def postgres_url(server: str, database: str, driver: str) -> str:

@@ -104,10 +104,8 @@ def start(service: Service, config: StackConfig) -> dict:
             service.command, env={**os.environ, **service.env}, cwd=config.data_dir,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    entry = {"pid": process.pid, "log": str(log), "command": service.command}
-    if service.port:
-        entry |= {"port": service.port, "url": f"http://{config.reachable_host}:{service.port}"}
-    return entry
+    served = {"port": service.port, "url": f"http://{config.reachable_host}:{service.port}"} if service.port else {}
+    return {"pid": process.pid, "log": str(log), "command": service.command, **served}
 
 
 def wait_ready(service: Service, pid: int, config: StackConfig) -> None:
