@@ -15,8 +15,10 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from lab2.cli.stack_config import CREDENTIAL_ENV, POOL, StackConfig, StackError, check_config, client_urls, postgres_url, redact_password  # noqa: F401
-from lab2.cli.stack_services import QUIET, SERVICES, answers, console_script, create_databases, descendant_groups, group_alive, services, start, stop_group, unanswered, wait_ready
+from lab2.cli.stack_config import CREDENTIAL_ENV, POOL, StackConfig, StackError, check_config, client_urls
+from lab2.cli.stack_config import postgres_url, redact_password  # noqa: F401  (callers find the whole stack here)
+from lab2.cli.stack_services import QUIET, SERVICES, answers, console_script, create_databases, services, start, unanswered, wait_ready
+from lab2.cli.stack_services import descendant_groups, group_alive, stop_group
 from lab2.cli.stack_state import read_services, read_settings, write_state
 from lab2.core.params import InputError
 
