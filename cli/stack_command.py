@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from lab2.core.params import InputError
 
 if TYPE_CHECKING:
-    from lab2.cli.stack import StackConfig
+    from lab2.cli.stack_config import StackConfig
 
 
 def add_stack_parser(commands: argparse._SubParsersAction) -> None:
