@@ -217,7 +217,7 @@ def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_stor
     resumed = parents[-1]
     assert resumed.data.tags["lab2.mlp_grid.units_reused"] == "8"
     assert "figures/mean_learning_curves.png" in _artifacts(mlflow_store, resumed.info.run_id)
-    cells = tracking.read_cells(resumed.info.run_id)
+    cells = tracking.read_cells(resumed.info.run_id).frame
     assert len(cells) == 8 and set(cells["seed"]) == {0, 1}
     assert resumed.data.params["best_seed"] == "0"
     (logged,) = mlflow_store.search_logged_models([resumed.info.experiment_id])  # the same cell and group: logged once
@@ -253,6 +253,6 @@ def test_a_grid_over_two_split_seeds_reports_both_variance_sources(mlflow_store)
     assert pair.p_signflip_min == pytest.approx(2 ** -5)
     units = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "units/mlp_grid.csv"))
     assert len(units) == 12 and units["identity"].nunique() == 12
-    read_back = compare_seeds(tracking.read_cells(parent.info.run_id), val_rows=50).summary  # what `lab2 compare` computes
+    read_back = compare_seeds(tracking.read_cells(parent.info.run_id).frame, val_rows=50).summary  # what `lab2 compare` computes
     for column in ("val_accuracy_ci95_low", "val_accuracy_ci95_high", "val_accuracy_sd_init", "val_accuracy_sd_split"):
         assert read_back[column].tolist() == pytest.approx(summary[column].tolist(), rel=1e-12)

@@ -46,8 +46,8 @@ SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACK
 _TRANSIENT = re.compile(
     r"database is locked|Max retries exceeded|Connection refused|Connection aborted|Connection reset"
     r"|Connection broken|IncompleteRead|RemoteDisconnected|timed out|error code 50[234]|TEMPORARILY_UNAVAILABLE"
-    # Two threads logging one dataset both insert it; a retry finds the row the other one wrote.
-    r"|UNIQUE constraint failed: datasets\.|duplicate key value violates unique constraint \"?dataset"
+    # Two writers inserting one dataset or experiment tag at once; a retry finds (or updates) the row the other wrote.
+    r"|UNIQUE constraint failed: (datasets|experiment_tags)\.|duplicate key value violates unique constraint \"?(dataset|experiment_tag)"
 )
 
 
