@@ -255,3 +255,27 @@ def test_the_top_prefect_flow_run_holds_the_seed_table_progress_link_and_lab2_lo
         page.get_by_text(key, exact=True).first.wait_for()
     time.sleep(1)
     _screenshot(page, "prefect-flow-run")
+
+
+def test_each_deployments_custom_run_form_shows_every_parameter_with_its_default_and_help(lab, page):
+    from lab2.core.params import FactorisationParams, GridParams, Lab2Params
+
+    api = f"{lab.prefect_url}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env |= {"PREFECT_API_URL": api, "MLFLOW_TRACKING_URI": lab.mlflow_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    root = DOCS.parent
+    for command in (["work-pool", "create", "lab2-process", "--type", "process"], ["--no-prompt", "deploy", "--all"]):
+        done = subprocess.run([str(BIN / "prefect"), *command], cwd=root, env={**env, "PWD": str(root)}, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    request = urllib.request.Request(f"{api}/deployments/filter", data=b"{}", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        deployments = {d["name"]: d["id"] for d in json.load(response)}
+    for name, model in (("factorisation", FactorisationParams), ("mlp-grid", GridParams), ("lab2", Lab2Params)):
+        page.goto(f"{lab.prefect_url}/deployments/deployment/{deployments[name]}/run")
+        page.get_by_text(model.__doc__).first.wait_for(timeout=UI_TIMEOUT_MS)
+        time.sleep(2)
+        body = page.inner_text("body")
+        missing = [field for field, info in model.model_fields.items() if info.description not in body]
+        assert missing == [], f"{name}: the form does not show {missing}"
+    page.set_viewport_size({"width": 1400, "height": 2300})
+    _screenshot(page, "prefect-custom-run")
