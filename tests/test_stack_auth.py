@@ -27,6 +27,7 @@ GRID = {"lrs": [0.1], "iterations": [5], "seeds": [0, 1], "experiment": "with-au
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     """The stack on 127.0.0.2 with credentials exported as a user would."""
+    pytest.importorskip("flask_wtf", reason="the auth extra (MLflow's basic-auth app) is not installed")
     env = pytest.MonkeyPatch()
     for name, value in {"MLFLOW_TRACKING_USERNAME": USER, "MLFLOW_TRACKING_PASSWORD": PASSWORD, "PREFECT_API_AUTH_STRING": f"{USER}:{PASSWORD}"}.items():
         env.setenv(name, value)

@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
-import psycopg2
 import pytest
 import requests
 
@@ -49,8 +48,16 @@ CELLS_PER_USER = 4  # 1 lr x 2 iteration counts x 2 seeds
 Q1_UNITS = 4  # gd-factorise and svd-baseline of the lab's matrix and of Iris
 
 
+def _connect(postgres, database: str):
+    """A connection to one of the cluster's databases (psycopg2 comes with the postgres extra)."""
+    psycopg2 = pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
+    return psycopg2.connect(host="127.0.0.1", port=postgres.port, user="lab2", password=postgres.password, dbname=database)
+
+
 @pytest.fixture(scope="module")
 def postgres():
+    for driver in ("psycopg2", "asyncpg"):  # the MLflow and the Prefect server's drivers: the postgres extra
+        pytest.importorskip(driver, reason="the postgres extra is not installed")
     with postgres_cluster() as cluster:
         yield cluster
 
@@ -88,7 +95,7 @@ def _database_runs(postgres, experiment: str) -> dict[str, tuple[str, str | None
         LEFT JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'lab2.step'
         WHERE e.name = %s AND r.lifecycle_stage = 'active'
     """
-    with psycopg2.connect(host="127.0.0.1", port=postgres.port, user="lab2", password=postgres.password, dbname="lab2_mlflow") as db:
+    with _connect(postgres, "lab2_mlflow") as db:
         with db.cursor() as cursor:
             cursor.execute(query, (experiment,))
             return {run_id: (status, step) for run_id, status, step in cursor.fetchall()}
@@ -130,7 +137,7 @@ def test_the_deployment_runs_on_postgresql_and_every_run_reads_back(deployed, po
     assert cells[0]["info"]["artifact_uri"].startswith("mlflow-artifacts:")
     assert list((config.data_dir / "mlartifacts").rglob("learning_curve.png"))
     # Prefect's flow runs live in lab2_prefect.
-    with psycopg2.connect(host="127.0.0.1", port=postgres.port, user="lab2", password=postgres.password, dbname="lab2_prefect") as db:
+    with _connect(postgres, "lab2_prefect") as db:
         with db.cursor() as cursor:
             cursor.execute("SELECT state_type FROM flow_run WHERE id = %s", (flow_run["id"],))
             assert cursor.fetchone() == ("COMPLETED",)
@@ -227,6 +234,7 @@ METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 @pytest.fixture(scope="module")
 def dask(config, tmp_path_factory):
     """`dask scheduler` and two `dask worker`s, each worker told only where Prefect and MLflow are."""
+    pytest.importorskip("prefect_dask", reason="the dask extra is not installed")
     with dask_cluster(config.client_env(), tmp_path_factory.mktemp("dask")) as cluster:
         yield cluster
 
