@@ -30,6 +30,8 @@ from tests.servers import (
     mlflow_runs,
     params_of,
     postgres_cluster,
+    prefect_json,
+    run_deployment,
     run_env,
     running_stack,
     start_group,
@@ -40,7 +42,6 @@ from tests.servers import (
 pytestmark = pytest.mark.system
 
 GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "on-postgres", "cell_figures": True}
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SMALL = ["--gd-epochs", "5", "--iterations", "5", "20", "--seeds", "0", "1", "--no-cell-figures"]
 # Six users at once: four different grids, two the same; Q1's four units are the same for all six.
 USERS = [["--lrs", "0.1"], ["--lrs", "0.05"], ["--lrs", "0.02"], ["--lrs", "0.01"], ["--lrs", "0.3"], ["--lrs", "0.3"]]
@@ -70,21 +71,9 @@ def config(postgres, tmp_path_factory) -> stack.StackConfig:
         yield config
 
 
-def _prefect(config: stack.StackConfig, endpoint: str, body: dict | None = None) -> dict | list:
-    url = f"{config.prefect_api_url}/{endpoint}"
-    response = requests.post(url, json=body, timeout=30) if body is not None else requests.get(url, timeout=30)
-    response.raise_for_status()
-    return response.json()
-
-
 def _run_deployment(config: stack.StackConfig, name: str, parameters: dict) -> dict:
-    (deployment,) = [d for d in _prefect(config, "deployments/filter", {}) if d["name"] == name]
-    run = _prefect(config, f"deployments/{deployment['id']}/create_flow_run", {"parameters": parameters})
-    deadline = time.monotonic() + 300
-    while run["state_type"] not in TERMINAL and time.monotonic() < deadline:
-        time.sleep(1)
-        run = _prefect(config, f"flow_runs/{run['id']}")
-    return run
+    (deployment,) = [d for d in prefect_json(config.prefect_api_url, "deployments/filter", {}) if d["name"] == name]
+    return run_deployment(config.prefect_api_url, deployment["id"], parameters)
 
 
 def _database_runs(postgres, experiment: str) -> dict[str, tuple[str, str | None]]:
