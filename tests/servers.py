@@ -180,12 +180,76 @@ def run_env(client_env: Mapping[str, str], **extra: str) -> dict[str, str]:
     return {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg", **client_env, **extra}
 
 
-def mlflow_json(base: str, endpoint: str, body: dict | None = None, auth: tuple[str, str] | None = None, **query: str) -> dict:
-    """One call of MLflow's REST API."""
-    url = f"{base}/api/2.0/mlflow/{endpoint}"
-    response = requests.post(url, json=body, auth=auth, timeout=30) if body is not None else requests.get(url, params=query, auth=auth, timeout=30)
+# A server that is busy (Prefect on SQLite answers 503 when its database is locked) or restarting is asked again.
+BUSY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
+RETRY_SECONDS = 120.0
+
+
+def request(method: str, url: str, *, retry_for: float = RETRY_SECONDS, idempotent: bool = True, **options) -> requests.Response:
+    """One HTTP call to a server the tests started, asked again while the server is busy.
+
+    A connection error, 429 or 5xx is retried with backoff (0.5 s doubling to 8 s, or the server's Retry-After)
+    for up to `retry_for` s; a read timeout only when the call is `idempotent` (a create that timed out may have
+    happened). Any other answer (2xx, 3xx, 4xx) is returned as it is; when time runs out, the last busy answer
+    is returned, or the last error raised.
+    """
+    options.setdefault("timeout", 30)
+    deadline, delay = time.monotonic() + retry_for, 0.5
+    retried = (requests.ConnectionError, requests.Timeout) if idempotent else (requests.ConnectionError,)
+    while True:
+        try:
+            response = requests.request(method, url, **options)
+        except retried:
+            if time.monotonic() + delay > deadline:
+                raise
+            wait = delay
+        else:
+            if response.status_code not in BUSY_STATUSES or time.monotonic() + delay > deadline:
+                return response
+            wait = _retry_after(response, delay)
+        time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+        delay = min(2 * delay, 8.0)
+
+
+def _retry_after(response: requests.Response, default: float) -> float:
+    try:
+        return min(max(float(response.headers.get("Retry-After", default)), 0.1), 8.0)
+    except ValueError:  # an HTTP date: keep to the backoff
+        return default
+
+
+def http_json(method: str, url: str, body: dict | None = None, **options) -> dict | list:
+    """The JSON answer of one call (`request`, retried while the server is busy); an error status fails with HTTPError."""
+    response = request(method, url, **({"json": body} if body is not None else {}), **options)
     response.raise_for_status()
     return response.json()
+
+
+def prefect_json(api_url: str, endpoint: str, body: dict | None = None, **options) -> dict | list:
+    """One call of Prefect's REST API: POST with a body, else GET."""
+    return http_json("POST" if body is not None else "GET", f"{api_url}/{endpoint}", body, **options)
+
+
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+
+
+def run_deployment(api_url: str, deployment_id: str, parameters: dict, timeout: float = 300.0, **options) -> dict:
+    """A flow run of the deployment, created and followed until it ends (or `timeout` s pass); the run's last state."""
+    create = f"deployments/{deployment_id}/create_flow_run"
+    run = http_json("POST", f"{api_url}/{create}", {"parameters": parameters}, idempotent=False, **options)
+    deadline = time.monotonic() + timeout
+    while run["state_type"] not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(1)
+        run = prefect_json(api_url, f"flow_runs/{run['id']}", **options)
+    return run
+
+
+def mlflow_json(base: str, endpoint: str, body: dict | None = None, auth: tuple[str, str] | None = None, **query: str) -> dict:
+    """One call of MLflow's REST API (POST with a body, else GET with `query`), retried while the server is busy."""
+    url = f"{base}/api/2.0/mlflow/{endpoint}"
+    if body is not None:
+        return http_json("POST", url, body, auth=auth)
+    return http_json("GET", url, params=query, auth=auth)
 
 
 def mlflow_runs(base: str, experiment: str, auth: tuple[str, str] | None = None) -> list[dict]:

@@ -3,7 +3,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy import stats
 
 from lab2.core.data import load_dataset
@@ -90,16 +89,7 @@ def test_pairs_table_matches_scipy_row_by_row_with_holm_over_the_table():
     assert len(comparison.paired) == 3 * len(pairs)
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Tiny tensors: one intra-op thread, as the grid's shards use (more only contend on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_the_lab_grid_lr_001_against_lr_0001_at_100_iterations(one_torch_thread):
+def test_the_lab_grid_lr_001_against_lr_0001_at_100_iterations():  # on one torch thread (conftest)
     data = prepare_mlp_data(load_dataset("iris"))
     cells = results_frame(train_cells(data, [(lr, s) for lr in (0.1, 0.01, 0.001) for s in (0, 1, 2)], [100, 1000]))
     pairs = compare_seeds(cells, val_rows=data.val_rows).pairs.set_index(["a", "b"])

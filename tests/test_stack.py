@@ -6,12 +6,9 @@ over HTTP from both servers. Every process the stack starts is gone when the mod
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,34 +16,23 @@ import pytest
 from lab2.cli import stack
 from lab2.cli.main import main
 from tests.processes import descendants, left_behind
-from tests.servers import running_stack
-
-pytestmark = pytest.mark.system
+from tests.servers import free_port, http_json, mlflow_json, prefect_json, run_deployment, running_stack
 
 pytestmark = pytest.mark.system
 
 PROJECT = Path(__file__).resolve().parents[1]
 GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "stack-test"}
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _http(url: str, body: dict | None = None) -> dict | list:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
+def _prefect(config: stack.StackConfig, endpoint: str, body: dict | None = None) -> dict | list:
+    """One call of the stack's Prefect API, asked again while the server is busy."""
+    return prefect_json(config.prefect_api_url, endpoint, body)
 
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> stack.StackConfig:
     """A running stack for this module, off the default ports; on teardown, down and no process group left."""
-    config = stack.StackConfig(tmp_path_factory.mktemp("stack"), _free_port(), _free_port(), timeout=180.0)
+    config = stack.StackConfig(tmp_path_factory.mktemp("stack"), free_port(), free_port(), timeout=180.0)
     with running_stack(config):
         yield config
 
@@ -56,25 +42,19 @@ def deployments(config) -> dict[str, dict]:
     """prefect.yaml deployed against the stack, unattended; deployments by name."""
     done = stack.deploy(config, PROJECT)
     assert done.returncode == 0, done.stdout + done.stderr
-    return {d["name"]: d for d in _http(f"{config.prefect_api_url}/deployments/filter", {})}
+    return {d["name"]: d for d in _prefect(config, "deployments/filter", {})}
 
 
 @pytest.fixture(scope="module")
 def grid_run(config, deployments) -> dict:
     """The `mlp-grid` deployment triggered with a small grid, run by the worker to the end."""
-    deployment = deployments["mlp-grid"]
-    run = _http(f"{config.prefect_api_url}/deployments/{deployment['id']}/create_flow_run", {"parameters": GRID})
-    deadline = time.monotonic() + 300
-    while run["state_type"] not in TERMINAL and time.monotonic() < deadline:
-        time.sleep(1)
-        run = _http(f"{config.prefect_api_url}/flow_runs/{run['id']}")
+    run = run_deployment(config.prefect_api_url, deployments["mlp-grid"]["id"], GRID)
     assert run["state_type"] == "COMPLETED", run["state"]
     return run
 
 
 def _mlflow(config: stack.StackConfig, endpoint: str, body: dict | None = None, **query: str) -> dict:
-    url = f"{config.mlflow_url}/api/2.0/mlflow/{endpoint}"
-    return _http(f"{url}?{urllib.parse.urlencode(query)}" if query else url, body)
+    return mlflow_json(config.mlflow_url, endpoint, body, **query)
 
 
 def _runs(config: stack.StackConfig) -> list[dict]:
@@ -99,7 +79,7 @@ def test_a_second_up_starts_no_duplicates_and_status_reports_all(config, capsys)
 
 
 def test_the_ui_calls_the_api_on_the_stacks_own_port(config):
-    assert _http(f"{config.prefect_ui_url}/ui-settings")["api_url"] == config.prefect_api_url
+    assert http_json("GET", f"{config.prefect_ui_url}/ui-settings")["api_url"] == config.prefect_api_url
 
 
 def test_status_and_deploy_find_the_stack_from_lab2_stack_dir_and_honour_exported_urls(config, monkeypatch, tmp_path, capsys):
@@ -109,7 +89,7 @@ def test_status_and_deploy_find_the_stack_from_lab2_stack_dir_and_honour_exporte
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["stack", "status"]) == 0
     assert f"export PREFECT_API_URL={config.prefect_api_url}" in capsys.readouterr().out
-    nowhere = f"http://127.0.0.1:{_free_port()}"
+    nowhere = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("PREFECT_API_URL", f"{nowhere}/api")
     assert main(["stack", "status"]) == 3
     assert main(["stack", "deploy"]) == 1
@@ -121,9 +101,9 @@ def test_status_and_deploy_find_the_stack_from_lab2_stack_dir_and_honour_exporte
 def test_status_and_deploy_of_a_stack_not_running_say_so_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    port = _free_port()
+    port = free_port()
     assert main(["stack", "status", "--data-dir", str(tmp_path)]) == 3
-    assert main(["stack", "deploy", "--data-dir", str(tmp_path), "--prefect-port", str(port), "--mlflow-port", str(_free_port())]) == 1
+    assert main(["stack", "deploy", "--data-dir", str(tmp_path), "--prefect-port", str(port), "--mlflow-port", str(free_port())]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 3 and "Traceback" not in err
     assert f"no stack recorded in {tmp_path}" in err and f"no server answers at http://127.0.0.1:{port}/api/health" in err
@@ -138,7 +118,7 @@ def test_the_nightly_deployment_is_scheduled_with_concurrency_one(config, deploy
     assert all(d["job_variables"]["env"]["MLFLOW_TRACKING_URI"] == config.mlflow_url for d in deployments.values())
     query = {"deployments": {"id": {"any_": [nightly["id"]]}}, "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}
     deadline = time.monotonic() + 120
-    while not (upcoming := _http(f"{config.prefect_api_url}/flow_runs/filter", query)) and time.monotonic() < deadline:
+    while not (upcoming := _prefect(config, "flow_runs/filter", query)) and time.monotonic() < deadline:
         time.sleep(1)
     assert upcoming and all(run["expected_start_time"].endswith("T02:00:00Z") for run in upcoming)
 
@@ -162,11 +142,11 @@ def test_prefect_and_mlflow_runs_link_both_ways(config, grid_run):
     # MLflow → Prefect: the tags name a flow run that exists, of the deployment, with its UI page.
     assert tags["prefect.flow_run_id"] == grid_run["id"] and tags["prefect.deployment_name"] == "mlp-grid"
     assert tags["prefect.flow_run_url"] == f"{config.prefect_ui_url}/flow-runs/flow-run/{grid_run['id']}"
-    assert _http(f"{config.prefect_api_url}/flow_runs/{tags['prefect.flow_run_id']}")["name"] == tags["prefect.flow_run_name"]
+    assert _prefect(config, f"flow_runs/{tags['prefect.flow_run_id']}")["name"] == tags["prefect.flow_run_name"]
     assert {"lab2.env.torch", "lab2.env.prefect", "lab2.env.mlflow", "lab2.env.torch_threads", "mlflow.source.git.commit"} <= set(tags)
     # Prefect → MLflow: the flow run's link artifact opens the parent run.
     query = {"artifacts": {"flow_run_id": {"any_": [grid_run["id"]]}, "key": {"any_": ["mlflow-run"]}}}
-    (artifact,) = _http(f"{config.prefect_api_url}/artifacts/filter", query)
+    (artifact,) = _prefect(config, "artifacts/filter", query)
     url = re.fullmatch(r"\[.*\]\((.+)\)", artifact["data"]).group(1)
     assert url.startswith(f"{config.mlflow_url}/#/experiments/")
     route, query = url.split("?")
@@ -181,7 +161,7 @@ def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        config = stack.StackConfig(tmp_path, prefect_port=taken.getsockname()[1], mlflow_port=_free_port())
+        config = stack.StackConfig(tmp_path, prefect_port=taken.getsockname()[1], mlflow_port=free_port())
         with pytest.raises(stack.StackError, match="is taken"):
             stack.up(config)
     assert stack.status(config) == {} and left_behind(before) == {}

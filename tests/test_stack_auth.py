@@ -8,14 +8,12 @@ refused by both servers, a deployed run land with the right ones, and the passwo
 from __future__ import annotations
 
 import secrets
-import time
 
 import pytest
-import requests
 
 from lab2.cli import stack
 from lab2.cli.main import main
-from tests.servers import PROJECT, free_port, mlflow_runs, params_of, running_stack, tags_of
+from tests.servers import PROJECT, free_port, mlflow_runs, params_of, prefect_json, request, run_deployment, running_stack, tags_of
 
 pytestmark = pytest.mark.system
 
@@ -27,6 +25,7 @@ GRID = {"lrs": [0.1], "iterations": [5], "seeds": [0, 1], "experiment": "with-au
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     """The stack on 127.0.0.2 with credentials exported as a user would."""
+    pytest.importorskip("flask_wtf", reason="the auth extra (MLflow's basic-auth app) is not installed")
     env = pytest.MonkeyPatch()
     for name, value in {"MLFLOW_TRACKING_USERNAME": USER, "MLFLOW_TRACKING_PASSWORD": PASSWORD, "PREFECT_API_AUTH_STRING": f"{USER}:{PASSWORD}"}.items():
         env.setenv(name, value)
@@ -52,12 +51,12 @@ def test_beyond_loopback_up_refuses_to_start_without_credentials(tmp_path, monke
 
 @pytest.mark.parametrize("auth", [None, (USER, "wrong-password"), ("intruder", PASSWORD)], ids=["none", "wrong password", "unknown user"])
 def test_both_servers_refuse_requests_without_the_right_credentials(config, auth):
-    mlflow = requests.get(f"{config.mlflow_url}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=auth, timeout=30)
-    prefect = requests.post(f"{config.prefect_api_url}/flows/filter", json={}, auth=auth, timeout=30)
+    mlflow = request("GET", f"{config.mlflow_url}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=auth)
+    prefect = request("POST", f"{config.prefect_api_url}/flows/filter", json={}, auth=auth)
     assert (mlflow.status_code, prefect.status_code) == (401, 401)
     right = (USER, PASSWORD)
-    assert requests.get(f"{config.mlflow_url}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=right, timeout=30).ok
-    assert requests.post(f"{config.prefect_api_url}/flows/filter", json={}, auth=right, timeout=30).ok
+    assert request("GET", f"{config.mlflow_url}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=right).ok
+    assert request("POST", f"{config.prefect_api_url}/flows/filter", json={}, auth=right).ok
 
 
 def test_a_deployed_run_lands_with_the_credentials_and_writes_them_nowhere(config, capsys):
@@ -65,12 +64,8 @@ def test_a_deployed_run_lands_with_the_credentials_and_writes_them_nowhere(confi
     assert done.returncode == 0, done.stdout + done.stderr
     right = (USER, PASSWORD)
     api = config.prefect_api_url
-    (deployment,) = [d for d in requests.post(f"{api}/deployments/filter", json={}, auth=right, timeout=30).json() if d["name"] == "mlp-grid"]
-    run = _create_flow_run(f"{api}/deployments/{deployment['id']}/create_flow_run", right)
-    deadline = time.monotonic() + 300
-    while run["state_type"] not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} and time.monotonic() < deadline:
-        time.sleep(1)
-        run = requests.get(f"{api}/flow_runs/{run['id']}", auth=right, timeout=30).json()
+    (deployment,) = [d for d in prefect_json(api, "deployments/filter", {}, auth=right) if d["name"] == "mlp-grid"]
+    run = run_deployment(api, deployment["id"], GRID, auth=right)
     assert run["state_type"] == "COMPLETED", run["state"]
 
     runs = mlflow_runs(config.mlflow_url, GRID["experiment"], auth=right)
@@ -85,13 +80,3 @@ def test_a_deployed_run_lands_with_the_credentials_and_writes_them_nowhere(confi
     written = [p.read_text(errors="replace") for p in [config.state_file, *config.log_dir.iterdir()]]
     assert all(PASSWORD not in text for text in [shown, *values, *written])
 
-
-def _create_flow_run(url: str, auth: tuple[str, str], attempts: int = 5) -> dict:
-    """A flow run of the deployment; a busy server (5xx) is asked again a few times, anything else fails the test."""
-    for _ in range(attempts):
-        response = requests.post(url, json={"parameters": GRID}, auth=auth, timeout=30)
-        if response.status_code < 500:
-            break
-        time.sleep(2)
-    assert response.ok, f"{response.status_code}: {response.text[:500]}"
-    return response.json()

@@ -1,4 +1,5 @@
-"""Seed statistics against scipy.stats on the same values, a seeded simulation of power, and properties."""
+"""Seed statistics against scipy.stats on the same values, brute-force enumerations, an independent power
+integral and published sample sizes, a seeded simulation of power, and properties."""
 
 import itertools
 
@@ -6,10 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import integrate, stats
 
 from lab2.core.stats import (
     BOOTSTRAP_RESAMPLES,
+    SIGN_FLIP_RESAMPLES,
     binomial_se,
     bootstrap_interval,
     compare_paired,
@@ -65,16 +67,35 @@ def test_sign_flip_by_hand_with_three_seeds():
 
 def test_sign_flip_past_sixteen_seeds_is_a_seeded_monte_carlo_close_to_the_exact_test():
     a, b = RNG.uniform(0.8, 1, 17), RNG.uniform(0.78, 0.98, 17)
-    p, exact = sign_flip_p(a - b)
+    d = a - b
+    p, exact = sign_flip_p(d)
+    assert not exact
+    # Seeded: numpy's global generator in another state gives the same p.
+    state = np.random.get_state()
+    try:
+        np.random.seed(12345)
+        assert sign_flip_p(d) == (p, False)
+    finally:
+        np.random.set_state(state)
+    # The exact p, by brute force: all 2^17 sign patterns one by one, those whose |sum| reaches the observed one.
+    patterns = np.array(list(itertools.product((1, -1), repeat=len(d))))
+    exact_p = np.mean(np.abs(patterns @ d) >= abs(d.sum()) * (1 - 1e-12))
     oracle = stats.permutation_test((a, b), _mean_difference, permutation_type="samples", n_resamples=np.inf, vectorized=True)
-    assert not exact and p == sign_flip_p(a - b)[0]
-    assert p == pytest.approx(oracle.pvalue, abs=0.005)
+    assert oracle.pvalue == pytest.approx(exact_p, rel=1e-9)
+    # A Monte Carlo p over N patterns has standard error sqrt(p(1 - p)/N): it lies within 4 of them of the exact p.
+    assert p == pytest.approx(exact_p, abs=4 * np.sqrt(exact_p * (1 - exact_p) / SIGN_FLIP_RESAMPLES))
 
 
-def test_bootstrap_interval_is_scipys_percentile_bootstrap_and_a_plain_resampling_loop():
+def test_bootstrap_interval_is_the_exact_bootstrap_distributions_percentiles_and_a_plain_resampling_loop():
     x = np.array([0.92, 0.94, 0.74, 0.9, 0.88, 0.96])
-    oracle = stats.bootstrap((np.sort(x),), np.mean, method="percentile", rng=np.random.default_rng(0), n_resamples=BOOTSTRAP_RESAMPLES)
-    assert bootstrap_interval(x) == pytest.approx(tuple(oracle.confidence_interval), rel=1e-12)
+    low, high = bootstrap_interval(x)
+    # The exact bootstrap distribution of the mean: all 6^6 equally likely resamples, enumerated.
+    means = x[np.array(list(itertools.product(range(len(x)), repeat=len(x))))].mean(axis=1)
+    # Each end is that distribution's 2.5% (97.5%) point, up to the Monte Carlo error of the code's resamples:
+    # the level of an empirical quantile of N draws has standard error sqrt(q(1 - q)/N); allow 4 of them.
+    tolerance = 4 * np.sqrt(0.025 * 0.975 / BOOTSTRAP_RESAMPLES)
+    assert np.mean(means < low) - tolerance <= 0.025 <= np.mean(means <= low) + tolerance
+    assert np.mean(means < high) - tolerance <= 0.975 <= np.mean(means <= high) + tolerance
     assert bootstrap_interval(x) == bootstrap_interval(x[::-1].copy())  # seeded and sorted: the same values, the same interval
     rng = np.random.default_rng(1)
     means = np.array([rng.choice(x, len(x)).mean() for _ in range(20_000)])
@@ -98,13 +119,35 @@ def test_binomial_standard_error_is_the_binomial_sd_over_rows():
     assert np.isnan(binomial_se(0.9, None))
 
 
+def _power_by_integration(n: int, effect_size: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided one-sample t-test from the definition of its statistic, T = (Z + δ) / sqrt(V/ν)
+    with Z standard normal, V chi-square with ν = n − 1 degrees of freedom and δ = effect_size·√n:
+    P(|T| > c) = E_V[Φ(δ − c·sqrt(V/ν)) + Φ(−δ − c·sqrt(V/ν))], integrated numerically over V (no noncentral t)."""
+    nu, delta = n - 1, effect_size * np.sqrt(n)
+    c = stats.t.ppf(1 - alpha / 2, nu)
+
+    def integrand(v):
+        scale = c * np.sqrt(v / nu)
+        return stats.chi2.pdf(v, nu) * (stats.norm.cdf(delta - scale) + stats.norm.cdf(-delta - scale))
+
+    upper = nu + 40 * np.sqrt(2 * nu) + 50  # the chi-square mass beyond is negligible
+    value, _ = integrate.quad(integrand, 0, upper, points=[nu], limit=200, epsabs=1e-12)
+    return value
+
+
 @pytest.mark.parametrize("effect, sd", [(0.4133, 0.1553), (0.1, 0.125), (0.02, 0.05), (0.02, 0.3), (5.0, 0.1)])
 def test_seeds_for_power_is_the_fewest_seeds_with_80_percent_power(effect, sd):
     n = seeds_for_power(effect, sd)
-    assert paired_t_power(n, effect / sd) >= 0.8
-    assert n == 2 or paired_t_power(n - 1, effect / sd) < 0.8
-    brute = next(k for k in range(2, 10_000) if paired_t_power(k, effect / sd) >= 0.8)
-    assert n == brute
+    assert _power_by_integration(n, effect / sd) >= 0.8
+    assert n == 2 or _power_by_integration(n - 1, effect / sd) < 0.8
+    assert paired_t_power(n, effect / sd) == pytest.approx(_power_by_integration(n, effect / sd), abs=1e-8)
+
+
+@pytest.mark.parametrize("effect_size, n", [(1.0, 10), (0.8, 15), (0.5, 34), (0.3, 90), (0.2, 199)])
+def test_seeds_for_power_matches_the_published_sample_sizes_of_the_one_sample_t_test(effect_size, n):
+    # Cohen's d, two-sided alpha = 0.05, power 0.8: the exact sample sizes of standard power tables (G*Power's
+    # one-sample t-test), which the integral above reproduces.
+    assert seeds_for_power(effect_size, 1.0) == n
 
 
 @pytest.mark.parametrize("effect, sd", [(0.1, 0.125), (0.05, 0.1)])

@@ -26,6 +26,7 @@ def _logged(client, experiment: str) -> pd.DataFrame:
 
 
 def test_a_local_dask_cluster_gives_the_thread_runners_metrics_exactly(mlflow_store):
+    pytest.importorskip("prefect_dask", reason="the dask extra is not installed")
     before = descendants()
     on_threads = mlp_grid(GridParams(**GRID, experiment="threads")).cells
     on_dask = mlp_grid(GridParams(**GRID, experiment="dask", task_runner="dask")).cells
@@ -53,7 +54,8 @@ def test_prefects_process_pool_gives_the_thread_runners_metrics_exactly_and_leav
 
 def test_the_runner_is_threads_for_a_small_grid_and_processes_for_a_large_one_unless_asked():
     from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
-    from prefect_dask import DaskTaskRunner
+
+    DaskTaskRunner = pytest.importorskip("prefect_dask", reason="the dask extra is not installed").DaskTaskRunner
 
     assert isinstance(grid_task_runner(n_cells=18), ThreadPoolTaskRunner)
     assert isinstance(grid_task_runner(n_cells=PROCESSES_FROM_CELLS), ProcessPoolTaskRunner)

@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
-import psycopg2
 import pytest
 import requests
 
@@ -31,6 +30,8 @@ from tests.servers import (
     mlflow_runs,
     params_of,
     postgres_cluster,
+    prefect_json,
+    run_deployment,
     run_env,
     running_stack,
     start_group,
@@ -41,7 +42,6 @@ from tests.servers import (
 pytestmark = pytest.mark.system
 
 GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "on-postgres", "cell_figures": True}
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SMALL = ["--gd-epochs", "5", "--iterations", "5", "20", "--seeds", "0", "1", "--no-cell-figures"]
 # Six users at once: four different grids, two the same; Q1's four units are the same for all six.
 USERS = [["--lrs", "0.1"], ["--lrs", "0.05"], ["--lrs", "0.02"], ["--lrs", "0.01"], ["--lrs", "0.3"], ["--lrs", "0.3"]]
@@ -49,8 +49,16 @@ CELLS_PER_USER = 4  # 1 lr x 2 iteration counts x 2 seeds
 Q1_UNITS = 4  # gd-factorise and svd-baseline of the lab's matrix and of Iris
 
 
+def _connect(postgres, database: str):
+    """A connection to one of the cluster's databases (psycopg2 comes with the postgres extra)."""
+    psycopg2 = pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
+    return psycopg2.connect(host="127.0.0.1", port=postgres.port, user="lab2", password=postgres.password, dbname=database)
+
+
 @pytest.fixture(scope="module")
 def postgres():
+    for driver in ("psycopg2", "asyncpg"):  # the MLflow and the Prefect server's drivers: the postgres extra
+        pytest.importorskip(driver, reason="the postgres extra is not installed")
     with postgres_cluster() as cluster:
         yield cluster
 
@@ -63,21 +71,9 @@ def config(postgres, tmp_path_factory) -> stack.StackConfig:
         yield config
 
 
-def _prefect(config: stack.StackConfig, endpoint: str, body: dict | None = None) -> dict | list:
-    url = f"{config.prefect_api_url}/{endpoint}"
-    response = requests.post(url, json=body, timeout=30) if body is not None else requests.get(url, timeout=30)
-    response.raise_for_status()
-    return response.json()
-
-
 def _run_deployment(config: stack.StackConfig, name: str, parameters: dict) -> dict:
-    (deployment,) = [d for d in _prefect(config, "deployments/filter", {}) if d["name"] == name]
-    run = _prefect(config, f"deployments/{deployment['id']}/create_flow_run", {"parameters": parameters})
-    deadline = time.monotonic() + 300
-    while run["state_type"] not in TERMINAL and time.monotonic() < deadline:
-        time.sleep(1)
-        run = _prefect(config, f"flow_runs/{run['id']}")
-    return run
+    (deployment,) = [d for d in prefect_json(config.prefect_api_url, "deployments/filter", {}) if d["name"] == name]
+    return run_deployment(config.prefect_api_url, deployment["id"], parameters)
 
 
 def _database_runs(postgres, experiment: str) -> dict[str, tuple[str, str | None]]:
@@ -88,7 +84,7 @@ def _database_runs(postgres, experiment: str) -> dict[str, tuple[str, str | None
         LEFT JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'lab2.step'
         WHERE e.name = %s AND r.lifecycle_stage = 'active'
     """
-    with psycopg2.connect(host="127.0.0.1", port=postgres.port, user="lab2", password=postgres.password, dbname="lab2_mlflow") as db:
+    with _connect(postgres, "lab2_mlflow") as db:
         with db.cursor() as cursor:
             cursor.execute(query, (experiment,))
             return {run_id: (status, step) for run_id, status, step in cursor.fetchall()}
@@ -130,7 +126,7 @@ def test_the_deployment_runs_on_postgresql_and_every_run_reads_back(deployed, po
     assert cells[0]["info"]["artifact_uri"].startswith("mlflow-artifacts:")
     assert list((config.data_dir / "mlartifacts").rglob("learning_curve.png"))
     # Prefect's flow runs live in lab2_prefect.
-    with psycopg2.connect(host="127.0.0.1", port=postgres.port, user="lab2", password=postgres.password, dbname="lab2_prefect") as db:
+    with _connect(postgres, "lab2_prefect") as db:
         with db.cursor() as cursor:
             cursor.execute("SELECT state_type FROM flow_run WHERE id = %s", (flow_run["id"],))
             assert cursor.fetchone() == ("COMPLETED",)
@@ -227,6 +223,7 @@ METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 @pytest.fixture(scope="module")
 def dask(config, tmp_path_factory):
     """`dask scheduler` and two `dask worker`s, each worker told only where Prefect and MLflow are."""
+    pytest.importorskip("prefect_dask", reason="the dask extra is not installed")
     with dask_cluster(config.client_env(), tmp_path_factory.mktemp("dask")) as cluster:
         yield cluster
 
