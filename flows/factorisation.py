@@ -36,7 +36,7 @@ def factorisation(params: FactorisationParams = FactorisationParams()) -> Factor
     return q1
 
 
-@flow(name="factorise-matrices")
+@flow(name="factorise-matrices", validate_parameters=False)  # called with a validated model
 def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> FactorisationResult:
     """Q1_1–Q1_3 under `parent_run_id`: for each matrix gd → svd → compare U → plot U → record; a matrix whose
     runs MLflow already holds is reused."""

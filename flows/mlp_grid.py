@@ -40,7 +40,7 @@ def mlp_grid(params: GridParams = GridParams()) -> GridResult:
     return q2
 
 
-@flow(name="train-grid")
+@flow(name="train-grid", validate_parameters=False)  # called with a validated model
 def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
     """Q2_1–Q2_2 under `parent_run_id`: load → split → plan → train → record cells → compare seeds → pick the
     winner → publish. Each (lr, seed) trajectory trains once, in batched shards on the grid's task runner; cells
