@@ -85,11 +85,12 @@ def main() -> None:
 
 
 def _tracked(lrs: tuple, iterations: tuple, seeds: tuple, cell_figures: bool) -> object:
+    from lab2.core.params import GridParams
     from lab2.flows.mlp_grid import mlp_grid
 
     # A new experiment each time: in one it already filled, lab2 would reuse every cell instead of computing it.
     experiment = f"benchmark-{next(_RUNS)}"
-    return mlp_grid(lrs=lrs, iterations=iterations, seeds=seeds, cell_figures=cell_figures, experiment=experiment)
+    return mlp_grid(GridParams(lrs=lrs, iterations=iterations, seeds=seeds, cell_figures=cell_figures, experiment=experiment))
 
 
 def _warm_up_pipeline() -> None:

@@ -48,7 +48,7 @@ def deployments(config) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def grid_run(config, deployments) -> dict:
     """The `mlp-grid` deployment triggered with a small grid, run by the worker to the end."""
-    run = run_deployment(config.prefect_api_url, deployments["mlp-grid"]["id"], GRID)
+    run = run_deployment(config.prefect_api_url, deployments["mlp-grid"]["id"], {"params": GRID})
     assert run["state_type"] == "COMPLETED", run["state"]
     return run
 
@@ -112,7 +112,8 @@ def test_status_and_deploy_of_a_stack_not_running_say_so_in_one_line(tmp_path, m
 def test_the_nightly_deployment_is_scheduled_with_concurrency_one(config, deployments):
     nightly = deployments["lab2"]
     assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["0 2 * * *"]
-    assert nightly["schedules"][0]["parameters"]["lrs"] == [0.1, 0.01, 0.001]
+    assert not nightly["schedules"][0]["parameters"]  # the flow's own defaults: the lab's grid
+    assert nightly["parameter_openapi_schema"]["definitions"]["Lab2Params"]["properties"]["lrs"]["default"] == [0.1, 0.01, 0.001]
     assert nightly["global_concurrency_limit"]["limit"] == 1
     assert {d["name"]: d["work_pool_name"] for d in deployments.values()} == {n: "lab2-process" for n in ("lab2", "factorisation", "mlp-grid")}
     assert all(d["job_variables"]["env"]["MLFLOW_TRACKING_URI"] == config.mlflow_url for d in deployments.values())

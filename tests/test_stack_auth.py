@@ -65,7 +65,7 @@ def test_a_deployed_run_lands_with_the_credentials_and_writes_them_nowhere(confi
     right = (USER, PASSWORD)
     api = config.prefect_api_url
     (deployment,) = [d for d in prefect_json(api, "deployments/filter", {}, auth=right) if d["name"] == "mlp-grid"]
-    run = run_deployment(api, deployment["id"], GRID, auth=right)
+    run = run_deployment(api, deployment["id"], {"params": GRID}, auth=right)
     assert run["state_type"] == "COMPLETED", run["state"]
 
     runs = mlflow_runs(config.mlflow_url, GRID["experiment"], auth=right)

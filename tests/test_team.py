@@ -73,7 +73,7 @@ def config(postgres, tmp_path_factory) -> stack.StackConfig:
 
 def _run_deployment(config: stack.StackConfig, name: str, parameters: dict) -> dict:
     (deployment,) = [d for d in prefect_json(config.prefect_api_url, "deployments/filter", {}) if d["name"] == name]
-    return run_deployment(config.prefect_api_url, deployment["id"], parameters)
+    return run_deployment(config.prefect_api_url, deployment["id"], {"params": parameters})
 
 
 def _database_runs(postgres, experiment: str) -> dict[str, tuple[str, str | None]]:
