@@ -47,13 +47,13 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
     MLflow already holds are reused; groups are compared seed by seed."""
     data = load_data(params.dataset, params.label_column)
     splits = {k: split_for_mlp(data, params.setup(k)) for k in params.split_seeds}
-    setups = {k: params.setup(k) for k in params.split_seeds}
-    plan = plan_units(params.experiment, *grid_units(setups, params.lrs, params.iterations, params.seeds, params.cell_figures, data.digest), params.force)
+    plan = plan_units(params.experiment, *grid_units(params, data.digest), params.force)
     cells = train_and_record(parent_run_id, params, data, splits, plan)
-    first = min(params.split_seeds)
+    first = min(params.split_seeds)  # the split whose cell is the winner's, and whose rows size the verdicts
     seeds = compare_over_seeds(cells.table, splits[first].val_rows, params.min_effect)
+    winner = log_winner(parent_run_id, seeds, cells, plan, params.setup(first), splits[first])
     units = plan.table(cells.written)
-    winner = log_winner(parent_run_id, seeds, cells, plan, setups[first], splits[first])
     publish_grid(parent_run_id, cells.table, cells.curves, seeds, splits[first].val_rows, units)
     get_run_logger().info("Q2 grid: best %s, model %s\n%s", best_label(seeds), winner.model_uri, display_table(seeds.summary).to_string(index=False))
-    return GridResult(cells.table, seeds, units, winner, grid_sentence(params.lrs, params.iterations, params.seeds, setups[first].as_params(), params.split_seeds))
+    what_ran = grid_sentence(params.lrs, params.iterations, params.seeds, params.setup(first).as_params(), params.split_seeds)
+    return GridResult(cells.table, seeds, units, winner, what_ran)

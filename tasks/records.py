@@ -17,7 +17,7 @@ from lab2.core.describe import cell_description, cell_run_name, factorisation_de
 from lab2.core.factorise import Factorisation
 from lab2.core.identity import tensor_digest
 from lab2.core.mlp import CellResult, MLPData
-from lab2.core.params import FactorisationSetup, MLPSetup
+from lab2.core.params import FactorisationSetup, GridParams, MLPSetup
 from lab2.core.plots import plot_learning_curve
 from lab2.core.seeds import group_label
 from lab2.tasks import tracking
@@ -55,13 +55,12 @@ def factorisation_units(matrices: Mapping[str, torch.Tensor], data: Dataset, set
     return steps, names, {key: identity_of(key[1], p, digests[key[0]]) for key, p in params.items()}
 
 
-def grid_units(
-    setups: Mapping[int, MLPSetup], lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int], cell_figures: bool, digest: str
-) -> tuple[dict, dict, dict]:
+def grid_units(params: GridParams, digest: str) -> tuple[dict, dict, dict]:
     """Steps, run names and identities of Q2's cells, keyed (lr, iterations, seed, split seed); whether a cell has a
     figure is part of its identity."""
-    keys = [(lr, it, seed, k) for k in setups for lr in lrs for it in iterations for seed in seeds]
-    identities = {key: identity_of(MLP, {**cell_params(setups[key[3]], *key[:3]), "cell_figures": cell_figures}, digest) for key in keys}
+    keys = [(lr, it, seed, k) for k in params.split_seeds for lr in params.lrs for it in params.iterations for seed in params.seeds]
+    identity = {"cell_figures": params.cell_figures}
+    identities = {key: identity_of(MLP, {**cell_params(params.setup(key[3]), *key[:3]), **identity}, digest) for key in keys}
     return dict.fromkeys(keys, MLP), {key: cell_run_name(*key) for key in keys}, identities
 
 
