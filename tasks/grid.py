@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from prefect import get_client
+from prefect import get_client, get_run_logger
 from prefect.artifacts import ProgressArtifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
@@ -82,6 +82,7 @@ def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, spli
         for batch, future in enumerate(as_completed(trained)):
             cells = [(split_of[future], c) for c in future.result() if (c.lr, c.iterations, c.seed, split_of[future]) not in plan.reused]
             results += cells
+            get_run_logger().info("trained %d/%d cells", len(plan.reused) + len(results), len(plan.identities))
             logging.append(runner.submit(log_cells, {
                 "parent_run_id": parent_run_id, "setups": setups, "cells": cells, "cell_figures": params.cell_figures, "batch": batch,
                 "identities": plan.identities, "datasets": datasets,
