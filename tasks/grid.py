@@ -65,10 +65,7 @@ def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, spli
     shard's cells as soon as it is trained; a progress artifact on the top flow run follows the logging."""
     setups = {k: params.setup(k) for k in splits}
     datasets = {k: mlp_datasets(data, part) for k, part in splits.items()}
-    jobs = [
-        (k, shard) for k in splits
-        for shard in deal_shards(missing_trajectories(params.lrs, params.iterations, params.seeds, done={c[:3] for c in plan.reused if c[3] == k}), os.cpu_count() or 2)
-    ]
+    jobs = [(k, shard) for k in splits for shard in _shards(params, plan, k)]
     progress = ProgressArtifact(key="mlp-grid-progress", progress=0.0, description="MLP cells trained and logged to MLflow",
                                 flow_run_id=top_flow_run_id()).create().id
     results, written = [], {}
@@ -78,20 +75,26 @@ def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, spli
             "setup": [setups[k] for k, _ in jobs], "shard_index": range(len(jobs)), "torch_threads": params.torch_threads,
         })
         split_of = {future: k for future, (k, _) in zip(trained, jobs)}
-        logging = []
+        recording = []
         for batch, future in enumerate(as_completed(trained)):
             cells = [(split_of[future], c) for c in future.result() if (c.lr, c.iterations, c.seed, split_of[future]) not in plan.reused]
             results += cells
             get_run_logger().info("trained %d/%d cells", len(plan.reused) + len(results), len(plan.identities))
-            logging.append(runner.submit(log_cells, {
+            recording.append(runner.submit(log_cells, {
                 "parent_run_id": parent_run_id, "setups": setups, "cells": cells, "cell_figures": params.cell_figures, "batch": batch,
                 "identities": plan.identities, "datasets": datasets,
             }))
-        for done, future in enumerate(as_completed(logging), start=1):
+        for done, future in enumerate(as_completed(recording), start=1):
             written |= future.result()
-            update_progress_artifact(progress, 100.0 * done / len(logging))
+            update_progress_artifact(progress, 100.0 * done / len(recording))
     update_progress_artifact(progress, 100.0)  # also when every cell was reused
     return GridCells(_table(splits, results, plan), _curves(splits, results, plan), written, datasets)
+
+
+def _shards(params: GridParams, plan: Plan, split_seed: int) -> list[list[tuple[float, int]]]:
+    """The (lr, seed) trajectories of one split seed with a cell to compute, dealt into a shard per core."""
+    done = {key[:3] for key in plan.reused if key[3] == split_seed}
+    return deal_shards(missing_trajectories(params.lrs, params.iterations, params.seeds, done), os.cpu_count() or 2)
 
 
 def _table(splits: Mapping[int, MLPData], results: list, plan: Plan) -> pd.DataFrame:
