@@ -8,6 +8,8 @@ for the Prefect API starts a server, so it belongs to the system tier without sa
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,10 +44,30 @@ def prefect_api():
         yield
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, made once per session (per xdist worker): MLflow's migrations take seconds."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("mlflow-empty")
+    SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder / "mlruns")).engine.dispose()
+    return folder / "mlflow.db"
+
+
 @pytest.fixture
-def mlflow_store(tmp_path, monkeypatch) -> MlflowClient:
-    """An empty SQLite MLflow store in a temporary working directory (artifacts beside it)."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def mlflow_store(tmp_path, monkeypatch, empty_mlflow_db) -> MlflowClient:
+    """An empty SQLite MLflow store in a temporary working directory (artifacts beside it).
+
+    A copy of the session's empty store, the Default experiment's artifact location moved here: the same
+    tables and rows as a store MLflow creates in this folder (but for creation times).
+    """
+    db = tmp_path / "mlflow.db"
+    with sqlite3.connect(empty_mlflow_db) as source, sqlite3.connect(db) as copy:
+        source.backup(copy)
+        copy.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (str(tmp_path / "mlruns" / "0"),))
+    source.close()
+    copy.close()
+    uri = f"sqlite:///{db}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     return MlflowClient(uri)

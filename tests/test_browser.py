@@ -23,7 +23,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.servers import free_port, start_group, stop_group
 
-pytestmark = pytest.mark.system
+# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped servers.
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("browser")]
 
 BIN = Path(sys.executable).parent
 DOCS = Path(__file__).resolve().parents[1] / "docs"

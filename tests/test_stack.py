@@ -18,7 +18,8 @@ from lab2.cli.main import main
 from tests.processes import descendants, left_behind
 from tests.servers import free_port, http_json, mlflow_json, prefect_json, run_deployment, running_stack
 
-pytestmark = pytest.mark.system
+# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped servers.
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("stack")]
 
 PROJECT = Path(__file__).resolve().parents[1]
 GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "stack-test"}

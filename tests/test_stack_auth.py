@@ -15,7 +15,8 @@ from lab2.cli import stack
 from lab2.cli.main import main
 from tests.servers import PROJECT, free_port, mlflow_runs, params_of, prefect_json, request, run_deployment, running_stack, tags_of
 
-pytestmark = pytest.mark.system
+# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped servers.
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("stack-auth")]
 
 HOST = "127.0.0.2"
 USER, PASSWORD = "lab2-admin", secrets.token_urlsafe(16)

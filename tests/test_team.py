@@ -39,7 +39,8 @@ from tests.servers import (
     tags_of,
 )
 
-pytestmark = pytest.mark.system
+# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped servers.
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("team")]
 
 GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "on-postgres", "cell_figures": True}
 SMALL = ["--gd-epochs", "5", "--iterations", "5", "20", "--seeds", "0", "1", "--no-cell-figures"]

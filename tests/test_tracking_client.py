@@ -21,8 +21,7 @@ def test_a_bad_request_and_an_exhausted_retry_are_not():
     assert not _transient(TrackingError("MLflow did not answer for 60 s: … (Connection refused)"))
 
 
-def test_every_client_call_is_retried_until_it_succeeds(monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+def test_every_client_call_is_retried_until_it_succeeds(monkeypatch, mlflow_store):
     calls = []
 
     def flaky(name):
