@@ -285,7 +285,7 @@ def test_a_worker_killed_mid_grid_still_leaves_every_cell_finished_once(config, 
         with Client(dask.address, timeout=30) as client:
             deadline = time.monotonic() + 300
             while killed is None and time.monotonic() < deadline and user.poll() is None:
-                logging_now = {w for w, keys in client.processing().items() if any("log_mlp_cells" in str(k) for k in keys)}
+                logging_now = {w for w, keys in client.processing().items() if any("log_cells" in str(k) for k in keys)}
                 if logging_now and _mlp_runs_exist(config.mlflow_url, experiment):  # a worker is writing cell runs
                     killed = next(iter(logging_now))
                     stop_group(dask.workers.pop(killed), grace=0.0)  # SIGKILL, mid-task
