@@ -25,6 +25,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.system)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup`: a module's `xdist_group` tests stay on one worker (tests/xdist_groups.py says why)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.xdist_groups import ModuleGroupScheduling
+
+    return ModuleGroupScheduling(config, log)
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Every test runs torch on one thread (restored afterwards): results do not depend on the machine's
