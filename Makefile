@@ -29,9 +29,10 @@ system-deps:
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
 # Both tiers: the fast one (no servers, the edit-test loop's `pytest`), then the system one.
+# The system tier runs on two xdist workers; the modules that share a module-scoped server stay on one.
 test: setup system-deps
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest -m system
+	$(BIN)/python -m pytest -m system -n 2 --dist loadgroup
 
 test-fast: setup
 	$(BIN)/python -m pytest
