@@ -14,14 +14,14 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 
-from tests.servers import free_port, start_group, stop_group
+from tests.servers import free_port, request, start_group, stop_group
 
 # One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped servers.
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("browser")]
@@ -59,11 +59,11 @@ def _wait_until_answers(url: str, process: subprocess.Popen, log: Path, timeout:
         if process.poll() is not None:
             pytest.fail(f"{url}: server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
+            if request("GET", url, retry_for=0, timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
     pytest.fail(f"no answer from {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 

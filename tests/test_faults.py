@@ -22,6 +22,7 @@ from lab2.core.data import load_dataset
 from lab2.core.mlp import prepare_mlp_data, train_trajectories
 from lab2.core.params import LAB_ITERATIONS, LAB_LRS, LAB_SEEDS
 from tests.conftest import all_runs
+from tests.servers import request
 
 pytestmark = pytest.mark.system
 
@@ -218,7 +219,7 @@ class MlflowServer:
     def _healthy(self) -> bool:
         assert self.process.poll() is None, (self.root / "server.log").read_text()[-2000:]
         try:
-            return requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).ok
+            return request("GET", f"http://127.0.0.1:{self.port}/health", retry_for=0, timeout=1).ok
         except requests.RequestException:
             return False
 
