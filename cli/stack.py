@@ -15,21 +15,18 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from lab2.cli.stack_config import CREDENTIAL_ENV, POOL, StackConfig, StackError, check_config, client_urls
-from lab2.cli.stack_config import postgres_url, redact_password  # noqa: F401  (callers find the whole stack here)
-from lab2.cli.stack_services import QUIET, SERVICES, answers, console_script, create_databases, services, start, unanswered, wait_ready
+from lab2.cli.stack_config import CREDENTIAL_ENV, POOL, StackConfig, StackError, check_config, client_urls, read_services
+from lab2.cli.stack_config import postgres_url, read_settings, redact_password, write_state  # noqa: F401  (for callers)
+from lab2.cli.stack_services import QUIET, SERVICES, console_script, create_databases, services, start, unanswered, wait_ready
 from lab2.cli.stack_services import descendant_groups, group_alive, stop_group
-from lab2.cli.stack_state import read_services, read_settings, write_state
 from lab2.core.params import InputError
-
-_answers, _group_alive = answers, group_alive  # the names the system tests use
 
 
 def up(config: StackConfig) -> dict[str, dict]:
     """Start what is not running yet, wait until every service is ready; return the state."""
     check_config(config)
     config.log_dir.mkdir(parents=True, exist_ok=True)
-    state = {name: entry for name, entry in _read_state(config).items() if group_alive(entry["pid"])}
+    state = {name: entry for name, entry in read_services(config.data_dir).items() if group_alive(entry["pid"])}
     recorded = read_settings(config.data_dir).get("backend")
     if len(state) < len(SERVICES) and state and recorded != config.backend:
         raise InputError(f"the stack in {config.data_dir} runs on {recorded}, not {config.backend}; give the same --postgres "
@@ -56,7 +53,7 @@ def up(config: StackConfig) -> dict[str, dict]:
 
 def down(config: StackConfig, grace: float = 20.0) -> list[str]:
     """End every recorded process group (TERM, then KILL after `grace` s) and wait; return what was stopped."""
-    state = _read_state(config)
+    state = read_services(config.data_dir)
     stopped = []
     for name in [n for n in reversed(SERVICES) if n in state]:
         spawned = descendant_groups(state[name]["pid"])  # e.g. the worker's flow runs, each in a session of its own
@@ -72,7 +69,7 @@ def status(config: StackConfig) -> dict[str, dict]:
     """Each recorded service with `running` (its group alive) and `healthy` (it answers)."""
     planned = services(config)
     report = {}
-    for name, entry in _read_state(config).items():
+    for name, entry in read_services(config.data_dir).items():
         alive = group_alive(entry["pid"])
         report[name] = {**entry, "running": alive, "healthy": alive and planned[name].ready()}
     return report
@@ -108,7 +105,3 @@ def describe(config: StackConfig, state: Mapping[str, dict]) -> str:
         lines.append(f"  with {', '.join(CREDENTIAL_ENV)} exported as when the stack started")
     return "\n".join(lines)
 
-
-def _read_state(config: StackConfig) -> dict[str, dict]:
-    """The services recorded in the stack's stack.json."""
-    return read_services(config.data_dir)

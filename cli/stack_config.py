@@ -1,19 +1,22 @@
-"""The stack's configuration: where it lives and listens, where it keeps its records, its URLs, and what it refuses."""
+"""The stack's configuration: where it lives and listens, its URLs, what it refuses, and its records in stack.json
+(where it listens: "stack"; each service's pid, log and port: "services")."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from lab2.cli.stack_state import STATE_FILE, read_settings
 from lab2.core.params import InputError
 
 HOST = "127.0.0.1"
 POOL = "lab2-process"
+STATE_FILE = "stack.json"
 DATABASES = {"mlflow": "lab2_mlflow", "prefect": "lab2_prefect"}
 # Beyond 127.0.0.1 both servers ask for these; clients (flows, the worker, Dask workers) send them.
 CREDENTIAL_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PREFECT_API_AUTH_STRING")
@@ -123,3 +126,25 @@ def postgres_url(server: str, database: str, driver: str) -> str:
     """The URL of `database` on the PostgreSQL `server` (postgresql://USER:PASSWORD@HOST:PORT)."""
     parts = urlsplit(server)
     return urlunsplit((f"postgresql+{driver}", parts.netloc, f"/{database}", parts.query, ""))
+
+
+def _read_state_file(data_dir: Path) -> dict:
+    try:
+        return json.loads((data_dir / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def read_settings(data_dir: Path) -> dict:
+    """Where the stack recorded in `data_dir` listens and keeps its records ({} if none is recorded)."""
+    return _read_state_file(data_dir).get("stack", {})
+
+
+def read_services(data_dir: Path) -> dict[str, dict]:
+    """The services recorded in `data_dir`, by name ({} if none is recorded)."""
+    return _read_state_file(data_dir).get("services", {})
+
+
+def write_state(data_dir: Path, settings: Mapping[str, object], services: Mapping[str, dict]) -> None:
+    """Record the stack's settings (nothing secret) and its services in `data_dir`."""
+    (data_dir / STATE_FILE).write_text(json.dumps({"stack": settings, "services": services}, indent=2))

@@ -42,6 +42,19 @@ def factorisation_description(step: str, matrix: str, rank: int, loss: float) ->
     return f"Rank-{rank} factorisation of `{matrix}` by {how}: loss ‖A − UVᵀ‖²_F = {loss:.5g}."
 
 
+def group_result(best: Mapping[str, object]) -> str:
+    """A group's validation accuracy over its seeds: "val accuracy 0.953 ± 0.012 over 3 seeds"."""
+    return f"val accuracy {best['val_accuracy_mean']:.3f} ± {best['val_accuracy_std']:.3f} over {int(best['val_accuracy_n'])} seeds"
+
+
+def winner_description(lr: float, iterations: int, seed: int, group: str, val_accuracy: float) -> str:
+    """The winner model's description: its group, its seed and its own validation accuracy."""
+    return (
+        f"lab2's MLP, the grid's best group lr={lr:g}, {iterations} iterations ({group}); this is its seed-{seed} model, "
+        f"validation accuracy {val_accuracy:.1%}. Input: the scaled features; output: logits."
+    )
+
+
 def seed_table_markdown(seeds: SeedComparison) -> str:
     """The grid's mean ± sd per group as a markdown table, best group in bold; of a larger grid, its best groups."""
     best = seeds.best

@@ -14,7 +14,8 @@ from prefect import task
 from prefect.artifacts import TableArtifact
 from prefect.cache_policies import NO_CACHE
 
-from lab2.core.describe import best_label, cell_run_name, display_table, pairs_display, pipeline_description, summary_notes
+from lab2.core.describe import best_label, cell_run_name, display_table, group_result, pairs_display, pipeline_description, summary_notes
+from lab2.core.describe import winner_description
 from lab2.core.mlp import MLPData, to_module, train_cells
 from lab2.core.params import MLPSetup
 from lab2.core.plots import plot_cell_heatmap, plot_grid_summary, plot_mean_learning_curves, plot_paired_differences, plot_val_accuracy_errorbars
@@ -121,23 +122,19 @@ def log_winner(parent_run_id: str, seeds: SeedComparison, cells: GridCells, plan
     row = cells.table.set_index(["lr", "iterations", "seed", "split_seed"]).loc[key]
     run_id = plan.run_ids(cells.written)[key]
     tracking.log_to_run(parent_run_id, RunRecord(params=dict(zip(("best_lr", "best_iterations", "best_seed", "best_split_seed"), key))))
-    group = f"val accuracy {best['val_accuracy_mean']:.3f} ± {best['val_accuracy_std']:.3f} over {int(best['val_accuracy_n'])} seeds"
-    params = cell_params(setup, *key[:3])
+    group = group_result(best)
     tags = {
-        "lr": f"{key[0]:g}", "iterations": key[1], "seed": key[2], "lab2.cell": cell_run_name(*key), "lab2.group": group_label(params),
-        "lab2.group_val_accuracy": group, "lab2.cell_run_id": run_id,
+        "lr": f"{key[0]:g}", "iterations": key[1], "seed": key[2], "lab2.cell": cell_run_name(*key),
+        "lab2.group": group_label(cell_params(setup, *key[:3])), "lab2.group_val_accuracy": group, "lab2.cell_run_id": run_id,
     }
-    description = (
-        f"lab2's MLP, the grid's best group lr={key[0]:g}, {key[1]} iterations ({group}); this is its seed-{key[2]} model, "
-        f"validation accuracy {row['val_accuracy']:.1%}. Input: the scaled features; output: logits."
-    )
+    description = winner_description(*key[:3], group, row["val_accuracy"])
 
     def train() -> torch.nn.Module:
         (cell,) = train_cells(data, [(key[0], key[2])], [key[1]], setup.hidden, setup.protocol)
         return to_module(cell.weights)
 
     datasets = {"train": cells.datasets[setup.split_seed]["training"], "val": cells.datasets[setup.split_seed]["validation"]}
-    winner = WinnerModel(train, data.x_val[:5], run_id, plan.identities[key], params, tags, description, datasets)
+    winner = WinnerModel(train, data.x_val[:5], run_id, plan.identities[key], cell_params(setup, *key[:3]), tags, description, datasets)
     uri, _ = tracking.log_winner_model(parent_run_id, REGISTERED_MODEL, winner)
     return Winner(key, float(row["val_accuracy"]), run_id, uri)
 

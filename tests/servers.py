@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from lab2.cli import stack
+from lab2.cli import stack, stack_config, stack_services
 from tests.processes import descendants, left_behind, still_alive
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -89,10 +89,10 @@ def running_stack(config: stack.StackConfig) -> Iterator[stack.StackConfig]:
         stack.up(config)
         yield config
     finally:
-        started = stack._read_state(config)
+        started = stack_config.read_services(config.data_dir)
         family = descendants() - before  # servers, worker, their children, flow runs still running
         stack.down(config)
-        assert [name for name, entry in started.items() if stack._group_alive(entry["pid"])] == []
+        assert [name for name, entry in started.items() if stack_services.group_alive(entry["pid"])] == []
         assert left_behind(before) == {} and still_alive(family) == set()
 
 

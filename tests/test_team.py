@@ -18,7 +18,7 @@ import psutil
 import pytest
 import requests
 
-from lab2.cli import stack
+from lab2.cli import stack, stack_services
 from lab2.cli.main import main
 from tests.servers import (
     PROJECT,
@@ -208,7 +208,7 @@ def test_six_users_at_once_on_sqlite_through_one_mlflow_server(config, tmp_path)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
-        while not stack._answers(f"{url}/health") and time.monotonic() < deadline:
+        while not stack_services.answers(f"{url}/health") and time.monotonic() < deadline:
             time.sleep(0.5)
         client_env = {**config.client_env(), "MLFLOW_TRACKING_URI": url}
         _users_at_once(client_env, "together", tmp_path / "users", "MLflow on SQLite through one server")

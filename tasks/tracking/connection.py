@@ -27,6 +27,7 @@ import requests
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils import get_results_from_paginated_fn
 from sqlalchemy.exc import OperationalError
 
 from lab2.core.params import InputError
@@ -188,26 +189,17 @@ def _store_creation_lock(uri: str) -> Iterator[None]:
 
 
 class RetryingClient:
-    """An MlflowClient of which every method call is retried on transient errors (see `retrying`).
-
-    `what` names, in the error that ends the retries, what was not logged (default: the method).
-    """
+    """An MlflowClient of which every method call is retried on transient errors (see `retrying`); `what` names, in
+    the error that ends the retries, what was not logged (default: the method)."""
 
     def __init__(self, inner: MlflowClient, what: str | None = None) -> None:
-        self._inner = inner
-        self._what = what
+        self._inner, self._what = inner, what
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
         if not callable(attribute):
             return attribute
-        what = self._what or f"MLflow's {name}"
-
-        @functools.wraps(attribute)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return retrying(what, lambda: attribute(*args, **kwargs))
-
-        return call
+        return lambda *args, **kwargs: retrying(self._what or f"MLflow's {name}", lambda: attribute(*args, **kwargs))
 
 
 def client(what: str | None = None) -> RetryingClient:
@@ -239,13 +231,9 @@ def _experiment_id(name: str) -> str:
 
 
 def search_runs(exp_id: str, query: str) -> list[Run]:
-    runs, token = [], None
-    while True:
-        page = client().search_runs([exp_id], query, max_results=1000, page_token=token)
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
+    """Every run of the experiment that `query` matches, page by page."""
+    search = client(f"the runs of experiment {exp_id}").search_runs
+    return get_results_from_paginated_fn(lambda n, token: search([exp_id], query, max_results=n, page_token=token), 1000)
 
 
 @functools.lru_cache(maxsize=64)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
 import time
 import zlib
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
+from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 from lab2.tasks.tracking.connection import client, experiment_of, redact, tracking_uri, ui_command
@@ -90,7 +90,7 @@ def environment_tags() -> dict[str, str]:
 
     tags = {f"lab2.env.{name}": version(name) for name in ("torch", "prefect", "mlflow")}
     tags["lab2.env.torch_threads"] = str(torch.get_num_threads())
-    commit = _git_commit()
+    commit = get_git_commit(Path(__file__).parent)
     return {**tags, MLFLOW_GIT_COMMIT: commit} if commit else tags
 
 
@@ -124,14 +124,4 @@ def link_flow_run(run_id: str) -> None:
         link = f"{LOCAL_UI}/{run_link(run_id)}"
         text = f"MLflow run `{run_id}` in `{redact(tracking_uri())}`: start `{ui_command(tracking_uri())}`, then open [{link}]({link})."
         create_markdown_artifact(text, key="mlflow-run", description=description)
-
-
-def _git_commit() -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, check=False
-        )
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 

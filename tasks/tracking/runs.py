@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -71,7 +71,8 @@ def parent_run(experiment: str, run_name: str, record: RunRecord) -> Iterator[st
         log_to_run(run_id, RunRecord(params=record.params), what)
         yield run_id
     except BaseException:
-        _terminate_quietly(run_id, "FAILED")  # if MLflow is gone, a later close marks it KILLED
+        with suppress(TrackingError, MlflowException):  # if MLflow is gone, a later close marks it KILLED
+            client(f"the end of {what}").set_terminated(run_id, "FAILED")
         raise
     client(f"the end of {what}").set_terminated(run_id, "FINISHED")
 
@@ -85,7 +86,8 @@ def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecor
         log_to_run(run_id, replace(record, tags={}), what)
         client(what).set_terminated(run_id, "FINISHED")
     except BaseException:
-        _delete_quietly(run_id)  # if MLflow is gone, the run stays RUNNING and a later close marks it KILLED
+        with suppress(TrackingError, MlflowException):  # if MLflow is gone, a later close marks it KILLED
+            client(f"the deletion of {what}").delete_run(run_id)
         raise
     return run_id
 
@@ -135,11 +137,10 @@ class WinnerModel:
     datasets: Mapping[str, PandasDataset]  # metric prefix (train, val) → the data it was measured on
 
 
-def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tuple[str, str | None]:
+def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tuple[str, str]:
     """`winner` as logged model `name` in the parent's experiment, linked to the parent run and carrying its
     cell's metrics: the model an earlier run logged with the same identity and tags, else a new one; a
-    registry version of `name` unless one already holds its identity. Returns the model's URI and its
-    registered version (None if the store has no registry)."""
+    registry version of `name` unless one already holds its identity. Returns the model's URI and its version."""
     what = f"logged model {name!r} of run {parent_run_id}"
     tags = {**winner.tags, IDENTITY_TAG: winner.identity}
     model_tags = {k: str(v) for k, v in {**tags, DESCRIPTION_TAG: winner.description}.items()}
@@ -175,10 +176,8 @@ def _new_model(exp_id: str, parent_run_id: str, name: str, winner: WinnerModel, 
         ))
         _link_cell_metrics(winner, model.model_id, what)
     except BaseException:
-        try:
+        with suppress(TrackingError, MlflowException):  # if MLflow is gone, the model stays PENDING, never reused
             client(f"the deletion of {what}").delete_logged_model(model.model_id)
-        except (TrackingError, MlflowException):
-            pass  # if MLflow is gone, the model stays PENDING, and lab2 never reuses a model that is not READY
         raise
     return model.model_id
 
@@ -196,27 +195,18 @@ def _link_cell_metrics(winner: WinnerModel, model_id: str, what: str) -> None:
     client(what).log_batch(winner.cell_run_id, metrics=linked)
 
 
-def _register_once(name: str, model_id: str, run_id: str, winner: WinnerModel, tags: Mapping[str, str]) -> str | None:
+def _register_once(name: str, model_id: str, run_id: str, winner: WinnerModel, tags: Mapping[str, str]) -> str:
     """A new version of registered model `name` for the model, unless a version already carries its identity."""
     what = f"registered model {name!r}"
-    query = f"name = '{name}' and tags.`{IDENTITY_TAG}` = '{winner.identity}'"
-    try:
-        existing = client(what).search_model_versions(query)
-    except MlflowException as error:
-        if "registry" in str(error).lower():
-            return None
-        raise
+    existing = client(what).search_model_versions(f"name = '{name}' and tags.`{IDENTITY_TAG}` = '{winner.identity}'")
     if existing:
         version = max(existing, key=lambda v: int(v.version))  # the same unit: its weights are that version's
     else:
         try:
-            client(what).get_registered_model(name)
-        except MlflowException:
-            try:
-                client(what).create_registered_model(name, description="lab2's MLP: the grid's best group, seed-0 model")
-            except MlflowException as error:
-                if error.error_code != "RESOURCE_ALREADY_EXISTS":  # else a concurrent process created it first
-                    raise
+            client(what).create_registered_model(name, description="lab2's MLP: the grid's best group, seed-0 model")
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":  # else an earlier run (or a concurrent one) created it
+                raise
         version = client(what).create_model_version(
             name, f"models:/{model_id}", run_id=run_id, tags={k: str(v) for k, v in tags.items()},
             description=winner.description, model_id=model_id,
@@ -252,18 +242,4 @@ def set_description(run_id: str, markdown: str) -> None:
         cut = markdown.rfind("\n\n", 0, room)
         markdown = markdown[: cut if cut > 0 else room] + note  # one paragraph longer than a tag: cut inside it
     client(f"the description of run {run_id}").set_tag(run_id, DESCRIPTION_TAG, markdown)
-
-
-def _terminate_quietly(run_id: str, status: str) -> None:
-    try:
-        client(f"the {status} status of run {run_id}").set_terminated(run_id, status)
-    except (TrackingError, MlflowException):
-        pass
-
-
-def _delete_quietly(run_id: str) -> None:
-    try:
-        client(f"the deletion of run {run_id}").delete_run(run_id)
-    except (TrackingError, MlflowException):
-        pass
 
