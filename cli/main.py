@@ -6,16 +6,19 @@ import argparse
 import atexit
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Annotated, get_args, get_origin
 
+import psutil
 from pydantic import BaseModel, ValidationError
 
 from lab2.cli import render
 from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
 from lab2.cli.stack_command import add_stack_parser
+from lab2.cli.stopping import EXIT_STATUS, end_children, handle_stop_signals, stop_signal, stopped_message
 from lab2.core.params import InputError
 from lab2.core.params import GridParams, Lab2Params
 
@@ -26,6 +29,7 @@ METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 _ALIASES = {"split_seeds": ("--split-seed",)}  # options kept under their earlier names too
 EXIT_TRACKING_FAILED = 1
 EXIT_BAD_INPUT = 2
+LONG_RUN_SECONDS = 600  # past this, `lab2 run` says how long it expects
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +88,14 @@ def _run(args: argparse.Namespace) -> int:
     params, problems = _validated(Lab2Params, {name: getattr(args, name) for name in Lab2Params.model_fields})
     if problems:
         return _bad_input("run", problems)
+    try:
+        cost = params.check_size(psutil.virtual_memory().available, os.cpu_count() or 1)
+    except InputError as error:
+        return _bad_input("run", [str(error)])
+    if cost.seconds > LONG_RUN_SECONDS:
+        print(f"lab2: this run is expected to take about {render.duration(cost.seconds)} here; Ctrl-C stops it and keeps every "
+              "finished run", flush=True)
+    handle_stop_signals()
     api = start_temporary_api()  # boots while the imports and the data checks below run
     if api is not None:
         atexit.register(api.stop)  # registered before Prefect's own exit hooks, so it runs after they flush
@@ -98,6 +110,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     from lab2.flows.pipeline import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
+    from prefect.exceptions import ExternalSignal
+
+    from lab2.core.mlp import Stopped
     from lab2.tasks.tracking import TrackingError, check_tracking_uri, redact, tracking_uri, ui_command
 
     try:
@@ -111,6 +126,10 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
             api.wait_ready()
         with api.flow_settings() if api is not None else nullcontext():
             result = lab2(params)
+    except (KeyboardInterrupt, ExternalSignal, Stopped):
+        end_children(spare={api.process.pid} if api is not None else set())
+        print(stopped_message(params.experiment), file=sys.stderr)
+        return EXIT_STATUS[stop_signal() or signal.SIGINT]
     except InputError as error:  # the checks above should have caught it; the flow refused it before any run
         return _bad_input("run", [str(error)])
     except TrackingError as error:

@@ -32,7 +32,7 @@ _SERVER_ENV = {
 
 @dataclass
 class TemporaryAPI:
-    """A Prefect API server on 127.0.0.1 for one `lab2 run`, in its process group, ending with it."""
+    """A Prefect API server on 127.0.0.1 for one `lab2 run`, ending with it."""
 
     url: str
     process: subprocess.Popen
@@ -80,8 +80,9 @@ def start_temporary_api() -> TemporaryAPI | None:
         sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on",
     ]
-    # In lab2's process group, so that ending the group ends it too; on Linux it also ends when lab2 dies.
-    process = subprocess.Popen(command, env={**os.environ, **_SERVER_ENV}, preexec_fn=_end_with_parent)
+    # In a session of its own, so that a terminal's Ctrl-C reaches lab2 alone (which still needs the API to record
+    # the stop); on Linux it ends when lab2 ends, however lab2 ends.
+    process = subprocess.Popen(command, env={**os.environ, **_SERVER_ENV}, preexec_fn=_end_with_parent, start_new_session=True)
     url = f"http://127.0.0.1:{port}/api"
     os.environ["PREFECT_API_URL"] = url
     os.environ["PREFECT_UI_URL"] = ""  # it serves no UI: no "View at" links to a page that is not there

@@ -24,6 +24,13 @@ def flat(values: Sequence[object]) -> str:
     return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
+def duration(seconds: float) -> str:
+    """A duration for reading: "45 s", "12 min", "3.5 h"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def lab2_result(result: Lab2Result, ui_command: str) -> str:
     """Everything `lab2 run` prints once the flow returned: Q1, Q2's cells and seeds, the units, the MLflow link."""
     from lab2.core.describe import units_sentence

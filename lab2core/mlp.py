@@ -8,7 +8,7 @@ as one batched program (stacked weights, batched matmul, one learning rate per t
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -17,6 +17,13 @@ import torch.nn.functional as F
 
 from lab2.core.data import Dataset, check_split_classes, scale, split_rows
 from lab2.core.params import Protocol, Scaling
+
+
+STOP_CHECK_STEPS = 50  # how often training asks whether to stop: a few ms of steps, up to a second for huge shards
+
+
+class Stopped(BaseException):
+    """Training was asked to stop (Ctrl-C, SIGTERM, a cancel); a BaseException, so that no `except Exception` keeps it going."""
 
 
 @dataclass(frozen=True)
@@ -139,18 +146,21 @@ def train_cells(
     iterations: Sequence[int],
     hidden: int = 12,
     protocol: Protocol = "held-out",
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[CellResult]:
     """One result per (lr, seed) trajectory × iteration count under `protocol`.
 
     held-out: the design's recipe, validation rows never trained on. seed-report: the report's
     procedure, scalar biases and a "validation" accuracy measured on a second model trained on the
-    validation rows themselves.
+    validation rows themselves. Raises Stopped once `should_stop()` says so (asked every STOP_CHECK_STEPS steps).
     """
     if protocol == "held-out":
-        return train_trajectories(data, trajectories, iterations, hidden)
-    on_train = train_trajectories(data, trajectories, iterations, hidden, scalar_bias=True)
+        return train_trajectories(data, trajectories, iterations, hidden, should_stop=should_stop)
+    on_train = train_trajectories(data, trajectories, iterations, hidden, scalar_bias=True, should_stop=should_stop)
     val_as_train = MLPData(data.x_val, data.y_val, data.x_val, data.y_val)
-    on_val = train_trajectories(val_as_train, trajectories, iterations, hidden, scalar_bias=True, n_classes=data.n_classes)
+    on_val = train_trajectories(
+        val_as_train, trajectories, iterations, hidden, scalar_bias=True, n_classes=data.n_classes, should_stop=should_stop
+    )
     return [
         replace(t, val_accuracy=v.train_accuracy, val_loss=v.train_loss, diverged=t.diverged or v.diverged)
         for t, v in zip(on_train, on_val)
@@ -164,8 +174,10 @@ def train_trajectories(
     hidden: int = 12,
     scalar_bias: bool = False,
     n_classes: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[CellResult]:
-    """Train every (lr, seed) trajectory for max(iterations) steps; return one result per trajectory × count."""
+    """Train every (lr, seed) trajectory for max(iterations) steps; return one result per trajectory × count.
+    Raises Stopped once `should_stop()` says so (asked every STOP_CHECK_STEPS steps)."""
     checkpoints = sorted(set(iterations))
     n_out = n_classes or data.n_classes
     inits = [init_mlp(seed, data.n_features, hidden, n_out, scalar_bias) for _, seed in trajectories]
@@ -177,6 +189,8 @@ def train_trajectories(
     history: list[torch.Tensor] = []
     results: list[CellResult] = []
     for step in range(1, checkpoints[-1] + 1):
+        if should_stop is not None and step % STOP_CHECK_STEPS == 0 and should_stop():
+            raise Stopped(f"stopped at step {step} of {checkpoints[-1]}")
         w1, b1, w2, b2 = params
         logits = torch.relu(data.x_train @ w1 + b1) @ w2 + b2
         losses = _mean_cross_entropy(logits, data.y_train)
@@ -189,23 +203,6 @@ def train_trajectories(
             weights = MLPWeights(w1.detach(), b1.detach().squeeze(1), w2.detach(), b2.detach().squeeze(1))
             results += _read_off(data, trajectories, weights, torch.stack(history, dim=1), step)
     return results
-
-
-def deal_shards(pairs: Sequence[tuple[float, int]], n_shards: int) -> list[list[tuple[float, int]]]:
-    """`pairs` dealt in order into at most `n_shards` near-equal contiguous shards (none if no pairs)."""
-    if not pairs:
-        return []
-    n_shards = max(1, min(n_shards, len(pairs)))
-    size, extra = divmod(len(pairs), n_shards)
-    bounds = [k * size + min(k, extra) for k in range(n_shards + 1)]
-    return [list(pairs[bounds[k] : bounds[k + 1]]) for k in range(n_shards)]
-
-
-def missing_trajectories(
-    lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int], done: Collection[tuple[float, int, int]]
-) -> list[tuple[float, int]]:
-    """The (lr, seed) trajectories with at least one (lr, iterations, seed) cell not in `done`, in grid order."""
-    return [(lr, seed) for lr in lrs for seed in seeds if any((lr, it, seed) not in done for it in iterations)]
 
 
 CELL_COLUMNS = ["lr", "iterations", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "diverged"]

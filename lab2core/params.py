@@ -10,6 +10,8 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from lab2.core.workload import BYTES_PER_CURVE_POINT, TrainingCost, training_cost
+
 T = TypeVar("T")
 
 BUILTIN_DATASETS = ("iris", "iris-uci")
@@ -100,6 +102,19 @@ class RunParams(BaseModel):
 
         setups = [self.setup(k) for k in getattr(self, "split_seeds", ())]
         check_pipeline_inputs(self.dataset, self.label_column, getattr(self, "rank", None), setups)
+
+    def check_size(self, available_bytes: int, cores: int) -> TrainingCost:
+        """What this flow's training is expected to cost on a machine with `cores` cores; InputError if it needs more
+        memory than `available_bytes`, naming the estimate, the limit and how to go on."""
+        grid = getattr(self, "lrs", None) is not None
+        n_trajectories = len(self.lrs) * len(self.seeds) if grid else 0
+        cost = training_cost(n_trajectories, self.iterations if grid else (0,), len(self.split_seeds) if grid else 0, cores)
+        epochs = getattr(self, "gd_epochs", 0)
+        needed = max(cost.bytes, epochs * BYTES_PER_CURVE_POINT)
+        if needed > available_bytes:
+            steps = "--gd-epochs" if epochs * BYTES_PER_CURVE_POINT > cost.bytes else "--iterations, --lrs or --seeds"
+            raise InputError(f"needs about {needed / 1e9:.0f} GB of memory, {available_bytes / 1e9:.1f} GB are free: use fewer {steps}")
+        return cost
 
 
 class FactorisationParams(RunParams):

@@ -17,6 +17,7 @@ from lab2.core.params import FactorisationSetup, MLPSetup
 from lab2.core.plots import plot_u_scatter
 from lab2.core.seeds import SeedComparison, compare_seeds
 from lab2.core.params import RunParams
+from lab2.tasks.stopping import stop_asked
 
 
 @task(cache_policy=NO_CACHE)
@@ -81,10 +82,13 @@ def train_shard(
     setup: MLPSetup,
     shard_index: int,
     torch_threads: int = 1,
+    stop_file: str | None = None,
 ) -> list[CellResult]:
-    """Train a shard of (lr, seed) trajectories as one batched program; one result per cell."""
+    """Train a shard of (lr, seed) trajectories as one batched program; one result per cell. Stops (raises
+    Stopped) within a chunk of steps once `stop_file` exists."""
     torch.set_num_threads(torch_threads)  # in the process that runs the shard (a thread pool's or a worker's)
-    return train_cells(data, trajectories, iterations, setup.hidden, setup.protocol)
+    should_stop = (lambda: stop_asked(stop_file)) if stop_file else None
+    return train_cells(data, trajectories, iterations, setup.hidden, setup.protocol, should_stop)
 
 
 @task(cache_policy=NO_CACHE)

@@ -15,12 +15,14 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from prefect.utilities.annotations import unmapped
 
 from lab2.core.data import Dataset
-from lab2.core.mlp import MLPData, deal_shards, histories_frame, missing_trajectories, results_frame, splits_frame
+from lab2.core.mlp import MLPData, histories_frame, results_frame, splits_frame
+from lab2.core.workload import deal_shards, missing_trajectories
 from lab2.core.params import GridParams, TaskRunnerName
 from lab2.tasks.compute import train_shard
 from lab2.tasks.outputs import top_flow_run_id
 from lab2.tasks.records import CellKey, log_cells, mlp_datasets
 from lab2.tasks.resume import Plan, read_reused_curves, reused_cell_rows
+from lab2.tasks.stopping import stoppable
 
 if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset
@@ -69,10 +71,11 @@ def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, spli
     progress = ProgressArtifact(key="mlp-grid-progress", progress=0.0, description="MLP cells trained and logged to MLflow",
                                 flow_run_id=top_flow_run_id()).create().id
     results, written = [], {}
-    with grid_task_runner(params.task_runner, params.dask_address, params.n_cells) as runner:
+    with stoppable(grid_task_runner(params.task_runner, params.dask_address, params.n_cells)) as (runner, stop_file):
         trained = runner.map(train_shard, {
             "data": [splits[k] for k, _ in jobs], "trajectories": [shard for _, shard in jobs], "iterations": unmapped(params.iterations),
             "setup": [setups[k] for k, _ in jobs], "shard_index": range(len(jobs)), "torch_threads": params.torch_threads,
+            "stop_file": stop_file,
         })
         split_of = {future: k for future, (k, _) in zip(trained, jobs)}
         recording = []
@@ -82,7 +85,7 @@ def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, spli
             get_run_logger().info("trained %d/%d cells", len(plan.reused) + len(results), len(plan.identities))
             recording.append(runner.submit(log_cells, {
                 "parent_run_id": parent_run_id, "setups": setups, "cells": cells, "cell_figures": params.cell_figures, "batch": batch,
-                "identities": plan.identities, "datasets": datasets,
+                "identities": plan.identities, "datasets": datasets, "stop_file": stop_file,
             }))
         for done, future in enumerate(as_completed(recording), start=1):
             written |= future.result()

@@ -22,6 +22,7 @@ from lab2.core.plots import plot_learning_curve
 from lab2.core.seeds import group_label
 from lab2.tasks import tracking
 from lab2.tasks.resume import Plan, code_version, identity_of, reused_factorisation_row
+from lab2.tasks.stopping import check_stop
 from lab2.tasks.tracking import IDENTITY_TAG, RunRecord
 
 if TYPE_CHECKING:
@@ -148,11 +149,13 @@ def reuse_factorisation(parent_run_id: str, name: str, data: Dataset, plan: Plan
 @task(cache_policy=NO_CACHE, task_run_name="log-cells-{batch}")
 def log_cells(
     parent_run_id: str, setups: Mapping[int, MLPSetup], cells: Sequence[tuple[int, CellResult]], cell_figures: bool, batch: int,
-    identities: Mapping[CellKey, str], datasets: Mapping[int, Mapping[str, PandasDataset]],
+    identities: Mapping[CellKey, str], datasets: Mapping[int, Mapping[str, PandasDataset]], stop_file: str,
 ) -> dict[CellKey, str]:
-    """One child run `mlp` per (split seed, cell): params, final metrics, training-loss history, learning curve, its data."""
+    """One child run `mlp` per (split seed, cell): params, final metrics, training-loss history, learning curve, its data.
+    Between cells, stops (raises Stopped) once `stop_file` exists: every run written so far is whole."""
     written = {}
     for split, c in cells:
+        check_stop(stop_file)
         key = (c.lr, c.iterations, c.seed, split)
         record = cell_record(setups[split], c, cell_figures, datasets[split], identities[key])
         written[key] = tracking.log_child_run(parent_run_id, MLP, cell_run_name(*key), record)

@@ -10,10 +10,11 @@ from lab2.core.mlp import (
     init_mlp,
     prepare_mlp_data,
     results_frame,
-    deal_shards,
     train_cell_loop,
     train_trajectories,
 )
+
+from lab2.core.workload import deal_shards
 
 DATA = prepare_mlp_data(load_dataset("iris"))
 

@@ -59,8 +59,8 @@ class RunRecord:
 
 @contextmanager
 def parent_run(experiment: str, run_name: str, record: RunRecord) -> Iterator[str]:
-    """Open a parent run (after checking the tracking URI) and yield its id: FINISHED on success, FAILED
-    (re-raised) on error; the current Prefect flow run gets an artifact linking it."""
+    """Open a parent run (after checking the tracking URI) and yield its id: FINISHED on success, FAILED on an error,
+    KILLED when stopped (re-raised either way); the current Prefect flow run gets an artifact linking it."""
     check_tracking_uri(tracking_uri())
     exp_id = experiment_id(experiment)
     tags = {ROLE_TAG: "pipeline", OWNER_TAG: owner(), **prefect_tags(), **environment_tags(), **record.tags}
@@ -70,9 +70,10 @@ def parent_run(experiment: str, run_name: str, record: RunRecord) -> Iterator[st
     try:
         log_to_run(run_id, RunRecord(params=record.params), what)
         yield run_id
-    except BaseException:
+    except BaseException as error:
+        status = "FAILED" if isinstance(error, Exception) else "KILLED"  # KILLED: stopped (Ctrl-C, SIGTERM, a cancel)
         with suppress(TrackingError, MlflowException):  # if MLflow is gone, a later close marks it KILLED
-            client(f"the end of {what}").set_terminated(run_id, "FAILED")
+            client(f"the end of {what}").set_terminated(run_id, status)
         raise
     client(f"the end of {what}").set_terminated(run_id, "FINISHED")
 

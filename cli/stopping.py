@@ -1,0 +1,95 @@
+"""How `lab2 run` stops: Ctrl-C or SIGTERM ends it within seconds, keeps every finished run, and says how to go on.
+
+The first signal unwinds the flow (its grid stops through the stop file; the parent run ends KILLED) and arms
+a watchdog that ends the process STOP_GRACE_SECONDS later whatever is still running; a second one ends it at
+once. Runs left RUNNING by a process ended that way are marked KILLED by the next run that closes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import suppress
+from types import FrameType
+
+STOP_GRACE_SECONDS = 10.0
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
+_received: list[int] = []
+
+
+def handle_stop_signals() -> None:
+    """From now on, SIGINT and SIGTERM stop this process as described above."""
+    for signum in EXIT_STATUS:
+        signal.signal(signum, _on_signal)
+
+
+def stop_signal() -> int | None:
+    """The signal that stopped this run (None if none did)."""
+    return _received[0] if _received else None
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if _received:
+        _end_now(f"lab2 run: {signal.Signals(signum).name} again: ended at once\n")
+    _received.append(signum)
+    watchdog = threading.Timer(STOP_GRACE_SECONDS, _end_now, [f"lab2 run: did not stop within {STOP_GRACE_SECONDS:g} s: ended\n"])
+    watchdog.daemon = True
+    watchdog.start()
+    raise KeyboardInterrupt
+
+
+def _end_now(message: str) -> None:
+    os.write(2, message.encode())
+    os._exit(EXIT_STATUS[_received[0]])
+
+
+def end_children(spare: set[int]) -> None:
+    """End every process this one started (a task runner's workers, a local Dask cluster), except those in `spare`:
+    SIGTERM, then SIGKILL after 3 s."""
+    import psutil
+
+    # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process, cleaning up after the rest.
+    children = [c for c in psutil.Process().children(recursive=True) if c.pid not in spare and not _resource_tracker(c)]
+    for child in children:
+        with suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=3)
+    for child in alive:
+        with suppress(psutil.Error):
+            child.kill()
+
+
+def _resource_tracker(process: object) -> bool:
+    import psutil
+
+    try:
+        return "resource_tracker" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
+def stopped_message(experiment: str) -> str:
+    """The one line `lab2 run` ends with when stopped: how many finished runs its parent keeps, and how to go on."""
+    name = signal.Signals(stop_signal() or signal.SIGINT).name
+    kept = _finished_children(experiment)
+    if kept is None:
+        return f"lab2 run: stopped by {name}, before any run was tracked; run the same command again to start."
+    return f"lab2 run: stopped by {name}: {kept} finished runs kept, parent KILLED; rerun the same command to go on."
+
+
+def _finished_children(experiment: str) -> int | None:
+    """FINISHED child runs of this process's parent run (None if it opened none); asked with a short retry window."""
+    from lab2.tasks.tracking import owner
+    from lab2.tasks.tracking.connection import RETRY_SECONDS_ENV, client, search_runs
+
+    os.environ[RETRY_SECONDS_ENV] = "2"  # the store may be the reason for the stop: no minute-long retries now
+    try:
+        found = client().get_experiment_by_name(experiment)
+        parents = search_runs(found.experiment_id, f"tags.`lab2.owner` = '{owner()}' and tags.`lab2.role` = 'pipeline'") if found else []
+        if not parents:
+            return None
+        query = f"tags.mlflow.parentRunId = '{parents[0].info.run_id}' and attributes.status = 'FINISHED'"
+        return len(search_runs(found.experiment_id, query))
+    except Exception:  # noqa: BLE001 - the count is a courtesy; the stop itself has happened
+        return 0
