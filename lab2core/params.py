@@ -113,8 +113,13 @@ class RunParams(BaseModel):
         needed = max(cost.bytes, epochs * BYTES_PER_CURVE_POINT)
         if needed > available_bytes:
             steps = "--gd-epochs" if epochs * BYTES_PER_CURVE_POINT > cost.bytes else "--iterations, --lrs or --seeds"
-            raise InputError(f"needs about {needed / 1e9:.0f} GB of memory, {available_bytes / 1e9:.1f} GB are free: use fewer {steps}")
+            raise InputError(f"needs about {_size(needed)} of memory, {_size(available_bytes)} are free: use fewer {steps}")
         return cost
+
+
+def _size(n_bytes: float) -> str:
+    """Bytes for reading: "880 GB", "24.7 GB", "0.828 MB"."""
+    return f"{n_bytes / 1e9:.3g} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.3g} MB"
 
 
 class FactorisationParams(RunParams):

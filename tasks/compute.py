@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import pandas as pd
+import psutil
 import torch
 from matplotlib.figure import Figure
 from prefect import task
@@ -22,8 +24,10 @@ from lab2.tasks.stopping import stop_asked
 
 @task(cache_policy=NO_CACHE)
 def check_inputs(params: RunParams) -> None:
-    """Fail before any run is tracked if the data does not fit every stage of the flow (every split seed)."""
+    """Fail before any run is tracked if the data does not fit every stage of the flow (every split seed), or the
+    run would not fit in this machine's memory."""
     params.check_data()
+    params.check_size(psutil.virtual_memory().available, os.cpu_count() or 1)
 
 
 @task(cache_policy=NO_CACHE)

@@ -113,3 +113,20 @@ def test_the_benchmarks_seed_style_loop_is_the_plain_recipe():
     assert all(torch.equal(ours, ref) for ours, ref in zip(cell.weights.as_tuple(), params))
     assert (cell.train_accuracy, cell.val_accuracy) == (train_acc, val_acc)
     assert len(cell.train_loss_history) == 40
+
+
+def test_training_asked_to_stop_raises_stopped_and_a_stop_never_asked_changes_nothing():
+    from lab2.core.mlp import STOP_CHECK_STEPS, Stopped
+
+    asked = []
+
+    def stop_on_second_ask() -> bool:
+        asked.append(1)
+        return len(asked) == 2
+
+    with pytest.raises(Stopped, match=f"step {2 * STOP_CHECK_STEPS} of 1000"):
+        train_trajectories(DATA, [(0.1, 0), (0.01, 1)], [1000], should_stop=stop_on_second_ask)
+    plain = train_trajectories(DATA, [(0.1, 0), (0.01, 1)], [120])
+    polled = train_trajectories(DATA, [(0.1, 0), (0.01, 1)], [120], should_stop=lambda: False)
+    assert [c.train_loss_history for c in plain] == [c.train_loss_history for c in polled]
+    assert all(torch.equal(a, b) for p, q in zip(plain, polled) for a, b in zip(p.weights.as_tuple(), q.weights.as_tuple()))

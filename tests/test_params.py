@@ -9,7 +9,7 @@ from prefect.utilities.callables import parameter_schema
 from lab2.cli.main import _parser, _validated
 from lab2.flows.factorisation import factorisation
 from lab2.flows.mlp_grid import mlp_grid
-from lab2.core.params import FactorisationParams, GridParams, Lab2Params
+from lab2.core.params import FactorisationParams, GridParams, InputError, Lab2Params
 from lab2.flows.pipeline import lab2
 from tests.test_identity import ROOT
 
@@ -62,3 +62,18 @@ def test_the_pipeline_hands_each_question_its_own_parameters():
     assert params.factorisation == FactorisationParams(dataset="iris-uci", rank=1, experiment="x")
     assert params.grid == GridParams(dataset="iris-uci", lrs=(0.5,), experiment="x")
     assert params.grid.setup(3).as_params() == {"dataset": "iris-uci", "split_seed": 3, "hidden": 12, "scaling": "var", "protocol": "held-out"}
+
+
+def test_the_size_check_refuses_what_does_not_fit_and_passes_the_lab():
+    from lab2.core.workload import BYTES_PER_CURVE_POINT, BYTES_PER_TRAJECTORY_STEP, training_cost
+
+    with pytest.raises(InputError, match="needs about 0.828 MB of memory, 0 MB are free: use fewer --iterations"):
+        Lab2Params().check_size(available_bytes=0, cores=2)  # nothing free: even the lab is refused
+    with pytest.raises(InputError, match="fewer --gd-epochs"):
+        Lab2Params(gd_epochs=10**9, iterations=(2,)).check_size(available_bytes=10**9, cores=2)
+    lab = Lab2Params().check_size(available_bytes=10**9, cores=2)
+    # 9 trajectories × 1000 steps of history, and 9 × (100 + 1000) curve points
+    assert lab.bytes == 9 * 1000 * BYTES_PER_TRAJECTORY_STEP + 9 * 1100 * BYTES_PER_CURVE_POINT
+    # Twice the cores, at most the same time; twice the split seeds, twice the memory.
+    assert training_cost(9, (100, 1000), 1, 4).seconds <= training_cost(9, (100, 1000), 1, 2).seconds
+    assert training_cost(9, (100, 1000), 2, 2).bytes == 2 * training_cost(9, (100, 1000), 1, 2).bytes

@@ -167,18 +167,22 @@ def _new_model(exp_id: str, parent_run_id: str, name: str, winner: WinnerModel, 
     with torch.no_grad():
         signature = infer_signature(example, module(winner.input_example).numpy())
     mlflow.set_tracking_uri(tracking_uri())
-    model = client(what).create_logged_model(
-        exp_id, name, parent_run_id, tags=dict(model_tags), params={k: str(v) for k, v in winner.params.items()}, model_type="classifier",
-    )
     try:
+        model = client(what).create_logged_model(
+            exp_id, name, parent_run_id, tags=dict(model_tags), params={k: str(v) for k, v in winner.params.items()}, model_type="classifier",
+        )
         retrying(what, lambda: mlflow.pytorch.log_model(
             module, name=name, model_id=model.model_id, signature=signature, input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         ))
         _link_cell_metrics(winner, model.model_id, what)
     except BaseException:
-        with suppress(TrackingError, MlflowException):  # if MLflow is gone, the model stays PENDING, never reused
-            client(f"the deletion of {what}").delete_logged_model(model.model_id)
+        # Also a model whose creation was cut short (a stop) before its id came back; if MLflow is gone, it stays
+        # PENDING, and lab2 never reuses a model that is not READY.
+        with suppress(TrackingError, MlflowException):
+            for pending in client(what).search_logged_models(experiment_ids=[exp_id], filter_string=f"name = '{name}'"):
+                if pending.source_run_id == parent_run_id and pending.status != LoggedModelStatus.READY:
+                    client(f"the deletion of {what}").delete_logged_model(pending.model_id)
         raise
     return model.model_id
 

@@ -1,0 +1,111 @@
+"""Stopping the real `lab2 run`: Ctrl-C while the grid trains, SIGTERM while its cells are logged and while the winner
+model is written. Each: the process ends within 10 s with 130 or 143 and one line saying what was kept, nothing
+is left RUNNING, no process it started is left, and the same command afterwards reuses what was kept and completes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.test_faults import LAB2, count_runs, kill_group, output, start_lab2, wait_for
+
+pytestmark = pytest.mark.system
+
+QUICK_Q1 = ["--gd-epochs", "5", "--no-cell-figures"]
+TRAINING = ["--lrs", "0.1", "--seeds", "0", "--iterations", "40000", *QUICK_Q1]  # about 20 s of training
+LOGGING = ["--lrs", "0.1", "--iterations", "10", "--seeds", *map(str, range(250)), *QUICK_Q1]  # 250 cells: the process pool
+SMALL = ["--lrs", "0.5", "0.05", "--iterations", "5", "20", "--seeds", "0", "1", *QUICK_Q1]
+
+
+def _stop(tmp_path: Path, args: list[str], ready: Callable[[Path], bool], sig: signal.Signals, to_group: bool) -> str:
+    """Start `lab2 run ARGS`, send `sig` once `ready(db)` holds (to the whole group, as a terminal's Ctrl-C does, or to
+    the process alone, as `kill` does), check the stop; return the output."""
+    db = tmp_path / "mlflow.db"
+    run = start_lab2(tmp_path, "stopped", args)
+    try:
+        wait_for(lambda: ready(db) or run.poll() is not None, 300, "the stage to stop in", every=0.01)
+        assert run.poll() is None, output(tmp_path, "stopped")[-3000:]
+        started = psutil.Process(run.pid).children(recursive=True)
+        sent = time.monotonic()
+        os.killpg(run.pid, sig) if to_group else os.kill(run.pid, sig)
+        status = run.wait(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        kill_group(run)
+    text = output(tmp_path, "stopped")
+    assert status == 128 + sig and took < 10, (status, took, text[-3000:])
+    assert f"lab2 run: stopped by {sig.name}: " in text.splitlines()[-1] and "rerun the same command to go on" in text, text[-2000:]
+    assert count_runs(db, status="RUNNING") == 0 and count_runs(db, "mlp", status="RUNNING") == 0
+    assert count_runs(db, status="KILLED") == 1  # the parent
+    _, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
+    return text
+
+
+def _rerun_completes(tmp_path: Path, args: list[str]) -> str:
+    done = start_lab2(tmp_path, "rerun", args)
+    try:
+        assert done.wait(timeout=600) == 0, output(tmp_path, "rerun")[-3000:]
+    finally:
+        kill_group(done)
+    return output(tmp_path, "rerun")
+
+
+def _q1_done(db: Path) -> bool:
+    return count_runs(db, "gd-factorise") + count_runs(db, "svd-baseline") == 4
+
+
+def test_ctrl_c_while_the_grid_trains_stops_in_seconds_and_a_rerun_reuses_q1(tmp_path):
+    trained_from = []
+
+    def training(db: Path) -> bool:  # Q1 recorded, then 3 s into the grid's 20 s of training
+        if not trained_from and _q1_done(db):
+            trained_from.append(time.monotonic())
+        return bool(trained_from) and time.monotonic() - trained_from[0] > 3
+
+    text = _stop(tmp_path, TRAINING, training, signal.SIGINT, to_group=True)
+    assert "4 finished runs kept" in text and count_runs(tmp_path / "mlflow.db", "mlp") == 0
+    assert "runs: 1 computed, 4 reused" in _rerun_completes(tmp_path, TRAINING)
+
+
+def test_sigterm_while_cells_are_logged_keeps_every_finished_cell_for_the_rerun(tmp_path):
+    db = tmp_path / "mlflow.db"
+    _stop(tmp_path, LOGGING, lambda db: count_runs(db, "mlp") >= 20, signal.SIGTERM, to_group=False)
+    kept = count_runs(db, "mlp")
+    assert 20 <= kept < 250
+    assert f"runs: {250 - kept} computed, {kept + 4} reused" in _rerun_completes(tmp_path, LOGGING)
+    assert count_runs(db, "mlp") == 250 and count_runs(db, status="RUNNING") == 0
+
+
+def _model_being_written(db: Path) -> bool:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5) as connection:
+            return connection.execute("select count(*) from logged_models").fetchone()[0] > 0
+    except sqlite3.OperationalError:
+        return False
+
+
+def test_sigterm_while_the_winner_model_is_written_leaves_no_half_model_and_the_rerun_completes(tmp_path):
+    db = tmp_path / "mlflow.db"
+    _stop(tmp_path, SMALL, _model_being_written, signal.SIGTERM, to_group=False)
+    with sqlite3.connect(db) as connection:
+        statuses = [s for (s,) in connection.execute("select status from logged_models where lifecycle_stage = 'active'")]
+    assert 1 not in statuses, statuses  # no model left PENDING (1): deleted as the stop unwound, or already READY (2)
+    assert "runs: 0 computed, 12 reused" in _rerun_completes(tmp_path, SMALL)
+
+
+def test_a_run_too_big_for_memory_is_refused_in_under_two_seconds(tmp_path):
+    started = time.monotonic()
+    done = subprocess.run([LAB2, "run", "--iterations", "1000000000", "--lrs", "0.1", "--seeds", "0"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and time.monotonic() - started < 2, (done.returncode, done.stderr)
+    assert done.stderr.startswith("lab2 run: bad input: needs about 88 GB of memory")  # this 24 GB machine and done.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
