@@ -6,8 +6,10 @@ over HTTP from both servers. Every process the stack starts is gone when the mod
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -167,3 +169,32 @@ def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
         with pytest.raises(stack.StackError, match="is taken"):
             stack.up(config)
     assert stack.status(config) == {} and left_behind(before) == {}
+
+
+def test_cancelling_a_deployment_run_ends_it_cancelled_with_its_mlflow_runs_killed_and_no_process_left(config, deployments):
+    before = descendants()  # the stack's processes among them
+    long_grid = {"lrs": [0.1, 0.05], "iterations": [3_000_000], "seeds": [0], "cell_figures": False, "experiment": "stack-cancel"}
+    create = f"{config.prefect_api_url}/deployments/{deployments['mlp-grid']['id']}/create_flow_run"
+    run = http_json("POST", create, {"parameters": {"params": long_grid}}, idempotent=False)
+
+    def parent_runs() -> list[dict]:
+        found = mlflow_json(config.mlflow_url, "experiments/search", {"filter": "name = 'stack-cancel'", "max_results": 1})
+        if not found.get("experiments"):
+            return []
+        return _mlflow(config, "runs/search", {"experiment_ids": [found["experiments"][0]["experiment_id"]]}).get("runs", [])
+
+    deadline = time.monotonic() + 180
+    while not parent_runs() and time.monotonic() < deadline:  # the flow has opened its MLflow run, and trains
+        time.sleep(1)
+    time.sleep(3)
+    env = {**os.environ, "PREFECT_API_URL": config.prefect_api_url}
+    cancel = subprocess.run([stack.console_script("prefect"), "flow-run", "cancel", run["id"]], env=env, capture_output=True, text=True)
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    asked = time.monotonic()
+    while (state := _prefect(config, f"flow_runs/{run['id']}")["state_type"]) != "CANCELLED" and time.monotonic() - asked < 120:
+        time.sleep(0.5)
+    took = time.monotonic() - asked
+    assert state == "CANCELLED", state
+    print(f"\ncancelled in {took:.1f} s")
+    assert [r["info"]["status"] for r in parent_runs()] == ["KILLED"]  # the grid's parent; no cell had finished
+    assert left_behind(before, timeout=20) == {}  # the flow run's process and its shards' workers
