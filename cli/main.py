@@ -21,6 +21,7 @@ from lab2.cli.stack_command import add_stack_parser
 from lab2.cli.stopping import EXIT_STATUS, end_children, handle_stop_signals, stop_signal, stopped_message
 from lab2.core.params import InputError
 from lab2.core.params import GridParams, Lab2Params
+from lab2.core.workload import max_seconds
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
@@ -89,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     if problems:
         return _bad_input("run", problems)
     try:
-        cost = params.check_size(psutil.virtual_memory().available, os.cpu_count() or 1)
+        cost = params.check_size(psutil.virtual_memory().available, os.cpu_count() or 1, max_seconds())
     except InputError as error:
         return _bad_input("run", [str(error)])
     if cost.seconds > LONG_RUN_SECONDS:

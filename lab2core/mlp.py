@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from lab2.core.data import Dataset, check_split_classes, scale, split_rows
 from lab2.core.params import Protocol, Scaling
+from lab2.core.workload import CURVE_POINTS
 
 
 STOP_CHECK_STEPS = 50  # how often training asks whether to stop: a few ms of steps, up to a second for huge shards
@@ -72,7 +73,7 @@ class CellResult:
     val_accuracy: float
     train_loss: float
     val_loss: float
-    train_loss_history: tuple[float, ...]  # loss before each step, one value per step
+    train_loss_history: dict[int, float]  # step → loss before it, on the steps of curve_steps(iterations)
     diverged: bool
     weights: MLPWeights
 
@@ -111,6 +112,13 @@ def init_mlp(
     return MLPWeights(w1, torch.zeros(1 if scalar_bias else hidden), w2, torch.zeros(1 if scalar_bias else n_classes))
 
 
+def curve_steps(iterations: int) -> list[int]:
+    """The steps a cell of `iterations` steps keeps of its training-loss curve: every step up to CURVE_POINTS
+    steps, else every k-th step with k = ⌈iterations / CURVE_POINTS⌉, and the last one."""
+    steps = list(range(0, iterations, -(-iterations // CURVE_POINTS)))
+    return steps if steps[-1] == iterations - 1 else [*steps, iterations - 1]
+
+
 def forward(weights: MLPWeights, x: torch.Tensor) -> torch.Tensor:
     """Logits relu(x W1 + b1) W2 + b2; batched over a leading trajectory axis of the weights."""
     w1, b1, w2, b2 = weights.as_tuple()
@@ -136,7 +144,7 @@ def train_cell_loop(data: MLPData, lr: float, iterations: int, seed: int, hidden
                 p.grad = None
     weights = MLPWeights(w1.detach(), b1.detach(), w2.detach(), b2.detach())
     batched = MLPWeights(*(p.unsqueeze(0) for p in weights.as_tuple()))
-    (cell,) = _read_off(data, [(lr, seed)], batched, torch.tensor([history]), iterations)
+    (cell,) = _read_off(data, [(lr, seed)], batched, torch.tensor([history]), range(iterations), iterations)
     return cell
 
 
@@ -186,6 +194,8 @@ def train_trajectories(
     params = [w1.requires_grad_(), b1.unsqueeze(1).requires_grad_(), w2.requires_grad_(), b2.unsqueeze(1).requires_grad_()]
     lrs = torch.tensor([lr for lr, _ in trajectories], dtype=torch.float32).view(-1, 1, 1)
     ones = torch.ones(len(trajectories))
+    needed = set().union(*(curve_steps(it) for it in checkpoints))  # memory grows with the points kept, not the steps
+    kept: list[int] = []
     history: list[torch.Tensor] = []
     results: list[CellResult] = []
     for step in range(1, checkpoints[-1] + 1):
@@ -194,14 +204,16 @@ def train_trajectories(
         w1, b1, w2, b2 = params
         logits = torch.relu(data.x_train @ w1 + b1) @ w2 + b2
         losses = _mean_cross_entropy(logits, data.y_train)
-        history.append(losses.detach())
+        if step - 1 in needed:
+            kept.append(step - 1)
+            history.append(losses.detach())
         grads = torch.autograd.grad(losses, params, ones)  # ∂(Σ_t J_t)/∂p: each trajectory's own gradient
         with torch.no_grad():
             for p, grad in zip(params, grads):
                 p -= grad * lrs
         if step in checkpoints:
             weights = MLPWeights(w1.detach(), b1.detach().squeeze(1), w2.detach(), b2.detach().squeeze(1))
-            results += _read_off(data, trajectories, weights, torch.stack(history, dim=1), step)
+            results += _read_off(data, trajectories, weights, torch.stack(history, dim=1), kept, step)
     return results
 
 
@@ -231,7 +243,7 @@ def histories_frame(results: Sequence[CellResult]) -> pd.DataFrame:
             longest[(r.lr, r.seed)] = r
     return pd.DataFrame(
         [{"lr": r.lr, "seed": r.seed, "step": step, "loss": loss}
-         for r in longest.values() for step, loss in enumerate(r.train_loss_history)],
+         for r in longest.values() for step, loss in r.train_loss_history.items()],
         columns=["lr", "seed", "step", "loss"],
     )
 
@@ -252,15 +264,19 @@ def _read_off(
     trajectories: Sequence[tuple[float, int]],
     weights: MLPWeights,
     history: torch.Tensor,
+    kept: Sequence[int],
     iterations: int,
 ) -> list[CellResult]:
+    steps = curve_steps(iterations)
+    wanted = set(steps)
+    curve = history[:, [k for k, step in enumerate(kept) if step in wanted]]
     with torch.no_grad():
         train_logits = forward(weights, data.x_train)
         val_logits = forward(weights, data.x_val)
         train_acc, val_acc = accuracy(train_logits, data.y_train), accuracy(val_logits, data.y_val)
         train_loss = _mean_cross_entropy(train_logits, data.y_train)
         val_loss = _mean_cross_entropy(val_logits, data.y_val)
-    finite = torch.isfinite(history[:, :iterations]).all(dim=1) & torch.isfinite(train_loss) & torch.isfinite(val_loss)
+    finite = torch.isfinite(curve).all(dim=1) & torch.isfinite(train_loss) & torch.isfinite(val_loss)
     return [
         CellResult(
             lr=lr,
@@ -270,7 +286,7 @@ def _read_off(
             val_accuracy=val_acc[t].item(),
             train_loss=train_loss[t].item(),
             val_loss=val_loss[t].item(),
-            train_loss_history=tuple(history[t, :iterations].tolist()),
+            train_loss_history=dict(zip(steps, curve[t].tolist())),
             diverged=not finite[t].item(),
             weights=MLPWeights(*(p[t].clone() for p in weights.as_tuple())),
         )

@@ -10,7 +10,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from lab2.core.workload import BYTES_PER_CURVE_POINT, TrainingCost, training_cost
+from lab2.core.workload import MAX_HOURS_ENV, RunCost, run_cost
 
 T = TypeVar("T")
 
@@ -103,17 +103,20 @@ class RunParams(BaseModel):
         setups = [self.setup(k) for k in getattr(self, "split_seeds", ())]
         check_pipeline_inputs(self.dataset, self.label_column, getattr(self, "rank", None), setups)
 
-    def check_size(self, available_bytes: int, cores: int) -> TrainingCost:
-        """What this flow's training is expected to cost on a machine with `cores` cores; InputError if it needs more
-        memory than `available_bytes`, naming the estimate, the limit and how to go on."""
+    def check_size(self, available_bytes: int, cores: int, max_seconds: float) -> RunCost:
+        """What this flow is expected to cost on a machine with `cores` cores; InputError if it needs more memory than
+        `available_bytes` or longer than `max_seconds`, naming the estimate, the limit and how to go on."""
         grid = getattr(self, "lrs", None) is not None
         n_trajectories = len(self.lrs) * len(self.seeds) if grid else 0
-        cost = training_cost(n_trajectories, self.iterations if grid else (0,), len(self.split_seeds) if grid else 0, cores)
-        epochs = getattr(self, "gd_epochs", 0)
-        needed = max(cost.bytes, epochs * BYTES_PER_CURVE_POINT)
-        if needed > available_bytes:
-            steps = "--gd-epochs" if epochs * BYTES_PER_CURVE_POINT > cost.bytes else "--iterations, --lrs or --seeds"
-            raise InputError(f"needs about {_size(needed)} of memory, {_size(available_bytes)} are free: use fewer {steps}")
+        iterations, n_splits = (self.iterations, len(self.split_seeds)) if grid else ((), 0)
+        cost = run_cost(n_trajectories, iterations, n_splits, getattr(self, "gd_epochs", 0), cores)
+        grid_only = run_cost(n_trajectories, iterations, n_splits, 0, cores)
+        if cost.bytes > available_bytes:
+            fewer = "--iterations, --lrs or --seeds" if 2 * grid_only.bytes > cost.bytes else "--gd-epochs"
+            raise InputError(f"needs about {_size(cost.bytes)} of memory, {_size(available_bytes)} are free: use fewer {fewer}")
+        if cost.seconds > max_seconds:
+            fewer = "--iterations, --lrs or --seeds" if 2 * grid_only.seconds > cost.seconds else "--gd-epochs"
+            raise InputError(f"would take about {cost.seconds / 3600:,.0f} h, over {MAX_HOURS_ENV}={max_seconds / 3600:g}: use fewer {fewer}")
         return cost
 
 

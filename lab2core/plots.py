@@ -42,7 +42,7 @@ def plot_learning_curve(cell: CellResult) -> Figure:
     fig = Figure(figsize=(5, 3.5))
     fig.subplots_adjust(left=0.16, right=0.97, bottom=0.13, top=0.9)
     ax = fig.subplots()
-    ax.plot(np.arange(1, len(cell.train_loss_history) + 1), cell.train_loss_history)
+    ax.plot(np.array(list(cell.train_loss_history)) + 1, list(cell.train_loss_history.values()))
     ax.set(xlabel="step", ylabel="training loss (cross-entropy)")
     title = f"lr={cell.lr:g}, {cell.iterations} iterations, seed {cell.seed}: train {cell.train_accuracy:.0%}, val {cell.val_accuracy:.0%}"
     ax.set_title(title, fontsize=10)

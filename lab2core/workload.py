@@ -1,23 +1,29 @@
-"""The grid's workload: its (lr, seed) trajectories dealt into shards, and what training it costs on a machine.
+"""The grid's workload: its (lr, seed) trajectories dealt into shards, and what a run costs on a machine.
 
 The costs are measured on the 2-core machine this project is built on (`benchmarks/lab_benchmark.py` and timed
-runs of `train_trajectories`): per step of a shard about 0.4 ms, plus 25 µs per trajectory in
-it; the loss history keeps about 48 bytes per trajectory and step while training, each cell keeps its curve
-(about 40 bytes a point) until it is logged, and MLflow's SQLite store takes about 40 ms a run and 0.15 ms a point.
+runs of `train_trajectories` and `factorise_gd`): per step of a shard about 0.4 ms, plus 25 µs per trajectory
+in it; 0.15 ms per factorisation epoch of a matrix. Memory goes to the points a curve keeps, not to the steps
+taken: a cell's curve keeps at most CURVE_POINTS + 1 points (about 48 bytes each while training, 40 bytes
+until logged); a factorisation keeps its loss per epoch. MLflow's SQLite store takes about 40 ms a run and
+0.15 ms a point.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+CURVE_POINTS = 1000  # a cell's training-loss curve keeps every k-th step, at most this many points (and its last step)
 SECONDS_PER_SHARD_STEP = 4e-4
 SECONDS_PER_TRAJECTORY_STEP = 2.5e-5
-BYTES_PER_TRAJECTORY_STEP = 48
+SECONDS_PER_GD_EPOCH = 1.5e-4  # one matrix
+BYTES_PER_TRAJECTORY_POINT = 48
 BYTES_PER_CURVE_POINT = 40
 SECONDS_PER_CELL_RUN = 0.04  # an MLflow run written whole on SQLite (over HTTP about 6 times as long)
 SECONDS_PER_CURVE_POINT = 1.5e-4  # a metric row in MLflow's SQLite store
+MAX_HOURS_ENV = "LAB2_MAX_HOURS"  # the longest run lab2 starts (default 24 h)
 
 
 def deal_shards(pairs: Sequence[tuple[float, int]], n_shards: int) -> list[list[tuple[float, int]]]:
@@ -38,20 +44,27 @@ def missing_trajectories(
 
 
 @dataclass(frozen=True)
-class TrainingCost:
-    """What a grid is expected to take: seconds to train and log it on `cores` cores, bytes of memory at its peak."""
+class RunCost:
+    """What a run is expected to take: seconds to train and log it on `cores` cores, bytes of memory at its peak."""
 
     seconds: float
     bytes: int
 
 
-def training_cost(n_trajectories: int, iterations: Sequence[int], n_splits: int, cores: int) -> TrainingCost:
+def run_cost(n_trajectories: int, iterations: Sequence[int], n_splits: int, gd_epochs: int, cores: int) -> RunCost:
     """The expected cost of training `n_trajectories` (lr, seed) trajectories on each of `n_splits` split seeds for
-    max(iterations) steps, a shard per core, and of logging every iteration count as a cell with its curve."""
-    steps = max(iterations)
+    max(iterations) steps, a shard per core, of logging every iteration count as a cell with its curve, and of
+    factorising two matrices for `gd_epochs` epochs."""
+    steps = max(iterations, default=0)
+    per_shard = steps * (SECONDS_PER_SHARD_STEP + SECONDS_PER_TRAJECTORY_STEP * math.ceil(n_trajectories / max(1, min(cores, n_trajectories))))
     shards = min(cores, n_trajectories) * n_splits
-    per_shard = steps * (SECONDS_PER_SHARD_STEP + SECONDS_PER_TRAJECTORY_STEP * math.ceil(n_trajectories / min(cores, n_trajectories)))
-    points = n_trajectories * n_splits * sum(iterations)
+    points = n_trajectories * n_splits * sum(min(it, CURVE_POINTS + 1) for it in iterations)
     logging = n_trajectories * n_splits * len(iterations) * SECONDS_PER_CELL_RUN + points * SECONDS_PER_CURVE_POINT
-    history = n_trajectories * n_splits * steps * BYTES_PER_TRAJECTORY_STEP
-    return TrainingCost(per_shard * math.ceil(shards / cores) + logging, history + points * BYTES_PER_CURVE_POINT)
+    seconds = per_shard * math.ceil(shards / cores) + logging + 2 * gd_epochs * SECONDS_PER_GD_EPOCH
+    memory = points * (BYTES_PER_TRAJECTORY_POINT + BYTES_PER_CURVE_POINT) + gd_epochs * BYTES_PER_CURVE_POINT
+    return RunCost(seconds, memory)
+
+
+def max_seconds() -> float:
+    """The longest run lab2 starts: LAB2_MAX_HOURS (default 24) in seconds."""
+    return 3600 * float(os.environ.get(MAX_HOURS_ENV) or 24)

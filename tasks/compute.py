@@ -19,6 +19,7 @@ from lab2.core.params import FactorisationSetup, MLPSetup
 from lab2.core.plots import plot_u_scatter
 from lab2.core.seeds import SeedComparison, compare_seeds
 from lab2.core.params import RunParams
+from lab2.core.workload import max_seconds
 from lab2.tasks.stopping import stop_asked
 
 
@@ -27,7 +28,7 @@ def check_inputs(params: RunParams) -> None:
     """Fail before any run is tracked if the data does not fit every stage of the flow (every split seed), or the
     run would not fit in this machine's memory."""
     params.check_data()
-    params.check_size(psutil.virtual_memory().available, os.cpu_count() or 1)
+    params.check_size(psutil.virtual_memory().available, os.cpu_count() or 1, max_seconds())
 
 
 @task(cache_policy=NO_CACHE)

@@ -73,7 +73,7 @@ def gd_record(matrix: str, setup: FactorisationSetup, gd: Factorisation, angles:
               dataset: PandasDataset, identity: str) -> RunRecord:
     """A `gd-factorise` run: params, final loss, per-epoch loss history, angles to SVD's U, figures, its matrix."""
     return RunRecord(
-        params=gd_params(matrix, setup), metrics={"loss": gd.loss, **angles}, histories={"loss": gd.loss_history},
+        params=gd_params(matrix, setup), metrics={"loss": gd.loss, **angles}, histories={"loss": dict(enumerate(gd.loss_history))},
         tags=_unit_tags(identity, factorisation_description(GD, matrix, setup.rank, gd.loss)), figures=figures, datasets={"training": dataset},
     )
 

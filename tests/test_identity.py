@@ -42,7 +42,7 @@ CHANGING = {
     "the factorisation": ("lab2core/factorise.py", "u -= lr * u_grad", "u -= u_grad * lr"),
     "a unit figure": ("lab2core/plots.py", 'ax.set(xlabel="step", ylabel="training loss (cross-entropy)")', 'ax.set(xlabel="step", ylabel="loss")'),
     "a unit's recorded metrics": ("tasks/records.py", '"train_loss": cell.train_loss_history', '"loss": cell.train_loss_history'),
-    "how a history is logged": ("tasks/tracking/runs.py", "now, len(record.histories.get(k, ())))", "now, 0)"),
+    "how a history is logged": ("tasks/tracking/runs.py", "now, max(record.histories.get(k, {-1: 0})) + 1)", "now, 0)"),
 }
 
 

@@ -70,7 +70,7 @@ def test_history_is_the_loss_before_each_step():
     (cell,) = train_trajectories(DATA, [(0.1, 0)], [1])
     w = init_mlp(0)
     first = F.cross_entropy(forward(w, DATA.x_train), DATA.y_train).item()
-    assert cell.train_loss_history == pytest.approx((first,))
+    assert cell.train_loss_history == {0: pytest.approx(first)}
     assert cell.train_loss < first
 
 
@@ -130,3 +130,16 @@ def test_training_asked_to_stop_raises_stopped_and_a_stop_never_asked_changes_no
     polled = train_trajectories(DATA, [(0.1, 0), (0.01, 1)], [120], should_stop=lambda: False)
     assert [c.train_loss_history for c in plain] == [c.train_loss_history for c in polled]
     assert all(torch.equal(a, b) for p, q in zip(plain, polled) for a, b in zip(p.weights.as_tuple(), q.weights.as_tuple()))
+
+
+def test_a_long_cell_keeps_a_thinned_curve_that_is_the_full_curve_at_its_steps():
+    from lab2.core.mlp import CURVE_POINTS, curve_steps
+
+    assert curve_steps(5) == [0, 1, 2, 3, 4] and curve_steps(CURVE_POINTS) == list(range(CURVE_POINTS))
+    assert curve_steps(2501) == [*range(0, 2501, 3), 2500] and len(curve_steps(10**9)) == CURVE_POINTS + 1
+    short, long = train_trajectories(DATA, [(0.05, 1)], [700, 2500])
+    full = train_cell_loop(DATA, 0.05, 2500, 1)  # every step, thinned at the end the same way
+    assert list(long.train_loss_history) == curve_steps(2500) == list(full.train_loss_history)
+    assert list(long.train_loss_history.values()) == pytest.approx(list(full.train_loss_history.values()), abs=1e-6)
+    assert list(short.train_loss_history) == list(range(700))
+    assert all(long.train_loss_history[s] == short.train_loss_history[s] for s in range(0, 700, 3))

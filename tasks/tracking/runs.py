@@ -50,7 +50,7 @@ class RunRecord:
 
     params: Mapping[str, object] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
-    histories: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    histories: Mapping[str, Mapping[int, float]] = field(default_factory=dict)  # metric → step → value
     tags: Mapping[str, str] = field(default_factory=dict)
     figures: Mapping[str, Figure] = field(default_factory=dict)  # artifact name → Figure
     datasets: Mapping[str, PandasDataset] = field(default_factory=dict)  # context (training, validation) → dataset
@@ -98,8 +98,8 @@ def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
     what = what or f"run {run_id}"
     now = int(time.time() * 1000)
     # A final value closes its history: logged at the step after the history's last one.
-    metrics = [Metric(k, float(v), now, len(record.histories.get(k, ()))) for k, v in record.metrics.items()]
-    metrics += [Metric(k, float(v), now, step) for k, values in record.histories.items() for step, v in enumerate(values)]
+    metrics = [Metric(k, float(v), now, max(record.histories.get(k, {-1: 0})) + 1) for k, v in record.metrics.items()]
+    metrics += [Metric(k, float(v), now, step) for k, values in record.histories.items() for step, v in values.items()]
     params = [Param(k, _param_value(v)) for k, v in record.params.items() if v is not None]
     tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
     client(f"params and metrics of {what}").log_batch(run_id, metrics=metrics, params=params, tags=tags)
