@@ -20,7 +20,7 @@ from tests.test_faults import LAB2, count_runs, kill_group, output, start_lab2, 
 pytestmark = pytest.mark.system
 
 QUICK_Q1 = ["--gd-epochs", "5", "--no-cell-figures"]
-TRAINING = ["--lrs", "0.1", "--seeds", "0", "--iterations", "40000", *QUICK_Q1]  # about 20 s of training
+TRAINING = ["--lrs", "0.1", "--seeds", "0", "--iterations", "20000", *QUICK_Q1]  # 10 to 20 s of training
 LOGGING = ["--lrs", "0.1", "--iterations", "10", "--seeds", *map(str, range(250)), *QUICK_Q1]  # 250 cells: the process pool
 SMALL = ["--lrs", "0.5", "0.05", "--iterations", "5", "20", "--seeds", "0", "1", *QUICK_Q1]
 
@@ -66,7 +66,7 @@ def _q1_done(db: Path) -> bool:
 def test_ctrl_c_while_the_grid_trains_stops_in_seconds_and_a_rerun_reuses_q1(tmp_path):
     trained_from = []
 
-    def training(db: Path) -> bool:  # Q1 recorded, then 3 s into the grid's 20 s of training
+    def training(db: Path) -> bool:  # Q1 recorded, then 3 s into the grid's training
         if not trained_from and _q1_done(db):
             trained_from.append(time.monotonic())
         return bool(trained_from) and time.monotonic() - trained_from[0] > 3
