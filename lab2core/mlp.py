@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from lab2.core.data import Dataset, check_split_classes, scale, split_rows
 from lab2.core.params import Protocol, Scaling
-from lab2.core.workload import CURVE_POINTS
+from lab2.core.workload import curve_steps
 
 
 STOP_CHECK_STEPS = 50  # how often training asks whether to stop: a few ms of steps, up to a second for huge shards
@@ -110,13 +110,6 @@ def init_mlp(
     w1 = torch.rand(n_features, hidden, generator=g)
     w2 = torch.rand(hidden, n_classes, generator=g)
     return MLPWeights(w1, torch.zeros(1 if scalar_bias else hidden), w2, torch.zeros(1 if scalar_bias else n_classes))
-
-
-def curve_steps(iterations: int) -> list[int]:
-    """The steps a cell of `iterations` steps keeps of its training-loss curve: every step up to CURVE_POINTS
-    steps, else every k-th step with k = ⌈iterations / CURVE_POINTS⌉, and the last one."""
-    steps = list(range(0, iterations, -(-iterations // CURVE_POINTS)))
-    return steps if steps[-1] == iterations - 1 else [*steps, iterations - 1]
 
 
 def forward(weights: MLPWeights, x: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,13 @@ SECONDS_PER_CURVE_POINT = 1.5e-4  # a metric row in MLflow's SQLite store
 MAX_HOURS_ENV = "LAB2_MAX_HOURS"  # the longest run lab2 starts (default 24 h)
 
 
+def curve_steps(iterations: int) -> list[int]:
+    """The steps a cell of `iterations` steps keeps of its training-loss curve: every step up to CURVE_POINTS
+    steps, else every k-th step with k = ⌈iterations / CURVE_POINTS⌉, and the last one."""
+    steps = list(range(0, iterations, -(-iterations // CURVE_POINTS)))
+    return steps if steps[-1] == iterations - 1 else [*steps, iterations - 1]
+
+
 def deal_shards(pairs: Sequence[tuple[float, int]], n_shards: int) -> list[list[tuple[float, int]]]:
     """`pairs` dealt in order into at most `n_shards` near-equal contiguous shards (none if no pairs)."""
     if not pairs:

@@ -46,6 +46,7 @@ RECIPE = {
     "lab2core/mlp.py": (
         "prepare_mlp_data", "_prepare", "init_mlp", "forward", "train_cells", "train_trajectories", "accuracy", "_mean_cross_entropy", "_read_off",
     ),
+    "lab2core/workload.py": ("CURVE_POINTS", "curve_steps"),
     "lab2core/plots.py": ("plot_u_scatter", "_second_column", "plot_learning_curve", "_PlainLogFormatter"),
     "lab2core/identity.py": ("unit_identity", "tensor_digest"),
     "tasks/compute.py": ("compare_u",),

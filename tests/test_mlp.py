@@ -133,7 +133,7 @@ def test_training_asked_to_stop_raises_stopped_and_a_stop_never_asked_changes_no
 
 
 def test_a_long_cell_keeps_a_thinned_curve_that_is_the_full_curve_at_its_steps():
-    from lab2.core.mlp import CURVE_POINTS, curve_steps
+    from lab2.core.workload import CURVE_POINTS, curve_steps
 
     assert curve_steps(5) == [0, 1, 2, 3, 4] and curve_steps(CURVE_POINTS) == list(range(CURVE_POINTS))
     assert curve_steps(2501) == [*range(0, 2501, 3), 2500] and len(curve_steps(10**9)) == CURVE_POINTS + 1
