@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from lab2.cli import render
 from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
 from lab2.cli.stack_command import add_stack_parser
-from lab2.cli.stopping import EXIT_STATUS, end_children, handle_stop_signals, stop_signal, stopped_message
+from lab2.cli.stopping import EXIT_STATUS, end_children, stop_signal, stop_signals_handled, stopped_message
 from lab2.core.params import InputError
 from lab2.core.params import GridParams, Lab2Params
 from lab2.core.workload import max_seconds
@@ -96,11 +96,16 @@ def _run(args: argparse.Namespace) -> int:
     if cost.seconds > LONG_RUN_SECONDS:
         print(f"lab2: this run is expected to take about {render.duration(cost.seconds)} here; Ctrl-C stops it and keeps every "
               "finished run", flush=True)
-    handle_stop_signals()
-    api = start_temporary_api()  # boots while the imports and the data checks below run
-    if api is not None:
-        atexit.register(api.stop)  # registered before Prefect's own exit hooks, so it runs after they flush
-    code = _run_pipeline(params, api)
+    with stop_signals_handled():
+        api = start_temporary_api()  # boots while the imports and the data checks below run
+        if api is not None:
+            atexit.register(api.stop)  # registered before Prefect's own exit hooks, so it runs after they flush
+        try:
+            code = _run_pipeline(params, api)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM at any stage; Prefect hands SIGTERM on once its flows have ended
+            end_children(spare={api.process.pid} if api is not None else set())
+            print(stopped_message(params.experiment), file=sys.stderr)
+            return EXIT_STATUS[stop_signal() or signal.SIGINT]
     if code == EXIT_BAD_INPUT and api is not None:
         api.stop()
         atexit.unregister(api.stop)
@@ -111,9 +116,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     from lab2.flows.pipeline import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
-    from prefect.exceptions import ExternalSignal
-
-    from lab2.core.mlp import Stopped
     from lab2.tasks.tracking import TrackingError, check_tracking_uri, redact, tracking_uri, ui_command
 
     try:
@@ -127,10 +129,6 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
             api.wait_ready()
         with api.flow_settings() if api is not None else nullcontext():
             result = lab2(params)
-    except (KeyboardInterrupt, ExternalSignal, Stopped):
-        end_children(spare={api.process.pid} if api is not None else set())
-        print(stopped_message(params.experiment), file=sys.stderr)
-        return EXIT_STATUS[stop_signal() or signal.SIGINT]
     except InputError as error:  # the checks above should have caught it; the flow refused it before any run
         return _bad_input("run", [str(error)])
     except TrackingError as error:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from types import FrameType
 
 STOP_GRACE_SECONDS = 10.0
@@ -18,10 +20,16 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as 
 _received: list[int] = []
 
 
-def handle_stop_signals() -> None:
-    """From now on, SIGINT and SIGTERM stop this process as described above."""
-    for signum in EXIT_STATUS:
-        signal.signal(signum, _on_signal)
+@contextmanager
+def stop_signals_handled() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM stop this process as described above; the handlers before it after it."""
+    _received.clear()
+    previous = {signum: signal.signal(signum, _on_signal) for signum in EXIT_STATUS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def stop_signal() -> int | None:
@@ -74,17 +82,20 @@ def stopped_message(experiment: str) -> str:
     name = signal.Signals(stop_signal() or signal.SIGINT).name
     kept = _finished_children(experiment)
     if kept is None:
-        return f"lab2 run: stopped by {name}, before any run was tracked; run the same command again to start."
+        return f"lab2 run: stopped by {name}; no finished run of it is recorded; run the same command again to start."
     return f"lab2 run: stopped by {name}: {kept} finished runs kept, parent KILLED; rerun the same command to go on."
 
 
 def _finished_children(experiment: str) -> int | None:
-    """FINISHED child runs of this process's parent run (None if it opened none); asked with a short retry window."""
-    from lab2.tasks.tracking import owner
-    from lab2.tasks.tracking.connection import RETRY_SECONDS_ENV, client, search_runs
-
-    os.environ[RETRY_SECONDS_ENV] = "2"  # the store may be the reason for the stop: no minute-long retries now
+    """FINISHED child runs of this process's parent run (None if it opened none or MLflow does not say); asked with a
+    short retry window."""
+    if "lab2.tasks.tracking.runs" not in sys.modules:  # stopped while importing: no run can exist yet
+        return None
     try:
+        from lab2.tasks.tracking import owner
+        from lab2.tasks.tracking.connection import RETRY_SECONDS_ENV, client, search_runs
+
+        os.environ[RETRY_SECONDS_ENV] = "2"  # the store may be the reason for the stop: no minute-long retries now
         found = client().get_experiment_by_name(experiment)
         parents = search_runs(found.experiment_id, f"tags.`lab2.owner` = '{owner()}' and tags.`lab2.role` = 'pipeline'") if found else []
         if not parents:
@@ -92,4 +103,4 @@ def _finished_children(experiment: str) -> int | None:
         query = f"tags.mlflow.parentRunId = '{parents[0].info.run_id}' and attributes.status = 'FINISHED'"
         return len(search_runs(found.experiment_id, query))
     except Exception:  # noqa: BLE001 - the count is a courtesy; the stop itself has happened
-        return 0
+        return None
