@@ -113,10 +113,10 @@ class RunParams(BaseModel):
         grid_only = run_cost(n_trajectories, iterations, n_splits, 0, cores)
         if cost.bytes > available_bytes:
             fewer = "--iterations, --lrs or --seeds" if 2 * grid_only.bytes > cost.bytes else "--gd-epochs"
-            raise InputError(f"needs about {_size(cost.bytes)} of memory, {_size(available_bytes)} are free: use fewer {fewer}")
+            raise InputError(f"est. {_size(cost.bytes)} of memory, {_size(available_bytes)} free: use fewer {fewer}")
         if cost.seconds > max_seconds:
             fewer = "--iterations, --lrs or --seeds" if 2 * grid_only.seconds > cost.seconds else "--gd-epochs"
-            raise InputError(f"would take about {cost.seconds / 3600:,.0f} h, over {MAX_HOURS_ENV}={max_seconds / 3600:g}: use fewer {fewer}")
+            raise InputError(f"est. {cost.seconds / 3600:,.0f} h, over {MAX_HOURS_ENV}={max_seconds / 3600:g}: use fewer {fewer}")
         return cost
 
 

@@ -68,7 +68,7 @@ def test_the_size_check_refuses_what_does_not_fit_and_passes_the_lab():
     from lab2.core.workload import BYTES_PER_CURVE_POINT, BYTES_PER_TRAJECTORY_POINT, CURVE_POINTS, run_cost
 
     day = 24 * 3600
-    with pytest.raises(InputError, match="needs about 0.911 MB of memory, 0 MB are free: use fewer --iterations"):
+    with pytest.raises(InputError, match="est. 0.911 MB of memory, 0 MB free: use fewer --iterations"):
         Lab2Params().check_size(available_bytes=0, cores=2, max_seconds=day)  # nothing free: even the lab is refused
     with pytest.raises(InputError, match="over LAB2_MAX_HOURS=0.0005: use fewer --iterations"):
         Lab2Params().check_size(available_bytes=10**9, cores=2, max_seconds=1.8)  # the lab: about 3 s
