@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
 
+import psutil
+
 STOP_GRACE_SECONDS = 10.0
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
 _received: list[int] = []
@@ -55,8 +57,6 @@ def _end_now(message: str) -> None:
 def end_children(spare: set[int]) -> None:
     """End every process this one started (a task runner's workers, a local Dask cluster), except those in `spare`:
     SIGTERM, then SIGKILL after 3 s."""
-    import psutil
-
     # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process, cleaning up after the rest.
     children = [c for c in psutil.Process().children(recursive=True) if c.pid not in spare and not _resource_tracker(c)]
     for child in children:
@@ -68,9 +68,7 @@ def end_children(spare: set[int]) -> None:
             child.kill()
 
 
-def _resource_tracker(process: object) -> bool:
-    import psutil
-
+def _resource_tracker(process: psutil.Process) -> bool:
     try:
         return "resource_tracker" in " ".join(process.cmdline())
     except psutil.Error:
