@@ -93,8 +93,6 @@ def _model_being_written(db: Path) -> bool:
         return False
 
 
-@pytest.mark.skip(reason="open: a SIGTERM that lands inside the winner model's SQLite writes can leave the store locked by the "
-                  "interrupted connection, and the stop's cleanup then waits on that lock (reproduced under load)")
 def test_sigterm_while_the_winner_model_is_written_leaves_no_half_model_and_the_rerun_completes(tmp_path):
     db = tmp_path / "mlflow.db"
     _stop(tmp_path, SMALL, _model_being_written, signal.SIGTERM, to_group=False)

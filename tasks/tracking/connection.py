@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +38,7 @@ RETRY_SECONDS_ENV = "LAB2_TRACKING_RETRY_SECONDS"
 
 
 DEFAULT_RETRY_SECONDS = 60.0
+STOP_WAIT_SECONDS = 5.0  # how long a stop waits for a tracking call in flight to end
 
 
 KNOWN_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql")
@@ -132,7 +135,7 @@ def retrying(what: str, call: Callable[[], T]) -> T:
     delay = 0.2
     while True:
         try:
-            return call()
+            return _whole(call)
         except Exception as error:  # noqa: BLE001 - transient ones are retried, the rest re-raised
             if not _transient(error):
                 if redact(str(error)) != str(error):  # MLflow's messages quote the URI, credentials and all
@@ -145,6 +148,28 @@ def retrying(what: str, call: Callable[[], T]) -> T:
                 ) from None
             time.sleep(delay)
             delay = min(2 * delay, 5.0)
+
+
+def _whole(call: Callable[[], T]) -> T:
+    """`call()`, on a thread of its own when asked from the main thread, where Python runs signal handlers: a stop
+    (Ctrl-C, SIGTERM, a cancel) raised there then waits for the call to end instead of cutting one of the store's
+    commits in half, which would leave a SQLite store locked for the stop's own cleanup."""
+    if threading.current_thread() is not threading.main_thread():
+        return call()
+    result: Future[T] = Future()
+    threading.Thread(target=_settle, args=(result, call), name="lab2-mlflow-call", daemon=True).start()
+    try:
+        return result.result()
+    except BaseException:
+        wait([result], timeout=STOP_WAIT_SECONDS)  # a stop: the call's writes end first (at once if it had ended)
+        raise
+
+
+def _settle(result: Future[T], call: Callable[[], T]) -> None:
+    try:
+        result.set_result(call())
+    except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+        result.set_exception(error)
 
 
 def _transient(error: Exception) -> bool:
