@@ -19,39 +19,61 @@ import psutil
 
 STOP_GRACE_SECONDS = 10.0
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
-_received: list[int] = []
+_received: list[int] = []  # the stop signals this module's handler has seen
+_arrived: list[int] = []  # the first stop signal as it reached the process, whichever handler ran
 
 
 @contextmanager
 def stop_signals_handled() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM stop this process as described above; the handlers before it after it."""
     _received.clear()
+    _arrived.clear()
     previous = {signum: signal.signal(signum, _on_signal) for signum in EXIT_STATUS}
+    # Every signal also reaches a pipe, read by a thread: the watchdog holds whichever Python handler runs (Prefect
+    # installs its own for SIGTERM while a flow runs, and hands the signal on only as the flow ends).
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(read_end,), name="lab2-stop-watch", daemon=True).start()
     try:
         yield
     finally:
+        signal.set_wakeup_fd(previous_fd)
+        os.close(write_end)  # the watching thread sees the end of the pipe and ends
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
 def stop_signal() -> int | None:
     """The signal that stopped this run (None if none did)."""
-    return _received[0] if _received else None
+    seen = _received or _arrived
+    return seen[0] if seen else None
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    # A second signal here ends at once. While a flow runs, Prefect's handler takes SIGTERM and sends it again once its
+    # flows have ended: this handler then sees it for the first time.
     if _received:
         _end_now(f"lab2 run: {signal.Signals(signum).name} again: ended at once\n")
     _received.append(signum)
-    watchdog = threading.Timer(STOP_GRACE_SECONDS, _end_now, [f"lab2 run: did not stop within {STOP_GRACE_SECONDS:g} s: ended\n"])
-    watchdog.daemon = True
-    watchdog.start()
     raise KeyboardInterrupt
+
+
+def _watch(read_end: int) -> None:
+    """The first stop signal to reach the process arms a watchdog that ends it STOP_GRACE_SECONDS later."""
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        while byte := pipe.read(1):
+            if byte[0] in EXIT_STATUS and not _arrived:
+                _arrived.append(byte[0])
+                message = f"lab2 run: did not stop within {STOP_GRACE_SECONDS:g} s: ended\n"
+                watchdog = threading.Timer(STOP_GRACE_SECONDS, _end_now, [message])
+                watchdog.daemon = True
+                watchdog.start()
 
 
 def _end_now(message: str) -> None:
     os.write(2, message.encode())
-    os._exit(EXIT_STATUS[_received[0]])
+    os._exit(EXIT_STATUS[stop_signal() or signal.SIGINT])
 
 
 def end_children(spare: set[int]) -> None:

@@ -109,3 +109,21 @@ def test_a_run_that_cannot_finish_is_refused_in_under_two_seconds(tmp_path):
     assert done.returncode == 2 and time.monotonic() - started < 2, (done.returncode, done.stderr)
     assert done.stderr.startswith("lab2 run: bad input: est. 118 h, over LAB2_MAX_HOURS=24") and done.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_watchdog_ends_a_stop_that_hangs_whichever_handler_runs(tmp_path):
+    # Another SIGTERM handler in place (as Prefect's is while a flow runs), and one that never hands the signal on.
+    hangs = ("import signal, time\nfrom lab2.cli.stopping import stop_signals_handled\nwith stop_signals_handled():\n"
+             "    signal.signal(signal.SIGTERM, lambda *_: None)\n    print('ready', flush=True)\n    time.sleep(60)\n")
+    python = str(Path(LAB2).with_name("python"))
+    process = subprocess.Popen([python, "-c", hangs], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "ready\n"
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert status == 143 and 9 < took < 13, (status, took)
+    assert process.stderr.read() == "lab2 run: did not stop within 10 s: ended\n"
