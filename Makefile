@@ -32,7 +32,7 @@ system-deps:
 # The system tier runs on two xdist workers; the modules that share a module-scoped server stay on one.
 test: setup system-deps
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest -m system -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -m system -n 2 --dist loadgroup --durations=20
 
 test-fast: setup
 	$(BIN)/python -m pytest
