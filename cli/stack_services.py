@@ -52,7 +52,7 @@ def _prefect_server(config: StackConfig, prefect_env: Mapping[str, str]) -> Serv
     if config.postgres:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = postgres_url(config.postgres, DATABASES["prefect"], "asyncpg")
     if config.auth:
-        env["PREFECT_SERVER_API_AUTH_STRING"] = os.environ["PREFECT_API_AUTH_STRING"]
+        env["PREFECT_SERVER_API_AUTH_STRING"] = os.environ.get("PREFECT_API_AUTH_STRING", "")
     command = [console_script("prefect"), "server", "start", "--host", config.host, "--port", str(config.prefect_port)]
     return Service("prefect-server", command, env, config.prefect_port, lambda: answers(f"{config.prefect_api_url}/health"))
 
@@ -66,8 +66,8 @@ def _mlflow_server(config: StackConfig) -> Service:
     ]
     if config.auth:
         env |= {
-            "MLFLOW_AUTH_ADMIN_USERNAME": os.environ["MLFLOW_TRACKING_USERNAME"],
-            "MLFLOW_AUTH_ADMIN_PASSWORD": os.environ["MLFLOW_TRACKING_PASSWORD"],  # sets the admin once, in basic_auth.db
+            "MLFLOW_AUTH_ADMIN_USERNAME": os.environ.get("MLFLOW_TRACKING_USERNAME", ""),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": os.environ.get("MLFLOW_TRACKING_PASSWORD", ""),  # sets the admin once, in basic_auth.db
             "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or secrets.token_hex(32),
         }
         command += ["--app-name", "basic-auth"]

@@ -9,6 +9,7 @@ import pytest
 
 from lab2.cli import stack
 from lab2.core.params import InputError
+from tests.servers import free_port
 
 
 def test_passwords_are_redacted_and_users_kept():
@@ -54,3 +55,12 @@ def test_beyond_loopback_credentials_are_required(tmp_path, monkeypatch):
     stack.check_config(stack.StackConfig(tmp_path))  # 127.0.0.1: none needed
     with pytest.raises(InputError, match="export MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD, PREFECT_API_AUTH_STRING"):
         stack.check_config(stack.StackConfig(tmp_path, host="0.0.0.0"))
+
+
+def test_status_of_an_authenticated_stack_needs_no_credentials(tmp_path, monkeypatch):
+    for name in stack.CREDENTIAL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    config = stack.StackConfig(tmp_path, free_port(), free_port(), host="127.0.0.2", timeout=1)
+    (tmp_path / "stack.json").write_text(json.dumps({"stack": config.settings(), "services": {
+        "mlflow-server": {"pid": 2**22 + 1, "log": "mlflow-server.log", "port": config.mlflow_port}}}))
+    assert stack.status(config)["mlflow-server"]["running"] is False  # reported, not a KeyError on a missing secret
