@@ -15,11 +15,11 @@ from tests.conftest import all_runs
 LAB2 = str(Path(sys.executable).with_name("lab2"))
 
 
-def _lab2(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    """Run the console script in a fresh process in `tmp_path`, on the embedded defaults."""
+def _lab2(tmp_path, *args: str, command: str = LAB2) -> subprocess.CompletedProcess:
+    """Run the console script (or `command`) in a fresh process in `tmp_path`, on the embedded defaults."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API"))}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    done = subprocess.run([LAB2, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([command, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -45,6 +45,8 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path):
     assert open(pairs).readline().startswith("a,b,kind,metric,n,mean_diff,sd_diff,ci_low,ci_high,p_t,p_signflip,")
 
     compared = _lab2(tmp_path, "compare").stdout
+    reading = "import sys\nfrom lab2.cli.main import main\nmain(['compare'])\nprint('torch imported:', 'torch' in sys.modules)"
+    assert _lab2(tmp_path, "-c", reading, command=sys.executable).stdout.endswith("torch imported: False\n")  # seconds saved
     assert f"Run {first}" in compared and "Best group: lr=0.1 iterations=10" in compared
     assert re.search(r"^ *0.1 +10 +2 ", compared, re.MULTILINE)  # lr, iterations, n seeds
     verdicts = compared.split("Verdicts:\n")[1].split("\n\n")[0].splitlines()

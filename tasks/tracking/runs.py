@@ -13,24 +13,25 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import mlflow.data
-import mlflow.pytorch
 import pandas as pd
-import torch
-from matplotlib.figure import Figure
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, LoggedModelStatus, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_MODEL_VERSIONS, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from lab2.tasks.tracking.connection import TrackingError, check_tracking_uri, client, experiment_id, experiment_of, retrying, tracking_uri
 from lab2.tasks.tracking.links import environment_tags, link_flow_run, prefect_tags
 from lab2.tasks.tracking.owners import OWNER_TAG, create_run, owner
+
+if TYPE_CHECKING:  # torch and mlflow.pytorch only for a new model: reading runs back (`lab2 compare`) needs neither
+    import torch
+    from matplotlib.figure import Figure
 
 ROLE_TAG = "lab2.role"
 
@@ -162,6 +163,10 @@ def _same_model(exp_id: str, name: str, model_tags: Mapping[str, str], what: str
 def _new_model(exp_id: str, parent_run_id: str, name: str, winner: WinnerModel, model_tags: Mapping[str, str], what: str) -> str:
     """A new logged model of the winner: trained again, its weights, signature and requirements, its cell's metrics.
     Trained before the model is created, and deleted again if writing it fails: no model is left half-written."""
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
     module = winner.train()
     example = winner.input_example.numpy()
     with torch.no_grad():
