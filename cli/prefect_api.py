@@ -1,4 +1,4 @@
-"""The Prefect API that `lab2 run` talks to: the one the user set, or a temporary one started early.
+"""The Prefect API of `lab2 run`: the one the user set, a running lab2 stack's, or a temporary one started early.
 
 Prefect starts a temporary API on the first flow call when PREFECT_API_URL is unset; that costs the
 import of its whole server in this process and a start that nothing overlaps. `lab2 run` instead
@@ -19,6 +19,8 @@ import time
 import urllib.request
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+
+from lab2.cli.stack_config import StackConfig, read_services
 
 STARTUP_TIMEOUT_SECONDS = 120.0
 _PR_SET_PDEATHSIG = 1  # prctl(2)
@@ -72,8 +74,13 @@ class TemporaryAPI:
 
 
 def start_temporary_api() -> TemporaryAPI | None:
-    """Start a temporary Prefect API and point this process at it, unless PREFECT_API_URL is already set."""
+    """Point this process at a Prefect API: PREFECT_API_URL if set, else the server of a `lab2 stack` that is up,
+    else a temporary one, started now (returned)."""
     if os.environ.get("PREFECT_API_URL"):
+        return None
+    if stack := _running_stack():
+        os.environ["PREFECT_API_URL"], os.environ["PREFECT_UI_URL"] = stack.prefect_api_url, stack.prefect_ui_url
+        print(f"lab2: flow runs on the Prefect server of the lab2 stack in {stack.data_dir}", flush=True)
         return None
     port = _free_port()
     command = [
@@ -87,6 +94,19 @@ def start_temporary_api() -> TemporaryAPI | None:
     os.environ["PREFECT_API_URL"] = url
     os.environ["PREFECT_UI_URL"] = ""  # it serves no UI: no "View at" links to a page that is not there
     return TemporaryAPI(url, process)
+
+
+def _running_stack() -> StackConfig | None:
+    """The `lab2 stack` found as `lab2 stack status` finds it ($LAB2_STACK_DIR, else ./.lab2-stack), if its Prefect
+    server is recorded and answers, and the credentials it asks for (beyond 127.0.0.1) are set."""
+    stack = StackConfig.from_env()
+    if "prefect-server" not in read_services(stack.data_dir) or (stack.auth and not os.environ.get("PREFECT_API_AUTH_STRING")):
+        return None
+    try:
+        with urllib.request.urlopen(f"{stack.prefect_api_url}/health", timeout=2) as response:
+            return stack if response.status == 200 else None
+    except OSError:
+        return None
 
 
 def _end_with_parent() -> None:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from lab2.cli import stack
 from lab2.cli.main import main
@@ -198,3 +199,17 @@ def test_cancelling_a_deployment_run_ends_it_cancelled_with_its_mlflow_runs_kill
     print(f"\ncancelled in {took:.1f} s")
     assert [r["info"]["status"] for r in parent_runs()] == ["KILLED"]  # the grid's parent; no cell had finished
     assert left_behind(before, timeout=20) == {}  # the flow run's process and its shards' workers
+
+
+def test_lab2_run_without_a_prefect_api_url_runs_its_flows_on_the_stack_that_is_up(config, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API", "PREFECT_UI"))}
+    env |= {"LAB2_STACK_DIR": str(config.data_dir), "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    args = ["--lrs", "0.5", "--iterations", "5", "--seeds", "0", "--gd-epochs", "5", "--no-cell-figures", "--experiment", "stack-default"]
+    done = subprocess.run([stack.console_script("lab2"), "run", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"lab2: flow runs on the Prefect server of the lab2 stack in {config.data_dir}\n" in done.stdout
+    (parent,) = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_runs(
+        ["1"], "tags.`lab2.role` = 'pipeline'")  # MLflow stays the local store: only Prefect's API is the stack's
+    flow_run_id = parent.data.tags["prefect.flow_run_id"]
+    assert parent.data.tags["prefect.flow_run_url"] == f"{config.prefect_ui_url}/flow-runs/flow-run/{flow_run_id}"
+    assert _prefect(config, f"flow_runs/{flow_run_id}")["state_type"] == "COMPLETED"
