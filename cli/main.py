@@ -19,8 +19,7 @@ from lab2.cli import render
 from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
 from lab2.cli.stack_command import add_stack_parser
 from lab2.cli.stopping import EXIT_STATUS, end_children, stop_signal, stop_signals_handled, stopped_message
-from lab2.core.params import InputError
-from lab2.core.params import GridParams, Lab2Params
+from lab2.core.params import GridParams, InputError, Lab2Params
 from lab2.core.workload import max_seconds
 
 if TYPE_CHECKING:

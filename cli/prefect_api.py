@@ -99,7 +99,10 @@ def start_temporary_api() -> TemporaryAPI | None:
 def _running_stack() -> StackConfig | None:
     """The `lab2 stack` found as `lab2 stack status` finds it ($LAB2_STACK_DIR, else ./.lab2-stack), if its Prefect
     server is recorded and answers, and the credentials it asks for (beyond 127.0.0.1) are set."""
-    stack = StackConfig.from_env()
+    try:
+        stack = StackConfig.from_env()
+    except ValueError:  # a port in LAB2_PREFECT_PORT or LAB2_MLFLOW_PORT that is not a number: `lab2 stack` says so
+        return None
     if "prefect-server" not in read_services(stack.data_dir) or (stack.auth and not os.environ.get("PREFECT_API_AUTH_STRING")):
         return None
     try:

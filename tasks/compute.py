@@ -15,10 +15,9 @@ from prefect.cache_policies import NO_CACHE
 from lab2.core.data import Dataset, factorisation_matrices, load_dataset
 from lab2.core.factorise import Factorisation, column_angles, factorise_gd, principal_angles, truncated_svd
 from lab2.core.mlp import CellResult, MLPData, prepare_mlp_data, train_cells
-from lab2.core.params import FactorisationSetup, MLPSetup
+from lab2.core.params import FactorisationSetup, MLPSetup, RunParams
 from lab2.core.plots import plot_u_scatter
 from lab2.core.seeds import SeedComparison, compare_seeds
-from lab2.core.params import RunParams
 from lab2.core.workload import max_seconds
 from lab2.tasks.stopping import stop_asked
 

@@ -64,3 +64,11 @@ def test_status_of_an_authenticated_stack_needs_no_credentials(tmp_path, monkeyp
     (tmp_path / "stack.json").write_text(json.dumps({"stack": config.settings(), "services": {
         "mlflow-server": {"pid": 2**22 + 1, "log": "mlflow-server.log", "port": config.mlflow_port}}}))
     assert stack.status(config)["mlflow-server"]["running"] is False  # reported, not a KeyError on a missing secret
+
+
+def test_lab2_run_looks_for_a_stack_without_failing_on_a_port_that_is_not_a_number(tmp_path, monkeypatch):
+    from lab2.cli.prefect_api import _running_stack
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAB2_PREFECT_PORT", "not-a-port")
+    assert _running_stack() is None  # no stack to use; `lab2 stack` itself names the bad port
