@@ -103,7 +103,8 @@ def stopped_message(experiment: str) -> str:
     kept = _finished_children(experiment)
     if kept is None:
         return f"lab2 run: stopped ({name}) before any run finished; run the same command again to start."
-    return f"lab2 run: stopped ({name}): {kept} finished runs kept, parent KILLED; rerun the same command to go on."
+    runs = "run" if kept == 1 else "runs"
+    return f"lab2 run: stopped ({name}): {kept} finished {runs} kept, parent KILLED; rerun the same command to go on."
 
 
 def _finished_children(experiment: str) -> int | None:

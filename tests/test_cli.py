@@ -170,3 +170,11 @@ def test_flows_under_the_temporary_api_send_no_heartbeats_to_a_server_that_ends_
     with TemporaryAPI("http://127.0.0.1:9/api", process=None).flow_settings():
         assert get_current_settings().flows.heartbeat_frequency is None
     assert get_current_settings().flows.heartbeat_frequency == before is not None
+
+
+@pytest.mark.parametrize("kept, said", [(1, "1 finished run kept"), (0, "0 finished runs kept"), (337, "337 finished runs kept")])
+def test_the_stop_line_counts_the_runs_it_kept_in_words_that_agree(monkeypatch, kept, said):
+    from lab2.cli import stopping
+
+    monkeypatch.setattr(stopping, "_finished_children", lambda experiment: kept)
+    assert f"lab2 run: stopped (SIGINT): {said}, parent KILLED; rerun the same command to go on." == stopping.stopped_message("lab2")
