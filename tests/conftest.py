@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,12 +47,14 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def prefect_api():
-    """Flows run against a temporary Prefect server (SQLite) that lives for the test session."""
+def prefect_api() -> Iterator[str]:
+    """A real Prefect server (SQLite) for the test session, its API URL: this process's flows run against it, and
+    `lab2 run` processes given it as PREFECT_API_URL skip booting a temporary API of their own (about 16 CPU-s each)."""
+    from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
-        yield
+        yield PREFECT_API_URL.value()
 
 
 @pytest.fixture(scope="session")

@@ -40,9 +40,12 @@ def lab2_env(home: Path, **extra: str) -> dict[str, str]:
     return {**env, **settings, **extra}
 
 
-def start_lab2(tmp_path: Path, name: str, args: list[str], **env: str) -> subprocess.Popen:
-    """`lab2 run ARGS` in its own process group, output to files NAME.out / NAME.err."""
+def start_lab2(tmp_path: Path, name: str, args: list[str], api: str | None = None, **env: str) -> subprocess.Popen:
+    """`lab2 run ARGS` in its own process group, output to files NAME.out / NAME.err; its flows run on the Prefect
+    server at `api` (the session's, from the `prefect_api` fixture), or on the temporary one lab2 boots when None."""
     out, err = (tmp_path / f"{name}.out").open("w"), (tmp_path / f"{name}.err").open("w")
+    if api is not None:
+        env["PREFECT_API_URL"] = api
     return subprocess.Popen(
         [LAB2, "run", *args], cwd=tmp_path, env=lab2_env(tmp_path / f"prefect-{name}", **env),
         stdout=out, stderr=err, start_new_session=True,
@@ -135,9 +138,9 @@ def check_store(client: MlflowClient, n_parents: int) -> list:
     return runs
 
 
-def test_sigkill_halfway_then_rerun_leaves_one_finished_run_per_cell(tmp_path):
+def test_sigkill_halfway_then_rerun_leaves_one_finished_run_per_cell(tmp_path, prefect_api):
     db = tmp_path / "mlflow.db"
-    killed = start_lab2(tmp_path, "killed", [])
+    killed = start_lab2(tmp_path, "killed", [], prefect_api)
     try:
         wait_for(lambda: count_runs(db, "mlp") > 0 or killed.poll() is not None, 300, "the first cells")
         assert count_runs(db, "mlp") < 18, "the grid finished before it could be killed"
@@ -145,7 +148,7 @@ def test_sigkill_halfway_then_rerun_leaves_one_finished_run_per_cell(tmp_path):
         kill_group(killed)
     done_before = count_runs(db, "mlp")
 
-    rerun = start_lab2(tmp_path, "rerun", [])
+    rerun = start_lab2(tmp_path, "rerun", [], prefect_api)
     assert rerun.wait(timeout=300) == 0, output(tmp_path, "rerun")[-3000:]
     client = MlflowClient(f"sqlite:///{db}")
     runs = check_store(client, n_parents=2)
@@ -157,9 +160,9 @@ def test_sigkill_halfway_then_rerun_leaves_one_finished_run_per_cell(tmp_path):
     assert int(reused["lab2.mlp_grid.units_reused"]) >= done_before and int(reused["lab2.mlp_grid.units_computed"]) >= 1
 
 
-def test_two_processes_on_one_sqlite_store_both_finish_and_a_diverging_cell_is_flagged(tmp_path):
+def test_two_processes_on_one_sqlite_store_both_finish_and_a_diverging_cell_is_flagged(tmp_path, prefect_api):
     args = ["--lrs", "10", "0.1", "--iterations", "30", "200", "--seeds", "0", "1", "2", "--gd-epochs", "300"]
-    processes = [start_lab2(tmp_path, name, args) for name in ("first", "second")]
+    processes = [start_lab2(tmp_path, name, args, prefect_api) for name in ("first", "second")]
     try:
         codes = [p.wait(timeout=400) for p in processes]
     finally:
@@ -232,17 +235,16 @@ def mlflow_server(tmp_path):
     server.stop()
 
 
-def test_server_down_fails_with_a_redacted_message_then_blips_and_a_rerun_resumes(tmp_path, mlflow_server):
+def test_server_down_fails_with_a_redacted_message_then_blips_and_a_rerun_resumes(tmp_path, mlflow_server, prefect_api):
     uri = f"http://lab2user:{SECRET}@127.0.0.1:{mlflow_server.port}"
     secrets = dict(MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_PASSWORD=ENV_SECRET)
     db = mlflow_server.db
 
     # 1. The server dies halfway through the grid and stays down past the retry window: lab2 fails, naming it.
-    first = start_lab2(tmp_path, "down", [], LAB2_TRACKING_RETRY_SECONDS="3", **secrets)
+    first = start_lab2(tmp_path, "down", [], prefect_api, LAB2_TRACKING_RETRY_SECONDS="3", **secrets)
     try:
         wait_for(lambda: count_runs(db, "mlp") > 0 or first.poll() is not None, 300, "the first cells")
         assert first.poll() is None, output(tmp_path, "down")[-3000:]
-        assert listening_hosts(first.pid) <= {"127.0.0.1"}  # the temporary Prefect API lab2 starts
         mlflow_server.stop()
         assert first.wait(timeout=120) == 1
     finally:
@@ -253,7 +255,7 @@ def test_server_down_fails_with_a_redacted_message_then_blips_and_a_rerun_resume
 
     # 2. Back up; a rerun loses the server for a restart's length mid-run and rides it out on retries.
     mlflow_server.start()
-    rerun = start_lab2(tmp_path, "blip", [], LAB2_TRACKING_RETRY_SECONDS="180", **secrets)
+    rerun = start_lab2(tmp_path, "blip", [], prefect_api, LAB2_TRACKING_RETRY_SECONDS="180", **secrets)
     try:
         wait_for(lambda: count_runs(db, status=None) >= 2 or rerun.poll() is not None, 300, "the rerun's parent run")
         mlflow_server.stop()
@@ -279,6 +281,7 @@ def test_the_temporary_prefect_api_ends_with_a_killed_lab2_run(tmp_path):
         wait_for(lambda: _api_servers(run.pid) or run.poll() is not None, 120, "the temporary Prefect API")
         servers = _api_servers(run.pid)
         assert servers, "lab2 run started no temporary Prefect API"
+        assert listening_hosts(run.pid) <= {"127.0.0.1"}  # the temporary API answers this machine alone
         os.kill(run.pid, signal.SIGKILL)  # the process alone, not its group: nothing runs its exit hooks
         run.wait(timeout=30)
         _, alive = psutil.wait_procs(servers, timeout=30)

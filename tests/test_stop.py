@@ -25,11 +25,12 @@ LOGGING = ["--lrs", "0.1", "--iterations", "10", "--seeds", *map(str, range(250)
 SMALL = ["--lrs", "0.5", "0.05", "--iterations", "5", "20", "--seeds", "0", "1", *QUICK_Q1]
 
 
-def _stop(tmp_path: Path, args: list[str], ready: Callable[[Path], bool], sig: signal.Signals, to_group: bool) -> str:
+def _stop(tmp_path: Path, args: list[str], ready: Callable[[Path], bool], sig: signal.Signals, to_group: bool,
+          api: str | None) -> str:
     """Start `lab2 run ARGS`, send `sig` once `ready(db)` holds (to the whole group, as a terminal's Ctrl-C does, or to
-    the process alone, as `kill` does), check the stop; return the output."""
+    the process alone, as `kill` does), check the stop; return the output. `api`: as in `start_lab2`."""
     db = tmp_path / "mlflow.db"
-    run = start_lab2(tmp_path, "stopped", args)
+    run = start_lab2(tmp_path, "stopped", args, api)
     try:
         wait_for(lambda: ready(db) or run.poll() is not None, 300, "the stage to stop in", every=0.01)
         assert run.poll() is None, output(tmp_path, "stopped")[-3000:]
@@ -50,8 +51,8 @@ def _stop(tmp_path: Path, args: list[str], ready: Callable[[Path], bool], sig: s
     return text
 
 
-def _rerun_completes(tmp_path: Path, args: list[str]) -> str:
-    done = start_lab2(tmp_path, "rerun", args)
+def _rerun_completes(tmp_path: Path, args: list[str], api: str | None) -> str:
+    done = start_lab2(tmp_path, "rerun", args, api)
     try:
         assert done.wait(timeout=600) == 0, output(tmp_path, "rerun")[-3000:]
     finally:
@@ -71,17 +72,18 @@ def test_ctrl_c_while_the_grid_trains_stops_in_seconds_and_a_rerun_reuses_q1(tmp
             trained_from.append(time.monotonic())
         return bool(trained_from) and time.monotonic() - trained_from[0] > 3
 
-    text = _stop(tmp_path, TRAINING, training, signal.SIGINT, to_group=True)
+    # A terminal's Ctrl-C after `make run`: the temporary Prefect API lab2 boots is in the group and gets it too.
+    text = _stop(tmp_path, TRAINING, training, signal.SIGINT, to_group=True, api=None)
     assert "4 finished runs kept" in text and count_runs(tmp_path / "mlflow.db", "mlp") == 0
-    assert "runs: 1 computed, 4 reused" in _rerun_completes(tmp_path, TRAINING)
+    assert "runs: 1 computed, 4 reused" in _rerun_completes(tmp_path, TRAINING, api=None)
 
 
-def test_sigterm_while_cells_are_logged_keeps_every_finished_cell_for_the_rerun(tmp_path):
+def test_sigterm_while_cells_are_logged_keeps_every_finished_cell_for_the_rerun(tmp_path, prefect_api):
     db = tmp_path / "mlflow.db"
-    _stop(tmp_path, LOGGING, lambda db: count_runs(db, "mlp") >= 20, signal.SIGTERM, to_group=False)
+    _stop(tmp_path, LOGGING, lambda db: count_runs(db, "mlp") >= 20, signal.SIGTERM, to_group=False, api=prefect_api)
     kept = count_runs(db, "mlp")
     assert 20 <= kept < 250
-    assert f"runs: {250 - kept} computed, {kept + 4} reused" in _rerun_completes(tmp_path, LOGGING)
+    assert f"runs: {250 - kept} computed, {kept + 4} reused" in _rerun_completes(tmp_path, LOGGING, prefect_api)
     assert count_runs(db, "mlp") == 250 and count_runs(db, status="RUNNING") == 0
 
 
@@ -93,13 +95,13 @@ def _model_being_written(db: Path) -> bool:
         return False
 
 
-def test_sigterm_while_the_winner_model_is_written_leaves_no_half_model_and_the_rerun_completes(tmp_path):
+def test_sigterm_while_the_winner_model_is_written_leaves_no_half_model_and_the_rerun_completes(tmp_path, prefect_api):
     db = tmp_path / "mlflow.db"
-    _stop(tmp_path, SMALL, _model_being_written, signal.SIGTERM, to_group=False)
+    _stop(tmp_path, SMALL, _model_being_written, signal.SIGTERM, to_group=False, api=prefect_api)
     with sqlite3.connect(db) as connection:
         statuses = [s for (s,) in connection.execute("select status from logged_models where lifecycle_stage = 'active'")]
     assert 1 not in statuses, statuses  # no model left PENDING (1): deleted as the stop unwound, or already READY (2)
-    assert "runs: 0 computed, 12 reused" in _rerun_completes(tmp_path, SMALL)
+    assert "runs: 0 computed, 12 reused" in _rerun_completes(tmp_path, SMALL, prefect_api)
 
 
 def test_a_run_that_cannot_finish_is_refused_in_under_two_seconds(tmp_path):
