@@ -248,7 +248,7 @@ def _pair_table(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     spread = BOUNDS[metric][1] - BOUNDS[metric][0]
     comparisons = [compare_paired(m["value_a"], m["value_b"], min_effect, spread) for m in matched]
-    p_holm = holm([c.p_t for c in comparisons])
+    p_holm = holm([c.p_family for c in comparisons])
     rows = [
         _pair_row(a, b, kind, metric, c, p, len(comparisons), min_effect)
         for (a, b, kind), c, p in zip(pairs, comparisons, p_holm)

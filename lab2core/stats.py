@@ -24,6 +24,9 @@ FEW_SEEDS = 10  # below this a bootstrap over seeds covers clearly less than its
 EXACT_SIGN_FLIPS_UP_TO = 16  # 2^16 sign patterns; beyond, a seeded Monte Carlo sample of them
 SIGN_FLIP_RESAMPLES = 99_999
 MAX_SEEDS = 1_000_000  # "seeds needed" beyond this is reported as unknown (None)
+# Paired differences are rounded to this many decimals: the float noise of k/rows accuracies (~1e-17) goes, so
+# equal values tie exactly and a constant difference has an sd of exactly 0.
+DIFFERENCE_DECIMALS = 12
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,9 @@ class PairedComparison:
     differences: tuple[float, ...]
     mean_diff: float
     sd_diff: float
-    ci_low: float  # Student t interval of the mean difference
+    ci_low: float  # Student t interval of the mean difference (NaN when the differences do not vary)
     ci_high: float
-    p_t: float  # paired t-test, two-sided
+    p_t: float  # paired t-test, two-sided (NaN when the differences do not vary: a t-test says nothing then)
     p_signflip: float  # sign-flip permutation test of the mean difference, two-sided
     p_signflip_min: float  # the smallest p any sign-flip (distribution-free) test can give with n pairs
     signflip_exact: bool  # all 2^n patterns, or a seeded Monte Carlo sample of them
@@ -118,8 +121,22 @@ class PairedComparison:
         return len(self.differences)
 
     @property
+    def varies(self) -> bool:
+        """Whether the differences vary from seed to seed (else the t-test and its interval say nothing)."""
+        return self.n > 1 and self.sd_diff > 0
+
+    @property
+    def p_family(self) -> float:
+        """The p that Holm adjusts within the family: the paired t's, or the sign-flip test's when the differences
+        do not vary (NaN below two seeds: nothing to compare)."""
+        if self.n < 2:
+            return float("nan")
+        return self.p_t if self.varies else self.p_signflip
+
+    @property
     def prob_improvement(self) -> float:
-        """P(A > B) over seeds, ties counted half (as rliable does)."""
+        """The share of seed-matched pairs in which A > B, ties counted half. (rliable's P(X > Y) is the
+        Mann–Whitney probability over all pairs of runs, seeds unmatched; this is its paired counterpart.)"""
         return self.p_a_better + self.p_tie / 2
 
 
@@ -132,10 +149,10 @@ def compare_paired(
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     keep = np.isfinite(a) & np.isfinite(b)
-    d = a[keep] - b[keep]
+    d = np.round(a[keep] - b[keep], DIFFERENCE_DECIMALS)
     n = len(d)
     mean = float(d.mean()) if n else float("nan")
-    sd = float(d.std(ddof=1)) if n > 1 else float("nan")
+    sd = (float(d.std(ddof=1)) if _varies(d) else 0.0) if n > 1 else float("nan")  # equal values: exactly 0
     low, high = t_interval(d)
     p_flip, exact = sign_flip_p(d)
     better, tie, worse = improvement_fractions(a[keep], b[keep])
@@ -159,23 +176,20 @@ def compare_paired(
 
 
 def t_interval(differences: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """mean ± t_{(1+c)/2, n−1} · sd/√n of the differences."""
-    n = len(differences)
-    if n < 2:
+    """mean ± t_{(1+c)/2, n−1} · sd/√n of the differences (NaN when they do not vary: no interval then)."""
+    if not _varies(differences):
         return float("nan"), float("nan")
-    mean, sd = differences.mean(), differences.std(ddof=1)
+    n, mean, sd = len(differences), differences.mean(), differences.std(ddof=1)
     half = stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n)
     return float(mean - half), float(mean + half)
 
 
 def paired_t_p(differences: np.ndarray) -> float:
-    """Two-sided p of the paired t-test (as scipy's ttest_rel); identical differences give 0 (all ≠ 0) or 1 (all 0)."""
-    n = len(differences)
-    if n < 2:
+    """Two-sided p of the paired t-test (as scipy's ttest_rel); NaN when the differences do not vary, where the
+    t statistic is 0/0 or ±inf and tells nothing about chance."""
+    if not _varies(differences):
         return float("nan")
-    mean, sd = differences.mean(), differences.std(ddof=1)
-    if sd == 0:
-        return 1.0 if mean == 0 else 0.0
+    n, mean, sd = len(differences), differences.mean(), differences.std(ddof=1)
     t = mean / (sd / np.sqrt(n))
     return float(2 * stats.t.sf(abs(t), n - 1))
 
@@ -196,7 +210,8 @@ def sign_flip_p(differences: np.ndarray, seed: int = BOOTSTRAP_SEED) -> tuple[fl
     else:
         signs = np.random.default_rng(seed).choice([-1, 1], size=(SIGN_FLIP_RESAMPLES, n))
     null = np.abs(signs @ differences / n)
-    hits = np.count_nonzero(null >= observed - 100 * np.finfo(float).eps * observed)  # equal up to rounding counts
+    # Differences on a 10^-DIFFERENCE_DECIMALS grid give means on a grid n times finer: closer than half a step is equal.
+    hits = np.count_nonzero(null >= observed - 0.5 * 10.0**-DIFFERENCE_DECIMALS / n)
     return (hits / len(signs), True) if exact else ((hits + 1) / (len(signs) + 1), False)
 
 
@@ -206,6 +221,11 @@ def improvement_fractions(a: np.ndarray, b: np.ndarray) -> tuple[float, float, f
     if n == 0:
         return float("nan"), float("nan"), float("nan")
     return float(np.mean(a > b)), float(np.mean(a == b)), float(np.mean(a < b))
+
+
+def significant(p_adjusted: float, alpha: float = ALPHA) -> bool:
+    """Whether an adjusted p rejects at `alpha`: p ≤ α, as Holm's step-down rule (and statsmodels) has it."""
+    return bool(p_adjusted <= alpha)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -240,8 +260,9 @@ def seeds_for_power(effect: float | None, sd: float, alpha: float = ALPHA, power
 
 def seeds_for_half_width(effect: float | None, sd: float, confidence: float = CONFIDENCE) -> int | None:
     """Fewest seeds (≥ 2) whose t interval of the mean difference has half-width ≤ `effect` at this sd."""
-    if effect is None or not np.isfinite(effect) or effect <= 0 or not np.isfinite(sd) or sd == 0:
+    if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:
         return None
+    effect = abs(effect)  # a half-width, like the power calculation's effect, has no sign
     normal = (stats.norm.ppf((1 + confidence) / 2) * sd / effect) ** 2
     return _fewest(lambda n: stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n) <= effect, normal)
 
@@ -290,6 +311,11 @@ def _pooled_sd(table: pd.DataFrame, axis: int) -> float:
         return float("nan")
     variances = table.var(axis=axis, ddof=1).dropna()
     return float(np.sqrt(variances.mean())) if len(variances) else float("nan")
+
+
+def _varies(differences: np.ndarray) -> bool:
+    """At least two differences, not all equal."""
+    return len(differences) > 1 and bool(differences.max() > differences.min())
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:

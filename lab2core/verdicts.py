@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab2.core.stats import ALPHA, PairedComparison
+from lab2.core.stats import ALPHA, PairedComparison, significant
 
 
 def verdict(
@@ -14,21 +14,21 @@ def verdict(
         return f"{first} vs {second}{where}: {c.n} shared seed(s), too few to compare"
     if all(d == 0 for d in c.differences):
         return f"{first} and {second}{where} give the same {metric} on all {c.n} seeds"
+    if not c.varies:
+        return _constant_verdict(first, second, where, c, p_holm, family, metric)
     number = number_format(metric)
     ci = f"95% CI {c.ci_low:{number}} … {c.ci_high:{number}}"
     tests = f"paired t p = {c.p_t:.3g}" + (f", Holm p = {p_holm:.3g}" if family > 1 else "")
-    wins = f"{first} higher on {round(c.p_a_better * c.n)}/{c.n} seeds"
-    floor = (
-        f"with {c.n} seeds no distribution-free test can go below p = {c.p_signflip_min:.3g}"
-        if c.p_signflip_min > ALPHA else f"sign-flip p = {c.p_signflip:.3g}"
-    )
+    better = (c.mean_diff > 0) == higher_is_better(metric)
+    won = c.p_a_better if higher_is_better(metric) else c.p_b_better
+    wins = f"{first} {'higher' if higher_is_better(metric) else 'lower'} on {round(won * c.n)}/{c.n} seeds"
+    floor = _floor(c)
     change = f"{c.mean_diff:{number}}"
     counted = f"{tests} over {family} comparisons" if family > 1 else tests
-    if p_holm < ALPHA:
-        word = ("beats" if c.mean_diff > 0 else "trails") if "accuracy" in metric else ("is above" if c.mean_diff > 0 else "is below")
-        return f"{first} {word} {second}{where} by {change} ({ci}; {counted}; {wins}; {floor})"
-    if c.p_t < ALPHA:
-        side = "ahead of" if c.mean_diff > 0 else "behind"
+    if significant(p_holm):
+        return f"{first} {'beats' if better else 'trails'} {second}{where} by {change} ({ci}; {counted}; {wins}; {floor})"
+    if significant(c.p_t):
+        side = "ahead of" if better else "behind"
         return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor})"
     if min_effect and -min_effect < c.ci_low and c.ci_high < min_effect:
         return f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; {counted})"
@@ -37,6 +37,33 @@ def verdict(
         if c.seeds_needed else "no estimate of the seeds needed"
     )
     return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {needed}"
+
+
+def _constant_verdict(first: str, second: str, where: str, c: PairedComparison, p_holm: float, family: int, metric: str) -> str:
+    """The differences are the same non-zero value on every seed: no t-test (its sd is 0), only the sign-flip test,
+    whose smallest possible p with n seeds is 2^(1−n)."""
+    side = "higher" if c.mean_diff > 0 else "lower"
+    gap = f"{abs(c.mean_diff):{number_format(metric).removeprefix('+')}}"
+    better = (c.mean_diff > 0) == higher_is_better(metric)
+    tests = f"sign-flip p = {c.p_signflip:.3g}" + (f", Holm p = {p_holm:.3g} over {family} comparisons" if family > 1 else "")
+    said = f"{metric} {side} on every one of {c.n} seeds by exactly {gap}; no t-test: the difference does not vary"
+    if significant(p_holm):
+        return f"{first} {'beats' if better else 'trails'} {second}{where}: {said} ({tests})"
+    if c.p_signflip_min > ALPHA:
+        return f"{first} vs {second}{where}: {said}; with {c.n} seeds no test can separate this from chance below p = {c.p_signflip_min:.3g}"
+    return f"{first} vs {second}{where}: {said}; not significant ({tests})"
+
+
+def _floor(c: PairedComparison) -> str:
+    """The distribution-free test's p, or the floor it cannot go below with this few seeds."""
+    if c.p_signflip_min > ALPHA:
+        return f"with {c.n} seeds no distribution-free test can go below p = {c.p_signflip_min:.3g}"
+    return f"sign-flip p = {c.p_signflip:.3g}"
+
+
+def higher_is_better(metric: str) -> bool:
+    """Accuracies are better higher, losses lower."""
+    return "loss" not in metric
 
 
 def number_format(metric: str) -> str:

@@ -89,7 +89,7 @@ def _publish_seed_tables(seeds: SeedComparison) -> None:
     pairs = pairs_display(seeds.pairs).assign(verdict=seeds.pairs["verdict"])
     TableArtifact(
         key="seed-pairs", table=pairs.to_dict(orient="records"), flow_run_id=top_flow_run_id(),
-        description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, exact sign-flip, seeds for 80% power",
+        description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, sign-flip, seeds for 80% power",
     ).create()
 
 

@@ -19,7 +19,8 @@ from lab2.core.seeds import (
     seed_summary,
     setup_differences,
 )
-from lab2.core.stats import bootstrap_interval
+from lab2.core.stats import bootstrap_interval, compare_paired
+from lab2.core.verdicts import verdict
 from lab2.core.describe import display_table, pairs_markdown, summary_notes
 from lab2.tasks.outputs import seed_summary_html
 
@@ -148,6 +149,34 @@ def test_two_runs_are_compared_cell_by_cell_on_their_shared_seeds():
     assert row.verdict.startswith("cannot tell A from B at lr=0.1 iterations=10")
     assert len(paired) == 3
     assert setup_differences(a, b) == {"dataset": ("iris", "iris-uci")}
+
+
+def test_one_row_better_on_every_seed_is_not_called_proof():
+    # k/50 accuracies, A one validation row ahead on every seed: the sd of the differences is float noise (~1e-17).
+    for n, floor in ((2, "0.5"), (3, "0.25")):
+        b = [k / 50 for k in range(40, 40 + n)]
+        row = compare_seeds(_cells({(0.1, 10): [x + 1 / 50 for x in b], (0.01, 10): b})).pairs.loc[0]
+        assert np.isnan(row["p_t"]) and row["p_holm"] == row["p_signflip"] == 2.0 ** (1 - n)
+        assert row["verdict"] == (f"lr=0.1 vs lr=0.01 at iterations=10: val_accuracy higher on every one of {n} seeds by exactly "
+                                  f"0.020; no t-test: the difference does not vary; with {n} seeds no test can separate this from "
+                                  f"chance below p = {floor}")
+    eight = compare_seeds(_cells({(0.1, 10): [0.9] * 8, (0.01, 10): [0.88] * 8}), metric="val_loss").pairs.loc[0, "verdict"]
+    assert eight.startswith("lr=0.1 beats lr=0.01 at iterations=10: val_loss lower on every one of 8 seeds by exactly 0.02;")
+    assert eight.endswith("(sign-flip p = 0.00781)")  # 2 of 2^8 sign patterns
+
+
+def test_loss_verdicts_call_lower_better():
+    cells = _cells({(0.1, 10): [0.95, 0.90, 0.93, 0.97, 0.91, 0.96], (0.01, 10): [0.70, 0.72, 0.69, 0.75, 0.68, 0.74]})
+    accuracy = compare_seeds(cells).pairs.loc[0, "verdict"]
+    loss = compare_seeds(cells, metric="val_loss").pairs.loc[0, "verdict"]  # val_loss = 1 − accuracy here
+    assert accuracy.startswith("lr=0.1 beats lr=0.01 at iterations=10 by +0.223") and "lr=0.1 higher on 6/6 seeds" in accuracy
+    assert loss.startswith("lr=0.1 beats lr=0.01 at iterations=10 by -0.223") and "lr=0.1 lower on 6/6 seeds" in loss
+
+
+def test_an_adjusted_p_of_exactly_alpha_is_significant_as_holm_defines_it():
+    c = compare_paired([0.9, 0.8, 0.85], [0.7, 0.72, 0.6])
+    assert verdict("lr=0.1", "lr=0.01", c, 0.05, 2).startswith("lr=0.1 beats lr=0.01")
+    assert not verdict("lr=0.1", "lr=0.01", c, 0.0500001, 2).startswith("lr=0.1 beats")
 
 
 def test_verdicts_say_what_the_data_can_tell():

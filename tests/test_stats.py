@@ -23,6 +23,7 @@ from lab2.core.stats import (
     seeds_for_half_width,
     seeds_for_power,
     sign_flip_p,
+    significant,
     t_interval,
     variance_sources,
 )
@@ -222,9 +223,13 @@ def test_improvement_fractions_sum_to_one_and_paired_intervals_stay_in_range(pai
     assert better + tie + worse == pytest.approx(1.0)
     c = compare_paired(a, b, spread=1.0)
     assert 0.0 <= c.prob_improvement <= 1.0
+    if c.varies:
+        assert -1.0 <= c.ci_low <= c.ci_high <= 1.0 and 0.0 < c.p_t <= 1.0
+    else:  # the same difference on every seed (up to float noise): no t-test and no t interval, never p = 0
+        assert len(set(c.differences)) == 1 and np.isnan([c.ci_low, c.ci_high, c.p_t]).all()
     if c.n > 1:
-        assert -1.0 <= c.ci_low <= c.ci_high <= 1.0
         assert 2.0 ** (1 - c.n) <= c.p_signflip <= 1.0
+        assert c.p_family == (c.p_t if c.varies else c.p_signflip)
 
 
 @settings(max_examples=200, deadline=None)
@@ -233,3 +238,31 @@ def test_holm_never_lowers_a_p_and_never_passes_one(p):
     adjusted = holm(p)
     for raw, new in zip(p, adjusted):
         assert (np.isnan(raw) and np.isnan(new)) or raw <= new <= 1.0
+
+
+def test_a_zero_mean_difference_has_sign_flip_p_one_despite_float_noise():
+    a, b = np.array([39, 33, 40, 46]) / 50, np.array([47, 30, 43, 38]) / 50  # equal sums; a - b averages 5.6e-17
+    assert (a - b).mean() != 0
+    assert compare_paired(a, b).p_signflip == 1.0
+
+
+@pytest.mark.parametrize("n", [2, 3, 6, 10])
+def test_a_constant_difference_gets_no_t_test_and_the_sign_flip_floor_as_its_p(n):
+    b = np.arange(30, 30 + n) / 50
+    a = b + 1 / 50  # one validation row better on every seed, as k/50 floats: sd ~1e-17 before rounding
+    c = compare_paired(a, b)
+    assert not c.varies and c.sd_diff == 0 and np.isnan([c.p_t, c.ci_low, c.ci_high]).all()
+    oracle = stats.permutation_test((a, b), _mean_difference, permutation_type="samples", n_resamples=np.inf, vectorized=True)
+    assert c.p_family == c.p_signflip == pytest.approx(oracle.pvalue) == pytest.approx(2.0 ** (1 - n))
+
+
+@pytest.mark.parametrize("p", [  # adjusted p of exactly 0.05 first: Holm rejects at p ≤ α
+    [0.025, 0.5], [0.05], [0.0125, 0.025, 0.025, 0.3], [0.01, 0.0125, 0.0167, 0.025, 0.05], [0.05, 0.05], [0.001, 0.3, 1.0],
+])
+def test_holm_and_its_rejections_agree_with_statsmodels_on_the_boundary(p):
+    from statsmodels.stats.multitest import multipletests
+
+    reject, corrected, _, _ = multipletests(p, alpha=0.05, method="holm")
+    adjusted = holm(p)
+    assert adjusted == pytest.approx(corrected)
+    assert [significant(x) for x in adjusted] == list(reject)
