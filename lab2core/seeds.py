@@ -37,7 +37,7 @@ SUMMARY_EXTRAS = ("group", "n_seeds", "n_split_seeds", "val_rows", "val_resoluti
 PAIR_METRIC = "val_accuracy"
 PAIR_COLUMNS = [
     "a", "b", "kind", "metric", "n", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
-    "p_signflip_min", "signflip_exact", "p_holm", "prob_improvement", "p_a_better", "p_tie", "p_b_better",
+    "p_signflip_min", "signflip_exact", "p_holm", "family", "prob_improvement", "p_a_better", "p_tie", "p_b_better",
     "seeds_needed", "min_effect", "seeds_needed_min_effect", "seeds_for_ci_min_effect", "verdict",
 ]
 
@@ -67,12 +67,17 @@ def compare_seeds(
     """Seed summary and paired comparisons of a table of cells.
 
     Without `named` pairs: neighbours along each grid axis and every group against the best; with
-    them, those pairs only ("lr=0.1 iterations=1000" names a group by its keys).
+    them, those pairs only ("lr=0.1 iterations=1000" names a group by its keys), each still judged
+    within the grid's family (the default pairs and the named ones): a pair chosen after seeing the
+    table gets the same verdict as in it.
     """
     cells = with_repeat_keys(cells)
     summary = seed_summary(cells, val_rows)
-    chosen = [resolve_pair(summary, a, b) for a, b in named] if named else default_pairs(summary)
-    pairs, paired = seed_pairs(cells, chosen, metric, min_effect)
+    chosen = _unique([resolve_pair(summary, a, b) for a, b in named])
+    pairs, paired = seed_pairs(cells, _unique([*chosen, *default_pairs(summary)]), metric, min_effect)
+    if chosen:
+        pairs = pairs.head(len(chosen))
+        paired = paired.merge(pairs[["a", "b"]], on=["a", "b"])
     return SeedComparison(summary, pairs, paired)
 
 
@@ -157,7 +162,11 @@ def default_pairs(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
             ordered = group.sort_values(axis, ascending=False)["group"].tolist()
             pairs += [(a, b, f"neighbour {axis}") for a, b in zip(ordered, ordered[1:])]
     best = best_group(summary)["group"]
-    pairs += [(best, other, "vs best") for other in summary["group"] if other != best]
+    return _unique(pairs + [(best, other, "vs best") for other in summary["group"] if other != best])
+
+
+def _unique(pairs: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """`pairs` without a pair of groups already listed (in either order): the first listing stays."""
     seen: set[frozenset[str]] = set()
     unique = []
     for a, b, kind in pairs:
@@ -266,11 +275,11 @@ def _pair_row(
     return {
         "a": a, "b": b, "kind": kind, "metric": metric, "n": c.n, "mean_diff": c.mean_diff, "sd_diff": c.sd_diff,
         "ci_low": c.ci_low, "ci_high": c.ci_high, "p_t": c.p_t, "p_signflip": c.p_signflip,
-        "p_signflip_min": c.p_signflip_min, "signflip_exact": c.signflip_exact, "p_holm": p_holm,
+        "p_signflip_min": c.p_signflip_min, "signflip_exact": c.signflip_exact, "p_holm": p_holm, "family": family,
         "prob_improvement": c.prob_improvement, "p_a_better": c.p_a_better, "p_tie": c.p_tie, "p_b_better": c.p_b_better,
         "seeds_needed": c.seeds_needed, "min_effect": min_effect if min_effect else np.nan,
         "seeds_needed_min_effect": c.seeds_needed_min_effect, "seeds_for_ci_min_effect": c.seeds_for_ci_min_effect,
-        "verdict": verdict(a, b, c, p_holm, family, metric, min_effect),
+        "verdict": verdict(a, b, c, p_holm, family, metric, min_effect, kind),
     }
 
 

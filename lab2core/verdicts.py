@@ -6,9 +6,23 @@ from lab2.core.stats import ALPHA, PairedComparison, significant
 
 
 def verdict(
-    a: str, b: str, c: PairedComparison, p_holm: float, family: int, metric: str = "val_accuracy", min_effect: float | None = None
+    a: str, b: str, c: PairedComparison, p_holm: float, family: int, metric: str = "val_accuracy",
+    min_effect: float | None = None, kind: str = "",
 ) -> str:
-    """What the paired data can and cannot tell about A against B, in one sentence."""
+    """What the paired data can and cannot tell about A against B, in one sentence, judged within the family
+    of `family` comparisons that `p_holm` adjusts over; a pair the user named, or the best group against
+    another, says how it was chosen."""
+    said = _judged(a, b, c, p_holm, family, metric, min_effect)
+    if kind == "named" and family > 1 and c.n > 1:
+        return f"{said}; alone, as if named before seeing the grid: p = {c.p_family:.3g}"
+    if kind == "vs best":
+        return f"{said}; the best group was picked on these same seeds"
+    return said
+
+
+def _judged(
+    a: str, b: str, c: PairedComparison, p_holm: float, family: int, metric: str, min_effect: float | None
+) -> str:
     first, second, where = contrast_labels(a, b)
     if c.n < 2:
         return f"{first} vs {second}{where}: {c.n} shared seed(s), too few to compare"
