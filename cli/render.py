@@ -68,7 +68,7 @@ def pairs(compared: pd.DataFrame) -> str:
     shown.insert(0, "#", range(1, len(shown) + 1))
     effect = compared["min_effect"].iloc[0]
     legend = (
-        "  [low, high]: 95% t interval of the mean difference; p_t: paired t-test; p_holm: Holm-adjusted over the "
+        "  [low, high]: unadjusted 95% t interval (each verdict quotes its Holm step's interval); p_t: paired t-test; p_holm: Holm-adjusted over the "
         f"grid's {compared['family'].iloc[0]} comparisons; p_signflip: sign-flip test; P(A>B): share of seeds where A is higher (ties half);\n"
         "  seeds_80%: seeds for 80% power at α = 0.05 for the observed difference; "
         f"seeds_min_effect: for a difference of {effect:g}; seeds_ci_min_effect: for a 95% interval of ±{effect:g}."

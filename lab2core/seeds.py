@@ -18,12 +18,13 @@ from lab2.core.params import DEFAULT_MIN_EFFECT, InputError, MLPSetup
 from lab2.core.verdicts import verdict
 from lab2.core.stats import (
     INTERVAL_KIND,
+    InFamily,
     PairedComparison,
     binomial_se,
     compare_paired,
     describe,
     few_seeds_warning,
-    holm,
+    judge_family,
     variance_sources,
 )
 
@@ -37,7 +38,8 @@ SUMMARY_EXTRAS = ("group", "n_seeds", "n_split_seeds", "val_rows", "val_resoluti
 PAIR_METRIC = "val_accuracy"
 PAIR_COLUMNS = [
     "a", "b", "kind", "metric", "n", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
-    "p_signflip_min", "signflip_exact", "p_holm", "family", "prob_improvement", "p_a_better", "p_tie", "p_b_better",
+    "p_signflip_min", "signflip_exact", "p_holm", "family", "family_confidence", "family_ci_low", "family_ci_high",
+    "prob_improvement", "p_a_better", "p_tie", "p_b_better",
     "seeds_needed", "min_effect", "seeds_needed_min_effect", "seeds_for_ci_min_effect", "verdict",
 ]
 
@@ -257,10 +259,9 @@ def _pair_table(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     spread = BOUNDS[metric][1] - BOUNDS[metric][0]
     comparisons = [compare_paired(m["value_a"], m["value_b"], min_effect, spread) for m in matched]
-    p_holm = holm([c.p_family for c in comparisons])
     rows = [
-        _pair_row(a, b, kind, metric, c, p, len(comparisons), min_effect)
-        for (a, b, kind), c, p in zip(pairs, comparisons, p_holm)
+        _pair_row(a, b, kind, metric, c, judged, min_effect)
+        for (a, b, kind), c, judged in zip(pairs, comparisons, judge_family(comparisons, spread))
     ]
     table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     for count in ("seeds_needed", "seeds_needed_min_effect", "seeds_for_ci_min_effect"):
@@ -270,16 +271,17 @@ def _pair_table(
 
 
 def _pair_row(
-    a: str, b: str, kind: str, metric: str, c: PairedComparison, p_holm: float, family: int, min_effect: float | None
+    a: str, b: str, kind: str, metric: str, c: PairedComparison, judged: InFamily, min_effect: float | None
 ) -> dict[str, object]:
     return {
         "a": a, "b": b, "kind": kind, "metric": metric, "n": c.n, "mean_diff": c.mean_diff, "sd_diff": c.sd_diff,
         "ci_low": c.ci_low, "ci_high": c.ci_high, "p_t": c.p_t, "p_signflip": c.p_signflip,
-        "p_signflip_min": c.p_signflip_min, "signflip_exact": c.signflip_exact, "p_holm": p_holm, "family": family,
+        "p_signflip_min": c.p_signflip_min, "signflip_exact": c.signflip_exact, "p_holm": judged.p_holm, "family": judged.size,
+        "family_confidence": judged.confidence, "family_ci_low": judged.ci_low, "family_ci_high": judged.ci_high,
         "prob_improvement": c.prob_improvement, "p_a_better": c.p_a_better, "p_tie": c.p_tie, "p_b_better": c.p_b_better,
         "seeds_needed": c.seeds_needed, "min_effect": min_effect if min_effect else np.nan,
         "seeds_needed_min_effect": c.seeds_needed_min_effect, "seeds_for_ci_min_effect": c.seeds_for_ci_min_effect,
-        "verdict": verdict(a, b, c, p_holm, family, metric, min_effect, kind),
+        "verdict": verdict(a, b, c, judged, metric, min_effect, kind),
     }
 
 

@@ -223,6 +223,37 @@ def improvement_fractions(a: np.ndarray, b: np.ndarray) -> tuple[float, float, f
     return float(np.mean(a > b)), float(np.mean(a == b)), float(np.mean(a < b))
 
 
+@dataclass(frozen=True)
+class InFamily:
+    """A paired comparison judged within its family: Holm's adjusted p, and the t interval at the level of its
+    Holm step (1 − α/(m − k) for the k-th smallest p of m), which excludes 0 exactly when that step rejects."""
+
+    p_holm: float
+    size: int
+    confidence: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def significant(self) -> bool:
+        return significant(self.p_holm)
+
+
+def judge_family(comparisons: Sequence[PairedComparison], spread: float = np.inf, alpha: float = ALPHA) -> list[InFamily]:
+    """Each comparison within the family of all of them (those below two seeds stay out, with NaNs)."""
+    p = np.array([c.p_family for c in comparisons], dtype=float)
+    adjusted = holm(p)
+    present = np.flatnonzero(~np.isnan(p))
+    order = present[np.argsort(p[present], kind="stable")]  # Holm's order, ties as holm() breaks them
+    confidence = np.full(len(p), np.nan)
+    confidence[order] = 1 - alpha / (len(order) - np.arange(len(order)))
+    judged = []
+    for c, p_holm, level in zip(comparisons, adjusted, confidence):
+        low, high = t_interval(np.asarray(c.differences), level) if np.isfinite(level) else (np.nan, np.nan)
+        judged.append(InFamily(float(p_holm), len(order), float(level), *np.clip([low, high], -spread, spread).tolist()))
+    return judged
+
+
 def significant(p_adjusted: float, alpha: float = ALPHA) -> bool:
     """Whether an adjusted p rejects at `alpha`: p ≤ α, as Holm's step-down rule (and statsmodels) has it."""
     return bool(p_adjusted <= alpha)

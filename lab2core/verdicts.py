@@ -2,49 +2,49 @@
 
 from __future__ import annotations
 
-from lab2.core.stats import ALPHA, PairedComparison, significant
+from lab2.core.stats import ALPHA, InFamily, PairedComparison, significant
 
 
 def verdict(
-    a: str, b: str, c: PairedComparison, p_holm: float, family: int, metric: str = "val_accuracy",
+    a: str, b: str, c: PairedComparison, judged: InFamily, metric: str = "val_accuracy",
     min_effect: float | None = None, kind: str = "",
 ) -> str:
-    """What the paired data can and cannot tell about A against B, in one sentence, judged within the family
-    of `family` comparisons that `p_holm` adjusts over; a pair the user named, or the best group against
+    """What the paired data can and cannot tell about A against B, in one sentence, judged within its family
+    (Holm's p, and the interval at its Holm step's level); a pair the user named, or the best group against
     another, says how it was chosen."""
-    said = _judged(a, b, c, p_holm, family, metric, min_effect)
-    if kind == "named" and family > 1 and c.n > 1:
+    said = _judged(a, b, c, judged, metric, min_effect)
+    if kind == "named" and judged.size > 1 and c.n > 1:
         return f"{said}; alone, as if named before seeing the grid: p = {c.p_family:.3g}"
     if kind == "vs best":
         return f"{said}; the best group was picked on these same seeds"
     return said
 
 
-def _judged(
-    a: str, b: str, c: PairedComparison, p_holm: float, family: int, metric: str, min_effect: float | None
-) -> str:
+def _judged(a: str, b: str, c: PairedComparison, judged: InFamily, metric: str, min_effect: float | None) -> str:
     first, second, where = contrast_labels(a, b)
     if c.n < 2:
         return f"{first} vs {second}{where}: {c.n} shared seed(s), too few to compare"
     if all(d == 0 for d in c.differences):
         return f"{first} and {second}{where} give the same {metric} on all {c.n} seeds"
     if not c.varies:
-        return _constant_verdict(first, second, where, c, p_holm, family, metric)
+        return _constant_verdict(first, second, where, c, judged, metric)
     number = number_format(metric)
-    ci = f"95% CI {c.ci_low:{number}} … {c.ci_high:{number}}"
-    tests = f"paired t p = {c.p_t:.3g}" + (f", Holm p = {p_holm:.3g}" if family > 1 else "")
+    ci = f"{interval_name(judged)} {judged.ci_low:{number}} … {judged.ci_high:{number}}"
+    family = judged.size
+    tests = f"paired t p = {c.p_t:.3g}" + (f", Holm p = {judged.p_holm:.3g}" if family > 1 else "")
     better = (c.mean_diff > 0) == higher_is_better(metric)
     won = c.p_a_better if higher_is_better(metric) else c.p_b_better
     wins = f"{first} {'higher' if higher_is_better(metric) else 'lower'} on {round(won * c.n)}/{c.n} seeds"
     floor = _floor(c)
     change = f"{c.mean_diff:{number}}"
     counted = f"{tests} over {family} comparisons" if family > 1 else tests
-    if significant(p_holm):
+    if judged.significant:
         return f"{first} {'beats' if better else 'trails'} {second}{where} by {change} ({ci}; {counted}; {wins}; {floor})"
+    why = "; its interval excludes 0, but Holm's step-down stopped at a smaller p" if judged.ci_low > 0 or judged.ci_high < 0 else ""
     if significant(c.p_t):
         side = "ahead of" if better else "behind"
-        return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor})"
-    if min_effect and -min_effect < c.ci_low and c.ci_high < min_effect:
+        return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor}){why}"
+    if min_effect and -min_effect < judged.ci_low and judged.ci_high < min_effect:
         return f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; {counted})"
     needed = (
         f"about {c.seeds_needed} seeds would detect a difference this size with 80% power"
@@ -53,15 +53,22 @@ def _judged(
     return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {needed}"
 
 
-def _constant_verdict(first: str, second: str, where: str, c: PairedComparison, p_holm: float, family: int, metric: str) -> str:
+def interval_name(judged: InFamily) -> str:
+    """"95% CI" alone; within a family, the level of the comparison's Holm step: "Holm-step 99.5% CI"."""
+    level = f"{100 * judged.confidence:.4g}% CI"
+    return level if judged.size == 1 else f"Holm-step {level}"
+
+
+def _constant_verdict(first: str, second: str, where: str, c: PairedComparison, judged: InFamily, metric: str) -> str:
     """The differences are the same non-zero value on every seed: no t-test (its sd is 0), only the sign-flip test,
     whose smallest possible p with n seeds is 2^(1−n)."""
     side = "higher" if c.mean_diff > 0 else "lower"
     gap = f"{abs(c.mean_diff):{number_format(metric).removeprefix('+')}}"
     better = (c.mean_diff > 0) == higher_is_better(metric)
-    tests = f"sign-flip p = {c.p_signflip:.3g}" + (f", Holm p = {p_holm:.3g} over {family} comparisons" if family > 1 else "")
+    family = judged.size
+    tests = f"sign-flip p = {c.p_signflip:.3g}" + (f", Holm p = {judged.p_holm:.3g} over {family} comparisons" if family > 1 else "")
     said = f"{metric} {side} on every one of {c.n} seeds by exactly {gap}; no t-test: the difference does not vary"
-    if significant(p_holm):
+    if judged.significant:
         return f"{first} {'beats' if better else 'trails'} {second}{where}: {said} ({tests})"
     if c.p_signflip_min > ALPHA:
         return f"{first} vs {second}{where}: {said}; with {c.n} seeds no test can separate this from chance below p = {c.p_signflip_min:.3g}"

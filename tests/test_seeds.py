@@ -19,7 +19,7 @@ from lab2.core.seeds import (
     seed_summary,
     setup_differences,
 )
-from lab2.core.stats import bootstrap_interval, compare_paired
+from lab2.core.stats import InFamily, bootstrap_interval, compare_paired, judge_family
 from lab2.core.verdicts import verdict
 from lab2.core.describe import display_table, pairs_markdown, summary_notes
 from lab2.tasks.outputs import seed_summary_html
@@ -177,8 +177,48 @@ def test_loss_verdicts_call_lower_better():
 
 def test_an_adjusted_p_of_exactly_alpha_is_significant_as_holm_defines_it():
     c = compare_paired([0.9, 0.8, 0.85], [0.7, 0.72, 0.6])
-    assert verdict("lr=0.1", "lr=0.01", c, 0.05, 2).startswith("lr=0.1 beats lr=0.01")
-    assert not verdict("lr=0.1", "lr=0.01", c, 0.0500001, 2).startswith("lr=0.1 beats")
+    assert verdict("lr=0.1", "lr=0.01", c, InFamily(0.05, 2, 0.975, 0.01, 0.3)).startswith("lr=0.1 beats lr=0.01")
+    assert not verdict("lr=0.1", "lr=0.01", c, InFamily(0.0500001, 2, 0.975, -0.01, 0.3)).startswith("lr=0.1 beats")
+
+
+def _with_p(p: float, n: int = 5, sd: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Two groups whose paired differences have t-test p = `p`."""
+    z = np.linspace(-1, 1, n)
+    z = z / z.std(ddof=1)
+    d = stats.t.isf(p / 2, n - 1) * sd / np.sqrt(n) + sd * z
+    return 0.5 + d, np.full(n, 0.5)
+
+
+def test_a_row_whose_family_interval_excludes_0_but_holm_stops_earlier_says_why():
+    first, second = (compare_paired(*_with_p(p)) for p in (0.03, 0.04))
+    one, two = judge_family([first, second], spread=1.0)
+    assert (one.confidence, two.confidence) == (pytest.approx(0.975), pytest.approx(0.95))
+    assert not one.significant and one.ci_low < 0 < one.ci_high
+    assert not two.significant and two.ci_low > 0  # p = 0.04 ≤ 0.05 at its step, but the step before did not reject
+    said = verdict("lr=0.1", "lr=0.01", second, two)
+    assert said.startswith("lr=0.1 ahead of lr=0.01 by +") and "Holm-step 95% CI" in said
+    assert said.endswith("; its interval excludes 0, but Holm's step-down stopped at a smaller p")
+
+
+def test_each_rows_interval_is_scipys_t_interval_at_its_holm_step_and_agrees_with_its_verdict():
+    data = prepare_mlp_data(load_dataset("iris"))
+    cells = results_frame(train_cells(data, [(lr, s) for lr in (0.1, 0.01, 0.001) for s in range(5)], [100, 1000]))
+    compared = compare_seeds(cells, val_rows=data.val_rows)
+    table = compared.pairs.set_index(["a", "b"])
+    p = table["p_t"].fillna(table["p_signflip"]).to_numpy()  # a difference that does not vary: its sign-flip p
+    steps = np.empty(len(p))
+    steps[np.argsort(p, kind="stable")] = 1 - 0.05 / (len(p) - np.arange(len(p)))  # Holm's order, ties in table order
+    table["step"] = steps
+    for (a, b), values in compared.paired.groupby(["a", "b"]):
+        row = table.loc[(a, b)]
+        assert row["family_confidence"] == pytest.approx(row["step"])
+        oracle = stats.ttest_rel(values["value_a"], values["value_b"]).confidence_interval(row["family_confidence"])
+        clipped = np.clip([oracle.low, oracle.high], -1, 1)  # an accuracy difference lies in [-1, 1]
+        assert [row["family_ci_low"], row["family_ci_high"]] == pytest.approx(clipped)
+        excludes = row["family_ci_low"] > 0 or row["family_ci_high"] < 0
+        assert excludes == (row["p_holm"] <= 0.05) or "step-down stopped" in row["verdict"]
+        if np.isfinite(row["p_t"]):  # a difference that varies: its verdict quotes the interval at its step
+            assert f"Holm-step {100 * row['family_confidence']:.4g}% CI" in row["verdict"]
 
 
 def test_verdicts_say_what_the_data_can_tell():
