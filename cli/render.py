@@ -70,7 +70,8 @@ def pairs(compared: pd.DataFrame) -> str:
     legend = (
         "  [low, high]: unadjusted 95% t interval (each verdict quotes its Holm step's interval); p_t: paired t-test; p_holm: Holm-adjusted over the "
         f"grid's {compared['family'].iloc[0]} comparisons; p_signflip: sign-flip test; P(A>B): share of seeds where A is higher (ties half);\n"
-        "  seeds_80%: seeds for 80% power at α = 0.05 for the observed difference; "
+        "  seeds_80%: for a row not yet significant, seeds for 80% power at α/m if the true difference were the one seen "
+        "(over the sd's 95% interval); "
         f"seeds_min_effect: for a difference of {effect:g}; seeds_ci_min_effect: for a 95% interval of ±{effect:g}."
     )
     verdicts = [f"  {k}. {verdict}" for k, verdict in enumerate(compared["verdict"], start=1)]

@@ -189,12 +189,12 @@ def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
     """The paired verdicts as a short markdown table (for a run description), at most `limit` rows."""
     shown = pairs if limit is None else pairs.head(limit)
     lines = [
-        "| A | B | n | A − B (95% CI) | paired t p | Holm p | P(A > B) | seeds for 80% power | verdict |",
+        "| A | B | n | A − B (unadjusted 95% CI) | paired t p | Holm p | P(A > B) | seeds for 80% power, if not yet significant | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in shown.itertuples():
         number = number_format(row.metric)
-        needed = _count(row.seeds_needed)
+        needed = _seeds_range(row)
         lines.append(
             f"| {row.a} | {row.b} | {row.n} | {row.mean_diff:{number}} ({row.ci_low:{number}} … {row.ci_high:{number}}) "
             f"| {row.p_t:.3g} | {row.p_holm:.3g} | {row.prob_improvement:.2f} | {needed} | {row.verdict} |"
@@ -213,10 +213,18 @@ def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
     table["p_holm"] = pairs["p_holm"].map("{:.3g}".format)
     table["p_signflip"] = pairs["p_signflip"].map("{:.3g}".format)
     table["P(A>B)"] = pairs["prob_improvement"].map("{:.2f}".format)
-    table["seeds_80%"] = pairs["seeds_needed"].map(_count)
+    table["seeds_80%"] = [_seeds_range(row) for row in pairs.itertuples()]
     table["seeds_min_effect"] = pairs["seeds_needed_min_effect"].map(_count)
     table["seeds_ci_min_effect"] = pairs["seeds_for_ci_min_effect"].map(_count)
     return table
+
+
+def _seeds_range(row) -> str:
+    """Seeds for 80% power over the sd's 95% interval ("6–518"), or – (significant already, or no estimate)."""
+    low, high = row.seeds_needed_low, row.seeds_needed_high
+    if pd.isna(low) or pd.isna(high):
+        return _count(row.seeds_needed)
+    return _count(low) if low == high else f"{int(low)}–{int(high)}"
 
 
 def _count(value: object) -> str:

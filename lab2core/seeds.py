@@ -40,7 +40,8 @@ PAIR_COLUMNS = [
     "a", "b", "kind", "metric", "n", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
     "p_signflip_min", "signflip_exact", "p_holm", "family", "family_confidence", "family_ci_low", "family_ci_high",
     "prob_improvement", "p_a_better", "p_tie", "p_b_better",
-    "seeds_needed", "min_effect", "seeds_needed_min_effect", "seeds_for_ci_min_effect", "verdict",
+    "plan_alpha", "seeds_needed", "seeds_needed_low", "seeds_needed_high", "min_effect", "seeds_needed_min_effect",
+    "seeds_for_ci_min_effect", "verdict",
 ]
 
 
@@ -258,13 +259,13 @@ def _pair_table(
     pairs: Sequence[tuple[str, str, str]], matched: Sequence[pd.DataFrame], metric: str, min_effect: float | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     spread = BOUNDS[metric][1] - BOUNDS[metric][0]
-    comparisons = [compare_paired(m["value_a"], m["value_b"], min_effect, spread) for m in matched]
+    comparisons = [compare_paired(m["value_a"], m["value_b"], spread) for m in matched]
     rows = [
         _pair_row(a, b, kind, metric, c, judged, min_effect)
-        for (a, b, kind), c, judged in zip(pairs, comparisons, judge_family(comparisons, spread))
+        for (a, b, kind), c, judged in zip(pairs, comparisons, judge_family(comparisons, spread, min_effect))
     ]
     table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
-    for count in ("seeds_needed", "seeds_needed_min_effect", "seeds_for_ci_min_effect"):
+    for count in ("seeds_needed", "seeds_needed_low", "seeds_needed_high", "seeds_needed_min_effect", "seeds_for_ci_min_effect"):
         table[count] = pd.array(table[count].tolist(), dtype="Int64")
     paired = pd.concat(matched, ignore_index=True) if matched else pd.DataFrame()
     return table, paired
@@ -279,8 +280,9 @@ def _pair_row(
         "p_signflip_min": c.p_signflip_min, "signflip_exact": c.signflip_exact, "p_holm": judged.p_holm, "family": judged.size,
         "family_confidence": judged.confidence, "family_ci_low": judged.ci_low, "family_ci_high": judged.ci_high,
         "prob_improvement": c.prob_improvement, "p_a_better": c.p_a_better, "p_tie": c.p_tie, "p_b_better": c.p_b_better,
-        "seeds_needed": c.seeds_needed, "min_effect": min_effect if min_effect else np.nan,
-        "seeds_needed_min_effect": c.seeds_needed_min_effect, "seeds_for_ci_min_effect": c.seeds_for_ci_min_effect,
+        "plan_alpha": judged.plan.alpha, "seeds_needed": judged.plan.seeds_needed, "seeds_needed_low": judged.plan.seeds_needed_low,
+        "seeds_needed_high": judged.plan.seeds_needed_high, "min_effect": min_effect if min_effect else np.nan,
+        "seeds_needed_min_effect": judged.plan.seeds_needed_min_effect, "seeds_for_ci_min_effect": judged.plan.seeds_for_ci_min_effect,
         "verdict": verdict(a, b, c, judged, metric, min_effect, kind),
     }
 

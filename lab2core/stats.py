@@ -8,7 +8,7 @@ intervals overlap (Agarwal et al. 2021; Colas, Sigaud & Oudeyer 2018; Bouthillie
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -112,9 +112,6 @@ class PairedComparison:
     p_a_better: float  # fraction of seeds where A > B
     p_tie: float
     p_b_better: float
-    seeds_needed: int | None  # for 80% power at α = 0.05 to detect a difference of the observed size
-    seeds_needed_min_effect: int | None  # … of the user's smallest effect of interest
-    seeds_for_ci_min_effect: int | None  # for a 95% t interval half-width ≤ that effect
 
     @property
     def n(self) -> int:
@@ -140,9 +137,7 @@ class PairedComparison:
         return self.p_a_better + self.p_tie / 2
 
 
-def compare_paired(
-    a: Sequence[float], b: Sequence[float], min_effect: float | None = None, spread: float = np.inf
-) -> PairedComparison:
+def compare_paired(a: Sequence[float], b: Sequence[float], spread: float = np.inf) -> PairedComparison:
     """Paired comparison of A and B, aligned pair by pair (pairs with a non-finite value are dropped).
 
     `spread` is the width of the metric's range (1 for an accuracy): the t interval is clipped to ±spread.
@@ -169,9 +164,6 @@ def compare_paired(
         p_a_better=better,
         p_tie=tie,
         p_b_better=worse,
-        seeds_needed=seeds_for_power(mean, sd),
-        seeds_needed_min_effect=seeds_for_power(min_effect, sd) if min_effect else None,
-        seeds_for_ci_min_effect=seeds_for_half_width(min_effect, sd) if min_effect else None,
     )
 
 
@@ -224,6 +216,21 @@ def improvement_fractions(a: np.ndarray, b: np.ndarray) -> tuple[float, float, f
 
 
 @dataclass(frozen=True)
+class SeedPlan:
+    """Seeds a new run would need, for a comparison not yet significant: 80% power at the family's level α/m
+    (the level Holm's first step asks for). For the observed difference, at the observed sd of the differences
+    and at both ends of that sd's 95% interval (an sd from few seeds is itself uncertain); for the user's
+    smallest effect of interest, the power and the interval half-width (at the family's confidence)."""
+
+    alpha: float = ALPHA
+    seeds_needed: int | None = None
+    seeds_needed_low: int | None = None
+    seeds_needed_high: int | None = None
+    seeds_needed_min_effect: int | None = None
+    seeds_for_ci_min_effect: int | None = None
+
+
+@dataclass(frozen=True)
 class InFamily:
     """A paired comparison judged within its family: Holm's adjusted p, and the t interval at the level of its
     Holm step (1 − α/(m − k) for the k-th smallest p of m), which excludes 0 exactly when that step rejects."""
@@ -233,14 +240,41 @@ class InFamily:
     confidence: float
     ci_low: float
     ci_high: float
+    plan: SeedPlan = field(default_factory=SeedPlan)
 
     @property
     def significant(self) -> bool:
         return significant(self.p_holm)
 
 
-def judge_family(comparisons: Sequence[PairedComparison], spread: float = np.inf, alpha: float = ALPHA) -> list[InFamily]:
-    """Each comparison within the family of all of them (those below two seeds stay out, with NaNs)."""
+def plan_seeds(c: PairedComparison, alpha: float, min_effect: float | None = None) -> SeedPlan:
+    """The SeedPlan of comparison `c` at level `alpha`."""
+    low_sd, high_sd = sd_interval(c.sd_diff, c.n)
+    effect = c.mean_diff
+    return SeedPlan(
+        alpha,
+        seeds_for_power(effect, c.sd_diff, alpha),
+        seeds_for_power(effect, low_sd, alpha),
+        seeds_for_power(effect, high_sd, alpha),
+        seeds_for_power(min_effect, c.sd_diff, alpha) if min_effect else None,
+        seeds_for_half_width(min_effect, c.sd_diff, 1 - alpha) if min_effect else None,
+    )
+
+
+def sd_interval(sd: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The chi-square interval of a normal sample's sd from n values: sd·√((n−1)/χ²) at both tails."""
+    if n < 2 or not np.isfinite(sd):
+        return float("nan"), float("nan")
+    tails = stats.chi2.ppf([(1 + confidence) / 2, (1 - confidence) / 2], n - 1)
+    low, high = sd * np.sqrt((n - 1) / tails)
+    return float(low), float(high)
+
+
+def judge_family(
+    comparisons: Sequence[PairedComparison], spread: float = np.inf, min_effect: float | None = None, alpha: float = ALPHA
+) -> list[InFamily]:
+    """Each comparison within the family of all of them (those below two seeds stay out, with NaNs), with the
+    seeds a new run would need for those not yet significant."""
     p = np.array([c.p_family for c in comparisons], dtype=float)
     adjusted = holm(p)
     present = np.flatnonzero(~np.isnan(p))
@@ -250,7 +284,8 @@ def judge_family(comparisons: Sequence[PairedComparison], spread: float = np.inf
     judged = []
     for c, p_holm, level in zip(comparisons, adjusted, confidence):
         low, high = t_interval(np.asarray(c.differences), level) if np.isfinite(level) else (np.nan, np.nan)
-        judged.append(InFamily(float(p_holm), len(order), float(level), *np.clip([low, high], -spread, spread).tolist()))
+        plan = SeedPlan() if significant(p_holm) else plan_seeds(c, alpha / max(len(order), 1), min_effect)
+        judged.append(InFamily(float(p_holm), len(order), float(level), *np.clip([low, high], -spread, spread).tolist(), plan))
     return judged
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab2.core.stats import ALPHA, InFamily, PairedComparison, significant
+from lab2.core.stats import ALPHA, InFamily, PairedComparison, SeedPlan, significant
 
 
 def verdict(
@@ -46,11 +46,17 @@ def _judged(a: str, b: str, c: PairedComparison, judged: InFamily, metric: str, 
         return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor}){why}"
     if min_effect and -min_effect < judged.ci_low and judged.ci_high < min_effect:
         return f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; {counted})"
-    needed = (
-        f"about {c.seeds_needed} seeds would detect a difference this size with 80% power"
-        if c.seeds_needed else "no estimate of the seeds needed"
-    )
-    return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {needed}"
+    return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {planning(judged.plan, change)}"
+
+
+def planning(plan: SeedPlan, change: str) -> str:
+    """What a new run would need, worded as the hypothesis it is."""
+    if plan.seeds_needed is None:
+        return "no estimate of the seeds needed"
+    low, high = plan.seeds_needed_low, plan.seeds_needed_high
+    span = f"{low} to {high}" if low and high and low != high else f"about {plan.seeds_needed}"
+    return (f"if the true difference were {change}, {span} seeds would detect it with 80% power at α = {plan.alpha:.2g} "
+            f"(the range: the sd's 95% interval; {plan.seeds_needed} at the sd seen)")
 
 
 def interval_name(judged: InFamily) -> str:

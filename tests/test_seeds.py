@@ -230,7 +230,11 @@ def test_verdicts_say_what_the_data_can_tell():
     close = {(0.1, 10): list(np.linspace(0.80, 0.90, 12)), (0.01, 10): list(np.linspace(0.80, 0.90, 12) + np.tile([0.002, -0.003], 6))}
     assert "equivalent within ±0.02" in compare_seeds(_cells(close)).pairs.loc[0, "verdict"]
     noisy = compare_seeds(_cells({(0.1, 10): [0.9, 0.7, 0.8], (0.01, 10): [0.8, 0.8, 0.78]})).pairs.loc[0]
-    assert noisy["verdict"].startswith("cannot tell lr=0.1 from lr=0.01") and f"about {noisy['seeds_needed']} seeds" in noisy["verdict"]
+    assert noisy["verdict"].startswith("cannot tell lr=0.1 from lr=0.01")
+    assert noisy["verdict"].endswith(f"if the true difference were +0.007, {noisy['seeds_needed_low']} to {noisy['seeds_needed_high']} "
+                                     f"seeds would detect it with 80% power at α = 0.05 (the range: the sd's 95% interval; "
+                                     f"{noisy['seeds_needed']} at the sd seen)")
+    assert noisy["seeds_needed_low"] < noisy["seeds_needed"] < noisy["seeds_needed_high"]
 
 
 def test_best_group_ties_go_to_fewer_iterations():
@@ -253,7 +257,7 @@ def test_display_html_markdown_and_figure_name_the_groups():
     assert "lr=0.1 iterations=1000" in seed_summary_html(comparison) and "seed_pairs" not in seed_summary_html(comparison)
     markdown = pairs_markdown(comparison.pairs, limit=3)
     lines = markdown.splitlines()
-    assert lines[0].startswith("| A | B | n | A − B (95% CI) | paired t p | Holm p |")
+    assert lines[0].startswith("| A | B | n | A − B (unadjusted 95% CI) | paired t p | Holm p |")
     assert lines[3].startswith("| lr=0.01 iterations=100 | lr=0.001 iterations=100 | 3 | +0.413 (+0.027 … +0.799) | 0.044 |")
     assert lines[-1] == "7 more comparisons in seed_pairs.csv."
     figure = plot_paired_differences(comparison.paired, comparison.pairs)

@@ -16,12 +16,15 @@ from lab2.core.stats import (
     bootstrap_interval,
     compare_paired,
     describe,
+    SeedPlan,
     holm,
+    judge_family,
     improvement_fractions,
     paired_t_p,
     paired_t_power,
     seeds_for_half_width,
     seeds_for_power,
+    sd_interval,
     sign_flip_p,
     significant,
     t_interval,
@@ -183,12 +186,31 @@ def test_holm_matches_a_plain_step_down_loop():
 def test_the_lab_pair_lr_001_against_lr_0001_at_100_iterations():
     a = np.array([0.70, 0.62, 0.72])  # lr 0.01, seeds 0, 1, 2 (the lab grid's val accuracies)
     b = np.array([0.16, 0.16, 0.48])  # lr 0.001
-    c = compare_paired(a, b, min_effect=0.02, spread=1.0)
+    c = compare_paired(a, b, spread=1.0)
     assert c.mean_diff == pytest.approx(0.4133, abs=1e-4)
     assert (c.ci_low, c.ci_high) == (pytest.approx(0.03, abs=0.005), pytest.approx(0.80, abs=0.005))
     assert c.p_t == pytest.approx(0.044, abs=5e-4) == stats.ttest_rel(a, b).pvalue
     assert (c.p_signflip, c.prob_improvement, c.n) == (0.25, 1.0, 3)
-    assert c.seeds_needed == seeds_for_power(c.mean_diff, c.sd_diff) and c.seeds_needed_min_effect > 100
+    (alone,) = judge_family([c], min_effect=0.02)
+    assert alone.significant and alone.plan == SeedPlan()  # detected: no seeds to plan
+    among_ten = judge_family([c] + [compare_paired(a, b[::-1])] * 9, min_effect=0.02)[0]
+    assert not among_ten.significant and among_ten.plan.alpha == 0.005
+    assert among_ten.plan.seeds_needed == seeds_for_power(c.mean_diff, c.sd_diff, 0.005) and among_ten.plan.seeds_needed_min_effect > 100
+
+
+def test_the_sd_interval_covers_a_normal_samples_sd_95_percent_of_the_time():
+    rng = np.random.default_rng(7)
+    for n in (3, 5, 10):
+        samples = rng.normal(0.0, 0.1, size=(20_000, n))
+        bounds = np.array([sd_interval(sd, n) for sd in samples.std(axis=1, ddof=1)])
+        covered = np.mean((bounds[:, 0] <= 0.1) & (0.1 <= bounds[:, 1]))
+        assert covered == pytest.approx(0.95, abs=0.006), n
+
+
+def test_a_significant_comparison_gets_no_seed_plan():
+    strong = compare_paired([0.9, 0.92, 0.95, 0.91, 0.93, 0.94], [0.5, 0.55, 0.52, 0.58, 0.5, 0.51])
+    (judged,) = judge_family([strong], min_effect=0.02)
+    assert judged.significant and judged.plan == SeedPlan()
 
 
 def test_variance_sources_separate_the_init_seed_from_the_split():
