@@ -144,7 +144,7 @@ def best_label(seeds: SeedComparison) -> str:
 
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per group: its keys, seed count, mean ± sd of each metric, val accuracy's bootstrap 95% interval
+    """One row per group: its keys, seed count, mean ± sd of each metric, val accuracy's 95% t interval
     and binomial SE, and (with several split seeds) the spread due to the init seed and to the split."""
     keys = [c for c in group_columns(summary) if summary[c].nunique() > 1 or c in CELL_KEYS]
     table = summary[keys].copy()

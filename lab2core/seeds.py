@@ -106,8 +106,8 @@ def group_label(params: Mapping[str, object]) -> str:
 
 
 def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFrame:
-    """Per group: its label, seed counts, and per metric n, mean, std, min, max and a percentile-bootstrap 95%
-    interval (inside the metric's range); with several split seeds, the spread from the init seed and from
+    """Per group: its label, seed counts, and per metric n, mean, std, min, max and a 95% t interval
+    of the mean (inside the metric's range); with several split seeds, the spread from the init seed and from
     the split; the validation set's resolution (1/rows) and the binomial SE of the group's val accuracy."""
     cells = with_repeat_keys(cells)
     keys = group_columns(cells)

@@ -138,7 +138,7 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
         assert column in pairs.columns
     assert len(pairs) == 2 + 2 + 3 - 2 and (pairs["n"] == 3).all() and (pairs["p_signflip"] >= 0.25).all()
     assert parent.data.params["val_rows"] == "50"
-    assert summary["val_resolution"].eq(0.02).all() and summary["interval"].str.startswith("percentile bootstrap").all()
+    assert summary["val_resolution"].eq(0.02).all() and summary["interval"].str.startswith("Student t interval").all()
 
     flow_run_id = parent.data.tags["prefect.flow_run_id"]
     artifacts = {a.key: a for a in _prefect_artifacts(flow_run_id)}

@@ -19,7 +19,7 @@ from lab2.core.seeds import (
     seed_summary,
     setup_differences,
 )
-from lab2.core.stats import InFamily, bootstrap_interval, compare_paired, judge_family
+from lab2.core.stats import InFamily, compare_paired, judge_family
 from lab2.core.verdicts import verdict
 from lab2.core.describe import display_table, pairs_markdown, summary_notes
 from lab2.tasks.outputs import seed_summary_html
@@ -42,17 +42,18 @@ LAB_LIKE = {
 }
 
 
-def test_summary_statistics_match_numpy_and_the_bootstrap():
+def test_summary_statistics_match_numpy_and_scipys_t_interval():
     values = [0.7, 0.9, 0.8, 0.95]
     row = seed_summary(_cells({(0.1, 100): values}), val_rows=50).iloc[0]
     assert row["val_accuracy_n"] == 4 and row["n_seeds"] == 4 and row["n_split_seeds"] == 1
     assert row["val_accuracy_mean"] == pytest.approx(np.mean(values))
     assert row["val_accuracy_std"] == pytest.approx(np.std(values, ddof=1))
     assert (row["val_accuracy_min"], row["val_accuracy_max"]) == (0.7, 0.95)
-    assert (row["val_accuracy_ci95_low"], row["val_accuracy_ci95_high"]) == bootstrap_interval(values)
+    t = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
+    assert (row["val_accuracy_ci95_low"], row["val_accuracy_ci95_high"]) == pytest.approx((t[0], min(t[1], 1.0)))
     assert row["val_resolution"] == 0.02 and row["val_rows"] == 50
     assert row["val_accuracy_binomial_se"] == pytest.approx(math.sqrt(0.8375 * 0.1625 / 50))
-    assert row["interval"].startswith("percentile bootstrap") and "only 4 seeds" in row["warning"]
+    assert row["interval"].startswith("Student t interval") and "only 4 seeds" in row["warning"]
     assert row["dataset"] == "iris" and row["group"] == "lr=0.1 iterations=100"
 
 
