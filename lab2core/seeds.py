@@ -37,7 +37,7 @@ REPEAT_KEYS = ("seed", "split_seed")  # what a group repeats over; pairs are mat
 SUMMARY_EXTRAS = ("group", "n_seeds", "n_split_seeds", "val_rows", "val_resolution", "interval", "warning")
 PAIR_METRIC = "val_accuracy"
 PAIR_COLUMNS = [
-    "a", "b", "kind", "metric", "n", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
+    "a", "b", "kind", "metric", "n", "n_split_seeds", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
     "p_signflip_min", "signflip_exact", "p_holm", "family", "family_confidence", "family_ci_low", "family_ci_high",
     "prob_improvement", "p_a_better", "p_tie", "p_b_better",
     "plan_alpha", "seeds_needed", "seeds_needed_low", "seeds_needed_high", "min_effect", "seeds_needed_min_effect",
@@ -259,10 +259,12 @@ def _pair_table(
     pairs: Sequence[tuple[str, str, str]], matched: Sequence[pd.DataFrame], metric: str, min_effect: float | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     spread = BOUNDS[metric][1] - BOUNDS[metric][0]
-    comparisons = [compare_paired(m["value_a"], m["value_b"], spread) for m in matched]
+    units = [_per_init_seed(m) for m in matched]
+    comparisons = [compare_paired(u["value_a"], u["value_b"], spread) for u in units]
+    splits = [m["split_seed"].nunique() for m in matched]
     rows = [
-        _pair_row(a, b, kind, metric, c, judged, min_effect)
-        for (a, b, kind), c, judged in zip(pairs, comparisons, judge_family(comparisons, spread, min_effect))
+        _pair_row(a, b, kind, metric, c, judged, min_effect, k)
+        for (a, b, kind), c, judged, k in zip(pairs, comparisons, judge_family(comparisons, spread, min_effect), splits)
     ]
     table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     for count in ("seeds_needed", "seeds_needed_low", "seeds_needed_high", "seeds_needed_min_effect", "seeds_for_ci_min_effect"):
@@ -271,11 +273,17 @@ def _pair_table(
     return table, paired
 
 
+def _per_init_seed(matched: pd.DataFrame) -> pd.DataFrame:
+    """The matched values of each init seed, averaged over its split seeds: with several splits the runs share
+    seeds and splits (a crossed design), so the independent units are the init seeds, not the runs."""
+    return matched.groupby("seed", sort=True)[["value_a", "value_b"]].mean()
+
+
 def _pair_row(
-    a: str, b: str, kind: str, metric: str, c: PairedComparison, judged: InFamily, min_effect: float | None
+    a: str, b: str, kind: str, metric: str, c: PairedComparison, judged: InFamily, min_effect: float | None, splits: int
 ) -> dict[str, object]:
     return {
-        "a": a, "b": b, "kind": kind, "metric": metric, "n": c.n, "mean_diff": c.mean_diff, "sd_diff": c.sd_diff,
+        "a": a, "b": b, "kind": kind, "metric": metric, "n": c.n, "n_split_seeds": splits, "mean_diff": c.mean_diff, "sd_diff": c.sd_diff,
         "ci_low": c.ci_low, "ci_high": c.ci_high, "p_t": c.p_t, "p_signflip": c.p_signflip,
         "p_signflip_min": c.p_signflip_min, "signflip_exact": c.signflip_exact, "p_holm": judged.p_holm, "family": judged.size,
         "family_confidence": judged.confidence, "family_ci_low": judged.ci_low, "family_ci_high": judged.ci_high,
@@ -283,7 +291,7 @@ def _pair_row(
         "plan_alpha": judged.plan.alpha, "seeds_needed": judged.plan.seeds_needed, "seeds_needed_low": judged.plan.seeds_needed_low,
         "seeds_needed_high": judged.plan.seeds_needed_high, "min_effect": min_effect if min_effect else np.nan,
         "seeds_needed_min_effect": judged.plan.seeds_needed_min_effect, "seeds_for_ci_min_effect": judged.plan.seeds_for_ci_min_effect,
-        "verdict": verdict(a, b, c, judged, metric, min_effect, kind),
+        "verdict": verdict(a, b, c, judged, metric, min_effect, kind, splits),
     }
 
 

@@ -7,12 +7,14 @@ from lab2.core.stats import ALPHA, InFamily, PairedComparison, SeedPlan, signifi
 
 def verdict(
     a: str, b: str, c: PairedComparison, judged: InFamily, metric: str = "val_accuracy",
-    min_effect: float | None = None, kind: str = "",
+    min_effect: float | None = None, kind: str = "", splits: int = 1,
 ) -> str:
     """What the paired data can and cannot tell about A against B, in one sentence, judged within its family
     (Holm's p, and the interval at its Holm step's level); a pair the user named, or the best group against
-    another, says how it was chosen."""
+    another, says how it was chosen; over several split seeds, what its seeds count."""
     said = _judged(a, b, c, judged, metric, min_effect)
+    if splits > 1:
+        said += f"; n = {c.n} init seeds, each averaged over its split seeds ({splits} in all)"
     if kind == "named" and judged.size > 1 and c.n > 1:
         return f"{said}; alone, as if named before seeing the grid: p = {c.p_family:.3g}"
     if kind == "vs best":

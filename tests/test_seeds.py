@@ -115,8 +115,14 @@ def test_pairs_are_matched_on_seed_and_split_seed():
     b = pd.concat([_cells({(0.01, 10): [0.8, 0.8, 0.8]}, split_seed=0), _cells({(0.01, 10): [0.5, 0.5]}, split_seed=1)])
     comparison = compare_seeds(pd.concat([a, b], ignore_index=True))
     (row,) = comparison.pairs.itertuples()
-    assert row.n == 5  # seed 2 of split 1 has no partner
-    assert row.mean_diff == pytest.approx(np.mean([0.1, 0.0, -0.1, 0.4, 0.3]))
+    # Runs share init seeds and splits: the units are the 3 init seeds, each its mean over the splits it has
+    # (seed 2 of split 1 has no partner), not 5 independent runs.
+    per_seed_a, per_seed_b = [np.mean([0.9, 0.9]), np.mean([0.8, 0.8]), 0.7], [np.mean([0.8, 0.5]), np.mean([0.8, 0.5]), 0.8]
+    assert (row.n, row.n_split_seeds) == (3, 2)
+    assert row.mean_diff == pytest.approx(np.mean(np.subtract(per_seed_a, per_seed_b)))
+    assert row.p_t == pytest.approx(stats.ttest_rel(per_seed_a, per_seed_b).pvalue)
+    assert row.verdict.endswith("; n = 3 init seeds, each averaged over its split seeds (2 in all)")
+    assert len(comparison.paired) == 5  # the figure still shows every matched run
     summary = comparison.summary.set_index("group")
     assert summary.loc["lr=0.1 iterations=10", "n_split_seeds"] == 2
     assert summary.loc["lr=0.1 iterations=10", "val_accuracy_sd_init"] == pytest.approx(0.1)
