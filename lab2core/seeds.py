@@ -25,13 +25,14 @@ from lab2.core.stats import (
     describe,
     few_seeds_warning,
     judge_family,
+    probability_of_improvement,
     variance_sources,
 )
 
 
 METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 BOUNDS = {"train_accuracy": (0.0, 1.0), "val_accuracy": (0.0, 1.0), "train_loss": (0.0, np.inf), "val_loss": (0.0, np.inf)}
-STATISTICS = ("n", "mean", "std", "min", "max", "ci95_low", "ci95_high")
+STATISTICS = ("n", "mean", "std", "min", "max", "ci95_low", "ci95_high", "iqm")
 CELL_KEYS = ("lr", "iterations")  # the grid's own axes; the rest of a cell's setup sits beside them
 REPEAT_KEYS = ("seed", "split_seed")  # what a group repeats over; pairs are matched on both
 SUMMARY_EXTRAS = ("group", "n_seeds", "n_split_seeds", "val_rows", "val_resolution", "interval", "warning")
@@ -39,7 +40,7 @@ PAIR_METRIC = "val_accuracy"
 PAIR_COLUMNS = [
     "a", "b", "kind", "metric", "n", "n_split_seeds", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
     "p_signflip_min", "signflip_exact", "p_holm", "family", "family_confidence", "family_ci_low", "family_ci_high",
-    "prob_improvement", "p_a_better", "p_tie", "p_b_better",
+    "prob_improvement", "p_a_over_b", "p_a_over_b_ci_low", "p_a_over_b_ci_high", "p_a_better", "p_tie", "p_b_better",
     "plan_alpha", "seeds_needed", "seeds_needed_low", "seeds_needed_high", "min_effect", "seeds_needed_min_effect",
     "seeds_for_ci_min_effect", "verdict",
 ]
@@ -120,7 +121,7 @@ def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFra
         row["n_seeds"], row["n_split_seeds"] = group["seed"].nunique(), group["split_seed"].nunique()
         for metric in METRICS:
             stats = describe(group[metric], BOUNDS[metric])
-            values = (stats.n, stats.mean, stats.sd, stats.min, stats.max, stats.ci_low, stats.ci_high)
+            values = (stats.n, stats.mean, stats.sd, stats.min, stats.max, stats.ci_low, stats.ci_high, stats.iqm)
             row.update({f"{metric}_{s}": v for s, v in zip(STATISTICS, values)})
             if several_splits:
                 sources = variance_sources(group[["seed", "split_seed"]].assign(value=group[metric]))
@@ -267,6 +268,8 @@ def _pair_table(
         for (a, b, kind), c, judged, k in zip(pairs, comparisons, judge_family(comparisons, spread, min_effect), splits)
     ]
     table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    over = ["p_a_over_b", "p_a_over_b_ci_low", "p_a_over_b_ci_high"]  # rliable's P(A > B), every run of A against every run of B
+    table[over] = pd.DataFrame([probability_of_improvement(u["value_a"], u["value_b"]) for u in units], columns=over, dtype=float)
     for count in ("seeds_needed", "seeds_needed_low", "seeds_needed_high", "seeds_needed_min_effect", "seeds_for_ci_min_effect"):
         table[count] = pd.array(table[count].tolist(), dtype="Int64")
     paired = pd.concat(matched, ignore_index=True) if matched else pd.DataFrame()

@@ -21,6 +21,7 @@ from lab2.core.stats import (
     improvement_fractions,
     paired_t_p,
     paired_t_power,
+    probability_of_improvement,
     seeds_for_half_width,
     seeds_for_power,
     sd_interval,
@@ -289,3 +290,21 @@ def test_holm_and_its_rejections_agree_with_statsmodels_on_the_boundary(p):
     adjusted = holm(p)
     assert adjusted == pytest.approx(corrected)
     assert [significant(x) for x in adjusted] == list(reject)
+
+
+def test_the_interquartile_mean_is_the_mean_of_the_middle_half_from_eight_values():
+    x = [0.2, 0.9, 0.94, 0.88, 0.92, 0.5, 0.96, 0.9]
+    assert describe(x).iqm == pytest.approx(np.mean([0.88, 0.9, 0.9, 0.92]))  # the 2 lowest and 2 highest left out
+    assert np.isnan(describe(x[:7]).iqm)
+
+
+def test_rliables_probability_of_improvement_counts_every_pair_of_runs_ties_half():
+    a, b = np.array([0.9, 0.8, 0.8]), np.array([0.8, 0.7, 0.95, 0.6])
+    by_hand = np.mean([1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b])
+    point, low, high = probability_of_improvement(a, b)
+    assert point == by_hand == pytest.approx(stats.mannwhitneyu(a, b).statistic / 12)
+    assert low <= point <= high and probability_of_improvement(a, b) == (point, low, high)  # seeded
+    rng = np.random.default_rng(3)  # 4,000 resamples of each group drawn here, apart from the code
+    resampled = [(rng.choice(a, 3)[:, None], rng.choice(b, 4)[None, :]) for _ in range(4000)]
+    shares = [np.mean(x > y) + 0.5 * np.mean(x == y) for x, y in resampled]
+    assert (low, high) == pytest.approx(tuple(np.percentile(shares, [2.5, 97.5])), abs=0.05)
