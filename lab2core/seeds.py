@@ -124,8 +124,10 @@ def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFra
             values = (stats.n, stats.mean, stats.sd, stats.min, stats.max, stats.ci_low, stats.ci_high, stats.iqm)
             row.update({f"{metric}_{s}": v for s, v in zip(STATISTICS, values)})
             if several_splits:
-                sources = variance_sources(group[["seed", "split_seed"]].assign(value=group[metric]))
-                row[f"{metric}_sd_init"], row[f"{metric}_sd_split"] = sources
+                init, split, init_ci, split_ci = variance_sources(group[["seed", "split_seed"]].assign(value=group[metric]))
+                row[f"{metric}_sd_init"], row[f"{metric}_sd_split"] = init, split
+                row[f"{metric}_sd_init_ci95_low"], row[f"{metric}_sd_init_ci95_high"] = init_ci
+                row[f"{metric}_sd_split_ci95_low"], row[f"{metric}_sd_split_ci95_high"] = split_ci
         row["val_rows"] = val_rows if val_rows else np.nan
         row["val_resolution"] = 1 / val_rows if val_rows else np.nan
         row["val_accuracy_binomial_se"] = binomial_se(row["val_accuracy_mean"], val_rows)

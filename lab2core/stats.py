@@ -374,14 +374,17 @@ def _search(enough: Callable[[int], bool]) -> int | None:
     return low
 
 
-def variance_sources(values: pd.DataFrame) -> tuple[float, float]:
-    """(sd over init seeds with the split fixed, sd over split seeds with the init fixed) of a group.
+def variance_sources(values: pd.DataFrame) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
+    """The sd over init seeds with the split fixed and the sd over split seeds with the init fixed, and the 95%
+    chi-square interval of each on that source's own levels − 1 degrees of freedom: the columns of a crossed
+    table share their seed effects, so pooling their degrees of freedom would overstate what they know.
 
-    `values` has columns seed, split_seed, value. Each is the root of the mean within-variance: the
+    `values` has columns seed, split_seed, value. Each sd is the root of the mean within-variance: the
     spread that changing only that seed brings, as Bouthillier et al. (2021) vary one source at a time.
     """
-    table = values.pivot_table(index="seed", columns="split_seed", values="value", aggfunc="mean")
-    return _pooled_sd(table, axis=0), _pooled_sd(table, axis=1)
+    table = values.groupby(["seed", "split_seed"])["value"].mean().unstack()
+    init, split = _pooled_sd(table, axis=0), _pooled_sd(table, axis=1)
+    return init, split, sd_interval(init, table.shape[0]), sd_interval(split, table.shape[1])
 
 
 def _pooled_sd(table: pd.DataFrame, axis: int) -> float:
