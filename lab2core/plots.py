@@ -153,3 +153,23 @@ def plot_paired_differences(paired: pd.DataFrame, pairs: pd.DataFrame, limit: in
         fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     fig.suptitle(f"{metric.replace('_', ' ')} seed by seed, A (left) to B (right): {len(shown)} of {len(pairs)} comparisons")
     return fig
+
+
+def plot_score_distributions(cells: pd.DataFrame, metric: str = "val_accuracy", limit: int = 12) -> Figure:
+    """rliable's score distribution: for each (lr, iterations) group, the fraction of its runs whose `metric` is
+    above each threshold τ; a curve that lies above another is better at every τ. At most `limit` groups, the best
+    by mean."""
+    groups = cells.groupby(["lr", "iterations"])[metric]
+    shown = groups.mean().sort_values(ascending=False).head(limit).index
+    thresholds = np.linspace(0.0, 1.0, 201)
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    for k, (lr, iterations) in enumerate(shown):  # groups with equal scores overlap: each drawn thinner, dashed apart
+        values = groups.get_group((lr, iterations)).dropna().to_numpy()
+        ax.step(thresholds, (values[:, None] > thresholds).mean(axis=0), where="post", label=f"lr={lr:g} it={iterations}",
+                linewidth=3 - 2 * k / max(len(shown), 1), linestyle=("-", "--", ":", "-.")[k % 4])
+    more = f" (the best {limit} of {groups.ngroups} groups)" if groups.ngroups > limit else ""
+    ax.set(xlabel=f"threshold τ on {metric.replace('_', ' ')}", ylabel="fraction of runs with score > τ", ylim=(-0.02, 1.02),
+           title=f"score distributions over seeds{more}")
+    ax.legend(fontsize=8)
+    return fig

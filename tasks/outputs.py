@@ -18,7 +18,14 @@ from lab2.core.describe import best_label, cell_run_name, display_table, group_r
 from lab2.core.describe import winner_description
 from lab2.core.mlp import MLPData, to_module, train_cells
 from lab2.core.params import MLPSetup
-from lab2.core.plots import plot_cell_heatmap, plot_grid_summary, plot_mean_learning_curves, plot_paired_differences, plot_val_accuracy_errorbars
+from lab2.core.plots import (
+    plot_cell_heatmap,
+    plot_grid_summary,
+    plot_mean_learning_curves,
+    plot_paired_differences,
+    plot_score_distributions,
+    plot_val_accuracy_errorbars,
+)
 from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label
 from lab2.tasks import tracking
 from lab2.tasks.records import CellKey, cell_params
@@ -71,6 +78,7 @@ def publish_grid(
         "mean_learning_curves": plot_mean_learning_curves(curves),
         "cell_heatmap": plot_cell_heatmap(seeds.summary),
         "paired_differences": plot_paired_differences(seeds.paired, seeds.pairs),
+        "score_distributions": plot_score_distributions(cells),
     }
     tracking.log_to_run(parent_run_id, RunRecord(params={"val_rows": val_rows}, figures=figures))
     for name, table in {"mlp_cells.csv": cells, "seed_summary.csv": seeds.summary, "seed_pairs.csv": seeds.pairs}.items():

@@ -46,7 +46,8 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
     assert len(runs) == 1 + 2 + 2 + 8
     assert _artifacts(mlflow_store, parent.info.run_id) == [
         f"figures/{name}.png"
-        for name in ("cell_heatmap", "grid_summary", "mean_learning_curves", "paired_differences", "u_scatter", "val_accuracy_vs_lr")
+        for name in ("cell_heatmap", "grid_summary", "mean_learning_curves", "paired_differences", "score_distributions", "u_scatter",
+                     "val_accuracy_vs_lr")
     ]
     root = {a.path for a in mlflow_store.list_artifacts(parent.info.run_id)}
     assert {"factorisation.csv", "mlp_cells.csv", "seed_summary.csv", "seed_summary.html", "seed_pairs.csv"} <= root

@@ -8,7 +8,7 @@ from scipy import stats
 from lab2.core.data import load_dataset
 from lab2.core.mlp import prepare_mlp_data, results_frame, train_cells
 from lab2.core.params import InputError
-from lab2.core.plots import plot_paired_differences
+from lab2.core.plots import plot_paired_differences, plot_score_distributions
 from lab2.core.seeds import (
     PAIR_COLUMNS,
     best_group,
@@ -270,3 +270,14 @@ def test_display_html_markdown_and_figure_name_the_groups():
     figure = plot_paired_differences(comparison.paired, comparison.pairs)
     panels = [ax for ax in figure.axes if ax.get_visible()]
     assert len(panels) == len(comparison.pairs) and all(len(ax.lines) == 3 for ax in panels)
+
+
+def test_the_score_distribution_of_a_group_is_the_fraction_of_its_runs_above_each_threshold():
+    cells = _cells({(0.1, 10): [0.9, 0.7, 0.8], (0.01, 10): [0.5, 0.6, 0.6]})
+    (ax,) = plot_score_distributions(cells).axes
+    curves = {line.get_label(): line for line in ax.lines}
+    assert list(curves) == ["lr=0.1 it=10", "lr=0.01 it=10"]  # the best group first
+    tau, share = curves["lr=0.01 it=10"].get_data()
+    for t, fraction in zip(tau, share):
+        assert fraction == sum(v > t for v in (0.5, 0.6, 0.6)) / 3
+    assert plot_score_distributions(cells, limit=1).axes[0].get_title().endswith("(the best 1 of 2 groups)")
