@@ -205,7 +205,9 @@ def test_the_sd_interval_covers_a_normal_samples_sd_95_percent_of_the_time():
     rng = np.random.default_rng(7)
     for n in (3, 5, 10):
         samples = rng.normal(0.0, 0.1, size=(20_000, n))
-        bounds = np.array([sd_interval(sd, n) for sd in samples.std(axis=1, ddof=1)])
+        per_unit_sd = np.array(sd_interval(1.0, n))
+        assert sd_interval(0.3, n) == pytest.approx(tuple(0.3 * per_unit_sd))  # the interval scales with the sd
+        bounds = samples.std(axis=1, ddof=1)[:, None] * per_unit_sd
         covered = np.mean((bounds[:, 0] <= 0.1) & (0.1 <= bounds[:, 1]))
         assert covered == pytest.approx(0.95, abs=0.006), n
 
