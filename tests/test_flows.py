@@ -249,9 +249,10 @@ def test_a_grid_over_two_split_seeds_reports_both_variance_sources(mlflow_store)
         assert row.val_accuracy_sd_split == pytest.approx(group.var(axis=1, ddof=1).mean() ** 0.5)
     (pair,) = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "seed_pairs.csv")).itertuples()
     by_lr = cells.set_index(["lr", "seed", "split_seed"])["val_accuracy"]
-    differences = [by_lr[(0.5, s, k)] - by_lr[(0.05, s, k)] for s in range(3) for k in range(2)]
-    assert pair.n == 6 and pair.mean_diff == pytest.approx(sum(differences) / 6)
-    assert pair.p_signflip_min == pytest.approx(2 ** -5)
+    # The units are the 3 init seeds, each averaged over the 2 splits (the runs share seeds and splits).
+    per_seed = [sum(by_lr[(0.5, s, k)] - by_lr[(0.05, s, k)] for k in range(2)) / 2 for s in range(3)]
+    assert (pair.n, pair.n_split_seeds) == (3, 2) and pair.mean_diff == pytest.approx(sum(per_seed) / 3)
+    assert pair.p_signflip_min == pytest.approx(2 ** -2)
     units = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "units/mlp_grid.csv"))
     assert len(units) == 12 and units["identity"].nunique() == 12
     read_back = compare_seeds(tracking.read_cells(parent.info.run_id).frame, val_rows=50).summary  # what `lab2 compare` computes
