@@ -23,6 +23,7 @@ MONTE_CARLO_SEED = 0  # the sign-flip test's sample of sign patterns beyond EXAC
 INTERVAL_KIND = "Student t interval of the mean over seeds, clipped to the metric's range"
 FEW_SEEDS = 10  # below this the sd behind an interval over seeds is itself uncertain
 IQM_FROM = 8  # the interquartile mean (rliable's robust aggregate) is given from this many values on
+IMPROVEMENT_RESAMPLES = 1999  # bootstrap resamples of rliable's P(A > B), a statistic in steps of 1/(n·m)
 EXACT_SIGN_FLIPS_UP_TO = 16  # 2^16 sign patterns; beyond, a seeded Monte Carlo sample of them
 SIGN_FLIP_RESAMPLES = 99_999
 MAX_SEEDS = 1_000_000  # "seeds needed" beyond this is reported as unknown (None)
@@ -213,7 +214,7 @@ def probability_of_improvement(a: Sequence[float], b: Sequence[float], seed: int
     point = float(share(a, b))
     if len(a) < 2 or len(b) < 2 or (np.all(a == a[0]) and np.all(b == b[0])):
         return point, point, point
-    result = stats.bootstrap((a, b), share, n_resamples=9999, confidence_level=CONFIDENCE, method="percentile",
+    result = stats.bootstrap((a, b), share, n_resamples=IMPROVEMENT_RESAMPLES, confidence_level=CONFIDENCE, method="percentile",
                              vectorized=True, rng=np.random.default_rng(seed))
     low, high = result.confidence_interval
     return point, float(low), float(high)
