@@ -65,11 +65,9 @@ def mean_interval(
     """mean ± t_{(1+c)/2, n−1} · sd/√n of the finite `values`, clipped to the metric's `bounds` (accuracies stay in
     [0, 1]); equal values give that value at both ends (no spread seen), fewer than two give NaNs."""
     x = _finite(values)
-    if len(x) < 2:
-        return float("nan"), float("nan")
-    if np.all(x == x[0]):
+    if len(x) > 1 and not _varies(x):
         return float(x[0]), float(x[0])
-    low, high = t_interval(x, confidence)
+    low, high = t_interval(x, confidence)  # NaN below two values
     return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
 
 
@@ -207,7 +205,7 @@ def probability_of_improvement(a: Sequence[float], b: Sequence[float], seed: int
     if len(a) == 0 or len(b) == 0:
         return float("nan"), float("nan"), float("nan")
 
-    def share(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    def share(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:  # scipy passes axis=-1: runs on the last
         above = (x[..., :, None] > y[..., None, :]) + 0.5 * (x[..., :, None] == y[..., None, :])
         return above.mean(axis=(-2, -1))
 
