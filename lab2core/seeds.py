@@ -15,16 +15,15 @@ import numpy as np
 import pandas as pd
 
 from lab2.core.params import DEFAULT_MIN_EFFECT, InputError, MLPSetup
+from lab2.core.family import InFamily, judge_family
 from lab2.core.verdicts import verdict
 from lab2.core.stats import (
     INTERVAL_KIND,
-    InFamily,
     PairedComparison,
     binomial_se,
     compare_paired,
     describe,
     few_seeds_warning,
-    judge_family,
     probability_of_improvement,
     variance_sources,
 )
@@ -77,7 +76,7 @@ def compare_seeds(
     """
     cells = with_repeat_keys(cells)
     summary = seed_summary(cells, val_rows)
-    chosen = _unique([resolve_pair(summary, a, b) for a, b in named])
+    chosen = _unique([(find_group(summary, a), find_group(summary, b), "named") for a, b in named])
     pairs, paired = seed_pairs(cells, _unique([*chosen, *default_pairs(summary)]), metric, min_effect)
     if chosen:
         pairs = pairs.head(len(chosen))
@@ -191,11 +190,6 @@ def parse_group(text: str) -> dict[str, str]:
     return dict(t.split("=") for t in tokens)
 
 
-def resolve_pair(summary: pd.DataFrame, a: str, b: str) -> tuple[str, str, str]:
-    """The labels of the two groups a user names (each must match exactly one group)."""
-    return find_group(summary, a), find_group(summary, b), "named"
-
-
 def find_group(summary: pd.DataFrame, text: str) -> str:
     """The label of the one group whose keys match every KEY=VALUE of `text`; InputError naming the choices otherwise."""
     query = parse_group(text)
@@ -262,7 +256,9 @@ def _pair_table(
     pairs: Sequence[tuple[str, str, str]], matched: Sequence[pd.DataFrame], metric: str, min_effect: float | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     spread = BOUNDS[metric][1] - BOUNDS[metric][0]
-    units = [_per_init_seed(m) for m in matched]
+    # Each init seed's values averaged over its split seeds: with several splits the runs share seeds and splits (a
+    # crossed design), so the independent units are the init seeds, not the runs.
+    units = [m.groupby("seed", sort=True)[["value_a", "value_b"]].mean() for m in matched]
     comparisons = [compare_paired(u["value_a"], u["value_b"], spread) for u in units]
     splits = [m["split_seed"].nunique() for m in matched]
     rows = [
@@ -276,12 +272,6 @@ def _pair_table(
         table[count] = pd.array(table[count].tolist(), dtype="Int64")
     paired = pd.concat(matched, ignore_index=True) if matched else pd.DataFrame()
     return table, paired
-
-
-def _per_init_seed(matched: pd.DataFrame) -> pd.DataFrame:
-    """The matched values of each init seed, averaged over its split seeds: with several splits the runs share
-    seeds and splits (a crossed design), so the independent units are the init seeds, not the runs."""
-    return matched.groupby("seed", sort=True)[["value_a", "value_b"]].mean()
 
 
 def _pair_row(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lab2.core.stats import ALPHA, InFamily, PairedComparison, SeedPlan, significant
+from lab2.core.family import InFamily, SeedPlan, significant
+from lab2.core.stats import ALPHA, PairedComparison
 
 
 def verdict(

@@ -19,7 +19,8 @@ from lab2.core.seeds import (
     seed_summary,
     setup_differences,
 )
-from lab2.core.stats import InFamily, compare_paired, judge_family
+from lab2.core.family import InFamily, judge_family
+from lab2.core.stats import compare_paired
 from lab2.core.verdicts import verdict
 from lab2.core.describe import display_table, pairs_markdown, summary_notes
 from lab2.tasks.outputs import seed_summary_html

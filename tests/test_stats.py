@@ -9,24 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
+from lab2.core.family import SeedPlan, holm, judge_family, paired_t_power, seeds_for_half_width, seeds_for_power, significant
 from lab2.core.stats import (
     SIGN_FLIP_RESAMPLES,
     binomial_se,
     compare_paired,
     describe,
-    SeedPlan,
-    holm,
-    judge_family,
-    mean_interval,
     improvement_fractions,
+    mean_interval,
     paired_t_p,
-    paired_t_power,
     probability_of_improvement,
-    seeds_for_half_width,
-    seeds_for_power,
     sd_interval,
     sign_flip_p,
-    significant,
     t_interval,
     variance_sources,
 )

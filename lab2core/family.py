@@ -1,0 +1,154 @@
+"""A family of paired comparisons judged together: Holm's step-down adjustment, the interval at each comparison's
+Holm step, and, for a comparison not yet significant, how many seeds a new run would need (paired t power).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from lab2.core.stats import ALPHA, CONFIDENCE, PairedComparison, sd_interval, t_interval
+
+POWER = 0.8
+MAX_SEEDS = 1_000_000  # "seeds needed" beyond this is reported as unknown (None)
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """Seeds a new run would need, for a comparison not yet significant: 80% power at the family's level α/m
+    (the level Holm's first step asks for). For the observed difference, at the observed sd of the differences
+    and at both ends of that sd's 95% interval (an sd from few seeds is itself uncertain); for the user's
+    smallest effect of interest, the power and the interval half-width (at the family's confidence)."""
+
+    alpha: float = ALPHA
+    seeds_needed: int | None = None
+    seeds_needed_low: int | None = None
+    seeds_needed_high: int | None = None
+    seeds_needed_min_effect: int | None = None
+    seeds_for_ci_min_effect: int | None = None
+
+
+@dataclass(frozen=True)
+class InFamily:
+    """A paired comparison judged within its family: Holm's adjusted p, and the t interval at the level of its
+    Holm step (1 − α/(m − k) for the k-th smallest p of m), which excludes 0 exactly when that step rejects."""
+
+    p_holm: float
+    size: int
+    confidence: float
+    ci_low: float
+    ci_high: float
+    plan: SeedPlan = field(default_factory=SeedPlan)
+
+    @property
+    def significant(self) -> bool:
+        return significant(self.p_holm)
+
+
+def plan_seeds(c: PairedComparison, alpha: float, min_effect: float | None = None) -> SeedPlan:
+    """The SeedPlan of comparison `c` at level `alpha`."""
+    low_sd, high_sd = sd_interval(c.sd_diff, c.n)
+    effect = c.mean_diff
+    return SeedPlan(
+        alpha,
+        seeds_for_power(effect, c.sd_diff, alpha),
+        seeds_for_power(effect, low_sd, alpha),
+        seeds_for_power(effect, high_sd, alpha),
+        seeds_for_power(min_effect, c.sd_diff, alpha) if min_effect else None,
+        seeds_for_half_width(min_effect, c.sd_diff, 1 - alpha) if min_effect else None,
+    )
+
+
+def judge_family(
+    comparisons: Sequence[PairedComparison], spread: float = np.inf, min_effect: float | None = None, alpha: float = ALPHA
+) -> list[InFamily]:
+    """Each comparison within the family of all of them (those below two seeds stay out, with NaNs), with the
+    seeds a new run would need for those not yet significant."""
+    p = np.array([c.p_family for c in comparisons], dtype=float)
+    adjusted = holm(p)
+    present = np.flatnonzero(~np.isnan(p))
+    order = present[np.argsort(p[present], kind="stable")]  # Holm's order, ties as holm() breaks them
+    confidence = np.full(len(p), np.nan)
+    confidence[order] = 1 - alpha / (len(order) - np.arange(len(order)))
+    judged = []
+    for c, p_holm, level in zip(comparisons, adjusted, confidence):
+        low, high = t_interval(np.asarray(c.differences), level) if np.isfinite(level) else (np.nan, np.nan)
+        plan = SeedPlan() if significant(p_holm) else plan_seeds(c, alpha / max(len(order), 1), min_effect)
+        judged.append(InFamily(float(p_holm), len(order), float(level), *np.clip([low, high], -spread, spread).tolist(), plan))
+    return judged
+
+
+def significant(p_adjusted: float, alpha: float = ALPHA) -> bool:
+    """Whether an adjusted p rejects at `alpha`: p ≤ α, as Holm's step-down rule (and statsmodels) has it."""
+    return bool(p_adjusted <= alpha)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment over a family of p-values (NaNs are left out of the family and stay NaN)."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    order = present[np.argsort(p[present], kind="stable")]
+    m = len(order)
+    scaled = (m - np.arange(m)) * p[order]
+    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return adjusted
+
+
+def paired_t_power(n: int | np.ndarray, effect_size: float, alpha: float = ALPHA) -> np.ndarray:
+    """Power of the two-sided paired t-test with n pairs when the true mean difference is effect_size · sd."""
+    df = np.asarray(n) - 1
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    shift = effect_size * np.sqrt(n)
+    wrong_side = np.nan_to_num(stats.nct.cdf(-critical, df, shift), nan=0.0)  # scipy gives NaN where it underflows
+    return stats.nct.sf(critical, df, shift) + wrong_side
+
+
+def seeds_for_power(effect: float | None, sd: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
+    """Fewest seeds (≥ 2) for which the paired t-test detects a mean difference `effect` with `power`,
+    taking the paired differences' sd as `sd`; None when it cannot be said (no effect, no spread seen, > MAX_SEEDS)."""
+    if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:
+        return None
+    normal = ((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd / abs(effect)) ** 2  # the z-test's n
+    return _fewest(lambda n: paired_t_power(n, abs(effect) / sd, alpha) >= power, normal)
+
+
+def seeds_for_half_width(effect: float | None, sd: float, confidence: float = CONFIDENCE) -> int | None:
+    """Fewest seeds (≥ 2) whose t interval of the mean difference has half-width ≤ `effect` at this sd."""
+    if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:
+        return None
+    effect = abs(effect)  # a half-width, like the power calculation's effect, has no sign
+    normal = (stats.norm.ppf((1 + confidence) / 2) * sd / effect) ** 2
+    return _fewest(lambda n: stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n) <= effect, normal)
+
+
+def _fewest(enough: Callable[[np.ndarray], np.ndarray], guess: float) -> int | None:
+    """Smallest n in [2, MAX_SEEDS] with enough(n), for a condition that stays true once true.
+
+    The t-based answer lies a few seeds above the normal approximation `guess`: one vectorised look
+    there, else doubling and bisection.
+    """
+    if guess > MAX_SEEDS:
+        return None if not enough(MAX_SEEDS) else _search(enough)
+    window = np.arange(max(2, int(guess) - 2), int(guess) + 40)
+    ok = np.asarray(enough(window))
+    if ok.any() and (not ok[0] or window[0] == 2):
+        return int(window[np.argmax(ok)])
+    return _search(enough)
+
+
+def _search(enough: Callable[[int], bool]) -> int | None:
+    """Doubling, then bisection, over [2, MAX_SEEDS]."""
+    high = 2
+    while not enough(high):
+        if high >= MAX_SEEDS:
+            return None
+        high = min(2 * high, MAX_SEEDS)
+    low = max(2, high // 2)
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle + 1, high)
+    return low
