@@ -15,17 +15,20 @@ from tests.conftest import all_runs
 LAB2 = str(Path(sys.executable).with_name("lab2"))
 
 
-def _lab2(tmp_path, *args: str, command: str = LAB2) -> subprocess.CompletedProcess:
-    """Run the console script (or `command`) in a fresh process in `tmp_path`, on the embedded defaults."""
+def _lab2(tmp_path, *args: str, command: str = LAB2, api: str | None = None) -> subprocess.CompletedProcess:
+    """Run the console script (or `command`) in a fresh process in `tmp_path`, on the embedded defaults (or on the
+    Prefect server at `api`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API"))}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    if api is not None:
+        env["PREFECT_API_URL"] = api
     done = subprocess.run([command, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
 
 @pytest.mark.system
-def test_lab2_run_then_compare_from_fresh_processes(tmp_path):
+def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
     done = _lab2(tmp_path, "run", "--lrs", "0.1", "0.01", "--iterations", "5", "10", "--seeds", "0", "1", "--gd-epochs", "20")
     store = tmp_path / "mlflow.db"
     assert f"mlflow ui --backend-store-uri sqlite:///{store}" in done.stdout
@@ -61,7 +64,7 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path):
     assert refused.returncode == 2 and "group 'lr=0.1' matches 2 groups" in refused.stderr
 
     _lab2(tmp_path, "run", "--lrs", "0.1", "0.01", "--iterations", "5", "10", "--seeds", "0", "1", "--gd-epochs", "20",
-          "--protocol", "seed-report")
+          "--protocol", "seed-report", api=prefect_api)
     second = _lab2(tmp_path, "compare").stdout.split("Run ")[1].split(":")[0]
     assert second != first
     side_by_side = _lab2(tmp_path, "compare", first, second).stdout

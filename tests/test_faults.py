@@ -112,13 +112,13 @@ def listening_hosts(pid: int) -> set[str]:
     return hosts
 
 
-def reference_cells() -> dict[tuple[float, int, int], dict[str, float]]:
-    """The lab grid computed here without any tracking: what an uninterrupted run records."""
+def reference_cells(lrs=LAB_LRS, iterations=LAB_ITERATIONS, seeds=LAB_SEEDS) -> dict[tuple[float, int, int], dict[str, float]]:
+    """A grid (the lab's by default) computed here without any runner or tracking: what a run records."""
     data = prepare_mlp_data(load_dataset("iris"))
-    pairs = [(lr, seed) for lr in LAB_LRS for seed in LAB_SEEDS]
+    pairs = [(lr, seed) for lr in lrs for seed in seeds]
     return {
         (c.lr, c.iterations, c.seed): {m: getattr(c, m) for m in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")}
-        for c in train_trajectories(data, pairs, LAB_ITERATIONS)
+        for c in train_trajectories(data, pairs, iterations)
     }
 
 
