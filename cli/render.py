@@ -35,7 +35,8 @@ def lab2_result(result: Lab2Result, ui_command: str) -> str:
     """Everything `lab2 run` prints once the flow returned: Q1, Q2's cells and seeds, the units, the MLflow link."""
     from lab2.core.describe import units_sentence
 
-    lines = ["", "Q1 factorisation (loss = ‖A − UVᵀ‖²_F):", table(result.factorisation), "", "Q2 MLP grid (accuracy 0–1):", table(result.cells)]
+    lines = ["", "Q1 factorisation (loss = ‖A − UVᵀ‖²_F):", table(result.factorisation), "", "Q2 MLP grid (accuracy 0–1):",
+             table(result.cells.drop(columns="val_correct", errors="ignore"))]  # the rows' hits: in mlp_cells.csv
     lines += [seeds(result.seeds), "", f"runs: {units_sentence(result.units)}"]
     diverged = result.cells[result.cells["diverged"]]
     if len(diverged):

@@ -76,6 +76,7 @@ class CellResult:
     train_loss_history: dict[int, float]  # step → loss before it, on the steps of curve_steps(iterations)
     diverged: bool
     weights: MLPWeights
+    val_correct: str = ""  # per validation row, in order: "1" where the prediction hits the label, else "0"
 
 
 def prepare_mlp_data(
@@ -121,10 +122,7 @@ def forward(weights: MLPWeights, x: torch.Tensor) -> torch.Tensor:
 
 
 def train_cell_loop(data: MLPData, lr: float, iterations: int, seed: int, hidden: int = 12) -> CellResult:
-    """The lab's own loop (report, Appendix C): a fresh model for one cell, one step at a time.
-
-    The reference the batched engine is held to, and the baseline it is benchmarked against.
-    """
+    """The lab's own loop (report, Appendix C), one cell one step at a time: the batched engine's reference and baseline."""
     w1, b1, w2, b2 = (p.clone().requires_grad_() for p in init_mlp(seed, data.n_features, hidden, data.n_classes).as_tuple())
     history = []
     for _ in range(iterations):
@@ -163,7 +161,7 @@ def train_cells(
         val_as_train, trajectories, iterations, hidden, scalar_bias=True, n_classes=data.n_classes, should_stop=should_stop
     )
     return [
-        replace(t, val_accuracy=v.train_accuracy, val_loss=v.train_loss, diverged=t.diverged or v.diverged)
+        replace(t, val_accuracy=v.train_accuracy, val_loss=v.train_loss, val_correct=v.val_correct, diverged=t.diverged or v.diverged)
         for t, v in zip(on_train, on_val)
     ]
 
@@ -210,7 +208,7 @@ def train_trajectories(
     return results
 
 
-CELL_COLUMNS = ["lr", "iterations", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "diverged"]
+CELL_COLUMNS = ["lr", "iterations", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "diverged", "val_correct"]
 
 
 def results_frame(results: Sequence[CellResult], known_rows: Sequence[Mapping[str, object]] = ()) -> pd.DataFrame:
@@ -241,9 +239,9 @@ def histories_frame(results: Sequence[CellResult]) -> pd.DataFrame:
     )
 
 
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Fraction (0–1) of rows whose argmax hits the label; batched over a leading axis."""
-    return (logits.argmax(dim=-1) == labels).to(torch.float64).mean(dim=-1)
+def hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per row, whether the argmax hits the label; batched over a leading axis (its mean is the accuracy, 0–1)."""
+    return logits.argmax(dim=-1) == labels
 
 
 def _mean_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -266,7 +264,8 @@ def _read_off(
     with torch.no_grad():
         train_logits = forward(weights, data.x_train)
         val_logits = forward(weights, data.x_val)
-        train_acc, val_acc = accuracy(train_logits, data.y_train), accuracy(val_logits, data.y_val)
+        val_hits = hits(val_logits, data.y_val)
+        train_acc, val_acc = hits(train_logits, data.y_train).double().mean(dim=-1), val_hits.double().mean(dim=-1)
         train_loss = _mean_cross_entropy(train_logits, data.y_train)
         val_loss = _mean_cross_entropy(val_logits, data.y_val)
     finite = torch.isfinite(curve).all(dim=1) & torch.isfinite(train_loss) & torch.isfinite(val_loss)
@@ -282,6 +281,7 @@ def _read_off(
             train_loss_history=dict(zip(steps, curve[t].tolist())),
             diverged=not finite[t].item(),
             weights=MLPWeights(*(p[t].clone() for p in weights.as_tuple())),
+            val_correct="".join("1" if hit else "0" for hit in val_hits[t].tolist()),
         )
         for t, (lr, seed) in enumerate(trajectories)
     ]

@@ -18,6 +18,7 @@ from lab2.core.params import DEFAULT_MIN_EFFECT, InputError, MLPSetup
 from lab2.core.family import InFamily, judge_family
 from lab2.core.verdicts import verdict
 from lab2.core.stats import (
+    CONFIDENCE,
     INTERVAL_KIND,
     PairedComparison,
     binomial_se,
@@ -25,6 +26,7 @@ from lab2.core.stats import (
     describe,
     few_seeds_warning,
     probability_of_improvement,
+    rows_interval,
     variance_sources,
 )
 
@@ -39,6 +41,7 @@ PAIR_METRIC = "val_accuracy"
 PAIR_COLUMNS = [
     "a", "b", "kind", "metric", "n", "n_split_seeds", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
     "p_signflip_min", "signflip_exact", "p_holm", "family", "family_confidence", "family_ci_low", "family_ci_high",
+    "rows_ci_low", "rows_ci_high",
     "prob_improvement", "p_a_over_b", "p_a_over_b_ci_low", "p_a_over_b_ci_high", "p_a_better", "p_tie", "p_b_better",
     "plan_alpha", "seeds_needed", "seeds_needed_low", "seeds_needed_high", "min_effect", "seeds_needed_min_effect",
     "seeds_for_ci_min_effect", "verdict",
@@ -93,7 +96,7 @@ def with_repeat_keys(cells: pd.DataFrame) -> pd.DataFrame:
 def group_columns(cells: pd.DataFrame) -> list[str]:
     """Every parameter column of `cells` except the seeds: the grid axes first, then the setup."""
     derived = [c for c in cells.columns if c.startswith(tuple(f"{m}_" for m in METRICS))]
-    excluded = (*CELL_KEYS, *REPEAT_KEYS, *METRICS, "diverged", *SUMMARY_EXTRAS, *derived)
+    excluded = (*CELL_KEYS, *REPEAT_KEYS, *METRICS, "diverged", "val_correct", *SUMMARY_EXTRAS, *derived)
     setup = [c for c in cells.columns if c not in excluded]
     return [*CELL_KEYS, *sorted(setup)]
 
@@ -241,14 +244,17 @@ def compare_runs(
         in_a = a[(a["lr"] == lr) & (a["iterations"] == iterations)]
         in_b = b[(b["lr"] == lr) & (b["iterations"] == iterations)]
         pairs.append((f"A {label}", f"B {label}", "run A vs run B"))
-        matched.append(_match_seeds(in_a, in_b, metric).assign(a=f"A {label}", b=f"B {label}"))
+        # Two runs' validation rows are the same rows only if their setups are: no rows view across runs.
+        matched.append(_match_seeds(in_a, in_b, metric).drop(columns=["hits_a", "hits_b"], errors="ignore").assign(a=f"A {label}", b=f"B {label}"))
     return _pair_table(pairs, matched, metric, min_effect)
 
 
 def _match_seeds(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The two groups' values of `metric` joined on (seed, split_seed)."""
-    left = a[[*REPEAT_KEYS, metric]].rename(columns={metric: "value_a"})
-    right = b[[*REPEAT_KEYS, metric]].rename(columns={metric: "value_b"})
+    """The two groups' values of `metric` joined on (seed, split_seed), with their hits per validation row when the
+    metric is the validation accuracy and the cells carry them."""
+    hits = ["val_correct"] if metric == "val_accuracy" and "val_correct" in a and "val_correct" in b else []
+    left = a[[*REPEAT_KEYS, metric, *hits]].rename(columns={metric: "value_a", "val_correct": "hits_a"})
+    right = b[[*REPEAT_KEYS, metric, *hits]].rename(columns={metric: "value_b", "val_correct": "hits_b"})
     return left.merge(right, on=list(REPEAT_KEYS)).sort_values(list(REPEAT_KEYS[::-1]), ignore_index=True)
 
 
@@ -261,32 +267,50 @@ def _pair_table(
     units = [m.groupby("seed", sort=True)[["value_a", "value_b"]].mean() for m in matched]
     comparisons = [compare_paired(u["value_a"], u["value_b"], spread) for u in units]
     splits = [m["split_seed"].nunique() for m in matched]
-    rows = [
-        _pair_row(a, b, kind, metric, c, judged, min_effect, k)
-        for (a, b, kind), c, judged, k in zip(pairs, comparisons, judge_family(comparisons, spread, min_effect), splits)
-    ]
+    judged = judge_family(comparisons, spread, min_effect)
+    views = [_rows_view(m, j.confidence) for m, j in zip(matched, judged)]
+    rows = [_pair_row(*pair, metric, c, j, min_effect, k, view) for pair, c, j, k, view in zip(pairs, comparisons, judged, splits, views)]
     table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     over = ["p_a_over_b", "p_a_over_b_ci_low", "p_a_over_b_ci_high"]  # rliable's P(A > B), every run of A against every run of B
     table[over] = pd.DataFrame([probability_of_improvement(u["value_a"], u["value_b"]) for u in units], columns=over, dtype=float)
     for count in ("seeds_needed", "seeds_needed_low", "seeds_needed_high", "seeds_needed_min_effect", "seeds_for_ci_min_effect"):
         table[count] = pd.array(table[count].tolist(), dtype="Int64")
-    paired = pd.concat(matched, ignore_index=True) if matched else pd.DataFrame()
+    paired = pd.concat(matched, ignore_index=True).drop(columns=["hits_a", "hits_b"], errors="ignore") if matched else pd.DataFrame()
     return table, paired
 
 
+def _rows_view(matched: pd.DataFrame, confidence: float) -> tuple[float, float]:
+    """The pair's interval with the validation rows resampled, at the family's level (NaNs unless every matched
+    cell carries its hits per validation row, as many in each)."""
+    if "hits_a" not in matched or matched.empty:
+        return float("nan"), float("nan")
+    table = matched.set_index(list(REPEAT_KEYS)).sort_index()
+    seeds, splits = sorted(set(table.index.get_level_values(0))), sorted(set(table.index.get_level_values(1)))
+    lengths = {len(h) for h in [*table["hits_a"], *table["hits_b"]]}
+    if len(table) != len(seeds) * len(splits) or len(lengths) != 1 or 0 in lengths:
+        return float("nan"), float("nan")
+
+    def hits(column: str) -> np.ndarray:  # init seeds × split seeds × validation rows
+        return np.array([[[int(h) for h in table.loc[(s, k), column]] for k in splits] for s in seeds])
+
+    return rows_interval(hits("hits_a"), hits("hits_b"), confidence if np.isfinite(confidence) else CONFIDENCE)
+
+
 def _pair_row(
-    a: str, b: str, kind: str, metric: str, c: PairedComparison, judged: InFamily, min_effect: float | None, splits: int
+    a: str, b: str, kind: str, metric: str, c: PairedComparison, judged: InFamily, min_effect: float | None, splits: int,
+    rows: tuple[float, float],
 ) -> dict[str, object]:
     return {
         "a": a, "b": b, "kind": kind, "metric": metric, "n": c.n, "n_split_seeds": splits, "mean_diff": c.mean_diff, "sd_diff": c.sd_diff,
         "ci_low": c.ci_low, "ci_high": c.ci_high, "p_t": c.p_t, "p_signflip": c.p_signflip,
         "p_signflip_min": c.p_signflip_min, "signflip_exact": c.signflip_exact, "p_holm": judged.p_holm, "family": judged.size,
         "family_confidence": judged.confidence, "family_ci_low": judged.ci_low, "family_ci_high": judged.ci_high,
+        "rows_ci_low": rows[0], "rows_ci_high": rows[1],
         "prob_improvement": c.prob_improvement, "p_a_better": c.p_a_better, "p_tie": c.p_tie, "p_b_better": c.p_b_better,
         "plan_alpha": judged.plan.alpha, "seeds_needed": judged.plan.seeds_needed, "seeds_needed_low": judged.plan.seeds_needed_low,
         "seeds_needed_high": judged.plan.seeds_needed_high, "min_effect": min_effect if min_effect else np.nan,
         "seeds_needed_min_effect": judged.plan.seeds_needed_min_effect, "seeds_for_ci_min_effect": judged.plan.seeds_for_ci_min_effect,
-        "verdict": verdict(a, b, c, judged, metric, min_effect, kind, splits),
+        "verdict": verdict(a, b, c, judged, metric, min_effect, kind, splits, rows),
     }
 
 

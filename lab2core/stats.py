@@ -24,6 +24,7 @@ INTERVAL_KIND = "Student t interval of the mean over seeds, clipped to the metri
 FEW_SEEDS = 10  # below this the sd behind an interval over seeds is itself uncertain
 IQM_FROM = 8  # the interquartile mean (rliable's robust aggregate) is given from this many values on
 IMPROVEMENT_RESAMPLES = 1999  # bootstrap resamples of rliable's P(A > B), a statistic in steps of 1/(n·m)
+ROW_RESAMPLES = 1999  # bootstrap resamples of the validation rows behind an accuracy difference
 EXACT_SIGN_FLIPS_UP_TO = 16  # 2^16 sign patterns; beyond, a seeded Monte Carlo sample of them
 SIGN_FLIP_RESAMPLES = 99_999
 # Paired differences are rounded to this many decimals: the float noise of k/rows accuracies (~1e-17) goes, so
@@ -215,6 +216,23 @@ def probability_of_improvement(a: Sequence[float], b: Sequence[float], seed: int
                              vectorized=True, rng=np.random.default_rng(seed))
     low, high = result.confidence_interval
     return point, float(low), float(high)
+
+
+def rows_interval(hits_a: np.ndarray, hits_b: np.ndarray, confidence: float = CONFIDENCE, seed: int = MONTE_CARLO_SEED) -> tuple[float, float]:
+    """Percentile interval of the mean accuracy difference A − B over the seeds, the validation rows resampled: would
+    the same trained models differ alike on another validation set of the same size? The seeds stay fixed (their
+    own noise is the t interval's; a bootstrap of 3 seeds would understate it), and each resample draws the rows of
+    every split once for all seeds and both groups (paired, as the rows are shared). `hits_a`, `hits_b`: 0/1 arrays
+    of init seeds × split seeds × validation rows; NaNs when there is nothing to resample."""
+    d = np.asarray(hits_a, dtype=float) - np.asarray(hits_b, dtype=float)
+    n, splits, rows = d.shape
+    if n == 0 or rows == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(rows, np.full(rows, 1 / rows), size=(ROW_RESAMPLES, splits))  # times each row is drawn
+    means = np.einsum("skr,bkr->b", d, counts) / (rows * splits * n)  # per resample: over rows, splits, then seeds
+    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high)
 
 
 def improvement_fractions(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:

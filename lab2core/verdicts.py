@@ -8,12 +8,15 @@ from lab2.core.stats import ALPHA, PairedComparison
 
 def verdict(
     a: str, b: str, c: PairedComparison, judged: InFamily, metric: str = "val_accuracy",
-    min_effect: float | None = None, kind: str = "", splits: int = 1,
+    min_effect: float | None = None, kind: str = "", splits: int = 1, rows: tuple[float, float] = (float("nan"), float("nan")),
 ) -> str:
     """What the paired data can and cannot tell about A against B, in one sentence, judged within its family
     (Holm's p, and the interval at its Holm step's level); a pair the user named, or the best group against
-    another, says how it was chosen; over several split seeds, what its seeds count."""
+    another, says how it was chosen; over several split seeds, what its seeds count; with the hits per validation
+    row, whether the difference would survive another validation set of the same size (`rows`: that interval)."""
     said = _judged(a, b, c, judged, metric, min_effect)
+    if c.n > 1 and not all(d == 0 for d in c.differences) and rows[0] == rows[0]:
+        said += f"; {rows_sentence(rows, judged)}"
     if splits > 1:
         said += f"; n = {c.n} init seeds, each averaged over its split seeds ({splits} in all)"
     if kind == "named" and judged.size > 1 and c.n > 1:
@@ -50,6 +53,16 @@ def _judged(a: str, b: str, c: PairedComparison, judged: InFamily, metric: str, 
     if min_effect and -min_effect < judged.ci_low and judged.ci_high < min_effect:
         return f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; {counted})"
     return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {planning(judged.plan, change)}"
+
+
+def rows_sentence(rows: tuple[float, float], judged: InFamily) -> str:
+    """The validation rows' view: the interval with the rows resampled (the trained models fixed), and whether
+    another validation set of the same size could erase the difference (the verdict itself keeps the rows fixed)."""
+    low, high = rows
+    span = f"{interval_name(judged)} {low:+.3f} … {high:+.3f}"
+    if low > 0 or high < 0:
+        return f"validation rows resampled: {span}, the sign holds on another validation set of this size"
+    return f"validation rows resampled: {span}, another validation set of this size could erase it"
 
 
 def planning(plan: SeedPlan, change: str) -> str:

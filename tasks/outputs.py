@@ -81,6 +81,7 @@ def publish_grid(
         "score_distributions": plot_score_distributions(cells),
     }
     tracking.log_to_run(parent_run_id, RunRecord(params={"val_rows": val_rows}, figures=figures))
+    cells = cells.drop(columns="val_correct", errors="ignore")  # each cell run's tag: a 0/1 string a CSV reader takes for a number
     for name, table in {"mlp_cells.csv": cells, "seed_summary.csv": seeds.summary, "seed_pairs.csv": seeds.pairs}.items():
         tracking.log_text(parent_run_id, table.to_csv(index=False), name)
     tracking.log_text(parent_run_id, seed_summary_html(seeds), "seed_summary.html")

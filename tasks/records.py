@@ -93,7 +93,8 @@ def cell_record(setup: MLPSetup, cell: CellResult, cell_figures: bool, datasets:
         params={**params, "log10_lr": f"{math.log10(cell.lr):.4g}"},
         metrics={m: getattr(cell, m) for m in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")},
         histories={"train_loss": cell.train_loss_history},
-        tags={"lab2.diverged": str(cell.diverged).lower(), "lab2.group": group_label(params), **_unit_tags(identity, description)},
+        tags={"lab2.diverged": str(cell.diverged).lower(), "lab2.group": group_label(params), tracking.VAL_CORRECT_TAG: cell.val_correct,
+              **_unit_tags(identity, description)},
         figures={"learning_curve": plot_learning_curve(cell)} if cell_figures else {},
         datasets=datasets,
         figure_folder="",  # compare the seeds of a cell: MLflow's compare page lists root files only

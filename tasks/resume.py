@@ -44,7 +44,7 @@ RECIPE = {
     ),
     "lab2core/factorise.py": ("reconstruction_loss", "factorise_gd", "truncated_svd", "principal_angles", "column_angles"),
     "lab2core/mlp.py": (
-        "prepare_mlp_data", "_prepare", "init_mlp", "forward", "train_cells", "train_trajectories", "accuracy", "_mean_cross_entropy", "_read_off",
+        "prepare_mlp_data", "_prepare", "init_mlp", "forward", "train_cells", "train_trajectories", "hits", "_mean_cross_entropy", "_read_off",
     ),
     "lab2core/workload.py": ("CURVE_POINTS", "curve_steps"),
     "lab2core/plots.py": ("plot_u_scatter", "_second_column", "plot_learning_curve", "_PlainLogFormatter"),
@@ -203,7 +203,7 @@ def reused_cell_rows(reused: Mapping[tuple, FinishedRun]) -> list[dict[str, obje
     """Rows of the grid's table, keyed (lr, iterations, seed, split seed), read from reused runs' final metrics."""
     return [
         {"lr": lr, "iterations": it, "seed": seed, "split_seed": split, **{m: run.metrics[m] for m in CELL_METRICS},
-         "diverged": run.tags.get("lab2.diverged") == "true"}
+         "diverged": run.tags.get("lab2.diverged") == "true", "val_correct": run.tags.get(tracking.VAL_CORRECT_TAG, "")}
         for (lr, it, seed, split), run in reused.items()
     ]
 

@@ -98,6 +98,11 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
     for run in cells:
         key = (float(run.data.params["lr"]), int(run.data.params["iterations"]), int(run.data.params["seed"]))
         assert run.data.metrics["val_accuracy"] == frame.loc[key, "val_accuracy"]
+        hits = run.data.tags["lab2.val_correct"]  # the validation rows behind the accuracy, one "1" per hit
+        assert len(hits) == 50 and set(hits) <= {"0", "1"} and hits.count("1") / 50 == run.data.metrics["val_accuracy"]
+    pairs = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "seed_pairs.csv"))
+    assert (pairs["rows_ci_low"] <= pairs["mean_diff"] + 1e-9).all() and (pairs["mean_diff"] <= pairs["rows_ci_high"] + 1e-9).all()
+    assert "val_correct" not in pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "mlp_cells.csv")).columns
 
 
 def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):

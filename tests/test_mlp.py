@@ -33,10 +33,12 @@ def reference_cell(lr: float, iterations: int, seed: int):
                 p -= lr * p.grad
                 p.grad = None
     with torch.no_grad():
-        def acc(x, y):
-            return (torch.relu(x @ w1 + b1) @ w2 + b2).argmax(1).eq(y).sum().item() / len(y)
+        def hit(x, y):
+            return (torch.relu(x @ w1 + b1) @ w2 + b2).argmax(1).eq(y)
 
-        return (w1, b1, w2, b2), acc(DATA.x_train, DATA.y_train), acc(DATA.x_val, DATA.y_val)
+        val_hits = hit(DATA.x_val, DATA.y_val)
+        train_acc, val_acc = hit(DATA.x_train, DATA.y_train).sum().item() / len(DATA.y_train), val_hits.sum().item() / len(DATA.y_val)
+        return (w1, b1, w2, b2), train_acc, val_acc, "".join(str(int(h)) for h in val_hits)
 
 
 def test_split_and_scaling_give_100_training_and_50_validation_rows():
@@ -59,10 +61,11 @@ def test_batched_trajectories_equal_the_plain_per_cell_loop(lrs, iterations, see
     results = train_trajectories(DATA, [(lr, s) for lr in lrs for s in seeds], iterations)
     assert len(results) == len(lrs) * len(iterations) * len(seeds)
     for cell in results:
-        params, train_acc, val_acc = reference_cell(cell.lr, cell.iterations, cell.seed)
+        params, train_acc, val_acc, val_hits = reference_cell(cell.lr, cell.iterations, cell.seed)
         for ours, reference in zip(cell.weights.as_tuple(), params):
             assert torch.allclose(ours, reference, atol=1e-6, rtol=0)
         assert cell.train_accuracy == train_acc and cell.val_accuracy == val_acc
+        assert cell.val_correct == val_hits and len(val_hits) == 50  # the validation rows behind the accuracy
         assert len(cell.train_loss_history) == cell.iterations and not cell.diverged
 
 
@@ -109,7 +112,7 @@ def test_results_frame_orders_cells_like_the_lab_table():
 
 def test_the_benchmarks_seed_style_loop_is_the_plain_recipe():
     cell = train_cell_loop(DATA, 0.05, 40, 3)
-    params, train_acc, val_acc = reference_cell(0.05, 40, 3)
+    params, train_acc, val_acc, _ = reference_cell(0.05, 40, 3)
     assert all(torch.equal(ours, ref) for ours, ref in zip(cell.weights.as_tuple(), params))
     assert (cell.train_accuracy, cell.val_accuracy) == (train_acc, val_acc)
     assert len(cell.train_loss_history) == 40

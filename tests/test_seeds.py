@@ -282,3 +282,25 @@ def test_the_score_distribution_of_a_group_is_the_fraction_of_its_runs_above_eac
     for t, fraction in zip(tau, share):
         assert fraction == sum(v > t for v in (0.5, 0.6, 0.6)) / 3
     assert plot_score_distributions(cells, limit=1).axes[0].get_title().endswith("(the best 1 of 2 groups)")
+
+
+def _with_hits(cells: pd.DataFrame, rows: int = 50) -> pd.DataFrame:
+    """Each cell's hits per validation row: its accuracy's worth of 1s, the first rows first."""
+    return cells.assign(val_correct=[("1" * round(acc * rows)).ljust(rows, "0") for acc in cells["val_accuracy"]])
+
+
+def test_the_validation_rows_view_says_whether_a_call_survives_another_validation_set():
+    # lr=0.1 is 0.1 ahead on every seed, on rows the other misses: a clear call that rows resampled keep.
+    clear = compare_seeds(_with_hits(_cells({(0.1, 100): [0.9, 0.92, 0.94, 0.9], (0.01, 100): [0.8, 0.8, 0.86, 0.82]})), val_rows=50)
+    (row,) = clear.pairs.itertuples()
+    assert 0 < row.rows_ci_low < row.mean_diff < row.rows_ci_high and "hits_a" not in clear.paired
+    assert "validation rows resampled: 95% CI" in row.verdict and "the sign holds on another validation set" in row.verdict
+    # 0.02 ahead on every seed: one row of 50, which another validation set of this size could easily lose.
+    close = compare_seeds(_with_hits(_cells({(0.1, 100): [0.9, 0.92, 0.94], (0.01, 100): [0.88, 0.9, 0.92]})), val_rows=50)
+    (row,) = close.pairs.itertuples()
+    assert row.rows_ci_low <= 0 < row.rows_ci_high and "another validation set of this size could erase it" in row.verdict
+    # Cells without their rows (runs older than the tag), or a loss compared: no rows view, and no words about it.
+    for comparison in (compare_seeds(_cells({(0.1, 100): [0.9, 0.92], (0.01, 100): [0.8, 0.8]})),
+                       compare_seeds(_with_hits(_cells({(0.1, 100): [0.9, 0.92], (0.01, 100): [0.8, 0.8]})), metric="val_loss")):
+        (row,) = comparison.pairs.itertuples()
+        assert math.isnan(row.rows_ci_low) and "validation rows" not in row.verdict

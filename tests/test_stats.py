@@ -19,6 +19,7 @@ from lab2.core.stats import (
     mean_interval,
     paired_t_p,
     probability_of_improvement,
+    rows_interval,
     sd_interval,
     sign_flip_p,
     t_interval,
@@ -321,3 +322,22 @@ def test_rliables_probability_of_improvement_counts_every_pair_of_runs_ties_half
     resampled = [(rng.choice(a, 3)[:, None], rng.choice(b, 4)[None, :]) for _ in range(4000)]
     shares = [np.mean(x > y) + 0.5 * np.mean(x == y) for x, y in resampled]
     assert (low, high) == pytest.approx(tuple(np.percentile(shares, [2.5, 97.5])), abs=0.05)
+
+
+def test_the_rows_interval_is_scipys_bootstrap_of_the_rows_with_the_seeds_held_fixed():
+    rng = np.random.default_rng(17)
+    a, b = rng.random((1, 1, 50)) < 0.9, rng.random((1, 1, 50)) < 0.75  # one seed, one split: rows alone vary
+    d = (a.astype(float) - b.astype(float)).ravel()
+    oracle = stats.bootstrap((d,), np.mean, method="percentile", n_resamples=19_999, rng=np.random.default_rng(1)).confidence_interval
+    assert rows_interval(a, b) == pytest.approx((oracle.low, oracle.high), abs=0.015)
+    # Each seed's rows all differ alike (whole-row hits): another validation set changes nothing.
+    per_seed = np.array([1, 1, 0, 1, -1, 1, 0, 1])
+    a = np.broadcast_to((per_seed >= 0)[:, None, None], (8, 2, 30))
+    b = np.broadcast_to((per_seed <= 0)[:, None, None], (8, 2, 30))
+    assert rows_interval(a, b) == pytest.approx((per_seed.mean(), per_seed.mean()), abs=1e-12)
+    # Several seeds: the mean of their row differences, the rows drawn once per resample for every seed (paired).
+    a, b = rng.random((4, 1, 50)) < 0.85, rng.random((4, 1, 50)) < 0.8
+    d = (a.astype(float) - b.astype(float))[:, 0, :].mean(axis=0)  # per row, the mean over seeds
+    oracle = stats.bootstrap((d,), np.mean, method="percentile", n_resamples=19_999, rng=np.random.default_rng(2)).confidence_interval
+    assert rows_interval(a, b) == pytest.approx((oracle.low, oracle.high), abs=0.015)
+    assert rows_interval(np.ones((3, 1, 0)), np.ones((3, 1, 0))) != rows_interval(np.ones((3, 1, 0)), np.ones((3, 1, 0)))  # NaNs

@@ -9,7 +9,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from lab2.tasks.tracking.connection import client, redact, search_runs, tracking_uri
-from lab2.tasks.tracking.runs import ROLE_TAG, STEP_TAG
+from lab2.tasks.tracking.runs import ROLE_TAG, STEP_TAG, VAL_CORRECT_TAG
 
 def latest_grid_run(experiment: str) -> str:
     """Id of the newest finished pipeline run of `experiment` that trained an MLP grid."""
@@ -50,7 +50,8 @@ def read_cells(parent_run_id: str) -> RecordedGrid:
         raise LookupError(f"run {parent_run_id} has no finished MLP cells")
     derived = ("log10_lr",)  # a function of lr, for the UI's charts
     frame = pd.DataFrame([
-        {**{k: v for k, v in r.data.params.items() if k not in derived}, **r.data.metrics, "diverged": r.data.tags.get("lab2.diverged") == "true"}
+        {**{k: v for k, v in r.data.params.items() if k not in derived}, **r.data.metrics, "diverged": r.data.tags.get("lab2.diverged") == "true",
+         "val_correct": r.data.tags.get(VAL_CORRECT_TAG, "")}  # "" for runs older than the tag
         for r in runs
     ])
     val_rows = parent.data.params.get("val_rows")

@@ -45,6 +45,9 @@ DESCRIPTION_TAG = MLFLOW_RUN_NOTE  # the run page's Description, markdown
 IDENTITY_TAG = "lab2.identity"  # what a reused result is found by
 
 
+VAL_CORRECT_TAG = "lab2.val_correct"  # a cell's hits per validation row ("1"/"0", in row order): the rows' own noise
+
+
 @dataclass
 class RunRecord:
     """What one run logs: flat params, final metrics, per-step histories, tags and figures."""
