@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from lab2.core.family import InFamily, SeedPlan, significant
 from lab2.core.stats import ALPHA, PairedComparison
 
@@ -35,7 +37,7 @@ def _judged(a: str, b: str, c: PairedComparison, judged: InFamily, metric: str, 
     if not c.varies:
         return _constant_verdict(first, second, where, c, judged, metric)
     number = number_format(metric)
-    ci = f"{interval_name(judged)} {judged.ci_low:{number}} … {judged.ci_high:{number}}"
+    ci = f"{interval_name(judged)} {bound(judged.ci_low, metric)} … {bound(judged.ci_high, metric)}"
     family = judged.size
     tests = f"paired t p = {c.p_t:.3g}" + (f", Holm p = {judged.p_holm:.3g}" if family > 1 else "")
     better = (c.mean_diff > 0) == higher_is_better(metric)
@@ -59,7 +61,7 @@ def rows_sentence(rows: tuple[float, float], judged: InFamily) -> str:
     """The validation rows' view: the interval with the rows resampled (the trained models fixed), and whether
     another validation set of the same size could erase the difference (the verdict itself keeps the rows fixed)."""
     low, high = rows
-    span = f"{interval_name(judged)} {low:+.3f} … {high:+.3f}"
+    span = f"{interval_name(judged)} {bound(low)} … {bound(high)}"
     if low > 0 or high < 0:
         return f"validation rows resampled: {span}, the sign holds on another validation set of this size"
     return f"validation rows resampled: {span}, another validation set of this size could erase it"
@@ -112,6 +114,15 @@ def higher_is_better(metric: str) -> bool:
 def number_format(metric: str) -> str:
     """How a difference of `metric` is written: accuracies to 3 decimals, losses to 3 significant digits."""
     return "+.3f" if "accuracy" in metric else "+.3g"
+
+
+def bound(value: float, metric: str = "val_accuracy") -> str:
+    """An interval's end as written: like a difference, but an end that is not 0 never reads as +0.000 (more
+    decimals then), since whether an interval excludes 0 is what its verdict turns on."""
+    text = f"{value:{number_format(metric)}}"
+    if value != 0 and math.isfinite(value) and float(text) == 0:
+        return f"{value:+.{math.ceil(-math.log10(abs(value)))}f}"
+    return text
 
 
 def contrast_labels(a: str, b: str) -> tuple[str, str, str]:

@@ -21,7 +21,7 @@ from lab2.core.seeds import (
 )
 from lab2.core.family import InFamily, judge_family
 from lab2.core.stats import compare_paired
-from lab2.core.verdicts import verdict
+from lab2.core.verdicts import bound, verdict
 from lab2.core.describe import display_table, pairs_markdown, summary_notes
 from lab2.tasks.outputs import seed_summary_html
 
@@ -304,3 +304,9 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
                        compare_seeds(_with_hits(_cells({(0.1, 100): [0.9, 0.92], (0.01, 100): [0.8, 0.8]})), metric="val_loss")):
         (row,) = comparison.pairs.itertuples()
         assert math.isnan(row.rows_ci_low) and "validation rows" not in row.verdict
+
+
+@pytest.mark.parametrize("value, shown", [(0.000095, "+0.00010"), (-0.0004, "-0.0004"), (0.0, "+0.000"), (0.12345, "+0.123"), (-1.0, "-1.000")])
+def test_an_interval_end_that_is_not_zero_never_reads_as_zero(value, shown):
+    assert bound(value) == shown
+    assert bound(0.000095, "val_loss") == "+9.5e-05"  # a loss is written to 3 significant digits already
