@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="parent run id(s); default: the latest grid run")
     compare.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
     compare.add_argument("--pair", nargs=2, action="append", metavar=("GROUP_A", "GROUP_B"), default=[],
-                         help='compare two groups of one run, e.g. --pair "lr=0.1 iterations=1000" "lr=0.01 iterations=1000" (repeatable)')
+                         help='compare two groups of one run, e.g. --pair "lr=0.1 it=1000" "lr=0.01 it=1000" (it= or iterations=; repeatable)')
     compare.add_argument("--metric", default="val_accuracy", choices=METRICS, help="metric compared seed by seed (default: val_accuracy)")
     _add_option(compare, "min_effect", GridParams.model_fields["min_effect"])
 

@@ -185,12 +185,12 @@ def _unique(pairs: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, str]]
 
 
 def parse_group(text: str) -> dict[str, str]:
-    """"lr=0.1 iterations=1000" as {"lr": "0.1", "iterations": "1000"}."""
+    """"lr=0.1 iterations=1000" (or the label MLflow shows, "lr=0.1 it=1000") as {"lr": "0.1", "iterations": "1000"}."""
     tokens = text.split()
     bad = [t for t in tokens if t.count("=") != 1 or t.startswith("=") or t.endswith("=")]
     if not tokens or bad:
         raise InputError(f"group {text!r}: name a group as KEY=VALUE pairs separated by spaces, e.g. 'lr=0.1 iterations=1000'")
-    return dict(t.split("=") for t in tokens)
+    return {("iterations" if k == "it" else k): v for k, v in (t.split("=") for t in tokens)}
 
 
 def find_group(summary: pd.DataFrame, text: str) -> str:

@@ -143,8 +143,8 @@ def test_named_groups_must_match_exactly_one_group():
     ]:
         with pytest.raises(InputError, match=message):
             compare_seeds(summary_cells, named=[(a, "lr=0.1 iterations=100")])
-    pairs = compare_seeds(summary_cells, named=[("lr=1e-3 iterations=1000", "lr=0.001 iterations=100")]).pairs
-    assert pairs.loc[0, "a"] == "lr=0.001 iterations=1000"
+    pairs = compare_seeds(summary_cells, named=[("lr=1e-3 iterations=1000", "lr=0.001 it=100")]).pairs  # it=: MLflow's label
+    assert (pairs.loc[0, "a"], pairs.loc[0, "b"]) == ("lr=0.001 iterations=1000", "lr=0.001 iterations=100")
     close = compare_seeds(_cells({(1.0000001, 10): [0.9, 0.8], (1.0000002, 10): [0.7, 0.8]})).pairs
     assert (close.loc[0, "a"], close.loc[0, "b"]) == ("lr=1.0000002 iterations=10", "lr=1.0000001 iterations=10")
 
