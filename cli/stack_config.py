@@ -120,6 +120,22 @@ def check_config(config: StackConfig) -> None:
     if config.auth and missing:
         raise InputError(f"--host {config.host} listens beyond 127.0.0.1, so both servers ask for credentials: "
                          f"export {', '.join(missing)} (PREFECT_API_AUTH_STRING as USER:PASSWORD)")
+    if config.auth:
+        _check_credentials(os.environ["MLFLOW_TRACKING_PASSWORD"], os.environ["PREFECT_API_AUTH_STRING"])
+
+
+def _check_credentials(mlflow_password: str, prefect_auth: str) -> None:
+    """Refuse credentials a server would refuse at start-up, by its own rule (MLflow's for its admin password)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_password
+
+    try:
+        _validate_password(mlflow_password)
+    except MlflowException as error:
+        raise InputError(f"MLFLOW_TRACKING_PASSWORD ({len(mlflow_password)} characters) is refused by MLflow: {error.message}") from None
+    user, colon, password = prefect_auth.partition(":")
+    if not (user and colon and password):
+        raise InputError("PREFECT_API_AUTH_STRING must be USER:PASSWORD, both parts non-empty")
 
 
 def postgres_url(server: str, database: str, driver: str) -> str:

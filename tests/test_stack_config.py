@@ -57,6 +57,22 @@ def test_beyond_loopback_credentials_are_required(tmp_path, monkeypatch):
         stack.check_config(stack.StackConfig(tmp_path, host="0.0.0.0"))
 
 
+@pytest.mark.parametrize("password, auth, message", [
+    ("elevenchars", "lab2:secret", r"MLFLOW_TRACKING_PASSWORD \(11 characters\) is refused by MLflow: Password must be at least 12"),
+    ("twelve-chars", "lab2secret", "PREFECT_API_AUTH_STRING must be USER:PASSWORD"),
+    ("twelve-chars", "lab2:", "PREFECT_API_AUTH_STRING must be USER:PASSWORD"),
+])
+def test_credentials_a_server_would_refuse_are_refused_before_anything_starts(tmp_path, monkeypatch, password, auth, message):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "lab2")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", auth)
+    with pytest.raises(InputError, match=message):
+        stack.check_config(stack.StackConfig(tmp_path, host="0.0.0.0"))
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "twelve-chars")
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "lab2:secret")
+    stack.check_config(stack.StackConfig(tmp_path, host="0.0.0.0"))  # accepted
+
+
 def test_status_of_an_authenticated_stack_needs_no_credentials(tmp_path, monkeypatch):
     for name in stack.CREDENTIAL_ENV:
         monkeypatch.delenv(name, raising=False)
