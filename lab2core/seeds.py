@@ -39,12 +39,12 @@ REPEAT_KEYS = ("seed", "split_seed")  # what a group repeats over; pairs are mat
 SUMMARY_EXTRAS = ("group", "n_seeds", "n_split_seeds", "val_rows", "val_resolution", "interval", "warning")
 PAIR_METRIC = "val_accuracy"
 PAIR_COLUMNS = [
-    "a", "b", "kind", "metric", "n", "n_split_seeds", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
+    "a", "b", "verdict", "kind", "metric", "n", "n_split_seeds", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
     "p_signflip_min", "signflip_exact", "p_holm", "family", "family_confidence", "family_ci_low", "family_ci_high",
     "rows_ci_low", "rows_ci_high",
     "prob_improvement", "p_a_over_b", "p_a_over_b_ci_low", "p_a_over_b_ci_high", "p_a_better", "p_tie", "p_b_better",
     "plan_alpha", "seeds_needed", "seeds_needed_low", "seeds_needed_high", "min_effect", "seeds_needed_min_effect",
-    "seeds_for_ci_min_effect", "verdict",
+    "seeds_for_ci_min_effect",
 ]
 
 

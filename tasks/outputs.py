@@ -95,7 +95,8 @@ def _publish_seed_tables(seeds: SeedComparison) -> None:
         key="seed-summary", table=display_table(seeds.summary).to_dict(orient="records"),
         description=f"MLP cells over seeds; best {best_label(seeds)}", flow_run_id=top_flow_run_id(),
     ).create()
-    pairs = pairs_display(seeds.pairs).assign(verdict=seeds.pairs["verdict"])
+    pairs = pairs_display(seeds.pairs)
+    pairs.insert(2, "verdict", seeds.pairs["verdict"])  # what a reader wants first, before the numbers behind it
     TableArtifact(
         key="seed-pairs", table=pairs.to_dict(orient="records"), flow_run_id=top_flow_run_id(),
         description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, sign-flip, seeds for 80% power",
@@ -103,13 +104,17 @@ def _publish_seed_tables(seeds: SeedComparison) -> None:
 
 
 def seed_summary_html(seeds: SeedComparison) -> str:
-    """The seed table, its notes and the paired comparisons as one HTML page."""
+    """The seed table, its notes and the paired comparisons as one HTML page, rounded for reading (the CSVs keep
+    every digit)."""
     notes = "".join(f"<li>{note}</li>" for note in summary_notes(seeds.summary))
+    pairs = pairs_display(seeds.pairs)
+    pairs.insert(2, "verdict", seeds.pairs["verdict"])
     return (
         "<html><head><meta charset='utf-8'><title>lab2 seed summary</title></head><body>"
         f"<h2>MLP cells over seeds</h2><p>Best group: {best_label(seeds)}</p>{display_table(seeds.summary).to_html(index=False)}"
         f"<ul>{notes}</ul><h2>Paired comparisons ({PAIR_METRIC}, A − B, seed by seed)</h2>"
-        f"{seeds.pairs.to_html(index=False)}<h2>All statistics</h2>{seeds.summary.to_html(index=False)}</body></html>"
+        f"{pairs.to_html(index=False)}<h2>All statistics</h2>{seeds.summary.to_html(index=False, float_format=lambda v: f'{v:.4g}')}"
+        "</body></html>"
     )
 
 

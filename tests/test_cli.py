@@ -45,7 +45,7 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
     assert not {"prefect.flow_run_url", "prefect.flow_run_id", "prefect.flow_run_name"} & set(parent.data.tags)  # runs the API did not keep
     assert "Prefect flow run: none kept" in parent.data.tags["mlflow.note.content"]
     pairs = client.download_artifacts(first, "seed_pairs.csv", str(tmp_path))
-    assert open(pairs).readline().startswith("a,b,kind,metric,n,n_split_seeds,mean_diff,sd_diff,ci_low,ci_high,p_t,p_signflip,")
+    assert open(pairs).readline().startswith("a,b,verdict,kind,metric,n,n_split_seeds,mean_diff,sd_diff,ci_low,ci_high,p_t,p_signflip,")
 
     compared = _lab2(tmp_path, "compare").stdout
     reading = "import sys\nfrom lab2.cli.main import main\nmain(['compare'])\nprint('torch imported:', 'torch' in sys.modules)"
