@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-
+WIDTH = 100  # the columns a line of lab2's own output fits in
+SEED_COLUMNS_LAST = ("train_loss", "val_binomial_se")  # the first the seed table leaves out in a terminal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,6 +19,19 @@ if TYPE_CHECKING:
 def table(frame: pd.DataFrame) -> str:
     """A frame as a terminal table, numbers to 4 significant digits."""
     return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def fitted(frame: pd.DataFrame) -> str:
+    """`table(frame)` in WIDTH columns: its rightmost columns are left out until it fits (the CSVs hold them all)."""
+    shown = frame
+    while shown.shape[1] > 1 and max(map(len, table(shown).splitlines())) > WIDTH:
+        shown = shown.iloc[:, :-1]
+    return table(shown)
+
+
+def wrapped(text: str, first: str = "  ", then: str = "  ") -> str:
+    """A sentence wrapped at WIDTH columns, never cut: `first` before its first line, `then` before the rest."""
+    return textwrap.fill(text, WIDTH, initial_indent=first, subsequent_indent=then, break_on_hyphens=False)
 
 
 def flat(values: Sequence[object]) -> str:
@@ -35,13 +50,15 @@ def lab2_result(result: Lab2Result, ui_command: str) -> str:
     """Everything `lab2 run` prints once the flow returned: Q1, Q2's cells and seeds, the units, the MLflow link."""
     from lab2.core.describe import units_sentence
 
-    lines = ["", "Q1 factorisation (loss = ‖A − UVᵀ‖²_F):", table(result.factorisation), "", "Q2 MLP grid (accuracy 0–1):",
-             table(result.cells.drop(columns="val_correct", errors="ignore"))]  # the rows' hits: in mlp_cells.csv
+    q1 = result.factorisation.rename(columns=lambda c: c.removesuffix("_deg").replace("_angle_", "_"))
+    cells = result.cells.drop(columns="val_correct", errors="ignore")  # the rows' hits: a tag on each cell run
+    lines = ["", "Q1 factorisation (loss = ‖A − UVᵀ‖²_F; angles between the U's in degrees):", fitted(q1), "",
+             "Q2 MLP grid (accuracy 0–1):", fitted(cells)]
     lines += [seeds(result.seeds), "", f"runs: {units_sentence(result.units)}"]
     diverged = result.cells[result.cells["diverged"]]
     if len(diverged):
         which = ", ".join(f"lr={r.lr:g} it={r.iterations} seed={r.seed}" for r in diverged.itertuples())
-        lines.append(f"diverged: {len(diverged)} of {len(result.cells)} cells (loss not finite; tag lab2.diverged=true): {which}")
+        lines.append(wrapped(f"diverged: {len(diverged)} of {len(result.cells)} cells (loss not finite; tag lab2.diverged=true): {which}", "", "  "))
     lines += ["", f"MLflow parent run {result.parent_run_id}. Browse every run with:", f"  {ui_command}", f"  {result.runs_url}"]
     return "\n".join(lines)
 
@@ -52,28 +69,31 @@ def seeds(comparison: SeedComparison, named: bool = False) -> str:
 
     which = "the groups you named" if named else "neighbours along lr and iterations, and the best group against every other"
     metric = comparison.pairs["metric"].iloc[0] if len(comparison.pairs) else "val_accuracy"
+    shown = display_table(comparison.summary)
+    first = [c for c in shown.columns if c not in SEED_COLUMNS_LAST] + [c for c in SEED_COLUMNS_LAST if c in shown.columns]
     return "\n".join([
-        " MLP cells over seeds", table(display_table(comparison.summary)), *(f"  {note}" for note in summary_notes(comparison.summary)),
-        "", f"Paired comparisons of {metric}, A − B seed by seed: {which}", pairs(comparison.pairs),
+        " MLP cells over seeds", fitted(shown[first]), *(wrapped(note) for note in summary_notes(comparison.summary)),
+        "", wrapped(f"Paired comparisons of {metric}, A − B seed by seed: {which}", "", ""), pairs(comparison.pairs),
         "", f"Best group: {best_label(comparison)}",
     ])
 
 
 def pairs(compared: pd.DataFrame) -> str:
-    """The paired comparisons as a numbered table, what its columns mean, and each verdict."""
+    """The paired comparisons as a numbered table, what its columns mean, and each verdict, in WIDTH columns (the
+    groups as MLflow labels them, "it=" for iterations; every column in seed_pairs.csv)."""
     from lab2.core.describe import pairs_display
 
     if compared.empty:
         return "  (no pairs to compare)"
-    shown = pairs_display(compared)
+    shown = pairs_display(compared)[["a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%"]]
+    shown[["a", "b"]] = shown[["a", "b"]].apply(lambda labels: labels.str.replace("iterations=", "it=", regex=False))
     shown.insert(0, "#", range(1, len(shown) + 1))
-    effect = compared["min_effect"].iloc[0]
     legend = (
-        "  [low, high]: unadjusted 95% t interval (each verdict quotes its Holm step's interval); p_t: paired t-test; p_holm: Holm-adjusted over the "
-        f"grid's {compared['family'].iloc[0]} comparisons; p_signflip: sign-flip test; P(A>B): share of seeds where A is higher (ties half);\n"
-        "  seeds_80%: for a row not yet significant, seeds for 80% power at α/m if the true difference were the one seen "
-        "(over the sd's 95% interval); "
-        f"seeds_min_effect: for a difference of {effect:g}; seeds_ci_min_effect: for a 95% interval of ±{effect:g}."
+        "[low, high]: unadjusted 95% t interval (each verdict quotes its Holm step's); p_t: paired t-test; p_holm: "
+        f"Holm over the grid's {compared['family'].iloc[0]} comparisons; P(A>B): share of seeds where A is higher "
+        "(ties half); seeds_80%: for a row not yet significant, seeds for 80% power at α/m if the true difference were "
+        f"the one seen (over the sd's 95% interval). In seed_pairs.csv: the sign-flip test, and the seeds for a difference "
+        f"of {compared['min_effect'].iloc[0]:g} (seeds_needed_min_effect) and for a 95% interval of that half-width."
     )
-    verdicts = [f"  {k}. {verdict}" for k, verdict in enumerate(compared["verdict"], start=1)]
-    return "\n".join([table(shown), legend, "Verdicts:", *verdicts])
+    verdicts = [wrapped(verdict, f"  {k}. ", " " * (len(str(k)) + 4)) for k, verdict in enumerate(compared["verdict"], start=1)]
+    return "\n".join([table(shown), wrapped(legend), "Verdicts:", *verdicts])

@@ -52,13 +52,14 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
     assert _lab2(tmp_path, "-c", reading, command=sys.executable).stdout.endswith("torch imported: False\n")  # seconds saved
     assert f"Run {first}" in compared and "Best group: lr=0.1 iterations=10" in compared
     assert re.search(r"^ *0.1 +10 +2 ", compared, re.MULTILINE)  # lr, iterations, n seeds
-    verdicts = compared.split("Verdicts:\n")[1].split("\n\n")[0].splitlines()
+    block = compared.split("Verdicts:\n")[1].split("\n\n")[0]  # numbered verdicts, each wrapped at 100 columns
+    verdicts = [" ".join(v.split()) for v in re.split(r"^  \d+\. ", block, flags=re.MULTILINE) if v.strip()]
     floor = ("with 2 seeds no distribution-free test can go below p = 0.5", "no test can separate this from chance below p = 0.5")
     assert len(verdicts) == 5 and all(any(words in v for words in floor) or "give the same" in v for v in verdicts)
 
     named = _lab2(tmp_path, "compare", "--pair", "lr=0.1 iterations=10", "lr=0.01 iterations=10", "--min-effect", "0.05").stdout
     assert "the groups you named" in named and "for a difference of 0.05" in named
-    assert re.search(r"^ *1 +lr=0.1 iterations=10 +lr=0.01 iterations=10 +2 ", named, re.MULTILINE)
+    assert re.search(r"^ *1 +lr=0.1 it=10 +lr=0.01 it=10 +2 ", named, re.MULTILINE)
     refused = subprocess.run([LAB2, "compare", "--pair", "lr=0.1", "lr=0.01 iterations=10"], cwd=tmp_path, capture_output=True, text=True,
                              env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}, timeout=120)
     assert refused.returncode == 2 and "group 'lr=0.1' matches 2 groups" in refused.stderr
@@ -70,7 +71,8 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
     side_by_side = _lab2(tmp_path, "compare", first, second).stdout
     assert "setup differs: protocol A=held-out B=seed-report" in side_by_side
     assert "Each cell of A against the same cell of B, seed by seed (val_accuracy, A − B)" in side_by_side
-    assert len(re.findall(r"^ *\d+ +A lr=\S+ iterations=\d+ +B lr=\S+ iterations=\d+ +2 ", side_by_side, re.MULTILINE)) == 4
+    assert len(re.findall(r"^ *\d+ +A lr=\S+ it=\d+ +B lr=\S+ it=\d+ +2 ", side_by_side, re.MULTILINE)) == 4
+    assert max(map(len, (compared + named + side_by_side).splitlines())) <= 100
 
 
 @pytest.mark.system
