@@ -15,38 +15,16 @@ import numpy as np
 import pandas as pd
 
 from lab2.core.params import DEFAULT_MIN_EFFECT, InputError, MLPSetup
-from lab2.core.family import InFamily, judge_family
-from lab2.core.verdicts import verdict
-from lab2.core.stats import (
-    CONFIDENCE,
-    INTERVAL_KIND,
-    PairedComparison,
-    binomial_se,
-    compare_paired,
-    describe,
-    few_seeds_warning,
-    probability_of_improvement,
-    rows_interval,
-    variance_sources,
-)
+from lab2.core.pairs import REPEAT_KEYS, match_seeds, pair_table
+from lab2.core.stats import INTERVAL_KIND, binomial_se, describe, few_seeds_warning, variance_sources
 
 
 METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 BOUNDS = {"train_accuracy": (0.0, 1.0), "val_accuracy": (0.0, 1.0), "train_loss": (0.0, np.inf), "val_loss": (0.0, np.inf)}
 STATISTICS = ("n", "mean", "std", "min", "max", "ci95_low", "ci95_high", "iqm")
 CELL_KEYS = ("lr", "iterations")  # the grid's own axes; the rest of a cell's setup sits beside them
-REPEAT_KEYS = ("seed", "split_seed")  # what a group repeats over; pairs are matched on both
 SUMMARY_EXTRAS = ("group", "n_seeds", "n_split_seeds", "val_rows", "val_resolution", "interval", "warning")
 PAIR_METRIC = "val_accuracy"
-PAIR_COLUMNS = [
-    "a", "b", "verdict", "kind", "metric", "n", "n_split_seeds", "mean_diff", "sd_diff", "ci_low", "ci_high", "p_t", "p_signflip",
-    "p_signflip_min", "signflip_exact", "p_holm", "family", "family_confidence", "family_ci_low", "family_ci_high",
-    "rows_ci_low", "rows_ci_high",
-    "prob_improvement", "p_a_over_b", "p_a_over_b_ci_low", "p_a_over_b_ci_high", "p_a_better", "p_tie", "p_b_better",
-    "plan_alpha", "seeds_needed", "seeds_needed_low", "seeds_needed_high", "min_effect", "seeds_needed_min_effect",
-    "seeds_for_ci_min_effect",
-]
-
 
 @dataclass(frozen=True)
 class SeedComparison:
@@ -226,8 +204,8 @@ def seed_pairs(
     keys = group_columns(cells)
     shown = _label_keys(cells, keys)
     by_label = {_label(dict(zip(keys, key)), shown): group for key, group in cells.groupby(keys, sort=False)}
-    matched = [_match_seeds(by_label[a], by_label[b], metric).assign(a=a, b=b) for a, b, _ in pairs]
-    return _pair_table(pairs, matched, metric, min_effect)
+    matched = [match_seeds(by_label[a], by_label[b], metric).assign(a=a, b=b) for a, b, _ in pairs]
+    return pair_table(pairs, matched, metric, min_effect, BOUNDS[metric][1] - BOUNDS[metric][0])
 
 
 def compare_runs(
@@ -245,73 +223,8 @@ def compare_runs(
         in_b = b[(b["lr"] == lr) & (b["iterations"] == iterations)]
         pairs.append((f"A {label}", f"B {label}", "run A vs run B"))
         # Two runs' validation rows are the same rows only if their setups are: no rows view across runs.
-        matched.append(_match_seeds(in_a, in_b, metric).drop(columns=["hits_a", "hits_b"], errors="ignore").assign(a=f"A {label}", b=f"B {label}"))
-    return _pair_table(pairs, matched, metric, min_effect)
-
-
-def _match_seeds(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The two groups' values of `metric` joined on (seed, split_seed), with their hits per validation row when the
-    metric is the validation accuracy and the cells carry them."""
-    hits = ["val_correct"] if metric == "val_accuracy" and "val_correct" in a and "val_correct" in b else []
-    left = a[[*REPEAT_KEYS, metric, *hits]].rename(columns={metric: "value_a", "val_correct": "hits_a"})
-    right = b[[*REPEAT_KEYS, metric, *hits]].rename(columns={metric: "value_b", "val_correct": "hits_b"})
-    return left.merge(right, on=list(REPEAT_KEYS)).sort_values(list(REPEAT_KEYS[::-1]), ignore_index=True)
-
-
-def _pair_table(
-    pairs: Sequence[tuple[str, str, str]], matched: Sequence[pd.DataFrame], metric: str, min_effect: float | None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    spread = BOUNDS[metric][1] - BOUNDS[metric][0]
-    # Each init seed's values averaged over its split seeds: with several splits the runs share seeds and splits (a
-    # crossed design), so the independent units are the init seeds, not the runs.
-    units = [m.groupby("seed", sort=True)[["value_a", "value_b"]].mean() for m in matched]
-    comparisons = [compare_paired(u["value_a"], u["value_b"], spread) for u in units]
-    splits = [m["split_seed"].nunique() for m in matched]
-    judged = judge_family(comparisons, spread, min_effect)
-    views = [_rows_view(m, j.confidence) for m, j in zip(matched, judged)]
-    rows = [_pair_row(*pair, metric, c, j, min_effect, k, view) for pair, c, j, k, view in zip(pairs, comparisons, judged, splits, views)]
-    table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
-    over = ["p_a_over_b", "p_a_over_b_ci_low", "p_a_over_b_ci_high"]  # rliable's P(A > B), every run of A against every run of B
-    table[over] = pd.DataFrame([probability_of_improvement(u["value_a"], u["value_b"]) for u in units], columns=over, dtype=float)
-    for count in ("seeds_needed", "seeds_needed_low", "seeds_needed_high", "seeds_needed_min_effect", "seeds_for_ci_min_effect"):
-        table[count] = pd.array(table[count].tolist(), dtype="Int64")
-    paired = pd.concat(matched, ignore_index=True).drop(columns=["hits_a", "hits_b"], errors="ignore") if matched else pd.DataFrame()
-    return table, paired
-
-
-def _rows_view(matched: pd.DataFrame, confidence: float) -> tuple[float, float]:
-    """The pair's interval with the validation rows resampled, at the family's level (NaNs unless every matched
-    cell carries its hits per validation row, as many in each)."""
-    if "hits_a" not in matched or matched.empty:
-        return float("nan"), float("nan")
-    table = matched.set_index(list(REPEAT_KEYS)).sort_index()
-    seeds, splits = sorted(set(table.index.get_level_values(0))), sorted(set(table.index.get_level_values(1)))
-    lengths = {len(h) for h in [*table["hits_a"], *table["hits_b"]]}
-    if len(table) != len(seeds) * len(splits) or len(lengths) != 1 or 0 in lengths:
-        return float("nan"), float("nan")
-
-    def hits(column: str) -> np.ndarray:  # init seeds × split seeds × validation rows
-        return np.array([[[int(h) for h in table.loc[(s, k), column]] for k in splits] for s in seeds])
-
-    return rows_interval(hits("hits_a"), hits("hits_b"), confidence if np.isfinite(confidence) else CONFIDENCE)
-
-
-def _pair_row(
-    a: str, b: str, kind: str, metric: str, c: PairedComparison, judged: InFamily, min_effect: float | None, splits: int,
-    rows: tuple[float, float],
-) -> dict[str, object]:
-    return {
-        "a": a, "b": b, "kind": kind, "metric": metric, "n": c.n, "n_split_seeds": splits, "mean_diff": c.mean_diff, "sd_diff": c.sd_diff,
-        "ci_low": c.ci_low, "ci_high": c.ci_high, "p_t": c.p_t, "p_signflip": c.p_signflip,
-        "p_signflip_min": c.p_signflip_min, "signflip_exact": c.signflip_exact, "p_holm": judged.p_holm, "family": judged.size,
-        "family_confidence": judged.confidence, "family_ci_low": judged.ci_low, "family_ci_high": judged.ci_high,
-        "rows_ci_low": rows[0], "rows_ci_high": rows[1],
-        "prob_improvement": c.prob_improvement, "p_a_better": c.p_a_better, "p_tie": c.p_tie, "p_b_better": c.p_b_better,
-        "plan_alpha": judged.plan.alpha, "seeds_needed": judged.plan.seeds_needed, "seeds_needed_low": judged.plan.seeds_needed_low,
-        "seeds_needed_high": judged.plan.seeds_needed_high, "min_effect": min_effect if min_effect else np.nan,
-        "seeds_needed_min_effect": judged.plan.seeds_needed_min_effect, "seeds_for_ci_min_effect": judged.plan.seeds_for_ci_min_effect,
-        "verdict": verdict(a, b, c, judged, metric, min_effect, kind, splits, rows),
-    }
+        matched.append(match_seeds(in_a, in_b, metric).drop(columns=["hits_a", "hits_b"], errors="ignore").assign(a=f"A {label}", b=f"B {label}"))
+    return pair_table(pairs, matched, metric, min_effect, BOUNDS[metric][1] - BOUNDS[metric][0])
 
 
 def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, tuple[str, str]]:

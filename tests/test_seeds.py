@@ -10,7 +10,6 @@ from lab2.core.mlp import prepare_mlp_data, results_frame, train_cells
 from lab2.core.params import InputError
 from lab2.core.plots import plot_paired_differences, plot_score_distributions
 from lab2.core.seeds import (
-    PAIR_COLUMNS,
     best_group,
     compare_runs,
     compare_seeds,
@@ -20,6 +19,7 @@ from lab2.core.seeds import (
     setup_differences,
 )
 from lab2.core.family import InFamily, judge_family
+from lab2.core.pairs import PAIR_COLUMNS
 from lab2.core.stats import compare_paired
 from lab2.core.verdicts import bound, verdict
 from lab2.core.describe import display_table, pairs_markdown, summary_notes
