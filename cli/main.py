@@ -145,7 +145,7 @@ def _bad_input(command: str, problems: list[str]) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from lab2.core.seeds import compare_runs, compare_seeds, setup_differences
-    from lab2.tasks.tracking import latest_grid_run, read_cells, tracking_uri
+    from lab2.tasks.tracking import latest_grid_run, read_cells, redact, tracking_uri
 
     _, problems = _validated(GridParams, {"min_effect": args.min_effect})
     if len(args.run_ids) > 2:
@@ -161,7 +161,7 @@ def _compare(args: argparse.Namespace) -> int:
         problems.append(str(error))
     if problems:
         return _bad_input("compare", problems)
-    print(f"MLflow store {tracking_uri()}")
+    print(f"MLflow store:\n  {redact(tracking_uri())}")  # a line of its own: a long path is never wrapped
     if len(run_ids) == 1:
         print(f"\nRun {run_ids[0]}:", render.seeds(seeds, named=bool(args.pair)), sep="")
         return 0
