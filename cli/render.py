@@ -82,11 +82,12 @@ def pairs(compared: pd.DataFrame) -> str:
     """The paired comparisons as a numbered table, what its columns mean, and each verdict, in WIDTH columns (the
     groups as MLflow labels them, "it=" for iterations; every column in seed_pairs.csv)."""
     from lab2.core.describe import pairs_display
+    from lab2.core.seeds import short_label
 
     if compared.empty:
         return "  (no pairs to compare)"
     shown = pairs_display(compared)[["a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%"]]
-    shown[["a", "b"]] = shown[["a", "b"]].apply(lambda labels: labels.str.replace("iterations=", "it=", regex=False))
+    shown[["a", "b"]] = shown[["a", "b"]].map(short_label)
     shown.insert(0, "#", range(1, len(shown) + 1))
     legend = (
         "[low, high]: unadjusted 95% t interval (each verdict quotes its Holm step's); p_t: paired t-test; p_holm: "

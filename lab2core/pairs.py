@@ -60,13 +60,13 @@ def _rows_view(matched: pd.DataFrame, confidence: float) -> tuple[float, float]:
     if "hits_a" not in matched or matched.empty:
         return float("nan"), float("nan")
     table = matched.set_index(list(REPEAT_KEYS)).sort_index()
-    seeds, splits = sorted(set(table.index.get_level_values(0))), sorted(set(table.index.get_level_values(1)))
-    lengths = {len(h) for h in [*table["hits_a"], *table["hits_b"]]}
-    if len(table) != len(seeds) * len(splits) or len(lengths) != 1 or 0 in lengths:
+    seeds, splits = (table.index.get_level_values(k).nunique() for k in (0, 1))
+    lengths = {len(h) if isinstance(h, str) else 0 for h in [*table["hits_a"], *table["hits_b"]]}
+    if len(table) != seeds * splits or len(lengths) != 1 or 0 in lengths:
         return float("nan"), float("nan")
 
-    def hits(column: str) -> np.ndarray:  # init seeds × split seeds × validation rows
-        return np.array([[[int(h) for h in table.loc[(s, k), column]] for k in splits] for s in seeds])
+    def hits(column: str) -> np.ndarray:  # init seeds × split seeds × validation rows (the table is sorted and complete)
+        return np.array([[int(h) for h in row] for row in table[column]]).reshape(seeds, splits, -1)
 
     return rows_interval(hits("hits_a"), hits("hits_b"), confidence if np.isfinite(confidence) else CONFIDENCE)
 

@@ -25,6 +25,7 @@ STATISTICS = ("n", "mean", "std", "min", "max", "ci95_low", "ci95_high", "iqm")
 CELL_KEYS = ("lr", "iterations")  # the grid's own axes; the rest of a cell's setup sits beside them
 SUMMARY_EXTRAS = ("group", "n_seeds", "n_split_seeds", "val_rows", "val_resolution", "interval", "warning")
 PAIR_METRIC = "val_accuracy"
+SHORT_KEYS = {"iterations": "it"}  # as `lab2.group` labels (and so MLflow) show a key
 
 @dataclass(frozen=True)
 class SeedComparison:
@@ -83,7 +84,12 @@ def group_label(params: Mapping[str, object]) -> str:
     """A cell's group (its params but the seed), short: "lr=0.1 it=100", plus any setup value off the lab's default."""
     defaults = MLPSetup().as_params()
     extras = [f"{k}={params[k]}" for k in sorted(params) if k in defaults and k not in REPEAT_KEYS and str(params[k]) != str(defaults[k])]
-    return " ".join([f"lr={float(params['lr']):g}", f"it={params['iterations']}", *extras])
+    return " ".join([f"lr={float(params['lr']):g}", f"{SHORT_KEYS['iterations']}={params['iterations']}", *extras])
+
+
+def short_label(label: str) -> str:
+    """A group's label with its keys as `lab2.group` shows them: "lr=0.1 iterations=100" as "lr=0.1 it=100"."""
+    return " ".join(SHORT_KEYS.get(k, k) + "=" + v for k, _, v in (token.partition("=") for token in label.split()))
 
 
 def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFrame:
@@ -168,7 +174,8 @@ def parse_group(text: str) -> dict[str, str]:
     bad = [t for t in tokens if t.count("=") != 1 or t.startswith("=") or t.endswith("=")]
     if not tokens or bad:
         raise InputError(f"group {text!r}: name a group as KEY=VALUE pairs separated by spaces, e.g. 'lr=0.1 iterations=1000'")
-    return {("iterations" if k == "it" else k): v for k, v in (t.split("=") for t in tokens)}
+    long_keys = {short: key for key, short in SHORT_KEYS.items()}
+    return {long_keys.get(k, k): v for k, v in (t.split("=") for t in tokens)}
 
 
 def find_group(summary: pd.DataFrame, text: str) -> str:
@@ -211,8 +218,9 @@ def seed_pairs(
 def compare_runs(
     cells_a: pd.DataFrame, cells_b: pd.DataFrame, metric: str = PAIR_METRIC, min_effect: float | None = DEFAULT_MIN_EFFECT
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two runs' grids cell by cell (lr, iterations) and seed by seed: A's cell against B's; Holm over the cells."""
-    a, b = with_repeat_keys(cells_a), with_repeat_keys(cells_b)
+    """Two runs' grids cell by cell (lr, iterations) and seed by seed: A's cell against B's; Holm over the cells. No
+    validation rows' view: two runs' validation rows are the same rows only if their setups are."""
+    a, b = (with_repeat_keys(c).drop(columns="val_correct", errors="ignore") for c in (cells_a, cells_b))
     keys = list(CELL_KEYS)
     shared = a[keys].drop_duplicates().merge(b[keys].drop_duplicates(), on=keys)
     shared = shared.sort_values(["iterations", "lr"], ascending=[True, False])
@@ -222,8 +230,7 @@ def compare_runs(
         in_a = a[(a["lr"] == lr) & (a["iterations"] == iterations)]
         in_b = b[(b["lr"] == lr) & (b["iterations"] == iterations)]
         pairs.append((f"A {label}", f"B {label}", "run A vs run B"))
-        # Two runs' validation rows are the same rows only if their setups are: no rows view across runs.
-        matched.append(match_seeds(in_a, in_b, metric).drop(columns=["hits_a", "hits_b"], errors="ignore").assign(a=f"A {label}", b=f"B {label}"))
+        matched.append(match_seeds(in_a, in_b, metric).assign(a=f"A {label}", b=f"B {label}"))
     return pair_table(pairs, matched, metric, min_effect, BOUNDS[metric][1] - BOUNDS[metric][0])
 
 

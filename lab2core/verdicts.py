@@ -17,7 +17,7 @@ def verdict(
     another, says how it was chosen; over several split seeds, what its seeds count; with the hits per validation
     row, whether the difference would survive another validation set of the same size (`rows`: that interval)."""
     said = _judged(a, b, c, judged, metric, min_effect)
-    if c.n > 1 and not all(d == 0 for d in c.differences) and rows[0] == rows[0]:
+    if c.n > 1 and not all(d == 0 for d in c.differences) and not math.isnan(rows[0]):
         said += f"; {rows_sentence(rows, judged)}"
     if splits > 1:
         said += f"; n = {c.n} init seeds, each averaged over its split seeds ({splits} in all)"

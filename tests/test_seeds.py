@@ -20,7 +20,7 @@ from lab2.core.seeds import (
 )
 from lab2.core.family import InFamily, judge_family
 from lab2.core.pairs import PAIR_COLUMNS
-from lab2.core.stats import compare_paired
+from lab2.core.stats import compare_paired, rows_interval
 from lab2.core.verdicts import bound, verdict
 from lab2.core.describe import display_table, pairs_markdown, summary_notes
 from lab2.tasks.outputs import seed_summary_html
@@ -310,3 +310,15 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
 def test_an_interval_end_that_is_not_zero_never_reads_as_zero(value, shown):
     assert bound(value) == shown
     assert bound(0.000095, "val_loss") == "+9.5e-05"  # a loss is written to 3 significant digits already
+
+
+def test_the_rows_view_over_split_seeds_resamples_each_splits_own_rows():
+    rng = np.random.default_rng(3)
+    hits = {(lr, seed, split): "".join(rng.choice(["0", "1"], 20, p=[0.2, 0.8] if lr == 0.1 else [0.4, 0.6]))
+            for lr in (0.1, 0.01) for seed in range(3) for split in (0, 1)}
+    cells = pd.concat([_cells({(lr, 10): [0.5] * 3}, split_seed=k) for lr in (0.1, 0.01) for k in (0, 1)], ignore_index=True)
+    cells["val_correct"] = [hits[(r.lr, r.seed, r.split_seed)] for r in cells.itertuples()]
+    cells["val_accuracy"] = cells["val_correct"].str.count("1") / 20
+    (row,) = compare_seeds(cells).pairs.itertuples()
+    by_hand = [np.array([[[int(h) for h in hits[(lr, s, k)]] for k in (0, 1)] for s in range(3)]) for lr in (0.1, 0.01)]
+    assert (row.rows_ci_low, row.rows_ci_high) == rows_interval(*by_hand, row.family_confidence)
