@@ -122,8 +122,8 @@ def test_bad_csv_exits_2(tmp_path, monkeypatch, capsys, text, message):
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_compare_of_an_unknown_run_exits_2(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+@pytest.mark.usefixtures("mlflow_store")  # an empty store, copied rather than migrated again
+def test_compare_of_an_unknown_run_exits_2(capsys):
     assert main(["compare"]) == 2
     assert "no finished lab2 grid run in experiment 'lab2'" in capsys.readouterr().err
     assert main(["compare", "0123abc"]) == 2
