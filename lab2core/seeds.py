@@ -89,7 +89,7 @@ def group_label(params: Mapping[str, object]) -> str:
 
 def short_label(label: str) -> str:
     """A group's label with its keys as `lab2.group` shows them: "lr=0.1 iterations=100" as "lr=0.1 it=100"."""
-    return " ".join(SHORT_KEYS.get(k, k) + "=" + v for k, _, v in (token.partition("=") for token in label.split()))
+    return " ".join(SHORT_KEYS.get(k, k) + sep + v for k, sep, v in (token.partition("=") for token in label.split()))
 
 
 def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFrame:
