@@ -16,6 +16,7 @@ import psutil
 from pydantic import BaseModel, ValidationError
 
 from lab2.cli import render
+from lab2.cli.progress import progress_line
 from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
 from lab2.cli.stack_command import add_stack_parser
 from lab2.cli.stopping import EXIT_STATUS, end_children, stop_signal, stop_signals_handled, stopped_message
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(command=_run)
     for name, field in Lab2Params.model_fields.items():
         _add_option(run, name, field)
+    run.add_argument("--verbose", action="store_true", help="also print the log lines of every Prefect flow and task run "
+                     "(the Prefect UI keeps them either way)")
 
     compare = commands.add_parser("compare", help="seed table of a pipeline run (or two, side by side), read from MLflow")
     compare.set_defaults(command=_compare)
@@ -95,6 +98,9 @@ def _run(args: argparse.Namespace) -> int:
     if cost.seconds > LONG_RUN_SECONDS:
         print(f"lab2: this run is expected to take about {render.duration(cost.seconds)} here; Ctrl-C stops it and keeps every "
               "finished run", flush=True)
+    if not args.verbose:  # before Prefect and MLflow set up their logging; a user's own setting wins
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     with stop_signals_handled():
         api = start_temporary_api()  # boots while the imports and the data checks below run
         if api is not None:
@@ -126,7 +132,7 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     try:
         if api is not None:
             api.wait_ready()
-        with api.flow_settings() if api is not None else nullcontext():
+        with api.flow_settings() if api is not None else nullcontext(), progress_line():
             result = lab2(params)
     except InputError as error:  # the checks above should have caught it; the flow refused it before any run
         return _bad_input("run", [str(error)])
@@ -163,7 +169,7 @@ def _compare(args: argparse.Namespace) -> int:
         return _bad_input("compare", problems)
     print(f"MLflow store:\n  {redact(tracking_uri())}")  # a line of its own: a long path is never wrapped
     if len(run_ids) == 1:
-        print(f"\nRun {run_ids[0]}:", render.seeds(seeds, named=bool(args.pair)), sep="")
+        print(f"\nRun {run_ids[0]}:", render.named_pairs(seeds) if args.pair else render.seeds(seeds), sep="")
         return 0
     print(f"\nA = {run_ids[0]}\nB = {run_ids[1]}")
     for name, (a, b) in setup_differences(cells[0].frame, cells[1].frame).items():

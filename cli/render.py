@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import textwrap
+from functools import reduce
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 WIDTH = 100  # the columns a line of lab2's own output fits in
 SEED_COLUMNS_LAST = ("train_loss", "val_binomial_se")  # the first the seed table leaves out in a terminal
+CELL_ROWS_SHOWN = 30  # a larger grid's cells are in mlp_cells.csv, not the terminal
+VERDICTS_SHOWN = 12  # past this many comparisons, the terminal shows the significant verdicts only
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,8 +55,11 @@ def lab2_result(result: Lab2Result, ui_command: str) -> str:
 
     q1 = result.factorisation.rename(columns=lambda c: c.removesuffix("_deg").replace("_angle_", "_"))
     cells = result.cells.drop(columns="val_correct", errors="ignore")  # the rows' hits: a tag on each cell run
-    lines = ["", "Q1 factorisation (loss = ‖A − UVᵀ‖²_F; angles between the U's in degrees):", fitted(q1), "",
-             "Q2 MLP grid (accuracy 0–1):", fitted(cells)]
+    lines = ["", "Q1 factorisation (loss = ‖A − UVᵀ‖²_F; angles between the U's in degrees):", fitted(q1), ""]
+    if len(cells) <= CELL_ROWS_SHOWN:
+        lines += ["Q2 MLP grid (accuracy 0–1):", fitted(cells)]
+    else:
+        lines.append(f"Q2 MLP grid: {len(cells)} cells, each in mlp_cells.csv on the parent run and as a child run")
     lines += [seeds(result.seeds), "", f"runs: {units_sentence(result.units)}"]
     diverged = result.cells[result.cells["diverged"]]
     if len(diverged):
@@ -63,19 +69,34 @@ def lab2_result(result: Lab2Result, ui_command: str) -> str:
     return "\n".join(lines)
 
 
-def seeds(comparison: SeedComparison, named: bool = False) -> str:
+def seeds(comparison: SeedComparison) -> str:
     """The seed table with its notes, the paired comparisons, and the best group."""
-    from lab2.core.describe import best_label, display_table, summary_notes
+    from lab2.core.describe import best_label, summary_notes
 
-    which = "the groups you named" if named else "neighbours along lr and iterations, and the best group against every other"
     metric = comparison.pairs["metric"].iloc[0] if len(comparison.pairs) else "val_accuracy"
-    shown = display_table(comparison.summary)
-    first = [c for c in shown.columns if c not in SEED_COLUMNS_LAST] + [c for c in SEED_COLUMNS_LAST if c in shown.columns]
+    which = "neighbours along lr and iterations, and the best group against every other"
     return "\n".join([
-        " MLP cells over seeds", fitted(shown[first]), *(wrapped(note) for note in summary_notes(comparison.summary)),
+        " MLP cells over seeds", _seed_table(comparison.summary), *(wrapped(note) for note in summary_notes(comparison.summary)),
         "", wrapped(f"Paired comparisons of {metric}, A − B seed by seed: {which}", "", ""), pairs(comparison.pairs),
         "", f"Best group: {best_label(comparison)}",
     ])
+
+
+def named_pairs(comparison: SeedComparison) -> str:
+    """`lab2 compare --pair`: the named groups over seeds and each named pair's verdict, nothing else."""
+    summary = comparison.summary
+    named = summary[summary["group"].isin({*comparison.pairs["a"], *comparison.pairs["b"]})]
+    metric = comparison.pairs["metric"].iloc[0]
+    said = [wrapped(verdict, "  ", "  ") for verdict in comparison.pairs["verdict"]]
+    return "\n".join([" The groups you named, over seeds", _seed_table(named), "", f"Verdict ({metric}, A − B seed by seed):", *said])
+
+
+def _seed_table(summary: pd.DataFrame) -> str:
+    from lab2.core.describe import display_table
+
+    shown = display_table(summary)
+    first = [c for c in shown.columns if c not in SEED_COLUMNS_LAST] + [c for c in SEED_COLUMNS_LAST if c in shown.columns]
+    return fitted(shown[first])
 
 
 def pairs(compared: pd.DataFrame) -> str:
@@ -83,6 +104,9 @@ def pairs(compared: pd.DataFrame) -> str:
     groups as MLflow labels them, "it=" for iterations; every column in seed_pairs.csv)."""
     from lab2.core.describe import pairs_display
     from lab2.core.seeds import short_label
+    from lab2.core.family import significant
+    from lab2.core.stats import ALPHA
+    from lab2.core.verdicts import floor_caveat
 
     if compared.empty:
         return "  (no pairs to compare)"
@@ -96,5 +120,13 @@ def pairs(compared: pd.DataFrame) -> str:
         f"the one seen (over the sd's 95% interval). In seed_pairs.csv: the sign-flip test, and the seeds for a difference "
         f"of {compared['min_effect'].iloc[0]:g} (seeds_needed_min_effect) and for a 95% interval of that half-width."
     )
-    verdicts = [wrapped(verdict, f"  {k}. ", " " * (len(str(k)) + 4)) for k, verdict in enumerate(compared["verdict"], start=1)]
-    return "\n".join([table(shown), wrapped(legend), "Verdicts:", *verdicts])
+    caveats = {floor_caveat(r.n, r.p_signflip_min) for r in compared.itertuples() if r.p_signflip_min > ALPHA}
+    said = [reduce(lambda v, c: v.replace(f"; {c}", ""), caveats, verdict) for verdict in compared["verdict"]]
+    numbered = list(enumerate(said, start=1))
+    if len(numbered) > VERDICTS_SHOWN:
+        numbered = [(k, v) for k, v in numbered if significant(compared["p_holm"].iloc[k - 1])]
+    verdicts = [wrapped(verdict, f"  {k}. ", " " * (len(str(k)) + 4)) for k, verdict in numbered]
+    if len(numbered) < len(said):
+        verdicts.append(f"  ({len(said) - len(numbered)} verdicts without a significant difference: seed_pairs.csv)")
+    notes = [wrapped(f"{c[0].upper()}{c[1:]}, the sign-flip test's floor.") for c in sorted(caveats)]
+    return "\n".join([table(shown), wrapped(legend), *notes, "Verdicts:", *verdicts])

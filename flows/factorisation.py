@@ -57,5 +57,6 @@ def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> Facto
         written |= runs
     summary, units = pd.DataFrame(rows), plan.table(written)
     publish_factorisation(parent_run_id, summary, units)
-    get_run_logger().info("Q1 factorisation at rank %d:\n%s", params.rank, summary.to_string(index=False))
+    losses = "; ".join(f"{r.matrix}: GD {r.gd_loss:.6g}, SVD {r.svd_loss:.6g}" for r in summary.itertuples())
+    get_run_logger().info("Q1 factorisation at rank %d, loss ‖A − UVᵀ‖²_F: %s", params.rank, losses)
     return FactorisationResult(summary, units, factorisation_sentence(list(matrices), params.rank, params.gd_lr, params.gd_epochs))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from lab2.core.describe import best_label, display_table, grid_sentence
+from lab2.core.describe import best_label, grid_sentence
 from lab2.core.seeds import SeedComparison
 from lab2.core.params import GridParams
 from lab2.tasks import tracking
@@ -54,6 +54,6 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
     winner = log_winner(parent_run_id, seeds, cells, plan, params.setup(first), splits[first])
     units = plan.table(cells.written)
     publish_grid(parent_run_id, cells.table, cells.curves, seeds, splits[first].val_rows, units)
-    get_run_logger().info("Q2 grid: best %s, model %s\n%s", best_label(seeds), winner.model_uri, display_table(seeds.summary).to_string(index=False))
+    get_run_logger().info("Q2 grid: best %s, model %s", best_label(seeds), winner.model_uri)
     what_ran = grid_sentence(params.lrs, params.iterations, params.seeds, params.setup(first).as_params(), params.split_seeds)
     return GridResult(cells.table, seeds, units, winner, what_ran)

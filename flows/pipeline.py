@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from lab2.core.describe import best_label, display_table, units_sentence
+from lab2.core.describe import best_label, units_sentence
 from lab2.core.seeds import SeedComparison
 from lab2.flows.factorisation import factorise_matrices
 from lab2.flows.mlp_grid import train_grid
@@ -43,8 +43,7 @@ def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
         units = pd.concat([q1.units, q2.units], ignore_index=True)
         url = describe_parent(parent, [q1.what_ran, q2.what_ran], units, q1.summary, q2.seeds, q2.winner)
         settle(parent)
-    logger = get_run_logger()
-    logger.info("Q2 MLP grid over seeds (mean ± sd):\n%s", display_table(q2.seeds.summary).to_string(index=False))
+    logger = get_run_logger()  # the tables are the flow runs' artifacts
     logger.info("Best group: %s. Units: %s", best_label(q2.seeds), units_sentence(units))
     logger.info("MLflow parent run %s; every run in the MLflow UI: %s", parent, url)
     return Lab2Result(parent, q1.summary, q2.cells, q2.seeds, units, url)

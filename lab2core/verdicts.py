@@ -102,8 +102,13 @@ def _constant_verdict(first: str, second: str, where: str, c: PairedComparison, 
 def _floor(c: PairedComparison) -> str:
     """The distribution-free test's p, or the floor it cannot go below with this few seeds."""
     if c.p_signflip_min > ALPHA:
-        return f"with {c.n} seeds no distribution-free test can go below p = {c.p_signflip_min:.3g}"
+        return floor_caveat(c.n, c.p_signflip_min)
     return f"sign-flip p = {c.p_signflip:.3g}"
+
+
+def floor_caveat(n: int, p_min: float) -> str:
+    """What n seeds cannot show, whatever the data: p_min = 2^(1−n), the sign-flip test's smallest p."""
+    return f"with {n} seeds no distribution-free test can go below p = {p_min:.3g}"
 
 
 def higher_is_better(metric: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from lab2.tasks.stopping import stoppable
 
 if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset
+
+PROGRESS = logging.getLogger("lab2.progress")  # cells trained and logged, for `lab2 run`'s progress line
 
 # From this many cells on, recording every cell's curve (MLflow's ORM, bound to one core per process)
 # outweighs starting worker processes, about 5 s each.
@@ -71,6 +74,7 @@ def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, spli
     progress = ProgressArtifact(key="mlp-grid-progress", progress=0.0, description="MLP cells trained and logged to MLflow",
                                 flow_run_id=top_flow_run_id()).create().id
     results, written = [], {}
+    _report(len(plan.reused), len(plan.reused), len(plan.identities))
     with stoppable(grid_task_runner(params.task_runner, params.dask_address, params.n_cells)) as (runner, stop_file):
         trained = runner.map(train_shard, {
             "data": [splits[k] for k, _ in jobs], "trajectories": [shard for _, shard in jobs], "iterations": unmapped(params.iterations),
@@ -83,6 +87,7 @@ def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, spli
             cells = [(split_of[future], c) for c in future.result() if (c.lr, c.iterations, c.seed, split_of[future]) not in plan.reused]
             results += cells
             get_run_logger().info("trained %d/%d cells", len(plan.reused) + len(results), len(plan.identities))
+            _report(len(plan.reused) + len(results), len(plan.reused), len(plan.identities))
             recording.append(runner.submit(log_cells, {
                 "parent_run_id": parent_run_id, "setups": setups, "cells": cells, "cell_figures": params.cell_figures, "batch": batch,
                 "identities": plan.identities, "datasets": datasets, "stop_file": stop_file,
@@ -90,8 +95,15 @@ def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, spli
         for done, future in enumerate(as_completed(recording), start=1):
             written |= future.result()
             update_progress_artifact(progress, 100.0 * done / len(recording))
+            _report(len(plan.reused) + len(results), len(plan.reused) + len(written), len(plan.identities))
     update_progress_artifact(progress, 100.0)  # also when every cell was reused
+    _report(len(plan.identities), len(plan.identities), len(plan.identities))
     return GridCells(_table(splits, results, plan), _curves(splits, results, plan), written, datasets)
+
+
+def _report(trained: int, logged: int, cells: int) -> None:
+    """The counts behind a progress line; nothing is printed unless a handler listens (`lab2 run` adds one)."""
+    PROGRESS.info("%d/%d cells trained, %d logged", trained, cells, logged, extra={"trained": trained, "logged": logged, "cells": cells})
 
 
 def _shards(params: GridParams, plan: Plan, split_seed: int) -> list[list[tuple[float, int]]]:
