@@ -36,11 +36,6 @@ if TYPE_CHECKING:
     from lab2.tasks.grid import GridCells
 
 REGISTERED_MODEL = "lab2-mlp"
-RUNS_VIEW = "lab2: the lab's columns"
-RUNS_COLUMNS = (
-    "params.`lr`", "params.`iterations`", "params.`seed`", "metrics.`val_accuracy`", "metrics.`train_accuracy`",
-    "metrics.`val_loss`", "metrics.`train_loss`", "tags.`lab2.group`",
-)
 
 
 @dataclass(frozen=True)
@@ -166,4 +161,4 @@ def describe_parent(
     flow_run_url = tracking.prefect_tags().get("prefect.flow_run_url")
     text = pipeline_description(what_ran, seeds, factorisation, flow_run_url, reused, best_run)
     tracking.set_description(parent_run_id, text)
-    return tracking.runs_url(exp_id, tracking.set_runs_view(exp_id, RUNS_VIEW, RUNS_COLUMNS))
+    return tracking.runs_url(exp_id, tracking.set_runs_view(exp_id))

@@ -10,7 +10,7 @@
 from lab2.tasks.tracking.connection import (  # noqa: F401 - the package's names
     TrackingError, check_tracking_uri, client, experiment_id, experiment_of, redact, retrying, search_runs, tracking_uri, ui_command,
 )
-from lab2.tasks.tracking.links import prefect_tags, run_link, runs_url, set_runs_view  # noqa: F401
+from lab2.tasks.tracking.links import prefect_tags, run_link, runs_url, saved_runs_link, set_runs_view  # noqa: F401
 from lab2.tasks.tracking.owners import owner, owner_of, reap_stale_runs  # noqa: F401
 from lab2.tasks.tracking.queries import latest_grid_run, metric_history, read_cells  # noqa: F401
 from lab2.tasks.tracking.runs import (  # noqa: F401

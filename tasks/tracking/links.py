@@ -25,6 +25,11 @@ LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 
 
 VIEW_TAG = "mlflow.sharedViewState."  # MLflow's saved views of a runs table, one experiment tag each
+RUNS_VIEW = "lab2: the lab's columns"
+RUNS_COLUMNS = (
+    "params.`lr`", "params.`iterations`", "params.`seed`", "metrics.`val_accuracy`", "metrics.`train_accuracy`",
+    "metrics.`val_loss`", "metrics.`train_loss`", "tags.`lab2.group`",
+)
 
 
 def ui_base(uri: str) -> str:
@@ -35,6 +40,13 @@ def ui_base(uri: str) -> str:
 def runs_link(experiment_id: str, view: str | None = None) -> str:
     """The UI route of an experiment's training runs (in a saved view), relative to the UI's address."""
     return f"#/experiments/{experiment_id}/runs{UI_QUERY}" + (f"&viewStateShareKey={view}" if view else "")
+
+
+def saved_runs_link(exp_id: str) -> str:
+    """The route of the experiment's training runs in lab2's saved view when the experiment holds it, else plain."""
+    key = view_key()
+    held = VIEW_TAG + key in client(f"the views of experiment {exp_id}").get_experiment(exp_id).tags
+    return runs_link(exp_id, key if held else None)
 
 
 def run_link(run_id: str, experiment_id: str | None = None) -> str:
@@ -55,7 +67,7 @@ def run_url(run_id: str) -> str | None:
     return f"{uri.rstrip('/')}/{run_link(run_id)}"
 
 
-def set_runs_view(exp_id: str, name: str, columns: Sequence[str]) -> str:
+def set_runs_view(exp_id: str, name: str = RUNS_VIEW, columns: Sequence[str] = RUNS_COLUMNS) -> str:
     """A saved view of the experiment's runs table (MLflow keeps it as an experiment tag) that shows `columns`
     ("params.`lr`", "metrics.`val_accuracy`", "tags.`lab2.group`"); its key, for links (viewStateShareKey=KEY)."""
     packed = _view_state(columns)
@@ -67,7 +79,7 @@ def set_runs_view(exp_id: str, name: str, columns: Sequence[str]) -> str:
     return key
 
 
-def view_key(columns: Sequence[str]) -> str:
+def view_key(columns: Sequence[str] = RUNS_COLUMNS) -> str:
     """The key of the saved view that shows `columns` (the same columns, the same key)."""
     return hashlib.sha256(_view_state(columns).encode()).hexdigest()[:12]
 
