@@ -19,6 +19,7 @@ from lab2.cli import render
 from lab2.cli.progress import progress_line
 from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
 from lab2.cli.stack_command import add_stack_parser
+from lab2.cli.ui import add_ui_parser, record_last_run
 from lab2.cli.stopping import EXIT_STATUS, end_children, stop_signal, stop_signals_handled, stopped_message
 from lab2.core.params import GridParams, InputError, Lab2Params
 from lab2.core.workload import max_seconds
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--seeds", type=int, nargs="+", default=tuple(range(10)), metavar="SEED", help="seeds (default: 0 to 9)")
     report.add_argument("--dataset", default="iris-uci", help="dataset (default: iris-uci, the report's copy)")
     add_stack_parser(commands)
+    add_ui_parser(commands)
     return parser
 
 
@@ -121,14 +123,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     from lab2.flows.pipeline import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
-    from lab2.tasks.tracking import TrackingError, check_tracking_uri, redact, tracking_uri, ui_command
+    from lab2.tasks.tracking import TrackingError, check_tracking_uri, redact, tracking_uri
 
     try:
         params.check_data()
         check_tracking_uri(tracking_uri())
     except InputError as error:
         return _bad_input("run", [str(error)])
-    print(f"lab2: tracking to {redact(tracking_uri())}, experiment {params.experiment!r}", flush=True)
+    print(f"lab2: experiment {params.experiment!r} in the MLflow store\n  {redact(tracking_uri())}", flush=True)  # a path alone on its line
+    record_last_run(redact(tracking_uri()), params.experiment)
     try:
         if api is not None:
             api.wait_ready()
@@ -139,7 +142,7 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     except TrackingError as error:
         print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
         return EXIT_TRACKING_FAILED
-    print(render.lab2_result(result, ui_command(tracking_uri())))
+    print(render.lab2_result(result, tracking_uri()))
     return 0
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from functools import reduce
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 WIDTH = 100  # the columns a line of lab2's own output fits in
@@ -49,7 +51,7 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def lab2_result(result: Lab2Result, ui_command: str) -> str:
+def lab2_result(result: Lab2Result, uri: str) -> str:
     """Everything `lab2 run` prints once the flow returned: Q1, Q2's cells and seeds, the units, the MLflow link."""
     from lab2.core.describe import units_sentence
 
@@ -65,8 +67,22 @@ def lab2_result(result: Lab2Result, ui_command: str) -> str:
     if len(diverged):
         which = ", ".join(f"lr={r.lr:g} it={r.iterations} seed={r.seed}" for r in diverged.itertuples())
         lines.append(wrapped(f"diverged: {len(diverged)} of {len(result.cells)} cells (loss not finite; tag lab2.diverged=true): {which}", "", "  "))
-    lines += ["", f"MLflow parent run {result.parent_run_id}. Browse every run with:", f"  {ui_command}", f"  {result.runs_url}"]
-    return "\n".join(lines)
+    lines += ["", f"MLflow parent run {result.parent_run_id}."]
+    if uri.startswith(("http://", "https://")):
+        return "\n".join([*lines, "Every run in the MLflow server's UI:", f"  {result.runs_url}"])
+    return "\n".join([*lines, "Every run in the MLflow UI (the command prints its link; Ctrl-C stops it):", f"  {shell_command('lab2')} ui"])
+
+
+def shell_command(name: str) -> str:
+    """How to call this environment's console script `name` from the working directory: its bare name when PATH finds
+    this one, else its path (relative below the working directory), so that the printed command works when pasted."""
+    from lab2.cli.stack_services import console_script
+
+    script = Path(console_script(name))
+    found = shutil.which(name)
+    if found and Path(found).resolve() == script.resolve():
+        return name
+    return str(script.relative_to(Path.cwd())) if script.is_relative_to(Path.cwd()) else str(script)
 
 
 def seeds(comparison: SeedComparison) -> str:
@@ -103,7 +119,6 @@ def pairs(compared: pd.DataFrame) -> str:
     """The paired comparisons as a numbered table, what its columns mean, and each verdict, in WIDTH columns (the
     groups as MLflow labels them, "it=" for iterations; every column in seed_pairs.csv)."""
     from lab2.core.describe import pairs_display
-    from lab2.core.seeds import short_label
     from lab2.core.family import significant
     from lab2.core.stats import ALPHA
     from lab2.core.verdicts import floor_caveat
@@ -111,7 +126,6 @@ def pairs(compared: pd.DataFrame) -> str:
     if compared.empty:
         return "  (no pairs to compare)"
     shown = pairs_display(compared)[["a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%"]]
-    shown[["a", "b"]] = shown[["a", "b"]].map(short_label)
     shown.insert(0, "#", range(1, len(shown) + 1))
     legend = (
         "[low, high]: unadjusted 95% t interval (each verdict quotes its Holm step's); p_t: paired t-test; p_holm: "

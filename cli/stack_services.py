@@ -115,9 +115,16 @@ def wait_ready(service: Service, pid: int, config: StackConfig) -> None:
         if service.ready():
             return
         if not group_alive(pid):
-            raise StackError(f"{service.name} exited during start-up; see {config.log_dir / service.name}.log")
+            log = config.log_dir / f"{service.name}.log"
+            raise StackError(f"{service.name} exited during start-up: {last_log_line(log)}; see {log}")
         time.sleep(0.5)
     raise StackError(f"{service.name} not ready after {config.timeout:.0f} s; see {config.log_dir / service.name}.log")
+
+
+def last_log_line(log: Path) -> str:
+    """The last line of a log that says something: after a traceback, the error itself."""
+    said = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.is_file() else []
+    return said[-1] if said else "its log is empty"
 
 
 def answers(url: str) -> bool:

@@ -28,7 +28,7 @@ class Lab2Result:
     cells: pd.DataFrame
     seeds: SeedComparison
     units: pd.DataFrame
-    runs_url: str
+    runs_url: str | None  # None for a local store: `lab2 ui` serves its UI
 
 
 @flow(name="lab2")
@@ -45,5 +45,5 @@ def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
         settle(parent)
     logger = get_run_logger()  # the tables are the flow runs' artifacts
     logger.info("Best group: %s. Units: %s", best_label(q2.seeds), units_sentence(units))
-    logger.info("MLflow parent run %s; every run in the MLflow UI: %s", parent, url)
+    logger.info("MLflow parent run %s; every run in the MLflow UI: %s", parent, url or tracking.ui_command(tracking.tracking_uri()))
     return Lab2Result(parent, q1.summary, q2.cells, q2.seeds, units, url)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from lab2.core.seeds import CELL_KEYS, METRICS, SeedComparison, group_columns
+from lab2.core.seeds import CELL_KEYS, METRICS, SeedComparison, group_columns, short_label
 from lab2.core.stats import INTERVAL_KIND
 from lab2.core.verdicts import number_format
 
@@ -205,13 +205,15 @@ def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
 
 
 def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
-    """The pair table for a terminal: labels, n, the difference with its interval, the p-values, P(A > B), seeds needed."""
+    """The pair table for reading: the groups as MLflow labels them ("lr=0.1 it=100"), n, the difference with its
+    interval, the p-values (2 significant digits), P(A > B), seeds needed."""
     table = pairs[["a", "b", "n"]].copy()
+    table[["a", "b"]] = table[["a", "b"]].map(short_label)
     number = number_format(pairs["metric"].iloc[0]) if len(pairs) else "+.3f"
     table["a_minus_b"] = [f"{r.mean_diff:{number}} [{r.ci_low:{number}}, {r.ci_high:{number}}]" for r in pairs.itertuples()]
-    table["p_t"] = pairs["p_t"].map("{:.3g}".format)
-    table["p_holm"] = pairs["p_holm"].map("{:.3g}".format)
-    table["p_signflip"] = pairs["p_signflip"].map("{:.3g}".format)
+    table["p_t"] = pairs["p_t"].map("{:.2g}".format)
+    table["p_holm"] = pairs["p_holm"].map("{:.2g}".format)
+    table["p_signflip"] = pairs["p_signflip"].map("{:.2g}".format)
     table["P(A>B)"] = pairs["prob_improvement"].map("{:.2f}".format)
     table["seeds_80%"] = [_seeds_range(row) for row in pairs.itertuples()]
     table["seeds_min_effect"] = pairs["seeds_needed_min_effect"].map(_count)

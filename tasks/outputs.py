@@ -26,9 +26,9 @@ from lab2.core.plots import (
     plot_score_distributions,
     plot_val_accuracy_errorbars,
 )
-from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label
+from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label, short_label
 from lab2.tasks import tracking
-from lab2.tasks.records import CellKey, cell_params
+from lab2.tasks.records import GD, SVD, CellKey, cell_params, factorisation_group
 from lab2.tasks.resume import Plan, record_units
 from lab2.tasks.tracking import RunRecord, WinnerModel
 
@@ -36,6 +36,12 @@ if TYPE_CHECKING:
     from lab2.tasks.grid import GridCells
 
 REGISTERED_MODEL = "lab2-mlp"
+# seed_summary.html: numbers on one line each; the verdicts (the pair table's third column) wrap in a wide column.
+HTML_STYLE = (
+    "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse;margin-bottom:1em}"
+    " td,th{border:1px solid #ccc;padding:3px 6px;white-space:nowrap;text-align:right}"
+    " #pairs td:nth-child(3){white-space:normal;min-width:36em;max-width:60em;text-align:left}"
+)
 
 
 @dataclass(frozen=True)
@@ -90,10 +96,8 @@ def _publish_seed_tables(seeds: SeedComparison) -> None:
         key="seed-summary", table=display_table(seeds.summary).to_dict(orient="records"),
         description=f"MLP cells over seeds; best {best_label(seeds)}", flow_run_id=top_flow_run_id(),
     ).create()
-    pairs = pairs_display(seeds.pairs)
-    pairs.insert(2, "verdict", seeds.pairs["verdict"])  # what a reader wants first, before the numbers behind it
     TableArtifact(
-        key="seed-pairs", table=pairs.to_dict(orient="records"), flow_run_id=top_flow_run_id(),
+        key="seed-pairs", table=_pairs_for_reading(seeds.pairs).to_dict(orient="records"), flow_run_id=top_flow_run_id(),
         description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, sign-flip, seeds for 80% power",
     ).create()
 
@@ -102,15 +106,21 @@ def seed_summary_html(seeds: SeedComparison) -> str:
     """The seed table, its notes and the paired comparisons as one HTML page, rounded for reading (the CSVs keep
     every digit)."""
     notes = "".join(f"<li>{note}</li>" for note in summary_notes(seeds.summary))
-    pairs = pairs_display(seeds.pairs)
-    pairs.insert(2, "verdict", seeds.pairs["verdict"])
+    pairs = _pairs_for_reading(seeds.pairs).to_html(index=False, table_id="pairs")
     return (
-        "<html><head><meta charset='utf-8'><title>lab2 seed summary</title></head><body>"
+        f"<html><head><meta charset='utf-8'><title>lab2 seed summary</title><style>{HTML_STYLE}</style></head><body>"
         f"<h2>MLP cells over seeds</h2><p>Best group: {best_label(seeds)}</p>{display_table(seeds.summary).to_html(index=False)}"
         f"<ul>{notes}</ul><h2>Paired comparisons ({PAIR_METRIC}, A − B, seed by seed)</h2>"
-        f"{pairs.to_html(index=False)}<h2>All statistics</h2>{seeds.summary.to_html(index=False, float_format=lambda v: f'{v:.4g}')}"
+        f"{pairs}<h2>All statistics</h2>{seeds.summary.to_html(index=False, float_format=lambda v: f'{v:.4g}')}"
         "</body></html>"
     )
+
+
+def _pairs_for_reading(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pair table rounded for reading, the verdict right after the groups."""
+    shown = pairs_display(pairs)
+    shown.insert(2, "verdict", pairs["verdict"])  # what a reader wants first, before the numbers behind it
+    return shown
 
 
 def top_flow_run_id() -> UUID | None:
@@ -152,13 +162,15 @@ def log_winner(parent_run_id: str, seeds: SeedComparison, cells: GridCells, plan
 def describe_parent(
     parent_run_id: str, what_ran: Sequence[str], units: pd.DataFrame, factorisation: pd.DataFrame | None = None,
     seeds: SeedComparison | None = None, winner: Winner | None = None,
-) -> str:
+) -> str | None:
     """The parent run's description (what ran, the grid's table, the best group, its Prefect flow run, reused runs)
-    and lab2's saved view of the runs table; returns the link to the runs in the MLflow UI."""
+    and lab2's saved view of the runs table; returns the link to the runs in an MLflow server's UI."""
     exp_id = tracking.experiment_of(parent_run_id)  # every unit's run is in the parent's experiment
     reused = [(r.name, tracking.run_link(r.run_id, exp_id)) for r in units.itertuples() if r.reused]
     best_run = (winner.name, tracking.run_link(winner.run_id, exp_id)) if winner else None
     flow_run_url = tracking.prefect_tags().get("prefect.flow_run_url")
     text = pipeline_description(what_ran, seeds, factorisation, flow_run_url, reused, best_run)
     tracking.set_description(parent_run_id, text)
-    return tracking.runs_url(exp_id, tracking.set_runs_view(exp_id))
+    labels = [short_label(group) for group in seeds.summary["group"]] if seeds else []
+    labels += [factorisation_group(step, m) for m in factorisation["matrix"] for step in (GD, SVD)] if factorisation is not None else []
+    return tracking.runs_url(exp_id, tracking.set_runs_view(exp_id, labels))

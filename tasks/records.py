@@ -33,8 +33,14 @@ CellKey = tuple[float, int, int, int]  # lr, iterations, seed, split seed
 
 
 def gd_params(matrix: str, setup: FactorisationSetup) -> dict[str, object]:
-    """Params of a `gd-factorise` run."""
-    return {"matrix": matrix, **setup.as_params()}
+    """Params of a `gd-factorise` run, named as the flow's parameters (an `lr` column is the MLP's)."""
+    return {"matrix": matrix, "rank": setup.rank, "gd_lr": setup.lr, "gd_epochs": setup.epochs, "gd_seed": setup.seed}
+
+
+def factorisation_group(step: str, matrix: str) -> str:
+    """A factorisation run's `lab2.group`: a group of its own ("Q1 gd iris"), so that MLflow never averages
+    two matrices' metrics, and Q1's groups sort before the grid's."""
+    return f"Q1 {factorisation_run_name(step, matrix)}"
 
 
 def svd_params(matrix: str, rank: int) -> dict[str, object]:
@@ -74,13 +80,14 @@ def gd_record(matrix: str, setup: FactorisationSetup, gd: Factorisation, angles:
     """A `gd-factorise` run: params, final loss, per-epoch loss history, angles to SVD's U, figures, its matrix."""
     return RunRecord(
         params=gd_params(matrix, setup), metrics={"loss": gd.loss, **angles}, histories={"loss": dict(enumerate(gd.loss_history))},
-        tags=_unit_tags(identity, factorisation_description(GD, matrix, setup.rank, gd.loss)), figures=figures, datasets={"training": dataset},
+        tags={**_unit_tags(identity, factorisation_description(GD, matrix, setup.rank, gd.loss)), "lab2.group": factorisation_group(GD, matrix)},
+        figures=figures, datasets={"training": dataset},
     )
 
 
 def svd_record(matrix: str, rank: int, svd: Factorisation, dataset: PandasDataset, identity: str) -> RunRecord:
     """An `svd-baseline` run: matrix, rank, the optimal loss, its matrix."""
-    tags = _unit_tags(identity, factorisation_description(SVD, matrix, rank, svd.loss))
+    tags = {**_unit_tags(identity, factorisation_description(SVD, matrix, rank, svd.loss)), "lab2.group": factorisation_group(SVD, matrix)}
     return RunRecord(params=svd_params(matrix, rank), metrics={"loss": svd.loss}, tags=tags, datasets={"training": dataset})
 
 

@@ -42,6 +42,7 @@ class Lab:
     """A finished `lab2 run` on a Prefect server, with the MLflow UI on its store."""
 
     stdout: str
+    runs_link: str  # the link `lab2 ui` printed
     mlflow_url: str
     prefect_url: str
     client: MlflowClient
@@ -51,6 +52,18 @@ class Lab:
     def runs(self, step: str | None = None) -> list:
         runs = self.client.search_runs([self.experiment_id], max_results=1000)
         return [r for r in runs if step is None or r.data.tags.get("lab2.step") == step]
+
+
+def _printed_link(out: Path, ui: subprocess.Popen, timeout: float = 240.0) -> str:
+    """The link `lab2 ui` prints once its MLflow UI answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if links := re.findall(r"http://127\.0\.0\.1:\d+/#/\S+", out.read_text()):
+            return links[0]
+        if ui.poll() is not None:
+            pytest.fail(f"lab2 ui exited with {ui.returncode}:\n{out.read_text()[-3000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"lab2 ui printed no link within {timeout:.0f} s:\n{out.read_text()[-3000:]}")
 
 
 def _wait_until_answers(url: str, process: subprocess.Popen, log: Path, timeout: float = 240.0) -> None:
@@ -72,7 +85,7 @@ def lab(tmp_path_factory) -> Lab:
     work = tmp_path_factory.mktemp("browser")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
     env |= {"PREFECT_HOME": str(work / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg"}
-    prefect_port, mlflow_port = free_port(), free_port()
+    prefect_port = free_port()
     prefect_url = f"http://127.0.0.1:{prefect_port}"
     prefect_log = work / "prefect.log"
     server_env = {**env, "PREFECT_UI_API_URL": f"{prefect_url}/api"}  # the UI's own calls, else to port 4200
@@ -85,15 +98,18 @@ def lab(tmp_path_factory) -> Lab:
         )
         assert done.returncode == 0, done.stderr[-3000:]
         store = f"sqlite:///{work / 'mlflow.db'}"
-        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-        mlflow_log = work / "mlflow.log"
-        ui = start_group([str(BIN / "mlflow"), "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port", str(mlflow_port)], env, mlflow_log)
+        pasted = done.stdout.rstrip().splitlines()[-1].strip()  # the command lab2 run ends with, as a user pastes it
+        assert pasted.endswith("lab2 ui"), done.stdout[-500:]
+        ui_out = work / "ui.out"
+        ui = subprocess.Popen(["bash", "-c", pasted], cwd=work, env=env, stdout=ui_out.open("wb"), stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            _wait_until_answers(f"{mlflow_url}/health", ui, mlflow_log)
+            runs_link = _printed_link(ui_out, ui)
+            mlflow_url = runs_link.split("/#/")[0]
             client = MlflowClient(store)
             experiment_id = client.get_experiment_by_name("lab2").experiment_id
             (parent,) = client.search_runs([experiment_id], "tags.`lab2.role` = 'pipeline'")
-            yield Lab(done.stdout, mlflow_url, prefect_url, client, experiment_id, parent.info.run_id)
+            yield Lab(done.stdout, runs_link, mlflow_url, prefect_url, client, experiment_id, parent.info.run_id)
         finally:
             stop_group(ui)
     finally:
@@ -136,44 +152,39 @@ def _screenshot(page, name: str) -> None:
     page.screenshot(path=str(DOCS / f"{name}.png"))
 
 
-def _printed_runs_url(lab: Lab) -> str:
-    """The runs view the command printed, on the port the test's MLflow UI listens on."""
-    (url,) = [line.strip() for line in lab.stdout.splitlines() if "workflowType=" in line]
-    assert url.startswith("http://127.0.0.1:5000/#/experiments/")
-    return url.replace("http://127.0.0.1:5000", lab.mlflow_url)
+def _truncated(page, text: str) -> bool:
+    """True if an element showing `text` is cut (wider than its box: MLflow ends it with an ellipsis)."""
+    return page.evaluate(
+        """(text) => [...document.querySelectorAll('[role=gridcell] *')]
+            .some(e => e.textContent.trim() === text && e.scrollWidth > e.clientWidth + 1)""", text)
 
 
-def _expand_parent(page) -> None:
-    """Unfold the `lab2` parent's children (its row's toggle)."""
-    parent = page.locator("[role=gridcell]").filter(has=page.get_by_role("link", name="lab2", exact=True))
-    parent.first.locator("button").first.click()
-
-
-def test_the_printed_link_opens_the_training_runs_with_the_parent_and_its_22_children(lab, page):
-    assert "workflowType=machine_learning" in _printed_runs_url(lab)
-    body = _open(page, _printed_runs_url(lab), "23 matching runs")
+def test_the_printed_command_opens_the_runs_grouped_by_cell_with_every_label_whole(lab, page):
+    assert "workflowType=machine_learning" in lab.runs_link and "viewStateShareKey=" in lab.runs_link
+    body = _open(page, lab.runs_link, "matching runs")
     assert "Detect issues" not in body and "Traces 0" not in body  # not MLflow's GenAI overview
-    _expand_parent(page)
-    children = {r.info.run_name for r in lab.runs() if r.info.run_id != lab.parent_run_id}
-    assert len(children) == 22
-    for name in sorted(children):
-        page.get_by_text(name, exact=True).first.wait_for()
-    header = page.locator("[role=columnheader]").all_inner_texts()
-    assert {"val_accuracy", "train_accuracy", "lr", "iterations", "seed"} <= {h.strip() for h in header}  # lab2's saved view
+    labels = {r.data.tags["lab2.group"] for r in lab.runs() if "lab2.group" in r.data.tags}
+    assert len(labels) == 6 + 4  # the grid's cells, and each factorisation run a group of its own
+    for label in sorted(labels):
+        page.get_by_text(f"Group: {label}", exact=True).first.wait_for()
+        assert not _truncated(page, f"Group: {label}"), f"MLflow cuts the label {label!r}"
+    header = [h.strip() for h in page.locator("[role=columnheader]").all_inner_texts()]
+    assert header.index("val_accuracy") < header.index("Created")  # lab2's columns first
+    assert "lr" not in header  # a group row would show an averaged lr (0.10000000000000002); the label names it
     _screenshot(page, "ui-runs")
+    page.add_style_tag(content="[role=gridcell]{max-width:150px !important}")  # the check itself sees a cut label
+    assert _truncated(page, "Group: lr=0.001 it=1000")
 
 
-def test_the_chart_view_opens_on_the_lab_metrics(lab, page):
-    _open(page, _printed_runs_url(lab), "23 matching runs")
-    _expand_parent(page)
+def test_the_chart_view_charts_every_cell_of_the_grid(lab, page):
+    _open(page, lab.runs_link, "matching runs")
     page.locator("label:has(input[value=CHART])").click()
     page.get_by_text("Model metrics").first.wait_for()
     time.sleep(4)
-    keys = {k for r in lab.runs() for k in r.data.metrics}
-    lines = [line.strip() for line in page.inner_text("body").split("Model metrics", 1)[1].splitlines()]
-    titles = [line for line in lines if line in keys]
-    assert titles[:4] and set(titles[:4]) <= LAB_METRICS, titles
-    assert not [k for k in keys if "/" in k or "_mean" in k or "units_" in k or k == "diverged"]
+    assert page.locator("input[placeholder='Search metric charts']").input_value() == "accuracy"
+    bars = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .map(plot => plot.querySelectorAll('.bars .point').length)""")
+    assert bars == [6, 6], bars  # train and val accuracy, a bar per cell (its seeds averaged)
     _screenshot(page, "ui-charts")
 
 
@@ -250,12 +261,24 @@ def test_the_top_prefect_flow_run_holds_the_seed_table_progress_link_and_lab2_lo
     tags = lab.client.get_run(lab.parent_run_id).data.tags
     assert tags["prefect.flow_name"] == "lab2"  # the top flow run, not a sub-flow's
     body = _open(page, tags["prefect.flow_run_url"], "Best group:")
-    assert "Units: 22 computed, 0 reused" in body and "Q2 MLP grid over seeds" in body
+    assert "Units: 22 computed, 0 reused" in body
     page.get_by_text("Artifacts", exact=True).first.click()
     for key in ("seed-summary", "seed-pairs", "mlp-grid-progress", "mlflow-run"):
         page.get_by_text(key, exact=True).first.wait_for()
     time.sleep(1)
     _screenshot(page, "prefect-flow-run")
+
+
+def test_the_prefect_seed_pairs_table_reads_rounded_with_its_verdicts_on_screen(lab, page):
+    found = requests.post(f"{lab.prefect_url}/api/artifacts/filter", json={"artifacts": {"key": {"any_": ["seed-pairs"]}}}, timeout=30)
+    (artifact,) = found.json()
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    body = _open(page, f"{lab.prefect_url}/artifacts/artifact/{artifact['id']}", "verdict")
+    assert not re.search(r"\d\.\d{5,}", body)  # accuracies to 3 decimals, p to 2 significant digits
+    verdict = page.get_by_role("columnheader", name="verdict").first.bounding_box()
+    assert verdict["x"] + 200 < 1600, verdict  # the verdicts show without scrolling sideways
+    page.get_by_text("cannot tell lr=0.1 from lr=0.01 at iterations=1000").first.wait_for()
+    _screenshot(page, "prefect-seed-pairs")
 
 
 def test_each_deployments_custom_run_form_shows_every_parameter_with_its_default_and_help(lab, page):

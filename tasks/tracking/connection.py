@@ -71,7 +71,7 @@ def ui_command(uri: str) -> str:
     """The command (or address) that opens the MLflow UI on `uri`, credentials redacted."""
     if uri.startswith(("http://", "https://")):
         return f"open {redact(uri)} in a browser"
-    return f"mlflow ui --backend-store-uri {redact(uri)}"
+    return f"lab2 ui --tracking-uri {redact(uri)}"
 
 
 def redact(text: str) -> str:

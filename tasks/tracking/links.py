@@ -21,20 +21,12 @@ from lab2.tasks.tracking.connection import client, experiment_of, redact, tracki
 UI_QUERY = "?workflowType=machine_learning"
 
 
-LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
-
-
 VIEW_TAG = "mlflow.sharedViewState."  # MLflow's saved views of a runs table, one experiment tag each
-RUNS_VIEW = "lab2: the lab's columns"
-RUNS_COLUMNS = (
-    "params.`lr`", "params.`iterations`", "params.`seed`", "metrics.`val_accuracy`", "metrics.`train_accuracy`",
-    "metrics.`val_loss`", "metrics.`train_loss`", "tags.`lab2.group`",
-)
-
-
-def ui_base(uri: str) -> str:
-    """Address of the MLflow UI of a store: the server itself, else where `mlflow ui` listens by default."""
-    return redact(uri.rstrip("/")) if uri.startswith(("http://", "https://")) else LOCAL_UI
+RUNS_VIEW = "lab2: the lab's groups"
+# Group rows average every column, params too (lr 0.1 shows as 0.10000000000000002): the label names the params.
+RUNS_COLUMNS = ("metrics.`val_accuracy`", "metrics.`train_accuracy`", "metrics.`val_loss`", "metrics.`train_loss`")
+# The run-name column holds the group labels, "Group: " before each: its width in pixels, as measured in Chromium.
+MIN_RUN_NAME_WIDTH, RUN_NAME_PADDING, CHARACTER_WIDTH = 230, 100, 8
 
 
 def runs_link(experiment_id: str, view: str | None = None) -> str:
@@ -42,21 +34,18 @@ def runs_link(experiment_id: str, view: str | None = None) -> str:
     return f"#/experiments/{experiment_id}/runs{UI_QUERY}" + (f"&viewStateShareKey={view}" if view else "")
 
 
-def saved_runs_link(exp_id: str) -> str:
-    """The route of the experiment's training runs in lab2's saved view when the experiment holds it, else plain."""
-    key = view_key()
-    held = VIEW_TAG + key in client(f"the views of experiment {exp_id}").get_experiment(exp_id).tags
-    return runs_link(exp_id, key if held else None)
-
-
 def run_link(run_id: str, experiment_id: str | None = None) -> str:
     """The UI route of a run's page (in `experiment_id`, else looked up), relative to the UI's address."""
     return f"#/experiments/{experiment_id or experiment_of(run_id)}/runs/{run_id}{UI_QUERY}"
 
 
-def runs_url(exp_id: str, view: str | None = None) -> str:
-    """The experiment's training runs (in a saved view) in the MLflow UI of the current store."""
-    return f"{ui_base(tracking_uri())}/{runs_link(exp_id, view)}"
+def runs_url(exp_id: str, view: str | None = None) -> str | None:
+    """The experiment's training runs (in a saved view) in the MLflow UI, when the tracking URI is an MLflow server
+    (a local store's UI is `lab2 ui`'s, on a port it picks)."""
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None
+    return f"{redact(uri.rstrip('/'))}/{runs_link(exp_id, view)}"
 
 
 def run_url(run_id: str) -> str | None:
@@ -67,11 +56,12 @@ def run_url(run_id: str) -> str | None:
     return f"{uri.rstrip('/')}/{run_link(run_id)}"
 
 
-def set_runs_view(exp_id: str, name: str = RUNS_VIEW, columns: Sequence[str] = RUNS_COLUMNS) -> str:
-    """A saved view of the experiment's runs table (MLflow keeps it as an experiment tag) that shows `columns`
-    ("params.`lr`", "metrics.`val_accuracy`", "tags.`lab2.group`"); its key, for links (viewStateShareKey=KEY)."""
-    packed = _view_state(columns)
-    key = view_key(columns)
+def set_runs_view(exp_id: str, labels: Sequence[str], name: str = RUNS_VIEW, columns: Sequence[str] = RUNS_COLUMNS) -> str:
+    """A saved view of the experiment's runs table (MLflow keeps it as an experiment tag): grouped by `lab2.group`,
+    each group's label (`labels`) shown whole, every group charted, `columns` ("metrics.`val_accuracy`") shown; its
+    key, for links (viewStateShareKey=KEY)."""
+    packed = _view_state(columns, labels)
+    key = hashlib.sha256(packed.encode()).hexdigest()[:12]
     now = int(time.time() * 1000)
     value = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": f"deflate;{packed}"})
     if VIEW_TAG + key not in client(f"the views of experiment {exp_id}").get_experiment(exp_id).tags:
@@ -79,20 +69,32 @@ def set_runs_view(exp_id: str, name: str = RUNS_VIEW, columns: Sequence[str] = R
     return key
 
 
-def view_key(columns: Sequence[str] = RUNS_COLUMNS) -> str:
-    """The key of the saved view that shows `columns` (the same columns, the same key)."""
-    return hashlib.sha256(_view_state(columns).encode()).hexdigest()[:12]
+def saved_runs_link(exp_id: str, name: str = RUNS_VIEW) -> str:
+    """The route of the experiment's training runs in its latest saved view called `name`, else without a view."""
+    tags = client(f"the views of experiment {exp_id}").get_experiment(exp_id).tags
+    views = [(json.loads(value).get("updatedAt", 0), key.removeprefix(VIEW_TAG)) for key, value in tags.items()
+             if key.startswith(VIEW_TAG) and json.loads(value).get("name") == name]
+    return runs_link(exp_id, max(views)[1] if views else None)
 
 
-def _view_state(columns: Sequence[str]) -> str:
-    """The runs table's state as MLflow's UI saves it: JSON, zlib-compressed, base64."""
+def _view_state(columns: Sequence[str], labels: Sequence[str]) -> str:
+    """The runs table's state as MLflow's UI saves it (JSON, zlib-compressed, base64). Sorting by the group tag
+    lists the child runs flat (sorted by start time they fold under their parent); a width applies only to a
+    column named in columnOrder; each group starts folded (its id: "tag.lab2.group.LABEL"); SHOW_ALL charts every
+    group, not the first 10."""
+    name_column = "attributes.`Run Name`"
+    label_width = RUN_NAME_PADDING + CHARACTER_WIDTH * max(map(len, labels), default=0)
     state = {
-        "searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False, "startTime": "ALL",
+        "searchFilter": "", "orderByKey": "tags.`lab2.group`", "orderByAsc": True, "startTime": "ALL",
         "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
-        "selectedColumns": ["attributes.`Models`", *columns], "columnOrder": [], "columnWidths": {},
-        "runsHiddenMode": "FIRST_10_RUNS", "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
-        "useGroupedValuesInCharts": True, "hideEmptyCharts": True, "groupBy": None, "groupsExpanded": {},
+        "selectedColumns": ["attributes.`Models`", *columns], "columnOrder": [name_column, *columns],
+        "columnWidths": {name_column: max(MIN_RUN_NAME_WIDTH, label_width)},
+        "runsHiddenMode": "SHOW_ALL", "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
+        "useGroupedValuesInCharts": True, "hideEmptyCharts": True,
+        "groupsExpanded": {f"tag.lab2.group.{label}": False for label in labels},
+        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "lab2.group"}]},
         "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+        "chartsSearchFilter": "accuracy",  # the chart view opens on the grid's accuracies, a bar per group
     }
     return base64.b64encode(zlib.compress(json.dumps(state, sort_keys=True).encode(), 9)).decode()
 
@@ -138,7 +140,7 @@ def link_flow_run(run_id: str) -> None:
     if url is not None:
         create_link_artifact(url, link_text=f"MLflow run {run_id}", key="mlflow-run", description=description)
     else:
-        link = f"{LOCAL_UI}/{run_link(run_id)}"
-        text = f"MLflow run `{run_id}` in `{redact(tracking_uri())}`: start `{ui_command(tracking_uri())}`, then open [{link}]({link})."
+        text = (f"MLflow run `{run_id}` in `{redact(tracking_uri())}`: `{ui_command(tracking_uri())}` opens the MLflow UI on "
+                f"that store and prints its link; the run's page is `{run_link(run_id)}` there.")
         create_markdown_artifact(text, key="mlflow-run", description=description)
 
