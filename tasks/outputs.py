@@ -97,7 +97,7 @@ def _publish_seed_tables(seeds: SeedComparison) -> None:
         description=f"MLP cells over seeds; best {best_label(seeds)}", flow_run_id=top_flow_run_id(),
     ).create()
     TableArtifact(
-        key="seed-pairs", table=_pairs_for_reading(seeds.pairs).to_dict(orient="records"), flow_run_id=top_flow_run_id(),
+        key="seed-pairs", table=_short_verdicts(_pairs_for_reading(seeds.pairs)).to_dict(orient="records"), flow_run_id=top_flow_run_id(),
         description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, sign-flip, seeds for 80% power",
     ).create()
 
@@ -120,6 +120,15 @@ def _pairs_for_reading(pairs: pd.DataFrame) -> pd.DataFrame:
     """The pair table rounded for reading, the verdict right after the groups."""
     shown = pairs_display(pairs)
     shown.insert(2, "verdict", pairs["verdict"])  # what a reader wants first, before the numbers behind it
+    return shown
+
+
+def _short_verdicts(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Prefect's tables cut a cell at its column's edge: the verdict's call (up to its first bracket) first, the
+    whole sentence last."""
+    shown = pairs.drop(columns="verdict")
+    shown.insert(2, "verdict", pairs["verdict"].str.split(" (", regex=False).str[0])
+    shown["verdict_in_full"] = pairs["verdict"]
     return shown
 
 

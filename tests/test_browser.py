@@ -1,7 +1,7 @@
 """The MLflow and Prefect UIs as a user meets them after `lab2 run`, read in a real browser.
 
-A real `prefect server` and `lab2 run` against it, then `mlflow ui` on the run's store, both on free
-loopback ports in their own process groups; Debian's Chromium (never a downloaded browser) driven by
+A real `prefect server` and `lab2 run` against it, then the command that run ends with (`lab2 ui`: the
+MLflow UI on the run's store), both on free loopback ports in their own process groups; Debian's Chromium (never a downloaded browser) driven by
 Playwright, a fresh profile per test. Each screen is saved under docs/ for the README.
 """
 
@@ -169,8 +169,9 @@ def test_the_printed_command_opens_the_runs_grouped_by_cell_with_every_label_who
         page.get_by_text(f"Group: {label}", exact=True).first.wait_for()
         assert not _truncated(page, f"Group: {label}"), f"MLflow cuts the label {label!r}"
     header = [h.strip() for h in page.locator("[role=columnheader]").all_inner_texts()]
-    assert header.index("val_accuracy") < header.index("Created")  # lab2's columns first
     assert "lr" not in header  # a group row would show an averaged lr (0.10000000000000002); the label names it
+    shown = {name: page.get_by_role("columnheader", name=name, exact=True).first.bounding_box() for name in ("val_accuracy", "Duration")}
+    assert shown["val_accuracy"]["x"] < shown["Duration"]["x"]  # lab2's columns first, after the run's name and start
     _screenshot(page, "ui-runs")
     page.add_style_tag(content="[role=gridcell]{max-width:150px !important}")  # the check itself sees a cut label
     assert _truncated(page, "Group: lr=0.001 it=1000")
@@ -277,7 +278,8 @@ def test_the_prefect_seed_pairs_table_reads_rounded_with_its_verdicts_on_screen(
     assert not re.search(r"\d\.\d{5,}", body)  # accuracies to 3 decimals, p to 2 significant digits
     verdict = page.get_by_role("columnheader", name="verdict").first.bounding_box()
     assert verdict["x"] + 200 < 1600, verdict  # the verdicts show without scrolling sideways
-    page.get_by_text("cannot tell lr=0.1 from lr=0.01 at iterations=1000").first.wait_for()
+    call = page.get_by_role("cell", name="cannot tell lr=0.1 from lr=0.01 at iterations=1000: +0.073", exact=True).first
+    assert call.bounding_box()["x"] + call.bounding_box()["width"] < 1600  # the call whole; its sentence is the last column
     _screenshot(page, "prefect-seed-pairs")
 
 

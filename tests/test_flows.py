@@ -56,7 +56,7 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
 
     gd = {r.data.params["matrix"]: r for r in _children(runs, "gd-factorise")}
     assert set(gd) == {"lab1-3x3", "iris-uci"}
-    assert gd["iris-uci"].data.params == {"matrix": "iris-uci", "rank": "2", "lr": "0.01", "epochs": "50", "seed": "0"}
+    assert gd["iris-uci"].data.params == {"matrix": "iris-uci", "rank": "2", "gd_lr": "0.01", "gd_epochs": "50", "gd_seed": "0"}
     history = mlflow_store.get_metric_history(gd["iris-uci"].info.run_id, "loss")
     assert [m.step for m in history] == list(range(51))  # 50 epochs, then the final loss
     assert history[-1].value == gd["iris-uci"].data.metrics["loss"]

@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -170,6 +171,18 @@ def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
         with pytest.raises(stack.StackError, match="is taken"):
             stack.up(config)
     assert stack.status(config) == {} and left_behind(before) == {}
+
+
+def test_a_service_that_dies_at_start_up_is_reported_with_its_logs_last_line(tmp_path):
+    from lab2.cli.stack_services import Service, start, wait_ready
+
+    config = stack.StackConfig(tmp_path, timeout=60.0)
+    config.log_dir.mkdir(parents=True)
+    dies = "import sys; print('Traceback (most recent call last):\\n  ...'); sys.exit('ValueError: password too short')"
+    service = Service("mlflow-server", [sys.executable, "-c", dies], {}, 0, lambda: False)
+    with pytest.raises(stack.StackError) as refused:
+        wait_ready(service, start(service, config)["pid"], config)
+    assert str(refused.value) == f"mlflow-server exited during start-up: ValueError: password too short; see {config.log_dir / 'mlflow-server.log'}"
 
 
 def test_cancelling_a_deployment_run_ends_it_cancelled_with_its_mlflow_runs_killed_and_no_process_left(config, deployments):
