@@ -1,9 +1,10 @@
-"""The grid's progress as `lab2 run` shows it: one live line in a terminal, a plain line now and then otherwise."""
+"""The grid's progress as `lab2 run` shows it: one live line in a terminal, a plain line every 15 s otherwise."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,25 +57,36 @@ class _LiveLine(logging.Handler):
 
 
 class _PlainLines(logging.Handler):
-    """A line every PLAIN_EVERY_SECONDS, and one when every cell is logged."""
+    """A line every PLAIN_EVERY_SECONDS while the grid runs (from a timer thread), and one when every cell is logged."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
         self.stream = stream
-        self.start = self.last = time.monotonic()
-        self.first_done: int | None = None  # what was done (reused) before this run trained anything
-        self.finished = False
+        self.latest: logging.LogRecord | None = None
+        self.start = 0.0
+        self.first_done = 0  # what was done (reused) before this run trained anything
+        self.finished = threading.Event()
 
     def emit(self, record: logging.LogRecord) -> None:
-        done, todo, now = record.trained + record.logged, 2 * record.cells, time.monotonic()
-        if self.first_done is None:  # the grid starts: time counts from here
-            self.first_done, self.start, self.last = done, now, now
-        finished = record.logged == record.cells
-        if (finished and self.finished) or (not finished and now - self.last < PLAIN_EVERY_SECONDS):
-            return
-        self.last, self.finished = now, finished
-        line = f"lab2: cells trained {record.trained}/{record.cells}, logged {record.logged}/{record.cells}, {duration(now - self.start)}"
-        if not finished and done > self.first_done:
-            left = (now - self.start) * (todo - done) / (done - self.first_done)
-            line += f", about {duration(left)} left"
+        if self.latest is None:  # the grid starts: time counts from here
+            self.start, self.first_done = time.monotonic(), record.trained + record.logged
+            threading.Thread(target=self._every_while, name="lab2-progress", daemon=True).start()
+        self.latest = record
+        if record.logged == record.cells and not self.finished.is_set():
+            self.finished.set()
+            self._line(record)
+
+    def close(self) -> None:
+        self.finished.set()
+        super().close()
+
+    def _every_while(self) -> None:
+        while not self.finished.wait(PLAIN_EVERY_SECONDS):
+            self._line(self.latest)
+
+    def _line(self, record: logging.LogRecord) -> None:
+        elapsed, done, todo = time.monotonic() - self.start, record.trained + record.logged, 2 * record.cells
+        line = f"lab2: cells trained {record.trained}/{record.cells}, logged {record.logged}/{record.cells}, {duration(elapsed)}"
+        if done < todo and done > self.first_done:
+            line += f", about {duration(elapsed * (todo - done) / (done - self.first_done))} left"
         print(line, file=self.stream, flush=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 WIDTH = 100  # the columns a line of lab2's own output fits in
 SEED_COLUMNS_LAST = ("train_loss", "val_binomial_se")  # the first the seed table leaves out in a terminal
 CELL_ROWS_SHOWN = 30  # a larger grid's cells are in mlp_cells.csv, not the terminal
-VERDICTS_SHOWN = 12  # past this many comparisons, the terminal shows the significant verdicts only
+PAIRS_SHOWN = 12  # past this many comparisons, the terminal shows the most significant ones (seed_pairs.csv: all)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -136,11 +136,13 @@ def pairs(compared: pd.DataFrame) -> str:
     )
     caveats = {floor_caveat(r.n, r.p_signflip_min) for r in compared.itertuples() if r.p_signflip_min > ALPHA}
     said = [reduce(lambda v, c: v.replace(f"; {c}", ""), caveats, verdict) for verdict in compared["verdict"]]
-    numbered = list(enumerate(said, start=1))
-    if len(numbered) > VERDICTS_SHOWN:
-        numbered = [(k, v) for k, v in numbered if significant(compared["p_holm"].iloc[k - 1])]
-    verdicts = [wrapped(verdict, f"  {k}. ", " " * (len(str(k)) + 4)) for k, verdict in numbered]
-    if len(numbered) < len(said):
-        verdicts.append(f"  ({len(said) - len(numbered)} verdicts without a significant difference: seed_pairs.csv)")
+    rows = list(range(len(compared)))
+    if len(rows) > PAIRS_SHOWN:  # neighbours first: the best group against a poor one says the least
+        rows = sorted(compared.assign(best=compared["kind"] == "vs best").sort_values(["best", "p_holm"]).index[:PAIRS_SHOWN])
+    verdicts = [wrapped(said[k], f"  {k + 1}. ", " " * (len(str(k + 1)) + 4)) for k in rows]
     notes = [wrapped(f"{c[0].upper()}{c[1:]}, the sign-flip test's floor.") for c in sorted(caveats)]
-    return "\n".join([table(shown), wrapped(legend), *notes, "Verdicts:", *verdicts])
+    if len(rows) < len(compared):
+        held = (compared["p_holm"].map(significant)).sum()
+        notes.append(wrapped(f"Shown: the {len(rows)} of {len(compared)} comparisons with the smallest Holm p, neighbours "
+                             f"first ({held} significant in all); seed_pairs.csv and seed_summary.html hold every one."))
+    return "\n".join([table(shown.iloc[rows]), wrapped(legend), *notes, "Verdicts:", *verdicts])

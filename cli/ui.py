@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from lab2.cli.stack_config import StackConfig, read_services
-from lab2.cli.stack_services import answers, console_script, group_alive, last_log_line, stop_group
+from lab2.cli.stack_services import NO_JOBS, QUIET, answers, console_script, group_alive, last_log_line, stop_group
 from lab2.core.params import InputError
 
 LAST_RUN = Path(".lab2") / "last_run.json"  # in the working directory: the store and experiment of the last `lab2 run`
@@ -83,7 +83,8 @@ def _serve(uri: str, port: int, route: str, shown: str) -> int:
     LOG.parent.mkdir(exist_ok=True)
     command = [console_script("mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     with LOG.open("ab") as log:
-        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(command, env={**os.environ, **QUIET, **NO_JOBS}, stdin=subprocess.DEVNULL, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
     signal.signal(signal.SIGTERM, _interrupt)
     address = f"http://127.0.0.1:{port}"
     try:

@@ -204,7 +204,7 @@ def test_six_users_at_once_on_sqlite_through_one_mlflow_server(config, tmp_path)
     port = free_port()
     command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--serve-artifacts", "--artifacts-destination", (tmp_path / "artifacts").as_uri()]
-    env = {**os.environ, **stack.QUIET, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, **stack.QUIET, **stack_services.NO_JOBS}
     server = start_group(command, env, tmp_path / "mlflow-server.log")
     try:
         url = f"http://127.0.0.1:{port}"
