@@ -2,15 +2,19 @@
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 
 from lab2.cli.main import main
 from tests.conftest import all_runs
+from tests.processes import descendants, left_behind
 
 LAB2 = str(Path(sys.executable).with_name("lab2"))
 
@@ -134,6 +138,42 @@ def test_compare_of_an_unknown_run_exits_2(capsys):
     assert "no finished lab2 grid run in experiment 'lab2'" in capsys.readouterr().err
     assert main(["compare", "0123abc"]) == 2
     assert "no run '0123abc'" in capsys.readouterr().err
+
+
+def test_lab2_ui_without_a_store_or_its_experiment_exits_2_before_starting_anything(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["ui"]) == 2
+    assert f"no MLflow store at sqlite:///{tmp_path / 'mlflow.db'} yet; `lab2 run` makes one" in capsys.readouterr().err
+    assert main(["ui", "--port", "0"]) == 2 and "--port 0: give a port from 1 to 65535" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("mlflow_store")
+def test_lab2_ui_names_a_missing_experiment(capsys):
+    assert main(["ui", "--experiment", "sweep-2"]) == 2
+    assert "no experiment 'sweep-2' in sqlite:///" in capsys.readouterr().err
+
+
+@pytest.mark.system
+def test_lab2_ui_serves_the_last_runs_store_until_ctrl_c_ends_its_process_group(mlflow_store, tmp_path):
+    from lab2.cli.ui import record_last_run
+
+    mlflow_store.create_experiment("lab2")
+    record_last_run(f"sqlite:///{tmp_path / 'mlflow.db'}", "lab2")
+    before = descendants()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the store comes from the record
+    ui = subprocess.Popen([LAB2, "ui"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said = ""
+    for line in ui.stdout:  # until the link is out (or lab2 ui ended)
+        said += line
+        if line.startswith("Ctrl-C stops it."):
+            break
+    (link,) = re.findall(r"http://127\.0\.0\.1:\d+/#/experiments/\d+/runs\?workflowType=machine_learning", said)
+    assert requests.get(link.split("/#/")[0] + "/health", timeout=10).status_code == 200
+    started = time.monotonic()
+    ui.send_signal(signal.SIGINT)
+    assert ui.wait(30) == 0 and time.monotonic() - started < 15
+    assert left_behind(before, timeout=5) == {}  # mlflow ui's whole process group ended with it
 
 
 def test_unparseable_numbers_exit_2(capsys):
