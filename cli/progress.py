@@ -70,7 +70,7 @@ class _PlainLines(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if self.latest is None:  # the grid starts: time counts from here
             self.start, self.first_done = time.monotonic(), record.trained + record.logged
-            threading.Thread(target=self._every_while, name="lab2-progress", daemon=True).start()
+            threading.Thread(target=self._every_period, name="lab2-progress", daemon=True).start()
         self.latest = record
         if record.logged == record.cells and not self.finished.is_set():
             self.finished.set()
@@ -80,7 +80,7 @@ class _PlainLines(logging.Handler):
         self.finished.set()
         super().close()
 
-    def _every_while(self) -> None:
+    def _every_period(self) -> None:
         while not self.finished.wait(PLAIN_EVERY_SECONDS):
             self._line(self.latest)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from functools import reduce
 from collections.abc import Sequence
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,11 +138,12 @@ def pairs(compared: pd.DataFrame) -> str:
     said = [reduce(lambda v, c: v.replace(f"; {c}", ""), caveats, verdict) for verdict in compared["verdict"]]
     rows = list(range(len(compared)))
     if len(rows) > PAIRS_SHOWN:  # neighbours first: the best group against a poor one says the least
-        rows = sorted(compared.assign(best=compared["kind"] == "vs best").sort_values(["best", "p_holm"]).index[:PAIRS_SHOWN])
+        ranked = compared.reset_index(drop=True).assign(best=compared["kind"].to_numpy() == "vs best")
+        rows = sorted(ranked.sort_values(["best", "p_holm"]).index[:PAIRS_SHOWN])
     verdicts = [wrapped(said[k], f"  {k + 1}. ", " " * (len(str(k + 1)) + 4)) for k in rows]
     notes = [wrapped(f"{c[0].upper()}{c[1:]}, the sign-flip test's floor.") for c in sorted(caveats)]
     if len(rows) < len(compared):
-        held = (compared["p_holm"].map(significant)).sum()
+        held = compared["p_holm"].map(significant).sum()
         notes.append(wrapped(f"Shown: the {len(rows)} of {len(compared)} comparisons with the smallest Holm p, neighbours "
                              f"first ({held} significant in all); seed_pairs.csv and seed_summary.html hold every one."))
     return "\n".join([table(shown.iloc[rows]), wrapped(legend), *notes, "Verdicts:", *verdicts])
