@@ -278,7 +278,7 @@ def test_the_prefect_seed_pairs_table_reads_rounded_with_its_verdicts_on_screen(
     assert not re.search(r"\d\.\d{5,}", body)  # accuracies to 3 decimals, p to 2 significant digits
     verdict = page.get_by_role("columnheader", name="verdict").first.bounding_box()
     assert verdict["x"] + 200 < 1600, verdict  # the verdicts show without scrolling sideways
-    call = page.get_by_role("cell", name="cannot tell lr=0.1 from lr=0.01 at iterations=1000: +0.073", exact=True).first
+    call = page.get_by_text("cannot tell lr=0.1 from lr=0.01 at iterations=1000: +0.073", exact=True).first
     assert call.bounding_box()["x"] + call.bounding_box()["width"] < 1600  # the call whole; its sentence is the last column
     _screenshot(page, "prefect-seed-pairs")
 

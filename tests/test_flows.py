@@ -151,7 +151,9 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
     assert artifacts["seed-summary"].type == "table"
     assert len(json.loads(artifacts["seed-summary"].data)) == 4
     assert artifacts["seed-pairs"].type == "table"
-    assert [row["verdict"] for row in json.loads(artifacts["seed-pairs"].data)] == pairs["verdict"].tolist()
+    shown = json.loads(artifacts["seed-pairs"].data)
+    assert [row["verdict_in_full"] for row in shown] == pairs["verdict"].tolist()
+    assert all(row["verdict_in_full"].startswith(row["verdict"]) and "(" not in row["verdict"] for row in shown)  # its call
     assert parent.info.run_id in artifacts["mlflow-run"].data
     assert float(artifacts["mlp-grid-progress"].data) == 100.0
 
