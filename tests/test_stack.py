@@ -162,6 +162,16 @@ def test_prefect_and_mlflow_runs_link_both_ways(config, grid_run):
     assert linked["info"]["run_id"] == parent["info"]["run_id"] and linked["info"]["experiment_id"] == experiment_id
 
 
+def test_lab2_ui_links_the_running_stacks_mlflow_server_in_lab2s_view(config, grid_run, monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)  # no `lab2 run` recorded here
+    monkeypatch.setenv("LAB2_STACK_DIR", str(config.data_dir))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["ui", "--experiment", GRID["experiment"]]) == 0
+    experiment = _mlflow(config, "experiments/get-by-name", experiment_name=GRID["experiment"])["experiment"]
+    link = f"{config.mlflow_url}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning&viewStateShareKey="
+    assert link in capsys.readouterr().out
+
+
 def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
     before = descendants()
     with socket.socket() as taken:
