@@ -109,7 +109,13 @@ def _run(args: argparse.Namespace) -> int:
             atexit.register(api.stop)  # registered before Prefect's own exit hooks, so it runs after they flush
         try:
             code = _run_pipeline(params, api)
+        except Exception:
+            if stop_signal() is None:
+                raise
+            code = None  # a stop signal arrived as Prefect set up a task run, and it raised its own error
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM at any stage; Prefect hands SIGTERM on once its flows have ended
+            code = None
+        if code is None:
             end_children(spare={api.process.pid} if api is not None else set())
             print(stopped_message(params.experiment), file=sys.stderr)
             return EXIT_STATUS[stop_signal() or signal.SIGINT]
