@@ -15,9 +15,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from unittest.mock import patch
 
 from lab2.cli.stack_config import StackConfig, read_services
 from lab2.cli.stack_services import NO_JOBS, QUIET, answers, console_script, group_alive, last_log_line, stop_group
@@ -52,7 +51,7 @@ def _ui(args: argparse.Namespace) -> int:
         check_tracking_uri(uri)
         if uri.startswith("sqlite:") and not Path(uri.removeprefix("sqlite:///")).is_file():
             raise InputError(f"no MLflow store at {redact(uri)} yet; `lab2 run` makes one")
-        with _tracking_to(uri):
+        with patch.dict(os.environ, {"MLFLOW_TRACKING_URI": uri}):  # the lookup's store; the environment as it was after
             route = saved_runs_link(_experiment_id(experiment, uri))
     except InputError as error:
         print(f"lab2 ui: bad input: {error}", file=sys.stderr)
@@ -69,20 +68,6 @@ def _store(args: argparse.Namespace) -> tuple[str, str]:
     running = stack.get("url") if stack and group_alive(stack["pid"]) else None
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or last.get("tracking_uri") or running
     return uri or f"sqlite:///{Path('mlflow.db').resolve()}", args.experiment or last.get("experiment") or "lab2"
-
-
-@contextmanager
-def _tracking_to(uri: str) -> Iterator[None]:
-    """MLflow calls within the block go to `uri`; the environment is as it was after it."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI")
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def _experiment_id(name: str, uri: str) -> str:
