@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # a digest reads a tensor's bytes; finding a run by its identity needs no torch
+    import torch
+
+ROOT = Path(__file__).resolve().parent.parent  # the package's sources: lab2core/, tasks/, flows/, cli/
+
+# What computes a unit's numbers and figures, or decides what its run records: an edit to one of these
+# definitions starts afresh. Docstrings, comments and everything else (descriptions, summaries, rendering,
+# the CLI, the flows' wiring, the stack) keep every identity.
+RECIPE = {
+    "lab2core/data.py": (
+        "LAB_MATRIX", "_UCI_ROWS", "Dataset", "load_iris_dataset", "load_csv_dataset", "_read_csv", "labelled_frame",
+        "centre", "split_rows", "scale", "factorisation_matrices",
+    ),
+    "lab2core/factorise.py": ("reconstruction_loss", "factorise_gd", "truncated_svd", "principal_angles", "column_angles"),
+    "lab2core/mlp.py": (
+        "prepare_mlp_data", "_prepare", "init_mlp", "forward", "train_cells", "train_trajectories", "hits", "_mean_cross_entropy", "_read_off",
+    ),
+    "lab2core/workload.py": ("CURVE_POINTS", "curve_steps"),
+    "lab2core/plots.py": ("plot_u_scatter", "_second_column", "plot_learning_curve", "_PlainLogFormatter"),
+    "lab2core/identity.py": ("unit_identity", "tensor_digest"),
+    "tasks/compute.py": ("compare_u",),
+    "tasks/records.py": ("gd_params", "svd_params", "cell_params", "gd_record", "svd_record", "cell_record", "mlp_datasets", "matrix_dataset"),
+    "tasks/tracking/runs.py": ("log_to_run",),
+}
 
 
 def unit_identity(step: str, params: Mapping[str, object], data_digest: str, code_version: str) -> str:
@@ -20,3 +47,31 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     h = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
     h.update(tensor.detach().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def code_version(root: Path = ROOT) -> str:
+    """Hash of the RECIPE definitions under `root` (their syntax trees, docstrings left out)."""
+    h = hashlib.sha256()
+    for file, names in RECIPE.items():
+        found = _definitions(root / file)
+        for name in names:
+            if name not in found:
+                raise LookupError(f"{file} defines no {name}, which RECIPE names")
+            h.update(f"{file}:{name}:{found[name]}".encode())
+    return h.hexdigest()[:12]
+
+
+def _definitions(path: Path) -> dict[str, str]:
+    """Top-level functions, classes and assignments of a module by name, as dumps of their syntax trees."""
+    found = {}
+    for node in ast.parse(path.read_text()).body:
+        for part in ast.walk(node):
+            body = getattr(part, "body", None)
+            if isinstance(part, (ast.FunctionDef, ast.ClassDef)) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                part.body = body[1:] or [ast.Pass()]
+        names = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else [
+            t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)
+        ]
+        found |= {name: ast.dump(node) for name in names}
+    return found

@@ -15,13 +15,13 @@ from prefect.cache_policies import NO_CACHE
 from lab2.core.data import Dataset, labelled_frame
 from lab2.core.describe import cell_description, cell_run_name, factorisation_description, factorisation_run_name
 from lab2.core.factorise import Factorisation
-from lab2.core.identity import tensor_digest
+from lab2.core.identity import code_version, tensor_digest
 from lab2.core.mlp import CellResult, MLPData
 from lab2.core.params import FactorisationSetup, GridParams, MLPSetup
 from lab2.core.plots import plot_learning_curve
 from lab2.core.seeds import group_label
 from lab2.tasks import tracking
-from lab2.tasks.resume import Plan, code_version, identity_of, reused_factorisation_row
+from lab2.tasks.resume import Plan, identity_of, reused_factorisation_row
 from lab2.tasks.stopping import check_stop
 from lab2.tasks.tracking import IDENTITY_TAG, RunRecord
 

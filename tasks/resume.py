@@ -3,7 +3,7 @@ settling identities and stale runs when a pipeline closes.
 
 A unit is one GD factorisation, one SVD baseline or one MLP cell, written as one child run that carries its
 identity (tag lab2.identity): a hash of its step, logged params, input-data digest and the code version of
-its recipe (RECIPE). A flow scans the experiment once to plan: a FINISHED run of an identity is reused, the
+its recipe (`lab2.core.identity.RECIPE`). A flow scans the experiment once to plan: a FINISHED run of an identity is reused, the
 rest is computed. The flow that opened the parent run scans once more as it closes: runs left RUNNING by a
 process that is gone are marked KILLED, and each identity stays on its newest FINISHED run (older ones, from
 `force` or from a process that computed the same unit at the same time, get lab2.superseded_by).
@@ -11,12 +11,8 @@ process that is gone are marked KILLED, and each identity stays on its newest FI
 
 from __future__ import annotations
 
-import ast
-import hashlib
 from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Generic, TypeVar
 
 import pandas as pd
@@ -26,62 +22,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.exc import IntegrityError
 
-from lab2.core.identity import unit_identity
+from lab2.core.identity import code_version, unit_identity
 from lab2.tasks import tracking
 from lab2.tasks.tracking import IDENTITY_TAG, RunRecord
 
 K = TypeVar("K", bound=Hashable)
-_ROOT = Path(__file__).resolve().parent.parent
 SUPERSEDED_TAG = "lab2.superseded_by"
 
-# What computes a unit's numbers and figures, or decides what its run records: an edit to one of these
-# definitions starts afresh. Docstrings, comments and everything else (descriptions, summaries, rendering,
-# the CLI, the flows' wiring, the stack) keep every identity.
-RECIPE = {
-    "lab2core/data.py": (
-        "LAB_MATRIX", "_UCI_ROWS", "Dataset", "load_iris_dataset", "load_csv_dataset", "_read_csv", "labelled_frame",
-        "centre", "split_rows", "scale", "factorisation_matrices",
-    ),
-    "lab2core/factorise.py": ("reconstruction_loss", "factorise_gd", "truncated_svd", "principal_angles", "column_angles"),
-    "lab2core/mlp.py": (
-        "prepare_mlp_data", "_prepare", "init_mlp", "forward", "train_cells", "train_trajectories", "hits", "_mean_cross_entropy", "_read_off",
-    ),
-    "lab2core/workload.py": ("CURVE_POINTS", "curve_steps"),
-    "lab2core/plots.py": ("plot_u_scatter", "_second_column", "plot_learning_curve", "_PlainLogFormatter"),
-    "lab2core/identity.py": ("unit_identity", "tensor_digest"),
-    "tasks/compute.py": ("compare_u",),
-    "tasks/records.py": ("gd_params", "svd_params", "cell_params", "gd_record", "svd_record", "cell_record", "mlp_datasets", "matrix_dataset"),
-    "tasks/tracking/runs.py": ("log_to_run",),
-}
 UNITS_COLUMNS = ["step", "name", "identity", "run_id", "reused"]
-
-
-@lru_cache(maxsize=1)
-def code_version(root: Path = _ROOT) -> str:
-    """Hash of the RECIPE definitions under `root` (their syntax trees, docstrings left out)."""
-    h = hashlib.sha256()
-    for file, names in RECIPE.items():
-        found = _definitions(root / file)
-        for name in names:
-            if name not in found:
-                raise LookupError(f"{file} defines no {name}, which RECIPE names")
-            h.update(f"{file}:{name}:{found[name]}".encode())
-    return h.hexdigest()[:12]
-
-
-def _definitions(path: Path) -> dict[str, str]:
-    """Top-level functions, classes and assignments of a module by name, as dumps of their syntax trees."""
-    found = {}
-    for node in ast.parse(path.read_text()).body:
-        for part in ast.walk(node):
-            body = getattr(part, "body", None)
-            if isinstance(part, (ast.FunctionDef, ast.ClassDef)) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                part.body = body[1:] or [ast.Pass()]
-        names = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else [
-            t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)
-        ]
-        found |= {name: ast.dump(node) for name in names}
-    return found
 
 
 def identity_of(step: str, params: Mapping[str, object], data_digest: str) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lab2.tasks.resume import RECIPE, code_version
+from lab2.core.identity import RECIPE, code_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
