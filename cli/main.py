@@ -108,7 +108,11 @@ def _run(args: argparse.Namespace) -> int:
         if api is not None:
             atexit.register(api.stop)  # registered before Prefect's own exit hooks, so it runs after they flush
         try:
-            code = _run_pipeline(params, api)
+            code = _rerun_if_done(params, under_prefect=api is None)
+            if code is None:
+                code = _run_pipeline(params, api)
+            elif api is not None:
+                api.stop()  # nothing ran on it
         except Exception:
             if stop_signal() is None:
                 raise
@@ -127,17 +131,61 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
+def _rerun_if_done(params: Lab2Params, under_prefect: bool) -> int | None:
+    """A run whose results MLflow already holds (a FINISHED run of the same run key, every unit still there): recorded
+    as a new parent run that copies them, without loading torch or the pipeline (under a Prefect server, as a flow run
+    of `lab2`), and printed as that run printed them. None when there is work to do, or with --force."""
+    from lab2.tasks.tracking import RunRecord, TrackingError, check_tracking_uri, tracking_uri
+    from lab2.tasks.tracking.reruns import RUN_KEY_TAG, candidates, rerun_if_done
+
+    if params.force:
+        return None
+    try:
+        key = params.run_key()
+        check_tracking_uri(tracking_uri())
+        if not candidates(params.experiment, key):
+            return None
+        record = RunRecord(params=params.model_dump(), tags={"lab2.task_runner": params.task_runner, RUN_KEY_TAG: key})
+        if under_prefect:
+            from lab2.flows.rerun import lab2_rerun
+
+            done = lab2_rerun(params.experiment, record)
+        else:
+            done = rerun_if_done(params.experiment, record)
+    except (OSError, InputError):
+        return None  # a dataset or store that cannot be read: the pipeline's own checks say what is wrong
+    except TrackingError as error:
+        return _tracking_failed(error)
+    if done is None:
+        return None
+    _announce_store(params.experiment)
+    print(render.rerun(done, tracking_uri()))
+    return 0
+
+
+def _announce_store(experiment: str) -> None:
+    from lab2.tasks.tracking import redact, tracking_uri
+
+    print(f"lab2: experiment {experiment!r} in the MLflow store\n  {redact(tracking_uri())}", flush=True)  # a path alone on its line
+    record_last_run(redact(tracking_uri()), experiment)
+
+
+def _tracking_failed(error: Exception) -> int:
+    print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
+    return EXIT_TRACKING_FAILED
+
+
 def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     from lab2.flows.pipeline import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
-    from lab2.tasks.tracking import TrackingError, check_tracking_uri, redact, tracking_uri
+    from lab2.tasks.tracking import TrackingError, check_tracking_uri, log_text, tracking_uri
+    from lab2.tasks.tracking.reruns import TERMINAL_FILE
 
     try:
         params.check_data()
         check_tracking_uri(tracking_uri())
     except InputError as error:
         return _bad_input("run", [str(error)])
-    print(f"lab2: experiment {params.experiment!r} in the MLflow store\n  {redact(tracking_uri())}", flush=True)  # a path alone on its line
-    record_last_run(redact(tracking_uri()), params.experiment)
+    _announce_store(params.experiment)
     try:
         if api is not None:
             api.wait_ready()
@@ -146,9 +194,13 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     except InputError as error:  # the checks above should have caught it; the flow refused it before any run
         return _bad_input("run", [str(error)])
     except TrackingError as error:
-        print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
-        return EXIT_TRACKING_FAILED
-    print(render.lab2_result(result, tracking_uri()))
+        return _tracking_failed(error)
+    results = render.results(result)
+    print(results, render.lab2_result(result, tracking_uri()), sep="\n")
+    try:  # what a rerun with nothing to do prints again; without it, a rerun runs the pipeline
+        log_text(result.parent_run_id, results, TERMINAL_FILE)
+    except TrackingError as error:
+        return _tracking_failed(error)
     return 0
 
 

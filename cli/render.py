@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from lab2.core.seeds import SeedComparison
     from lab2.flows.pipeline import Lab2Result
+    from lab2.tasks.tracking.reruns import Rerun
 
 
 def table(frame: pd.DataFrame) -> str:
@@ -52,9 +53,15 @@ def duration(seconds: float) -> str:
 
 
 def lab2_result(result: Lab2Result, uri: str) -> str:
-    """Everything `lab2 run` prints once the flow returned: Q1, Q2's cells and seeds, the units, the MLflow link."""
+    """What `lab2 run` prints after `results(result)`: the units, the MLflow link."""
     from lab2.core.describe import units_sentence
 
+    return "\n".join(["", f"runs: {units_sentence(result.units)}", *closing(result.parent_run_id, uri, result.runs_url)])
+
+
+def results(result: Lab2Result) -> str:
+    """What a pipeline run found: Q1, Q2's cells and seeds, its diverged cells (kept on the parent run as terminal.txt,
+    which a rerun with nothing to do prints again)."""
     q1 = result.factorisation.rename(columns=lambda c: c.removesuffix("_deg").replace("_angle_", "_"))
     cells = result.cells.drop(columns="val_correct", errors="ignore")  # the rows' hits: a tag on each cell run
     lines = ["", "Q1 factorisation (loss = ‖A − UVᵀ‖²_F; angles between the U's in degrees):", fitted(q1), ""]
@@ -62,15 +69,26 @@ def lab2_result(result: Lab2Result, uri: str) -> str:
         lines += ["Q2 MLP grid (accuracy 0–1):", fitted(cells)]
     else:
         lines.append(f"Q2 MLP grid: {len(cells)} cells, each in mlp_cells.csv on the parent run and as a child run")
-    lines += [seeds(result.seeds), "", f"runs: {units_sentence(result.units)}"]
+    lines.append(seeds(result.seeds))
     diverged = result.cells[result.cells["diverged"]]
     if len(diverged):
         which = ", ".join(f"lr={r.lr:g} it={r.iterations} seed={r.seed}" for r in diverged.itertuples())
         lines.append(wrapped(f"diverged: {len(diverged)} of {len(result.cells)} cells (loss not finite; tag lab2.diverged=true): {which}", "", "  "))
-    lines += ["", f"MLflow parent run {result.parent_run_id}."]
+    return "\n".join(lines)
+
+
+def rerun(done: Rerun, uri: str) -> str:
+    """`lab2 run` with nothing to do: the results the run it copied printed, its units, the MLflow link."""
+    said = f"0 computed, {done.units} reused: every unit and result of run {done.rerun_of} (same parameters, data, code and packages)"
+    return "\n".join([done.terminal, "", wrapped(f"runs: {said}", "", "  "), *closing(done.run_id, uri, done.runs_url)])
+
+
+def closing(parent_run_id: str, uri: str, runs_url: str | None) -> list[str]:
+    """The parent run and where to see every run: the MLflow server's page, or the command that serves a local store."""
+    lines = ["", f"MLflow parent run {parent_run_id}."]
     if uri.startswith(("http://", "https://")):
-        return "\n".join([*lines, "Every run in the MLflow server's UI:", f"  {result.runs_url}"])
-    return "\n".join([*lines, "Every run in the MLflow UI (the command prints its link; Ctrl-C stops it):", f"  {shell_command('lab2')} ui"])
+        return [*lines, "Every run in the MLflow server's UI:", f"  {runs_url}"]
+    return [*lines, "Every run in the MLflow UI (the command prints its link; Ctrl-C stops it):", f"  {shell_command('lab2')} ui"]
 
 
 def shell_command(name: str) -> str:

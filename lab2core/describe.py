@@ -13,6 +13,7 @@ from lab2.core.verdicts import number_format
 GROUP_BY_HINT = "In the runs table, **Group by → Tags → `lab2.group`** folds each cell's seeds into one row (mean of each metric)."
 PAIRS_SHOWN = 5  # the description shows the first comparisons; seed_pairs.csv holds every one
 GROUPS_SHOWN = 12  # a larger grid's table shows its best groups; seed_summary.csv holds every one
+HOW_IT_RAN = "**How it ran**"  # the description's last section: where, and what it reused
 REUSED_SHOWN = 24  # links to reused runs; units/*.csv lists every unit
 
 
@@ -82,19 +83,16 @@ def pipeline_description(
     reused: Sequence[tuple[str, str]] = (),
     best_run: tuple[str, str] | None = None,
 ) -> str:
-    """The parent run's description (markdown): what ran, the grid's table, the best group, where it ran.
+    """The parent run's description (markdown): the results (the best group first: MLflow folds a long description
+    after a few lines), what ran, the grid's and Q1's tables; then, under HOW_IT_RAN, where it ran.
 
     `reused` holds (unit name, link) of the units taken from earlier runs; `best_run` (name, link) the
     best group's run whose model is logged.
     """
     parts = []
-    if seeds is not None:  # first: MLflow folds a long description after a few lines
+    if seeds is not None:
         model = f" The model `lab2-mlp` is its seed run [{best_run[0]}]({best_run[1]})." if best_run else ""
         parts.append(f"**Best group: {best_label(seeds)}** (highest mean validation accuracy; ties go to fewer iterations).{model}")
-    if flow_run_url:
-        parts.append(f"Prefect flow run: [{flow_run_url}]({flow_run_url})")
-    else:
-        parts.append("Prefect flow run: none kept (run under Prefect's temporary local API).")
     parts.append("**lab2** ran " + " ".join(what_ran))
     if seeds is not None:
         parts.append("Q2, MLP grid, mean ± sd over seeds:\n\n" + seed_table_markdown(seeds))
@@ -107,11 +105,30 @@ def pipeline_description(
     if factorisation is not None and len(factorisation):
         rows = [f"| `{r.matrix}` | {r.gd_loss:.5g} | {r.svd_loss:.5g} |" for r in factorisation.itertuples()]
         parts.append("Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | truncated SVD |\n|---|---|---|\n" + "\n".join(rows))
+    return "\n\n".join([*parts, how_it_ran(flow_run_url, reused)])
+
+
+def how_it_ran(flow_run_url: str | None, reused: Sequence[tuple[str, str]], rerun_of: tuple[str, str] | None = None) -> str:
+    """The description's last section: the Prefect flow run, the run whose results a rerun with nothing to do
+    copied (`rerun_of`: its id and link), and the units reused from earlier runs (name, link)."""
+    parts = [HOW_IT_RAN]
+    if rerun_of:
+        parts.append(f"Nothing was computed: the same parameters, data, code and packages as run [{rerun_of[0]}]({rerun_of[1]}), "
+                     "whose results and files are copied here.")
+    if flow_run_url:
+        parts.append(f"Prefect flow run: [{flow_run_url}]({flow_run_url})")
+    else:
+        parts.append("Prefect flow run: none kept (run under Prefect's temporary local API)." if not rerun_of else "Prefect flow run: none (no Prefect server was up, and nothing here needed one).")
     if reused:
         links = ", ".join(f"[{name}]({link})" for name, link in reused[:REUSED_SHOWN])
         more = f" and {len(reused) - REUSED_SHOWN} more (every unit in `units/`)" if len(reused) > REUSED_SHOWN else ""
         parts.append(f"Reused from earlier runs ({len(reused)}): {links}{more}")
     return "\n\n".join(parts)
+
+
+def results_part(description: str) -> str:
+    """A pipeline run's description without its HOW_IT_RAN section: what a rerun with nothing to do copies."""
+    return description.split(f"\n\n{HOW_IT_RAN}", 1)[0]
 
 
 def grid_sentence(

@@ -75,3 +75,34 @@ def _definitions(path: Path) -> dict[str, str]:
         ]
         found |= {name: ast.dump(node) for name in names}
     return found
+
+
+# A whole pipeline run's results come from its params, its data file, every source file of lab2 (summaries and
+# descriptions too, not only the units' recipe) and the packages that compute and draw them.
+SOURCE_FOLDERS = ("lab2core", "tasks", "flows", "cli")
+RESULT_PACKAGES = ("torch", "numpy", "pandas", "scipy", "matplotlib", "scikit-learn", "mlflow", "prefect")
+
+
+def run_key(params: Mapping[str, object], data_file: Path, root: Path = ROOT) -> str:
+    """The identity of a whole pipeline run: two runs with one key hold the same results. Read without importing
+    torch or loading the data: the params (as dumped), the data file's bytes, lab2's sources, package versions."""
+    from importlib.metadata import version
+
+    h = hashlib.sha256(json.dumps({k: str(v) for k, v in sorted(params.items())}).encode())
+    h.update(data_file.read_bytes())
+    for path in sorted(p for folder in SOURCE_FOLDERS for p in (root / folder).rglob("*.py")):
+        h.update(f"{path.relative_to(root)}\n".encode() + path.read_bytes())
+    h.update(" ".join(version(name) for name in RESULT_PACKAGES).encode())
+    return h.hexdigest()[:24]
+
+
+def data_file(dataset: str) -> Path:
+    """The file a dataset is read from: a CSV's path, or scikit-learn's bundled Iris file for the built-in ones
+    (found without importing scikit-learn)."""
+    from importlib.util import find_spec
+
+    from lab2.core.params import BUILTIN_DATASETS
+
+    if dataset not in BUILTIN_DATASETS:
+        return Path(dataset)
+    return Path(find_spec("sklearn").submodule_search_locations[0], "datasets", "data", "iris.csv")

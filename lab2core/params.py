@@ -85,6 +85,10 @@ _LAB, _GD = MLPSetup(), FactorisationSetup()
 TaskRunnerName = Literal["auto", "threads", "processes", "dask"]
 
 
+# Parameters that change how a run runs (or whether it reuses), not its results.
+EXECUTION_ONLY = ("force", "task_runner", "dask_address", "torch_threads")
+
+
 class RunParams(BaseModel):
     """What every flow reads, and where it records."""
 
@@ -170,6 +174,13 @@ class GridParams(RunParams):
 
 class Lab2Params(GridParams, FactorisationParams):
     """The whole lab: Q1's and Q2's parameters."""
+
+    def run_key(self) -> str:
+        """The identity of this whole run (lab2.core.identity.run_key): every parameter but those that change how
+        it runs, not what it finds."""
+        from lab2.core.identity import data_file, run_key
+
+        return run_key(self.model_dump(exclude=set(EXECUTION_ONLY)), data_file(self.dataset))
 
     @property
     def factorisation(self) -> FactorisationParams:

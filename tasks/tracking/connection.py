@@ -114,11 +114,21 @@ def _check_server(uri: str, shown: str, host: str | None) -> None:
         ) from None
 
 
+def store_exists(uri: str) -> bool:
+    """Whether `uri`'s store holds anything yet: a local one's file or folder is there (a server's always is).
+    Opening a local store creates it."""
+    parts = urlsplit(uri)
+    return parts.scheme.split("+")[0] not in ("sqlite", "file") or _local_path(uri, parts.path).exists()
+
+
+def _local_path(uri: str, path: str) -> Path:
+    return Path(path[1:] if uri.startswith("sqlite:") else path)  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
+
+
 def _check_local_store(uri: str, shown: str, path: str) -> None:
     if uri.startswith("sqlite://") and not path:
         raise InputError(f"tracking URI {shown} names no database file; use sqlite:///PATH")
-    file = Path(path[1:] if uri.startswith("sqlite:") else path)  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
-    folder = file.parent
+    folder = _local_path(uri, path).parent
     if not folder.is_dir():
         raise InputError(f"tracking URI {shown}: folder {folder} does not exist; use an existing folder")
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import sys
 import time
 import zlib
 from collections.abc import Sequence
@@ -69,6 +70,12 @@ def set_runs_view(exp_id: str, labels: Sequence[str], name: str = RUNS_VIEW, col
     return key
 
 
+def saved_runs_url(exp_id: str) -> str | None:
+    """`saved_runs_link` in an MLflow server's UI (None for a local store, whose UI is `lab2 ui`'s)."""
+    uri = tracking_uri()
+    return f"{redact(uri.rstrip('/'))}/{saved_runs_link(exp_id)}" if uri.startswith(("http://", "https://")) else None
+
+
 def saved_runs_link(exp_id: str, name: str = RUNS_VIEW) -> str:
     """The route of the experiment's training runs in its latest saved view called `name`, else without a view."""
     tags = client(f"the views of experiment {exp_id}").get_experiment(exp_id).tags
@@ -100,11 +107,11 @@ def _view_state(columns: Sequence[str], labels: Sequence[str]) -> str:
 
 
 def environment_tags() -> dict[str, str]:
-    """What produced a run: git commit (inside a checkout), torch/prefect/mlflow versions, torch's threads."""
-    import torch
-
+    """What produced a run: git commit (inside a checkout), torch/prefect/mlflow versions, and torch's threads when
+    this process computes with torch (a rerun with nothing to do does not load it)."""
     tags = {f"lab2.env.{name}": version(name) for name in ("torch", "prefect", "mlflow")}
-    tags["lab2.env.torch_threads"] = str(torch.get_num_threads())
+    if torch := sys.modules.get("torch"):
+        tags["lab2.env.torch_threads"] = str(torch.get_num_threads())
     commit = get_git_commit(Path(__file__).parent)
     return {**tags, MLFLOW_GIT_COMMIT: commit} if commit else tags
 
@@ -113,6 +120,8 @@ def prefect_tags() -> dict[str, str]:
     """The Prefect flow run this pipeline run belongs to; its deployment and UI page when a Prefect server is in use.
     Under `lab2 run`'s temporary API (which sets PREFECT_UI_URL to "") the flow's name alone: its flow runs end
     with it, and a tag must not name a run nobody can open."""
+    if "prefect" not in sys.modules:  # no flow run without Prefect: a rerun with nothing to do, outside Prefect
+        return {}
     from prefect.runtime import deployment, flow_run
     from prefect.settings import PREFECT_UI_URL
 
@@ -130,6 +139,8 @@ def prefect_tags() -> dict[str, str]:
 
 def link_flow_run(run_id: str) -> None:
     """A Prefect artifact on the current flow run that leads to its MLflow parent run."""
+    if "prefect" not in sys.modules:
+        return
     from prefect.artifacts import create_link_artifact, create_markdown_artifact
     from prefect.runtime import flow_run
 
