@@ -8,27 +8,72 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
 from lab2.cli.main import main
 from tests.conftest import all_runs
+from tests.servers import prefect_json
 from tests.processes import descendants, left_behind
 
 LAB2 = str(Path(sys.executable).with_name("lab2"))
 
 
-def _lab2(tmp_path, *args: str, command: str = LAB2, api: str | None = None) -> subprocess.CompletedProcess:
+def _lab2(tmp_path, *args: str, command: str = LAB2, api: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:
     """Run the console script (or `command`) in a fresh process in `tmp_path`, on the embedded defaults (or on the
     Prefect server at `api`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API"))}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    env |= extra_env
     if api is not None:
         env["PREFECT_API_URL"] = api
     done = subprocess.run([command, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+@pytest.mark.system
+def test_a_rerun_with_nothing_to_do_copies_the_results_without_torch_and_links_the_units(tmp_path, prefect_api):
+    small = ["run", "--lrs", "0.1", "0.01", "--iterations", "5", "10", "--seeds", "0", "1", "--gd-epochs", "20"]
+    first = _lab2(tmp_path, *small).stdout
+    no_torch = tmp_path / "no-torch" / "torch"
+    no_torch.mkdir(parents=True)
+    (no_torch / "__init__.py").write_text("raise ImportError('a rerun with nothing to do needs no torch')\n")
+    again = _lab2(tmp_path, *small, "--task-runner", "threads", PYTHONPATH=str(no_torch.parent)).stdout
+    assert again.split("\nruns: ")[0] == first.split("\nruns: ")[0]  # the results, as the first run printed them
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    earlier, rerun = sorted((r for r in all_runs(client) if r.data.tags.get("lab2.role") == "pipeline"), key=lambda r: r.info.start_time)
+    assert "runs: 0 computed, 12 reused: every unit and result of run " + earlier.info.run_id in " ".join(again.split())
+    assert f"MLflow parent run {rerun.info.run_id}." in again and rerun.info.status == "FINISHED"
+    assert rerun.data.tags["lab2.rerun_of"] == earlier.info.run_id and {**rerun.data.params, "task_runner": "auto"} == earlier.data.params
+    assert rerun.data.tags["lab2.mlp_grid.units_reused"] == "8" and rerun.data.tags["lab2.mlp_grid.units_computed"] == "0"
+    assert "lab2.env.torch_threads" not in rerun.data.tags  # nothing was computed with torch
+    files = {run.info.run_id: sorted(_files(client, run.info.run_id)) for run in (earlier, rerun)}
+    assert files[rerun.info.run_id] == files[earlier.info.run_id] and "figures/grid_summary.png" in files[earlier.info.run_id]
+    units = [pd.read_csv(client.download_artifacts(r.info.run_id, "units/mlp_grid.csv", str(tmp_path / r.info.run_id))) for r in (earlier, rerun)]
+    assert units[1]["run_id"].tolist() == units[0]["run_id"].tolist() and units[1]["reused"].all() and not units[0]["reused"].any()
+    assert [m.model_id for m in rerun.outputs.model_outputs] == [m.model_id for m in earlier.outputs.model_outputs] != []
+    note = rerun.data.tags["mlflow.note.content"]
+    assert note.startswith("**Best group: lr=0.1 iterations=10") and "Nothing was computed" in note and units[0]["run_id"][0] in note
+
+    client.delete_run(units[0]["run_id"][0])  # a unit gone: the pipeline runs again, and computes that unit alone
+    third = _lab2(tmp_path, *small).stdout
+    assert "runs: 1 computed, 11 reused from earlier FINISHED runs" in third
+
+    fourth = _lab2(tmp_path, *small, api=prefect_api).stdout  # under a Prefect server: a flow run of `lab2`
+    assert "runs: 0 computed, 12 reused: every unit and result of run" in " ".join(fourth.split())
+    newest = max((r for r in all_runs(client) if r.data.tags.get("lab2.role") == "pipeline"), key=lambda r: r.info.start_time)
+    flow_run = prefect_json(prefect_api, f"flow_runs/{newest.data.tags['prefect.flow_run_id']}")
+    assert flow_run["state_type"] == "COMPLETED" and newest.data.tags["prefect.flow_name"] == "lab2"
+
+
+def _files(client: MlflowClient, run_id: str, folder: str | None = None) -> list[str]:
+    found = []
+    for entry in client.list_artifacts(run_id, folder):
+        found += _files(client, run_id, entry.path) if entry.is_dir else [entry.path]
+    return found
 
 
 @pytest.mark.system

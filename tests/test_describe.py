@@ -113,3 +113,14 @@ def test_a_sweeps_description_fits_one_mlflow_tag_and_shows_its_best_groups():
     shown_means = [float(line.split("|")[4].split("±")[0].strip(" *")) for line in table.splitlines() if line.startswith("| ") and "lr |" not in line]
     assert shown_means == sorted(seeds.summary["val_accuracy_mean"].round(3), reverse=True)[:12]
     assert "and 976 more (every unit in `units/`)" in text
+
+
+def test_a_reruns_description_keeps_the_results_and_says_how_it_ran():
+    from lab2.core.describe import HOW_IT_RAN, how_it_ran, results_part
+
+    earlier = pipeline_description(["Q1."], factorisation=pd.DataFrame([{"matrix": "iris", "gd_loss": 15.2047, "svd_loss": 15.2046}]))
+    results = results_part(earlier)
+    assert "| `iris` | 15.205 | 15.205 |" in results and HOW_IT_RAN not in results and "Prefect" not in results
+    text = how_it_ran(None, [("gd iris", "#/experiments/1/runs/r1")], ("p0", "#/experiments/1/runs/p0"))
+    assert text.startswith(HOW_IT_RAN) and "Nothing was computed" in text and "[p0](#/experiments/1/runs/p0)" in text
+    assert "Reused from earlier runs (1): [gd iris](#/experiments/1/runs/r1)" in text and "none kept" not in text

@@ -92,3 +92,28 @@ def test_a_grid_run_after_a_wording_edit_reuses_every_cell_and_after_a_recipe_ed
     assert computed_and_reused() == (0, 4)
     _replace(checkout / CHANGING["the MLP init"][0], *CHANGING["the MLP init"][1:])
     assert computed_and_reused() == (4, 0)
+
+
+def _key(root: Path, data: Path, **params: object) -> str:
+    from lab2.core.identity import run_key
+    from lab2.core.params import EXECUTION_ONLY, Lab2Params
+
+    return run_key(Lab2Params(**params).model_dump(exclude=set(EXECUTION_ONLY)), data, root)
+
+
+def test_a_whole_runs_key_follows_its_params_data_and_every_source_but_not_how_it_runs(checkout, tmp_path):
+    from lab2.core.identity import data_file
+    from lab2.core.params import Lab2Params
+
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,label\n1,2,x\n3,4,y\n")
+    key = _key(checkout, data)
+    assert _key(checkout, data, task_runner="processes", torch_threads=2, force=True) == key  # how it runs
+    assert _key(checkout, data, seeds=(0, 1)) != key
+    _replace(checkout / "lab2core/describe.py", '**diverged** (loss not finite).', '**diverged** (the loss is not finite).')
+    assert _key(checkout, data) != key  # a description is a result of the run, not of its units
+    edited = _key(checkout, data)
+    data.write_text("a,b,label\n1,2,x\n3,5,y\n")
+    assert _key(checkout, data) != edited
+    assert data_file("iris") == data_file("iris-uci") and data_file("iris").is_file()  # scikit-learn's bundled copy
+    assert Lab2Params(dataset="iris-uci").run_key() != Lab2Params().run_key()  # the name is a param
