@@ -68,15 +68,15 @@ def test_the_size_check_refuses_what_does_not_fit_and_passes_the_lab():
     from lab2.core.workload import BYTES_PER_CURVE_POINT, BYTES_PER_TRAJECTORY_POINT, CURVE_POINTS, run_cost
 
     day = 24 * 3600
-    with pytest.raises(InputError, match="est. 0.911 MB of memory, 0 MB free: use fewer --iterations"):
+    with pytest.raises(InputError, match="est. 0.199 MB of memory, 0 MB free: use fewer --iterations"):
         Lab2Params().check_size(available_bytes=0, cores=2, max_seconds=day)  # nothing free: even the lab is refused
     with pytest.raises(InputError, match="over LAB2_MAX_HOURS=0.0005: use fewer --iterations"):
         Lab2Params().check_size(available_bytes=10**9, cores=2, max_seconds=1.8)  # the lab: about 3 s
     with pytest.raises(InputError, match="fewer --gd-epochs"):
         Lab2Params(gd_epochs=10**9, iterations=(2,)).check_size(available_bytes=10**9, cores=2, max_seconds=10 * day)
     lab = Lab2Params().check_size(available_bytes=10**9, cores=2, max_seconds=day)
-    # 9 trajectories × (100 + 1000) curve points, while training and until logged; 1000 epochs of GD loss
-    assert lab.bytes == 9 * 1100 * (BYTES_PER_TRAJECTORY_POINT + BYTES_PER_CURVE_POINT) + 1000 * BYTES_PER_CURVE_POINT
+    # 9 trajectories × (100 + 101) curve points, while training and until logged; 1000 epochs of GD loss
+    assert lab.bytes == 9 * (100 + CURVE_POINTS + 1) * (BYTES_PER_TRAJECTORY_POINT + BYTES_PER_CURVE_POINT) + 1000 * BYTES_PER_CURVE_POINT
     # A curve keeps its points, not its steps: a billion steps cost the memory of CURVE_POINTS + 1.
     assert run_cost(1, (10**9,), 1, 0, 2).bytes == run_cost(1, (CURVE_POINTS + 1,), 1, 0, 2).bytes
     # Twice the cores, at most the same time; twice the split seeds, twice the memory.
