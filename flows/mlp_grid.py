@@ -48,6 +48,8 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
     data = load_data(params.dataset, params.label_column)
     splits = {k: split_for_mlp(data, params.setup(k)) for k in params.split_seeds}
     plan = plan_units(params.experiment, *grid_units(params, data.digest), params.force)
+    if plan.to_compute:  # a new winner may need a new model
+        tracking.prepare_model_logging()
     cells = train_and_record(parent_run_id, params, data, splits, plan)
     first = min(params.split_seeds)  # the split whose cell is the winner's, and whose rows size the verdicts
     seeds = compare_over_seeds(cells.table, splits[first].val_rows, params.min_effect)

@@ -7,7 +7,9 @@ figures logged, terminated — so a failure never leaves a half-written run behi
 
 from __future__ import annotations
 
+import importlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -161,6 +163,12 @@ def _same_model(exp_id: str, name: str, model_tags: Mapping[str, str], what: str
     found = client(what).search_logged_models(experiment_ids=[exp_id], filter_string=query)
     same = [m for m in found if m.status == LoggedModelStatus.READY and all(m.tags.get(k) == v for k, v in model_tags.items())]
     return min(same, key=lambda m: m.creation_timestamp).model_id if same else None
+
+
+def prepare_model_logging() -> None:
+    """Import what saving a new model needs, torch's exporter (about 3 s cold), on a thread of its own: called as a
+    grid starts, its import overlaps the training and the cell runs instead of delaying the winner's model."""
+    threading.Thread(target=importlib.import_module, args=("torch.export",), name="lab2-model-imports", daemon=True).start()
 
 
 def _new_model(exp_id: str, parent_run_id: str, name: str, winner: WinnerModel, model_tags: Mapping[str, str], what: str) -> str:
