@@ -5,7 +5,10 @@
 (b) `lab2 run` cold: a new directory, a new store, Prefect's temporary API starting;
 (c) `lab2 run` again in (b)'s directory: every unit reused;
 (d) the 1,000-cell sweep as one cold `lab2 run --no-cell-figures`, against
-(e) the untracked seed-style loop over the same cells (a fresh model per cell, as the lab does).
+(e) the untracked seed-style loop over the same cells (a fresh model per cell, as the lab does), and
+(f) MLflow alone writing those 1,000 cell runs as lab2 writes them (`mlflow_floor.py`): the store's floor.
+
+Then one more cold `lab2 run --verbose`, whose Prefect log lines give where a cold run's time goes.
 
 Targets: b/a ≤ 1.2, c/a ≤ 0.4, d/e ≤ 0.6, and no ERROR or WARNING line in a healthy run's output.
 Times are medians of --repeats; each mode's repeats are interleaved with the others' so that a noisy
@@ -17,6 +20,7 @@ minute on a shared machine spreads over all of them.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import re
 import statistics
@@ -40,6 +44,8 @@ cells = [train_cell_loop(data, lr, it, s) for lr in {[float(v) for v in SWEEP_LR
 print(len(cells), "cells")
 """
 NOISE = re.compile(r"\b(ERROR|WARNING)\b")
+# Prefect's log lines: "14:11:11.351 | INFO    | Task run 'compare_over_seeds-1a6' - Finished in state Completed()"
+EVENT = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) \| \w+ +\| (Task|Flow) run '([^']+)' - (Beginning (?:sub)?flow run .* for flow '([^']+)'|Finished in state)")
 
 
 def main() -> None:
@@ -66,7 +72,37 @@ def main() -> None:
     if args.sweep:
         d, e = median["d sweep, 1,000 cells: lab2 run --no-cell-figures"], median["e sweep, 1,000 cells: untracked seed-style loop"]
         print(f"d/e = {d / e:.2f} (target ≤ 0.6)")
+    if args.sweep:
+        print(f"d − f = {d - median['f MLflow alone: the sweep’s 1,000 cell runs, written']:.1f} s: the tracked sweep beyond its runs' writes")
     print(f"ERROR/WARNING lines in lab2 run's output: {len(noise)}" + "".join(f"\n  {line}" for line in noise[:10]))
+    print("\nWhere a cold lab2 run's time goes (one more cold run, --verbose; seconds from the event before):")
+    for stage, seconds in _breakdown(env):
+        print(f"  {stage:<44} {seconds:>5.1f}")
+
+
+def _breakdown(env: dict[str, str]) -> list[tuple[str, float]]:
+    """A cold `lab2 run --verbose`: the time before each flow's start and each task's or flow's end, summed by name."""
+    with tempfile.TemporaryDirectory(prefix="lab2-bench-") as root:
+        started = datetime.datetime.now()
+        done = subprocess.run([LAB2, "run", "--verbose"], cwd=root, env=env, capture_output=True, text=True)
+        ended = datetime.datetime.now()
+    return _stages(done.stdout + done.stderr, started, ended)
+
+
+def _stages(output: str, started: datetime.datetime, ended: datetime.datetime) -> list[tuple[str, float]]:
+    flows, stages, previous = {}, {}, started
+    for line in output.splitlines():
+        if not (event := EVENT.match(line)):
+            continue
+        clock, kind, run, what, flow = event.groups()
+        when = datetime.datetime.combine(started.date(), datetime.time.fromisoformat(clock))
+        if flow:
+            flows[run] = flow
+        name = f"flow {flows.get(run, run)} " + ("start" if flow else "end") if kind == "Flow" else re.sub(r"-[0-9a-f]{3}$|-\d+$", "", run)
+        stages[name] = stages.get(name, 0.0) + (when - previous).total_seconds()
+        previous = when
+    stages["exit"] = (ended - previous).total_seconds()
+    return list(stages.items())
 
 
 def _one_round(env: dict[str, str], sweep: bool) -> list[tuple[str, float, list[str]]]:
@@ -82,6 +118,9 @@ def _one_round(env: dict[str, str], sweep: bool) -> list[tuple[str, float, list[
             swept.mkdir()
             results.append(("d sweep, 1,000 cells: lab2 run --no-cell-figures", *_timed([LAB2, "run", *SWEEP, "--no-cell-figures"], swept, env)))
             results.append(("e sweep, 1,000 cells: untracked seed-style loop", *_timed([sys.executable, "-c", SEED_STYLE_LOOP], swept, env)))
+            floor = Path(root, "floor")
+            floor.mkdir()
+            results.append(("f MLflow alone: the sweep’s 1,000 cell runs, written", *_timed([sys.executable, str(HERE / "mlflow_floor.py")], floor, env)))
     return results
 
 

@@ -81,7 +81,6 @@ def plan_units(
     return Plan(dict(steps), dict(names), dict(identities), reused)
 
 
-@task(cache_policy=NO_CACHE)
 def record_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> None:
     """Every unit of a flow with its run and whether it was reused: units/{flow}.csv and counts as tags."""
     reused = int(units["reused"].sum())
