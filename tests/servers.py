@@ -97,9 +97,11 @@ def running_stack(config: stack.StackConfig) -> Iterator[stack.StackConfig]:
 
 
 def start_group(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
-    """`command` in a process group of its own, output to `log`."""
+    """`command` in a process group of its own, in `log`'s folder (what it writes there stays out of the sources),
+    output to `log`."""
     with log.open("ab") as out:
-        return subprocess.Popen(command, env=dict(env), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(command, env=dict(env), cwd=log.parent, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
 
 
 def stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:

@@ -191,7 +191,7 @@ def _users_at_once(client_env: dict[str, str], experiment: str, folder: Path, la
     if os.environ.get("LAB2_MEASURE_SERIES"):  # the same runs one after another, for the wall-time comparison
         started = time.monotonic()
         for i, grid in enumerate(USERS):
-            done = subprocess.run(lab2_command(*grid, *SMALL, "--experiment", f"{experiment}-series"), env=env, capture_output=True, text=True)
+            done = subprocess.run(lab2_command(*grid, *SMALL, "--experiment", f"{experiment}-series"), env=env, cwd=folder, capture_output=True, text=True)
             assert done.returncode == 0, done.stderr[-2000:]
         print(f"{label}: the same {len(USERS)} in series: {time.monotonic() - started:.1f} s wall")
 
@@ -240,10 +240,10 @@ def _cells(mlflow_url: str, experiment: str) -> dict[tuple[float, int, int], dic
     }
 
 
-def test_a_grid_on_an_external_dask_cluster_gives_the_engines_metrics_exactly(config, dask):
+def test_a_grid_on_an_external_dask_cluster_gives_the_engines_metrics_exactly(config, dask, tmp_path):
     options = ["--task-runner", "dask", "--dask-address", dask.address, "--experiment", "runner-dask"]
     started = time.monotonic()
-    done = subprocess.run(lab2_command(*DASK_GRID, *options), env=run_env(config.client_env()), capture_output=True, text=True)
+    done = subprocess.run(lab2_command(*DASK_GRID, *options), env=run_env(config.client_env()), cwd=tmp_path, capture_output=True, text=True)
     took = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     # Exactly, float for float, what the batched engine gives here without any runner or tracking.
