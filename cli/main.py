@@ -135,17 +135,16 @@ def _rerun_if_done(params: Lab2Params, under_prefect: bool) -> int | None:
     """A run whose results MLflow already holds (a FINISHED run of the same run key, every unit still there): recorded
     as a new parent run that copies them, without loading torch or the pipeline (under a Prefect server, as a flow run
     of `lab2`), and printed as that run printed them. None when there is work to do, or with --force."""
-    from lab2.tasks.tracking import RunRecord, TrackingError, check_tracking_uri, tracking_uri
-    from lab2.tasks.tracking.reruns import RUN_KEY_TAG, candidates, rerun_if_done
+    from lab2.tasks.tracking import TrackingError, check_tracking_uri, tracking_uri
+    from lab2.tasks.tracking.reruns import RUN_KEY_TAG, candidates, pipeline_record, rerun_if_done
 
     if params.force:
         return None
     try:
-        key = params.run_key()
+        record = pipeline_record(params)
         check_tracking_uri(tracking_uri())
-        if not candidates(params.experiment, key):
+        if not candidates(params.experiment, record.tags[RUN_KEY_TAG]):
             return None
-        record = RunRecord(params=params.model_dump(), tags={"lab2.task_runner": params.task_runner, RUN_KEY_TAG: key})
         if under_prefect:
             from lab2.flows.rerun import lab2_rerun
 

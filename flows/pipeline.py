@@ -16,7 +16,7 @@ from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs
 from lab2.tasks.outputs import describe_parent
 from lab2.tasks.resume import settle
-from lab2.tasks.tracking.reruns import RUN_KEY_TAG
+from lab2.tasks.tracking.reruns import pipeline_record
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,7 @@ def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
     """Lab 2 end to end: check every input, Q1 factorisation by GD vs SVD, the Q2 MLP grid, then the parent run's
     description. Units with a FINISHED run of their identity are reused; `force` recomputes everything."""
     check_inputs(params)
-    tags = {"lab2.task_runner": params.task_runner, RUN_KEY_TAG: params.run_key()}  # the key finds it for a rerun
-    record = tracking.RunRecord(params=params.model_dump(), tags=tags)
-    with tracking.parent_run(params.experiment, "lab2", record) as parent:
+    with tracking.parent_run(params.experiment, "lab2", pipeline_record(params)) as parent:
         q1 = factorise_matrices(parent, params.factorisation)
         q2 = train_grid(parent, params.grid)
         units = pd.concat([q1.units, q2.units], ignore_index=True)

@@ -12,6 +12,7 @@ from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Param, Run, Ru
 from mlflow.exceptions import MlflowException
 
 from lab2.core.describe import how_it_ran, results_part
+from lab2.core.params import Lab2Params
 from lab2.tasks.tracking.connection import client, search_runs, store_exists, tracking_uri
 from lab2.tasks.tracking.links import prefect_tags, run_link, saved_runs_url
 from lab2.tasks.tracking.runs import DESCRIPTION_TAG, IDENTITY_TAG, RunRecord, parent_run, set_description
@@ -44,6 +45,11 @@ class Predecessor:
     model_ids: list[str]
     params: dict[str, str]
     tags: dict[str, str]
+
+
+def pipeline_record(params: Lab2Params) -> RunRecord:
+    """What a `lab2` parent run records as it opens: its params, how its grid runs, its run key."""
+    return RunRecord(params=params.model_dump(), tags={"lab2.task_runner": params.task_runner, RUN_KEY_TAG: params.run_key()})
 
 
 def candidates(experiment: str, run_key: str) -> list[Run]:
