@@ -143,14 +143,15 @@ def _rerun_if_done(params: Lab2Params, under_prefect: bool) -> int | None:
     try:
         record = pipeline_record(params)
         check_tracking_uri(tracking_uri())
-        if not candidates(params.experiment, record.tags[RUN_KEY_TAG]):
+        found = candidates(params.experiment, record.tags[RUN_KEY_TAG])
+        if not found:
             return None
         if under_prefect:
             from lab2.flows.rerun import lab2_rerun
 
-            done = lab2_rerun(params.experiment, record)
+            done = lab2_rerun(params.experiment, record, found[0].info.run_id)
         else:
-            done = rerun_if_done(params.experiment, record)
+            done = rerun_if_done(params.experiment, record, found[0].info.run_id)
     except (OSError, InputError):
         return None  # a dataset or store that cannot be read: the pipeline's own checks say what is wrong
     except TrackingError as error:

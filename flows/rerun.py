@@ -9,7 +9,7 @@ from lab2.tasks.tracking.reruns import Rerun, rerun_if_done
 
 
 @flow(name="lab2", validate_parameters=False)  # the flow people open; called with a built record
-def lab2_rerun(experiment: str, record: RunRecord) -> Rerun | None:
+def lab2_rerun(experiment: str, record: RunRecord, candidate_run_id: str) -> Rerun | None:
     """Every unit and result of this run is in MLflow already: a parent run that copies the results and links the
     units (None if a unit went missing since the CLI looked: the whole pipeline runs then)."""
-    return rerun_if_done(experiment, record)
+    return rerun_if_done(experiment, record, candidate_run_id)

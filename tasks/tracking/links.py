@@ -43,10 +43,13 @@ def run_link(run_id: str, experiment_id: str | None = None) -> str:
 def runs_url(exp_id: str, view: str | None = None) -> str | None:
     """The experiment's training runs (in a saved view) in the MLflow UI, when the tracking URI is an MLflow server
     (a local store's UI is `lab2 ui`'s, on a port it picks)."""
+    return _in_server_ui(runs_link(exp_id, view))
+
+
+def _in_server_ui(route: str) -> str | None:
+    """A UI route as a URL of the MLflow server at the tracking URI (credentials redacted); None for a local store."""
     uri = tracking_uri()
-    if not uri.startswith(("http://", "https://")):
-        return None
-    return f"{redact(uri.rstrip('/'))}/{runs_link(exp_id, view)}"
+    return f"{redact(uri.rstrip('/'))}/{route}" if uri.startswith(("http://", "https://")) else None
 
 
 def run_url(run_id: str) -> str | None:
@@ -72,8 +75,7 @@ def set_runs_view(exp_id: str, labels: Sequence[str], name: str = RUNS_VIEW, col
 
 def saved_runs_url(exp_id: str) -> str | None:
     """`saved_runs_link` in an MLflow server's UI (None for a local store, whose UI is `lab2 ui`'s)."""
-    uri = tracking_uri()
-    return f"{redact(uri.rstrip('/'))}/{saved_runs_link(exp_id)}" if uri.startswith(("http://", "https://")) else None
+    return _in_server_ui(saved_runs_link(exp_id)) if tracking_uri().startswith(("http://", "https://")) else None
 
 
 def saved_runs_link(exp_id: str, name: str = RUNS_VIEW) -> str:

@@ -64,14 +64,11 @@ def candidates(experiment: str, run_key: str) -> list[Run]:
     return sorted(search_runs(exp.experiment_id, query), key=lambda r: r.info.end_time or 0, reverse=True)
 
 
-def rerun_if_done(experiment: str, record: RunRecord) -> Rerun | None:
-    """If the newest FINISHED pipeline run with `record`'s run key still has every unit run FINISHED with its
-    identity and its models READY: a new parent run (`record`) holding what it holds. Else None: the run has work."""
-    runs = candidates(experiment, record.tags[RUN_KEY_TAG])
-    if not runs:
-        return None
+def rerun_if_done(experiment: str, record: RunRecord, candidate_run_id: str) -> Rerun | None:
+    """If the candidate run (the newest of `candidates`) still has every unit run FINISHED with its identity and its models
+    READY: a new parent run (`record`) holding what it holds. Else None: the run has work."""
     with tempfile.TemporaryDirectory(prefix="lab2-rerun-") as folder:
-        predecessor = _whole(runs[0].info.experiment_id, runs[0].info.run_id, Path(folder))
+        predecessor = _whole(candidate_run_id, Path(folder))
         if predecessor is None:
             return None
         run_id = _record(predecessor, experiment, {**record.tags, RERUN_OF_TAG: predecessor.run_id}, record.params)
@@ -79,9 +76,10 @@ def rerun_if_done(experiment: str, record: RunRecord) -> Rerun | None:
         return Rerun(run_id, predecessor.run_id, terminal, len(predecessor.units), saved_runs_url(predecessor.experiment_id))
 
 
-def _whole(exp_id: str, run_id: str, folder: Path) -> Predecessor | None:
+def _whole(run_id: str, folder: Path) -> Predecessor | None:
     """The run with its files, if they hold what a rerun prints and every unit and model is still there."""
     run = client(f"run {run_id}").get_run(run_id)
+    exp_id = run.info.experiment_id
     files = Path(client(f"the files of run {run_id}").download_artifacts(run_id, "", str(folder)))
     tables = sorted((files / "units").glob("*.csv"))
     if not (files / TERMINAL_FILE).is_file() or not tables:
