@@ -12,6 +12,7 @@ from lab2.core.seeds import SeedComparison
 from lab2.core.params import GridParams
 from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs, compare_over_seeds, load_data, split_for_mlp
+from lab2.tasks.figures import figure_process
 from lab2.tasks.grid import train_and_record
 from lab2.tasks.outputs import Winner, describe_parent, log_winner, publish_grid
 from lab2.tasks.records import grid_units
@@ -48,14 +49,14 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
     data = load_data(params.dataset, params.label_column)
     splits = {k: split_for_mlp(data, params.setup(k)) for k in params.split_seeds}
     plan = plan_units(params.experiment, *grid_units(params, data.digest), params.force)
-    if plan.to_compute:  # a new winner may need a new model
-        tracking.prepare_model_logging()
-    cells = train_and_record(parent_run_id, params, data, splits, plan)
-    first = min(params.split_seeds)  # the split whose cell is the winner's, and whose rows size the verdicts
-    seeds = compare_over_seeds(cells.table, splits[first].val_rows, params.min_effect)
-    winner = log_winner(parent_run_id, seeds, cells, plan, params.setup(first), splits[first])
-    units = plan.table(cells.written)
-    publish_grid(parent_run_id, cells.table, cells.curves, seeds, splits[first].val_rows, units)
+    with figure_process() as figures:  # the summary figures are drawn there, beside the winner's model
+        cells = train_and_record(parent_run_id, params, data, splits, plan)
+        first = min(params.split_seeds)  # the split whose cell is the winner's, and whose rows size the verdicts
+        seeds = compare_over_seeds(cells.table, splits[first].val_rows, params.min_effect)
+        summary_figures = figures.draw_grid_summary(cells.table, cells.curves, seeds)
+        winner = log_winner(parent_run_id, seeds, cells, plan, params.setup(first), splits[first])
+        units = plan.table(cells.written)
+        publish_grid(parent_run_id, cells.table, summary_figures.result(), seeds, splits[first].val_rows, units)
     get_run_logger().info("Q2 grid: best %s, model %s", best_label(seeds), winner.model_uri)
     what_ran = grid_sentence(params.lrs, params.iterations, params.seeds, params.setup(first).as_params(), params.split_seeds)
     return GridResult(cells.table, seeds, units, winner, what_ran)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
-from lab2.core.mlp import CellResult
 from lab2.core.verdicts import contrast_labels
+
+if TYPE_CHECKING:  # torch only in annotations: the figures can be drawn in a process that never imports it
+    import torch
+
+    from lab2.core.mlp import CellResult
 
 
 def plot_u_scatter(
@@ -33,7 +37,7 @@ def plot_u_scatter(
 
 
 def _second_column(u: torch.Tensor) -> torch.Tensor:
-    return u[:, 1] if u.shape[1] > 1 else torch.zeros(len(u), dtype=u.dtype)
+    return u[:, 1] if u.shape[1] > 1 else u.new_zeros(len(u))
 
 
 def plot_learning_curve(cell: CellResult) -> Figure:
@@ -173,3 +177,18 @@ def plot_score_distributions(cells: pd.DataFrame, metric: str = "val_accuracy", 
            title=f"score distributions over seeds{more}")
     ax.legend(fontsize=8)
     return fig
+
+
+def grid_summary_figures(
+    cells: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataFrame, pairs: pd.DataFrame
+) -> dict[str, Figure]:
+    """The grid's summary figures by artifact name, from its cells and curves and their comparison over seeds (a
+    SeedComparison's summary, paired values and pairs)."""
+    return {
+        "grid_summary": plot_grid_summary(cells),
+        "val_accuracy_vs_lr": plot_val_accuracy_errorbars(summary),
+        "mean_learning_curves": plot_mean_learning_curves(curves),
+        "cell_heatmap": plot_cell_heatmap(summary),
+        "paired_differences": plot_paired_differences(paired, pairs),
+        "score_distributions": plot_score_distributions(cells),
+    }

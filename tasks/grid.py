@@ -16,7 +16,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from prefect.utilities.annotations import unmapped
 
 from lab2.core.data import Dataset
-from lab2.core.mlp import MLPData, histories_frame, results_frame, splits_frame
+from lab2.core.mlp import MLPData, MLPWeights, histories_frame, results_frame, splits_frame
 from lab2.core.workload import deal_shards, missing_trajectories
 from lab2.core.params import GridParams, TaskRunnerName
 from lab2.tasks.compute import train_shard
@@ -63,6 +63,7 @@ class GridCells:
     curves: pd.DataFrame  # lr, seed, split_seed, step, loss
     written: dict[CellKey, str]
     datasets: dict[int, dict[str, PandasDataset]]  # each split seed's training and validation data, as MLflow datasets
+    weights: dict[CellKey, MLPWeights]  # the trained weights of each cell computed now
 
 
 def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, splits: Mapping[int, MLPData], plan: Plan) -> GridCells:
@@ -98,7 +99,8 @@ def train_and_record(parent_run_id: str, params: GridParams, data: Dataset, spli
             _report(len(plan.reused) + len(results), len(plan.reused) + len(written), len(plan.identities))
     update_progress_artifact(progress, 100.0)  # also when every cell was reused
     _report(len(plan.identities), len(plan.identities), len(plan.identities))
-    return GridCells(_table(splits, results, plan), _curves(splits, results, plan), written, datasets)
+    weights = {(c.lr, c.iterations, c.seed, k): c.weights for k, c in results}
+    return GridCells(_table(splits, results, plan), _curves(splits, results, plan), written, datasets, weights)
 
 
 def _report(trained: int, logged: int, cells: int) -> None:

@@ -3,7 +3,7 @@ figures, the winner model, the description and saved view, and the Prefect artif
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -18,14 +18,6 @@ from lab2.core.describe import best_label, cell_run_name, display_table, group_r
 from lab2.core.describe import winner_description
 from lab2.core.mlp import MLPData, to_module, train_cells
 from lab2.core.params import MLPSetup
-from lab2.core.plots import (
-    plot_cell_heatmap,
-    plot_grid_summary,
-    plot_mean_learning_curves,
-    plot_paired_differences,
-    plot_score_distributions,
-    plot_val_accuracy_errorbars,
-)
 from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label, short_label
 from lab2.tasks import tracking
 from lab2.tasks.records import GD, SVD, CellKey, cell_params, factorisation_group
@@ -68,20 +60,13 @@ def publish_factorisation(parent_run_id: str, summary: pd.DataFrame, units: pd.D
 
 @task(cache_policy=NO_CACHE)
 def publish_grid(
-    parent_run_id: str, cells: pd.DataFrame, curves: pd.DataFrame, seeds: SeedComparison, val_rows: int, units: pd.DataFrame
+    parent_run_id: str, cells: pd.DataFrame, figures: Mapping[str, bytes], seeds: SeedComparison, val_rows: int, units: pd.DataFrame
 ) -> None:
-    """On the parent run: mlp_cells.csv, seed_summary.csv/.html, seed_pairs.csv, the summary figures, val_rows, the
-    units (no per-group metrics: MLflow's group-by on lab2.group averages the seeds itself); the seed tables as
-    Prefect artifacts of the top flow run."""
-    figures = {
-        "grid_summary": plot_grid_summary(cells),
-        "val_accuracy_vs_lr": plot_val_accuracy_errorbars(seeds.summary),
-        "mean_learning_curves": plot_mean_learning_curves(curves),
-        "cell_heatmap": plot_cell_heatmap(seeds.summary),
-        "paired_differences": plot_paired_differences(seeds.paired, seeds.pairs),
-        "score_distributions": plot_score_distributions(cells),
-    }
-    tracking.log_to_run(parent_run_id, RunRecord(params={"val_rows": val_rows}, figures=figures))
+    """On the parent run: mlp_cells.csv, seed_summary.csv/.html, seed_pairs.csv, the summary figures (PNG bytes by
+    name), val_rows, the units (no per-group metrics: MLflow's group-by on lab2.group averages the seeds itself); the
+    seed tables as Prefect artifacts of the top flow run."""
+    tracking.log_pngs(parent_run_id, figures)
+    tracking.log_to_run(parent_run_id, RunRecord(params={"val_rows": val_rows}))
     cells = cells.drop(columns="val_correct", errors="ignore")  # each cell run's tag: a 0/1 string a CSV reader takes for a number
     for name, table in {"mlp_cells.csv": cells, "seed_summary.csv": seeds.summary, "seed_pairs.csv": seeds.pairs}.items():
         tracking.log_text(parent_run_id, table.to_csv(index=False), name)
@@ -143,8 +128,9 @@ def top_flow_run_id() -> UUID | None:
 @task(cache_policy=NO_CACHE)
 def log_winner(parent_run_id: str, seeds: SeedComparison, cells: GridCells, plan: Plan, setup: MLPSetup, data: MLPData) -> Winner:
     """The best group's cell of the smallest seed on `setup`'s split as logged model lab2-mlp of the parent run, with
-    the cell's metrics: the model an earlier run logged for the same cell and group, else the cell trained again
-    (deterministic, so identical to its run's) and logged; a registry version only for a new winning unit."""
+    the cell's metrics: the model an earlier run logged for the same cell and group, else the cell's weights (those
+    trained now, or the cell trained again: deterministic, so identical to its run's) logged; a registry version only
+    for a new winning unit."""
     best = seeds.best
     key = (float(best["lr"]), int(best["iterations"]), int(cells.table["seed"].min()), setup.split_seed)
     row = cells.table.set_index(["lr", "iterations", "seed", "split_seed"]).loc[key]
@@ -157,12 +143,14 @@ def log_winner(parent_run_id: str, seeds: SeedComparison, cells: GridCells, plan
     }
     description = winner_description(*key[:3], group, row["val_accuracy"])
 
-    def train() -> torch.nn.Module:
+    def cell_model() -> torch.nn.Module:  # the weights trained now, else the cell trained again (deterministic)
+        if key in cells.weights:
+            return to_module(cells.weights[key])
         (cell,) = train_cells(data, [(key[0], key[2])], [key[1]], setup.hidden, setup.protocol)
         return to_module(cell.weights)
 
     datasets = {"train": cells.datasets[setup.split_seed]["training"], "val": cells.datasets[setup.split_seed]["validation"]}
-    winner = WinnerModel(train, data.x_val[:5], run_id, plan.identities[key], cell_params(setup, *key[:3]), tags, description, datasets)
+    winner = WinnerModel(cell_model, data.x_val[:5], run_id, plan.identities[key], cell_params(setup, *key[:3]), tags, description, datasets)
     uri, _ = tracking.log_winner_model(parent_run_id, REGISTERED_MODEL, winner)
     return Winner(key, float(row["val_accuracy"]), run_id, uri)
 

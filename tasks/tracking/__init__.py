@@ -15,5 +15,5 @@ from lab2.tasks.tracking.owners import owner, owner_of, reap_stale_runs  # noqa:
 from lab2.tasks.tracking.queries import latest_grid_run, metric_history, read_cells  # noqa: F401
 from lab2.tasks.tracking.runs import (  # noqa: F401
     DESCRIPTION_TAG, IDENTITY_TAG, VAL_CORRECT_TAG, RunRecord, WinnerModel, copy_artifact, dataset, log_child_run, log_text, log_to_run,
-    log_winner_model, parent_run, prepare_model_logging, set_description,
+    log_pngs, log_winner_model, parent_run, set_description,
 )

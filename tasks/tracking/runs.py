@@ -7,9 +7,8 @@ figures logged, terminated — so a failure never leaves a half-written run behi
 
 from __future__ import annotations
 
-import importlib
 import json
-import threading
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -134,7 +133,7 @@ def dataset(frame: pd.DataFrame, name: str, digest: str, source: str, targets: s
 class WinnerModel:
     """The winning cell as a model: what it is, where it was measured, and how to describe its version."""
 
-    train: Callable[[], torch.nn.Module]  # the cell's model trained again; called only when no logged model is it
+    model: Callable[[], torch.nn.Module]  # the cell's model; called only when no logged model is it
     input_example: torch.Tensor
     cell_run_id: str  # the cell's own run: its metrics become the model's
     identity: str  # the cell's unit identity; a registry version is made only for a new one
@@ -165,20 +164,14 @@ def _same_model(exp_id: str, name: str, model_tags: Mapping[str, str], what: str
     return min(same, key=lambda m: m.creation_timestamp).model_id if same else None
 
 
-def prepare_model_logging() -> None:
-    """Import what saving a new model needs, torch's exporter (about 3 s cold), on a thread of its own: called as a
-    grid starts, its import overlaps the training and the cell runs instead of delaying the winner's model."""
-    threading.Thread(target=importlib.import_module, args=("torch.export",), name="lab2-model-imports", daemon=True).start()
-
-
 def _new_model(exp_id: str, parent_run_id: str, name: str, winner: WinnerModel, model_tags: Mapping[str, str], what: str) -> str:
-    """A new logged model of the winner: trained again, its weights, signature and requirements, its cell's metrics.
-    Trained before the model is created, and deleted again if writing it fails: no model is left half-written."""
+    """A new logged model of the winner: its weights, signature and requirements, its cell's metrics.
+    Built before the model is created, and deleted again if writing it fails: no model is left half-written."""
     import mlflow.pytorch
     import torch
     from mlflow.models import infer_signature
 
-    module = winner.train()
+    module = winner.model()
     example = winner.input_example.numpy()
     with torch.no_grad():
         signature = infer_signature(example, module(winner.input_example).numpy())
@@ -236,6 +229,14 @@ def _register_once(name: str, model_id: str, run_id: str, winner: WinnerModel, t
     listing = json.dumps([{"name": name, "version": version.version}])
     client(what).set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: listing})
     return version.version
+
+
+def log_pngs(run_id: str, pngs: Mapping[str, bytes], folder: str = "figures") -> None:
+    """Images already drawn, as `folder/NAME.png` artifacts of the run, in one upload."""
+    with tempfile.TemporaryDirectory(prefix="lab2-figures-") as local:
+        for name, png in pngs.items():
+            Path(local, f"{name}.png").write_bytes(png)
+        client(f"figures of run {run_id}").log_artifacts(run_id, local, folder)
 
 
 def log_text(run_id: str, text: str, artifact_file: str) -> None:
