@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Annotated, get_args, get_origin
 
@@ -80,10 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--metric", default="val_accuracy", choices=METRICS, help="metric compared seed by seed (default: val_accuracy)")
     _add_option(compare, "min_effect", GridParams.model_fields["min_effect"])
 
-    report = commands.add_parser("report", help="the report's numbers beside lab2's, under both protocols")
+    report = commands.add_parser("report", help="the lab's report from a lab2 run: report.md and report.html, every claim checked")
     report.set_defaults(command=_report)
-    report.add_argument("--seeds", type=int, nargs="+", default=tuple(range(10)), metavar="SEED", help="seeds (default: 0 to 9)")
-    report.add_argument("--dataset", default="iris-uci", help="dataset (default: iris-uci, the report's copy)")
+    report.add_argument("--run", dest="run_id", metavar="RUN_ID", help="a lab2 parent run (default: the experiment's latest)")
+    report.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
+    report.add_argument("--out", default=".", metavar="DIR", help="where to write the report (default: the current folder)")
+    report.add_argument("--reproduce", action="store_true",
+                        help="instead, recompute the report's numbers outside any run, over --seeds on --dataset, and print them")
+    report.add_argument("--seeds", type=int, nargs="+", default=tuple(range(10)), metavar="SEED", help="with --reproduce (default: 0 to 9)")
+    report.add_argument("--dataset", default="iris-uci", help="with --reproduce (default: iris-uci, the report's copy)")
     add_stack_parser(commands)
     add_ui_parser(commands)
     return parser
@@ -242,6 +248,30 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.reproduce:
+        return _reproduce_report(args)
+    from lab2.core.lab_report import lab_report, missing_numbers, report_html
+    from lab2.tasks.tracking import latest_grid_run, read_figures, read_run_results
+
+    try:
+        results = read_run_results(args.run_id or latest_grid_run(args.experiment))
+    except LookupError as error:
+        return _bad_input("report", [str(error)])
+    if missing := missing_numbers(results):
+        return _bad_input("report", [f"run {results.run_id} lacks what the report needs: {', '.join(missing)}"])
+    markdown = lab_report(results)
+    figures = read_figures(results.run_id, [path for path in results.figures if f"({path})" in markdown])
+    out = Path(args.out)
+    for path, png in figures.items():  # beside report.md, which links them
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_bytes(png)
+    (out / "report.md").write_text(markdown)
+    (out / "report.html").write_text(report_html(markdown, figures))
+    print(f"The lab's report from run {results.run_id}:\n  {(out / 'report.md').resolve()}\n  {(out / 'report.html').resolve()}")
+    return 0
+
+
+def _reproduce_report(args: argparse.Namespace) -> int:
     from lab2.core.report import compare_with_report, lab2_numbers, load_report_numbers
     from lab2.core.stats import INTERVAL_KIND
 

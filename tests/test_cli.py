@@ -132,8 +132,44 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
 
 
 @pytest.mark.system
+def test_lab2_report_writes_the_report_a_separate_run_holds_and_names_what_a_small_run_lacks(tmp_path):
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    _lab2(lab, "run", "--gd-epochs", "200")  # the lab's grid, in a process of its own
+    store = MlflowClient(f"sqlite:///{lab / 'mlflow.db'}")
+    (parent,) = [r for r in all_runs(store) if r.data.tags.get("lab2.role") == "pipeline"]
+    out = tmp_path / "out"
+    out.mkdir()
+    said = _lab2(lab, "report", "--run", parent.info.run_id, "--out", str(out)).stdout
+    assert str(out / "report.md") in said and str(out / "report.html") in said
+    report = (out / "report.md").read_text()
+    factorisation = pd.read_csv(store.download_artifacts(parent.info.run_id, "factorisation.csv", str(tmp_path))).set_index("matrix")
+    assert f"| GD loss, ‖A − UVᵀ‖² | 0.1224 | {factorisation.loc['lab1-3x3', 'gd_loss']:.4f} |" in report
+    assert f"| GD loss | 15.2292 | {factorisation.loc['iris', 'gd_loss']:.4f} |" in report
+    assert f"| SVD loss (the rank-2 optimum) | 15.2288 | {factorisation.loc['iris', 'svd_loss']:.4f} |" in report
+    summary = pd.read_csv(store.download_artifacts(parent.info.run_id, "seed_summary.csv", str(tmp_path)))
+    for row in summary.itertuples():  # the seed table's cells, as the run logged them
+        assert re.search(rf"^\| {row.lr:g} \| {row.iterations} \| 3 \| {row.val_accuracy_mean:.3f} ± {row.val_accuracy_std:.3f} \|",
+                         report, re.MULTILINE)
+    params = parent.data.params
+    assert f"**Winner:** lr {float(params['best_lr']):g} × {params['best_iterations']} iterations (seed {params['best_seed']})" in report
+    assert (out / "figures" / "u_scatter.png").read_bytes()[:4] == b"\x89PNG"
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    latest = _lab2(lab, "report", "--out", str(tmp_path)).stdout  # the latest run by default: the same report
+    assert parent.info.run_id in latest and (tmp_path / "report.md").read_text() == report
+
+    _lab2(lab, "run", "--lrs", "0.1", "--iterations", "5", "--seeds", "0", "1", "--gd-epochs", "20")
+    refused = subprocess.run([LAB2, "report"], cwd=lab, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "lacks what the report needs: the cell lr 0.1 × 1000 iterations," in refused.stderr
+    assert refused.stderr.count("the cell lr") == 6  # the small grid holds none of the lab's six cells
+    unknown = subprocess.run([LAB2, "report", "--run", "no-such-run"], cwd=lab, capture_output=True, text=True, timeout=300)
+    assert unknown.returncode == 2 and "no run 'no-such-run'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+@pytest.mark.system
 def test_lab2_report_prints_a_verdict_per_row(tmp_path):
-    out = _lab2(tmp_path, "report", "--seeds", "0", "1").stdout
+    out = _lab2(tmp_path, "report", "--reproduce", "--seeds", "0", "1").stdout
     rows = [line for line in out.splitlines() if line.rstrip().endswith("reproduced") or "differs:" in line]
     assert len(rows) == 3 + 6 * 2 * 2
     assert any(line.startswith(" q1_2_svd_loss") and line.rstrip().endswith("reproduced") for line in rows)

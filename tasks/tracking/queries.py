@@ -1,15 +1,22 @@
-"""Reading runs back: the latest grid run, its cells and units, histories, params and tags (for `lab2 compare`)."""
+"""Reading runs back: the latest grid run, its cells and units, histories, params and tags (for `lab2 compare`), and
+what the lab report reads."""
 
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from lab2.tasks.tracking.connection import client, redact, search_runs, tracking_uri
+from lab2.tasks.tracking.links import run_link, run_url
 from lab2.tasks.tracking.runs import ROLE_TAG, STEP_TAG, VAL_CORRECT_TAG
+
+if TYPE_CHECKING:
+    from lab2.core.lab_report import RunResults
 
 def latest_grid_run(experiment: str) -> str:
     """Id of the newest finished pipeline run of `experiment` that trained an MLP grid."""
@@ -77,3 +84,27 @@ def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
     """Every (step, value) of a run's metric, by step."""
     history = client(f"the history of {key!r} of run {run_id}").get_metric_history(run_id, key)
     return sorted((m.step, m.value) for m in history)
+
+
+def read_run_results(run_id: str) -> RunResults:
+    """What the lab report reads from a lab2 parent run: its params, tables, figure paths and model, and its link in
+    the MLflow UI (a server's page, else the route `lab2 ui` serves)."""
+    from lab2.core.lab_report import NEEDED_TABLES, RunResults  # the report's modules import torch; a rerun does not
+
+    try:
+        run = client().get_run(run_id)
+    except MlflowException:
+        raise LookupError(f"no run {run_id!r} at {redact(tracking_uri())}") from None
+    held = {a.path for a in client().list_artifacts(run_id)}
+    with tempfile.TemporaryDirectory() as folder:
+        tables = {name: pd.read_csv(client().download_artifacts(run_id, name, folder)) for name in NEEDED_TABLES if name in held}
+    figures = [a.path for a in client().list_artifacts(run_id, "figures")] if "figures" in held else []
+    models = run.outputs.model_outputs if run.outputs else []
+    link = run_url(run_id) or run_link(run_id, run.info.experiment_id)
+    return RunResults(run_id, link, run.data.params, tables, figures, f"models:/{models[0].model_id}" if models else None)
+
+
+def read_figures(run_id: str, paths: list[str]) -> dict[str, bytes]:
+    """The bytes of some of a run's artifacts, by path."""
+    with tempfile.TemporaryDirectory() as folder:
+        return {path: Path(client().download_artifacts(run_id, path, folder)).read_bytes() for path in paths}

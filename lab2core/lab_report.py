@@ -1,0 +1,231 @@
+"""The lab's report, written from what a lab2 parent run holds: each question answered beside the original report's
+number, every claim of the original checked, and what the runs show that the report missed.
+
+Pure: it reads a `RunResults` (the run's params, tables and figure paths, read by the caller) and recomputes
+nothing the run holds. Numbers are rounded for reading; the run's CSVs keep every digit.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from markdown_it import MarkdownIt
+
+from lab2.core.claims import Evidence, appendix_cells, check_claims
+from lab2.core.describe import display_table, pairs_markdown
+from lab2.core.report import compare_with_report, load_report_numbers
+
+LAB_CELLS = {(lr, it) for lr in (0.1, 0.01, 0.001) for it in (100, 1000)}  # the lab's grid, which the report's numbers are of
+SAME_TIME = 1e-3  # cells of equal lr × iterations "end the same" when every accuracy and loss is this close, seed by seed
+NEEDED_TABLES = ("factorisation.csv", "mlp_cells.csv", "seed_summary.csv", "seed_pairs.csv")
+NEEDED_PARAMS = ("dataset", "hidden", "protocol", "scaling", "gd_lr", "gd_epochs", "best_lr", "best_iterations", "best_seed")
+REPORT_STYLE = (
+    "body{font-family:sans-serif;font-size:15px;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
+    " table{border-collapse:collapse;margin:1em 0;font-size:13px} td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}"
+    " blockquote{border-left:4px solid #ccc;margin:1em 0;padding:0 1em;color:#444} img{max-width:100%}"
+    " @media print{body{max-width:none} img{page-break-inside:avoid}}"
+)
+FIGURES = {
+    "u_scatter": "U from SVD and from GD, coloured by species",
+    "grid_summary": "every cell's accuracies",
+    "val_accuracy_vs_lr": "validation accuracy over seeds, mean and 95% interval",
+    "mean_learning_curves": "training loss, mean over seeds",
+    "paired_differences": "the groups compared seed by seed",
+}
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """What the report reads from a lab2 parent run."""
+
+    run_id: str
+    run_url: str
+    params: Mapping[str, str]
+    tables: Mapping[str, pd.DataFrame]  # artifact name (NEEDED_TABLES) → its CSV
+    figures: Sequence[str]  # the run's figure artifacts ("figures/u_scatter.png")
+    model_uri: str | None
+
+
+def missing_numbers(results: RunResults) -> list[str]:
+    """What the report needs and the run lacks, each said once: the tables and params, Q1's two matrices, the lab's
+    six cells."""
+    missing = [f"the artifact {name}" for name in NEEDED_TABLES if name not in results.tables]
+    missing += [f"the param {name}" for name in NEEDED_PARAMS if name not in results.params]
+    if "factorisation.csv" in results.tables:
+        matrices = set(results.tables["factorisation.csv"]["matrix"])
+        missing += [f"Q1's loss of matrix {m}" for m in ("lab1-3x3", "iris") if m not in matrices]
+    if "mlp_cells.csv" in results.tables:
+        cells = results.tables["mlp_cells.csv"]
+        held = {(float(lr), int(it)) for lr, it in zip(cells["lr"], cells["iterations"])}
+        missing += [f"the cell lr {lr:g} × {it} iterations" for lr, it in sorted(LAB_CELLS - held, reverse=True)]
+    return missing
+
+
+def lab_report(results: RunResults) -> str:
+    """The report as markdown, from a run that `missing_numbers` finds complete."""
+    factorisation = results.tables["factorisation.csv"].set_index("matrix")
+    cells = results.tables["mlp_cells.csv"]
+    lab_cells = cells[[(float(lr), int(it)) in LAB_CELLS for lr, it in zip(cells["lr"], cells["iterations"])]]
+    published = load_report_numbers()
+    evidence = Evidence(factorisation.reset_index(), lab_cells, appendix_cells(published))
+    sections = [
+        _title(results),
+        _q1_1(factorisation.loc["lab1-3x3"], published),
+        _q1_2(factorisation.loc["iris"], published, results.params["dataset"]),
+        _q1_3(factorisation.loc["iris"], results.figures),
+        _q2_1(results.params),
+        _q2_2(results, cells),
+        "## The original report's numbers beside lab2's\n\n" + markdown_table(compare_with_report(published, _ours(factorisation, lab_cells, results.params))),
+        _claims(check_claims(evidence)),
+        _missed(cells),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def report_html(markdown: str, figures: Mapping[str, bytes]) -> str:
+    """The report as one self-contained HTML page: its figures (artifact path → PNG bytes) embedded, styled for
+    reading and printing."""
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    for path, png in figures.items():
+        body = body.replace(f'src="{path}"', f'src="data:image/png;base64,{base64.b64encode(png).decode()}"')
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Lab 2 report</title><style>{REPORT_STYLE}</style>"
+            f"</head><body>{body}</body></html>")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A frame already rounded for reading as a markdown table (pipes inside cells escaped)."""
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(cell, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _title(results: RunResults) -> str:
+    p = results.params
+    where = (f"In the MLflow UI that `lab2 ui` serves, the run is at `{results.run_url}`" if results.run_url.startswith("#")
+             else f"[The run in MLflow]({results.run_url})")
+    return (
+        f"# Lab 2 — PyTorch autograd, answered from lab2 run `{results.run_id}`\n\n"
+        f"{where}. Dataset `{p['dataset']}`, MLP protocol `{p['protocol']}`. Each section puts "
+        "the original report's number beside lab2's; numbers here are rounded for reading, the run's CSVs keep every digit."
+    )
+
+
+def _q1_1(lab1: pd.Series, published: pd.DataFrame) -> str:
+    report = _published(published, "q1_1_gd_loss")
+    return (
+        "## Q1_1 — the 3×3 matrix at rank 2, by gradient descent with autograd\n\n"
+        "| | original report | lab2 |\n|---|---|---|\n"
+        f"| GD loss, ‖A − UVᵀ‖² | {report:.4f} | {lab1['gd_loss']:.4f} |\n"
+        f"| Eckart–Young optimum σ₃² (truncated SVD) | — | {lab1['svd_loss']:.4f} |\n\n"
+        f"lab2's GD loss is {abs(lab1['gd_loss'] - lab1['svd_loss']):.1g} from the optimum (float32); the report's loss is "
+        f"{report - lab1['svd_loss']:+.4f} above it: its run had not converged (the report calls the sum of squares an MSE)."
+    )
+
+
+def _q1_2(iris: pd.Series, published: pd.DataFrame, dataset: str) -> str:
+    gd, svd = _published(published, "q1_2_gd_loss"), _published(published, "q1_2_svd_loss")
+    return (
+        "## Q1_2 — gradient descent against truncated SVD on the centred Iris data\n\n"
+        "| | original report | lab2 |\n|---|---|---|\n"
+        f"| GD loss | {gd:.4f} | {iris['gd_loss']:.4f} |\n| SVD loss (the rank-2 optimum) | {svd:.4f} | {iris['svd_loss']:.4f} |\n"
+        f"| GD − SVD | {gd - svd:+.4f} | {iris['gd_loss'] - iris['svd_loss']:+.5f} |\n\n"
+        f"lab2 ran on `{dataset}`. The report's copy of Iris is the UCI file (`iris-uci`: two samples differ from "
+        "scikit-learn's), which is why its SVD loss differs from lab2's on `iris`."
+    )
+
+
+def _q1_3(iris: pd.Series, figures: Sequence[str]) -> str:
+    planes = ", ".join(f"{iris[c]:.2g}°" for c in iris.index if c.startswith("principal_angle"))
+    axes = ", ".join(f"{iris[c]:.0f}°" for c in iris.index if c.startswith("u_column_angle"))
+    figure = "\n\n![U from SVD and from GD](figures/u_scatter.png)" if "figures/u_scatter.png" in figures else ""
+    return (
+        f"## Q1_3 — the U factor of both{figure}\n\n"
+        f"The principal angles between the planes the two U span are {planes}: one plane. Their columns point "
+        f"{axes} apart: GD's U is SVD's U times a 2×2 change of basis, so the same groups appear turned and stretched."
+    )
+
+
+def _q2_1(params: Mapping[str, str]) -> str:
+    return (
+        "## Q2_1 — the recipe\n\n"
+        f"- Architecture: 4 features → {params['hidden']} ReLU units → 3 logits.\n"
+        "- Init: weights uniform on [0, 1) from the cell's seed, biases zero (as the lab's code).\n"
+        "- Loss: cross-entropy, mean over the training rows; update: full-batch gradient descent, one step per iteration.\n"
+        f"- Data: features scaled by `{params['scaling']}`; protocol `{params['protocol']}` (held-out: 100 training rows, "
+        "50 validation rows never trained on)."
+    )
+
+
+def _q2_2(results: RunResults, cells: pd.DataFrame) -> str:
+    p = results.params
+    summary, pairs = results.tables["seed_summary.csv"], results.tables["seed_pairs.csv"]
+    shown = [f"![{about}](figures/{name}.png)" for name, about in FIGURES.items() if name != "u_scatter"
+             and f"figures/{name}.png" in results.figures]
+    model = f" Its model: `{results.model_uri}`." if results.model_uri else ""
+    return (
+        f"## Q2_2 — the grid over seeds\n\n{len(cells)} cells: lr {p.get('lrs', '')} × iterations {p.get('iterations', '')} × "
+        f"seeds {p.get('seeds', '')}.\n\n" + markdown_table(display_table(summary)) + "\n\n" + "\n\n".join(shown)
+        + "\n\n### Paired verdicts\n\n" + pairs_markdown(pairs, limit=6)
+        + f"\n\n**Winner:** lr {float(p['best_lr']):g} × {p['best_iterations']} iterations (seed {p['best_seed']}).{model}"
+    )
+
+
+def _claims(checked: pd.DataFrame) -> str:
+    lines = ["## The original report's claims, checked"]
+    for claim in checked.itertuples():
+        lines.append(f"> {claim.quote}\n\n{claim.section}: **{claim.verdict}**. {claim.evidence}.")
+    return "\n\n".join(lines)
+
+
+def _missed(cells: pd.DataFrame) -> str:
+    same = same_time_cells(cells)
+    if same.empty:
+        return "## What the runs show that the report missed\n\nNo two groups share lr × iterations in this grid."
+    rows = [f"- lr {r.lr_a:g} × {r.it_a} and lr {r.lr_b:g} × {r.it_b} (lr × t = {r.time:g}): the largest difference seed by "
+            f"seed is {r.largest:.4f}" + (", the same end" if r.largest <= SAME_TIME else "") for r in same.itertuples()]
+    alike = int((same["largest"] <= SAME_TIME).sum())
+    return (
+        "## What the runs show that the report missed\n\n"
+        f"Small-step gradient descent follows nearly the same path in the time lr × t: {alike} of {len(same)} pairs of groups "
+        f"with equal lr × iterations end with every accuracy and loss within {SAME_TIME:g}, seed by seed.\n\n" + "\n".join(rows)
+    )
+
+
+def same_time_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of (lr, iterations) groups with equal lr × iterations, and their largest difference over seeds in any
+    accuracy or loss: lr_a, it_a, lr_b, it_b, time, largest."""
+    metrics = ["train_accuracy", "val_accuracy", "train_loss", "val_loss"]
+    keyed = cells.assign(time=(cells["lr"] * cells["iterations"]).round(9)).set_index(["lr", "iterations", "seed"])
+    groups = keyed.reset_index()[["lr", "iterations", "time"]].drop_duplicates().sort_values(["time", "lr"], ascending=[True, False])
+    rows = []
+    for time, same in groups.groupby("time"):
+        same = same.to_records(index=False)
+        for k, a in enumerate(same):
+            for b in same[k + 1:]:
+                left, right = keyed.xs((a.lr, a.iterations), level=("lr", "iterations")), keyed.xs((b.lr, b.iterations), level=("lr", "iterations"))
+                largest = (left[metrics] - right[metrics]).abs().max().max()
+                rows.append({"lr_a": a.lr, "it_a": int(a.iterations), "lr_b": b.lr, "it_b": int(b.iterations), "time": time, "largest": largest})
+    return pd.DataFrame(rows, columns=["lr_a", "it_a", "lr_b", "it_b", "time", "largest"])
+
+
+def _published(published: pd.DataFrame, quantity: str) -> float:
+    return float(published.loc[published["quantity"] == quantity, "value"].iloc[0])
+
+
+def _ours(factorisation: pd.DataFrame, cells: pd.DataFrame, params: Mapping[str, str]) -> pd.DataFrame:
+    """The run's values of the report's quantities, in the rows `compare_with_report` reads."""
+    rows = [
+        {"quantity": "q1_1_gd_loss", "value": factorisation.loc["lab1-3x3", "gd_loss"]},
+        {"quantity": "q1_2_gd_loss", "value": factorisation.loc["iris", "gd_loss"]},
+        {"quantity": "q1_2_svd_loss", "value": factorisation.loc["iris", "svd_loss"]},
+    ]
+    for metric in ("train_accuracy", "val_accuracy"):
+        rows += [{"quantity": metric, "protocol": params["protocol"], "lr": c.lr, "iterations": c.iterations, "seed": c.seed,
+                  "value": getattr(c, metric)} for c in cells.itertuples()]
+    return pd.DataFrame(rows)
