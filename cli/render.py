@@ -56,7 +56,11 @@ def lab2_result(result: Lab2Result, uri: str) -> str:
     """What `lab2 run` prints after `results(result)`: the units, the MLflow link."""
     from lab2.core.describe import units_sentence
 
-    return "\n".join(["", f"runs: {units_sentence(result.units)}", *closing(result.parent_run_id, uri, result.runs_url)])
+    report = [] if result.report is None else [
+        "", f"The lab's report, every claim of the original checked: {result.report} on the parent run",
+        f"  (here: {shell_command('lab2')} report --run {result.parent_run_id})",
+    ]
+    return "\n".join(["", f"runs: {units_sentence(result.units)}", *report, *closing(result.parent_run_id, uri, result.runs_url)])
 
 
 def results(result: Lab2Result) -> str:

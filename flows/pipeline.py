@@ -14,7 +14,7 @@ from lab2.flows.mlp_grid import train_grid
 from lab2.core.params import Lab2Params
 from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs
-from lab2.tasks.outputs import describe_parent
+from lab2.tasks.outputs import describe_parent, publish_report
 from lab2.tasks.resume import settle
 from lab2.tasks.tracking.reruns import pipeline_record
 
@@ -30,6 +30,7 @@ class Lab2Result:
     seeds: SeedComparison
     units: pd.DataFrame
     runs_url: str | None  # None for a local store: `lab2 ui` serves its UI
+    report: str | None = None  # the lab report's HTML artifact on the parent run, when the run answers the lab
 
 
 @flow(name="lab2")
@@ -42,8 +43,9 @@ def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
         q2 = train_grid(parent, params.grid)
         units = pd.concat([q1.units, q2.units], ignore_index=True)
         url = describe_parent(parent, [q1.what_ran, q2.what_ran], units, q1.summary, q2.seeds, q2.winner)
+        report = publish_report(parent) if params.report else None
         settle(parent)
     logger = get_run_logger()  # the tables are the flow runs' artifacts
     logger.info("Best group: %s. Units: %s", best_label(q2.seeds), units_sentence(units))
     logger.info("MLflow parent run %s; every run in the MLflow UI: %s", parent, url or tracking.ui_command(tracking.tracking_uri()))
-    return Lab2Result(parent, q1.summary, q2.cells, q2.seeds, units, url)
+    return Lab2Result(parent, q1.summary, q2.cells, q2.seeds, units, url, report)

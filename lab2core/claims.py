@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lab2.core.data import LAB_MATRIX_NAME
+
 CLAIMS = Path(__file__).with_name("reference") / "claims.csv"
 SUPPORTED = "supported"
 REPORT_ONLY = "supported only under the report's protocol"
@@ -160,8 +162,13 @@ def reach_99(cells: pd.DataFrame, group: tuple[float, int] = BEST) -> Finding:
                    f"validation {lowest['val_accuracy']:.2f}")
 
 
+def data_matrix(factorisation: pd.DataFrame) -> pd.Series:
+    """Q1's row of the dataset's centred features (the row that is not the lab's 3×3 matrix)."""
+    return factorisation[factorisation["matrix"] != LAB_MATRIX_NAME].set_index("matrix").iloc[0]
+
+
 def gd_near_svd(factorisation: pd.DataFrame) -> Finding:
-    iris = factorisation.set_index("matrix").loc["iris"]
+    iris = data_matrix(factorisation)
     gap = iris["gd_loss"] - iris["svd_loss"]
     return Finding(bool(abs(gap) <= REPORT_DIFFERENCE), f"GD {iris['gd_loss']:.4f}, SVD {iris['svd_loss']:.4f}: GD − SVD {gap:+.5f} "
                                                        "(SVD's is the rank-2 optimum)")
@@ -169,9 +176,9 @@ def gd_near_svd(factorisation: pd.DataFrame) -> Finding:
 
 def same_plane_other_axes(factorisation: pd.DataFrame) -> Finding:
     """GD's U and SVD's U: the same plane (principal angles near 0) whose axes point elsewhere (U-column angles)."""
-    iris = factorisation.set_index("matrix").loc["iris"]
-    planes = [iris[c] for c in factorisation.columns if c.startswith("principal_angle")]
-    axes = [iris[c] for c in factorisation.columns if c.startswith("u_column_angle")]
+    iris = data_matrix(factorisation)
+    planes = [iris[c] for c in iris.index if c.startswith("principal_angle")]
+    axes = [iris[c] for c in iris.index if c.startswith("u_column_angle")]
     same_plane, turned = max(planes) < SAME_PLANE_DEG, max(axes) >= SAME_PLANE_DEG
     said = (f"U's columns differ by {', '.join(f'{a:.0f}°' for a in axes)}; the planes they span by "
             f"{', '.join(f'{a:.2g}°' for a in planes)}: the same groups, seen along other axes of one plane")

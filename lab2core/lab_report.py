@@ -8,13 +8,15 @@ nothing the run holds. Numbers are rounded for reading; the run's CSVs keep ever
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 from markdown_it import MarkdownIt
 
-from lab2.core.claims import Evidence, appendix_cells, check_claims
+from lab2.core.claims import Evidence, appendix_cells, check_claims, data_matrix
+from lab2.core.data import LAB_MATRIX_NAME
 from lab2.core.describe import display_table, pairs_markdown
 from lab2.core.report import compare_with_report, load_report_numbers
 
@@ -56,7 +58,8 @@ def missing_numbers(results: RunResults) -> list[str]:
     missing += [f"the param {name}" for name in NEEDED_PARAMS if name not in results.params]
     if "factorisation.csv" in results.tables:
         matrices = set(results.tables["factorisation.csv"]["matrix"])
-        missing += [f"Q1's loss of matrix {m}" for m in ("lab1-3x3", "iris") if m not in matrices]
+        missing += [f"Q1's loss of the lab's matrix {LAB_MATRIX_NAME}"] if LAB_MATRIX_NAME not in matrices else []
+        missing += ["Q1's loss of the dataset's matrix"] if not matrices - {LAB_MATRIX_NAME} else []
     if "mlp_cells.csv" in results.tables:
         cells = results.tables["mlp_cells.csv"]
         held = {(float(lr), int(it)) for lr, it in zip(cells["lr"], cells["iterations"])}
@@ -66,19 +69,20 @@ def missing_numbers(results: RunResults) -> list[str]:
 
 def lab_report(results: RunResults) -> str:
     """The report as markdown, from a run that `missing_numbers` finds complete."""
-    factorisation = results.tables["factorisation.csv"].set_index("matrix")
+    factorisation = results.tables["factorisation.csv"]
+    lab1, data = factorisation.set_index("matrix").loc[LAB_MATRIX_NAME], data_matrix(factorisation)
     cells = results.tables["mlp_cells.csv"]
     lab_cells = cells[[(float(lr), int(it)) in LAB_CELLS for lr, it in zip(cells["lr"], cells["iterations"])]]
     published = load_report_numbers()
-    evidence = Evidence(factorisation.reset_index(), lab_cells, appendix_cells(published))
+    evidence = Evidence(factorisation, lab_cells, appendix_cells(published))
     sections = [
         _title(results),
-        _q1_1(factorisation.loc["lab1-3x3"], published),
-        _q1_2(factorisation.loc["iris"], published, results.params["dataset"]),
-        _q1_3(factorisation.loc["iris"], results.figures),
+        _q1_1(lab1, published),
+        _q1_2(data, published, results.params["dataset"]),
+        _q1_3(data, results.figures),
         _q2_1(results.params),
         _q2_2(results, cells),
-        "## The original report's numbers beside lab2's\n\n" + markdown_table(compare_with_report(published, _ours(factorisation, lab_cells, results.params))),
+        "## The original report's numbers beside lab2's\n\n" + markdown_table(compare_with_report(published, _ours(lab1, data, lab_cells, results.params))),
         _claims(check_claims(evidence)),
         _missed(cells),
     ]
@@ -93,6 +97,11 @@ def report_html(markdown: str, figures: Mapping[str, bytes]) -> str:
         body = body.replace(f'src="{path}"', f'src="data:image/png;base64,{base64.b64encode(png).decode()}"')
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Lab 2 report</title><style>{REPORT_STYLE}</style>"
             f"</head><body>{body}</body></html>")
+
+
+def figures_as_notes(markdown: str) -> str:
+    """The report where its figures cannot be shown (a Prefect artifact): each image a note naming the run's file."""
+    return re.sub(r"!\[([^]]*)\]\((figures/[^)]+)\)", r"*Figure: \1 (`\2` on the MLflow run, embedded in report.html).*", markdown)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -135,9 +144,17 @@ def _q1_2(iris: pd.Series, published: pd.DataFrame, dataset: str) -> str:
         "| | original report | lab2 |\n|---|---|---|\n"
         f"| GD loss | {gd:.4f} | {iris['gd_loss']:.4f} |\n| SVD loss (the rank-2 optimum) | {svd:.4f} | {iris['svd_loss']:.4f} |\n"
         f"| GD − SVD | {gd - svd:+.4f} | {iris['gd_loss'] - iris['svd_loss']:+.5f} |\n\n"
-        f"lab2 ran on `{dataset}`. The report's copy of Iris is the UCI file (`iris-uci`: two samples differ from "
-        "scikit-learn's), which is why its SVD loss differs from lab2's on `iris`."
+        + _dataset_note(dataset)
     )
+
+
+def _dataset_note(dataset: str) -> str:
+    if dataset == "iris-uci":
+        return "lab2 ran on the report's copy of Iris, the UCI file (`iris-uci`)."
+    if dataset == "iris":
+        return ("lab2 ran on scikit-learn's Iris (`iris`); the report's copy is the UCI file (`iris-uci`, two samples differ), "
+                "which is why the losses differ in the second decimal.")
+    return f"lab2 ran on `{dataset}`, not the report's Iris: its losses are of other data."
 
 
 def _q1_3(iris: pd.Series, figures: Sequence[str]) -> str:
@@ -218,12 +235,12 @@ def _published(published: pd.DataFrame, quantity: str) -> float:
     return float(published.loc[published["quantity"] == quantity, "value"].iloc[0])
 
 
-def _ours(factorisation: pd.DataFrame, cells: pd.DataFrame, params: Mapping[str, str]) -> pd.DataFrame:
+def _ours(lab1: pd.Series, data: pd.Series, cells: pd.DataFrame, params: Mapping[str, str]) -> pd.DataFrame:
     """The run's values of the report's quantities, in the rows `compare_with_report` reads."""
     rows = [
-        {"quantity": "q1_1_gd_loss", "value": factorisation.loc["lab1-3x3", "gd_loss"]},
-        {"quantity": "q1_2_gd_loss", "value": factorisation.loc["iris", "gd_loss"]},
-        {"quantity": "q1_2_svd_loss", "value": factorisation.loc["iris", "svd_loss"]},
+        {"quantity": "q1_1_gd_loss", "value": lab1["gd_loss"]},
+        {"quantity": "q1_2_gd_loss", "value": data["gd_loss"]},
+        {"quantity": "q1_2_svd_loss", "value": data["svd_loss"]},
     ]
     for metric in ("train_accuracy", "val_accuracy"):
         rows += [{"quantity": metric, "protocol": params["protocol"], "lr": c.lr, "iterations": c.iterations, "seed": c.seed,

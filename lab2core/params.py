@@ -173,7 +173,9 @@ class GridParams(RunParams):
 
 
 class Lab2Params(GridParams, FactorisationParams):
-    """The whole lab: Q1's and Q2's parameters."""
+    """The whole lab: Q1's and Q2's parameters, and whether to write the lab's report."""
+
+    report: bool = Field(True, description="the lab's report (report.md, report.html) on the parent run")
 
     def run_key(self) -> str:
         """The identity of this whole run (lab2.core.identity.run_key): every parameter but those that change how

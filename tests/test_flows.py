@@ -52,6 +52,7 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
     root = {a.path for a in mlflow_store.list_artifacts(parent.info.run_id)}
     assert {"factorisation.csv", "mlp_cells.csv", "seed_summary.csv", "seed_summary.html", "seed_pairs.csv"} <= root
     assert "neighbour_overlaps.csv" not in root
+    assert "report.html" not in root and result.report is None  # a grid without the lab's cells cannot answer the lab
     assert parent.data.params["split_seeds"] == "0" and "split_seed" not in parent.data.params
 
     gd = {r.data.params["matrix"]: r for r in _children(runs, "gd-factorise")}
@@ -164,6 +165,21 @@ def _prefect_artifacts(flow_run_id):
 
     with get_client(sync_client=True) as client:
         return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+
+
+def test_the_lab_grid_writes_the_lab_report_on_its_parent_and_as_a_prefect_artifact(mlflow_store):
+    result = lab2(Lab2Params(gd_epochs=50))
+    assert result.report == "report.html"
+    root = {a.path for a in mlflow_store.list_artifacts(result.parent_run_id)}
+    assert {"report.md", "report.html"} <= root
+    markdown = open(mlflow_store.download_artifacts(result.parent_run_id, "report.md")).read()
+    html = open(mlflow_store.download_artifacts(result.parent_run_id, "report.html")).read()
+    assert markdown.startswith(f"# Lab 2 — PyTorch autograd, answered from lab2 run `{result.parent_run_id}`")
+    assert html.count("data:image/png;base64,") == 5 and 'src="figures/' not in html
+    flow_run_id = mlflow_store.get_run(result.parent_run_id).data.tags["prefect.flow_run_id"]
+    (artifact,) = [a for a in _prefect_artifacts(flow_run_id) if a.key == "lab-report"]
+    assert artifact.type == "markdown" and "## The original report's claims, checked" in artifact.data
+    assert "![" not in artifact.data and "*Figure: U from SVD and from GD (`figures/u_scatter.png`" in artifact.data
 
 
 def test_mlp_grid_alone_opens_its_own_parent_and_can_skip_cell_figures(mlflow_store):

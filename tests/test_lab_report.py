@@ -57,7 +57,7 @@ def test_what_a_run_lacks_is_named():
     lacking = results(small, params={k: v for k, v in PARAMS.items() if k != "best_lr"},
                       tables={"factorisation.csv": FACTORISATION[FACTORISATION["matrix"] == "iris"], "mlp_cells.csv": small})
     assert missing_numbers(lacking) == [
-        "the artifact seed_summary.csv", "the artifact seed_pairs.csv", "the param best_lr", "Q1's loss of matrix lab1-3x3",
+        "the artifact seed_summary.csv", "the artifact seed_pairs.csv", "the param best_lr", "Q1's loss of the lab's matrix lab1-3x3",
         "the cell lr 0.001 × 1000 iterations", "the cell lr 0.001 × 100 iterations",
     ]
 
