@@ -305,3 +305,27 @@ def test_each_deployments_custom_run_form_shows_every_parameter_with_its_default
         assert missing == [], f"{name}: the form does not show {missing}"
     page.set_viewport_size({"width": 1400, "height": 2300})
     _screenshot(page, "prefect-custom-run")
+
+
+def test_the_lab_report_opens_from_the_mlflow_run_page_with_its_figures(lab, page):
+    assert "The lab's report, every claim of the original checked: report.html on the parent run" in lab.stdout
+    url = f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}/artifacts?workflowType=machine_learning"
+    _open(page, url, "report.html")
+    page.get_by_text("report.html", exact=True).first.click()
+    shown = page.frame_locator("iframe").first  # MLflow shows an HTML artifact in an iframe of its own
+    shown.get_by_text("The original report's claims, checked").first.wait_for(timeout=UI_TIMEOUT_MS)
+    frame = page.locator("iframe").first.element_handle().content_frame()
+    frame.get_by_text("Q1_3 — the U factor of both").first.wait_for()
+    widths = frame.evaluate("[...document.images].map(i => i.naturalWidth)")
+    assert len(widths) == 5 and min(widths) > 0  # every figure decoded and drawn
+    assert "contradicted" in frame.inner_text("body") and "supported only under the report's protocol" in frame.inner_text("body")
+    _screenshot(page, "ui-lab-report")
+
+
+def test_the_prefect_lab_report_artifact_renders_the_claims(lab, page):
+    found = requests.post(f"{lab.prefect_url}/api/artifacts/filter", json={"artifacts": {"key": {"any_": ["lab-report"]}}}, timeout=30)
+    (artifact,) = found.json()
+    body = _open(page, f"{lab.prefect_url}/artifacts/artifact/{artifact['id']}", "The original report's claims, checked")
+    assert "Q1_1 — the 3×3 matrix at rank 2" in body and "![" not in body
+    assert page.locator("table").count() >= 4 and page.locator("blockquote").count() == 9  # tables and quoted claims, rendered
+    _screenshot(page, "prefect-lab-report")
