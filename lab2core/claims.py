@@ -39,7 +39,7 @@ class Evidence:
     cells: pd.DataFrame  # lab2's held-out cells
     appendix: pd.DataFrame  # the report's Appendix D as cells (its three runs as seeds 1–3)
     report_protocol_cells: pd.DataFrame | None = None  # seed-report runs, when the run holds them
-    u: pd.DataFrame | None = None  # SVD's U of the data: u1, u2 and the species of each row
+    u: pd.DataFrame | None = None  # u.csv: each data row's species and U coordinates (svd_u1, svd_u2, gd_u1, gd_u2)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _judge(check: str, evidence: Evidence) -> tuple[str, str]:
     if check == "two_groups":
         if evidence.u is None:
             return UNCHECKABLE, "the run holds no U of the data"
-        found = two_groups(evidence.u)
+        found = both_two_groups(evidence.u)
     elif check in FACTORISATION_CHECKS:
         found = FACTORISATION_CHECKS[check](evidence.factorisation)
     else:
@@ -185,8 +185,15 @@ def same_plane_other_axes(factorisation: pd.DataFrame) -> Finding:
     return Finding(same_plane and turned, said)
 
 
+def both_two_groups(u: pd.DataFrame) -> Finding:
+    """Two groups in SVD's U and in GD's."""
+    found = {method: two_groups(u.rename(columns={f"{method}_u1": "u1", f"{method}_u2": "u2"})) for method in ("svd", "gd")}
+    return Finding(all(f.holds for f in found.values()), "; ".join(f"{method.upper()}: {f.evidence}" for method, f in found.items()))
+
+
 def two_groups(u: pd.DataFrame) -> Finding:
-    """Species whose rows overlap along the line joining their centres in U's plane are one group; two groups hold?"""
+    """Species whose rows overlap along the direction that best separates them in U's plane are one group; are there
+    two groups?"""
     species = sorted(u["species"].unique())
     group_of = {s: s for s in species}
     for k, a in enumerate(species):
@@ -197,12 +204,14 @@ def two_groups(u: pd.DataFrame) -> Finding:
     groups = {}
     for s, g in group_of.items():
         groups.setdefault(g, []).append(str(s))
-    said = f"{len(groups)} groups: " + " | ".join(" + ".join(members) for members in groups.values())
+    said = f"{len(groups)} group{'' if len(groups) == 1 else 's'}: " + " | ".join(" + ".join(members) for members in groups.values())
     return Finding(len(groups) == 2, said)
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    direction = b.mean(axis=0) - a.mean(axis=0)
+    """Do two species' rows overlap along Fisher's discriminant direction? The same answer for any invertible linear
+    map of the plane, so for GD's U (SVD's turned and stretched) as for SVD's."""
+    direction = np.linalg.pinv(np.cov(a, rowvar=False) + np.cov(b, rowvar=False)) @ (b.mean(axis=0) - a.mean(axis=0))
     along_a, along_b = a @ direction, b @ direction
     return bool(along_a.max() >= along_b.min())
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 
 from lab2.core.params import InputError
@@ -63,6 +64,17 @@ def column_angles(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     x, y = x.to(torch.float64), y.to(torch.float64)
     cosines = (x * y).sum(dim=0).abs() / (x.norm(dim=0) * y.norm(dim=0))
     return torch.rad2deg(torch.arccos(cosines.clamp(0.0, 1.0)))
+
+
+def u_rows(u_svd: torch.Tensor, u_gd: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> pd.DataFrame:
+    """Q1_3's points: each row's class and its first two U coordinates from SVD and from GD (0 past the rank)."""
+    def column(u: torch.Tensor, k: int) -> list[float]:
+        return u[:, k].tolist() if u.shape[1] > k else [0.0] * len(u)
+
+    return pd.DataFrame({
+        "species": [class_names[k] for k in labels.tolist()],
+        "svd_u1": column(u_svd, 0), "svd_u2": column(u_svd, 1), "gd_u1": column(u_gd, 0), "gd_u2": column(u_gd, 1),
+    })
 
 
 def check_rank(rank: int, matrices: Mapping[str, torch.Tensor]) -> None:

@@ -23,6 +23,7 @@ from lab2.core.report import compare_with_report, load_report_numbers
 LAB_CELLS = {(lr, it) for lr in (0.1, 0.01, 0.001) for it in (100, 1000)}  # the lab's grid, which the report's numbers are of
 SAME_TIME = 1e-3  # cells of equal lr × iterations "end the same" when every accuracy and loss is this close, seed by seed
 NEEDED_TABLES = ("factorisation.csv", "mlp_cells.csv", "seed_summary.csv", "seed_pairs.csv")
+TABLES = (*NEEDED_TABLES, "u.csv")  # u.csv: U's rows, which runs older than it lack (one claim then goes unchecked)
 NEEDED_PARAMS = ("dataset", "hidden", "protocol", "scaling", "gd_lr", "gd_epochs", "best_lr", "best_iterations", "best_seed")
 REPORT_STYLE = (
     "body{font-family:sans-serif;font-size:15px;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
@@ -74,7 +75,7 @@ def lab_report(results: RunResults) -> str:
     cells = results.tables["mlp_cells.csv"]
     lab_cells = cells[[(float(lr), int(it)) in LAB_CELLS for lr, it in zip(cells["lr"], cells["iterations"])]]
     published = load_report_numbers()
-    evidence = Evidence(factorisation, lab_cells, appendix_cells(published))
+    evidence = Evidence(factorisation, lab_cells, appendix_cells(published), u=results.tables.get("u.csv"))
     sections = [
         _title(results),
         _q1_1(lab1, published),

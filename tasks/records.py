@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from lab2.core.data import Dataset, labelled_frame
 from lab2.core.describe import cell_description, cell_run_name, factorisation_description, factorisation_run_name
-from lab2.core.factorise import Factorisation
+from lab2.core.factorise import Factorisation, u_rows
 from lab2.core.identity import code_version, tensor_digest
 from lab2.core.mlp import CellResult, MLPData
 from lab2.core.params import FactorisationSetup, GridParams, MLPSetup
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset
 
 GD, SVD, MLP = "gd-factorise", "svd-baseline", "mlp"  # the steps, as tag lab2.step
+U_ROWS = "u.csv"  # the dataset's U rows from SVD and GD, with each row's class: what figures/u_scatter.png draws
 CellKey = tuple[float, int, int, int]  # lr, iterations, seed, split seed
 
 
@@ -76,12 +77,13 @@ def _unit_tags(identity: str, description: str) -> dict[str, str]:
 
 
 def gd_record(matrix: str, setup: FactorisationSetup, gd: Factorisation, angles: dict[str, float], figures: dict[str, Figure],
-              dataset: PandasDataset, identity: str) -> RunRecord:
-    """A `gd-factorise` run: params, final loss, per-epoch loss history, angles to SVD's U, figures, its matrix."""
+              dataset: PandasDataset, identity: str, texts: Mapping[str, str]) -> RunRecord:
+    """A `gd-factorise` run: params, final loss, per-epoch loss history, angles to SVD's U, figures and U's rows
+    (`texts`), its matrix."""
     return RunRecord(
         params=gd_params(matrix, setup), metrics={"loss": gd.loss, **angles}, histories={"loss": dict(enumerate(gd.loss_history))},
         tags={**_unit_tags(identity, factorisation_description(GD, matrix, setup.rank, gd.loss)), "lab2.group": factorisation_group(GD, matrix)},
-        figures=figures, datasets={"training": dataset},
+        figures=figures, datasets={"training": dataset}, texts=texts,
     )
 
 
@@ -133,24 +135,27 @@ def record_factorisation(
     parent_run_id: str, name: str, matrix: torch.Tensor, data: Dataset, setup: FactorisationSetup, plan: Plan,
     gd: Factorisation, svd: Factorisation, angles: dict[str, float], figures: dict[str, Figure],
 ) -> tuple[dict[str, object], dict[tuple[str, str], str]]:
-    """Q1 of one matrix: its `gd-factorise` and `svd-baseline` runs (those not reused) and its figures on the parent;
-    returns its row of Q1's table and the runs written."""
+    """Q1 of one matrix: its `gd-factorise` and `svd-baseline` runs (those not reused), and the dataset's U figure and
+    U rows (u.csv) on the parent; returns its row of Q1's table and the runs written."""
     dataset = matrix_dataset(name, matrix, data)
+    texts = {U_ROWS: u_rows(svd.u, gd.u, data.labels, data.class_names).to_csv(index=False)} if name == data.name else {}
     records = {
-        (name, GD): lambda: gd_record(name, setup, gd, angles, figures, dataset, plan.identities[(name, GD)]),
+        (name, GD): lambda: gd_record(name, setup, gd, angles, figures, dataset, plan.identities[(name, GD)], texts),
         (name, SVD): lambda: svd_record(name, setup.rank, svd, dataset, plan.identities[(name, SVD)]),
     }
     written = {key: tracking.log_child_run(parent_run_id, key[1], plan.names[key], records[key]()) for key in plan.to_compute if key in records}
-    tracking.log_to_run(parent_run_id, RunRecord(figures=figures))
+    tracking.log_to_run(parent_run_id, RunRecord(figures=figures, texts=texts))
     return {"matrix": name, "gd_loss": gd.loss, "svd_loss": svd.loss, **angles}, written
 
 
 @task(cache_policy=NO_CACHE)
 def reuse_factorisation(parent_run_id: str, name: str, data: Dataset, plan: Plan) -> dict[str, object]:
-    """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter copied onto the parent."""
+    """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter and rows copied onto the
+    parent."""
     gd, svd = plan.reused[(name, GD)], plan.reused[(name, SVD)]
     if name == data.name:
         tracking.copy_artifact(gd.run_id, "figures/u_scatter.png", parent_run_id)
+        tracking.copy_artifact(gd.run_id, U_ROWS, parent_run_id)
     return reused_factorisation_row(name, gd, svd)
 
 

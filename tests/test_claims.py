@@ -6,7 +6,7 @@ import pytest
 
 from lab2.core.claims import (
     CONTRADICTED, GRID_CHECKS, REPORT_ONLY, SUPPORTED, UNCHECKABLE, Evidence, accuracy_rises, appendix_cells, best_is,
-    check_claims, gd_near_svd, load_claims, overfits_at_lr, reach_99, same_plane_other_axes, train_much_above_val, two_groups,
+    both_two_groups, check_claims, gd_near_svd, load_claims, overfits_at_lr, reach_99, same_plane_other_axes, train_much_above_val, two_groups,
 )
 from lab2.core.report import load_report_numbers
 
@@ -84,6 +84,13 @@ def test_two_groups_merge_species_that_overlap_between_their_centres():
     overlapping = pd.concat([blob((0, 0), "a"), blob((5, 0), "b"), blob((5.3, 0.2), "c")])
     found = two_groups(overlapping)
     assert found.holds and found.evidence == "2 groups: a | b + c"
+    # GD's U is SVD's times a 2×2 change of basis: the groups must not depend on it (a shear that tilts a, b, c)
+    turned = overlapping.assign(u1=overlapping["u1"] + 3 * overlapping["u2"], u2=0.2 * overlapping["u2"])
+    assert two_groups(turned).evidence == "2 groups: a | b + c"
+    svd = apart.rename(columns={"u1": "svd_u1", "u2": "svd_u2"}).reset_index(drop=True)
+    gd = turned[["u1", "u2"]].rename(columns={"u1": "gd_u1", "u2": "gd_u2"}).reset_index(drop=True)
+    u = pd.concat([svd, gd], axis=1)
+    assert not both_two_groups(u).holds and both_two_groups(u).evidence.startswith("SVD: 3 groups")
 
 
 def test_the_report_protocol_verdict_needs_the_held_out_runs_to_fail_and_the_reports_numbers_to_hold():

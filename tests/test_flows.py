@@ -53,6 +53,9 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
     assert {"factorisation.csv", "mlp_cells.csv", "seed_summary.csv", "seed_summary.html", "seed_pairs.csv"} <= root
     assert "neighbour_overlaps.csv" not in root
     assert "report.html" not in root and result.report is None  # a grid without the lab's cells cannot answer the lab
+    u = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "u.csv"))  # what figures/u_scatter.png draws
+    assert len(u) == 150 and list(u.columns) == ["species", "svd_u1", "svd_u2", "gd_u1", "gd_u2"]
+    assert u["species"].value_counts().to_dict() == {"setosa": 50, "versicolor": 50, "virginica": 50}
     assert parent.data.params["split_seeds"] == "0" and "split_seed" not in parent.data.params
 
     gd = {r.data.params["matrix"]: r for r in _children(runs, "gd-factorise")}
@@ -180,6 +183,7 @@ def test_the_lab_grid_writes_the_lab_report_on_its_parent_and_as_a_prefect_artif
     (artifact,) = [a for a in _prefect_artifacts(flow_run_id) if a.key == "lab-report"]
     assert artifact.type == "markdown" and "## The original report's claims, checked" in artifact.data
     assert "![" not in artifact.data and "*Figure: U from SVD and from GD (`figures/u_scatter.png`" in artifact.data
+    assert "Q1_3: **supported**. SVD: 2 groups: setosa | versicolor + virginica; GD: 2 groups" in markdown
 
 
 def test_mlp_grid_alone_opens_its_own_parent_and_can_skip_cell_figures(mlflow_store):

@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -49,6 +50,18 @@ def test_the_report_shows_the_runs_numbers_beside_the_originals():
         assert report.count(section) == 1
     quotes = re.findall(r"^> (.+)$", report, re.MULTILINE)
     assert len(quotes) == 9 and "In every experiment, the accuracy when using the training data is much greater" in " ".join(quotes)
+
+
+def test_the_two_groups_claim_is_judged_on_the_u_rows_a_run_holds():
+    assert "Q1_3: **cannot be checked from the runs**. the run holds no U of the data" in lab_report(results())
+    rng = np.random.default_rng(1)
+    svd = np.concatenate([rng.normal(centre, 0.3, (20, 2)) for centre in ((-3, 0), (1, 0), (1.3, 0.1))])
+    gd = svd @ np.array([[0.5, 1.0], [-2.0, 0.3]])  # the same plane, turned and stretched
+    u = pd.DataFrame({"species": ["setosa"] * 20 + ["versicolor"] * 20 + ["virginica"] * 20, "svd_u1": svd[:, 0], "svd_u2": svd[:, 1],
+                      "gd_u1": gd[:, 0], "gd_u2": gd[:, 1]})
+    tables = {**results().tables, "u.csv": u}
+    report = lab_report(results(tables=tables))
+    assert "Q1_3: **supported**. SVD: 2 groups: setosa | versicolor + virginica; GD: 2 groups" in report
 
 
 def test_what_a_run_lacks_is_named():

@@ -53,11 +53,8 @@ def _in_server_ui(route: str) -> str | None:
 
 
 def run_url(run_id: str) -> str | None:
-    """The MLflow UI page of a run, when the tracking URI is an MLflow server."""
-    uri = tracking_uri()
-    if not uri.startswith(("http://", "https://")):
-        return None
-    return f"{uri.rstrip('/')}/{run_link(run_id)}"
+    """The MLflow UI page of a run, when the tracking URI is an MLflow server (credentials redacted)."""
+    return _in_server_ui(run_link(run_id))
 
 
 def set_runs_view(exp_id: str, labels: Sequence[str], name: str = RUNS_VIEW, columns: Sequence[str] = RUNS_COLUMNS) -> str:

@@ -89,7 +89,7 @@ def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
 def read_run_results(run_id: str) -> RunResults:
     """What the lab report reads from a lab2 parent run: its params, tables, figure paths and model, and its link in
     the MLflow UI (a server's page, else the route `lab2 ui` serves)."""
-    from lab2.core.lab_report import NEEDED_TABLES, RunResults  # the report's modules import torch; a rerun does not
+    from lab2.core.lab_report import TABLES, RunResults  # the report's modules import torch; a rerun does not
 
     try:
         run = client().get_run(run_id)
@@ -97,7 +97,7 @@ def read_run_results(run_id: str) -> RunResults:
         raise LookupError(f"no run {run_id!r} at {redact(tracking_uri())}") from None
     held = {a.path for a in client().list_artifacts(run_id)}
     with tempfile.TemporaryDirectory() as folder:
-        tables = {name: pd.read_csv(client().download_artifacts(run_id, name, folder)) for name in NEEDED_TABLES if name in held}
+        tables = {name: pd.read_csv(client().download_artifacts(run_id, name, folder)) for name in TABLES if name in held}
     figures = [a.path for a in client().list_artifacts(run_id, "figures")] if "figures" in held else []
     models = run.outputs.model_outputs if run.outputs else []
     link = run_url(run_id) or run_link(run_id, run.info.experiment_id)

@@ -51,7 +51,7 @@ VAL_CORRECT_TAG = "lab2.val_correct"  # a cell's hits per validation row ("1"/"0
 
 @dataclass
 class RunRecord:
-    """What one run logs: flat params, final metrics, per-step histories, tags and figures."""
+    """What one run logs: flat params, final metrics, per-step histories, tags, figures and text files."""
 
     params: Mapping[str, object] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
@@ -60,6 +60,7 @@ class RunRecord:
     figures: Mapping[str, Figure] = field(default_factory=dict)  # artifact name → Figure
     datasets: Mapping[str, PandasDataset] = field(default_factory=dict)  # context (training, validation) → dataset
     figure_folder: str = "figures"  # "" puts them at the root, where MLflow's compare page looks for common artifacts
+    texts: Mapping[str, str] = field(default_factory=dict)  # artifact file → its text (a CSV)
 
 
 @contextmanager
@@ -114,6 +115,8 @@ def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
     for name, figure in record.figures.items():
         path = f"{record.figure_folder}/{name}.png" if record.figure_folder else f"{name}.png"
         client(f"figure {name} of {what}").log_figure(run_id, figure, path)
+    for path, text in record.texts.items():
+        client(f"{path} of {what}").log_text(run_id, text, path)
 
 
 def _param_value(value: object) -> str:
