@@ -87,6 +87,9 @@ def _serve(uri: str, port: int, route: str, shown: str) -> int:
         server = subprocess.Popen(command, env={**os.environ, **QUIET, **NO_JOBS}, stdin=subprocess.DEVNULL, stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C stops it however it was started: a parent may hand down SIGINT ignored or blocked.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     address = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_SECONDS
