@@ -250,24 +250,20 @@ def _compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     if args.reproduce:
         return _reproduce_report(args)
-    from lab2.core.lab_report import lab_report, missing_numbers, report_html
-    from lab2.tasks.tracking import latest_grid_run, read_figures, read_run_results
+    from lab2.tasks.tracking import lab_report_of, latest_grid_run
+    from lab2.tasks.tracking.reruns import REPORT_HTML, REPORT_MARKDOWN
 
     try:
-        results = read_run_results(args.run_id or latest_grid_run(args.experiment))
+        report = lab_report_of(args.run_id or latest_grid_run(args.experiment))
     except LookupError as error:
         return _bad_input("report", [str(error)])
-    if missing := missing_numbers(results):
-        return _bad_input("report", [f"run {results.run_id} lacks what the report needs: {', '.join(missing)}"])
-    markdown = lab_report(results)
-    figures = read_figures(results.run_id, [path for path in results.figures if f"({path})" in markdown])
     out = Path(args.out)
-    for path, png in figures.items():  # beside report.md, which links them
+    for path, png in report.figures.items():  # beside report.md, which links them
         (out / path).parent.mkdir(parents=True, exist_ok=True)
         (out / path).write_bytes(png)
-    (out / "report.md").write_text(markdown)
-    (out / "report.html").write_text(report_html(markdown, figures))
-    print(f"The lab's report from run {results.run_id}:\n  {(out / 'report.md').resolve()}\n  {(out / 'report.html').resolve()}")
+    (out / REPORT_MARKDOWN).write_text(report.markdown)
+    (out / REPORT_HTML).write_text(report.html)
+    print(f"The lab's report from run {report.run_id}:\n  {(out / REPORT_MARKDOWN).resolve()}\n  {(out / REPORT_HTML).resolve()}")
     return 0
 
 

@@ -53,14 +53,10 @@ def duration(seconds: float) -> str:
 
 
 def lab2_result(result: Lab2Result, uri: str) -> str:
-    """What `lab2 run` prints after `results(result)`: the units, the MLflow link."""
+    """What `lab2 run` prints after `results(result)`: the units, the MLflow link, the report's location."""
     from lab2.core.describe import units_sentence
 
-    report = [] if result.report is None else [
-        "", f"The lab's report, every claim of the original checked: {result.report} on the parent run",
-        f"  (here: {shell_command('lab2')} report --run {result.parent_run_id})",
-    ]
-    return "\n".join(["", f"runs: {units_sentence(result.units)}", *report, *closing(result.parent_run_id, uri, result.runs_url)])
+    return "\n".join(["", f"runs: {units_sentence(result.units)}", *closing(result.parent_run_id, uri, result.runs_url, result.report)])
 
 
 def results(result: Lab2Result) -> str:
@@ -84,15 +80,20 @@ def results(result: Lab2Result) -> str:
 def rerun(done: Rerun, uri: str) -> str:
     """`lab2 run` with nothing to do: the results the run it copied printed, its units, the MLflow link."""
     said = f"0 computed, {done.units} reused: every unit and result of run {done.rerun_of} (same parameters, data, code and packages)"
-    return "\n".join([done.terminal, "", wrapped(f"runs: {said}", "", "  "), *closing(done.run_id, uri, done.runs_url)])
+    return "\n".join([done.terminal, "", wrapped(f"runs: {said}", "", "  "), *closing(done.run_id, uri, done.runs_url, done.report)])
 
 
-def closing(parent_run_id: str, uri: str, runs_url: str | None) -> list[str]:
-    """The parent run and where to see every run: the MLflow server's page, or the command that serves a local store."""
+def closing(parent_run_id: str, uri: str, runs_url: str | None, report: str | None = None) -> list[str]:
+    """The parent run and where to see every run (the MLflow server's page, or the command that serves a local store),
+    then where the lab's report opens: the last line."""
     lines = ["", f"MLflow parent run {parent_run_id}."]
     if uri.startswith(("http://", "https://")):
-        return [*lines, "Every run in the MLflow server's UI:", f"  {runs_url}"]
-    return [*lines, "Every run in the MLflow UI (the command prints its link; Ctrl-C stops it):", f"  {shell_command('lab2')} ui"]
+        lines += ["Every run in the MLflow server's UI:", f"  {runs_url}"]
+    else:
+        lines += ["Every run in the MLflow UI (the command prints its link; Ctrl-C stops it):", f"  {shell_command('lab2')} ui"]
+    if report:
+        lines += ["", "The lab's report, every claim of the original checked:", f"  {report}"]
+    return lines
 
 
 def shell_command(name: str) -> str:

@@ -30,7 +30,7 @@ class Lab2Result:
     seeds: SeedComparison
     units: pd.DataFrame
     runs_url: str | None  # None for a local store: `lab2 ui` serves its UI
-    report: str | None = None  # the lab report's HTML artifact on the parent run, when the run answers the lab
+    report: str | None = None  # where the lab report (report.html on the parent run) opens, when the run answers the lab
 
 
 @flow(name="lab2")

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from lab2.core.describe import best_label, cell_run_name, display_table, group_result, pairs_display, pipeline_description, summary_notes
 from lab2.core.describe import winner_description
-from lab2.core.lab_report import figures_as_notes, lab_report, missing_numbers, report_html
+from lab2.core.lab_report import figures_as_notes
 from lab2.core.mlp import MLPData, to_module, train_cells
 from lab2.core.params import MLPSetup
 from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label, short_label
@@ -24,12 +24,12 @@ from lab2.tasks import tracking
 from lab2.tasks.records import GD, SVD, CellKey, cell_params, factorisation_group
 from lab2.tasks.resume import Plan, record_units
 from lab2.tasks.tracking import RunRecord, WinnerModel
+from lab2.tasks.tracking.reruns import REPORT_HTML, REPORT_MARKDOWN
 
 if TYPE_CHECKING:
     from lab2.tasks.grid import GridCells
 
 REGISTERED_MODEL = "lab2-mlp"
-REPORT_MARKDOWN, REPORT_HTML = "report.md", "report.html"
 # seed_summary.html: numbers on one line each; the verdicts (the pair table's third column) wrap in a wide column.
 HTML_STYLE = (
     "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse;margin-bottom:1em}"
@@ -160,19 +160,26 @@ def log_winner(parent_run_id: str, seeds: SeedComparison, cells: GridCells, plan
 @task(cache_policy=NO_CACHE)
 def publish_report(parent_run_id: str) -> str | None:
     """The lab's report, from what the parent run now holds: report.md and report.html on the run, and the Prefect
-    markdown artifact lab-report of the top flow run. None, with what it lacks logged, for a run that cannot answer
-    the lab (a grid without the lab's six cells)."""
-    results = tracking.read_run_results(parent_run_id)
-    if missing := missing_numbers(results):
-        get_run_logger().info("No lab report: the run lacks %s", ", ".join(missing))
+    markdown artifact lab-report of the top flow run; returns where report.html opens. None, with what it lacks
+    logged, for a run that cannot answer the lab (a grid without the lab's six cells)."""
+    try:
+        report = tracking.lab_report_of(parent_run_id)
+    except tracking.IncompleteRun as incomplete:
+        get_run_logger().info("No lab report: the run lacks %s", ", ".join(incomplete.missing))
         return None
-    markdown = lab_report(results)
-    figures = tracking.read_figures(parent_run_id, [path for path in results.figures if f"({path})" in markdown])
-    tracking.log_text(parent_run_id, markdown, REPORT_MARKDOWN)
-    tracking.log_text(parent_run_id, report_html(markdown, figures), REPORT_HTML)
-    MarkdownArtifact(key="lab-report", markdown=figures_as_notes(markdown), flow_run_id=top_flow_run_id(),
+    tracking.log_text(parent_run_id, report.markdown, REPORT_MARKDOWN)
+    tracking.log_text(parent_run_id, report.html, REPORT_HTML)
+    location = tracking.artifact_location(parent_run_id, REPORT_HTML)
+    MarkdownArtifact(key="lab-report", markdown=f"{_report_link(location)}\n\n{figures_as_notes(report.markdown)}", flow_run_id=top_flow_run_id(),
                      description=f"The lab answered from MLflow run {parent_run_id}, every claim of the original report checked").create()
-    return REPORT_HTML
+    return location
+
+
+def _report_link(location: str) -> str:
+    """The Prefect artifact's first line: where report.html, with its figures, opens."""
+    if location.startswith(("http://", "https://")):
+        return f"**[The whole report, its figures embedded: {REPORT_HTML} in the MLflow UI]({location})**"
+    return f"**The whole report, its figures embedded:** `{location}` (or in `lab2 ui`: the run's Artifacts, {REPORT_HTML})"
 
 
 @task(cache_policy=NO_CACHE)

@@ -135,14 +135,19 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
 def test_lab2_report_writes_the_report_a_separate_run_holds_and_names_what_a_small_run_lacks(tmp_path):
     lab = tmp_path / "lab"
     lab.mkdir()
-    _lab2(lab, "run", "--gd-epochs", "200")  # the lab's grid, in a process of its own
+    ran = _lab2(lab, "run", "--gd-epochs", "200").stdout  # the lab's grid, in a process of its own
     store = MlflowClient(f"sqlite:///{lab / 'mlflow.db'}")
     (parent,) = [r for r in all_runs(store) if r.data.tags.get("lab2.role") == "pipeline"]
+    carried = Path(store.download_artifacts(parent.info.run_id, "report.md", str(tmp_path)))
+    *_, heading, location = ran.rstrip().splitlines()  # lab2 run ends with where its report opens
+    assert heading == "The lab's report, every claim of the original checked:"
+    assert location.strip() == (lab / "mlruns").resolve().as_uri() + f"/1/{parent.info.run_id}/artifacts/report.html"
     out = tmp_path / "out"
     out.mkdir()
     said = _lab2(lab, "report", "--run", parent.info.run_id, "--out", str(out)).stdout
     assert str(out / "report.md") in said and str(out / "report.html") in said
     report = (out / "report.md").read_text()
+    assert report == carried.read_text()  # the report the run carries, written again from what it holds
     factorisation = pd.read_csv(store.download_artifacts(parent.info.run_id, "factorisation.csv", str(tmp_path))).set_index("matrix")
     assert f"| GD loss, ‖A − UVᵀ‖² | 0.1224 | {factorisation.loc['lab1-3x3', 'gd_loss']:.4f} |" in report
     assert f"| GD loss | 15.2292 | {factorisation.loc['iris', 'gd_loss']:.4f} |" in report

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 import zlib
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -55,6 +56,19 @@ def _in_server_ui(route: str) -> str | None:
 def run_url(run_id: str) -> str | None:
     """The MLflow UI page of a run, when the tracking URI is an MLflow server (credentials redacted)."""
     return _in_server_ui(run_link(run_id))
+
+
+def artifact_location(run_id: str, path: str) -> str:
+    """Where a person opens one of a run's artifacts: its page in an MLflow server's UI, else its file (a file: URI
+    a browser opens; the run's artifacts are local files then)."""
+    route = f"#/experiments/{experiment_of(run_id)}/runs/{run_id}/artifactPath/{path}{UI_QUERY}"
+    if url := _in_server_ui(route):
+        return url
+    root = client(f"the artifacts of run {run_id}").get_run(run_id).info.artifact_uri
+    parsed = urllib.parse.urlparse(root)
+    if parsed.scheme in ("", "file"):
+        return (Path(urllib.parse.unquote(parsed.path)) / path).resolve().as_uri()
+    return f"{root.rstrip('/')}/{path}"
 
 
 def set_runs_view(exp_id: str, labels: Sequence[str], name: str = RUNS_VIEW, columns: Sequence[str] = RUNS_COLUMNS) -> str:

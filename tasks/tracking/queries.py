@@ -18,6 +18,24 @@ from lab2.tasks.tracking.runs import ROLE_TAG, STEP_TAG, VAL_CORRECT_TAG
 if TYPE_CHECKING:
     from lab2.core.lab_report import RunResults
 
+
+class IncompleteRun(LookupError):
+    """A run that lacks numbers the lab report needs."""
+
+    def __init__(self, run_id: str, missing: list[str]) -> None:
+        super().__init__(f"run {run_id} lacks what the report needs: {', '.join(missing)}")
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class LabReport:
+    """The lab report of a run: its markdown, its self-contained HTML, the figures the markdown links (path → PNG)."""
+
+    run_id: str
+    markdown: str
+    html: str
+    figures: dict[str, bytes]
+
 def latest_grid_run(experiment: str) -> str:
     """Id of the newest finished pipeline run of `experiment` that trained an MLP grid."""
     found = client().get_experiment_by_name(experiment)
@@ -108,3 +126,15 @@ def read_figures(run_id: str, paths: list[str]) -> dict[str, bytes]:
     """The bytes of some of a run's artifacts, by path."""
     with tempfile.TemporaryDirectory() as folder:
         return {path: Path(client().download_artifacts(run_id, path, folder)).read_bytes() for path in paths}
+
+
+def lab_report_of(run_id: str) -> LabReport:
+    """The lab report written from what a run holds; IncompleteRun naming each number it lacks."""
+    from lab2.core.lab_report import lab_report, missing_numbers, report_html
+
+    results = read_run_results(run_id)
+    if missing := missing_numbers(results):
+        raise IncompleteRun(run_id, missing)
+    markdown = lab_report(results)
+    figures = read_figures(run_id, [path for path in results.figures if f"({path})" in markdown])
+    return LabReport(run_id, markdown, report_html(markdown, figures), figures)

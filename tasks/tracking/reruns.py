@@ -14,12 +14,13 @@ from mlflow.exceptions import MlflowException
 from lab2.core.describe import how_it_ran, results_part
 from lab2.core.params import Lab2Params
 from lab2.tasks.tracking.connection import client, search_runs, store_exists, tracking_uri
-from lab2.tasks.tracking.links import prefect_tags, run_link, saved_runs_url
+from lab2.tasks.tracking.links import artifact_location, prefect_tags, run_link, saved_runs_url
 from lab2.tasks.tracking.runs import DESCRIPTION_TAG, IDENTITY_TAG, RunRecord, parent_run, set_description
 
 RUN_KEY_TAG = "lab2.run_key"  # the identity of a whole pipeline run (lab2.core.identity.run_key)
 RERUN_OF_TAG = "lab2.rerun_of"  # a rerun with nothing to do: the run whose results it copied
 TERMINAL_FILE = "terminal.txt"  # what `lab2 run` printed of the results; a rerun prints it again
+REPORT_MARKDOWN, REPORT_HTML = "report.md", "report.html"  # the lab report on a parent run (a rerun copies it)
 _IDS_PER_QUERY = 200
 
 
@@ -32,6 +33,7 @@ class Rerun:
     terminal: str
     units: int
     runs_url: str | None  # the runs in an MLflow server's UI (None for a local store)
+    report: str | None  # where the lab report it copied opens (None if the run it copied had none)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ def rerun_if_done(experiment: str, record: RunRecord, candidate_run_id: str) -> 
             return None
         run_id = _record(predecessor, experiment, {**record.tags, RERUN_OF_TAG: predecessor.run_id}, record.params)
         terminal = (predecessor.files / TERMINAL_FILE).read_text()
-        return Rerun(run_id, predecessor.run_id, terminal, len(predecessor.units), saved_runs_url(predecessor.experiment_id))
+        report = artifact_location(run_id, REPORT_HTML) if (predecessor.files / REPORT_HTML).is_file() else None
+        return Rerun(run_id, predecessor.run_id, terminal, len(predecessor.units), saved_runs_url(predecessor.experiment_id), report)
 
 
 def _whole(run_id: str, folder: Path) -> Predecessor | None:
