@@ -36,7 +36,7 @@ class Evidence:
     """What a run holds that the claims are judged on. Cells: lr, iterations, seed, train_accuracy, val_accuracy."""
 
     factorisation: pd.DataFrame  # factorisation.csv: matrix, gd_loss, svd_loss, principal and U-column angles
-    cells: pd.DataFrame  # lab2's held-out cells
+    cells: pd.DataFrame | None  # lab2's held-out cells (None for a run under the report's protocol)
     appendix: pd.DataFrame  # the report's Appendix D as cells (its three runs as seeds 1–3)
     report_protocol_cells: pd.DataFrame | None = None  # seed-report runs, when the run holds them
     u: pd.DataFrame | None = None  # u.csv: each data row's species and U coordinates (svd_u1, svd_u2, gd_u1, gd_u2)
@@ -84,12 +84,10 @@ def _judge(check: str, evidence: Evidence) -> tuple[str, str]:
 
 
 def _judge_grid(check: Callable[[pd.DataFrame], Finding], evidence: Evidence) -> tuple[str, str]:
-    sources = {"held-out runs": evidence.cells, "the report's Appendix D": evidence.appendix}
-    if evidence.report_protocol_cells is not None:
-        sources["seed-report runs"] = evidence.report_protocol_cells
-    found = {name: check(cells) for name, cells in sources.items()}
+    sources = {"held-out runs": evidence.cells, "the report's Appendix D": evidence.appendix, "seed-report runs": evidence.report_protocol_cells}
+    found = {name: check(cells) for name, cells in sources.items() if cells is not None}
     said = "; ".join(f"{name}: {f.evidence}" for name, f in found.items())
-    if found["held-out runs"].holds:
+    if "held-out runs" in found and found["held-out runs"].holds:
         return SUPPORTED, said
     return (REPORT_ONLY if any(f.holds for f in found.values()) else CONTRADICTED), said
 

@@ -77,6 +77,16 @@ def u_rows(u_svd: torch.Tensor, u_gd: torch.Tensor, labels: torch.Tensor, class_
     })
 
 
+def reconstruction_rows(a: torch.Tensor, gd: Factorisation, svd: Factorisation) -> pd.DataFrame:
+    """Q1_1's matrices entry by entry: row, column, A, GD's UVᵀ and truncated SVD's (the rank's optimum)."""
+    gd_product, svd_product = gd.u @ gd.v.T, svd.u @ svd.v.T
+    rows, columns = a.shape
+    return pd.DataFrame([
+        {"row": i, "column": j, "a": a[i, j].item(), "gd": gd_product[i, j].item(), "svd": svd_product[i, j].item()}
+        for i in range(rows) for j in range(columns)
+    ])
+
+
 def check_rank(rank: int, matrices: Mapping[str, torch.Tensor]) -> None:
     """Raise InputError unless 1 ≤ rank ≤ min(rows, columns) of every matrix."""
     for name, matrix in matrices.items():

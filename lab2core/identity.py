@@ -23,7 +23,9 @@ RECIPE = {
         "LAB_MATRIX", "_UCI_ROWS", "Dataset", "load_iris_dataset", "load_csv_dataset", "_read_csv", "labelled_frame",
         "centre", "split_rows", "scale", "factorisation_matrices",
     ),
-    "lab2core/factorise.py": ("reconstruction_loss", "factorise_gd", "truncated_svd", "principal_angles", "column_angles"),
+    "lab2core/factorise.py": (
+        "reconstruction_loss", "factorise_gd", "truncated_svd", "principal_angles", "column_angles", "u_rows", "reconstruction_rows",
+    ),
     "lab2core/mlp.py": (
         "prepare_mlp_data", "_prepare", "init_mlp", "forward", "train_cells", "train_trajectories", "hits", "_mean_cross_entropy", "_read_off",
     ),

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from lab2.core.data import Dataset, labelled_frame
 from lab2.core.describe import cell_description, cell_run_name, factorisation_description, factorisation_run_name
-from lab2.core.factorise import Factorisation, u_rows
+from lab2.core.factorise import Factorisation, reconstruction_rows, u_rows
 from lab2.core.identity import code_version, tensor_digest
 from lab2.core.mlp import CellResult, MLPData
 from lab2.core.params import FactorisationSetup, GridParams, MLPSetup
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 GD, SVD, MLP = "gd-factorise", "svd-baseline", "mlp"  # the steps, as tag lab2.step
 U_ROWS = "u.csv"  # the dataset's U rows from SVD and GD, with each row's class: what figures/u_scatter.png draws
+RECONSTRUCTION = "reconstruction.csv"  # the lab's 3×3 matrix and its rank-r reconstructions by GD and SVD, entry by entry
 CellKey = tuple[float, int, int, int]  # lr, iterations, seed, split seed
 
 
@@ -135,10 +136,14 @@ def record_factorisation(
     parent_run_id: str, name: str, matrix: torch.Tensor, data: Dataset, setup: FactorisationSetup, plan: Plan,
     gd: Factorisation, svd: Factorisation, angles: dict[str, float], figures: dict[str, Figure],
 ) -> tuple[dict[str, object], dict[tuple[str, str], str]]:
-    """Q1 of one matrix: its `gd-factorise` and `svd-baseline` runs (those not reused), and the dataset's U figure and
-    U rows (u.csv) on the parent; returns its row of Q1's table and the runs written."""
+    """Q1 of one matrix: its `gd-factorise` and `svd-baseline` runs (those not reused); on the GD run and the parent,
+    the dataset's U figure and U rows (u.csv), or the lab's matrix reconstructed (reconstruction.csv); returns its row
+    of Q1's table and the runs written."""
     dataset = matrix_dataset(name, matrix, data)
-    texts = {U_ROWS: u_rows(svd.u, gd.u, data.labels, data.class_names).to_csv(index=False)} if name == data.name else {}
+    if name == data.name:
+        texts = {U_ROWS: u_rows(svd.u, gd.u, data.labels, data.class_names).to_csv(index=False)}
+    else:
+        texts = {RECONSTRUCTION: reconstruction_rows(matrix, gd, svd).to_csv(index=False)}
     records = {
         (name, GD): lambda: gd_record(name, setup, gd, angles, figures, dataset, plan.identities[(name, GD)], texts),
         (name, SVD): lambda: svd_record(name, setup.rank, svd, dataset, plan.identities[(name, SVD)]),
@@ -150,12 +155,12 @@ def record_factorisation(
 
 @task(cache_policy=NO_CACHE)
 def reuse_factorisation(parent_run_id: str, name: str, data: Dataset, plan: Plan) -> dict[str, object]:
-    """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter and rows copied onto the
-    parent."""
+    """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter and rows, or the lab's
+    matrix reconstructed, copied onto the parent."""
     gd, svd = plan.reused[(name, GD)], plan.reused[(name, SVD)]
-    if name == data.name:
-        tracking.copy_artifact(gd.run_id, "figures/u_scatter.png", parent_run_id)
-        tracking.copy_artifact(gd.run_id, U_ROWS, parent_run_id)
+    copied = ["figures/u_scatter.png", U_ROWS] if name == data.name else [RECONSTRUCTION]
+    for path in copied:
+        tracking.copy_artifact(gd.run_id, path, parent_run_id)
     return reused_factorisation_row(name, gd, svd)
 
 

@@ -107,6 +107,11 @@ def test_the_report_protocol_verdict_needs_the_held_out_runs_to_fail_and_the_rep
     assert verdict(held_out_fails, held_out_fails, best_in_report) == REPORT_ONLY  # seed-report runs bear it out
     assert verdict(held_out_fails, held_out_fails) == CONTRADICTED
     assert "seed-report runs" in check_claims(Evidence(FACTORISATION, held_out_fails, held_out_fails, best_in_report), best)["evidence"].item()
+    # A run under the report's protocol has no held-out cells: its own cells can support a claim only under that protocol.
+    assert verdict(None, held_out_fails, best_in_report) == REPORT_ONLY
+    assert verdict(None, held_out_fails, held_out_fails) == CONTRADICTED
+    said = check_claims(Evidence(FACTORISATION, None, held_out_fails, best_in_report), best)["evidence"].item()
+    assert said.startswith("the report's Appendix D: ") and "held-out" not in said
 
 
 def test_every_claim_names_a_check_and_the_reports_own_appendix_contradicts_training_above_validation():

@@ -12,7 +12,7 @@ from prefect.exceptions import ParameterTypeError
 from lab2.core.params import GridParams, Lab2Params
 from lab2.flows.pipeline import lab2
 from lab2.flows.mlp_grid import mlp_grid
-from lab2.core.data import centre, load_dataset
+from lab2.core.data import LAB_MATRIX, centre, load_dataset
 from lab2.core.factorise import truncated_svd
 from lab2.core.mlp import forward, prepare_mlp_data, train_trajectories
 from lab2.core.seeds import compare_seeds
@@ -73,6 +73,13 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
     assert svd["iris-uci"].data.metrics["loss"] == pytest.approx(15.2288, abs=5e-5)
     q1 = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "factorisation.csv")).set_index("matrix")
     assert q1.loc["iris-uci", "svd_loss"] == pytest.approx(15.2288, abs=5e-5)
+    rebuilt = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "reconstruction.csv")).sort_values(["row", "column"])
+    on_gd_run = pd.read_csv(mlflow_store.download_artifacts(gd["lab1-3x3"].info.run_id, "reconstruction.csv"))
+    pd.testing.assert_frame_equal(rebuilt.reset_index(drop=True), on_gd_run.sort_values(["row", "column"]).reset_index(drop=True))
+    optimum = truncated_svd(LAB_MATRIX, 2)
+    assert rebuilt["a"].tolist() == pytest.approx(LAB_MATRIX.flatten().tolist())
+    assert rebuilt["svd"].tolist() == pytest.approx((optimum.u @ optimum.v.T).flatten().tolist(), abs=1e-6)
+    assert ((rebuilt["a"] - rebuilt["gd"]) ** 2).sum() == pytest.approx(gd["lab1-3x3"].data.metrics["loss"], rel=1e-5)
     assert parent.data.metrics == {}  # Q1's losses live on their own runs; the chart view opens on the cells' metrics
     (data,) = svd["iris-uci"].inputs.dataset_inputs
     assert data.dataset.name == "iris-uci" and data.dataset.digest == load_dataset("iris-uci").digest
@@ -172,7 +179,7 @@ def _prefect_artifacts(flow_run_id):
 
 def test_the_lab_grid_writes_the_lab_report_on_its_parent_and_as_a_prefect_artifact(mlflow_store):
     result = lab2(Lab2Params(gd_epochs=50))
-    assert result.report == "report.html"
+    assert result.report.startswith("file://") and result.report.endswith(f"/{result.parent_run_id}/artifacts/report.html")
     root = {a.path for a in mlflow_store.list_artifacts(result.parent_run_id)}
     assert {"report.md", "report.html"} <= root
     markdown = open(mlflow_store.download_artifacts(result.parent_run_id, "report.md")).read()
@@ -183,6 +190,7 @@ def test_the_lab_grid_writes_the_lab_report_on_its_parent_and_as_a_prefect_artif
     (artifact,) = [a for a in _prefect_artifacts(flow_run_id) if a.key == "lab-report"]
     assert artifact.type == "markdown" and "## The original report's claims, checked" in artifact.data
     assert "![" not in artifact.data and "*Figure: U from SVD and from GD (`figures/u_scatter.png`" in artifact.data
+    assert artifact.data.startswith(f"**The whole report, its figures embedded:** `{result.report}`")
     assert "Q1_3: **supported**. SVD: 2 groups: setosa | versicolor + virginica; GD: 2 groups" in markdown
 
 

@@ -64,6 +64,26 @@ def test_the_two_groups_claim_is_judged_on_the_u_rows_a_run_holds():
     assert "Q1_3: **supported**. SVD: 2 groups: setosa | versicolor + virginica; GD: 2 groups" in report
 
 
+def test_q1_1_shows_the_matrix_and_each_reconstruction_row_by_row():
+    assert "The run holds no reconstruction of the matrix" in lab_report(results())
+    a = np.array([[0.3374, 0.6005, 0.1735], [3.3359, 0.0492, 1.8374], [2.9407, 0.5301, 2.2620]])
+    svd = a - 0.01
+    gd = svd + np.array([[0, 0, 0], [0, 0, 0], [0, 0, 3e-5]])
+    entries = pd.DataFrame([{"row": i, "column": j, "a": a[i, j], "gd": gd[i, j], "svd": svd[i, j]} for i in range(3) for j in range(3)])
+    report = lab_report(results(tables={**results().tables, "reconstruction.csv": entries.sample(frac=1, random_state=0)}))
+    # the report's Figure 2, then the run's GD and SVD reconstructions, rounded for reading
+    assert "| 1 | 0.3374, 0.6005, 0.1735 | 0.2193, 0.5037, 0.3697 | 0.3274, 0.5905, 0.1635 | 0.3274, 0.5905, 0.1635 |" in report
+    assert "| 3 | 2.9407, 0.5301, 2.2620 | 3.0304, 0.6037, 2.1129 | 2.9307, 0.5201, 2.2520 | 2.9307, 0.5201, 2.2520 |" in report
+    assert "lab2's GD reconstruction is within 3e-05 of the optimum's in every entry; the report's, within 0.21." in report
+
+
+def test_a_run_under_the_reports_protocol_judges_the_grid_claims_as_seed_report_runs():
+    report = lab_report(results(params={**PARAMS, "protocol": "seed-report"}))
+    claims = report[report.index("## The original report's claims, checked"):report.index("## What the runs show")]
+    assert "held-out runs" not in claims and "seed-report runs: " in claims
+    assert "**supported**" not in claims.split("Q2_2", 1)[1]  # no held-out runs: a grid claim holds only under the report's protocol
+
+
 def test_what_a_run_lacks_is_named():
     assert missing_numbers(results()) == []
     small = lab_cells()[lambda c: c["lr"] != 0.001]
