@@ -88,7 +88,8 @@ def lab_report(results: RunResults) -> str:
         _q1_3(data, results.figures),
         _q2_1(results.params),
         _q2_2(results, cells),
-        "## The original report's numbers beside lab2's\n\n" + markdown_table(compare_with_report(published, _ours(lab1, data, lab_cells, results.params))),
+        "## The original report's numbers beside lab2's\n\n" + markdown_table(compare_with_report(
+            published, _ours(lab1, data, lab_cells, results.params), results.params["dataset"])),
         _claims(check_claims(evidence)),
         _missed(cells),
     ]

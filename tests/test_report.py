@@ -36,6 +36,15 @@ def test_verdicts_follow_the_seed_range_and_explain_held_out_gaps():
     assert rows.loc["held-out", "verdict"].startswith("differs: report +0.11; the report's 'validation' model")
 
 
+def test_q1_2_on_another_copy_of_iris_differs_by_the_dataset_not_by_convergence():
+    report = load_report_numbers()[lambda r: r["quantity"].isin(["q1_2_svd_loss", "q1_1_gd_loss"])]
+    ours = pd.DataFrame([{"quantity": "q1_2_svd_loss", "seed": 0, "value": 15.2046}, {"quantity": "q1_1_gd_loss", "seed": 0, "value": 0.1219}])
+    rows = compare_with_report(report, ours, "iris").set_index("quantity")["verdict"]
+    assert rows["q1_2_svd_loss"] == "differs: report +0.0242; lab2 ran on `iris`, the report on the UCI copy of Iris (`iris-uci`)"
+    assert rows["q1_1_gd_loss"].endswith("the report's run stopped short")  # the lab's matrix is the same on every dataset
+    assert compare_with_report(report, ours, "iris-uci").set_index("quantity").loc["q1_2_svd_loss", "verdict"].endswith("stopped short")
+
+
 def test_lab2_reproduces_the_reports_svd_loss_and_its_trained_on_itself_validation():
     rows = compare_with_report(load_report_numbers(), lab2_numbers(seeds=[0, 1]))
     svd = rows[rows["quantity"] == "q1_2_svd_loss"].iloc[0]
