@@ -86,6 +86,33 @@ def mlflow_store(tmp_path, monkeypatch, empty_mlflow_db) -> MlflowClient:
     return MlflowClient(uri)
 
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium, never a downloaded browser build
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page in a fresh browser profile (no stored UI state)."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1200})
+    context.set_default_timeout(60_000)
+    yield context.new_page()
+    context.close()
+
+
 def all_runs(client: MlflowClient, experiment: str = "lab2") -> list:
     """Every run of `experiment` (none if the experiment does not exist)."""
     found = client.get_experiment_by_name(experiment)

@@ -28,11 +28,6 @@ pytestmark = [pytest.mark.system, pytest.mark.xdist_group("browser")]
 
 BIN = Path(sys.executable).parent
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 LAB_METRICS = {"train_accuracy", "val_accuracy", "train_loss", "val_loss"}
 UI_TIMEOUT_MS = 180_000  # the MLflow UI's first load takes ~20 s on a busy 2-core machine
 
@@ -114,26 +109,6 @@ def lab(tmp_path_factory) -> Lab:
             stop_group(ui)
     finally:
         stop_group(prefect)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    """A page in a fresh browser profile (no stored UI state)."""
-    context = browser.new_context(viewport={"width": 1600, "height": 1200})
-    context.set_default_timeout(60_000)
-    yield context.new_page()
-    context.close()
 
 
 def _open(page, url: str, wait_for: str) -> str:

@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.system, pytest.mark.xdist_group("stack")]
 
 PROJECT = Path(__file__).resolve().parents[1]
 GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "stack-test"}
+LAB_GRID = {"lrs": [0.1, 0.01, 0.001], "iterations": [100, 1000], "seeds": [0, 1], "gd_epochs": 200, "experiment": "stack-report"}
 
 
 def _prefect(config: stack.StackConfig, endpoint: str, body: dict | None = None) -> dict | list:
@@ -170,6 +171,43 @@ def test_lab2_ui_links_the_running_stacks_mlflow_server_in_lab2s_view(config, gr
     experiment = _mlflow(config, "experiments/get-by-name", experiment_name=GRID["experiment"])["experiment"]
     link = f"{config.mlflow_url}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning&viewStateShareKey="
     assert link in capsys.readouterr().out
+
+
+def test_the_lab_report_of_a_deployment_run_is_written_again_by_lab2_report_and_opens_from_prefect(config, deployments, tmp_path, page):
+    run = run_deployment(config.prefect_api_url, deployments["lab2"]["id"], {"params": LAB_GRID}, timeout=900)
+    assert run["state_type"] == "COMPLETED", run["state"]
+    store = MlflowClient(config.mlflow_url)
+    experiment_id = store.get_experiment_by_name(LAB_GRID["experiment"]).experiment_id
+    (parent,) = store.search_runs([experiment_id], "tags.`lab2.role` = 'pipeline'")
+    carried = tmp_path / "carried"
+    carried.mkdir()
+    carried = Path(store.download_artifacts(parent.info.run_id, "report.md", str(carried))).read_text()
+    assert f"[The run in MLflow]({config.mlflow_url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}" in carried
+
+    # `lab2 report --run` on the stack's MLflow server, in a process of its own: the report the run carries.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env |= {"MLFLOW_TRACKING_URI": config.mlflow_url, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    written = subprocess.run([stack.console_script("lab2"), "report", "--run", parent.info.run_id], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert written.returncode == 0, written.stderr[-3000:]
+    assert f"{tmp_path / 'report.md'}\n" in written.stdout and (tmp_path / "report.md").read_text() == carried
+
+    # The flow run's lab-report artifact links report.html in the MLflow UI, which shows it with its figures.
+    query = {"artifacts": {"flow_run_id": {"any_": [run["id"]]}, "key": {"any_": ["lab-report"]}}}
+    (artifact,) = _prefect(config, "artifacts/filter", query)
+    link = f"{config.mlflow_url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}/artifactPath/report.html?workflowType=machine_learning"
+    assert artifact["data"].startswith(f"**[The whole report, its figures embedded: report.html in the MLflow UI]({link})**")
+    page.goto(f"{config.prefect_ui_url}/artifacts/artifact/{artifact['id']}")
+    anchor = page.get_by_role("link", name=re.compile("The whole report, its figures embedded"))
+    anchor.wait_for(timeout=180_000)
+    assert anchor.get_attribute("href") == link and anchor.get_attribute("target") == "_blank"
+    with page.expect_popup() as opened:  # Prefect opens a markdown link in a new tab
+        anchor.click()
+    shown = opened.value
+    report = shown.frame_locator("iframe").first  # MLflow shows an HTML artifact in an iframe of its own
+    report.get_by_text("The original report's claims, checked").first.wait_for(timeout=180_000)
+    frame = shown.locator("iframe").first.element_handle().content_frame()
+    assert frame.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)") and frame.evaluate("document.images.length") == 5
 
 
 def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
