@@ -64,6 +64,17 @@ def test_the_two_groups_claim_is_judged_on_the_u_rows_a_run_holds():
     assert "Q1_3: **supported**. SVD: 2 groups: setosa | versicolor + virginica; GD: 2 groups" in report
 
 
+def test_the_report_says_whether_lab2s_gd_converged_from_its_gap_to_the_optimum():
+    report = lab_report(results())
+    assert "lab2's GD loss is 7e-08 from the optimum (float32 rounding): it converged." in report
+    assert "lab2's GD loss is 2e-05 from the optimum (float32 rounding): it converged." in report
+    stopped = FACTORISATION.assign(gd_loss=FACTORISATION["svd_loss"] * 1.0002)  # just past the float32 tolerance
+    report = lab_report(results(tables={**results().tables, "factorisation.csv": stopped}))
+    assert "lab2's GD stops 2.438e-05 above the optimum after 1000 epochs at lr 0.01: it has not converged." in report
+    assert "lab2's GD stops 0.003041 above the optimum after 1000 epochs at lr 0.01: it has not converged." in report
+    assert "it converged" not in report
+
+
 def test_q1_1_shows_the_matrix_and_each_reconstruction_row_by_row():
     assert "The run holds no reconstruction of the matrix" in lab_report(results())
     a = np.array([[0.3374, 0.6005, 0.1735], [3.3359, 0.0492, 1.8374], [2.9407, 0.5301, 2.2620]])
