@@ -38,10 +38,26 @@ RECIPE = {
 }
 
 
+# The packages a unit's numbers are computed with: an upgrade of one computes every unit again, and the run that
+# follows says whether the numbers moved (lab2.core.watch). The torch thread count stays out: it is a parameter.
+COMPUTE_PACKAGES = ("torch", "numpy")
+
+
 def unit_identity(step: str, params: Mapping[str, object], data_digest: str, code_version: str) -> str:
-    """Hash of a unit's step, params (as logged, str values), input data digest and code version."""
-    material = {"step": step, "params": {k: str(v) for k, v in sorted(params.items())}, "data": data_digest, "code": code_version}
+    """Hash of a unit's step, params (as logged, str values), input data digest, code version and the environment
+    that computes it (Python and COMPUTE_PACKAGES versions)."""
+    material = {"step": step, "params": {k: str(v) for k, v in sorted(params.items())}, "data": data_digest, "code": code_version,
+                "environment": compute_environment()}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@lru_cache(maxsize=1)
+def compute_environment() -> dict[str, str]:
+    """Python's version and COMPUTE_PACKAGES' installed versions, read without importing them."""
+    import platform
+    from importlib.metadata import version
+
+    return {"python": platform.python_version(), **{name: version(name) for name in COMPUTE_PACKAGES}}
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
@@ -54,14 +70,20 @@ def tensor_digest(tensor: torch.Tensor) -> str:
 @lru_cache(maxsize=1)
 def code_version(root: Path = ROOT) -> str:
     """Hash of the RECIPE definitions under `root` (their syntax trees, docstrings left out)."""
-    h = hashlib.sha256()
+    return hashlib.sha256(json.dumps(recipe_digests(root), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def recipe_digests(root: Path = ROOT) -> dict[str, str]:
+    """Each RECIPE file's hash of its recipe definitions: which file an edit to the recipe touched."""
+    digests = {}
     for file, names in RECIPE.items():
-        found = _definitions(root / file)
+        found, h = _definitions(root / file), hashlib.sha256()
         for name in names:
             if name not in found:
                 raise LookupError(f"{file} defines no {name}, which RECIPE names")
-            h.update(f"{file}:{name}:{found[name]}".encode())
-    return h.hexdigest()[:12]
+            h.update(f"{name}:{found[name]}".encode())
+        digests[file] = h.hexdigest()[:12]
+    return digests
 
 
 def _definitions(path: Path) -> dict[str, str]:

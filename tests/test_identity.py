@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lab2.core.identity import RECIPE, code_version
+from lab2.core import identity
+from lab2.core.identity import RECIPE, code_version, recipe_digests, unit_identity
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +64,22 @@ def test_an_edit_to_the_recipe_changes_every_identity(checkout, edit):
     before = code_version.__wrapped__(checkout)
     _replace(checkout / edit[0], edit[1], edit[2])
     assert code_version.__wrapped__(checkout) != before
+
+
+def test_a_recipe_edit_is_traced_to_its_file(checkout):
+    before = recipe_digests(checkout)
+    _replace(checkout / "lab2core/mlp.py", "def init_mlp(", "def init_mlp(  ")  # same syntax tree
+    assert recipe_digests(checkout) == before
+    _replace(checkout / "lab2core/mlp.py", "w1 = torch.rand(", "w1 = torch.randn(")
+    assert [f for f in before if recipe_digests(checkout)[f] != before[f]] == ["lab2core/mlp.py"]
+
+
+def test_the_environment_that_computes_a_unit_is_part_of_its_identity(monkeypatch):
+    same = unit_identity("mlp", {"lr": 0.1}, "d1", "c1")
+    assert identity.compute_environment()["torch"].startswith("2.13.0") and unit_identity("mlp", {"lr": 0.1}, "d1", "c1") == same
+    upgraded = {**identity.compute_environment(), "torch": "2.14.0"}
+    monkeypatch.setattr(identity, "compute_environment", lambda: upgraded)
+    assert unit_identity("mlp", {"lr": 0.1}, "d1", "c1") != same
 
 
 def test_a_recipe_definition_that_is_gone_is_named(checkout):

@@ -1,0 +1,152 @@
+"""Since the last run: what went in that changed, and for each unit computed again, whether its numbers moved.
+
+Pure: it reads two runs' inputs (code, data, environment) and result tables, and judges. A run's verdict is the
+worst of its units': unchanged (nothing computed again), identical (bit for bit), within-noise (float rounding, or
+seed noise by the project's paired statistics) or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from lab2.core.family import significant
+from lab2.core.seeds import compare_runs
+
+UNCHANGED, IDENTICAL, WITHIN_NOISE, CHANGED = "unchanged", "identical", "within-noise", "changed"
+VERDICTS = (UNCHANGED, IDENTICAL, WITHIN_NOISE, CHANGED)  # best to worst
+FLOAT_NOISE = 1e-6  # relative: two results this close differ by float rounding only (summation order, threads)
+CELL_KEYS = ["lr", "iterations", "seed", "split_seed"]
+CELL_METRICS = ["train_accuracy", "val_accuracy", "train_loss", "val_loss"]
+FACTORISATION_METRICS = ["gd_loss", "svd_loss"]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What went into a run besides its parameters: the recipe's code (file → digest), the data (digest, one digest
+    per row) and the environment (package versions, the torch thread count)."""
+
+    code: Mapping[str, str]
+    data: str
+    rows: Sequence[str]
+    environment: Mapping[str, str]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Inputs:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class UnitChange:
+    """One part of a run computed again, against the same part of the last run."""
+
+    what: str  # "Q1 lab1-3x3", "Q2 grid"
+    verdict: str
+    evidence: str  # rounded for reading
+
+
+@dataclass(frozen=True)
+class SinceLastRun:
+    """A run against its predecessor: the last FINISHED run of the experiment with the same parameters."""
+
+    predecessor: str | None  # its run id; None for the first run with these parameters
+    causes: list[str] = field(default_factory=list)  # what went in that changed
+    units: list[UnitChange] = field(default_factory=list)
+    recomputed: int = 0  # units computed again rather than reused
+
+    @property
+    def verdict(self) -> str:
+        if self.recomputed == 0:
+            return UNCHANGED
+        return max((u.verdict for u in self.units), key=VERDICTS.index, default=IDENTICAL)
+
+
+def row_digests(features: np.ndarray, labels: np.ndarray) -> list[str]:
+    """A short hash of each data row (its features and label), to count the rows a new copy of the data changed."""
+    return [hashlib.sha256(np.ascontiguousarray(x).tobytes() + str(y).encode()).hexdigest()[:12] for x, y in zip(features, labels)]
+
+
+def input_changes(before: Inputs, now: Inputs) -> list[str]:
+    """What went in differently, each cause in words: the recipe files edited, the data's digest and rows changed,
+    the environment's versions."""
+    causes = []
+    edited = sorted(f for f in {*before.code, *now.code} if before.code.get(f) != now.code.get(f))
+    if edited:
+        causes.append(f"recipe code: {', '.join(edited)}")
+    if before.data != now.data:
+        changed = sum(a != b for a, b in zip(before.rows, now.rows)) + abs(len(before.rows) - len(now.rows))
+        causes.append(f"data: digest {before.data} → {now.data}, {changed} of {len(now.rows)} rows changed")
+    moved = [f"{k} {before.environment.get(k, '-')} → {now.environment.get(k, '-')}"
+             for k in sorted({*before.environment, *now.environment}) if before.environment.get(k) != now.environment.get(k)]
+    if moved:
+        causes.append(f"environment: {', '.join(moved)}")
+    return causes
+
+
+def compare_factorisation(before: pd.DataFrame, now: pd.DataFrame, recomputed: Sequence[str]) -> list[UnitChange]:
+    """Q1's matrices computed again (factorisation.csv rows), each against its last run: the same GD and SVD losses,
+    losses within float rounding, or moved."""
+    before, now = before.set_index("matrix"), now.set_index("matrix")
+    changes = []
+    for matrix in [m for m in recomputed if m in before.index and m in now.index]:
+        old, new = before.loc[matrix, FACTORISATION_METRICS].astype(float), now.loc[matrix, FACTORISATION_METRICS].astype(float)
+        said = f"GD {old['gd_loss']:.6g} → {new['gd_loss']:.6g}, optimum {old['svd_loss']:.6g} → {new['svd_loss']:.6g}"
+        changes.append(UnitChange(f"Q1 {matrix}", _closeness(old.to_numpy(), new.to_numpy()), said))
+    return changes
+
+
+def compare_grid(before: pd.DataFrame, now: pd.DataFrame, recomputed: Sequence[tuple]) -> list[UnitChange]:
+    """The grid's cells computed again (mlp_cells.csv rows keyed lr, iterations, seed, split_seed) against their last
+    run: bit for bit, within float rounding, or judged seed by seed with the paired statistics of `lab2 compare`
+    (changed when a cell's difference is significant after Holm, or when a cell has one seed and no noise to measure
+    it against)."""
+    keys = set(map(tuple, recomputed))
+    both = now.merge(before, on=CELL_KEYS, suffixes=("", "_before"))
+    both = both[[tuple(k) in keys for k in both[CELL_KEYS].itertuples(index=False)]]
+    if both.empty:
+        return []
+    old, new = both[[f"{m}_before" for m in CELL_METRICS]].to_numpy(float), both[CELL_METRICS].to_numpy(float)
+    verdict = _closeness(old, new)
+    largest = np.nanmax(np.abs(new - old))
+    if verdict != CHANGED:
+        return [UnitChange("Q2 grid", verdict, f"{len(both)} cells, largest difference {largest:.2g}")]
+    pairs, _ = compare_runs(both[CELL_KEYS + CELL_METRICS], both[CELL_KEYS + [f"{m}_before" for m in CELL_METRICS]].rename(
+        columns=lambda c: c.removesuffix("_before")), "val_accuracy", None)
+    moved = pairs[[significant(p) or n < 2 for p, n in zip(pairs["p_holm"].fillna(1.0), pairs["n"])]]
+    moved = moved[moved["mean_diff"].abs() > 0]
+    if moved.empty:
+        return [UnitChange("Q2 grid", WITHIN_NOISE, f"{len(both)} cells; no cell's val accuracy moved beyond its seeds' noise "
+                                                    f"(largest mean difference {pairs['mean_diff'].abs().max():.3f})")]
+    said = "; ".join(f"{r.a.removeprefix('A ')}: val accuracy {r.mean_diff:+.3f} (n={r.n}, Holm p={r.p_holm:.2g})" for r in moved.itertuples())
+    return [UnitChange("Q2 grid", CHANGED, f"{len(moved)} of {len(pairs)} cells moved: {said}")]
+
+
+def _closeness(old: np.ndarray, new: np.ndarray) -> str:
+    same = (old == new) | (np.isnan(old) & np.isnan(new))
+    if same.all():
+        return IDENTICAL
+    scale = np.maximum(np.abs(old), np.abs(new))
+    return WITHIN_NOISE if np.all(same | (np.abs(new - old) <= FLOAT_NOISE * scale)) else CHANGED
+
+
+def since_last_run_markdown(since: SinceLastRun, predecessor_link: str | None) -> str:
+    """The description's first section: the verdict, the run it is against, what went in differently, what moved."""
+    if since.predecessor is None:
+        return "### Since the last run\n\nThe first run with these parameters in this experiment: nothing to compare."
+    against = f"[{since.predecessor}]({predecessor_link})" if predecessor_link else f"`{since.predecessor}`"
+    causes = "; ".join(since.causes) if since.causes else "nothing (the same code, data and environment)"
+    paragraphs = [f"### Since the last run: **{since.verdict}**", f"Against run {against}, the last with the same parameters. "
+                  f"What went in differently: {causes}."]
+    if since.recomputed == 0:
+        paragraphs.append("Every unit was reused: no number could move.")
+    if since.units:
+        paragraphs.append("\n".join(f"- {u.what}: **{u.verdict}**. {u.evidence}" for u in since.units))
+    return "\n\n".join(paragraphs)
