@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 
 from lab2.core.describe import best_label, units_sentence
 from lab2.core.seeds import SeedComparison
+from lab2.core.watch import SinceLastRun, since_last_run_line, since_last_run_markdown
 from lab2.flows.factorisation import factorise_matrices
 from lab2.flows.mlp_grid import train_grid
 from lab2.core.params import Lab2Params
@@ -17,6 +18,7 @@ from lab2.tasks.compute import check_inputs
 from lab2.tasks.outputs import describe_parent, publish_report
 from lab2.tasks.resume import settle
 from lab2.tasks.tracking.reruns import pipeline_record
+from lab2.tasks.watch import record_inputs, verdict_state, watch_since_last_run
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Lab2Result:
     units: pd.DataFrame
     runs_url: str | None  # None for a local store: `lab2 ui` serves its UI
     report: str | None = None  # where the lab report (report.html on the parent run) opens, when the run answers the lab
+    since: SinceLastRun | None = None  # against the last run with the same parameters
 
 
 @flow(name="lab2")
@@ -39,13 +42,17 @@ def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
     description. Units with a FINISHED run of their identity are reused; `force` recomputes everything."""
     check_inputs(params)
     with tracking.parent_run(params.experiment, "lab2", pipeline_record(params)) as parent:
+        inputs = record_inputs(parent, params)
         q1 = factorise_matrices(parent, params.factorisation)
         q2 = train_grid(parent, params.grid)
         units = pd.concat([q1.units, q2.units], ignore_index=True)
-        url = describe_parent(parent, [q1.what_ran, q2.what_ran], units, q1.summary, q2.seeds, q2.winner)
+        since = watch_since_last_run(parent, params.params_key(), inputs, q1, q2)
+        url = describe_parent(parent, [q1.what_ran, q2.what_ran], units, q1.summary, q2.seeds, q2.winner, since_last_run_markdown(since))
         report = publish_report(parent) if params.report else None
         settle(parent)
     logger = get_run_logger()  # the tables are the flow runs' artifacts
     logger.info("Best group: %s. Units: %s", best_label(q2.seeds), units_sentence(units))
+    logger.info(since_last_run_line(since))
     logger.info("MLflow parent run %s; every run in the MLflow UI: %s", parent, url or tracking.ui_command(tracking.tracking_uri()))
-    return Lab2Result(parent, q1.summary, q2.cells, q2.seeds, units, url, report)
+    result = Lab2Result(parent, q1.summary, q2.cells, q2.seeds, units, url, report, since)
+    return verdict_state(result, since)

@@ -14,6 +14,7 @@ GROUP_BY_HINT = "In the runs table, **Group by → Tags → `lab2.group`** folds
 PAIRS_SHOWN = 5  # the description shows the first comparisons; seed_pairs.csv holds every one
 GROUPS_SHOWN = 12  # a larger grid's table shows its best groups; seed_summary.csv holds every one
 HOW_IT_RAN = "**How it ran**"  # the description's last section: where, and what it reused
+SINCE_END = "\n\n---"  # a rule under the description's first section, what changed since the last run
 REUSED_SHOWN = 24  # links to reused runs; units/*.csv lists every unit
 
 
@@ -82,14 +83,16 @@ def pipeline_description(
     flow_run_url: str | None = None,
     reused: Sequence[tuple[str, str]] = (),
     best_run: tuple[str, str] | None = None,
+    since_last_run: str | None = None,
 ) -> str:
-    """The parent run's description (markdown): the results (the best group first: MLflow folds a long description
+    """The parent run's description (markdown): what changed since the last run with the same parameters
+    (`since_last_run`, a section ended by SINCE_END), the results (the best group first: MLflow folds a long description
     after a few lines), what ran, the grid's and Q1's tables; then, under HOW_IT_RAN, where it ran.
 
     `reused` holds (unit name, link) of the units taken from earlier runs; `best_run` (name, link) the
     best group's run whose model is logged.
     """
-    parts = []
+    parts = [since_last_run + SINCE_END] if since_last_run else []
     if seeds is not None:
         model = f" The model `lab2-mlp` is its seed run [{best_run[0]}]({best_run[1]})." if best_run else ""
         parts.append(f"**Best group: {best_label(seeds)}** (highest mean validation accuracy; ties go to fewer iterations).{model}")
@@ -127,8 +130,9 @@ def how_it_ran(flow_run_url: str | None, reused: Sequence[tuple[str, str]], reru
 
 
 def results_part(description: str) -> str:
-    """A pipeline run's description without its HOW_IT_RAN section: what a rerun with nothing to do copies."""
-    return description.split(f"\n\n{HOW_IT_RAN}", 1)[0]
+    """A pipeline run's description without its since-the-last-run section and its HOW_IT_RAN section: what a rerun
+    with nothing to do copies."""
+    return description.split(SINCE_END, 1)[-1].lstrip("\n").split(f"\n\n{HOW_IT_RAN}", 1)[0]
 
 
 def grid_sentence(

@@ -120,6 +120,11 @@ def run_key(params: Mapping[str, object], data_file: Path, root: Path = ROOT) ->
     return h.hexdigest()[:24]
 
 
+def params_key(params: Mapping[str, object]) -> str:
+    """A hash of parameters alone (as dumped): runs of the same experiment whatever their data, code or packages."""
+    return hashlib.sha256(json.dumps({k: str(v) for k, v in sorted(params.items())}).encode()).hexdigest()[:24]
+
+
 def data_file(dataset: str) -> Path:
     """The file a dataset is read from: a CSV's path, or scikit-learn's bundled Iris file for the built-in ones
     (found without importing scikit-learn)."""

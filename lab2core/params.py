@@ -184,6 +184,12 @@ class Lab2Params(GridParams, FactorisationParams):
 
         return run_key(self.model_dump(exclude=set(EXECUTION_ONLY)), data_file(self.dataset))
 
+    def params_key(self) -> str:
+        """This run's axes and setup, hashed (not its data, code or environment): the runs a watch compares."""
+        from lab2.core.identity import params_key
+
+        return params_key(self.model_dump(exclude={*EXECUTION_ONLY, "report"}))
+
     @property
     def factorisation(self) -> FactorisationParams:
         return FactorisationParams(**self.model_dump(include=set(FactorisationParams.model_fields)))

@@ -1,7 +1,7 @@
 """Since the last run: what went in that changed, and for each unit computed again, whether its numbers moved.
 
 Pure: it reads two runs' inputs (code, data, environment) and result tables, and judges. A run's verdict is the
-worst of its units': unchanged (nothing computed again), identical (bit for bit), within-noise (float rounding, or
+worst of its units': unchanged (every unit the last run's), identical (bit for bit), within-noise (float rounding, or
 seed noise by the project's paired statistics) or changed.
 """
 
@@ -60,11 +60,12 @@ class SinceLastRun:
     predecessor: str | None  # its run id; None for the first run with these parameters
     causes: list[str] = field(default_factory=list)  # what went in that changed
     units: list[UnitChange] = field(default_factory=list)
-    recomputed: int = 0  # units computed again rather than reused
+    new_units: int = 0  # units whose run is not the predecessor's (computed now, or reused from another run)
+    predecessor_link: str | None = None  # its page in an MLflow server's UI
 
     @property
     def verdict(self) -> str:
-        if self.recomputed == 0:
+        if self.new_units == 0:
             return UNCHANGED
         return max((u.verdict for u in self.units), key=VERDICTS.index, default=IDENTICAL)
 
@@ -137,16 +138,24 @@ def _closeness(old: np.ndarray, new: np.ndarray) -> str:
     return WITHIN_NOISE if np.all(same | (np.abs(new - old) <= FLOAT_NOISE * scale)) else CHANGED
 
 
-def since_last_run_markdown(since: SinceLastRun, predecessor_link: str | None) -> str:
+def since_last_run_markdown(since: SinceLastRun) -> str:
     """The description's first section: the verdict, the run it is against, what went in differently, what moved."""
     if since.predecessor is None:
         return "### Since the last run\n\nThe first run with these parameters in this experiment: nothing to compare."
-    against = f"[{since.predecessor}]({predecessor_link})" if predecessor_link else f"`{since.predecessor}`"
+    against = f"[{since.predecessor}]({since.predecessor_link})" if since.predecessor_link else f"`{since.predecessor}`"
     causes = "; ".join(since.causes) if since.causes else "nothing (the same code, data and environment)"
     paragraphs = [f"### Since the last run: **{since.verdict}**", f"Against run {against}, the last with the same parameters. "
                   f"What went in differently: {causes}."]
-    if since.recomputed == 0:
-        paragraphs.append("Every unit was reused: no number could move.")
+    if since.new_units == 0:
+        paragraphs.append("Every unit is the last run's: no number could move.")
     if since.units:
         paragraphs.append("\n".join(f"- {u.what}: **{u.verdict}**. {u.evidence}" for u in since.units))
     return "\n\n".join(paragraphs)
+
+
+def since_last_run_line(since: SinceLastRun) -> str:
+    """The verdict in one sentence, for a terminal or a log."""
+    if since.predecessor is None:
+        return "Since the last run: the first run with these parameters in this experiment."
+    causes = "; ".join(since.causes) or "the same code, data and environment"
+    return f"Since the last run with these parameters ({since.predecessor}): {since.verdict}. What went in differently: {causes}."

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from uuid import UUID
 
 import pandas as pd
 import torch
@@ -24,6 +23,7 @@ from lab2.tasks import tracking
 from lab2.tasks.records import GD, SVD, CellKey, cell_params, factorisation_group
 from lab2.tasks.resume import Plan, record_units
 from lab2.tasks.tracking import RunRecord, WinnerModel
+from lab2.tasks.tracking.links import top_flow_run_id
 from lab2.tasks.tracking.reruns import REPORT_HTML, REPORT_MARKDOWN
 
 if TYPE_CHECKING:
@@ -119,14 +119,6 @@ def _short_verdicts(pairs: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def top_flow_run_id() -> UUID | None:
-    """The flow run a user opens: the top of the current flow run's tree (itself when it runs alone)."""
-    from prefect.runtime import flow_run
-
-    root = flow_run.root_flow_run_id
-    return UUID(str(root)) if root else None
-
-
 @task(cache_policy=NO_CACHE)
 def log_winner(parent_run_id: str, seeds: SeedComparison, cells: GridCells, plan: Plan, setup: MLPSetup, data: MLPData) -> Winner:
     """The best group's cell of the smallest seed on `setup`'s split as logged model lab2-mlp of the parent run, with
@@ -185,15 +177,16 @@ def _report_link(location: str) -> str:
 @task(cache_policy=NO_CACHE)
 def describe_parent(
     parent_run_id: str, what_ran: Sequence[str], units: pd.DataFrame, factorisation: pd.DataFrame | None = None,
-    seeds: SeedComparison | None = None, winner: Winner | None = None,
+    seeds: SeedComparison | None = None, winner: Winner | None = None, since_last_run: str | None = None,
 ) -> str | None:
-    """The parent run's description (what ran, the grid's table, the best group, its Prefect flow run, reused runs)
-    and lab2's saved view of the runs table; returns the link to the runs in an MLflow server's UI."""
+    """The parent run's description (what changed since the last run, what ran, the grid's table, the best group,
+    its Prefect flow run, reused runs) and lab2's saved view of the runs table; returns the link to the runs in an
+    MLflow server's UI."""
     exp_id = tracking.experiment_of(parent_run_id)  # every unit's run is in the parent's experiment
     reused = [(r.name, tracking.run_link(r.run_id, exp_id)) for r in units.itertuples() if r.reused]
     best_run = (winner.name, tracking.run_link(winner.run_id, exp_id)) if winner else None
     flow_run_url = tracking.prefect_tags().get("prefect.flow_run_url")
-    text = pipeline_description(what_ran, seeds, factorisation, flow_run_url, reused, best_run)
+    text = pipeline_description(what_ran, seeds, factorisation, flow_run_url, reused, best_run, since_last_run)
     tracking.set_description(parent_run_id, text)
     labels = [short_label(group) for group in seeds.summary["group"]] if seeds else []
     labels += [factorisation_group(step, m) for m in factorisation["matrix"] for step in (GD, SVD)] if factorisation is not None else []

@@ -293,3 +293,36 @@ def test_a_grid_over_two_split_seeds_reports_both_variance_sources(mlflow_store)
     read_back = compare_seeds(tracking.read_cells(parent.info.run_id).frame, val_rows=50).summary  # what `lab2 compare` computes
     for column in ("val_accuracy_ci95_low", "val_accuracy_ci95_high", "val_accuracy_sd_init", "val_accuracy_sd_split"):
         assert read_back[column].tolist() == pytest.approx(summary[column].tolist(), rel=1e-12)
+
+
+def test_each_run_says_what_changed_since_the_last_run_with_its_parameters(mlflow_store, tmp_path):
+    from sklearn.datasets import load_iris
+
+    csv = tmp_path / "iris.csv"
+    frame = load_iris(as_frame=True).frame
+    frame.to_csv(csv, index=False)
+    params = Lab2Params(dataset=str(csv), gd_epochs=50, report=False, **SMALL_GRID)
+    first = lab2(params)
+    assert first.since.predecessor is None
+    again = lab2(params, return_state=True)  # every unit reused: nothing could move
+    assert again.name == "Unchanged" and again.result().since.verdict == "unchanged"
+    frame.loc[100:149, "petal length (cm)"] -= 1.5  # the third species' petals: Q1 and the grid see other data
+    frame.to_csv(csv, index=False)
+    moved = lab2(params, return_state=True)
+    since = moved.result().since
+    assert moved.name == "Changed" and since.verdict == "changed" and since.predecessor == again.result().parent_run_id
+    before, now = (_inputs(mlflow_store, run)["data"] for run in (first.parent_run_id, moved.result().parent_run_id))
+    assert since.causes == [f"data: digest {before} → {now}, 50 of 150 rows changed"]
+    assert any(u.what == f"Q1 {csv.stem}" and u.verdict == "changed" for u in since.units)
+    parent = mlflow_store.get_run(moved.result().parent_run_id)
+    assert parent.data.tags["lab2.watch"] == "changed" and parent.data.tags["lab2.watch.predecessor"] == since.predecessor
+    assert parent.data.tags["mlflow.note.content"].startswith("### Since the last run: **changed**")
+    flow_run_id = parent.data.tags["prefect.flow_run_id"]
+    (artifact,) = [a for a in _prefect_artifacts(flow_run_id) if a.key == "since-last-run"]
+    assert "50 of 150 rows changed" in artifact.data
+
+
+
+def _inputs(client, run_id: str) -> dict:
+    """What a run recorded as going in (inputs.json)."""
+    return json.loads(open(client.download_artifacts(run_id, "inputs.json")).read())

@@ -97,19 +97,20 @@ def test_a_factorisation_is_judged_on_its_losses():
 
 
 def test_a_runs_verdict_is_its_worst_units_and_unchanged_when_nothing_was_computed():
-    assert SinceLastRun("p", recomputed=0).verdict == UNCHANGED
-    assert SinceLastRun("p", units=[], recomputed=2).verdict == IDENTICAL
+    assert SinceLastRun("p", new_units=0).verdict == UNCHANGED
+    assert SinceLastRun("p", units=[], new_units=2).verdict == IDENTICAL
     units = [UnitChange("Q1 iris", IDENTICAL, ""), UnitChange("Q2 grid", WITHIN_NOISE, ""), UnitChange("Q1 lab1-3x3", IDENTICAL, "")]
-    assert SinceLastRun("p", units=units, recomputed=3).verdict == WITHIN_NOISE
-    assert SinceLastRun("p", units=[*units, UnitChange("Q2 grid", CHANGED, "")], recomputed=4).verdict == CHANGED
+    assert SinceLastRun("p", units=units, new_units=3).verdict == WITHIN_NOISE
+    assert SinceLastRun("p", units=[*units, UnitChange("Q2 grid", CHANGED, "")], new_units=4).verdict == CHANGED
 
 
 def test_the_section_says_the_verdict_the_run_it_is_against_and_why():
-    first = since_last_run_markdown(SinceLastRun(None), None)
+    first = since_last_run_markdown(SinceLastRun(None))
     assert first.startswith("### Since the last run\n\nThe first run with these parameters")
-    since = SinceLastRun("abc", ["data: digest d1 → d2, 3 of 150 rows changed"], [UnitChange("Q2 grid", CHANGED, "1 of 6 cells moved")], 22)
-    text = since_last_run_markdown(since, "http://mlflow/#/experiments/1/runs/abc")
+    since = SinceLastRun("abc", ["data: digest d1 → d2, 3 of 150 rows changed"], [UnitChange("Q2 grid", CHANGED, "1 of 6 cells moved")], 22,
+                         "http://mlflow/#/experiments/1/runs/abc")
+    text = since_last_run_markdown(since)
     assert text.startswith("### Since the last run: **changed**\n\nAgainst run [abc](http://mlflow/#/experiments/1/runs/abc)")
     assert "What went in differently: data: digest d1 → d2, 3 of 150 rows changed." in text and "- Q2 grid: **changed**. 1 of 6" in text
-    reused = since_last_run_markdown(SinceLastRun("abc", [], [], 0), None)
-    assert "**unchanged**" in reused and "nothing (the same code, data and environment)" in reused and "Every unit was reused" in reused
+    reused = since_last_run_markdown(SinceLastRun("abc", [], [], 0))
+    assert "**unchanged**" in reused and "nothing (the same code, data and environment)" in reused and "Every unit is the last run's" in reused

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
+from uuid import UUID
 
 from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
@@ -168,3 +169,11 @@ def link_flow_run(run_id: str) -> None:
                 f"that store and prints its link; the run's page is `{run_link(run_id)}` there.")
         create_markdown_artifact(text, key="mlflow-run", description=description)
 
+
+
+def top_flow_run_id() -> UUID | None:
+    """The flow run a user opens: the top of the current flow run's tree (itself when it runs alone)."""
+    from prefect.runtime import flow_run
+
+    root = flow_run.root_flow_run_id
+    return UUID(str(root)) if root else None

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from lab2.tasks.tracking.connection import client, redact, search_runs, tracking_uri
+from lab2.tasks.tracking.connection import client, experiment_of, redact, search_runs, tracking_uri
 from lab2.tasks.tracking.links import run_link, run_url
-from lab2.tasks.tracking.runs import ROLE_TAG, STEP_TAG, VAL_CORRECT_TAG
+from lab2.tasks.tracking.runs import PARAMS_KEY_TAG, ROLE_TAG, STEP_TAG, VAL_CORRECT_TAG
 
 if TYPE_CHECKING:
     from lab2.core.lab_report import RunResults
@@ -138,3 +138,18 @@ def lab_report_of(run_id: str) -> LabReport:
     markdown = lab_report(results)
     figures = read_figures(run_id, [path for path in results.figures if f"({path})" in markdown])
     return LabReport(run_id, markdown, report_html(markdown, figures), figures)
+
+
+def last_finished_run(run_id: str, params_key: str) -> str | None:
+    """The last FINISHED pipeline run of `run_id`'s experiment with these parameters (PARAMS_KEY_TAG), `run_id` aside."""
+    found = search_runs(experiment_of(run_id), f"tags.`{PARAMS_KEY_TAG}` = '{params_key}' and attributes.status = 'FINISHED'")
+    earlier = [r for r in found if r.info.run_id != run_id]
+    return max(earlier, key=lambda r: r.info.end_time or 0).info.run_id if earlier else None
+
+
+def read_tables(run_id: str, names: list[str]) -> dict[str, str]:
+    """The text of those of a run's artifacts (paths: "units/mlp_grid.csv") it holds, by path."""
+    folders = {str(Path(name).parent) for name in names}
+    held = {a.path for folder in folders for a in client(f"the files of run {run_id}").list_artifacts(run_id, None if folder == "." else folder)}
+    with tempfile.TemporaryDirectory() as folder:
+        return {name: Path(client().download_artifacts(run_id, name, folder)).read_text() for name in names if name in held}

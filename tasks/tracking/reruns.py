@@ -11,11 +11,13 @@ import pandas as pd
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 
-from lab2.core.describe import how_it_ran, results_part
+from lab2.core.describe import SINCE_END, how_it_ran, results_part
 from lab2.core.params import Lab2Params
+from lab2.core.watch import Inputs, SinceLastRun, since_last_run_markdown
 from lab2.tasks.tracking.connection import client, search_runs, store_exists, tracking_uri
 from lab2.tasks.tracking.links import artifact_location, prefect_tags, run_link, saved_runs_url
-from lab2.tasks.tracking.runs import DESCRIPTION_TAG, IDENTITY_TAG, RunRecord, parent_run, set_description
+from lab2.tasks.tracking.predecessors import INPUTS_FILE, since_last_run
+from lab2.tasks.tracking.runs import DESCRIPTION_TAG, IDENTITY_TAG, PARAMS_KEY_TAG, RunRecord, parent_run, set_description
 
 RUN_KEY_TAG = "lab2.run_key"  # the identity of a whole pipeline run (lab2.core.identity.run_key)
 RERUN_OF_TAG = "lab2.rerun_of"  # a rerun with nothing to do: the run whose results it copied
@@ -34,6 +36,7 @@ class Rerun:
     units: int
     runs_url: str | None  # the runs in an MLflow server's UI (None for a local store)
     report: str | None  # where the lab report it copied opens (None if the run it copied had none)
+    since: SinceLastRun | None  # against the last run with the same parameters (None if the copied run recorded no inputs)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class Predecessor:
 
 def pipeline_record(params: Lab2Params) -> RunRecord:
     """What a `lab2` parent run records as it opens: its params, how its grid runs, its run key."""
-    return RunRecord(params=params.model_dump(), tags={"lab2.task_runner": params.task_runner, RUN_KEY_TAG: params.run_key()})
+    tags = {"lab2.task_runner": params.task_runner, RUN_KEY_TAG: params.run_key(), PARAMS_KEY_TAG: params.params_key()}
+    return RunRecord(params=params.model_dump(), tags=tags)
 
 
 def candidates(experiment: str, run_key: str) -> list[Run]:
@@ -73,10 +77,10 @@ def rerun_if_done(experiment: str, record: RunRecord, candidate_run_id: str) -> 
         predecessor = _whole(candidate_run_id, Path(folder))
         if predecessor is None:
             return None
-        run_id = _record(predecessor, experiment, {**record.tags, RERUN_OF_TAG: predecessor.run_id}, record.params)
+        run_id, since = _record(predecessor, experiment, {**record.tags, RERUN_OF_TAG: predecessor.run_id}, record.params)
         terminal = (predecessor.files / TERMINAL_FILE).read_text()
         report = artifact_location(run_id, REPORT_HTML) if (predecessor.files / REPORT_HTML).is_file() else None
-        return Rerun(run_id, predecessor.run_id, terminal, len(predecessor.units), saved_runs_url(predecessor.experiment_id), report)
+        return Rerun(run_id, predecessor.run_id, terminal, len(predecessor.units), saved_runs_url(predecessor.experiment_id), report, since)
 
 
 def _whole(run_id: str, folder: Path) -> Predecessor | None:
@@ -114,9 +118,10 @@ def _ready(model_id: str) -> bool:
         return False
 
 
-def _record(predecessor: Predecessor, experiment: str, tags: dict[str, str], params: dict[str, object]) -> str:
+def _record(predecessor: Predecessor, experiment: str, tags: dict[str, str], params: dict[str, object]) -> tuple[str, SinceLastRun | None]:
     """A new parent run with these params and tags, and what `predecessor` holds: its other params, its unit counts,
-    its files with every unit marked reused, its models, its description's results followed by how this run ran."""
+    its files with every unit marked reused, its models, its description's results followed by how this run ran,
+    under what changed since the last run with the same parameters."""
     with parent_run(experiment, "lab2", RunRecord(params=params, tags=tags)) as run_id:
         what = f"the copy of run {predecessor.run_id} into run {run_id}"
         counts = {}  # the predecessor's other tags say how it ran, and this run's own say how this one did
@@ -129,8 +134,21 @@ def _record(predecessor: Predecessor, experiment: str, tags: dict[str, str], par
         client(what).log_artifacts(run_id, str(predecessor.files))
         if predecessor.model_ids:
             client(what).log_outputs(run_id, [LoggedModelOutput(m, step=0) for m in predecessor.model_ids])
-        set_description(run_id, _description(predecessor))
-    return run_id
+        since = _since_last_run(run_id, tags[PARAMS_KEY_TAG], predecessor)
+        section = f"{since_last_run_markdown(since)}{SINCE_END}\n\n" if since else ""
+        set_description(run_id, section + _description(predecessor))
+    return run_id, since
+
+
+def _since_last_run(run_id: str, params_key: str, copied: Predecessor) -> SinceLastRun | None:
+    """The rerun against the last run with its parameters, on the inputs and tables it copied (None if the copied
+    run recorded no inputs)."""
+    files = copied.files
+    if not (files / INPUTS_FILE).is_file():
+        return None
+    tables = {name: pd.read_csv(files / name) for name in ("factorisation.csv", "mlp_cells.csv")}
+    inputs = Inputs.from_json((files / INPUTS_FILE).read_text())
+    return since_last_run(run_id, params_key, inputs, tables["factorisation.csv"], tables["mlp_cells.csv"], copied.units)
 
 
 def _count(predecessor: Predecessor, flow: str) -> int:

@@ -46,6 +46,7 @@ DESCRIPTION_TAG = MLFLOW_RUN_NOTE  # the run page's Description, markdown
 IDENTITY_TAG = "lab2.identity"  # what a reused result is found by
 
 
+PARAMS_KEY_TAG = "lab2.params_key"  # a pipeline run's axes and setup, hashed: the runs a watch compares (Lab2Params.params_key)
 VAL_CORRECT_TAG = "lab2.val_correct"  # a cell's hits per validation row ("1"/"0", in row order): the rows' own noise
 
 
