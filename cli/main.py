@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="instead, recompute the report's numbers outside any run, over --seeds on --dataset, and print them")
     report.add_argument("--seeds", type=int, nargs="+", default=tuple(range(10)), metavar="SEED", help="with --reproduce (default: 0 to 9)")
     report.add_argument("--dataset", default="iris-uci", help="with --reproduce (default: iris-uci, the report's copy)")
+    history = commands.add_parser("history", help="the last lab2 runs with their verdicts since the run before, and a figure of them")
+    history.set_defaults(command=_history)
+    history.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
+    history.add_argument("--last", type=int, default=10, metavar="N", help="how many runs, newest last (default: 10)")
     add_stack_parser(commands)
     add_ui_parser(commands)
     return parser
@@ -264,6 +268,24 @@ def _report(args: argparse.Namespace) -> int:
     (out / REPORT_MARKDOWN).write_text(report.markdown)
     (out / REPORT_HTML).write_text(report.html)
     print(f"The lab's report from run {report.run_id}:\n  {(out / REPORT_MARKDOWN).resolve()}\n  {(out / REPORT_HTML).resolve()}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    """The last runs and their verdicts; the figure on the newest run as figures/history.png."""
+    if args.last < 1:
+        return _bad_input("history", [f"--last {args.last}: allowed is a whole number ≥ 1"])
+    from lab2.core.plots import plot_history
+    from lab2.tasks.tracking import RunRecord, log_to_run, run_history
+
+    try:
+        runs = run_history(args.experiment, args.last)
+    except LookupError as error:
+        return _bad_input("history", [str(error)])
+    print(render.history(runs))
+    newest = runs["run_id"].iloc[-1]
+    log_to_run(newest, RunRecord(figures={"history": plot_history(runs)}))
+    print(f"\nThe figure: figures/history.png on run {newest}.")
     return 0
 
 

@@ -176,3 +176,15 @@ def pairs(compared: pd.DataFrame) -> str:
         notes.append(wrapped(f"Shown: the {len(rows)} of {len(compared)} comparisons with the smallest Holm p, neighbours "
                              f"first ({held} significant in all); seed_pairs.csv and seed_summary.html hold every one."))
     return "\n".join([table(shown.iloc[rows]), wrapped(legend), *notes, "Verdicts:", *verdicts])
+
+
+def history(runs: pd.DataFrame) -> str:
+    """`lab2 history`: a line per run (oldest first) with its verdict and best group's val accuracy, what went in
+    differently wrapped beneath it."""
+    lines = [f"{'started (UTC)':16}  {'run':32}  {'verdict':12}  best val acc"]
+    for r in runs.itertuples():
+        best = "-" if r.best_val_accuracy != r.best_val_accuracy else f"{r.best_val_accuracy:.3f}"
+        lines.append(f"{r.started:16}  {r.run_id:32}  {r.verdict or '-':12}  {best}")
+        if r.cause:
+            lines.append(wrapped(f"what went in differently: {r.cause}", "    ", "      "))
+    return "\n".join(lines)

@@ -21,6 +21,9 @@ from lab2.cli.stack_services import QUIET, SERVICES, console_script, create_data
 from lab2.cli.stack_services import descendant_groups, group_alive, stop_group
 from lab2.core.params import InputError
 
+AUTOMATIONS_FILE = "automations.yaml"  # beside prefect.yaml: the automation `lab2 stack deploy --alert-webhook` creates
+ALERT_BLOCK = "lab2-watch-alert"  # the Webhook block its action calls
+
 
 def up(config: StackConfig) -> dict[str, dict]:
     """Start what is not running yet, wait until every service is ready; return the state."""
@@ -86,6 +89,33 @@ def deploy(config: StackConfig, project_dir: Path) -> subprocess.CompletedProces
     env = {**os.environ, **QUIET, **urls, "PWD": str(project_dir.resolve()), "PREFECT_CLI_PROMPT": "false"}
     command = [console_script("prefect"), "--no-prompt", "deploy", "--all"]
     return subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True, check=False)
+
+
+def deploy_alert(config: StackConfig, project_dir: Path, webhook_url: str) -> str:
+    """The automation of AUTOMATIONS_FILE on the stack's Prefect server, created or updated in place, its webhook
+    action calling `webhook_url` (the Webhook block ALERT_BLOCK, saved with it); returns the automation's name."""
+    import yaml
+    from prefect.automations import Automation
+    from prefect.blocks.webhook import Webhook
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.types import SecretDict
+    from pydantic import SecretStr
+
+    spec = yaml.safe_load((project_dir / AUTOMATIONS_FILE).read_text())
+    with temporary_settings({PREFECT_API_URL: client_urls(config)["PREFECT_API_URL"]}):
+        # A webhook the user names may well be on this machine or network: private addresses allowed.
+        hook = Webhook(method="POST", url=SecretStr(webhook_url), headers=SecretDict({"Content-Type": "application/json"}), allow_private_urls=True)
+        block_id = hook.save(ALERT_BLOCK, overwrite=True)
+        spec["actions"] = [{**action, "block_document_id": str(block_id)} for action in spec["actions"]]
+        wanted = Automation.model_validate(spec)
+        try:
+            found = Automation.read(name=wanted.name)
+        except ValueError:
+            wanted.create()
+        else:
+            wanted.id = found.id
+            wanted.update()
+    return wanted.name
 
 
 def describe(config: StackConfig, state: Mapping[str, dict]) -> str:

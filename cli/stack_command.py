@@ -24,10 +24,15 @@ def add_stack_parser(commands: argparse._SubParsersAction) -> None:
         ("deploy", "`prefect deploy --all` of prefect.yaml against the stack"),
     ]:
         action = actions.add_parser(name, help=help_text)
-        action.set_defaults(command=_stack, action=name, host=None, postgres=None)
+        action.set_defaults(command=_stack, action=name, host=None, postgres=None, alert_webhook=None)
         action.add_argument("--data-dir", help="state, stores and logs (default: $LAB2_STACK_DIR or ./.lab2-stack)")
         action.add_argument("--prefect-port", type=int, help="Prefect server port (default: the stack's, $LAB2_PREFECT_PORT or 4200)")
         action.add_argument("--mlflow-port", type=int, help="MLflow server port (default: the stack's, $LAB2_MLFLOW_PORT or 5000)")
+        if name == "deploy":
+            action.add_argument(
+                "--alert-webhook", metavar="URL", help="also create the automation of automations.yaml: when a run's numbers changed "
+                "since the last run with its parameters (event lab2.watch.changed), Prefect POSTs to this http(s) URL",
+            )
         if name == "up":
             action.add_argument(
                 "--host", help="address to listen on (default: $LAB2_HOST or 127.0.0.1); any other turns authentication on, "
@@ -44,7 +49,7 @@ def _stack(args: argparse.Namespace) -> int:
 
     config = stack.StackConfig.from_env(args.data_dir, args.prefect_port, args.mlflow_port, args.host, args.postgres)
     try:
-        return _STACK_ACTIONS[args.action](stack, config)
+        return _STACK_ACTIONS[args.action](stack, config, args)
     except InputError as error:
         print(f"lab2 stack {args.action}: bad input: {stack.redact_password(str(error))}", file=sys.stderr)
         return 2
@@ -53,18 +58,18 @@ def _stack(args: argparse.Namespace) -> int:
         return 1
 
 
-def _stack_up(stack: ModuleType, config: StackConfig) -> int:
+def _stack_up(stack: ModuleType, config: StackConfig, args: argparse.Namespace) -> int:
     print(stack.describe(config, stack.up(config)))
     return 0
 
 
-def _stack_down(stack: ModuleType, config: StackConfig) -> int:
+def _stack_down(stack: ModuleType, config: StackConfig, args: argparse.Namespace) -> int:
     stopped = stack.down(config)
     print(f"lab2 stack: stopped {', '.join(stopped) if stopped else f'nothing (none running in {config.data_dir})'}")
     return 0
 
 
-def _stack_status(stack: ModuleType, config: StackConfig) -> int:
+def _stack_status(stack: ModuleType, config: StackConfig, args: argparse.Namespace) -> int:
     report = stack.status(config)
     if not report:
         print(f"lab2 stack status: no stack recorded in {config.data_dir}; start one with `lab2 stack up --data-dir {config.data_dir}`", file=sys.stderr)
@@ -83,10 +88,26 @@ def _stack_status(stack: ModuleType, config: StackConfig) -> int:
     return 3 if problems else 0
 
 
-def _stack_deploy(stack: ModuleType, config: StackConfig) -> int:
+def _stack_deploy(stack: ModuleType, config: StackConfig, args: argparse.Namespace) -> int:
+    alert_webhook = args.alert_webhook
+    if alert_webhook is not None:
+        check_webhook_url(alert_webhook)
     done = stack.deploy(config, Path.cwd())
     print(stack.redact_password(done.stdout + done.stderr))
-    return done.returncode
+    if done.returncode != 0 or alert_webhook is None:
+        return done.returncode
+    name = stack.deploy_alert(config, Path.cwd(), alert_webhook)
+    print(f"Automation {name!r}: on event lab2.watch.changed, POST to {stack.redact_password(alert_webhook)}")
+    return 0
+
+
+def check_webhook_url(url: str) -> None:
+    """Raise InputError unless `url` is an http(s) URL with a host."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InputError(f"--alert-webhook {url}: allowed is an http:// or https:// URL with a host, e.g. https://hooks.example.org/lab2")
 
 
 _STACK_ACTIONS = {"up": _stack_up, "down": _stack_down, "status": _stack_status, "deploy": _stack_deploy}

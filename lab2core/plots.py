@@ -192,3 +192,23 @@ def grid_summary_figures(
         "paired_differences": plot_paired_differences(paired, pairs),
         "score_distributions": plot_score_distributions(cells),
     }
+
+
+VERDICT_COLOURS = {"first": "tab:blue", "unchanged": "tab:grey", "identical": "tab:green", "within-noise": "tab:olive",
+                   "changed": "tab:red", "": "black"}
+
+
+def plot_history(history: pd.DataFrame) -> Figure:
+    """`lab2 history`: the best group's val accuracy run after run, each run coloured by its verdict since the run
+    before it."""
+    fig = Figure(figsize=(max(6.0, 0.6 * len(history) + 2), 4), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(history))
+    ax.plot(x, history["best_val_accuracy"], color="lightgrey", zorder=1)
+    for verdict, rows in history.groupby("verdict", sort=False):
+        ax.scatter(x[rows.index], rows["best_val_accuracy"], s=50, zorder=2, color=VERDICT_COLOURS.get(verdict, "black"),
+                   label=verdict or "(not watched)")
+    ax.set_xticks(x, [f"{s}\n{r[:8]}" for s, r in zip(history["started"], history["run_id"])], rotation=45, ha="right", fontsize=8)
+    ax.set(ylabel="best group's mean val accuracy", title="lab2 runs, oldest to newest, by verdict since the run before")
+    ax.legend(title="verdict", fontsize=8)
+    return fig

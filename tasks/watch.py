@@ -18,7 +18,8 @@ from lab2.core.params import Lab2Params
 from lab2.core.watch import CHANGED, Inputs, SinceLastRun, row_digests, since_last_run_markdown
 from lab2.tasks import tracking
 from lab2.tasks.tracking.links import top_flow_run_id
-from lab2.tasks.tracking.predecessors import INPUTS_FILE, since_last_run
+from lab2.tasks.tracking import RunRecord
+from lab2.tasks.tracking.predecessors import BEST_TAG, INPUTS_FILE, since_last_run
 
 if TYPE_CHECKING:
     from lab2.flows.factorisation import FactorisationResult
@@ -45,6 +46,7 @@ def record_inputs(parent_run_id: str, params: Lab2Params) -> Inputs:
 def watch_since_last_run(parent_run_id: str, params_key: str, inputs: Inputs, q1: FactorisationResult, q2: GridResult) -> SinceLastRun:
     """This run against the last FINISHED run with the same parameters, announced (`announce`)."""
     units = pd.concat([q1.units, q2.units], ignore_index=True)
+    tracking.log_to_run(parent_run_id, RunRecord(tags={BEST_TAG: repr(float(q2.seeds.best["val_accuracy_mean"]))}))
     since = since_last_run(parent_run_id, params_key, inputs, q1.summary, q2.cells, units)
     announce(parent_run_id, since)
     return since

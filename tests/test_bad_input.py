@@ -195,3 +195,16 @@ def test_flows_refuse_bad_data_and_a_bad_tracking_uri_before_any_run(mlflow_stor
     with pytest.raises(InputError, match="unknown scheme 'htp'"):
         lab2(Lab2Params(lrs=(0.1,), iterations=(2,), seeds=(0,), gd_epochs=2))
     assert all_runs(mlflow_store) == []
+
+
+@pytest.mark.parametrize("url", ["ftp://hooks.example.org/x", "http://", "hooks.example.org/lab2", ""])
+def test_an_alert_webhook_that_is_not_an_http_url_is_refused_before_the_stack_is_asked(fresh_dir, capsys, url):
+    assert main(["stack", "deploy", "--data-dir", str(fresh_dir / "no-stack"), "--alert-webhook", url]) == 2
+    err = capsys.readouterr().err
+    assert f"--alert-webhook {url}: allowed is an http:// or https:// URL with a host" in err and "Traceback" not in err
+
+
+def test_history_of_no_runs_or_of_fewer_than_one_is_refused(fresh_dir, capsys):
+    assert main(["history", "--last", "0"]) == 2
+    assert "--last 0: allowed is a whole number ≥ 1" in capsys.readouterr().err
+    assert not (fresh_dir / "mlflow.db").exists()

@@ -27,3 +27,25 @@ def test_a_large_grid_shows_its_12_most_significant_neighbours_in_100_columns_wi
     floor = "with 3 seeds no distribution-free test can go below p = 0.25"
     assert shown.count(floor.capitalize()) == 1 and floor not in shown
     assert max(map(len, shown.splitlines())) <= render.WIDTH
+
+
+def test_history_lists_each_run_with_its_verdict_and_wraps_what_changed_within_100_columns():
+    import pandas as pd
+
+    from lab2.core.plots import plot_history
+
+    runs = pd.DataFrame([
+        {"started": "2026-11-27 02:00", "run_id": "a" * 32, "verdict": "first", "best_val_accuracy": 0.927, "cause": ""},
+        {"started": "2026-11-28 02:00", "run_id": "b" * 32, "verdict": "changed", "best_val_accuracy": 0.96,
+         "cause": "data: digest aa06b8008ceba42e → 577a20e36e83e976, 50 of 150 rows changed; recipe code: lab2core/mlp.py, lab2core/data.py"},
+        {"started": "2026-11-28 09:00", "run_id": "c" * 32, "verdict": "", "best_val_accuracy": float("nan"), "cause": ""},
+    ])
+    text = render.history(runs)
+    lines = text.splitlines()
+    assert lines[1] == f"2026-11-27 02:00  {'a' * 32}  first         0.927"
+    assert lines[2] == f"2026-11-28 02:00  {'b' * 32}  changed       0.960"
+    assert lines[3].startswith("    what went in differently: data: digest") and lines[4].startswith("      ")
+    assert lines[-1] == f"2026-11-28 09:00  {'c' * 32}  -             -"  # a run from before the watch
+    assert max(map(len, lines)) <= render.WIDTH
+    figure = plot_history(runs)
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["first", "changed", "(not watched)"]

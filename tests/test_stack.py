@@ -6,16 +6,21 @@ over HTTP from both servers. Every process the stack starts is gone when the mod
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.datasets import load_iris
 
 from lab2.cli import stack
 from lab2.cli.main import main
@@ -208,6 +213,59 @@ def test_the_lab_report_of_a_deployment_run_is_written_again_by_lab2_report_and_
     report.get_by_text("The original report's claims, checked").first.wait_for(timeout=180_000)
     frame = shown.locator("iframe").first.element_handle().content_frame()
     assert frame.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)") and frame.evaluate("document.images.length") == 5
+
+
+@contextmanager
+def webhook_receiver():
+    """An HTTP receiver on a free loopback port that keeps the JSON body of every POST; stopped on exit."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/lab2-alert", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_night_whose_numbers_changed_alerts_the_webhook_once_through_prefects_automation(config, deployments, tmp_path, monkeypatch):
+    csv = tmp_path / "iris.csv"
+    frame = load_iris(as_frame=True).frame
+    frame.to_csv(csv, index=False)
+    params = {"dataset": str(csv), "lrs": [0.1], "iterations": [50], "seeds": [0, 1, 2], "gd_epochs": 50, "experiment": "stack-watch",
+              "report": False}
+    with webhook_receiver() as (url, received):
+        monkeypatch.chdir(PROJECT)  # prefect.yaml and automations.yaml
+        ports = ["--data-dir", str(config.data_dir), "--prefect-port", str(config.prefect_port), "--mlflow-port", str(config.mlflow_port)]
+        assert main(["stack", "deploy", *ports, "--alert-webhook", url]) == 0
+        runs = [run_deployment(config.prefect_api_url, deployments["lab2"]["id"], {"params": params}, timeout=600) for _ in range(2)]
+        frame.loc[100:149, "petal length (cm)"] -= 1.5  # the third species' petals: the data moved
+        frame.to_csv(csv, index=False)
+        runs.append(run_deployment(config.prefect_api_url, deployments["lab2"]["id"], {"params": params}, timeout=600))
+        assert [r["state_type"] for r in runs] == ["COMPLETED"] * 3
+        assert [r["state_name"] for r in runs] == ["Completed", "Unchanged", "Changed"]  # the runs list shows the changed night
+        deadline = time.monotonic() + 120
+        while not received and time.monotonic() < deadline:
+            time.sleep(1)
+        time.sleep(5)  # a second call would come now
+    (alert,) = received
+    assert alert["verdict"] == "changed" and "rows changed" in alert["cause"] and alert["link"].startswith(config.mlflow_url)
+    events = _prefect(config, "events/filter", {"filter": {"event": {"name": ["lab2.watch.changed"]}}, "limit": 10})["events"]
+    assert len(events) == 1 and events[0]["payload"]["run_id"] == alert["run_id"]
+    store = MlflowClient(config.mlflow_url)
+    parent = store.get_run(alert["run_id"])
+    assert parent.data.tags["lab2.watch"] == "changed" and parent.data.tags["prefect.flow_run_id"] == runs[2]["id"]
 
 
 def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):

@@ -14,7 +14,7 @@ from lab2.tasks.tracking.links import artifact_location, prefect_tags, run_link,
 from lab2.tasks.tracking.owners import owner, owner_of, reap_stale_runs  # noqa: F401
 from lab2.tasks.tracking.queries import (  # noqa: F401
     IncompleteRun, lab_report_of, last_finished_run, latest_grid_run, metric_history, read_cells, read_figures, read_run_results,
-    read_tables,
+    read_tables, run_history,
 )
 from lab2.tasks.tracking.runs import (  # noqa: F401
     DESCRIPTION_TAG, IDENTITY_TAG, VAL_CORRECT_TAG, RunRecord, WinnerModel, copy_artifact, dataset, log_child_run, log_text, log_to_run,

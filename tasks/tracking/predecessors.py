@@ -16,6 +16,8 @@ INPUTS_FILE = "inputs.json"  # what went into a parent run: code, data, environm
 UNIT_TABLES = ["units/factorisation.csv", "units/mlp_grid.csv"]  # each unit's name and run, as a parent run lists them
 WATCH_TAG = "lab2.watch"  # the run's verdict since the last run with the same parameters ("first" without one)
 PREDECESSOR_TAG = "lab2.watch.predecessor"
+CAUSE_TAG = "lab2.watch.cause"  # what went in differently, in words ("" when nothing did)
+BEST_TAG = "lab2.best_val_accuracy"  # the best group's mean val accuracy, for `lab2 history`
 
 
 def since_last_run(run_id: str, params_key: str, inputs: Inputs, factorisation: pd.DataFrame, cells: pd.DataFrame,
@@ -39,7 +41,8 @@ def since_last_run(run_id: str, params_key: str, inputs: Inputs, factorisation: 
             changes += compare_grid(_csv(held["mlp_cells.csv"]), cells, list(cells[CELL_KEYS].itertuples(index=False, name=None)))
         moved = [c for c in changes if c.verdict != IDENTICAL] or changes
         since = SinceLastRun(predecessor, causes, moved, len(new), run_url(predecessor))
-    log_to_run(run_id, RunRecord(tags={WATCH_TAG: since.verdict if since.predecessor else "first", PREDECESSOR_TAG: since.predecessor or ""}))
+    tags = {WATCH_TAG: since.verdict if since.predecessor else "first", PREDECESSOR_TAG: since.predecessor or "", CAUSE_TAG: "; ".join(since.causes)}
+    log_to_run(run_id, RunRecord(tags=tags))
     return since
 
 

@@ -153,3 +153,23 @@ def read_tables(run_id: str, names: list[str]) -> dict[str, str]:
     held = {a.path for folder in folders for a in client(f"the files of run {run_id}").list_artifacts(run_id, None if folder == "." else folder)}
     with tempfile.TemporaryDirectory() as folder:
         return {name: Path(client().download_artifacts(run_id, name, folder)).read_text() for name in names if name in held}
+
+
+def run_history(experiment: str, last: int) -> pd.DataFrame:
+    """The experiment's last `last` FINISHED pipeline runs, oldest first: started (UTC), run_id, verdict since the run
+    before (tag lab2.watch; "" for runs older than it), best_val_accuracy (NaN where untagged) and cause."""
+    from lab2.tasks.tracking.predecessors import BEST_TAG, CAUSE_TAG, WATCH_TAG
+
+    found = client(f"experiment {experiment!r}").get_experiment_by_name(experiment)
+    runs = [] if found is None else client().search_runs(
+        [found.experiment_id], f"tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=last,
+    )
+    if not runs:
+        raise LookupError(f"no finished lab2 run in experiment {experiment!r} at {redact(tracking_uri())}")
+    rows = [{
+        "started": pd.Timestamp(r.info.start_time, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M"), "run_id": r.info.run_id,
+        "verdict": r.data.tags.get(WATCH_TAG, ""), "best_val_accuracy": float(r.data.tags.get(BEST_TAG, "nan")),
+        "cause": r.data.tags.get(CAUSE_TAG, ""),
+    } for r in reversed(runs)]
+    return pd.DataFrame(rows)

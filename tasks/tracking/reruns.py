@@ -16,7 +16,7 @@ from lab2.core.params import Lab2Params
 from lab2.core.watch import Inputs, SinceLastRun, since_last_run_markdown
 from lab2.tasks.tracking.connection import client, search_runs, store_exists, tracking_uri
 from lab2.tasks.tracking.links import artifact_location, prefect_tags, run_link, saved_runs_url
-from lab2.tasks.tracking.predecessors import INPUTS_FILE, since_last_run
+from lab2.tasks.tracking.predecessors import BEST_TAG, INPUTS_FILE, since_last_run
 from lab2.tasks.tracking.runs import DESCRIPTION_TAG, IDENTITY_TAG, PARAMS_KEY_TAG, RunRecord, parent_run, set_description
 
 RUN_KEY_TAG = "lab2.run_key"  # the identity of a whole pipeline run (lab2.core.identity.run_key)
@@ -119,16 +119,17 @@ def _ready(model_id: str) -> bool:
 
 
 def _record(predecessor: Predecessor, experiment: str, tags: dict[str, str], params: dict[str, object]) -> tuple[str, SinceLastRun | None]:
-    """A new parent run with these params and tags, and what `predecessor` holds: its other params, its unit counts,
+    """A new parent run with these params and tags, and what `predecessor` holds: its other params, its unit counts and best group,
     its files with every unit marked reused, its models, its description's results followed by how this run ran,
     under what changed since the last run with the same parameters."""
     with parent_run(experiment, "lab2", RunRecord(params=params, tags=tags)) as run_id:
         what = f"the copy of run {predecessor.run_id} into run {run_id}"
-        counts = {}  # the predecessor's other tags say how it ran, and this run's own say how this one did
+        copied_tags = {}  # unit counts: the predecessor's other tags say how it ran, and this run's own say how this one did
         for flow in {k.split(".")[1] for k in predecessor.tags if k.endswith(".units_reused")}:
-            counts |= {f"lab2.{flow}.units_reused": str(_count(predecessor, flow)), f"lab2.{flow}.units_computed": "0"}
+            copied_tags |= {f"lab2.{flow}.units_reused": str(_count(predecessor, flow)), f"lab2.{flow}.units_computed": "0"}
+        copied_tags |= {BEST_TAG: predecessor.tags[BEST_TAG]} if BEST_TAG in predecessor.tags else {}
         kept = [Param(k, v) for k, v in predecessor.params.items() if k not in params]
-        client(what).log_batch(run_id, params=kept, tags=[RunTag(k, v) for k, v in counts.items()])
+        client(what).log_batch(run_id, params=kept, tags=[RunTag(k, v) for k, v in copied_tags.items()])
         for table in (predecessor.files / "units").glob("*.csv"):
             pd.read_csv(table, dtype=str).assign(reused=True).to_csv(table, index=False)
         client(what).log_artifacts(run_id, str(predecessor.files))
