@@ -105,16 +105,16 @@ def deploy_alert(config: StackConfig, project_dir: Path, webhook_url: str) -> st
     with temporary_settings({PREFECT_API_URL: client_urls(config)["PREFECT_API_URL"]}):
         # A webhook the user names may well be on this machine or network: private addresses allowed.
         hook = Webhook(method="POST", url=SecretStr(webhook_url), headers=SecretDict({"Content-Type": "application/json"}), allow_private_urls=True)
-        block_id = hook.save(ALERT_BLOCK, overwrite=True)
+        block_id = hook.save(ALERT_BLOCK, overwrite=True, _sync=True)  # _sync: a caller's event loop (a test's browser) aside
         spec["actions"] = [{**action, "block_document_id": str(block_id)} for action in spec["actions"]]
         wanted = Automation.model_validate(spec)
         try:
-            found = Automation.read(name=wanted.name)
+            found = Automation.read(name=wanted.name, _sync=True)
         except ValueError:
-            wanted.create()
+            wanted.create(_sync=True)
         else:
             wanted.id = found.id
-            wanted.update()
+            wanted.update(_sync=True)
     return wanted.name
 
 

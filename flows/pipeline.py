@@ -24,7 +24,8 @@ from lab2.tasks.watch import record_inputs, verdict_state, watch_since_last_run
 @dataclass(frozen=True)
 class Lab2Result:
     """Everything `lab2 run` reports: the parent run, Q1's table, Q2's cells and seed comparison, the units
-    (each run computed or reused) and the link to the runs in the MLflow UI."""
+    (each run computed or reused), the link to the runs in the MLflow UI, the report and the verdict since the last
+    run."""
 
     parent_run_id: str
     factorisation: pd.DataFrame
@@ -38,8 +39,10 @@ class Lab2Result:
 
 @flow(name="lab2")
 def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
-    """Lab 2 end to end: check every input, Q1 factorisation by GD vs SVD, the Q2 MLP grid, then the parent run's
-    description. Units with a FINISHED run of their identity are reused; `force` recomputes everything."""
+    """Lab 2 end to end: check every input, record what goes in, Q1 factorisation by GD vs SVD, the Q2 MLP grid, what
+    changed since the last run with these parameters, then the parent run's description and the lab's report; the
+    flow run ends in a state named by that verdict. Units with a FINISHED run of their identity are reused; `force`
+    recomputes everything."""
     check_inputs(params)
     with tracking.parent_run(params.experiment, "lab2", pipeline_record(params)) as parent:
         inputs = record_inputs(parent, params)

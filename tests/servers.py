@@ -235,10 +235,13 @@ def prefect_json(api_url: str, endpoint: str, body: dict | None = None, **option
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
-def run_deployment(api_url: str, deployment_id: str, parameters: dict, timeout: float = 300.0, **options) -> dict:
-    """A flow run of the deployment, created and followed until it ends (or `timeout` s pass); the run's last state."""
+def run_deployment(api_url: str, deployment_id: str, parameters: dict, timeout: float = 300.0, job_variables: dict | None = None,
+                   **options) -> dict:
+    """A flow run of the deployment (with its own `job_variables`, e.g. an environment), created and followed until
+    it ends (or `timeout` s pass); the run's last state."""
     create = f"deployments/{deployment_id}/create_flow_run"
-    run = http_json("POST", f"{api_url}/{create}", {"parameters": parameters}, idempotent=False, **options)
+    body = {"parameters": parameters, **({"job_variables": job_variables} if job_variables else {})}
+    run = http_json("POST", f"{api_url}/{create}", body, idempotent=False, **options)
     deadline = time.monotonic() + timeout
     while run["state_type"] not in TERMINAL and time.monotonic() < deadline:
         time.sleep(1)

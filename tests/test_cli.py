@@ -56,7 +56,9 @@ def test_a_rerun_with_nothing_to_do_copies_the_results_without_torch_and_links_t
     assert units[1]["run_id"].tolist() == units[0]["run_id"].tolist() and units[1]["reused"].all() and not units[0]["reused"].any()
     assert [m.model_id for m in rerun.outputs.model_outputs] == [m.model_id for m in earlier.outputs.model_outputs] != []
     note = rerun.data.tags["mlflow.note.content"]
-    assert note.startswith("**Best group: lr=0.1 iterations=10") and "Nothing was computed" in note and units[0]["run_id"][0] in note
+    since, results = note.split("\n\n---\n\n", 1)  # what changed since the last run, then the results it copied
+    assert since.startswith("### Since the last run: **unchanged**") and "Every unit is the last run's" in since
+    assert results.startswith("**Best group: lr=0.1 iterations=10") and "Nothing was computed" in note and units[0]["run_id"][0] in note
 
     client.delete_run(units[0]["run_id"][0])  # a unit gone: the pipeline runs again, and computes that unit alone
     third = _lab2(tmp_path, *small).stdout
@@ -67,6 +69,7 @@ def test_a_rerun_with_nothing_to_do_copies_the_results_without_torch_and_links_t
     newest = max((r for r in all_runs(client) if r.data.tags.get("lab2.role") == "pipeline"), key=lambda r: r.info.start_time)
     flow_run = prefect_json(prefect_api, f"flow_runs/{newest.data.tags['prefect.flow_run_id']}")
     assert flow_run["state_type"] == "COMPLETED" and newest.data.tags["prefect.flow_name"] == "lab2"
+    assert flow_run["state_name"] == "Unchanged"  # the runs list shows a night with nothing new at a glance
 
 
 def _files(client: MlflowClient, run_id: str, folder: str | None = None) -> list[str]:

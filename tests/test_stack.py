@@ -16,8 +16,10 @@ import threading
 import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from importlib.metadata import version
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_iris
@@ -239,7 +241,7 @@ def webhook_receiver():
         server.server_close()
 
 
-def test_a_night_whose_numbers_changed_alerts_the_webhook_once_through_prefects_automation(config, deployments, tmp_path, monkeypatch):
+def test_a_night_whose_numbers_changed_alerts_the_webhook_once_through_prefects_automation(config, deployments, tmp_path, monkeypatch, page):
     csv = tmp_path / "iris.csv"
     frame = load_iris(as_frame=True).frame
     frame.to_csv(csv, index=False)
@@ -253,19 +255,44 @@ def test_a_night_whose_numbers_changed_alerts_the_webhook_once_through_prefects_
         frame.loc[100:149, "petal length (cm)"] -= 1.5  # the third species' petals: the data moved
         frame.to_csv(csv, index=False)
         runs.append(run_deployment(config.prefect_api_url, deployments["lab2"]["id"], {"params": params}, timeout=600))
-        assert [r["state_type"] for r in runs] == ["COMPLETED"] * 3
-        assert [r["state_name"] for r in runs] == ["Completed", "Unchanged", "Changed"]  # the runs list shows the changed night
+        # A torch upgrade, simulated: a torch-2.99.0.dist-info first on the flow run's path makes importlib.metadata
+        # report that version while the same torch computes. The environment is part of each unit's identity: every
+        # unit is computed again, and found identical bit for bit.
+        upgraded = tmp_path / "upgraded"
+        (upgraded / "torch-2.99.0.dist-info").mkdir(parents=True)
+        (upgraded / "torch-2.99.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.99.0\n")
+        env = {"MLFLOW_TRACKING_URI": config.mlflow_url, "PYTHONPATH": str(upgraded)}
+        runs.append(run_deployment(config.prefect_api_url, deployments["lab2"]["id"], {"params": params}, timeout=600, job_variables={"env": env}))
+        assert [r["state_type"] for r in runs] == ["COMPLETED"] * 4
+        # The runs list shows each night's verdict at a glance.
+        assert [r["state_name"] for r in runs] == ["Completed", "Unchanged", "Changed", "Identical"]
         deadline = time.monotonic() + 120
         while not received and time.monotonic() < deadline:
             time.sleep(1)
         time.sleep(5)  # a second call would come now
-    (alert,) = received
+    (alert,) = received  # the changed night's, and only it
     assert alert["verdict"] == "changed" and "rows changed" in alert["cause"] and alert["link"].startswith(config.mlflow_url)
     events = _prefect(config, "events/filter", {"filter": {"event": {"name": ["lab2.watch.changed"]}}, "limit": 10})["events"]
     assert len(events) == 1 and events[0]["payload"]["run_id"] == alert["run_id"]
     store = MlflowClient(config.mlflow_url)
     parent = store.get_run(alert["run_id"])
     assert parent.data.tags["lab2.watch"] == "changed" and parent.data.tags["prefect.flow_run_id"] == runs[2]["id"]
+
+    upgraded_run = store.get_run(store.search_runs([parent.info.experiment_id], f"tags.`prefect.flow_run_id` = '{runs[3]['id']}'")[0].info.run_id)
+    assert upgraded_run.data.tags["lab2.watch"] == "identical"
+    assert upgraded_run.data.tags["lab2.watch.cause"] == f"environment: torch {version('torch')} → 2.99.0"
+    units = pd.read_csv(store.download_artifacts(upgraded_run.info.run_id, "units/mlp_grid.csv", str(tmp_path)))
+    assert not units["reused"].any()  # computed again under the new environment
+
+    # In the Prefect UI: the flow run shows its named state, and its artifact renders the verdict and its cause.
+    page.goto(f"{config.prefect_ui_url}/flow-runs/flow-run/{runs[2]['id']}")
+    page.get_by_text("Changed", exact=True).first.wait_for(timeout=180_000)
+    query = {"artifacts": {"flow_run_id": {"any_": [runs[2]["id"]]}, "key": {"any_": ["since-last-run"]}}}
+    (artifact,) = _prefect(config, "artifacts/filter", query)
+    page.goto(f"{config.prefect_ui_url}/artifacts/artifact/{artifact['id']}")
+    page.get_by_text("Since the last run: changed").first.wait_for(timeout=180_000)
+    assert "50 of 150 rows changed" in page.inner_text("body")
+    page.screenshot(path=str(PROJECT / "docs" / "prefect-since-last-run.png"))
 
 
 def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
