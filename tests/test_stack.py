@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -293,6 +294,38 @@ def test_a_night_whose_numbers_changed_alerts_the_webhook_once_through_prefects_
     page.get_by_text("Since the last run: changed").first.wait_for(timeout=180_000)
     assert "50 of 150 rows changed" in page.inner_text("body")
     page.screenshot(path=str(PROJECT / "docs" / "prefect-since-last-run.png"))
+
+
+def _edited_copy_of_the_sources(folder: Path, file: str, old: str, new: str) -> Path:
+    """lab2's sources copied into `folder`, `old` replaced by `new` in `file`; the directory that, first on a flow
+    run's PYTHONPATH, makes it import the copy (a package `lab2` whose parts link to the copied folders)."""
+    for part in ("lab2core", "tasks", "flows", "cli"):
+        shutil.copytree(PROJECT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
+    edited = folder / file
+    assert edited.read_text().count(old) == 1
+    edited.write_text(edited.read_text().replace(old, new))
+    package = folder / "site" / "lab2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for name, part in {"core": "lab2core", "tasks": "tasks", "flows": "flows", "cli": "cli"}.items():
+        (package / name).symlink_to(folder / part, target_is_directory=True)
+    return folder / "site"
+
+
+def test_a_night_after_an_edit_to_the_training_recipe_names_the_file(config, deployments, tmp_path):
+    params = {"lrs": [0.1], "iterations": [50], "seeds": [0, 1, 2], "gd_epochs": 50, "experiment": "stack-recipe", "report": False}
+    before = run_deployment(config.prefect_api_url, deployments["lab2"]["id"], {"params": params}, timeout=600)
+    site = _edited_copy_of_the_sources(tmp_path / "sources", "lab2core/mlp.py", "w1 = torch.rand(", "w1 = 0.5 * torch.rand(")
+    env = {"MLFLOW_TRACKING_URI": config.mlflow_url, "PYTHONPATH": str(site)}
+    after = run_deployment(config.prefect_api_url, deployments["lab2"]["id"], {"params": params}, timeout=600, job_variables={"env": env})
+    assert (before["state_name"], after["state_type"]) == ("Completed", "COMPLETED")
+    store = MlflowClient(config.mlflow_url)
+    experiment_id = store.get_experiment_by_name("stack-recipe").experiment_id
+    (parent,) = store.search_runs([experiment_id], f"tags.`prefect.flow_run_id` = '{after['id']}'")
+    assert parent.data.tags["lab2.watch.cause"] == "recipe code: lab2core/mlp.py"
+    assert after["state_name"] == {"changed": "Changed", "within-noise": "Within noise"}[parent.data.tags["lab2.watch"]]
+    units = pd.read_csv(store.download_artifacts(parent.info.run_id, "units/mlp_grid.csv", str(tmp_path)))
+    assert not units["reused"].any()  # the recipe changed: every cell computed again with it
 
 
 def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
