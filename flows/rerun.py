@@ -1,20 +1,44 @@
-"""`lab2` with nothing to do, as a flow run on a Prefect server: it records the run in MLflow and computes nothing."""
+"""`lab2` with nothing to do, as a flow run on a Prefect server: it records the run in MLflow and computes nothing;
+and the `lab2` deployment's flow, which is that when it can and the whole pipeline otherwise."""
 
 from __future__ import annotations
 
 from prefect import flow
+from prefect.states import State
 
+from lab2.core.params import InputError, Lab2Params
 from lab2.tasks.tracking import RunRecord
-from lab2.tasks.tracking.reruns import Rerun, rerun_if_done
+from lab2.tasks.tracking.reruns import RUN_KEY_TAG, Rerun, candidates, pipeline_record, rerun_if_done
 from lab2.tasks.watch import announce, verdict_state
 
 
 @flow(name="lab2", validate_parameters=False)  # the flow people open; called with a built record
-def lab2_rerun(experiment: str, record: RunRecord, candidate_run_id: str) -> Rerun | None:
+def lab2_rerun(experiment: str, record: RunRecord, candidate_run_id: str) -> Rerun | State | None:
     """Every unit and result of this run is in MLflow already: a parent run that copies the results and links the
     units (None if a unit went missing since the CLI looked: the whole pipeline runs then), announced since the
     last run with the same parameters, in a state named by that verdict."""
-    done = rerun_if_done(experiment, record, candidate_run_id)
+    return _announced(rerun_if_done(experiment, record, candidate_run_id))
+
+
+@flow(name="lab2")
+def lab2_scheduled(params: Lab2Params = Lab2Params()) -> object:
+    """Lab 2 end to end, as the `lab2` deployment runs it: a night with nothing new (a FINISHED run of the same
+    parameters, data, code and packages, every unit still there) records a rerun without loading torch; any other
+    runs the whole pipeline in this flow run."""
+    if not params.force:
+        try:
+            record = pipeline_record(params)
+            found = candidates(params.experiment, record.tags[RUN_KEY_TAG])
+        except (OSError, InputError):
+            found = []  # a dataset that cannot be read: the pipeline's own checks say what is wrong
+        if found and (done := rerun_if_done(params.experiment, record, found[0].info.run_id, printed=False)) is not None:
+            return _announced(done)
+    from lab2.flows.pipeline import lab2  # torch and the pipeline, only for work to do
+
+    return lab2.fn(params)
+
+
+def _announced(done: Rerun | None) -> Rerun | State | None:
     if done is None or done.since is None:
         return done
     announce(done.run_id, done.since)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -93,8 +94,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextmanager
+def launched_chromium():
+    """Debian's Chromium driven by Playwright, closed on exit."""
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium"
@@ -104,13 +106,26 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A page in a fresh browser profile (no stored UI state)."""
+@contextmanager
+def fresh_page(browser):
+    """A page in a fresh browser profile (no stored UI state), closed on exit."""
     context = browser.new_context(viewport={"width": 1600, "height": 1200})
     context.set_default_timeout(60_000)
     yield context.new_page()
     context.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with launched_chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def page(browser):
+    """A page in a fresh browser profile, the module's browser shared."""
+    with fresh_page(browser) as opened:
+        yield opened
 
 
 def all_runs(client: MlflowClient, experiment: str = "lab2") -> list:

@@ -159,6 +159,10 @@ def test_lab2_report_writes_the_report_a_separate_run_holds_and_names_what_a_sma
     for row in summary.itertuples():  # the seed table's cells, as the run logged them
         assert re.search(rf"^\| {row.lr:g} \| {row.iterations} \| 3 \| {row.val_accuracy_mean:.3f} ± {row.val_accuracy_std:.3f} \|",
                          report, re.MULTILINE)
+    rebuilt = pd.read_csv(store.download_artifacts(parent.info.run_id, "reconstruction.csv", str(tmp_path))).sort_values(["row", "column"])
+    for row, entries in rebuilt.groupby("row"):  # Q1_1's matrices, row by row, as the run logged them
+        shown = " | ".join(", ".join(f"{v:.4f}" for v in entries[c]) for c in ("gd", "svd"))
+        assert f" | {shown} |" in report
     params = parent.data.params
     assert f"**Winner:** lr {float(params['best_lr']):g} × {params['best_iterations']} iterations (seed {params['best_seed']})" in report
     assert (out / "figures" / "u_scatter.png").read_bytes()[:4] == b"\x89PNG"

@@ -27,6 +27,7 @@ from sklearn.datasets import load_iris
 
 from lab2.cli import stack
 from lab2.cli.main import main
+from tests.conftest import fresh_page, launched_chromium
 from tests.processes import descendants, left_behind
 from tests.servers import free_port, http_json, mlflow_json, prefect_json, run_deployment, running_stack
 
@@ -65,6 +66,13 @@ def grid_run(config, deployments) -> dict:
     run = run_deployment(config.prefect_api_url, deployments["mlp-grid"]["id"], {"params": GRID})
     assert run["state_type"] == "COMPLETED", run["state"]
     return run
+
+
+@pytest.fixture
+def page():
+    """A page in a browser of its own, closed with it after the test: other tests here count the processes left."""
+    with launched_chromium() as chromium, fresh_page(chromium) as opened:
+        yield opened
 
 
 def _mlflow(config: stack.StackConfig, endpoint: str, body: dict | None = None, **query: str) -> dict:
@@ -279,15 +287,18 @@ def test_a_night_whose_numbers_changed_alerts_the_webhook_once_through_prefects_
     parent = store.get_run(alert["run_id"])
     assert parent.data.tags["lab2.watch"] == "changed" and parent.data.tags["prefect.flow_run_id"] == runs[2]["id"]
 
+    (unchanged,) = store.search_runs([parent.info.experiment_id], f"tags.`prefect.flow_run_id` = '{runs[1]['id']}'")
+    assert unchanged.data.tags["lab2.rerun_of"] == unchanged.data.tags["lab2.watch.predecessor"]  # the cheap night: nothing computed
     upgraded_run = store.get_run(store.search_runs([parent.info.experiment_id], f"tags.`prefect.flow_run_id` = '{runs[3]['id']}'")[0].info.run_id)
     assert upgraded_run.data.tags["lab2.watch"] == "identical"
     assert upgraded_run.data.tags["lab2.watch.cause"] == f"environment: torch {version('torch')} → 2.99.0"
     units = pd.read_csv(store.download_artifacts(upgraded_run.info.run_id, "units/mlp_grid.csv", str(tmp_path)))
     assert not units["reused"].any()  # computed again under the new environment
 
-    # In the Prefect UI: the flow run shows its named state, and its artifact renders the verdict and its cause.
-    page.goto(f"{config.prefect_ui_url}/flow-runs/flow-run/{runs[2]['id']}")
-    page.get_by_text("Changed", exact=True).first.wait_for(timeout=180_000)
+    # In the Prefect UI: the runs list shows each night's named state, and the artifact renders the verdict and cause.
+    page.goto(f"{config.prefect_ui_url}/runs")
+    for name in ("Unchanged", "Changed", "Identical"):
+        page.get_by_text(name, exact=True).first.wait_for(timeout=180_000)
     query = {"artifacts": {"flow_run_id": {"any_": [runs[2]["id"]]}, "key": {"any_": ["since-last-run"]}}}
     (artifact,) = _prefect(config, "artifacts/filter", query)
     page.goto(f"{config.prefect_ui_url}/artifacts/artifact/{artifact['id']}")

@@ -32,7 +32,7 @@ class Rerun:
 
     run_id: str
     rerun_of: str
-    terminal: str
+    terminal: str  # "" when nothing prints it (a deployment's flow run)
     units: int
     runs_url: str | None  # the runs in an MLflow server's UI (None for a local store)
     report: str | None  # where the lab report it copied opens (None if the run it copied had none)
@@ -70,26 +70,28 @@ def candidates(experiment: str, run_key: str) -> list[Run]:
     return sorted(search_runs(exp.experiment_id, query), key=lambda r: r.info.end_time or 0, reverse=True)
 
 
-def rerun_if_done(experiment: str, record: RunRecord, candidate_run_id: str) -> Rerun | None:
+def rerun_if_done(experiment: str, record: RunRecord, candidate_run_id: str, printed: bool = True) -> Rerun | None:
     """If the candidate run (the newest of `candidates`) still has every unit run FINISHED with its identity and its models
-    READY: a new parent run (`record`) holding what it holds. Else None: the run has work."""
+    READY, and (when the rerun is `printed`) what `lab2 run` printed of it: a new parent run (`record`) holding what it
+    holds. Else None: the run has work."""
     with tempfile.TemporaryDirectory(prefix="lab2-rerun-") as folder:
-        predecessor = _whole(candidate_run_id, Path(folder))
+        predecessor = _whole(candidate_run_id, Path(folder), printed)
         if predecessor is None:
             return None
         run_id, since = _record(predecessor, experiment, {**record.tags, RERUN_OF_TAG: predecessor.run_id}, record.params)
-        terminal = (predecessor.files / TERMINAL_FILE).read_text()
+        terminal = (predecessor.files / TERMINAL_FILE).read_text() if printed else ""
         report = artifact_location(run_id, REPORT_HTML) if (predecessor.files / REPORT_HTML).is_file() else None
         return Rerun(run_id, predecessor.run_id, terminal, len(predecessor.units), saved_runs_url(predecessor.experiment_id), report, since)
 
 
-def _whole(run_id: str, folder: Path) -> Predecessor | None:
-    """The run with its files, if they hold what a rerun prints and every unit and model is still there."""
+def _whole(run_id: str, folder: Path, printed: bool) -> Predecessor | None:
+    """The run with its files, if they hold its units (and what a rerun prints, when it is `printed`) and every unit
+    and model is still there."""
     run = client(f"run {run_id}").get_run(run_id)
     exp_id = run.info.experiment_id
     files = Path(client(f"the files of run {run_id}").download_artifacts(run_id, "", str(folder)))
     tables = sorted((files / "units").glob("*.csv"))
-    if not (files / TERMINAL_FILE).is_file() or not tables:
+    if (printed and not (files / TERMINAL_FILE).is_file()) or not tables:
         return None
     units = pd.concat([pd.read_csv(t, dtype={"identity": str, "run_id": str}) for t in tables], ignore_index=True)
     model_ids = [m.model_id for m in run.outputs.model_outputs] if run.outputs else []
