@@ -50,7 +50,8 @@ def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
         q2 = train_grid(parent, params.grid)
         units = pd.concat([q1.units, q2.units], ignore_index=True)
         since = watch_since_last_run(parent, params.params_key(), inputs, q1, q2)
-        url = describe_parent(parent, [q1.what_ran, q2.what_ran], units, q1.summary, q2.seeds, q2.winner, since_last_run_markdown(since))
+        since_section = since_last_run_markdown(since) if since.predecessor else None  # a first run's tag says so
+        url = describe_parent(parent, [q1.what_ran, q2.what_ran], units, q1.summary, q2.seeds, q2.winner, since_section)
         report = publish_report(parent) if params.report else None
         settle(parent)
     logger = get_run_logger()  # the tables are the flow runs' artifacts

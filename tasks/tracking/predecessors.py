@@ -41,7 +41,7 @@ def since_last_run(run_id: str, params_key: str, inputs: Inputs, factorisation: 
             changes += compare_grid(_csv(held["mlp_cells.csv"]), cells, list(cells[CELL_KEYS].itertuples(index=False, name=None)))
         moved = [c for c in changes if c.verdict != IDENTICAL] or changes
         since = SinceLastRun(predecessor, causes, moved, len(new), run_url(predecessor))
-    tags = {WATCH_TAG: since.verdict if since.predecessor else "first", PREDECESSOR_TAG: since.predecessor or "", CAUSE_TAG: "; ".join(since.causes)}
+    tags = {WATCH_TAG: since.verdict, PREDECESSOR_TAG: since.predecessor, CAUSE_TAG: "; ".join(since.causes)} if since.predecessor else {WATCH_TAG: "first"}
     log_to_run(run_id, RunRecord(tags=tags))
     return since
 
