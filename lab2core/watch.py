@@ -92,24 +92,24 @@ def input_changes(before: Inputs, now: Inputs) -> list[str]:
     return causes
 
 
-def compare_factorisation(before: pd.DataFrame, now: pd.DataFrame, recomputed: Sequence[str]) -> list[UnitChange]:
-    """Q1's matrices computed again (factorisation.csv rows), each against its last run: the same GD and SVD losses,
-    losses within float rounding, or moved."""
+def compare_factorisation(before: pd.DataFrame, now: pd.DataFrame, matrices: Sequence[str]) -> list[UnitChange]:
+    """Q1's `matrices` (factorisation.csv rows), each against the last run's: the same GD and SVD losses, losses
+    within float rounding, or moved."""
     before, now = before.set_index("matrix"), now.set_index("matrix")
     changes = []
-    for matrix in [m for m in recomputed if m in before.index and m in now.index]:
+    for matrix in [m for m in matrices if m in before.index and m in now.index]:
         old, new = before.loc[matrix, FACTORISATION_METRICS].astype(float), now.loc[matrix, FACTORISATION_METRICS].astype(float)
         said = f"GD {old['gd_loss']:.6g} → {new['gd_loss']:.6g}, optimum {old['svd_loss']:.6g} → {new['svd_loss']:.6g}"
         changes.append(UnitChange(f"Q1 {matrix}", _closeness(old.to_numpy(), new.to_numpy()), said))
     return changes
 
 
-def compare_grid(before: pd.DataFrame, now: pd.DataFrame, recomputed: Sequence[tuple]) -> list[UnitChange]:
-    """The grid's cells computed again (mlp_cells.csv rows keyed lr, iterations, seed, split_seed) against their last
-    run: bit for bit, within float rounding, or judged seed by seed with the paired statistics of `lab2 compare`
+def compare_grid(before: pd.DataFrame, now: pd.DataFrame, compared: Sequence[tuple]) -> list[UnitChange]:
+    """The grid's `compared` cells (mlp_cells.csv rows keyed lr, iterations, seed, split_seed) against the last
+    run's: bit for bit, within float rounding, or judged seed by seed with the paired statistics of `lab2 compare`
     (changed when a cell's difference is significant after Holm, or when a cell has one seed and no noise to measure
     it against)."""
-    keys = set(map(tuple, recomputed))
+    keys = set(map(tuple, compared))
     both = now.merge(before, on=CELL_KEYS, suffixes=("", "_before"))
     both = both[[tuple(k) in keys for k in both[CELL_KEYS].itertuples(index=False)]]
     if both.empty:

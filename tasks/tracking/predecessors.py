@@ -41,7 +41,9 @@ def since_last_run(run_id: str, params_key: str, inputs: Inputs, factorisation: 
             changes += compare_grid(_csv(held["mlp_cells.csv"]), cells, list(cells[CELL_KEYS].itertuples(index=False, name=None)))
         moved = [c for c in changes if c.verdict != IDENTICAL] or changes
         since = SinceLastRun(predecessor, causes, moved, len(new), run_url(predecessor))
-    tags = {WATCH_TAG: since.verdict, PREDECESSOR_TAG: since.predecessor, CAUSE_TAG: "; ".join(since.causes)} if since.predecessor else {WATCH_TAG: "first"}
+    tags = {WATCH_TAG: "first"}
+    if since.predecessor:
+        tags = {WATCH_TAG: since.verdict, PREDECESSOR_TAG: since.predecessor, CAUSE_TAG: "; ".join(since.causes)}
     log_to_run(run_id, RunRecord(tags=tags))
     return since
 
