@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -86,10 +87,15 @@ def recipe_digests(root: Path = ROOT) -> dict[str, str]:
     return digests
 
 
+_PARSING = threading.Lock()  # CPython 3.11's ast.parse is not safe in two threads at once (the grid's loggers ask together)
+
+
 def _definitions(path: Path) -> dict[str, str]:
     """Top-level functions, classes and assignments of a module by name, as dumps of their syntax trees."""
     found = {}
-    for node in ast.parse(path.read_text()).body:
+    with _PARSING:
+        tree = ast.parse(path.read_text())
+    for node in tree.body:
         for part in ast.walk(node):
             body = getattr(part, "body", None)
             if isinstance(part, (ast.FunctionDef, ast.ClassDef)) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):

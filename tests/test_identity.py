@@ -134,3 +134,4 @@ def test_a_whole_runs_key_follows_its_params_data_and_every_source_but_not_how_i
     assert _key(checkout, data) != edited
     assert data_file("iris") == data_file("iris-uci") and data_file("iris").is_file()  # scikit-learn's bundled copy
     assert Lab2Params(dataset="iris-uci").run_key() != Lab2Params().run_key()  # the name is a param
+
