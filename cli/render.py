@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import textwrap
 from collections.abc import Sequence
@@ -183,7 +184,7 @@ def history(runs: pd.DataFrame) -> str:
     differently wrapped beneath it."""
     lines = [f"{'started (UTC)':16}  {'run':32}  {'verdict':12}  best val acc"]
     for r in runs.itertuples():
-        best = "-" if r.best_val_accuracy != r.best_val_accuracy else f"{r.best_val_accuracy:.3f}"
+        best = "-" if math.isnan(r.best_val_accuracy) else f"{r.best_val_accuracy:.3f}"
         lines.append(f"{r.started:16}  {r.run_id:32}  {r.verdict or '-':12}  {best}")
         if r.cause:
             lines.append(wrapped(f"what went in differently: {r.cause}", "    ", "      "))

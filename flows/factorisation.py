@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -23,7 +23,6 @@ class FactorisationResult:
     summary: pd.DataFrame
     units: pd.DataFrame
     what_ran: str
-    computed: list[str] = field(default_factory=list)  # the matrices factorised now (the rest reused)
 
 
 @flow(name="factorisation")
@@ -60,5 +59,4 @@ def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> Facto
     publish_factorisation(parent_run_id, summary, units)
     losses = "; ".join(f"{r.matrix}: GD {r.gd_loss:.6g}, SVD {r.svd_loss:.6g}" for r in summary.itertuples())
     get_run_logger().info("Q1 factorisation at rank %d, loss ‖A − UVᵀ‖²_F: %s", params.rank, losses)
-    what_ran = factorisation_sentence(list(matrices), params.rank, params.gd_lr, params.gd_epochs)
-    return FactorisationResult(summary, units, what_ran, [m for m in matrices if m in to_compute])
+    return FactorisationResult(summary, units, factorisation_sentence(list(matrices), params.rank, params.gd_lr, params.gd_epochs))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -28,7 +28,6 @@ class GridResult:
     units: pd.DataFrame
     winner: Winner
     what_ran: str
-    computed: list[tuple] = field(default_factory=list)  # the cells (lr, iterations, seed, split_seed) computed now
 
 
 @flow(name="mlp-grid")
@@ -60,4 +59,4 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
         publish_grid(parent_run_id, cells.table, summary_figures.result(), seeds, splits[first].val_rows, units)
     get_run_logger().info("Q2 grid: best %s, model %s", best_label(seeds), winner.model_uri)
     what_ran = grid_sentence(params.lrs, params.iterations, params.seeds, params.setup(first).as_params(), params.split_seeds)
-    return GridResult(cells.table, seeds, units, winner, what_ran, list(cells.written))
+    return GridResult(cells.table, seeds, units, winner, what_ran)

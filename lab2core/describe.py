@@ -92,7 +92,7 @@ def pipeline_description(
     `reused` holds (unit name, link) of the units taken from earlier runs; `best_run` (name, link) the
     best group's run whose model is logged.
     """
-    parts = [since_last_run + SINCE_END] if since_last_run else []
+    parts = []
     if seeds is not None:
         model = f" The model `lab2-mlp` is its seed run [{best_run[0]}]({best_run[1]})." if best_run else ""
         parts.append(f"**Best group: {best_label(seeds)}** (highest mean validation accuracy; ties go to fewer iterations).{model}")
@@ -108,7 +108,12 @@ def pipeline_description(
     if factorisation is not None and len(factorisation):
         rows = [f"| `{r.matrix}` | {r.gd_loss:.5g} | {r.svd_loss:.5g} |" for r in factorisation.itertuples()]
         parts.append("Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | truncated SVD |\n|---|---|---|\n" + "\n".join(rows))
-    return "\n\n".join([*parts, how_it_ran(flow_run_url, reused)])
+    return under_since_last_run(since_last_run, "\n\n".join([*parts, how_it_ran(flow_run_url, reused)]))
+
+
+def under_since_last_run(since_last_run: str | None, description: str) -> str:
+    """A description under its first section, what changed since the last run (ended by SINCE_END), if there is one."""
+    return f"{since_last_run}{SINCE_END}\n\n{description}" if since_last_run else description
 
 
 def how_it_ran(flow_run_url: str | None, reused: Sequence[tuple[str, str]], rerun_of: tuple[str, str] | None = None) -> str:

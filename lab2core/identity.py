@@ -118,7 +118,7 @@ def run_key(params: Mapping[str, object], data_file: Path, root: Path = ROOT) ->
     torch or loading the data: the params (as dumped), the data file's bytes, lab2's sources, package versions."""
     from importlib.metadata import version
 
-    h = hashlib.sha256(json.dumps({k: str(v) for k, v in sorted(params.items())}).encode())
+    h = hashlib.sha256(_dumped(params))
     h.update(data_file.read_bytes())
     for path in sorted(p for folder in SOURCE_FOLDERS for p in (root / folder).rglob("*.py")):
         h.update(f"{path.relative_to(root)}\n".encode() + path.read_bytes())
@@ -128,7 +128,11 @@ def run_key(params: Mapping[str, object], data_file: Path, root: Path = ROOT) ->
 
 def params_key(params: Mapping[str, object]) -> str:
     """A hash of parameters alone (as dumped): runs of the same experiment whatever their data, code or packages."""
-    return hashlib.sha256(json.dumps({k: str(v) for k, v in sorted(params.items())}).encode()).hexdigest()[:24]
+    return hashlib.sha256(_dumped(params)).hexdigest()[:24]
+
+
+def _dumped(params: Mapping[str, object]) -> bytes:
+    return json.dumps({k: str(v) for k, v in sorted(params.items())}).encode()
 
 
 def data_file(dataset: str) -> Path:

@@ -30,7 +30,7 @@ def load_report_numbers(path: Path = REPORT_NUMBERS) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def lab2_numbers(seeds: Sequence[int], dataset: str = "iris-uci", hidden: int = 12) -> pd.DataFrame:
+def lab2_numbers(seeds: Sequence[int], dataset: str = REPORT_DATASET, hidden: int = 12) -> pd.DataFrame:
     """lab2's values of the report's quantities, one row per seed (and protocol for the MLP grid)."""
     data = load_dataset(dataset)
     iris = centre(data.features)

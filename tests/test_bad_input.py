@@ -208,3 +208,6 @@ def test_history_of_no_runs_or_of_fewer_than_one_is_refused(fresh_dir, capsys):
     assert main(["history", "--last", "0"]) == 2
     assert "--last 0: allowed is a whole number ≥ 1" in capsys.readouterr().err
     assert not (fresh_dir / "mlflow.db").exists()
+    assert main(["history"]) == 2
+    err = capsys.readouterr().err
+    assert "no finished lab2 run in experiment 'lab2'" in err and "Traceback" not in err

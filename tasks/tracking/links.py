@@ -62,10 +62,10 @@ def run_url(run_id: str) -> str | None:
 def artifact_location(run_id: str, path: str) -> str:
     """Where a person opens one of a run's artifacts: its page in an MLflow server's UI, else its file (a file: URI
     a browser opens; the run's artifacts are local files then)."""
-    route = f"#/experiments/{experiment_of(run_id)}/runs/{run_id}/artifactPath/{path}{UI_QUERY}"
-    if url := _in_server_ui(route):
+    run = client(f"the artifacts of run {run_id}").get_run(run_id)
+    if url := _in_server_ui(f"#/experiments/{run.info.experiment_id}/runs/{run_id}/artifactPath/{path}{UI_QUERY}"):
         return url
-    root = client(f"the artifacts of run {run_id}").get_run(run_id).info.artifact_uri
+    root = run.info.artifact_uri
     parsed = urllib.parse.urlparse(root)
     if parsed.scheme in ("", "file"):
         return (Path(urllib.parse.unquote(parsed.path)) / path).resolve().as_uri()

@@ -3,13 +3,13 @@ against it (lab2.core.watch): what went in differently, and whether the numbers 
 
 from __future__ import annotations
 
-from io import StringIO
+from io import BytesIO
 
 import pandas as pd
 
 from lab2.core.watch import CELL_KEYS, IDENTICAL, Inputs, SinceLastRun, compare_factorisation, compare_grid, input_changes
 from lab2.tasks.tracking.links import run_url
-from lab2.tasks.tracking.queries import last_finished_run, read_tables
+from lab2.tasks.tracking.queries import last_finished_run, read_artifacts
 from lab2.tasks.tracking.runs import RunRecord, log_to_run
 
 INPUTS_FILE = "inputs.json"  # what went into a parent run: code, data, environment
@@ -29,8 +29,8 @@ def since_last_run(run_id: str, params_key: str, inputs: Inputs, factorisation: 
     if predecessor is None:
         since = SinceLastRun(None, new_units=len(units))
     else:
-        held = read_tables(predecessor, [INPUTS_FILE, "factorisation.csv", "mlp_cells.csv", *UNIT_TABLES])
-        causes = input_changes(Inputs.from_json(held[INPUTS_FILE]), inputs) if INPUTS_FILE in held else ["the last run recorded no inputs"]
+        held = read_artifacts(predecessor, [INPUTS_FILE, "factorisation.csv", "mlp_cells.csv", *UNIT_TABLES])
+        causes = input_changes(Inputs.from_json(held[INPUTS_FILE].decode()), inputs) if INPUTS_FILE in held else ["the last run recorded no inputs"]
         listed = pd.concat([_csv(held[t]) for t in UNIT_TABLES if t in held] or [units.iloc[:0]])
         before = dict(zip(listed["name"], listed["run_id"]))
         new = [name for name, unit_run in zip(units["name"], units["run_id"]) if before.get(name) != unit_run]
@@ -48,5 +48,5 @@ def since_last_run(run_id: str, params_key: str, inputs: Inputs, factorisation: 
     return since
 
 
-def _csv(text: str) -> pd.DataFrame:
-    return pd.read_csv(StringIO(text))
+def _csv(table: bytes) -> pd.DataFrame:
+    return pd.read_csv(BytesIO(table))

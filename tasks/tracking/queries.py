@@ -4,6 +4,7 @@ what the lab report reads."""
 from __future__ import annotations
 
 import tempfile
+from io import BytesIO
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,10 +93,16 @@ def _unit_run_ids(parent_run_id: str, flow_name: str) -> list[str] | None:
 def read_units(parent_run_id: str, flow_name: str) -> pd.DataFrame | None:
     """The units table a parent run holds for a flow (units/{flow_name}.csv); None if it has none."""
     path = f"units/{flow_name}.csv"
-    if path not in {a.path for a in client().list_artifacts(parent_run_id, "units")}:
-        return None
-    with tempfile.TemporaryDirectory() as folder:
-        return pd.read_csv(client().download_artifacts(parent_run_id, path, folder))
+    found = read_artifacts(parent_run_id, [path])
+    return pd.read_csv(BytesIO(found[path])) if path in found else None
+
+
+def read_artifacts(run_id: str, paths: list[str]) -> dict[str, bytes]:
+    """The bytes of those of a run's artifacts (paths such as "units/mlp_grid.csv") it holds, by path."""
+    folders = {str(Path(path).parent) for path in paths}
+    held = {a.path for folder in folders for a in client(f"the files of run {run_id}").list_artifacts(run_id, None if folder == "." else folder)}
+    with tempfile.TemporaryDirectory() as local:
+        return {path: Path(client().download_artifacts(run_id, path, local)).read_bytes() for path in paths if path in held}
 
 
 def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
@@ -113,19 +120,11 @@ def read_run_results(run_id: str) -> RunResults:
         run = client().get_run(run_id)
     except MlflowException:
         raise LookupError(f"no run {run_id!r} at {redact(tracking_uri())}") from None
-    held = {a.path for a in client().list_artifacts(run_id)}
-    with tempfile.TemporaryDirectory() as folder:
-        tables = {name: pd.read_csv(client().download_artifacts(run_id, name, folder)) for name in TABLES if name in held}
-    figures = [a.path for a in client().list_artifacts(run_id, "figures")] if "figures" in held else []
+    tables = {name: pd.read_csv(BytesIO(table)) for name, table in read_artifacts(run_id, list(TABLES)).items()}
+    figures = [a.path for a in client().list_artifacts(run_id, "figures")]  # none listed where there is no folder
     models = run.outputs.model_outputs if run.outputs else []
     link = run_url(run_id) or run_link(run_id, run.info.experiment_id)
     return RunResults(run_id, link, run.data.params, tables, figures, f"models:/{models[0].model_id}" if models else None)
-
-
-def read_figures(run_id: str, paths: list[str]) -> dict[str, bytes]:
-    """The bytes of some of a run's artifacts, by path."""
-    with tempfile.TemporaryDirectory() as folder:
-        return {path: Path(client().download_artifacts(run_id, path, folder)).read_bytes() for path in paths}
 
 
 def lab_report_of(run_id: str) -> LabReport:
@@ -136,7 +135,7 @@ def lab_report_of(run_id: str) -> LabReport:
     if missing := missing_numbers(results):
         raise IncompleteRun(run_id, missing)
     markdown = lab_report(results)
-    figures = read_figures(run_id, [path for path in results.figures if f"({path})" in markdown])
+    figures = read_artifacts(run_id, [path for path in results.figures if f"({path})" in markdown])
     return LabReport(run_id, markdown, report_html(markdown, figures), figures)
 
 
@@ -145,14 +144,6 @@ def last_finished_run(run_id: str, params_key: str) -> str | None:
     found = search_runs(experiment_of(run_id), f"tags.`{PARAMS_KEY_TAG}` = '{params_key}' and attributes.status = 'FINISHED'")
     earlier = [r for r in found if r.info.run_id != run_id]
     return max(earlier, key=lambda r: r.info.end_time or 0).info.run_id if earlier else None
-
-
-def read_tables(run_id: str, names: list[str]) -> dict[str, str]:
-    """The text of those of a run's artifacts (paths: "units/mlp_grid.csv") it holds, by path."""
-    folders = {str(Path(name).parent) for name in names}
-    held = {a.path for folder in folders for a in client(f"the files of run {run_id}").list_artifacts(run_id, None if folder == "." else folder)}
-    with tempfile.TemporaryDirectory() as folder:
-        return {name: Path(client().download_artifacts(run_id, name, folder)).read_text() for name in names if name in held}
 
 
 def run_history(experiment: str, last: int) -> pd.DataFrame:

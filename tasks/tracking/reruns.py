@@ -11,7 +11,7 @@ import pandas as pd
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 
-from lab2.core.describe import SINCE_END, how_it_ran, results_part
+from lab2.core.describe import how_it_ran, results_part, under_since_last_run
 from lab2.core.params import Lab2Params
 from lab2.core.watch import Inputs, SinceLastRun, since_last_run_markdown
 from lab2.tasks.tracking.connection import client, search_runs, store_exists, tracking_uri
@@ -138,8 +138,7 @@ def _record(predecessor: Predecessor, experiment: str, tags: dict[str, str], par
         if predecessor.model_ids:
             client(what).log_outputs(run_id, [LoggedModelOutput(m, step=0) for m in predecessor.model_ids])
         since = _since_last_run(run_id, tags[PARAMS_KEY_TAG], predecessor)
-        section = f"{since_last_run_markdown(since)}{SINCE_END}\n\n" if since else ""
-        set_description(run_id, section + _description(predecessor))
+        set_description(run_id, under_since_last_run(since and since_last_run_markdown(since), _description(predecessor)))
     return run_id, since
 
 
