@@ -276,6 +276,7 @@ def _history(args: argparse.Namespace) -> int:
     if args.last < 1:
         return _bad_input("history", [f"--last {args.last}: allowed is a whole number ≥ 1"])
     from lab2.core.plots import plot_history
+    from lab2.tasks.figures import png
     from lab2.tasks.tracking import RunRecord, log_to_run, run_history
 
     try:
@@ -284,7 +285,7 @@ def _history(args: argparse.Namespace) -> int:
         return _bad_input("history", [str(error)])
     print(render.history(runs))
     newest = runs["run_id"].iloc[-1]
-    log_to_run(newest, RunRecord(figures={"history": plot_history(runs)}))
+    log_to_run(newest, RunRecord(figures={"history": png(plot_history(runs))}))
     print(f"\nThe figure: figures/history.png on run {newest}.")
     return 0
 

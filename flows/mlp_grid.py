@@ -12,7 +12,7 @@ from lab2.core.seeds import SeedComparison
 from lab2.core.params import GridParams
 from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs, compare_over_seeds, load_data, split_for_mlp
-from lab2.tasks.figures import figure_process
+from lab2.tasks.figures import figure_process, grid_summary_pngs
 from lab2.tasks.grid import train_and_record
 from lab2.tasks.outputs import Winner, describe_parent, log_winner, publish_grid
 from lab2.tasks.records import grid_units
@@ -34,7 +34,7 @@ class GridResult:
 def mlp_grid(params: GridParams = GridParams()) -> GridResult:
     """Q2 on its own, under an MLflow parent run of its own."""
     check_inputs(params)
-    with tracking.parent_run(params.experiment, "mlp-grid", tracking.RunRecord(params=params.model_dump())) as parent:
+    with figure_process(), tracking.parent_run(params.experiment, "mlp-grid", tracking.RunRecord(params=params.model_dump())) as parent:
         q2 = train_grid(parent, params)
         describe_parent(parent, [q2.what_ran], q2.units, seeds=q2.seeds, winner=q2.winner)
         settle(parent)
@@ -49,11 +49,11 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
     data = load_data(params.dataset, params.label_column)
     splits = {k: split_for_mlp(data, params.setup(k)) for k in params.split_seeds}
     plan = plan_units(params.experiment, *grid_units(params, data.digest), params.force)
-    with figure_process() as figures:  # the summary figures are drawn there, beside the winner's model
+    with figure_process():  # the figures are drawn there: the learning curves as the cells are logged, the summary beside the model
         cells = train_and_record(parent_run_id, params, data, splits, plan)
         first = min(params.split_seeds)  # the split whose cell is the winner's, and whose rows size the verdicts
         seeds = compare_over_seeds(cells.table, splits[first].val_rows, params.min_effect)
-        summary_figures = figures.draw_grid_summary(cells.table, cells.curves, seeds)
+        summary_figures = grid_summary_pngs(cells.table, cells.curves, seeds)
         winner = log_winner(parent_run_id, seeds, cells, plan, params.setup(first), splits[first])
         units = plan.table(cells.written)
         publish_grid(parent_run_id, cells.table, summary_figures.result(), seeds, splits[first].val_rows, units)

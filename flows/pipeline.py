@@ -15,6 +15,7 @@ from lab2.flows.mlp_grid import train_grid
 from lab2.core.params import Lab2Params
 from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs
+from lab2.tasks.figures import figure_process
 from lab2.tasks.outputs import describe_parent, publish_report
 from lab2.tasks.resume import settle
 from lab2.tasks.tracking.reruns import pipeline_record
@@ -44,7 +45,8 @@ def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
     flow run ends in a state named by that verdict. Units with a FINISHED run of their identity are reused; `force`
     recomputes everything."""
     check_inputs(params)
-    with tracking.parent_run(params.experiment, "lab2", pipeline_record(params)) as parent:
+    # One figure process for Q1's figure and Q2's, started first: its imports overlap the parent run's creation.
+    with figure_process(), tracking.parent_run(params.experiment, "lab2", pipeline_record(params)) as parent:
         inputs = record_inputs(parent, params)
         q1 = factorise_matrices(parent, params.factorisation)
         q2 = train_grid(parent, params.grid)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,22 +12,15 @@ from matplotlib.ticker import LogFormatter
 
 from lab2.core.verdicts import contrast_labels
 
-if TYPE_CHECKING:  # torch only in annotations: the figures can be drawn in a process that never imports it
-    import torch
 
-    from lab2.core.mlp import CellResult
-
-
-def plot_u_scatter(
-    u_svd: torch.Tensor, u_gd: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]
-) -> Figure:
+def plot_u_scatter(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> Figure:
     """Q1_3: the first two columns of U, SVD beside GD, one colour per class."""
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, u, title in zip(axes, (u_svd, u_gd), ("truncated SVD", "gradient descent")):
         for k, name in enumerate(class_names):
-            rows = (labels == k).numpy()
-            ax.scatter(u[rows, 0].numpy(), _second_column(u)[rows].numpy(), s=14, label=name)
+            rows = labels == k
+            ax.scatter(u[rows, 0], _second_column(u)[rows], s=14, label=name)
         ax.set(title=f"U from {title}", xlabel="U[:, 0]", ylabel="U[:, 1]" if u.shape[1] > 1 else "(rank 1)")
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
@@ -36,19 +28,21 @@ def plot_u_scatter(
     return fig
 
 
-def _second_column(u: torch.Tensor) -> torch.Tensor:
-    return u[:, 1] if u.shape[1] > 1 else u.new_zeros(len(u))
+def _second_column(u: np.ndarray) -> np.ndarray:
+    return u[:, 1] if u.shape[1] > 1 else np.zeros(len(u))
 
 
-def plot_learning_curve(cell: CellResult) -> Figure:
-    """Training loss per step of one MLP cell, with its final accuracies in the title."""
+def plot_learning_curve(
+    history: Mapping[int, float], lr: float, iterations: int, seed: int, train_accuracy: float, val_accuracy: float
+) -> Figure:
+    """Training loss per step of one MLP cell (`history`: step → loss), with its final accuracies in the title."""
     # Fixed margins instead of a layout engine: one of these per cell, and constrained layout doubles its cost.
     fig = Figure(figsize=(5, 3.5))
     fig.subplots_adjust(left=0.16, right=0.97, bottom=0.13, top=0.9)
     ax = fig.subplots()
-    ax.plot(np.array(list(cell.train_loss_history)) + 1, list(cell.train_loss_history.values()))
+    ax.plot(np.array(list(history)) + 1, list(history.values()))
     ax.set(xlabel="step", ylabel="training loss (cross-entropy)")
-    title = f"lr={cell.lr:g}, {cell.iterations} iterations, seed {cell.seed}: train {cell.train_accuracy:.0%}, val {cell.val_accuracy:.0%}"
+    title = f"lr={lr:g}, {iterations} iterations, seed {seed}: train {train_accuracy:.0%}, val {val_accuracy:.0%}"
     ax.set_title(title, fontsize=10)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(_PlainLogFormatter())

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import pandas as pd
 import psutil
 import torch
-from matplotlib.figure import Figure
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -16,9 +15,9 @@ from lab2.core.data import Dataset, factorisation_matrices, load_dataset
 from lab2.core.factorise import Factorisation, column_angles, factorise_gd, principal_angles, truncated_svd
 from lab2.core.mlp import CellResult, MLPData, prepare_mlp_data, train_cells
 from lab2.core.params import FactorisationSetup, MLPSetup, RunParams
-from lab2.core.plots import plot_u_scatter
 from lab2.core.seeds import SeedComparison, compare_seeds
 from lab2.core.workload import max_seconds
+from lab2.tasks.figures import u_scatter_png
 from lab2.tasks.stopping import stop_asked
 
 
@@ -73,9 +72,12 @@ def compare_u(gd: Factorisation, svd: Factorisation) -> dict[str, float]:
 
 
 @task(cache_policy=NO_CACHE)
-def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset, matrix: str) -> dict[str, Figure]:
-    """Scatter of U's first two columns, SVD beside GD, by class: for the dataset's matrix (the lab's 3×3 has no classes)."""
-    return {"u_scatter": plot_u_scatter(svd.u, gd.u, data.labels, data.class_names)} if matrix == data.name else {}
+def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset, matrix: str) -> dict[str, bytes]:
+    """Scatter of U's first two columns, SVD beside GD, by class, as PNG: for the dataset's matrix (the lab's 3×3 has
+    no classes)."""
+    if matrix != data.name:
+        return {}
+    return {"u_scatter": u_scatter_png(svd.u.numpy(), gd.u.numpy(), data.labels.numpy(), data.class_names).result()}
 
 
 @task(cache_policy=NO_CACHE, task_run_name="train-shard-{shard_index}")

@@ -1,68 +1,126 @@
-"""The grid's summary figures, drawn in a process of their own while this one logs the winner's model.
+"""Every figure of a run drawn as PNG bytes, in a process of its own when one is open (`figure_process`), else here.
 
-Matplotlib holds Python's GIL while it draws, as MLflow and torch's exporter do while they save a model: in one
-process the six summary figures (2–3 s) wait for the model and then hold up the run. A spawned process imports
-matplotlib as the grid trains, draws the figures on the other core, and hands back their PNG bytes.
+Matplotlib holds Python's GIL while it draws, as MLflow does while it writes runs and torch's exporter while it
+saves a model: in the flow's process, the U figure, a learning curve per cell and the six summary figures would
+hold up the runs' logging. `lab2 run` opens one spawned process as its flow starts; it imports matplotlib while Q1
+loads, then draws on the other core while this process trains, logs and saves the winner's model. Worker processes
+(a process-pool or Dask grid) have none open and draw their own cells' curves, on their own cores.
 """
 
 from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import pickle
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from lab2.core.plots import grid_summary_figures
-from lab2.core.seeds import SeedComparison
-
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.figure import Figure
+
+    from lab2.core.mlp import CellResult
+    from lab2.core.seeds import SeedComparison
 
 
 class FigureProcess:
-    """A process that draws the grid's summary figures; started as it is made, so that its imports overlap the grid."""
+    """A process that draws figures; started as it is made, so that its imports overlap the flow's work."""
 
     def __init__(self) -> None:
+        self.pid = os.getpid()  # the process that opened it: a forked child must not write to its pipe
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_leave_stops_to_lab2)
-        self._pool.submit(_ready)  # the process starts on its first job, and imports this module for it
+        self._pool.submit(_ready)  # the process starts on its first job
 
-    def draw_grid_summary(self, cells: pd.DataFrame, curves: pd.DataFrame, seeds: SeedComparison) -> Future[dict[str, bytes]]:
-        """The summary figures as PNG bytes by name, drawn in the process."""
-        # Pickled now: the pool pickles on a thread of its own, while the flow reads (and caches into) the same objects.
-        frames = pickle.dumps((cells, curves, seeds.summary, seeds.paired, seeds.pairs))
-        return self._pool.submit(_grid_summary_pngs, frames)
+    def draw(self, draw_png: Callable[..., bytes], *args: object) -> Future[bytes]:
+        # Pickled now, in the caller's thread: the pool pickles on a thread of its own, while the flow may read (and
+        # cache into) the same objects.
+        return self._pool.submit(_unpickled, draw_png, pickle.dumps(args))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+_open: FigureProcess | None = None
+
+
 @contextmanager
-def figure_process() -> Iterator[FigureProcess]:
-    process = FigureProcess()
+def figure_process() -> Iterator[None]:
+    """A figure process for the figures drawn inside (in any thread of this process): the one already open, else one
+    started now and ended on exit."""
+    global _open
+    if _open is not None and _open.pid == os.getpid():
+        yield
+        return
+    _open = FigureProcess()
     try:
-        yield process
+        yield
     finally:
-        process.close()
+        _open.close()
+        _open = None
 
 
-def _ready() -> None:
-    """Nothing: unpickled in the process, it has the process import matplotlib and the seed statistics."""
+def u_scatter_png(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> Future[bytes]:
+    """Q1_3's U scatter (lab2.core.plots.plot_u_scatter) as PNG."""
+    return _drawn(_u_scatter_png, u_svd, u_gd, labels, list(class_names))
 
 
-def _grid_summary_pngs(frames: bytes) -> dict[str, bytes]:
-    return {name: _png(figure) for name, figure in grid_summary_figures(*pickle.loads(frames)).items()}
+def learning_curve_png(cell: CellResult) -> Future[bytes]:
+    """One cell's learning curve (lab2.core.plots.plot_learning_curve) as PNG."""
+    title = dict(lr=cell.lr, iterations=cell.iterations, seed=cell.seed, train_accuracy=cell.train_accuracy, val_accuracy=cell.val_accuracy)
+    return _drawn(_learning_curve_png, dict(cell.train_loss_history), title)
 
 
-def _png(figure: Figure) -> bytes:
+def grid_summary_pngs(cells: pd.DataFrame, curves: pd.DataFrame, seeds: SeedComparison) -> Future[dict[str, bytes]]:
+    """The grid's six summary figures (lab2.core.plots.grid_summary_figures) as PNG bytes by artifact name."""
+    return _drawn(_grid_summary_pngs, cells, curves, seeds.summary, seeds.paired, seeds.pairs)
+
+
+def png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _drawn(draw_png: Callable[..., bytes], *args: object) -> Future:
+    if _open is not None and _open.pid == os.getpid():
+        return _open.draw(draw_png, *args)
+    drawn: Future = Future()
+    drawn.set_result(draw_png(*args))
+    return drawn
+
+
+# In the figure process (or here, with none open): lab2.core.plots, and with it matplotlib, is imported on first use.
+
+def _ready() -> None:
+    import lab2.core.plots  # noqa: F401
+
+
+def _unpickled(draw_png: Callable[..., bytes], args: bytes) -> bytes:
+    return draw_png(*pickle.loads(args))
+
+
+def _u_scatter_png(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: list[str]) -> bytes:
+    from lab2.core.plots import plot_u_scatter
+
+    return png(plot_u_scatter(u_svd, u_gd, labels, class_names))
+
+
+def _learning_curve_png(history: Mapping[int, float], title: Mapping[str, float]) -> bytes:
+    from lab2.core.plots import plot_learning_curve
+
+    return png(plot_learning_curve(history, **title))
+
+
+def _grid_summary_pngs(*frames: pd.DataFrame) -> dict[str, bytes]:
+    from lab2.core.plots import grid_summary_figures
+
+    return {name: png(figure) for name, figure in grid_summary_figures(*frames).items()}
 
 
 def _leave_stops_to_lab2() -> None:

@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import torch
-from matplotlib.figure import Figure
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -18,9 +17,9 @@ from lab2.core.factorise import Factorisation, reconstruction_rows, u_rows
 from lab2.core.identity import code_version, tensor_digest
 from lab2.core.mlp import CellResult, MLPData
 from lab2.core.params import FactorisationSetup, GridParams, MLPSetup
-from lab2.core.plots import plot_learning_curve
 from lab2.core.seeds import group_label
 from lab2.tasks import tracking
+from lab2.tasks.figures import learning_curve_png
 from lab2.tasks.resume import Plan, identity_of, reused_factorisation_row
 from lab2.tasks.stopping import check_stop
 from lab2.tasks.tracking import IDENTITY_TAG, RunRecord
@@ -77,7 +76,7 @@ def _unit_tags(identity: str, description: str) -> dict[str, str]:
     return {IDENTITY_TAG: identity, "lab2.code_version": code_version(), tracking.DESCRIPTION_TAG: description}
 
 
-def gd_record(matrix: str, setup: FactorisationSetup, gd: Factorisation, angles: dict[str, float], figures: dict[str, Figure],
+def gd_record(matrix: str, setup: FactorisationSetup, gd: Factorisation, angles: dict[str, float], figures: dict[str, bytes],
               dataset: PandasDataset, identity: str, texts: Mapping[str, str]) -> RunRecord:
     """A `gd-factorise` run: params, final loss, per-epoch loss history, angles to SVD's U, figures and U's rows
     (`texts`), its matrix."""
@@ -94,8 +93,8 @@ def svd_record(matrix: str, rank: int, svd: Factorisation, dataset: PandasDatase
     return RunRecord(params=svd_params(matrix, rank), metrics={"loss": svd.loss}, tags=tags, datasets={"training": dataset})
 
 
-def cell_record(setup: MLPSetup, cell: CellResult, cell_figures: bool, datasets: Mapping[str, PandasDataset], identity: str) -> RunRecord:
-    """An `mlp` run: params, final accuracies and losses, the training-loss history, its learning curve, its data."""
+def cell_record(setup: MLPSetup, cell: CellResult, learning_curve: bytes | None, datasets: Mapping[str, PandasDataset], identity: str) -> RunRecord:
+    """An `mlp` run: params, final accuracies and losses, the training-loss history, its learning curve (PNG), its data."""
     params = cell_params(setup, cell.lr, cell.iterations, cell.seed)
     description = cell_description(cell.lr, cell.iterations, cell.seed, cell.val_accuracy, cell.train_accuracy, cell.diverged)
     return RunRecord(
@@ -105,7 +104,7 @@ def cell_record(setup: MLPSetup, cell: CellResult, cell_figures: bool, datasets:
         histories={"train_loss": cell.train_loss_history},
         tags={"lab2.diverged": str(cell.diverged).lower(), "lab2.group": group_label(params), tracking.VAL_CORRECT_TAG: cell.val_correct,
               **_unit_tags(identity, description)},
-        figures={"learning_curve": plot_learning_curve(cell)} if cell_figures else {},
+        figures={"learning_curve": learning_curve} if learning_curve else {},
         datasets=datasets,
         figure_folder="",  # compare the seeds of a cell: MLflow's compare page lists root files only
     )
@@ -134,7 +133,7 @@ def matrix_dataset(name: str, matrix: torch.Tensor, data: Dataset) -> PandasData
 @task(cache_policy=NO_CACHE)
 def record_factorisation(
     parent_run_id: str, name: str, matrix: torch.Tensor, data: Dataset, setup: FactorisationSetup, plan: Plan,
-    gd: Factorisation, svd: Factorisation, angles: dict[str, float], figures: dict[str, Figure],
+    gd: Factorisation, svd: Factorisation, angles: dict[str, float], figures: dict[str, bytes],
 ) -> tuple[dict[str, object], dict[tuple[str, str], str]]:
     """Q1 of one matrix: its `gd-factorise` and `svd-baseline` runs (those not reused); on the GD run and the parent,
     the dataset's U figure and U rows (u.csv), or the lab's matrix reconstructed (reconstruction.csv); returns its row
@@ -171,10 +170,11 @@ def log_cells(
 ) -> dict[CellKey, str]:
     """One child run `mlp` per (split seed, cell): params, final metrics, training-loss history, learning curve, its data.
     Between cells, stops (raises Stopped) once `stop_file` exists: every run written so far is whole."""
+    curves = [learning_curve_png(c) if cell_figures else None for _, c in cells]  # drawn as the runs before them are written
     written = {}
-    for split, c in cells:
+    for (split, c), curve in zip(cells, curves):
         check_stop(stop_file)
         key = (c.lr, c.iterations, c.seed, split)
-        record = cell_record(setups[split], c, cell_figures, datasets[split], identities[key])
+        record = cell_record(setups[split], c, curve.result() if curve else None, datasets[split], identities[key])
         written[key] = tracking.log_child_run(parent_run_id, MLP, cell_run_name(*key), record)
     return written

@@ -32,7 +32,6 @@ from lab2.tasks.tracking.owners import OWNER_TAG, create_run, owner
 
 if TYPE_CHECKING:  # torch and mlflow.pytorch only for a new model: reading runs back (`lab2 compare`) needs neither
     import torch
-    from matplotlib.figure import Figure
 
 ROLE_TAG = "lab2.role"
 
@@ -58,7 +57,7 @@ class RunRecord:
     metrics: Mapping[str, float] = field(default_factory=dict)
     histories: Mapping[str, Mapping[int, float]] = field(default_factory=dict)  # metric → step → value
     tags: Mapping[str, str] = field(default_factory=dict)
-    figures: Mapping[str, Figure] = field(default_factory=dict)  # artifact name → Figure
+    figures: Mapping[str, bytes] = field(default_factory=dict)  # artifact name → PNG
     datasets: Mapping[str, PandasDataset] = field(default_factory=dict)  # context (training, validation) → dataset
     figure_folder: str = "figures"  # "" puts them at the root, where MLflow's compare page looks for common artifacts
     texts: Mapping[str, str] = field(default_factory=dict)  # artifact file → its text (a CSV)
@@ -113,9 +112,8 @@ def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
     if record.datasets:
         inputs = [DatasetInput(d._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, c)]) for c, d in record.datasets.items()]
         client(f"datasets of {what}").log_inputs(run_id, datasets=inputs)
-    for name, figure in record.figures.items():
-        path = f"{record.figure_folder}/{name}.png" if record.figure_folder else f"{name}.png"
-        client(f"figure {name} of {what}").log_figure(run_id, figure, path)
+    if record.figures:
+        log_pngs(run_id, record.figures, record.figure_folder or None)
     for path, text in record.texts.items():
         client(f"{path} of {what}").log_text(run_id, text, path)
 
@@ -235,8 +233,8 @@ def _register_once(name: str, model_id: str, run_id: str, winner: WinnerModel, t
     return version.version
 
 
-def log_pngs(run_id: str, pngs: Mapping[str, bytes], folder: str = "figures") -> None:
-    """Images already drawn, as `folder/NAME.png` artifacts of the run, in one upload."""
+def log_pngs(run_id: str, pngs: Mapping[str, bytes], folder: str | None = "figures") -> None:
+    """Images already drawn, as `folder/NAME.png` artifacts of the run (NAME.png with no folder), in one upload."""
     with tempfile.TemporaryDirectory(prefix="lab2-figures-") as local:
         for name, png in pngs.items():
             Path(local, f"{name}.png").write_bytes(png)
