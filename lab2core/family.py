@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
+# scipy.stats is imported inside the functions that use it, as in stats.py.
 from lab2.core.stats import ALPHA, CONFIDENCE, PairedComparison, sd_interval, t_interval
 
 POWER = 0.8
@@ -100,6 +100,8 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
 
 def paired_t_power(n: int | np.ndarray, effect_size: float, alpha: float = ALPHA) -> np.ndarray:
     """Power of the two-sided paired t-test with n pairs when the true mean difference is effect_size · sd."""
+    from scipy import stats
+
     df = np.asarray(n) - 1
     critical = stats.t.ppf(1 - alpha / 2, df)
     shift = effect_size * np.sqrt(n)
@@ -110,6 +112,8 @@ def paired_t_power(n: int | np.ndarray, effect_size: float, alpha: float = ALPHA
 def seeds_for_power(effect: float | None, sd: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
     """Fewest seeds (≥ 2) for which the paired t-test detects a mean difference `effect` with `power`,
     taking the paired differences' sd as `sd`; None when it cannot be said (no effect, no spread seen, > MAX_SEEDS)."""
+    from scipy import stats
+
     if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:
         return None
     normal = ((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd / abs(effect)) ** 2  # the z-test's n
@@ -118,6 +122,8 @@ def seeds_for_power(effect: float | None, sd: float, alpha: float = ALPHA, power
 
 def seeds_for_half_width(effect: float | None, sd: float, confidence: float = CONFIDENCE) -> int | None:
     """Fewest seeds (≥ 2) whose t interval of the mean difference has half-width ≤ `effect` at this sd."""
+    from scipy import stats
+
     if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:
         return None
     effect = abs(effect)  # a half-width, like the power calculation's effect, has no sign

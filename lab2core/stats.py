@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
+# scipy.stats is imported inside the functions that use it: its import (0.3 s) is paid only by a process that
+# compares seeds (in `lab2 run`, the figure process). Intervals over seeds (the lab report's) need scipy.special alone.
 CONFIDENCE = 0.95
 ALPHA = 0.05
 MONTE_CARLO_SEED = 0  # the sign-flip test's sample of sign patterns beyond EXACT_SIGN_FLIPS_UP_TO seeds
@@ -55,7 +57,11 @@ def describe(values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np
         return Description(0, *[float("nan")] * 6, warning="no finite value")
     low, high = mean_interval(x, bounds=bounds)
     sd = float(np.std(x, ddof=1)) if n > 1 else float("nan")
-    iqm = float(stats.trim_mean(x, 0.25)) if n >= IQM_FROM else float("nan")
+    iqm = float("nan")
+    if n >= IQM_FROM:
+        from scipy import stats
+
+        iqm = float(stats.trim_mean(x, 0.25))
     return Description(n, float(np.mean(x)), sd, float(x.min()), float(x.max()), low, high, few_seeds_warning(n, unit), iqm)
 
 
@@ -163,13 +169,15 @@ def t_interval(differences: np.ndarray, confidence: float = CONFIDENCE) -> tuple
     if not _varies(differences):
         return float("nan"), float("nan")
     n, mean, sd = len(differences), differences.mean(), differences.std(ddof=1)
-    half = stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n)
+    half = special.stdtrit(n - 1, (1 + confidence) / 2) * sd / np.sqrt(n)  # scipy.stats.t.ppf's own kernel
     return float(mean - half), float(mean + half)
 
 
 def paired_t_p(differences: np.ndarray) -> float:
     """Two-sided p of the paired t-test (as scipy's ttest_rel); NaN when the differences do not vary, where the
     t statistic is 0/0 or ±inf and tells nothing about chance."""
+    from scipy import stats
+
     if not _varies(differences):
         return float("nan")
     n, mean, sd = len(differences), differences.mean(), differences.std(ddof=1)
@@ -201,6 +209,8 @@ def sign_flip_p(differences: np.ndarray, seed: int = MONTE_CARLO_SEED) -> tuple[
 def probability_of_improvement(a: Sequence[float], b: Sequence[float], seed: int = MONTE_CARLO_SEED) -> tuple[float, float, float]:
     """rliable's P(A > B): the share of all (run of A, run of B) pairs in which A is higher, ties counted half (the
     Mann–Whitney U over n·m), with a seeded percentile-bootstrap 95% interval that resamples each group apart."""
+    from scipy import stats
+
     a, b = _finite(a), _finite(b)
     if len(a) == 0 or len(b) == 0:
         return float("nan"), float("nan"), float("nan")
@@ -245,6 +255,8 @@ def improvement_fractions(a: np.ndarray, b: np.ndarray) -> tuple[float, float, f
 
 def sd_interval(sd: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The chi-square interval of a normal sample's sd from n values: sd·√((n−1)/χ²) at both tails."""
+    from scipy import stats
+
     if n < 2 or not np.isfinite(sd):
         return float("nan"), float("nan")
     tails = stats.chi2.ppf([(1 + confidence) / 2, (1 - confidence) / 2], n - 1)

@@ -15,9 +15,9 @@ from lab2.core.data import Dataset, factorisation_matrices, load_dataset
 from lab2.core.factorise import Factorisation, column_angles, factorise_gd, principal_angles, truncated_svd
 from lab2.core.mlp import CellResult, MLPData, prepare_mlp_data, train_cells
 from lab2.core.params import FactorisationSetup, MLPSetup, RunParams
-from lab2.core.seeds import SeedComparison, compare_seeds
+from lab2.core.seeds import SeedComparison
 from lab2.core.workload import max_seconds
-from lab2.tasks.figures import u_scatter_png
+from lab2.tasks.figures import seed_comparison, u_scatter_png
 from lab2.tasks.stopping import stop_asked
 
 
@@ -99,5 +99,6 @@ def train_shard(
 
 @task(cache_policy=NO_CACHE)
 def compare_over_seeds(cells: pd.DataFrame, val_rows: int | None, min_effect: float | None) -> SeedComparison:
-    """Group the cells by everything but the seeds: statistics, bounded 95% intervals, paired comparisons."""
-    return compare_seeds(cells, val_rows, min_effect)
+    """Group the cells by everything but the seeds: statistics, bounded 95% intervals, paired comparisons (computed
+    beside the figures that show them)."""
+    return seed_comparison(cells, val_rows, min_effect).result()

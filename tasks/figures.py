@@ -1,10 +1,12 @@
-"""Every figure of a run drawn as PNG bytes, in a process of its own when one is open (`figure_process`), else here.
+"""Every figure of a run drawn as PNG bytes, and the seed statistics they show, computed in a process of their own
+when one is open (`figure_process`), else here.
 
 Matplotlib holds Python's GIL while it draws, as MLflow does while it writes runs and torch's exporter while it
 saves a model: in the flow's process, the U figure, a learning curve per cell and the six summary figures would
-hold up the runs' logging. `lab2 run` opens one spawned process as its flow starts; it imports matplotlib while Q1
-loads, then draws on the other core while this process trains, logs and saves the winner's model. Worker processes
-(a process-pool or Dask grid) have none open and draw their own cells' curves, on their own cores.
+hold up the runs' logging, and importing matplotlib and scipy would add half a second to it. `lab2 run` opens one
+spawned process as its flow starts; it imports them while the parent run is created, then draws and computes on
+the other core while this process trains, logs and saves the winner's model. Worker processes (a process-pool or
+Dask grid) have none open and draw their own cells' curves, on their own cores.
 """
 
 from __future__ import annotations
@@ -23,26 +25,28 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from lab2.core.seeds import SeedComparison, compare_seeds
+
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
 
     from lab2.core.mlp import CellResult
-    from lab2.core.seeds import SeedComparison
 
 
 class FigureProcess:
-    """A process that draws figures; started as it is made, so that its imports overlap the flow's work."""
+    """A process that draws figures and computes the statistics they show; started as it is made, so that its imports
+    overlap the flow's work."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()  # the process that opened it: a forked child must not write to its pipe
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_as_lab2s_helper)
         self._pool.submit(_ready)  # the process starts on its first job
 
-    def draw(self, draw_png: Callable[..., bytes], *args: object) -> Future[bytes]:
+    def submit(self, compute: Callable[..., object], *args: object) -> Future:
         # Pickled now, in the caller's thread: the pool pickles on a thread of its own, while the flow may read (and
         # cache into) the same objects.
-        return self._pool.submit(_unpickled, draw_png, pickle.dumps(args))
+        return self._pool.submit(_unpickled, compute, pickle.dumps(args))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -69,18 +73,23 @@ def figure_process() -> Iterator[None]:
 
 def u_scatter_png(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> Future[bytes]:
     """Q1_3's U scatter (lab2.core.plots.plot_u_scatter) as PNG."""
-    return _drawn(_u_scatter_png, u_svd, u_gd, labels, list(class_names))
+    return _computed(_u_scatter_png, u_svd, u_gd, labels, list(class_names))
 
 
 def learning_curve_png(cell: CellResult) -> Future[bytes]:
     """One cell's learning curve (lab2.core.plots.plot_learning_curve) as PNG."""
     title = dict(lr=cell.lr, iterations=cell.iterations, seed=cell.seed, train_accuracy=cell.train_accuracy, val_accuracy=cell.val_accuracy)
-    return _drawn(_learning_curve_png, dict(cell.train_loss_history), title)
+    return _computed(_learning_curve_png, dict(cell.train_loss_history), title)
 
 
 def grid_summary_pngs(cells: pd.DataFrame, curves: pd.DataFrame, seeds: SeedComparison) -> Future[dict[str, bytes]]:
     """The grid's six summary figures (lab2.core.plots.grid_summary_figures) as PNG bytes by artifact name."""
-    return _drawn(_grid_summary_pngs, cells, curves, seeds.summary, seeds.paired, seeds.pairs)
+    return _computed(_grid_summary_pngs, cells, curves, seeds.summary, seeds.paired, seeds.pairs)
+
+
+def seed_comparison(cells: pd.DataFrame, val_rows: int | None, min_effect: float | None) -> Future[SeedComparison]:
+    """lab2.core.seeds.compare_seeds of the cells, which the summary figures then show."""
+    return _computed(compare_seeds, cells, val_rows, min_effect)
 
 
 def png(figure: Figure) -> bytes:
@@ -89,22 +98,24 @@ def png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _drawn(draw_png: Callable[..., bytes], *args: object) -> Future:
+def _computed(compute: Callable[..., object], *args: object) -> Future:
     if _open is not None and _open.pid == os.getpid():
-        return _open.draw(draw_png, *args)
-    drawn: Future = Future()
-    drawn.set_result(draw_png(*args))
-    return drawn
+        return _open.submit(compute, *args)
+    done: Future = Future()
+    done.set_result(compute(*args))
+    return done
 
 
-# In the figure process (or here, with none open): lab2.core.plots, and with it matplotlib, is imported on first use.
+# In the figure process (or here, with none open): matplotlib and scipy are imported on first use.
 
 def _ready() -> None:
+    import scipy.stats  # noqa: F401
+
     import lab2.core.plots  # noqa: F401
 
 
-def _unpickled(draw_png: Callable[..., bytes], args: bytes) -> bytes:
-    return draw_png(*pickle.loads(args))
+def _unpickled(compute: Callable[..., object], args: bytes) -> object:
+    return compute(*pickle.loads(args))
 
 
 def _u_scatter_png(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: list[str]) -> bytes:

@@ -29,6 +29,15 @@ def test_iris_copies_differ_in_exactly_the_35th_and_38th_samples():
     assert fisher.digest != uci.digest
 
 
+def test_iris_is_scikit_learns_load_iris_read_without_importing_it():
+    from sklearn.datasets import load_iris
+
+    iris, ours = load_iris(), load_dataset("iris")
+    assert torch.equal(ours.features, torch.tensor(iris.data, dtype=torch.float64))
+    assert torch.equal(ours.labels, torch.tensor(iris.target))
+    assert ours.class_names == tuple(iris.target_names) and ours.feature_names == tuple(iris.feature_names)
+
+
 def test_centred_columns_have_zero_mean():
     centred = centre(load_dataset("iris").features)
     assert torch.allclose(centred.mean(dim=0), torch.zeros(4, dtype=torch.float64), atol=1e-12)
