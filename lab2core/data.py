@@ -103,7 +103,7 @@ def load_iris_dataset(uci: bool = False) -> Dataset:
             features[row] = torch.tensor(values, dtype=torch.float64)
     labels = torch.tensor(table[:, -1], dtype=torch.long)
     name = "iris-uci" if uci else "iris"
-    source = "scikit-learn's datasets/data/iris.csv" + (" with the UCI file's samples 35 and 38" if uci else "")
+    source = "sklearn.datasets.load_iris" + (" with the UCI file's samples 35 and 38" if uci else "")  # what the data is
     return Dataset(name, features, labels, class_names, IRIS_FEATURES, source)
 
 
