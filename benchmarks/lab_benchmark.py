@@ -43,7 +43,7 @@ data = prepare_mlp_data(load_dataset("iris"))
 cells = [train_cell_loop(data, lr, it, s) for lr in {[float(v) for v in SWEEP_LRS]} for it in range(100, 1001, 100) for s in range(10)]
 print(len(cells), "cells")
 """
-NOISE = re.compile(r"\b(ERROR|WARNING)\b")
+NOISE = re.compile(r"\b(ERROR|WARNING)\b|\w+Warning: ")  # log levels, and Python's warnings (UserWarning: ...)
 # Prefect's log lines: "14:11:11.351 | INFO    | Task run 'compare_over_seeds-1a6' - Finished in state Completed()"
 EVENT = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) \| \w+ +\| (Task|Flow) run '([^']+)' - (Beginning (?:sub)?flow run .* for flow '([^']+)'|Finished in state)")
 
