@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# scipy.stats is imported inside the functions that use it, as in stats.py.
 from lab2.core.stats import ALPHA, CONFIDENCE, PairedComparison, sd_interval, t_interval
 
+# scipy.stats is imported inside the functions that use it, as in stats.py.
 POWER = 0.8
 MAX_SEEDS = 1_000_000  # "seeds needed" beyond this is reported as unknown (None)
 
