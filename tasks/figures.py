@@ -39,7 +39,7 @@ class FigureProcess:
     overlap the flow's work."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()  # the process that opened it: a forked child must not write to its pipe
+        self.pid = os.getpid()  # the process that opened it
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_as_lab2s_helper)
         self._pool.submit(_ready)  # the process starts on its first job
 
@@ -60,7 +60,7 @@ def figure_process() -> Iterator[None]:
     """A figure process for the figures drawn inside (in any thread of this process): the one already open, else one
     started now and ended on exit."""
     global _open
-    if _open is not None and _open.pid == os.getpid():
+    if _open_here():
         yield
         return
     _open = FigureProcess()
@@ -78,8 +78,8 @@ def u_scatter_png(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class
 
 def learning_curve_png(cell: CellResult) -> Future[bytes]:
     """One cell's learning curve (lab2.core.plots.plot_learning_curve) as PNG."""
-    title = dict(lr=cell.lr, iterations=cell.iterations, seed=cell.seed, train_accuracy=cell.train_accuracy, val_accuracy=cell.val_accuracy)
-    return _computed(_learning_curve_png, dict(cell.train_loss_history), title)
+    in_title = dict(lr=cell.lr, iterations=cell.iterations, seed=cell.seed, train_accuracy=cell.train_accuracy, val_accuracy=cell.val_accuracy)
+    return _computed(_learning_curve_png, dict(cell.train_loss_history), in_title)
 
 
 def grid_summary_pngs(cells: pd.DataFrame, curves: pd.DataFrame, seeds: SeedComparison) -> Future[dict[str, bytes]]:
@@ -98,9 +98,14 @@ def png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _open_here() -> FigureProcess | None:
+    """The figure process this process opened (a forked worker inherits its parent's, which is not its own)."""
+    return _open if _open is not None and _open.pid == os.getpid() else None
+
+
 def _computed(compute: Callable[..., object], *args: object) -> Future:
-    if _open is not None and _open.pid == os.getpid():
-        return _open.submit(compute, *args)
+    if process := _open_here():
+        return process.submit(compute, *args)
     done: Future = Future()
     done.set_result(compute(*args))
     return done
@@ -124,10 +129,10 @@ def _u_scatter_png(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, clas
     return png(plot_u_scatter(u_svd, u_gd, labels, class_names))
 
 
-def _learning_curve_png(history: Mapping[int, float], title: Mapping[str, float]) -> bytes:
+def _learning_curve_png(history: Mapping[int, float], in_title: Mapping[str, float]) -> bytes:
     from lab2.core.plots import plot_learning_curve
 
-    return png(plot_learning_curve(history, **title))
+    return png(plot_learning_curve(history, **in_title))
 
 
 def _grid_summary_pngs(*frames: pd.DataFrame) -> dict[str, bytes]:
