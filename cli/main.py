@@ -22,13 +22,12 @@ from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
 from lab2.cli.stack_command import add_stack_parser
 from lab2.cli.ui import add_ui_parser, record_last_run
 from lab2.cli.stopping import EXIT_STATUS, end_children, stop_signal, stop_signals_handled, stopped_message
-from lab2.core.params import GridParams, InputError, Lab2Params
+from lab2.core.params import METRICS, GridParams, InputError, Lab2Params
 from lab2.core.workload import max_seconds
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
-METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 _ALIASES = {"split_seeds": ("--split-seed",)}  # options kept under their earlier names too
 EXIT_TRACKING_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -51,6 +51,7 @@ Protocol = Literal["held-out", "seed-report"]
 LAB_LRS = (0.1, 0.01, 0.001)
 LAB_ITERATIONS = (100, 1000)
 LAB_SEEDS = (0, 1, 2)
+METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")  # what each MLP cell reports
 DEFAULT_MIN_EFFECT = 0.02  # smallest val-accuracy difference worth detecting: one validation sample of Iris's 50
 
 

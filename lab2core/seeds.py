@@ -14,12 +14,11 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from lab2.core.params import DEFAULT_MIN_EFFECT, InputError, MLPSetup
+from lab2.core.params import DEFAULT_MIN_EFFECT, METRICS, InputError, MLPSetup
 from lab2.core.pairs import REPEAT_KEYS, match_seeds, pair_table
 from lab2.core.stats import INTERVAL_KIND, binomial_se, describe, few_seeds_warning, variance_sources
 
 
-METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 BOUNDS = {"train_accuracy": (0.0, 1.0), "val_accuracy": (0.0, 1.0), "train_loss": (0.0, np.inf), "val_loss": (0.0, np.inf)}
 STATISTICS = ("n", "mean", "std", "min", "max", "ci95_low", "ci95_high", "iqm")
 CELL_KEYS = ("lr", "iterations")  # the grid's own axes; the rest of a cell's setup sits beside them

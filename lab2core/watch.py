@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 
 from lab2.core.family import significant
-from lab2.core.seeds import compare_runs
+from lab2.core.pairs import REPEAT_KEYS
+from lab2.core.params import METRICS
+from lab2.core.seeds import CELL_KEYS, compare_runs
 
 UNCHANGED, IDENTICAL, WITHIN_NOISE, CHANGED = "unchanged", "identical", "within-noise", "changed"
 VERDICTS = (UNCHANGED, IDENTICAL, WITHIN_NOISE, CHANGED)  # best to worst
 FLOAT_NOISE = 1e-6  # relative: two results this close differ by float rounding only (summation order, threads)
-CELL_KEYS = ["lr", "iterations", "seed", "split_seed"]
-CELL_METRICS = ["train_accuracy", "val_accuracy", "train_loss", "val_loss"]
+CELL = [*CELL_KEYS, *REPEAT_KEYS]  # a cell of the grid: its axes and the seeds it repeats over
 FACTORISATION_METRICS = ["gd_loss", "svd_loss"]
 
 
@@ -110,16 +111,16 @@ def compare_grid(before: pd.DataFrame, now: pd.DataFrame, compared: Sequence[tup
     (changed when a cell's difference is significant after Holm, or when a cell has one seed and no noise to measure
     it against)."""
     keys = set(map(tuple, compared))
-    both = now.merge(before, on=CELL_KEYS, suffixes=("", "_before"))
-    both = both[[tuple(k) in keys for k in both[CELL_KEYS].itertuples(index=False)]]
+    both = now.merge(before, on=CELL, suffixes=("", "_before"))
+    both = both[[tuple(k) in keys for k in both[CELL].itertuples(index=False)]]
     if both.empty:
         return []
-    old, new = both[[f"{m}_before" for m in CELL_METRICS]].to_numpy(float), both[CELL_METRICS].to_numpy(float)
+    old, new = both[[f"{m}_before" for m in METRICS]].to_numpy(float), both[list(METRICS)].to_numpy(float)
     verdict = _closeness(old, new)
     largest = np.nanmax(np.abs(new - old))
     if verdict != CHANGED:
         return [UnitChange("Q2 grid", verdict, f"{len(both)} cells, largest difference {largest:.2g}")]
-    pairs, _ = compare_runs(both[CELL_KEYS + CELL_METRICS], both[CELL_KEYS + [f"{m}_before" for m in CELL_METRICS]].rename(
+    pairs, _ = compare_runs(both[CELL + list(METRICS)], both[CELL + [f"{m}_before" for m in METRICS]].rename(
         columns=lambda c: c.removesuffix("_before")), "val_accuracy", None)
     moved = pairs[[significant(p) or n < 2 for p, n in zip(pairs["p_holm"].fillna(1.0), pairs["n"])]]
     moved = moved[moved["mean_diff"].abs() > 0]

@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.exc import IntegrityError
 
 from lab2.core.identity import code_version, unit_identity
+from lab2.core.params import METRICS
 from lab2.tasks import tracking
 from lab2.tasks.tracking import IDENTITY_TAG, RunRecord
 
@@ -149,7 +150,7 @@ def reused_factorisation_row(matrix: str, gd: FinishedRun, svd: FinishedRun) -> 
 def reused_cell_rows(reused: Mapping[tuple, FinishedRun]) -> list[dict[str, object]]:
     """Rows of the grid's table, keyed (lr, iterations, seed, split seed), read from reused runs' final metrics."""
     return [
-        {"lr": lr, "iterations": it, "seed": seed, "split_seed": split, **{m: run.metrics[m] for m in CELL_METRICS},
+        {"lr": lr, "iterations": it, "seed": seed, "split_seed": split, **{m: run.metrics[m] for m in METRICS},
          "diverged": run.tags.get("lab2.diverged") == "true", "val_correct": run.tags.get(tracking.VAL_CORRECT_TAG, "")}
         for (lr, it, seed, split), run in reused.items()
     ]
@@ -171,4 +172,3 @@ def read_reused_curves(reused: Mapping[tuple, FinishedRun], trained: Collection[
     return pd.DataFrame(rows, columns=["lr", "seed", "split_seed", "step", "loss"])
 
 
-CELL_METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")

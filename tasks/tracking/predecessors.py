@@ -7,7 +7,7 @@ from io import BytesIO
 
 import pandas as pd
 
-from lab2.core.watch import CELL_KEYS, IDENTICAL, Inputs, SinceLastRun, compare_factorisation, compare_grid, input_changes
+from lab2.core.watch import CELL, IDENTICAL, Inputs, SinceLastRun, compare_factorisation, compare_grid, input_changes
 from lab2.tasks.tracking.links import run_url
 from lab2.tasks.tracking.queries import last_finished_run, read_artifacts
 from lab2.tasks.tracking.runs import RunRecord, log_to_run
@@ -38,7 +38,7 @@ def since_last_run(run_id: str, params_key: str, inputs: Inputs, factorisation: 
         if new and "factorisation.csv" in held:
             changes += compare_factorisation(_csv(held["factorisation.csv"]), factorisation, list(factorisation["matrix"]))
         if new and "mlp_cells.csv" in held:
-            changes += compare_grid(_csv(held["mlp_cells.csv"]), cells, list(cells[CELL_KEYS].itertuples(index=False, name=None)))
+            changes += compare_grid(_csv(held["mlp_cells.csv"]), cells, list(cells[CELL].itertuples(index=False, name=None)))
         moved = [c for c in changes if c.verdict != IDENTICAL] or changes
         since = SinceLastRun(predecessor, causes, moved, len(new), run_url(predecessor))
     tags = {WATCH_TAG: "first"}
