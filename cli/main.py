@@ -144,23 +144,20 @@ def _rerun_if_done(params: Lab2Params, under_prefect: bool) -> int | None:
     """A run whose results MLflow already holds (a FINISHED run of the same run key, every unit still there): recorded
     as a new parent run that copies them, without loading torch or the pipeline (under a Prefect server, as a flow run
     of `lab2`), and printed as that run printed them. None when there is work to do, or with --force."""
-    from lab2.tasks.tracking import TrackingError, check_tracking_uri, tracking_uri
-    from lab2.tasks.tracking.reruns import RUN_KEY_TAG, candidates, pipeline_record, rerun_if_done
+    from lab2.tasks.tracking import TrackingError, tracking_uri
+    from lab2.tasks.tracking.reruns import earlier_run, rerun_if_done
 
     if params.force:
         return None
     try:
-        record = pipeline_record(params)
-        check_tracking_uri(tracking_uri())
-        found = candidates(params.experiment, record.tags[RUN_KEY_TAG])
-        if not found:
+        if (earlier := earlier_run(params)) is None:
             return None
         if under_prefect:
             from lab2.flows.rerun import lab2_rerun
 
-            done = lab2_rerun(params.experiment, record, found[0].info.run_id)
+            done = lab2_rerun(params.experiment, *earlier)
         else:
-            done = rerun_if_done(params.experiment, record, found[0].info.run_id)
+            done = rerun_if_done(params.experiment, *earlier)
     except (OSError, InputError):
         return None  # a dataset or store that cannot be read: the pipeline's own checks say what is wrong
     except TrackingError as error:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from prefect import flow
 from prefect.states import State
 
-from lab2.core.params import InputError, Lab2Params
+from lab2.core.params import Lab2Params
 from lab2.tasks.tracking import RunRecord
-from lab2.tasks.tracking.reruns import RUN_KEY_TAG, Rerun, candidates, pipeline_record, rerun_if_done
+from lab2.tasks.tracking.reruns import Rerun, earlier_run, rerun_if_done
 from lab2.tasks.watch import announce, verdict_state
 
 
@@ -25,13 +25,8 @@ def lab2_scheduled(params: Lab2Params = Lab2Params()) -> object:
     """Lab 2 end to end, as the `lab2` deployment runs it: a night with nothing new (a FINISHED run of the same
     parameters, data, code and packages, every unit still there) records a rerun without loading torch; any other
     runs the whole pipeline in this flow run."""
-    if not params.force:
-        try:
-            record = pipeline_record(params)
-            found = candidates(params.experiment, record.tags[RUN_KEY_TAG])
-        except (OSError, InputError):
-            found = []  # a dataset that cannot be read: the pipeline's own checks say what is wrong
-        if found and (done := rerun_if_done(params.experiment, record, found[0].info.run_id, printed=False)) is not None:
+    if not params.force and (earlier := earlier_run(params)):
+        if (done := rerun_if_done(params.experiment, *earlier, printed=False)) is not None:
             return _announced(done)
     from lab2.flows.pipeline import lab2  # torch and the pipeline, only for work to do
 

@@ -15,7 +15,7 @@ from prefect.states import Completed, State
 
 from lab2.core.identity import compute_environment, recipe_digests
 from lab2.core.params import Lab2Params
-from lab2.core.watch import CHANGED, Inputs, SinceLastRun, row_digests, since_last_run_markdown
+from lab2.core.watch import CHANGED, VERDICTS, Inputs, SinceLastRun, row_digests, since_last_run_markdown
 from lab2.tasks import tracking
 from lab2.tasks.tracking.links import top_flow_run_id
 from lab2.tasks.tracking import RunRecord
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from lab2.flows.mlp_grid import GridResult
 
 CHANGED_EVENT = "lab2.watch.changed"
-STATE_NAMES = {"unchanged": "Unchanged", "identical": "Identical", "within-noise": "Within noise", "changed": "Changed"}
+STATE_NAMES = {v: v.replace("-", " ").capitalize() for v in VERDICTS}  # "within-noise" → "Within noise"
 
 
 @task(cache_policy=NO_CACHE)

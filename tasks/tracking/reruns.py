@@ -12,9 +12,9 @@ from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Param, Run, Ru
 from mlflow.exceptions import MlflowException
 
 from lab2.core.describe import how_it_ran, results_part, under_since_last_run
-from lab2.core.params import Lab2Params
+from lab2.core.params import InputError, Lab2Params
 from lab2.core.watch import Inputs, SinceLastRun, since_last_run_markdown
-from lab2.tasks.tracking.connection import client, search_runs, store_exists, tracking_uri
+from lab2.tasks.tracking.connection import check_tracking_uri, client, search_runs, store_exists, tracking_uri
 from lab2.tasks.tracking.links import artifact_location, prefect_tags, run_link, saved_runs_url
 from lab2.tasks.tracking.predecessors import BEST_TAG, INPUTS_FILE, since_last_run
 from lab2.tasks.tracking.runs import DESCRIPTION_TAG, IDENTITY_TAG, PARAMS_KEY_TAG, RunRecord, parent_run, set_description
@@ -56,6 +56,18 @@ def pipeline_record(params: Lab2Params) -> RunRecord:
     """What a `lab2` parent run records as it opens: its params, how its grid runs, its run key."""
     tags = {"lab2.task_runner": params.task_runner, RUN_KEY_TAG: params.run_key(), PARAMS_KEY_TAG: params.params_key()}
     return RunRecord(params=params.model_dump(), tags=tags)
+
+
+def earlier_run(params: Lab2Params) -> tuple[RunRecord, str] | None:
+    """The record of a `lab2` run of `params` and the newest FINISHED run of its run key, which a rerun may reuse; None
+    without one, or with a dataset or store that cannot be read (the pipeline's own checks then say what is wrong)."""
+    try:
+        record = pipeline_record(params)
+        check_tracking_uri(tracking_uri())
+        found = candidates(params.experiment, record.tags[RUN_KEY_TAG])
+    except (OSError, InputError):
+        return None
+    return (record, found[0].info.run_id) if found else None
 
 
 def candidates(experiment: str, run_key: str) -> list[Run]:
