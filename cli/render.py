@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from lab2.core.seeds import SeedComparison
+    from lab2.core.watch import SinceLastRun
     from lab2.flows.pipeline import Lab2Result
     from lab2.tasks.tracking.reruns import Rerun
 
@@ -56,10 +57,9 @@ def duration(seconds: float) -> str:
 def lab2_result(result: Lab2Result, uri: str) -> str:
     """What `lab2 run` prints after `results(result)`: the units, the MLflow link, the report's location."""
     from lab2.core.describe import units_sentence
-    from lab2.core.watch import since_last_run_line
 
-    since = [] if result.since is None else ["", wrapped(since_last_run_line(result.since), "", "  ")]
-    return "\n".join(["", f"runs: {units_sentence(result.units)}", *since, *closing(result.parent_run_id, uri, result.runs_url, result.report)])
+    return "\n".join(["", f"runs: {units_sentence(result.units)}", *_since(result.since),
+                      *closing(result.parent_run_id, uri, result.runs_url, result.report)])
 
 
 def results(result: Lab2Result) -> str:
@@ -83,11 +83,15 @@ def results(result: Lab2Result) -> str:
 def rerun(done: Rerun, uri: str) -> str:
     """`lab2 run` with nothing to do: the results the run it copied printed, its units, the verdict since the last run,
     the MLflow link."""
+    said = f"0 computed, {done.units} reused: every unit and result of run {done.rerun_of} (same parameters, data, code and packages)"
+    return "\n".join([done.terminal, "", wrapped(f"runs: {said}", "", "  "), *_since(done.since), *closing(done.run_id, uri, done.runs_url, done.report)])
+
+
+def _since(since: SinceLastRun | None) -> list[str]:
+    """The verdict since the last run with the same parameters, wrapped, after a blank line (nothing without one)."""
     from lab2.core.watch import since_last_run_line
 
-    said = f"0 computed, {done.units} reused: every unit and result of run {done.rerun_of} (same parameters, data, code and packages)"
-    since = [] if done.since is None else ["", wrapped(since_last_run_line(done.since), "", "  ")]
-    return "\n".join([done.terminal, "", wrapped(f"runs: {said}", "", "  "), *since, *closing(done.run_id, uri, done.runs_url, done.report)])
+    return [] if since is None else ["", wrapped(since_last_run_line(since), "", "  ")]
 
 
 def closing(parent_run_id: str, uri: str, runs_url: str | None, report: str | None = None) -> list[str]:
