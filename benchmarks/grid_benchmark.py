@@ -64,15 +64,25 @@ def main() -> None:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
     os.chdir(store)
     _warm_up_pipeline()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread; {os.cpu_count()} cores; median of {args.repeats}")
-    print(f"{'grid':<6} {'cells':>5} {'mode':<26} {'median s':>9} {'runs s':>24} {'peak MB':>8} {'ratio':>7}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread; {os.cpu_count()} cores; median of {args.repeats}"
+    )
+    print(
+        f"{'grid':<6} {'cells':>5} {'mode':<26} {'median s':>9} {'runs s':>24} {'peak MB':>8} {'ratio':>7}"
+    )
     for name in args.grids:
         lrs, iterations, seeds = GRIDS[name]
         n_cells = len(lrs) * len(iterations) * len(seeds)
         modes: dict[str, Callable[[], object]] = {
-            "a seed-style loop": lambda: [train_cell_loop(data, lr, it, s) for lr in lrs for it in iterations for s in seeds],
-            "b batched engine": lambda: train_cells(data, [(lr, s) for lr in lrs for s in seeds], iterations),
-            "c tracked pipeline": lambda: _tracked(lrs, iterations, seeds, cell_figures=name == "lab"),
+            "a seed-style loop": lambda: [
+                train_cell_loop(data, lr, it, s) for lr in lrs for it in iterations for s in seeds
+            ],
+            "b batched engine": lambda: train_cells(
+                data, [(lr, s) for lr in lrs for s in seeds], iterations
+            ),
+            "c tracked pipeline": lambda: _tracked(
+                lrs, iterations, seeds, cell_figures=name == "lab"
+            ),
         }
         baseline = None
         for mode, run in modes.items():
@@ -81,7 +91,10 @@ def main() -> None:
             baseline = baseline or median
             runs = ", ".join(f"{t.seconds:.2f}" for t in timings)
             peak = max(t.peak_mb for t in timings)
-            print(f"{name:<6} {n_cells:>5} {mode:<26} {median:>9.2f} {runs:>24} {peak:>8.0f} {median / baseline:>7.3f}", flush=True)
+            print(
+                f"{name:<6} {n_cells:>5} {mode:<26} {median:>9.2f} {runs:>24} {peak:>8.0f} {median / baseline:>7.3f}",
+                flush=True,
+            )
 
 
 def _tracked(lrs: tuple, iterations: tuple, seeds: tuple, cell_figures: bool) -> object:
@@ -90,7 +103,15 @@ def _tracked(lrs: tuple, iterations: tuple, seeds: tuple, cell_figures: bool) ->
 
     # A new experiment each time: in one it already filled, lab2 would reuse every cell instead of computing it.
     experiment = f"benchmark-{next(_RUNS)}"
-    return mlp_grid(GridParams(lrs=lrs, iterations=iterations, seeds=seeds, cell_figures=cell_figures, experiment=experiment))
+    return mlp_grid(
+        GridParams(
+            lrs=lrs,
+            iterations=iterations,
+            seeds=seeds,
+            cell_figures=cell_figures,
+            experiment=experiment,
+        )
+    )
 
 
 def _warm_up_pipeline() -> None:

@@ -24,13 +24,22 @@ LAB_MATRIX = [[0.3374, 0.6005, 0.1735], [3.3359, 0.0492, 1.8374], [2.9407, 0.530
 
 def log_batch(params: dict, metrics: dict, histories: dict | None = None) -> None:
     now = int(time.time() * 1000)
-    rows = [Metric(k, float(v), now, len(h) if (h := (histories or {}).get(k)) else 0) for k, v in metrics.items()]
+    rows = [
+        Metric(k, float(v), now, len(h) if (h := (histories or {}).get(k)) else 0)
+        for k, v in metrics.items()
+    ]
     for key, values in (histories or {}).items():
         rows += [Metric(key, float(v), now, step) for step, v in enumerate(values)]
-    mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=rows, params=[Param(k, str(v)) for k, v in params.items()])
+    mlflow.MlflowClient().log_batch(
+        mlflow.active_run().info.run_id,
+        metrics=rows,
+        params=[Param(k, str(v)) for k, v in params.items()],
+    )
 
 
-def factorise(a: torch.Tensor, rank: int = 2, lr: float = 0.01, epochs: int = 1000) -> tuple[torch.Tensor, list[float]]:
+def factorise(
+    a: torch.Tensor, rank: int = 2, lr: float = 0.01, epochs: int = 1000
+) -> tuple[torch.Tensor, list[float]]:
     g = torch.Generator().manual_seed(0)
     u = torch.rand(a.shape[0], rank, generator=g, requires_grad=True)
     v = torch.rand(a.shape[1], rank, generator=g, requires_grad=True)
@@ -46,7 +55,9 @@ def factorise(a: torch.Tensor, rank: int = 2, lr: float = 0.01, epochs: int = 10
     return u.detach(), losses + [((a - u @ v.T) ** 2).sum().item()]
 
 
-def train_mlp(x_train, y_train, x_val, y_val, lr: float, iterations: int, seed: int) -> tuple[dict, list[float]]:
+def train_mlp(
+    x_train, y_train, x_val, y_val, lr: float, iterations: int, seed: int
+) -> tuple[dict, list[float]]:
     g = torch.Generator().manual_seed(seed)
     w1 = torch.rand(4, 12, generator=g).requires_grad_()
     w2 = torch.rand(12, 3, generator=g).requires_grad_()
@@ -84,7 +95,11 @@ def main() -> None:
         for name, a in matrices.items():
             with mlflow.start_run(run_name=f"gd-factorise {name}", nested=True):
                 u_gd, losses = factorise(a)
-                log_batch({"matrix": name, "rank": 2, "lr": 0.01, "epochs": 1000, "seed": 0}, {"loss": losses[-1]}, {"loss": losses[:-1]})
+                log_batch(
+                    {"matrix": name, "rank": 2, "lr": 0.01, "epochs": 1000, "seed": 0},
+                    {"loss": losses[-1]},
+                    {"loss": losses[:-1]},
+                )
             with mlflow.start_run(run_name=f"svd-baseline {name}", nested=True):
                 u, s, _ = torch.linalg.svd(a, full_matrices=False)
                 log_batch({"matrix": name, "rank": 2}, {"loss": (s[2:] ** 2).sum().item()})
@@ -102,12 +117,24 @@ def main() -> None:
         for iterations in (100, 1000):
             for lr in (0.1, 0.01, 0.001):
                 for seed in (0, 1, 2):
-                    with mlflow.start_run(run_name=f"mlp lr={lr} it={iterations} seed={seed}", nested=True):
-                        metrics, losses = train_mlp(xs[train], y[train], xs[val], y[val], lr, iterations, seed)
-                        log_batch({"lr": lr, "iterations": iterations, "seed": seed, "hidden": 12}, metrics, {"train_loss": losses})
+                    with mlflow.start_run(
+                        run_name=f"mlp lr={lr} it={iterations} seed={seed}", nested=True
+                    ):
+                        metrics, losses = train_mlp(
+                            xs[train], y[train], xs[val], y[val], lr, iterations, seed
+                        )
+                        log_batch(
+                            {"lr": lr, "iterations": iterations, "seed": seed, "hidden": 12},
+                            metrics,
+                            {"train_loss": losses},
+                        )
                         fig, ax = plt.subplots(figsize=(5, 3.5))
                         ax.plot(losses)
-                        ax.set(xlabel="step", ylabel="training loss", title=f"lr={lr} it={iterations} seed={seed}")
+                        ax.set(
+                            xlabel="step",
+                            ylabel="training loss",
+                            title=f"lr={lr} it={iterations} seed={seed}",
+                        )
                         mlflow.log_figure(fig, "figures/learning_curve.png")
                         plt.close(fig)
                         results.append((lr, iterations, seed, metrics["val_accuracy"]))

@@ -29,19 +29,54 @@ def main() -> None:
     client = MlflowClient(f"sqlite:///{Path('mlflow.db').resolve()}")
     experiment = client.create_experiment("floor")
     parent = client.create_run(experiment).info.run_id
-    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(100, 4)), columns=list("abcd")).assign(label="setosa")
+    frame = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(100, 4)), columns=list("abcd")
+    ).assign(label="setosa")
     parts = {"training": frame, "validation": frame.head(50)}
-    datasets = {k: mlflow.data.from_pandas(f, source=CodeDatasetSource({"loader": "floor"}), targets="label", name="iris") for k, f in parts.items()}
+    datasets = {
+        k: mlflow.data.from_pandas(
+            f, source=CodeDatasetSource({"loader": "floor"}), targets="label", name="iris"
+        )
+        for k, f in parts.items()
+    }
     started = time.perf_counter()
     for k in range(args.runs):
-        tags = {"mlflow.parentRunId": parent, "lab2.step": "mlp", "lab2.identity": f"{k:024x}", "lab2.group": "g", "lab2.diverged": "false"}
+        tags = {
+            "mlflow.parentRunId": parent,
+            "lab2.step": "mlp",
+            "lab2.identity": f"{k:024x}",
+            "lab2.group": "g",
+            "lab2.diverged": "false",
+        }
         run = client.create_run(experiment, tags=tags, run_name=f"cell {k}").info.run_id
         now = int(time.time() * 1000)
-        params = [Param(p, "1") for p in ("lr", "iterations", "seed", "split_seed", "hidden", "scaling", "dataset", "protocol", "log10_lr")]
-        metrics = [Metric(m, 0.5, now, CURVE_POINTS) for m in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")]
+        params = [
+            Param(p, "1")
+            for p in (
+                "lr",
+                "iterations",
+                "seed",
+                "split_seed",
+                "hidden",
+                "scaling",
+                "dataset",
+                "protocol",
+                "log10_lr",
+            )
+        ]
+        metrics = [
+            Metric(m, 0.5, now, CURVE_POINTS)
+            for m in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
+        ]
         metrics += [Metric("train_loss", 1.0 / (s + 1), now, s) for s in range(CURVE_POINTS)]
         client.log_batch(run, metrics=metrics, params=params)
-        client.log_inputs(run, datasets=[DatasetInput(d._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, c)]) for c, d in datasets.items()])
+        client.log_inputs(
+            run,
+            datasets=[
+                DatasetInput(d._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, c)])
+                for c, d in datasets.items()
+            ],
+        )
         client.set_terminated(run, "FINISHED")
     seconds = time.perf_counter() - started
     print(f"{args.runs} runs in {seconds:.1f} s: {1000 * seconds / args.runs:.0f} ms a run")

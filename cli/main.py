@@ -9,19 +9,25 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, get_args, get_origin
 
 import psutil
 from pydantic import BaseModel, ValidationError
 
 from lab2.cli import render
-from lab2.cli.progress import progress_line
 from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
+from lab2.cli.progress import progress_line
 from lab2.cli.stack_command import add_stack_parser
+from lab2.cli.stopping import (
+    EXIT_STATUS,
+    end_children,
+    stop_signal,
+    stop_signals_handled,
+    stopped_message,
+)
 from lab2.cli.ui import add_ui_parser, record_last_run
-from lab2.cli.stopping import EXIT_STATUS, end_children, stop_signal, stop_signals_handled, stopped_message
 from lab2.core.params import METRICS, GridParams, InputError, Lab2Params
 from lab2.core.workload import max_seconds
 
@@ -45,7 +51,9 @@ def entry() -> None:
     the process without the interpreter's teardown of torch, MLflow and Prefect, which takes about 3 s here and
     frees nothing a finished process needs."""
     status = {"code": 1}  # an uncaught exception ends with 1, as Python's own exit would
-    atexit.register(_end_process, status)  # registered first, so it runs after every other exit hook
+    atexit.register(
+        _end_process, status
+    )  # registered first, so it runs after every other exit hook
     try:
         status["code"] = main()
     except SystemExit as stop:  # argparse's usage errors and --help
@@ -62,60 +70,128 @@ def _end_process(status: dict[str, int]) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lab2", description="Lab 2 on PyTorch autograd as a Prefect pipeline tracked in MLflow.")
+    parser = argparse.ArgumentParser(
+        prog="lab2",
+        description="Lab 2 on PyTorch autograd as a Prefect pipeline tracked in MLflow.",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the whole pipeline (Q1 factorisation, Q2 MLP grid)")
     run.set_defaults(command=_run)
     for name, field in Lab2Params.model_fields.items():
         _add_option(run, name, field)
-    run.add_argument("--verbose", action="store_true", help="also print the log lines of every Prefect flow and task run "
-                     "(the Prefect UI keeps them either way)")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print the log lines of every Prefect flow and task run "
+        "(the Prefect UI keeps them either way)",
+    )
 
-    compare = commands.add_parser("compare", help="seed table of a pipeline run (or two, side by side), read from MLflow")
+    compare = commands.add_parser(
+        "compare", help="seed table of a pipeline run (or two, side by side), read from MLflow"
+    )
     compare.set_defaults(command=_compare)
-    compare.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="parent run id(s); default: the latest grid run")
+    compare.add_argument(
+        "run_ids",
+        nargs="*",
+        metavar="RUN_ID",
+        help="parent run id(s); default: the latest grid run",
+    )
     compare.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
-    compare.add_argument("--pair", nargs=2, action="append", metavar=("GROUP_A", "GROUP_B"), default=[],
-                         help='compare two groups of one run, e.g. --pair "lr=0.1 it=1000" "lr=0.01 it=1000" (it= or iterations=; repeatable)')
-    compare.add_argument("--metric", default="val_accuracy", choices=METRICS, help="metric compared seed by seed (default: val_accuracy)")
+    compare.add_argument(
+        "--pair",
+        nargs=2,
+        action="append",
+        metavar=("GROUP_A", "GROUP_B"),
+        default=[],
+        help='compare two groups of one run, e.g. --pair "lr=0.1 it=1000" "lr=0.01 it=1000" (it= or iterations=; repeatable)',
+    )
+    compare.add_argument(
+        "--metric",
+        default="val_accuracy",
+        choices=METRICS,
+        help="metric compared seed by seed (default: val_accuracy)",
+    )
     _add_option(compare, "min_effect", GridParams.model_fields["min_effect"])
 
-    report = commands.add_parser("report", help="the lab's report from a lab2 run: report.md and report.html, every claim checked")
+    report = commands.add_parser(
+        "report",
+        help="the lab's report from a lab2 run: report.md and report.html, every claim checked",
+    )
     report.set_defaults(command=_report)
-    report.add_argument("--run", dest="run_id", metavar="RUN_ID", help="a lab2 parent run (default: the experiment's latest)")
+    report.add_argument(
+        "--run",
+        dest="run_id",
+        metavar="RUN_ID",
+        help="a lab2 parent run (default: the experiment's latest)",
+    )
     report.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
-    report.add_argument("--out", default=".", metavar="DIR", help="where to write the report (default: the current folder)")
-    report.add_argument("--reproduce", action="store_true",
-                        help="instead, recompute the report's numbers outside any run, over --seeds on --dataset, and print them")
-    report.add_argument("--seeds", type=int, nargs="+", default=tuple(range(10)), metavar="SEED", help="with --reproduce (default: 0 to 9)")
-    report.add_argument("--dataset", default="iris-uci", help="with --reproduce (default: iris-uci, the report's copy)")
-    history = commands.add_parser("history", help="the last lab2 runs with their verdicts since the run before, and a figure of them")
+    report.add_argument(
+        "--out",
+        default=".",
+        metavar="DIR",
+        help="where to write the report (default: the current folder)",
+    )
+    report.add_argument(
+        "--reproduce",
+        action="store_true",
+        help="instead, recompute the report's numbers outside any run, over --seeds on --dataset, and print them",
+    )
+    report.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=tuple(range(10)),
+        metavar="SEED",
+        help="with --reproduce (default: 0 to 9)",
+    )
+    report.add_argument(
+        "--dataset",
+        default="iris-uci",
+        help="with --reproduce (default: iris-uci, the report's copy)",
+    )
+    history = commands.add_parser(
+        "history",
+        help="the last lab2 runs with their verdicts since the run before, and a figure of them",
+    )
     history.set_defaults(command=_history)
     history.add_argument("--experiment", default="lab2", help="MLflow experiment (default: lab2)")
-    history.add_argument("--last", type=int, default=10, metavar="N", help="how many runs, newest last (default: 10)")
+    history.add_argument(
+        "--last", type=int, default=10, metavar="N", help="how many runs, newest last (default: 10)"
+    )
     add_stack_parser(commands)
     add_ui_parser(commands)
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
-    params, problems = _validated(Lab2Params, {name: getattr(args, name) for name in Lab2Params.model_fields})
+    params, problems = _validated(
+        Lab2Params, {name: getattr(args, name) for name in Lab2Params.model_fields}
+    )
     if problems:
         return _bad_input("run", problems)
     try:
-        cost = params.check_size(psutil.virtual_memory().available, os.cpu_count() or 1, max_seconds())
+        cost = params.check_size(
+            psutil.virtual_memory().available, os.cpu_count() or 1, max_seconds()
+        )
     except InputError as error:
         return _bad_input("run", [str(error)])
     if cost.seconds > LONG_RUN_SECONDS:
-        print(f"lab2: this run is expected to take about {render.duration(cost.seconds)} here; Ctrl-C stops it and keeps every "
-              "finished run", flush=True)
-    if not args.verbose:  # before Prefect and MLflow set up their logging; a user's own setting wins
+        print(
+            f"lab2: this run is expected to take about {render.duration(cost.seconds)} here; Ctrl-C stops it and keeps every "
+            "finished run",
+            flush=True,
+        )
+    if (
+        not args.verbose
+    ):  # before Prefect and MLflow set up their logging; a user's own setting wins
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     with stop_signals_handled():
         api = start_temporary_api()  # boots while the imports and the data checks below run
         if api is not None:
-            atexit.register(api.stop)  # registered before Prefect's own exit hooks, so it runs after they flush
+            atexit.register(
+                api.stop
+            )  # registered before Prefect's own exit hooks, so it runs after they flush
         try:
             code = _rerun_if_done(params, under_prefect=api is None)
             if code is None:
@@ -126,7 +202,9 @@ def _run(args: argparse.Namespace) -> int:
             if stop_signal() is None:
                 raise
             code = None  # a stop signal arrived as Prefect set up a task run, and it raised its own error
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM at any stage; Prefect hands SIGTERM on once its flows have ended
+        except (
+            KeyboardInterrupt
+        ):  # Ctrl-C or SIGTERM at any stage; Prefect hands SIGTERM on once its flows have ended
             code = None
         if code is None:
             end_children(spare={api.process.pid} if api is not None else set())
@@ -172,17 +250,25 @@ def _rerun_if_done(params: Lab2Params, under_prefect: bool) -> int | None:
 def _announce_store(experiment: str) -> None:
     from lab2.tasks.tracking import redact, tracking_uri
 
-    print(f"lab2: experiment {experiment!r} in the MLflow store\n  {redact(tracking_uri())}", flush=True)  # a path alone on its line
+    print(
+        f"lab2: experiment {experiment!r} in the MLflow store\n  {redact(tracking_uri())}",
+        flush=True,
+    )  # a path alone on its line
     record_last_run(redact(tracking_uri()), experiment)
 
 
 def _tracking_failed(error: Exception) -> int:
-    print(f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.", file=sys.stderr)
+    print(
+        f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.",
+        file=sys.stderr,
+    )
     return EXIT_TRACKING_FAILED
 
 
 def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
-    from lab2.flows.pipeline import lab2  # first: Prefect sets up its logging before other libraries touch the root logger
+    from lab2.flows.pipeline import (
+        lab2,
+    )  # first: Prefect sets up its logging before other libraries touch the root logger
     from lab2.tasks.tracking import TrackingError, check_tracking_uri, log_text, tracking_uri
     from lab2.tasks.tracking.reruns import TERMINAL_FILE
 
@@ -197,7 +283,9 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
             api.wait_ready()
         with api.flow_settings() if api is not None else nullcontext(), progress_line():
             result = lab2(params)
-    except InputError as error:  # the checks above should have caught it; the flow refused it before any run
+    except (
+        InputError
+    ) as error:  # the checks above should have caught it; the flow refused it before any run
         return _bad_input("run", [str(error)])
     except TrackingError as error:
         return _tracking_failed(error)
@@ -212,7 +300,10 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
 
 def _bad_input(command: str, problems: list[str]) -> int:
     """One line per problem (a library's message may hold line breaks); exit status 2."""
-    print("\n".join(f"lab2 {command}: bad input: {' '.join(p.split())}" for p in problems), file=sys.stderr)
+    print(
+        "\n".join(f"lab2 {command}: bad input: {' '.join(p.split())}" for p in problems),
+        file=sys.stderr,
+    )
     return EXIT_BAD_INPUT
 
 
@@ -224,19 +315,29 @@ def _compare(args: argparse.Namespace) -> int:
     if len(args.run_ids) > 2:
         problems.append(f"{len(args.run_ids)} run ids: give at most two")
     if args.pair and len(args.run_ids) == 2:
-        problems.append("--pair names two groups of one run: give one run id (or none, for the latest)")
+        problems.append(
+            "--pair names two groups of one run: give one run id (or none, for the latest)"
+        )
     try:
         run_ids = args.run_ids or [latest_grid_run(args.experiment)]
         cells = [read_cells(run_id) for run_id in run_ids]
         if len(run_ids) == 1 and not problems:
-            seeds = compare_seeds(cells[0].frame, cells[0].val_rows, args.min_effect, args.pair, args.metric)
+            seeds = compare_seeds(
+                cells[0].frame, cells[0].val_rows, args.min_effect, args.pair, args.metric
+            )
     except (LookupError, InputError) as error:
         problems.append(str(error))
     if problems:
         return _bad_input("compare", problems)
-    print(f"MLflow store:\n  {redact(tracking_uri())}")  # a line of its own: a long path is never wrapped
+    print(
+        f"MLflow store:\n  {redact(tracking_uri())}"
+    )  # a line of its own: a long path is never wrapped
     if len(run_ids) == 1:
-        print(f"\nRun {run_ids[0]}:", render.named_pairs(seeds) if args.pair else render.seeds(seeds), sep="")
+        print(
+            f"\nRun {run_ids[0]}:",
+            render.named_pairs(seeds) if args.pair else render.seeds(seeds),
+            sep="",
+        )
         return 0
     print(f"\nA = {run_ids[0]}\nB = {run_ids[1]}")
     for name, (a, b) in setup_differences(cells[0].frame, cells[1].frame).items():
@@ -263,7 +364,9 @@ def _report(args: argparse.Namespace) -> int:
         (out / path).write_bytes(png)
     (out / REPORT_MARKDOWN).write_text(report.markdown)
     (out / REPORT_HTML).write_text(report.html)
-    print(f"The lab's report from run {report.run_id}:\n  {(out / REPORT_MARKDOWN).resolve()}\n  {(out / REPORT_HTML).resolve()}")
+    print(
+        f"The lab's report from run {report.run_id}:\n  {(out / REPORT_MARKDOWN).resolve()}\n  {(out / REPORT_HTML).resolve()}"
+    )
     return 0
 
 
@@ -293,10 +396,18 @@ def _reproduce_report(args: argparse.Namespace) -> int:
     _, problems = _validated(GridParams, {"seeds": args.seeds, "dataset": args.dataset})
     if problems:
         return _bad_input("report", problems)
-    print(f"The report's numbers beside lab2's over seeds {render.flat(args.seeds)} on {args.dataset}:")
+    print(
+        f"The report's numbers beside lab2's over seeds {render.flat(args.seeds)} on {args.dataset}:"
+    )
     print("(seed-report follows the report's procedure; held-out is lab2's recipe)\n")
-    print(render.table(compare_with_report(load_report_numbers(), lab2_numbers(args.seeds, args.dataset))))
-    print(f"\nlab2: mean ± sd [min, max] over seeds, and the 95% CI of the seed summary: {INTERVAL_KIND}.")
+    print(
+        render.table(
+            compare_with_report(load_report_numbers(), lab2_numbers(args.seeds, args.dataset))
+        )
+    )
+    print(
+        f"\nlab2: mean ± sd [min, max] over seeds, and the 95% CI of the seed summary: {INTERVAL_KIND}."
+    )
     return 0
 
 
@@ -305,15 +416,32 @@ def _add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo) ->
     flag = "--" + name.replace("_", "-")
     if field.annotation is bool:
         if field.default:
-            parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false", help=f"without {field.description}")
+            parser.add_argument(
+                f"--no-{flag[2:]}",
+                dest=name,
+                action="store_false",
+                help=f"without {field.description}",
+            )
         else:
             parser.add_argument(flag, action="store_true", help=field.description)
         return
     many = get_origin(field.annotation) is tuple
-    shown = "" if field.default is None else f" (default: {render.flat(field.default if many else [field.default])})"
+    shown = (
+        ""
+        if field.default is None
+        else f" (default: {render.flat(field.default if many else [field.default])})"
+    )
     element = _scalar(get_args(field.annotation)[0] if many else field.annotation)
     nargs = {"nargs": "+", "metavar": name.upper().removesuffix("S")} if many else {}
-    parser.add_argument(flag, *_ALIASES.get(name, ()), dest=name, type=element, default=field.default, help=field.description + shown, **nargs)
+    parser.add_argument(
+        flag,
+        *_ALIASES.get(name, ()),
+        dest=name,
+        type=element,
+        default=field.default,
+        help=field.description + shown,
+        **nargs,
+    )
 
 
 def _scalar(annotation: object) -> type:
@@ -323,7 +451,9 @@ def _scalar(annotation: object) -> type:
     return annotation if annotation in (int, float) else str
 
 
-def _validated(model: type[BaseModel], values: dict[str, object]) -> tuple[BaseModel | None, list[str]]:
+def _validated(
+    model: type[BaseModel], values: dict[str, object]
+) -> tuple[BaseModel | None, list[str]]:
     """`values` as `model` (its defaults for the rest), or one message per bad option: its value, what is wrong."""
     try:
         return model(**values), []
@@ -333,7 +463,10 @@ def _validated(model: type[BaseModel], values: dict[str, object]) -> tuple[BaseM
             name = str(e["loc"][0])
             value = values[name]
             shown = render.flat(value if isinstance(value, (list, tuple)) else [value])
-            bad.setdefault(name, f"--{name.replace('_', '-')} {shown}: {e['msg'].removeprefix('Value error, ')}")
+            bad.setdefault(
+                name,
+                f"--{name.replace('_', '-')} {shown}: {e['msg'].removeprefix('Value error, ')}",
+            )
         return None, list(bad.values())
 
 

@@ -44,7 +44,9 @@ class TemporaryAPI:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the temporary Prefect API at {self.url} exited with status {self.process.returncode}")
+                raise RuntimeError(
+                    f"the temporary Prefect API at {self.url} exited with status {self.process.returncode}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
                     if response.status == 200:
@@ -52,7 +54,9 @@ class TemporaryAPI:
             except OSError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"the temporary Prefect API at {self.url} did not answer within {timeout:.0f} s")
+        raise RuntimeError(
+            f"the temporary Prefect API at {self.url} did not answer within {timeout:.0f} s"
+        )
 
     def flow_settings(self) -> AbstractContextManager:
         """Prefect settings for flows run against this API: no flow-run heartbeats. They let a server tell a
@@ -79,20 +83,44 @@ def start_temporary_api() -> TemporaryAPI | None:
     if os.environ.get("PREFECT_API_URL"):
         return None
     if stack := _running_stack():
-        os.environ["PREFECT_API_URL"], os.environ["PREFECT_UI_URL"] = stack.prefect_api_url, stack.prefect_ui_url
-        print(f"lab2: flow runs on the Prefect server of the lab2 stack in {stack.data_dir}", flush=True)
+        os.environ["PREFECT_API_URL"], os.environ["PREFECT_UI_URL"] = (
+            stack.prefect_api_url,
+            stack.prefect_ui_url,
+        )
+        print(
+            f"lab2: flow runs on the Prefect server of the lab2 stack in {stack.data_dir}",
+            flush=True,
+        )
         return None
     port = _free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
     ]
     # In a session of its own, so that a terminal's Ctrl-C reaches lab2 alone (which still needs the API to record
     # the stop); on Linux it ends when lab2 ends, however lab2 ends.
-    process = subprocess.Popen(command, env={**os.environ, **_SERVER_ENV}, preexec_fn=_end_with_parent, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **_SERVER_ENV},
+        preexec_fn=_end_with_parent,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/api"
     os.environ["PREFECT_API_URL"] = url
-    os.environ["PREFECT_UI_URL"] = ""  # it serves no UI: no "View at" links to a page that is not there
+    os.environ["PREFECT_UI_URL"] = (
+        ""  # it serves no UI: no "View at" links to a page that is not there
+    )
     return TemporaryAPI(url, process)
 
 
@@ -101,9 +129,13 @@ def _running_stack() -> StackConfig | None:
     server is recorded and answers, and the credentials it asks for (beyond 127.0.0.1) are set."""
     try:
         stack = StackConfig.from_env()
-    except ValueError:  # a port in LAB2_PREFECT_PORT or LAB2_MLFLOW_PORT that is not a number: `lab2 stack` says so
+    except (
+        ValueError
+    ):  # a port in LAB2_PREFECT_PORT or LAB2_MLFLOW_PORT that is not a number: `lab2 stack` says so
         return None
-    if "prefect-server" not in read_services(stack.data_dir) or (stack.auth and not os.environ.get("PREFECT_API_AUTH_STRING")):
+    if "prefect-server" not in read_services(stack.data_dir) or (
+        stack.auth and not os.environ.get("PREFECT_API_AUTH_STRING")
+    ):
         return None
     try:
         with urllib.request.urlopen(f"{stack.prefect_api_url}/health", timeout=2) as response:

@@ -35,10 +35,22 @@ class _LiveLine(logging.Handler):
 
     def __init__(self, stream: TextIO) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         super().__init__()
-        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+        )
         self.progress = Progress(*columns, console=Console(file=stream), transient=True)
         self.task = None
 
@@ -85,7 +97,11 @@ class _PlainLines(logging.Handler):
             self._line(self.latest)
 
     def _line(self, record: logging.LogRecord) -> None:
-        elapsed, done, todo = time.monotonic() - self.start, record.trained + record.logged, 2 * record.cells
+        elapsed, done, todo = (
+            time.monotonic() - self.start,
+            record.trained + record.logged,
+            2 * record.cells,
+        )
         line = f"lab2: cells trained {record.trained}/{record.cells}, logged {record.logged}/{record.cells}, {duration(elapsed)}"
         if done < todo and done > self.first_done:
             line += f", about {duration(elapsed * (todo - done) / (done - self.first_done))} left"

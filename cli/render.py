@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 WIDTH = 100  # the columns a line of lab2's own output fits in
-SEED_COLUMNS_LAST = ("train_loss", "val_binomial_se")  # the first the seed table leaves out in a terminal
+SEED_COLUMNS_LAST = (
+    "train_loss",
+    "val_binomial_se",
+)  # the first the seed table leaves out in a terminal
 CELL_ROWS_SHOWN = 30  # a larger grid's cells are in mlp_cells.csv, not the terminal
 PAIRS_SHOWN = 12  # past this many comparisons, the terminal shows the most significant ones (seed_pairs.csv: all)
 
@@ -39,7 +42,9 @@ def fitted(frame: pd.DataFrame) -> str:
 
 def wrapped(text: str, first: str = "  ", then: str = "  ") -> str:
     """A sentence wrapped at WIDTH columns, never cut: `first` before its first line, `then` before the rest."""
-    return textwrap.fill(text, WIDTH, initial_indent=first, subsequent_indent=then, break_on_hyphens=False)
+    return textwrap.fill(
+        text, WIDTH, initial_indent=first, subsequent_indent=then, break_on_hyphens=False
+    )
 
 
 def flat(values: Sequence[object]) -> str:
@@ -58,25 +63,50 @@ def lab2_result(result: Lab2Result, uri: str) -> str:
     """What `lab2 run` prints after `results(result)`: the units, the MLflow link, the report's location."""
     from lab2.core.describe import units_sentence
 
-    return "\n".join(["", f"runs: {units_sentence(result.units)}", *_since(result.since),
-                      *closing(result.parent_run_id, uri, result.runs_url, result.report)])
+    return "\n".join(
+        [
+            "",
+            f"runs: {units_sentence(result.units)}",
+            *_since(result.since),
+            *closing(result.parent_run_id, uri, result.runs_url, result.report),
+        ]
+    )
 
 
 def results(result: Lab2Result) -> str:
     """What a pipeline run found: Q1, Q2's cells and seeds, its diverged cells (kept on the parent run as terminal.txt,
     which a rerun with nothing to do prints again)."""
-    q1 = result.factorisation.rename(columns=lambda c: c.removesuffix("_deg").replace("_angle_", "_"))
-    cells = result.cells.drop(columns="val_correct", errors="ignore")  # the rows' hits: a tag on each cell run
-    lines = ["", "Q1 factorisation (loss = ‖A − UVᵀ‖²_F; angles between the U's in degrees):", fitted(q1), ""]
+    q1 = result.factorisation.rename(
+        columns=lambda c: c.removesuffix("_deg").replace("_angle_", "_")
+    )
+    cells = result.cells.drop(
+        columns="val_correct", errors="ignore"
+    )  # the rows' hits: a tag on each cell run
+    lines = [
+        "",
+        "Q1 factorisation (loss = ‖A − UVᵀ‖²_F; angles between the U's in degrees):",
+        fitted(q1),
+        "",
+    ]
     if len(cells) <= CELL_ROWS_SHOWN:
         lines += ["Q2 MLP grid (accuracy 0–1):", fitted(cells)]
     else:
-        lines.append(f"Q2 MLP grid: {len(cells)} cells, each in mlp_cells.csv on the parent run and as a child run")
+        lines.append(
+            f"Q2 MLP grid: {len(cells)} cells, each in mlp_cells.csv on the parent run and as a child run"
+        )
     lines.append(seeds(result.seeds))
     diverged = result.cells[result.cells["diverged"]]
     if len(diverged):
-        which = ", ".join(f"lr={r.lr:g} it={r.iterations} seed={r.seed}" for r in diverged.itertuples())
-        lines.append(wrapped(f"diverged: {len(diverged)} of {len(result.cells)} cells (loss not finite; tag lab2.diverged=true): {which}", "", "  "))
+        which = ", ".join(
+            f"lr={r.lr:g} it={r.iterations} seed={r.seed}" for r in diverged.itertuples()
+        )
+        lines.append(
+            wrapped(
+                f"diverged: {len(diverged)} of {len(result.cells)} cells (loss not finite; tag lab2.diverged=true): {which}",
+                "",
+                "  ",
+            )
+        )
     return "\n".join(lines)
 
 
@@ -84,7 +114,15 @@ def rerun(done: Rerun, uri: str) -> str:
     """`lab2 run` with nothing to do: the results the run it copied printed, its units, the verdict since the last run,
     the MLflow link."""
     said = f"0 computed, {done.units} reused: every unit and result of run {done.rerun_of} (same parameters, data, code and packages)"
-    return "\n".join([done.terminal, "", wrapped(f"runs: {said}", "", "  "), *_since(done.since), *closing(done.run_id, uri, done.runs_url, done.report)])
+    return "\n".join(
+        [
+            done.terminal,
+            "",
+            wrapped(f"runs: {said}", "", "  "),
+            *_since(done.since),
+            *closing(done.run_id, uri, done.runs_url, done.report),
+        ]
+    )
 
 
 def _since(since: SinceLastRun | None) -> list[str]:
@@ -94,14 +132,19 @@ def _since(since: SinceLastRun | None) -> list[str]:
     return [] if since is None else ["", wrapped(since_last_run_line(since), "", "  ")]
 
 
-def closing(parent_run_id: str, uri: str, runs_url: str | None, report: str | None = None) -> list[str]:
+def closing(
+    parent_run_id: str, uri: str, runs_url: str | None, report: str | None = None
+) -> list[str]:
     """The parent run and where to see every run (the MLflow server's page, or the command that serves a local store),
     then where the lab's report opens: the last line."""
     lines = ["", f"MLflow parent run {parent_run_id}."]
     if uri.startswith(("http://", "https://")):
         lines += ["Every run in the MLflow server's UI:", f"  {runs_url}"]
     else:
-        lines += ["Every run in the MLflow UI (the command prints its link; Ctrl-C stops it):", f"  {shell_command('lab2')} ui"]
+        lines += [
+            "Every run in the MLflow UI (the command prints its link; Ctrl-C stops it):",
+            f"  {shell_command('lab2')} ui",
+        ]
     if report:
         lines += ["", "The lab's report, every claim of the original checked:", f"  {report}"]
     return lines
@@ -125,11 +168,18 @@ def seeds(comparison: SeedComparison) -> str:
 
     metric = comparison.pairs["metric"].iloc[0] if len(comparison.pairs) else "val_accuracy"
     which = "neighbours along lr and iterations, and the best group against every other"
-    return "\n".join([
-        " MLP cells over seeds", _seed_table(comparison.summary), *(wrapped(note) for note in summary_notes(comparison.summary)),
-        "", wrapped(f"Paired comparisons of {metric}, A − B seed by seed: {which}", "", ""), pairs(comparison.pairs),
-        "", f"Best group: {best_label(comparison)}",
-    ])
+    return "\n".join(
+        [
+            " MLP cells over seeds",
+            _seed_table(comparison.summary),
+            *(wrapped(note) for note in summary_notes(comparison.summary)),
+            "",
+            wrapped(f"Paired comparisons of {metric}, A − B seed by seed: {which}", "", ""),
+            pairs(comparison.pairs),
+            "",
+            f"Best group: {best_label(comparison)}",
+        ]
+    )
 
 
 def named_pairs(comparison: SeedComparison) -> str:
@@ -138,14 +188,24 @@ def named_pairs(comparison: SeedComparison) -> str:
     named = summary[summary["group"].isin({*comparison.pairs["a"], *comparison.pairs["b"]})]
     metric = comparison.pairs["metric"].iloc[0]
     said = [wrapped(verdict, "  ", "  ") for verdict in comparison.pairs["verdict"]]
-    return "\n".join([" The groups you named, over seeds", _seed_table(named), "", f"Verdict ({metric}, A − B seed by seed):", *said])
+    return "\n".join(
+        [
+            " The groups you named, over seeds",
+            _seed_table(named),
+            "",
+            f"Verdict ({metric}, A − B seed by seed):",
+            *said,
+        ]
+    )
 
 
 def _seed_table(summary: pd.DataFrame) -> str:
     from lab2.core.describe import display_table
 
     shown = display_table(summary)
-    first = [c for c in shown.columns if c not in SEED_COLUMNS_LAST] + [c for c in SEED_COLUMNS_LAST if c in shown.columns]
+    first = [c for c in shown.columns if c not in SEED_COLUMNS_LAST] + [
+        c for c in SEED_COLUMNS_LAST if c in shown.columns
+    ]
     return fitted(shown[first])
 
 
@@ -159,7 +219,9 @@ def pairs(compared: pd.DataFrame) -> str:
 
     if compared.empty:
         return "  (no pairs to compare)"
-    shown = pairs_display(compared)[["a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%"]]
+    shown = pairs_display(compared)[
+        ["a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%"]
+    ]
     shown.insert(0, "#", range(1, len(shown) + 1))
     legend = (
         "[low, high]: unadjusted 95% t interval (each verdict quotes its Holm step's); p_t: paired t-test; p_holm: "
@@ -168,18 +230,35 @@ def pairs(compared: pd.DataFrame) -> str:
         f"the one seen (over the sd's 95% interval). In seed_pairs.csv: the sign-flip test, and the seeds for a difference "
         f"of {compared['min_effect'].iloc[0]:g} (seeds_needed_min_effect) and for a 95% interval of that half-width."
     )
-    caveats = {floor_caveat(r.n, r.p_signflip_min) for r in compared.itertuples() if r.p_signflip_min > ALPHA}
-    said = [reduce(lambda v, c: v.replace(f"; {c}", ""), caveats, verdict) for verdict in compared["verdict"]]
+    caveats = {
+        floor_caveat(r.n, r.p_signflip_min)
+        for r in compared.itertuples()
+        if r.p_signflip_min > ALPHA
+    }
+    said = [
+        reduce(lambda v, c: v.replace(f"; {c}", ""), caveats, verdict)
+        for verdict in compared["verdict"]
+    ]
     rows = list(range(len(compared)))
-    if len(rows) > PAIRS_SHOWN:  # neighbours first: the best group against a poor one says the least
-        ranked = compared.reset_index(drop=True).assign(best=compared["kind"].to_numpy() == "vs best")
+    if (
+        len(rows) > PAIRS_SHOWN
+    ):  # neighbours first: the best group against a poor one says the least
+        ranked = compared.reset_index(drop=True).assign(
+            best=compared["kind"].to_numpy() == "vs best"
+        )
         rows = sorted(ranked.sort_values(["best", "p_holm"]).index[:PAIRS_SHOWN])
     verdicts = [wrapped(said[k], f"  {k + 1}. ", " " * (len(str(k + 1)) + 4)) for k in rows]
-    notes = [wrapped(f"{c[0].upper()}{c[1:]}, the sign-flip test's floor.") for c in sorted(caveats)]
+    notes = [
+        wrapped(f"{c[0].upper()}{c[1:]}, the sign-flip test's floor.") for c in sorted(caveats)
+    ]
     if len(rows) < len(compared):
         held = compared["p_holm"].map(significant).sum()
-        notes.append(wrapped(f"Shown: the {len(rows)} of {len(compared)} comparisons with the smallest Holm p, neighbours "
-                             f"first ({held} significant in all); seed_pairs.csv and seed_summary.html hold every one."))
+        notes.append(
+            wrapped(
+                f"Shown: the {len(rows)} of {len(compared)} comparisons with the smallest Holm p, neighbours "
+                f"first ({held} significant in all); seed_pairs.csv and seed_summary.html hold every one."
+            )
+        )
     return "\n".join([table(shown.iloc[rows]), wrapped(legend), *notes, "Verdicts:", *verdicts])
 
 

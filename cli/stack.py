@@ -15,10 +15,32 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from lab2.cli.stack_config import CREDENTIAL_ENV, POOL, StackConfig, StackError, check_config, client_urls, read_services
-from lab2.cli.stack_config import postgres_url, read_settings, redact_password, write_state  # noqa: F401  (for callers)
-from lab2.cli.stack_services import QUIET, SERVICES, console_script, create_databases, services, start, unanswered, wait_ready
-from lab2.cli.stack_services import descendant_groups, group_alive, stop_group
+from lab2.cli.stack_config import (  # noqa: F401  (for callers)
+    CREDENTIAL_ENV,
+    POOL,
+    StackConfig,
+    StackError,
+    check_config,
+    client_urls,
+    postgres_url,
+    read_services,
+    read_settings,
+    redact_password,
+    write_state,
+)
+from lab2.cli.stack_services import (
+    QUIET,
+    SERVICES,
+    console_script,
+    create_databases,
+    descendant_groups,
+    group_alive,
+    services,
+    start,
+    stop_group,
+    unanswered,
+    wait_ready,
+)
 from lab2.core.params import InputError
 
 AUTOMATIONS_FILE = "automations.yaml"  # beside prefect.yaml: the automation `lab2 stack deploy --alert-webhook` creates
@@ -29,17 +51,26 @@ def up(config: StackConfig) -> dict[str, dict]:
     """Start what is not running yet, wait until every service is ready; return the state."""
     check_config(config)
     config.log_dir.mkdir(parents=True, exist_ok=True)
-    state = {name: entry for name, entry in read_services(config.data_dir).items() if group_alive(entry["pid"])}
+    state = {
+        name: entry
+        for name, entry in read_services(config.data_dir).items()
+        if group_alive(entry["pid"])
+    }
     recorded = read_settings(config.data_dir).get("backend")
     if len(state) < len(SERVICES) and state and recorded != config.backend:
-        raise InputError(f"the stack in {config.data_dir} runs on {recorded}, not {config.backend}; give the same --postgres "
-                         "(its password is not stored), or `lab2 stack down` first")
+        raise InputError(
+            f"the stack in {config.data_dir} runs on {recorded}, not {config.backend}; give the same --postgres "
+            "(its password is not stored), or `lab2 stack down` first"
+        )
     if config.postgres and len(state) < len(SERVICES):
         create_databases(config.postgres)
     planned = services(config)
     started: list[str] = []
     try:
-        for batch in (("prefect-server", "mlflow-server"), ("prefect-worker",)):  # the worker needs the API
+        for batch in (
+            ("prefect-server", "mlflow-server"),
+            ("prefect-worker",),
+        ):  # the worker needs the API
             for name in [n for n in batch if n not in state]:
                 state[name] = start(planned[name], config)
                 started.append(name)
@@ -59,7 +90,9 @@ def down(config: StackConfig, grace: float = 20.0) -> list[str]:
     state = read_services(config.data_dir)
     stopped = []
     for name in [n for n in reversed(SERVICES) if n in state]:
-        spawned = descendant_groups(state[name]["pid"])  # e.g. the worker's flow runs, each in a session of its own
+        spawned = descendant_groups(
+            state[name]["pid"]
+        )  # e.g. the worker's flow runs, each in a session of its own
         if stop_group(state[name]["pid"], grace):
             stopped.append(name)
         for group in spawned:
@@ -86,9 +119,17 @@ def deploy(config: StackConfig, project_dir: Path) -> subprocess.CompletedProces
     urls = client_urls(config)
     if problems := unanswered(urls):
         raise StackError("\n".join(problems))
-    env = {**os.environ, **QUIET, **urls, "PWD": str(project_dir.resolve()), "PREFECT_CLI_PROMPT": "false"}
+    env = {
+        **os.environ,
+        **QUIET,
+        **urls,
+        "PWD": str(project_dir.resolve()),
+        "PREFECT_CLI_PROMPT": "false",
+    }
     command = [console_script("prefect"), "--no-prompt", "deploy", "--all"]
-    return subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        command, cwd=project_dir, env=env, capture_output=True, text=True, check=False
+    )
 
 
 def deploy_alert(config: StackConfig, project_dir: Path, webhook_url: str) -> str:
@@ -104,9 +145,18 @@ def deploy_alert(config: StackConfig, project_dir: Path, webhook_url: str) -> st
     spec = yaml.safe_load((project_dir / AUTOMATIONS_FILE).read_text())
     with temporary_settings({PREFECT_API_URL: client_urls(config)["PREFECT_API_URL"]}):
         # A webhook the user names may well be on this machine or network: private addresses allowed.
-        hook = Webhook(method="POST", url=SecretStr(webhook_url), headers=SecretDict({"Content-Type": "application/json"}), allow_private_urls=True)
-        block_id = hook.save(ALERT_BLOCK, overwrite=True, _sync=True)  # _sync: a caller's event loop (a test's browser) aside
-        spec["actions"] = [{**action, "block_document_id": str(block_id)} for action in spec["actions"]]
+        hook = Webhook(
+            method="POST",
+            url=SecretStr(webhook_url),
+            headers=SecretDict({"Content-Type": "application/json"}),
+            allow_private_urls=True,
+        )
+        block_id = hook.save(
+            ALERT_BLOCK, overwrite=True, _sync=True
+        )  # _sync: a caller's event loop (a test's browser) aside
+        spec["actions"] = [
+            {**action, "block_document_id": str(block_id)} for action in spec["actions"]
+        ]
         wanted = Automation.model_validate(spec)
         try:
             found = Automation.read(name=wanted.name, _sync=True)
@@ -120,8 +170,12 @@ def deploy_alert(config: StackConfig, project_dir: Path, webhook_url: str) -> st
 
 def describe(config: StackConfig, state: Mapping[str, dict]) -> str:
     """Human summary: what runs where, the logs, and the environment for clients."""
-    backend = read_settings(config.data_dir).get("backend", config.backend)  # as started, also when asked without --postgres
-    lines = [f"lab2 stack in {config.data_dir} (store: {backend}; auth: {'on' if config.auth else 'off, 127.0.0.1 only'})"]
+    backend = read_settings(config.data_dir).get(
+        "backend", config.backend
+    )  # as started, also when asked without --postgres
+    lines = [
+        f"lab2 stack in {config.data_dir} (store: {backend}; auth: {'on' if config.auth else 'off, 127.0.0.1 only'})"
+    ]
     for name in SERVICES:
         if (entry := state.get(name)) is None:
             lines.append(f"  {name:15} not running")
@@ -129,9 +183,12 @@ def describe(config: StackConfig, state: Mapping[str, dict]) -> str:
         health = "" if entry.get("healthy", True) else "  (not answering)"
         where = entry.get("url", f"pool {POOL}")
         lines.append(f"  {name:15} pid {entry['pid']:<7} {where}{health}  log {entry['log']}")
-    lines += [f"Prefect UI  {config.prefect_ui_url}", f"MLflow UI   {config.mlflow_url}", "Point clients at it:"]
+    lines += [
+        f"Prefect UI  {config.prefect_ui_url}",
+        f"MLflow UI   {config.mlflow_url}",
+        "Point clients at it:",
+    ]
     lines += [f"  export {k}={v}" for k, v in config.client_env().items()]
     if config.auth:
         lines.append(f"  with {', '.join(CREDENTIAL_ENV)} exported as when the stack started")
     return "\n".join(lines)
-

@@ -40,11 +40,19 @@ class StackConfig:
     mlflow_port: int = 5000
     timeout: float = 120.0  # seconds to wait for each service's readiness
     host: str = HOST
-    postgres: str | None = field(default=None, repr=False)  # postgresql://USER:PASSWORD@HOST:PORT, a server; never written down
+    postgres: str | None = field(
+        default=None, repr=False
+    )  # postgresql://USER:PASSWORD@HOST:PORT, a server; never written down
 
     @classmethod
-    def from_env(cls, data_dir: str | None = None, prefect_port: int | None = None, mlflow_port: int | None = None,
-                 host: str | None = None, postgres: str | None = None) -> StackConfig:
+    def from_env(
+        cls,
+        data_dir: str | None = None,
+        prefect_port: int | None = None,
+        mlflow_port: int | None = None,
+        host: str | None = None,
+        postgres: str | None = None,
+    ) -> StackConfig:
         """Options win over the data directory's stack.json (a stack already up), then LAB2_STACK_DIR,
         LAB2_PREFECT_PORT, LAB2_MLFLOW_PORT, LAB2_HOST, LAB2_POSTGRES_URL, then the defaults."""
         env = os.environ
@@ -52,8 +60,12 @@ class StackConfig:
         recorded = read_settings(folder)
         return cls(
             data_dir=folder,
-            prefect_port=prefect_port or recorded.get("prefect_port") or int(env.get("LAB2_PREFECT_PORT", 4200)),
-            mlflow_port=mlflow_port or recorded.get("mlflow_port") or int(env.get("LAB2_MLFLOW_PORT", 5000)),
+            prefect_port=prefect_port
+            or recorded.get("prefect_port")
+            or int(env.get("LAB2_PREFECT_PORT", 4200)),
+            mlflow_port=mlflow_port
+            or recorded.get("mlflow_port")
+            or int(env.get("LAB2_MLFLOW_PORT", 5000)),
             host=host or recorded.get("host") or env.get("LAB2_HOST") or HOST,
             postgres=postgres or env.get("LAB2_POSTGRES_URL") or None,
         )
@@ -99,7 +111,13 @@ class StackConfig:
 
     def settings(self) -> dict[str, object]:
         """What stack.json records of the configuration: nothing secret."""
-        return {"host": self.host, "prefect_port": self.prefect_port, "mlflow_port": self.mlflow_port, "backend": self.backend, "auth": self.auth}
+        return {
+            "host": self.host,
+            "prefect_port": self.prefect_port,
+            "mlflow_port": self.mlflow_port,
+            "backend": self.backend,
+            "auth": self.auth,
+        }
 
 
 def client_urls(config: StackConfig) -> dict[str, str]:
@@ -115,13 +133,19 @@ def check_config(config: StackConfig) -> None:
         if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
             raise InputError(f"--postgres {shown}: expected postgresql://USER:PASSWORD@HOST:PORT")
         if parts.path.strip("/"):
-            raise InputError(f"--postgres {shown}: name the server only, no database; lab2 uses {' and '.join(DATABASES.values())}")
+            raise InputError(
+                f"--postgres {shown}: name the server only, no database; lab2 uses {' and '.join(DATABASES.values())}"
+            )
     missing = [name for name in CREDENTIAL_ENV if not os.environ.get(name)]
     if config.auth and missing:
-        raise InputError(f"--host {config.host} listens beyond 127.0.0.1, so both servers ask for credentials: "
-                         f"export {', '.join(missing)} (PREFECT_API_AUTH_STRING as USER:PASSWORD)")
+        raise InputError(
+            f"--host {config.host} listens beyond 127.0.0.1, so both servers ask for credentials: "
+            f"export {', '.join(missing)} (PREFECT_API_AUTH_STRING as USER:PASSWORD)"
+        )
     if config.auth:
-        _check_credentials(os.environ["MLFLOW_TRACKING_PASSWORD"], os.environ["PREFECT_API_AUTH_STRING"])
+        _check_credentials(
+            os.environ["MLFLOW_TRACKING_PASSWORD"], os.environ["PREFECT_API_AUTH_STRING"]
+        )
 
 
 def _check_credentials(mlflow_password: str, prefect_auth: str) -> None:
@@ -132,7 +156,9 @@ def _check_credentials(mlflow_password: str, prefect_auth: str) -> None:
     try:
         _validate_password(mlflow_password)
     except MlflowException as error:
-        raise InputError(f"MLFLOW_TRACKING_PASSWORD ({len(mlflow_password)} characters) is refused by MLflow: {error.message}") from None
+        raise InputError(
+            f"MLFLOW_TRACKING_PASSWORD ({len(mlflow_password)} characters) is refused by MLflow: {error.message}"
+        ) from None
     user, colon, password = prefect_auth.partition(":")
     if not (user and colon and password):
         raise InputError("PREFECT_API_AUTH_STRING must be USER:PASSWORD, both parts non-empty")
@@ -161,6 +187,10 @@ def read_services(data_dir: Path) -> dict[str, dict]:
     return _read_state_file(data_dir).get("services", {})
 
 
-def write_state(data_dir: Path, settings: Mapping[str, object], services: Mapping[str, dict]) -> None:
+def write_state(
+    data_dir: Path, settings: Mapping[str, object], services: Mapping[str, dict]
+) -> None:
     """Record the stack's settings (nothing secret) and its services in `data_dir`."""
-    (data_dir / STATE_FILE).write_text(json.dumps({"stack": settings, "services": services}, indent=2))
+    (data_dir / STATE_FILE).write_text(
+        json.dumps({"stack": settings, "services": services}, indent=2)
+    )

@@ -80,7 +80,11 @@ def end_children(spare: set[int]) -> None:
     """End every process this one started (a task runner's workers, a local Dask cluster), except those in `spare`:
     SIGTERM, then SIGKILL after 3 s."""
     # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process, cleaning up after the rest.
-    children = [c for c in psutil.Process().children(recursive=True) if c.pid not in spare and not _resource_tracker(c)]
+    children = [
+        c
+        for c in psutil.Process().children(recursive=True)
+        if c.pid not in spare and not _resource_tracker(c)
+    ]
     for child in children:
         with suppress(psutil.Error):
             child.terminate()
@@ -110,15 +114,26 @@ def stopped_message(experiment: str) -> str:
 def _finished_children(experiment: str) -> int | None:
     """FINISHED child runs of this process's parent run (None if it opened none or MLflow does not say); asked with a
     short retry window."""
-    if "lab2.tasks.tracking.runs" not in sys.modules:  # stopped while importing: no run can exist yet
+    if (
+        "lab2.tasks.tracking.runs" not in sys.modules
+    ):  # stopped while importing: no run can exist yet
         return None
     try:
         from lab2.tasks.tracking import owner
         from lab2.tasks.tracking.connection import RETRY_SECONDS_ENV, client, search_runs
 
-        os.environ[RETRY_SECONDS_ENV] = "2"  # the store may be the reason for the stop: no minute-long retries now
+        os.environ[RETRY_SECONDS_ENV] = (
+            "2"  # the store may be the reason for the stop: no minute-long retries now
+        )
         found = client().get_experiment_by_name(experiment)
-        parents = search_runs(found.experiment_id, f"tags.`lab2.owner` = '{owner()}' and tags.`lab2.role` = 'pipeline'") if found else []
+        parents = (
+            search_runs(
+                found.experiment_id,
+                f"tags.`lab2.owner` = '{owner()}' and tags.`lab2.role` = 'pipeline'",
+            )
+            if found
+            else []
+        )
         if not parents:
             return None
         query = f"tags.mlflow.parentRunId = '{parents[0].info.run_id}' and attributes.status = 'FINISHED'"

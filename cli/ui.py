@@ -19,20 +19,38 @@ from pathlib import Path
 from unittest.mock import patch
 
 from lab2.cli.stack_config import StackConfig, read_services
-from lab2.cli.stack_services import NO_JOBS, QUIET, answers, console_script, group_alive, last_log_line, stop_group
+from lab2.cli.stack_services import (
+    NO_JOBS,
+    QUIET,
+    answers,
+    console_script,
+    group_alive,
+    last_log_line,
+    stop_group,
+)
 from lab2.core.params import InputError
 
-LAST_RUN = Path(".lab2") / "last_run.json"  # in the working directory: the store and experiment of the last `lab2 run`
+LAST_RUN = (
+    Path(".lab2") / "last_run.json"
+)  # in the working directory: the store and experiment of the last `lab2 run`
 LOG = Path(".lab2") / "mlflow-ui.log"
 START_SECONDS = 60.0
 
 
 def add_ui_parser(commands: argparse._SubParsersAction) -> None:
-    ui = commands.add_parser("ui", help="the MLflow UI on the last run's store, opened on lab2's runs view (Ctrl-C stops it)")
+    ui = commands.add_parser(
+        "ui",
+        help="the MLflow UI on the last run's store, opened on lab2's runs view (Ctrl-C stops it)",
+    )
     ui.set_defaults(command=_ui)
-    ui.add_argument("--tracking-uri", help="store or server (default: MLFLOW_TRACKING_URI, else the last `lab2 run` here)")
+    ui.add_argument(
+        "--tracking-uri",
+        help="store or server (default: MLFLOW_TRACKING_URI, else the last `lab2 run` here)",
+    )
     ui.add_argument("--experiment", help="MLflow experiment (default: the last run's, else lab2)")
-    ui.add_argument("--port", type=int, help="port of `mlflow ui` on 127.0.0.1 (default: a free one)")
+    ui.add_argument(
+        "--port", type=int, help="port of `mlflow ui` on 127.0.0.1 (default: a free one)"
+    )
 
 
 def record_last_run(uri: str, experiment: str) -> None:
@@ -51,13 +69,17 @@ def _ui(args: argparse.Namespace) -> int:
         check_tracking_uri(uri)
         if uri.startswith("sqlite:") and not Path(uri.removeprefix("sqlite:///")).is_file():
             raise InputError(f"no MLflow store at {redact(uri)} yet; `lab2 run` makes one")
-        with patch.dict(os.environ, {"MLFLOW_TRACKING_URI": uri}):  # the lookup's store; the environment as it was after
+        with patch.dict(
+            os.environ, {"MLFLOW_TRACKING_URI": uri}
+        ):  # the lookup's store; the environment as it was after
             route = saved_runs_link(_experiment_id(experiment, uri))
     except InputError as error:
         print(f"lab2 ui: bad input: {error}", file=sys.stderr)
         return 2
     if uri.startswith(("http://", "https://")):
-        print(f"lab2 ui: {experiment!r} on the MLflow server {redact(uri)}:\n  {redact(uri).rstrip('/')}/{route}")
+        print(
+            f"lab2 ui: {experiment!r} on the MLflow server {redact(uri)}:\n  {redact(uri).rstrip('/')}/{route}"
+        )
         return 0
     return _serve(uri, args.port or _free_port(), route, redact(uri))
 
@@ -66,8 +88,15 @@ def _store(args: argparse.Namespace) -> tuple[str, str]:
     last = json.loads(LAST_RUN.read_text()) if LAST_RUN.is_file() else {}
     stack = read_services(StackConfig.from_env().data_dir).get("mlflow-server", {})
     running = stack.get("url") if stack and group_alive(stack["pid"]) else None
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or last.get("tracking_uri") or running
-    return uri or f"sqlite:///{Path('mlflow.db').resolve()}", args.experiment or last.get("experiment") or "lab2"
+    uri = (
+        args.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or last.get("tracking_uri")
+        or running
+    )
+    return uri or f"sqlite:///{Path('mlflow.db').resolve()}", args.experiment or last.get(
+        "experiment"
+    ) or "lab2"
 
 
 def _experiment_id(name: str, uri: str) -> str:
@@ -75,17 +104,36 @@ def _experiment_id(name: str, uri: str) -> str:
 
     found = client(f"experiment {name!r}").get_experiment_by_name(name)
     if found is None:
-        raise InputError(f"no experiment {name!r} in {redact(uri)}; give --experiment, or `lab2 run` first")
+        raise InputError(
+            f"no experiment {name!r} in {redact(uri)}; give --experiment, or `lab2 run` first"
+        )
     return found.experiment_id
 
 
 def _serve(uri: str, port: int, route: str, shown: str) -> int:
     """`mlflow ui` on `uri` until Ctrl-C or SIGTERM, then its whole process group ends."""
     LOG.parent.mkdir(exist_ok=True)
-    command = [console_script("mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command = [
+        console_script("mlflow"),
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with LOG.open("ab") as log:
-        server = subprocess.Popen(command, env={**os.environ, **QUIET, **NO_JOBS}, stdin=subprocess.DEVNULL, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            command,
+            env={**os.environ, **QUIET, **NO_JOBS},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     signal.signal(signal.SIGTERM, _interrupt)
     # Ctrl-C stops it however it was started: a parent may hand down SIGINT ignored or blocked.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -95,10 +143,15 @@ def _serve(uri: str, port: int, route: str, shown: str) -> int:
         deadline = time.monotonic() + START_SECONDS
         while not answers(f"{address}/health"):
             if not group_alive(server.pid) or time.monotonic() > deadline:
-                print(f"lab2 ui: mlflow ui did not start: {last_log_line(LOG)} (log: {LOG.resolve()})")
+                print(
+                    f"lab2 ui: mlflow ui did not start: {last_log_line(LOG)} (log: {LOG.resolve()})"
+                )
                 return 1
             time.sleep(0.3)
-        print(f"lab2 ui: the MLflow UI on {shown}; open\n  {address}/{route}\nCtrl-C stops it.", flush=True)
+        print(
+            f"lab2 ui: the MLflow UI on {shown}; open\n  {address}/{route}\nCtrl-C stops it.",
+            flush=True,
+        )
         while group_alive(server.pid):
             time.sleep(0.5)
         print(f"lab2 ui: mlflow ui ended: {last_log_line(LOG)} (log: {LOG.resolve()})")

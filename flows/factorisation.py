@@ -10,7 +10,14 @@ from prefect import flow, get_run_logger
 from lab2.core.describe import factorisation_sentence
 from lab2.core.params import FactorisationParams
 from lab2.tasks import tracking
-from lab2.tasks.compute import check_inputs, compare_u, gd_factorise, load_matrices, plot_u, svd_baseline
+from lab2.tasks.compute import (
+    check_inputs,
+    compare_u,
+    gd_factorise,
+    load_matrices,
+    plot_u,
+    svd_baseline,
+)
 from lab2.tasks.outputs import describe_parent, publish_factorisation
 from lab2.tasks.records import factorisation_units, record_factorisation, reuse_factorisation
 from lab2.tasks.resume import plan_units, settle
@@ -29,7 +36,9 @@ class FactorisationResult:
 def factorisation(params: FactorisationParams = FactorisationParams()) -> FactorisationResult:
     """Q1 on its own, under an MLflow parent run of its own."""
     check_inputs(params)
-    with tracking.parent_run(params.experiment, "factorisation", tracking.RunRecord(params=params.model_dump())) as parent:
+    with tracking.parent_run(
+        params.experiment, "factorisation", tracking.RunRecord(params=params.model_dump())
+    ) as parent:
         q1 = factorise_matrices(parent, params)
         describe_parent(parent, [q1.what_ran], q1.units, q1.summary)
         settle(parent)
@@ -41,7 +50,9 @@ def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> Facto
     """Q1_1–Q1_3 under `parent_run_id`: for each matrix gd → svd → compare U → plot U → record; a matrix whose
     runs MLflow already holds is reused."""
     data, matrices = load_matrices(params.dataset, params.label_column)
-    plan = plan_units(params.experiment, *factorisation_units(matrices, data, params.setup), params.force)
+    plan = plan_units(
+        params.experiment, *factorisation_units(matrices, data, params.setup), params.force
+    )
     to_compute = {matrix for matrix, _ in plan.to_compute}
     rows, written = [], {}
     for name, matrix in matrices.items():
@@ -52,11 +63,19 @@ def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> Facto
         svd = svd_baseline(matrix, params.rank)
         angles = compare_u(gd, svd)
         figures = plot_u(svd, gd, data, name)
-        row, runs = record_factorisation(parent_run_id, name, matrix, data, params.setup, plan, gd, svd, angles, figures)
+        row, runs = record_factorisation(
+            parent_run_id, name, matrix, data, params.setup, plan, gd, svd, angles, figures
+        )
         rows.append(row)
         written |= runs
     summary, units = pd.DataFrame(rows), plan.table(written)
     publish_factorisation(parent_run_id, summary, units)
-    losses = "; ".join(f"{r.matrix}: GD {r.gd_loss:.6g}, SVD {r.svd_loss:.6g}" for r in summary.itertuples())
+    losses = "; ".join(
+        f"{r.matrix}: GD {r.gd_loss:.6g}, SVD {r.svd_loss:.6g}" for r in summary.itertuples()
+    )
     get_run_logger().info("Q1 factorisation at rank %d, loss ‖A − UVᵀ‖²_F: %s", params.rank, losses)
-    return FactorisationResult(summary, units, factorisation_sentence(list(matrices), params.rank, params.gd_lr, params.gd_epochs))
+    return FactorisationResult(
+        summary,
+        units,
+        factorisation_sentence(list(matrices), params.rank, params.gd_lr, params.gd_epochs),
+    )

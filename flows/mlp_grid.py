@@ -8,8 +8,8 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from lab2.core.describe import best_label, grid_sentence
-from lab2.core.seeds import SeedComparison
 from lab2.core.params import GridParams
+from lab2.core.seeds import SeedComparison
 from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs, compare_over_seeds, load_data, split_for_mlp
 from lab2.tasks.figures import figure_process, grid_summary_pngs
@@ -34,7 +34,12 @@ class GridResult:
 def mlp_grid(params: GridParams = GridParams()) -> GridResult:
     """Q2 on its own, under an MLflow parent run of its own."""
     check_inputs(params)
-    with figure_process(), tracking.parent_run(params.experiment, "mlp-grid", tracking.RunRecord(params=params.model_dump())) as parent:
+    with (
+        figure_process(),
+        tracking.parent_run(
+            params.experiment, "mlp-grid", tracking.RunRecord(params=params.model_dump())
+        ) as parent,
+    ):
         q2 = train_grid(parent, params)
         describe_parent(parent, [q2.what_ran], q2.units, seeds=q2.seeds, winner=q2.winner)
         settle(parent)
@@ -51,12 +56,27 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
     plan = plan_units(params.experiment, *grid_units(params, data.digest), params.force)
     with figure_process():  # the figures are drawn there: the learning curves as the cells are logged, the summary beside the model
         cells = train_and_record(parent_run_id, params, data, splits, plan)
-        first = min(params.split_seeds)  # the split whose cell is the winner's, and whose rows size the verdicts
+        first = min(
+            params.split_seeds
+        )  # the split whose cell is the winner's, and whose rows size the verdicts
         seeds = compare_over_seeds(cells.table, splits[first].val_rows, params.min_effect)
         summary_figures = grid_summary_pngs(cells.table, cells.curves, seeds)
         winner = log_winner(parent_run_id, seeds, cells, plan, params.setup(first), splits[first])
         units = plan.table(cells.written)
-        publish_grid(parent_run_id, cells.table, summary_figures.result(), seeds, splits[first].val_rows, units)
+        publish_grid(
+            parent_run_id,
+            cells.table,
+            summary_figures.result(),
+            seeds,
+            splits[first].val_rows,
+            units,
+        )
     get_run_logger().info("Q2 grid: best %s, model %s", best_label(seeds), winner.model_uri)
-    what_ran = grid_sentence(params.lrs, params.iterations, params.seeds, params.setup(first).as_params(), params.split_seeds)
+    what_ran = grid_sentence(
+        params.lrs,
+        params.iterations,
+        params.seeds,
+        params.setup(first).as_params(),
+        params.split_seeds,
+    )
     return GridResult(cells.table, seeds, units, winner, what_ran)

@@ -87,7 +87,12 @@ def _file_stamp(path: Path) -> tuple[int, int] | None:
     return status.st_mtime_ns, status.st_size
 
 
-IRIS_FEATURES = ("sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)")  # load_iris's names
+IRIS_FEATURES = (
+    "sepal length (cm)",
+    "sepal width (cm)",
+    "petal length (cm)",
+    "petal width (cm)",
+)  # load_iris's names
 
 
 def load_iris_dataset(uci: bool = False) -> Dataset:
@@ -95,7 +100,9 @@ def load_iris_dataset(uci: bool = False) -> Dataset:
     its import takes 0.4 s, most of it scipy.stats. `uci=True` applies the UCI file's two differences."""
     path = data_file("iris")
     with path.open() as file:
-        class_names = tuple(file.readline().strip().split(",")[2:])  # "150,4,setosa,versicolor,virginica"
+        class_names = tuple(
+            file.readline().strip().split(",")[2:]
+        )  # "150,4,setosa,versicolor,virginica"
     table = pd.read_csv(path, skiprows=1, header=None).to_numpy()
     features = torch.tensor(table[:, :-1], dtype=torch.float64)
     if uci:
@@ -103,7 +110,9 @@ def load_iris_dataset(uci: bool = False) -> Dataset:
             features[row] = torch.tensor(values, dtype=torch.float64)
     labels = torch.tensor(table[:, -1], dtype=torch.long)
     name = "iris-uci" if uci else "iris"
-    source = "sklearn.datasets.load_iris" + (" with the UCI file's samples 35 and 38" if uci else "")  # what the data is
+    source = "sklearn.datasets.load_iris" + (
+        " with the UCI file's samples 35 and 38" if uci else ""
+    )  # what the data is
     return Dataset(name, features, labels, class_names, IRIS_FEATURES, source)
 
 
@@ -116,20 +125,29 @@ def load_csv_dataset(path: Path, label_column: str | None = None) -> Dataset:
     feature_frame = frame.drop(columns=[label])
     if feature_frame.shape[1] == 0:
         raise DataError(f"{path}: needs at least one feature column besides the label {label!r}")
-    non_numeric = [c for c in feature_frame.columns if not pd.api.types.is_numeric_dtype(feature_frame[c])]
+    non_numeric = [
+        c for c in feature_frame.columns if not pd.api.types.is_numeric_dtype(feature_frame[c])
+    ]
     if non_numeric:
         raise DataError(f"{path}: feature columns must be numeric; not numeric: {non_numeric}")
     values = torch.tensor(feature_frame.to_numpy(dtype="float64"))
     if not torch.isfinite(values).all():
         bad_rows = (~torch.isfinite(values)).any(dim=1).nonzero().flatten()[:5].tolist()
-        raise DataError(f"{path}: features hold NaN, inf or empty cells (first data rows: {bad_rows}); every feature must be a finite number")
+        raise DataError(
+            f"{path}: features hold NaN, inf or empty cells (first data rows: {bad_rows}); every feature must be a finite number"
+        )
     if frame[label].isna().any():
         raise DataError(f"{path}: label column {label!r} has empty cells; every row needs a label")
     codes, classes = pd.factorize(frame[label].astype(str), sort=True)
     if len(classes) < 2:
         raise DataError(f"{path}: label column {label!r} holds one class; at least two are needed")
     return Dataset(
-        path.stem, values, torch.tensor(codes, dtype=torch.long), tuple(classes), tuple(map(str, feature_frame.columns)), str(path.resolve())
+        path.stem,
+        values,
+        torch.tensor(codes, dtype=torch.long),
+        tuple(classes),
+        tuple(map(str, feature_frame.columns)),
+        str(path.resolve()),
     )
 
 
@@ -143,13 +161,22 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; {CSV_FORM}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
-        raise DataError(f"{path}: not a readable CSV ({error}); {CSV_FORM}, the same number of fields on every line") from None
+        raise DataError(
+            f"{path}: not a readable CSV ({error}); {CSV_FORM}, the same number of fields on every line"
+        ) from None
     if frame.empty:
-        raise DataError(f"{path}: has a header but no data rows; at least {MIN_ROWS} rows are needed")
+        raise DataError(
+            f"{path}: has a header but no data rows; at least {MIN_ROWS} rows are needed"
+        )
     return frame
 
 
-def labelled_frame(features: torch.Tensor, columns: list[str], labels: torch.Tensor | None = None, class_names: tuple[str, ...] = ()) -> pd.DataFrame:
+def labelled_frame(
+    features: torch.Tensor,
+    columns: list[str],
+    labels: torch.Tensor | None = None,
+    class_names: tuple[str, ...] = (),
+) -> pd.DataFrame:
     """Features as a table, with a `label` column of class names when labels are given."""
     frame = pd.DataFrame(features.detach().double().numpy(), columns=columns)
     if labels is not None:
@@ -162,7 +189,9 @@ def centre(matrix: torch.Tensor) -> torch.Tensor:
     return matrix - matrix.mean(dim=0)
 
 
-def split_rows(n_rows: int, split_seed: int = 0, train_fraction: float = 2 / 3, shuffle: bool = True) -> Split:
+def split_rows(
+    n_rows: int, split_seed: int = 0, train_fraction: float = 2 / 3, shuffle: bool = True
+) -> Split:
     """Shuffle rows with `split_seed` (or keep file order); the first `train_fraction` train (100 of Iris's 150)."""
     if shuffle:
         perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(split_seed))
@@ -170,12 +199,18 @@ def split_rows(n_rows: int, split_seed: int = 0, train_fraction: float = 2 / 3, 
         perm = torch.arange(n_rows)
     n_train = round(n_rows * train_fraction)
     if n_rows < MIN_ROWS or n_train >= n_rows:
-        raise DataError(f"{n_rows} rows cannot be split into training and validation parts: at least {MIN_ROWS} rows are needed")
+        raise DataError(
+            f"{n_rows} rows cannot be split into training and validation parts: at least {MIN_ROWS} rows are needed"
+        )
     return Split(train=perm[:n_train], val=perm[n_train:])
 
 
 def check_split_classes(
-    labels: torch.Tensor, split: Split, class_names: tuple[str, ...], split_seed: int, need_all_in_training: bool = True
+    labels: torch.Tensor,
+    split: Split,
+    class_names: tuple[str, ...],
+    split_seed: int,
+    need_all_in_training: bool = True,
 ) -> None:
     """Refuse labels a split cannot serve: a class with fewer than 2 rows, or (held-out) a class absent from the training rows."""
     counts = torch.bincount(labels, minlength=len(class_names)).tolist()
@@ -183,7 +218,9 @@ def check_split_classes(
     rare = [(name, n) for name, n in zip(class_names, counts) if n < 2]
     if rare:
         which = ", ".join(f"{name!r} has {n} row{'s' * (n != 1)}" for name, n in rare)
-        raise DataError(f"class {which}; every class needs at least 2 rows, one to train on and one to validate (rows per class: {per_class})")
+        raise DataError(
+            f"class {which}; every class needs at least 2 rows, one to train on and one to validate (rows per class: {per_class})"
+        )
     if not need_all_in_training:
         return
     in_training = torch.bincount(labels[split.train], minlength=len(class_names)).tolist()

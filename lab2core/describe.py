@@ -14,7 +14,9 @@ GROUP_BY_HINT = "In the runs table, **Group by → Tags → `lab2.group`** folds
 PAIRS_SHOWN = 5  # the description shows the first comparisons; seed_pairs.csv holds every one
 GROUPS_SHOWN = 12  # a larger grid's table shows its best groups; seed_summary.csv holds every one
 HOW_IT_RAN = "**How it ran**"  # the description's last section: where, and what it reused
-SINCE_END = "\n\n---"  # a rule under the description's first section, what changed since the last run
+SINCE_END = (
+    "\n\n---"  # a rule under the description's first section, what changed since the last run
+)
 REUSED_SHOWN = 24  # links to reused runs; units/*.csv lists every unit
 
 
@@ -28,7 +30,14 @@ def factorisation_run_name(step: str, matrix: str) -> str:
     return f"{'gd' if step == 'gd-factorise' else 'svd'} {matrix}"
 
 
-def cell_description(lr: float, iterations: int, seed: int, val_accuracy: float, train_accuracy: float, diverged: bool) -> str:
+def cell_description(
+    lr: float,
+    iterations: int,
+    seed: int,
+    val_accuracy: float,
+    train_accuracy: float,
+    diverged: bool,
+) -> str:
     """One line on an `mlp` run."""
     if diverged:
         return f"MLP cell lr {lr:g}, {iterations} full-batch steps, init seed {seed}: **diverged** (loss not finite)."
@@ -40,7 +49,11 @@ def cell_description(lr: float, iterations: int, seed: int, val_accuracy: float,
 
 def factorisation_description(step: str, matrix: str, rank: int, loss: float) -> str:
     """One line on a `gd-factorise` or `svd-baseline` run."""
-    how = "gradient descent with autograd" if step == "gd-factorise" else "truncated SVD (the optimum)"
+    how = (
+        "gradient descent with autograd"
+        if step == "gd-factorise"
+        else "truncated SVD (the optimum)"
+    )
     return f"Rank-{rank} factorisation of `{matrix}` by {how}: loss ‖A − UVᵀ‖²_F = {loss:.5g}."
 
 
@@ -49,7 +62,9 @@ def group_result(best: Mapping[str, object]) -> str:
     return f"val accuracy {best['val_accuracy_mean']:.3f} ± {best['val_accuracy_std']:.3f} over {int(best['val_accuracy_n'])} seeds"
 
 
-def winner_description(lr: float, iterations: int, seed: int, group: str, val_accuracy: float) -> str:
+def winner_description(
+    lr: float, iterations: int, seed: int, group: str, val_accuracy: float
+) -> str:
     """The winner model's description: its group, its seed and its own validation accuracy."""
     return (
         f"lab2's MLP, the grid's best group lr={lr:g}, {iterations} iterations ({group}); this is its seed-{seed} model, "
@@ -65,7 +80,10 @@ def seed_table_markdown(seeds: SeedComparison) -> str:
     summary = seeds.summary
     if len(summary) > GROUPS_SHOWN:
         summary = summary.nlargest(GROUPS_SHOWN, "val_accuracy_mean", keep="first")
-        header = f"The {GROUPS_SHOWN} best of {len(seeds.summary)} groups by mean val accuracy (every group in `seed_summary.csv`):\n\n" + header
+        header = (
+            f"The {GROUPS_SHOWN} best of {len(seeds.summary)} groups by mean val accuracy (every group in `seed_summary.csv`):\n\n"
+            + header
+        )
     rows = []
     for row in summary.to_dict(orient="records"):
         cells = [f"{row['lr']:g}", str(row["iterations"]), str(int(row["val_accuracy_n"]))]
@@ -94,21 +112,38 @@ def pipeline_description(
     """
     parts = []
     if seeds is not None:
-        model = f" The model `lab2-mlp` is its seed run [{best_run[0]}]({best_run[1]})." if best_run else ""
-        parts.append(f"**Best group: {best_label(seeds)}** (highest mean validation accuracy; ties go to fewer iterations).{model}")
+        model = (
+            f" The model `lab2-mlp` is its seed run [{best_run[0]}]({best_run[1]})."
+            if best_run
+            else ""
+        )
+        parts.append(
+            f"**Best group: {best_label(seeds)}** (highest mean validation accuracy; ties go to fewer iterations).{model}"
+        )
     parts.append("**lab2** ran " + " ".join(what_ran))
     if seeds is not None:
         parts.append("Q2, MLP grid, mean ± sd over seeds:\n\n" + seed_table_markdown(seeds))
-        parts.append(GROUP_BY_HINT + " Statistics and 95% intervals: `seed_summary.csv`, `seed_summary.html`.")
+        parts.append(
+            GROUP_BY_HINT
+            + " Statistics and 95% intervals: `seed_summary.csv`, `seed_summary.html`."
+        )
         if len(seeds.pairs):
             parts.append(
                 "Paired comparisons of val accuracy, A − B seed by seed (all of them in `seed_pairs.csv`):\n\n"
                 + pairs_markdown(seeds.pairs, limit=PAIRS_SHOWN)
             )
     if factorisation is not None and len(factorisation):
-        rows = [f"| `{r.matrix}` | {r.gd_loss:.5g} | {r.svd_loss:.5g} |" for r in factorisation.itertuples()]
-        parts.append("Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | truncated SVD |\n|---|---|---|\n" + "\n".join(rows))
-    return under_since_last_run(since_last_run, "\n\n".join([*parts, how_it_ran(flow_run_url, reused)]))
+        rows = [
+            f"| `{r.matrix}` | {r.gd_loss:.5g} | {r.svd_loss:.5g} |"
+            for r in factorisation.itertuples()
+        ]
+        parts.append(
+            "Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | truncated SVD |\n|---|---|---|\n"
+            + "\n".join(rows)
+        )
+    return under_since_last_run(
+        since_last_run, "\n\n".join([*parts, how_it_ran(flow_run_url, reused)])
+    )
 
 
 def under_since_last_run(since_last_run: str | None, description: str) -> str:
@@ -116,20 +151,34 @@ def under_since_last_run(since_last_run: str | None, description: str) -> str:
     return f"{since_last_run}{SINCE_END}\n\n{description}" if since_last_run else description
 
 
-def how_it_ran(flow_run_url: str | None, reused: Sequence[tuple[str, str]], rerun_of: tuple[str, str] | None = None) -> str:
+def how_it_ran(
+    flow_run_url: str | None,
+    reused: Sequence[tuple[str, str]],
+    rerun_of: tuple[str, str] | None = None,
+) -> str:
     """The description's last section: the Prefect flow run, the run whose results a rerun with nothing to do
     copied (`rerun_of`: its id and link), and the units reused from earlier runs (name, link)."""
     parts = [HOW_IT_RAN]
     if rerun_of:
-        parts.append(f"Nothing was computed: the same parameters, data, code and packages as run [{rerun_of[0]}]({rerun_of[1]}), "
-                     "whose results and files are copied here.")
+        parts.append(
+            f"Nothing was computed: the same parameters, data, code and packages as run [{rerun_of[0]}]({rerun_of[1]}), "
+            "whose results and files are copied here."
+        )
     if flow_run_url:
         parts.append(f"Prefect flow run: [{flow_run_url}]({flow_run_url})")
     else:
-        parts.append("Prefect flow run: none kept (run under Prefect's temporary local API)." if not rerun_of else "Prefect flow run: none (no Prefect server was up, and nothing here needed one).")
+        parts.append(
+            "Prefect flow run: none kept (run under Prefect's temporary local API)."
+            if not rerun_of
+            else "Prefect flow run: none (no Prefect server was up, and nothing here needed one)."
+        )
     if reused:
         links = ", ".join(f"[{name}]({link})" for name, link in reused[:REUSED_SHOWN])
-        more = f" and {len(reused) - REUSED_SHOWN} more (every unit in `units/`)" if len(reused) > REUSED_SHOWN else ""
+        more = (
+            f" and {len(reused) - REUSED_SHOWN} more (every unit in `units/`)"
+            if len(reused) > REUSED_SHOWN
+            else ""
+        )
         parts.append(f"Reused from earlier runs ({len(reused)}): {links}{more}")
     return "\n\n".join(parts)
 
@@ -141,13 +190,19 @@ def results_part(description: str) -> str:
 
 
 def grid_sentence(
-    lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int], setup: Mapping[str, object], split_seeds: Sequence[int] = (0,)
+    lrs: Sequence[float],
+    iterations: Sequence[int],
+    seeds: Sequence[int],
+    setup: Mapping[str, object],
+    split_seeds: Sequence[int] = (0,),
 ) -> str:
     """What the Q2 grid ran, in one sentence."""
     axes = f"lr ∈ {{{', '.join(f'{v:g}' for v in lrs)}}} × iterations ∈ {{{', '.join(map(str, iterations))}}} × seeds {{{', '.join(map(str, seeds))}}}"
     if len(split_seeds) > 1:
         axes += f" × split seeds {{{', '.join(map(str, split_seeds))}}}"
-    how = ", ".join(f"{k} {v}" for k, v in setup.items() if k != "split_seed" or len(split_seeds) == 1)
+    how = ", ".join(
+        f"{k} {v}" for k, v in setup.items() if k != "split_seed" or len(split_seeds) == 1
+    )
     runs = len(lrs) * len(iterations) * len(seeds) * len(split_seeds)
     return f"Q2, the MLP grid {axes} ({runs} `mlp` runs; {how})."
 
@@ -176,7 +231,10 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     table = summary[keys].copy()
     table["n"] = summary["val_accuracy_n"].astype(int)
     table["val_accuracy"] = [_mean_std(row, "val_accuracy") for _, row in summary.iterrows()]
-    table["val_ci95"] = [f"[{row.val_accuracy_ci95_low:.3f}, {row.val_accuracy_ci95_high:.3f}]" for row in summary.itertuples()]
+    table["val_ci95"] = [
+        f"[{row.val_accuracy_ci95_low:.3f}, {row.val_accuracy_ci95_high:.3f}]"
+        for row in summary.itertuples()
+    ]
     table["val_binomial_se"] = summary["val_accuracy_binomial_se"].round(3)
     if "val_accuracy_sd_init" in summary.columns:
         table["val_sd_init"] = summary["val_accuracy_sd_init"].round(3)
@@ -198,7 +256,10 @@ def summary_notes(summary: pd.DataFrame) -> list[str]:
             f"the binomial standard error of a group's val accuracy is up to {largest:.3f}."
         )
     if "val_accuracy_sd_init" in summary.columns:
-        init, split = summary["val_accuracy_sd_init"].mean(), summary["val_accuracy_sd_split"].mean()
+        init, split = (
+            summary["val_accuracy_sd_init"].mean(),
+            summary["val_accuracy_sd_split"].mean(),
+        )
         notes.append(
             f"Variance sources (val accuracy, mean over groups): sd {init:.3f} from the init seed with the split fixed, "
             f"sd {split:.3f} from the split seed with the init fixed."
@@ -236,7 +297,10 @@ def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
     table = pairs[["a", "b", "n"]].copy()
     table[["a", "b"]] = table[["a", "b"]].map(short_label)
     number = number_format(pairs["metric"].iloc[0]) if len(pairs) else "+.3f"
-    table["a_minus_b"] = [f"{r.mean_diff:{number}} [{r.ci_low:{number}}, {r.ci_high:{number}}]" for r in pairs.itertuples()]
+    table["a_minus_b"] = [
+        f"{r.mean_diff:{number}} [{r.ci_low:{number}}, {r.ci_high:{number}}]"
+        for r in pairs.itertuples()
+    ]
     table["p_t"] = pairs["p_t"].map("{:.2g}".format)
     table["p_holm"] = pairs["p_holm"].map("{:.2g}".format)
     table["p_signflip"] = pairs["p_signflip"].map("{:.2g}".format)

@@ -26,7 +26,9 @@ def reconstruction_loss(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> to
     return ((a - u @ v.T) ** 2).sum()
 
 
-def factorise_gd(a: torch.Tensor, rank: int, lr: float = 0.01, epochs: int = 1000, seed: int = 0) -> Factorisation:
+def factorise_gd(
+    a: torch.Tensor, rank: int, lr: float = 0.01, epochs: int = 1000, seed: int = 0
+) -> Factorisation:
     """Minimise ‖A − UVᵀ‖²_F over U (m×rank), V (n×rank) by full-batch gradient descent with autograd."""
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(a.shape[0], rank, generator=g).to(a.dtype).requires_grad_()
@@ -66,25 +68,42 @@ def column_angles(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.arccos(cosines.clamp(0.0, 1.0)))
 
 
-def u_rows(u_svd: torch.Tensor, u_gd: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> pd.DataFrame:
+def u_rows(
+    u_svd: torch.Tensor, u_gd: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]
+) -> pd.DataFrame:
     """Q1_3's points: each row's class and its first two U coordinates from SVD and from GD (0 past the rank)."""
+
     def column(u: torch.Tensor, k: int) -> list[float]:
         return u[:, k].tolist() if u.shape[1] > k else [0.0] * len(u)
 
-    return pd.DataFrame({
-        "species": [class_names[k] for k in labels.tolist()],
-        "svd_u1": column(u_svd, 0), "svd_u2": column(u_svd, 1), "gd_u1": column(u_gd, 0), "gd_u2": column(u_gd, 1),
-    })
+    return pd.DataFrame(
+        {
+            "species": [class_names[k] for k in labels.tolist()],
+            "svd_u1": column(u_svd, 0),
+            "svd_u2": column(u_svd, 1),
+            "gd_u1": column(u_gd, 0),
+            "gd_u2": column(u_gd, 1),
+        }
+    )
 
 
 def reconstruction_rows(a: torch.Tensor, gd: Factorisation, svd: Factorisation) -> pd.DataFrame:
     """Q1_1's matrices entry by entry: row, column, A, GD's UVᵀ and truncated SVD's (the rank's optimum)."""
     gd_product, svd_product = gd.u @ gd.v.T, svd.u @ svd.v.T
     rows, columns = a.shape
-    return pd.DataFrame([
-        {"row": i, "column": j, "a": a[i, j].item(), "gd": gd_product[i, j].item(), "svd": svd_product[i, j].item()}
-        for i in range(rows) for j in range(columns)
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "row": i,
+                "column": j,
+                "a": a[i, j].item(),
+                "gd": gd_product[i, j].item(),
+                "svd": svd_product[i, j].item(),
+            }
+            for i in range(rows)
+            for j in range(columns)
+        ]
+    )
 
 
 def check_rank(rank: int, matrices: Mapping[str, torch.Tensor]) -> None:
@@ -92,4 +111,6 @@ def check_rank(rank: int, matrices: Mapping[str, torch.Tensor]) -> None:
     for name, matrix in matrices.items():
         limit = min(matrix.shape)
         if not 1 <= rank <= limit:
-            raise InputError(f"rank {rank} does not fit {name} ({matrix.shape[0]}×{matrix.shape[1]}): allowed 1 to {limit}")
+            raise InputError(
+                f"rank {rank} does not fit {name} ({matrix.shape[0]}×{matrix.shape[1]}): allowed 1 to {limit}"
+            )

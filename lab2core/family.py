@@ -63,21 +63,40 @@ def plan_seeds(c: PairedComparison, alpha: float, min_effect: float | None = Non
 
 
 def judge_family(
-    comparisons: Sequence[PairedComparison], spread: float = np.inf, min_effect: float | None = None, alpha: float = ALPHA
+    comparisons: Sequence[PairedComparison],
+    spread: float = np.inf,
+    min_effect: float | None = None,
+    alpha: float = ALPHA,
 ) -> list[InFamily]:
     """Each comparison within the family of all of them (those below two seeds stay out, with NaNs), with the
     seeds a new run would need for those not yet significant."""
     p = np.array([c.p_family for c in comparisons], dtype=float)
     adjusted = holm(p)
     present = np.flatnonzero(~np.isnan(p))
-    order = present[np.argsort(p[present], kind="stable")]  # Holm's order, ties as holm() breaks them
+    order = present[
+        np.argsort(p[present], kind="stable")
+    ]  # Holm's order, ties as holm() breaks them
     confidence = np.full(len(p), np.nan)
     confidence[order] = 1 - alpha / (len(order) - np.arange(len(order)))
     judged = []
     for c, p_holm, level in zip(comparisons, adjusted, confidence):
-        low, high = t_interval(np.asarray(c.differences), level) if np.isfinite(level) else (np.nan, np.nan)
-        plan = SeedPlan() if significant(p_holm) else plan_seeds(c, alpha / max(len(order), 1), min_effect)
-        judged.append(InFamily(float(p_holm), len(order), float(level), *np.clip([low, high], -spread, spread).tolist(), plan))
+        low, high = (
+            t_interval(np.asarray(c.differences), level) if np.isfinite(level) else (np.nan, np.nan)
+        )
+        plan = (
+            SeedPlan()
+            if significant(p_holm)
+            else plan_seeds(c, alpha / max(len(order), 1), min_effect)
+        )
+        judged.append(
+            InFamily(
+                float(p_holm),
+                len(order),
+                float(level),
+                *np.clip([low, high], -spread, spread).tolist(),
+                plan,
+            )
+        )
     return judged
 
 
@@ -105,22 +124,30 @@ def paired_t_power(n: int | np.ndarray, effect_size: float, alpha: float = ALPHA
     df = np.asarray(n) - 1
     critical = stats.t.ppf(1 - alpha / 2, df)
     shift = effect_size * np.sqrt(n)
-    wrong_side = np.nan_to_num(stats.nct.cdf(-critical, df, shift), nan=0.0)  # scipy gives NaN where it underflows
+    wrong_side = np.nan_to_num(
+        stats.nct.cdf(-critical, df, shift), nan=0.0
+    )  # scipy gives NaN where it underflows
     return stats.nct.sf(critical, df, shift) + wrong_side
 
 
-def seeds_for_power(effect: float | None, sd: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
+def seeds_for_power(
+    effect: float | None, sd: float, alpha: float = ALPHA, power: float = POWER
+) -> int | None:
     """Fewest seeds (≥ 2) for which the paired t-test detects a mean difference `effect` with `power`,
     taking the paired differences' sd as `sd`; None when it cannot be said (no effect, no spread seen, > MAX_SEEDS)."""
     from scipy import stats
 
     if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:
         return None
-    normal = ((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd / abs(effect)) ** 2  # the z-test's n
+    normal = (
+        (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd / abs(effect)
+    ) ** 2  # the z-test's n
     return _fewest(lambda n: paired_t_power(n, abs(effect) / sd, alpha) >= power, normal)
 
 
-def seeds_for_half_width(effect: float | None, sd: float, confidence: float = CONFIDENCE) -> int | None:
+def seeds_for_half_width(
+    effect: float | None, sd: float, confidence: float = CONFIDENCE
+) -> int | None:
     """Fewest seeds (≥ 2) whose t interval of the mean difference has half-width ≤ `effect` at this sd."""
     from scipy import stats
 
@@ -128,7 +155,9 @@ def seeds_for_half_width(effect: float | None, sd: float, confidence: float = CO
         return None
     effect = abs(effect)  # a half-width, like the power calculation's effect, has no sign
     normal = (stats.norm.ppf((1 + confidence) / 2) * sd / effect) ** 2
-    return _fewest(lambda n: stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n) <= effect, normal)
+    return _fewest(
+        lambda n: stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n) <= effect, normal
+    )
 
 
 def _fewest(enough: Callable[[np.ndarray], np.ndarray], guess: float) -> int | None:

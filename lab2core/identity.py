@@ -14,27 +14,66 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # a digest reads a tensor's bytes; finding a run by its identity needs no torch
     import torch
 
-ROOT = Path(__file__).resolve().parent.parent  # the package's sources: lab2core/, tasks/, flows/, cli/
+ROOT = (
+    Path(__file__).resolve().parent.parent
+)  # the package's sources: lab2core/, tasks/, flows/, cli/
 
 # What computes a unit's numbers and figures, or decides what its run records: an edit to one of these
 # definitions starts afresh. Docstrings, comments and everything else (descriptions, summaries, rendering,
 # the CLI, the flows' wiring, the stack) keep every identity.
 RECIPE = {
     "lab2core/data.py": (
-        "LAB_MATRIX", "_UCI_ROWS", "Dataset", "load_iris_dataset", "load_csv_dataset", "_read_csv", "labelled_frame",
-        "centre", "split_rows", "scale", "factorisation_matrices",
+        "LAB_MATRIX",
+        "_UCI_ROWS",
+        "Dataset",
+        "load_iris_dataset",
+        "load_csv_dataset",
+        "_read_csv",
+        "labelled_frame",
+        "centre",
+        "split_rows",
+        "scale",
+        "factorisation_matrices",
     ),
     "lab2core/factorise.py": (
-        "reconstruction_loss", "factorise_gd", "truncated_svd", "principal_angles", "column_angles", "u_rows", "reconstruction_rows",
+        "reconstruction_loss",
+        "factorise_gd",
+        "truncated_svd",
+        "principal_angles",
+        "column_angles",
+        "u_rows",
+        "reconstruction_rows",
     ),
     "lab2core/mlp.py": (
-        "prepare_mlp_data", "_prepare", "init_mlp", "forward", "train_cells", "train_trajectories", "hits", "_mean_cross_entropy", "_read_off",
+        "prepare_mlp_data",
+        "_prepare",
+        "init_mlp",
+        "forward",
+        "train_cells",
+        "train_trajectories",
+        "hits",
+        "_mean_cross_entropy",
+        "_read_off",
     ),
     "lab2core/workload.py": ("CURVE_POINTS", "curve_steps"),
-    "lab2core/plots.py": ("plot_u_scatter", "_second_column", "plot_learning_curve", "_PlainLogFormatter"),
+    "lab2core/plots.py": (
+        "plot_u_scatter",
+        "_second_column",
+        "plot_learning_curve",
+        "_PlainLogFormatter",
+    ),
     "lab2core/identity.py": ("unit_identity", "tensor_digest"),
     "tasks/compute.py": ("compare_u",),
-    "tasks/records.py": ("gd_params", "svd_params", "cell_params", "gd_record", "svd_record", "cell_record", "mlp_datasets", "matrix_dataset"),
+    "tasks/records.py": (
+        "gd_params",
+        "svd_params",
+        "cell_params",
+        "gd_record",
+        "svd_record",
+        "cell_record",
+        "mlp_datasets",
+        "matrix_dataset",
+    ),
     "tasks/tracking/runs.py": ("log_to_run",),
 }
 
@@ -44,11 +83,18 @@ RECIPE = {
 COMPUTE_PACKAGES = ("torch", "numpy")
 
 
-def unit_identity(step: str, params: Mapping[str, object], data_digest: str, code_version: str) -> str:
+def unit_identity(
+    step: str, params: Mapping[str, object], data_digest: str, code_version: str
+) -> str:
     """Hash of a unit's step, params (as logged, str values), input data digest, code version and the environment
     that computes it (Python and COMPUTE_PACKAGES versions)."""
-    material = {"step": step, "params": {k: str(v) for k, v in sorted(params.items())}, "data": data_digest, "code": code_version,
-                "environment": compute_environment()}
+    material = {
+        "step": step,
+        "params": {k: str(v) for k, v in sorted(params.items())},
+        "data": data_digest,
+        "code": code_version,
+        "environment": compute_environment(),
+    }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -58,7 +104,10 @@ def compute_environment() -> dict[str, str]:
     import platform
     from importlib.metadata import version
 
-    return {"python": platform.python_version(), **{name: version(name) for name in COMPUTE_PACKAGES}}
+    return {
+        "python": platform.python_version(),
+        **{name: version(name) for name in COMPUTE_PACKAGES},
+    }
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
@@ -71,7 +120,9 @@ def tensor_digest(tensor: torch.Tensor) -> str:
 @lru_cache(maxsize=1)
 def code_version(root: Path = ROOT) -> str:
     """Hash of the RECIPE definitions under `root` (their syntax trees, docstrings left out)."""
-    return hashlib.sha256(json.dumps(recipe_digests(root), sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(recipe_digests(root), sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
 
 
 def recipe_digests(root: Path = ROOT) -> dict[str, str]:
@@ -87,7 +138,9 @@ def recipe_digests(root: Path = ROOT) -> dict[str, str]:
     return digests
 
 
-_PARSING = threading.Lock()  # CPython 3.11's ast.parse is not safe in two threads at once (the grid's loggers ask together)
+_PARSING = (
+    threading.Lock()
+)  # CPython 3.11's ast.parse is not safe in two threads at once (the grid's loggers ask together)
 
 
 def _definitions(path: Path) -> dict[str, str]:
@@ -98,11 +151,22 @@ def _definitions(path: Path) -> dict[str, str]:
     for node in tree.body:
         for part in ast.walk(node):
             body = getattr(part, "body", None)
-            if isinstance(part, (ast.FunctionDef, ast.ClassDef)) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            if (
+                isinstance(part, (ast.FunctionDef, ast.ClassDef))
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+            ):
                 part.body = body[1:] or [ast.Pass()]
-        names = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else [
-            t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)
-        ]
+        names = (
+            [node.name]
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+            else [
+                t.id
+                for t in getattr(node, "targets", [getattr(node, "target", None)])
+                if isinstance(t, ast.Name)
+            ]
+        )
         found |= {name: ast.dump(node) for name in names}
     return found
 
@@ -110,7 +174,16 @@ def _definitions(path: Path) -> dict[str, str]:
 # A whole pipeline run's results come from its params, its data file, every source file of lab2 (summaries and
 # descriptions too, not only the units' recipe) and the packages that compute and draw them.
 SOURCE_FOLDERS = ("lab2core", "tasks", "flows", "cli")
-RESULT_PACKAGES = ("torch", "numpy", "pandas", "scipy", "matplotlib", "scikit-learn", "mlflow", "prefect")
+RESULT_PACKAGES = (
+    "torch",
+    "numpy",
+    "pandas",
+    "scipy",
+    "matplotlib",
+    "scikit-learn",
+    "mlflow",
+    "prefect",
+)
 
 
 def run_key(params: Mapping[str, object], data_file: Path, root: Path = ROOT) -> str:

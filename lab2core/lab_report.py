@@ -21,14 +21,30 @@ from lab2.core.data import LAB_MATRIX_NAME
 from lab2.core.describe import display_table, pairs_markdown
 from lab2.core.report import compare_with_report, load_report_numbers
 
-LAB_CELLS = {(lr, it) for lr in (0.1, 0.01, 0.001) for it in (100, 1000)}  # the lab's grid, which the report's numbers are of
-CONVERGED = 1e-5  # GD's loss within this fraction of the optimum's: converged, float32 rounding apart
+LAB_CELLS = {
+    (lr, it) for lr in (0.1, 0.01, 0.001) for it in (100, 1000)
+}  # the lab's grid, which the report's numbers are of
+CONVERGED = (
+    1e-5  # GD's loss within this fraction of the optimum's: converged, float32 rounding apart
+)
 SAME_TIME = 1e-3  # cells of equal lr × iterations "end the same" when every accuracy and loss is this close, seed by seed
 NEEDED_TABLES = ("factorisation.csv", "mlp_cells.csv", "seed_summary.csv", "seed_pairs.csv")
 # Runs older than these lack them: u.csv (U's rows; one claim then goes unchecked), reconstruction.csv (Q1_1's matrices).
 TABLES = (*NEEDED_TABLES, "u.csv", "reconstruction.csv")
-REPORT_RECONSTRUCTION = Path(__file__).with_name("reference") / "report_reconstruction.csv"  # the report's Figure 2
-NEEDED_PARAMS = ("dataset", "hidden", "protocol", "scaling", "gd_lr", "gd_epochs", "best_lr", "best_iterations", "best_seed")
+REPORT_RECONSTRUCTION = (
+    Path(__file__).with_name("reference") / "report_reconstruction.csv"
+)  # the report's Figure 2
+NEEDED_PARAMS = (
+    "dataset",
+    "hidden",
+    "protocol",
+    "scaling",
+    "gd_lr",
+    "gd_epochs",
+    "best_lr",
+    "best_iterations",
+    "best_seed",
+)
 REPORT_STYLE = (
     "body{font-family:sans-serif;font-size:15px;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
     " table{border-collapse:collapse;margin:1em 0;font-size:13px} td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}"
@@ -63,12 +79,19 @@ def missing_numbers(results: RunResults) -> list[str]:
     missing += [f"the param {name}" for name in NEEDED_PARAMS if name not in results.params]
     if "factorisation.csv" in results.tables:
         matrices = set(results.tables["factorisation.csv"]["matrix"])
-        missing += [f"Q1's loss of the lab's matrix {LAB_MATRIX_NAME}"] if LAB_MATRIX_NAME not in matrices else []
+        missing += (
+            [f"Q1's loss of the lab's matrix {LAB_MATRIX_NAME}"]
+            if LAB_MATRIX_NAME not in matrices
+            else []
+        )
         missing += ["Q1's loss of the dataset's matrix"] if not matrices - {LAB_MATRIX_NAME} else []
     if "mlp_cells.csv" in results.tables:
         cells = results.tables["mlp_cells.csv"]
         held = {(float(lr), int(it)) for lr, it in zip(cells["lr"], cells["iterations"])}
-        missing += [f"the cell lr {lr:g} × {it} iterations" for lr, it in sorted(LAB_CELLS - held, reverse=True)]
+        missing += [
+            f"the cell lr {lr:g} × {it} iterations"
+            for lr, it in sorted(LAB_CELLS - held, reverse=True)
+        ]
     return missing
 
 
@@ -77,11 +100,20 @@ def lab_report(results: RunResults) -> str:
     factorisation = results.tables["factorisation.csv"]
     lab1, data = factorisation.set_index("matrix").loc[LAB_MATRIX_NAME], data_matrix(factorisation)
     cells = results.tables["mlp_cells.csv"]
-    lab_cells = cells[[(float(lr), int(it)) in LAB_CELLS for lr, it in zip(cells["lr"], cells["iterations"])]]
+    lab_cells = cells[
+        [(float(lr), int(it)) in LAB_CELLS for lr, it in zip(cells["lr"], cells["iterations"])]
+    ]
     published = load_report_numbers()
-    held_out = results.params["protocol"] == "held-out"  # else the run's cells are the report's protocol's
-    evidence = Evidence(factorisation, lab_cells if held_out else None, appendix_cells(published), None if held_out else lab_cells,
-                        results.tables.get("u.csv"))
+    held_out = (
+        results.params["protocol"] == "held-out"
+    )  # else the run's cells are the report's protocol's
+    evidence = Evidence(
+        factorisation,
+        lab_cells if held_out else None,
+        appendix_cells(published),
+        None if held_out else lab_cells,
+        results.tables.get("u.csv"),
+    )
     sections = [
         _title(results),
         _q1_1(lab1, published, results.tables.get("reconstruction.csv"), results.params),
@@ -89,8 +121,12 @@ def lab_report(results: RunResults) -> str:
         _q1_3(data, results.figures),
         _q2_1(results.params),
         _q2_2(results, cells),
-        "## The original report's numbers beside lab2's\n\n" + markdown_table(compare_with_report(
-            published, _ours(lab1, data, lab_cells, results.params), results.params["dataset"])),
+        "## The original report's numbers beside lab2's\n\n"
+        + markdown_table(
+            compare_with_report(
+                published, _ours(lab1, data, lab_cells, results.params), results.params["dataset"]
+            )
+        ),
         _claims(check_claims(evidence)),
         _missed(cells),
     ]
@@ -102,18 +138,27 @@ def report_html(markdown: str, figures: Mapping[str, bytes]) -> str:
     reading and printing."""
     body = MarkdownIt("commonmark").enable("table").render(markdown)
     for path, png in figures.items():
-        body = body.replace(f'src="{path}"', f'src="data:image/png;base64,{base64.b64encode(png).decode()}"')
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Lab 2 report</title><style>{REPORT_STYLE}</style>"
-            f"</head><body>{body}</body></html>")
+        body = body.replace(
+            f'src="{path}"', f'src="data:image/png;base64,{base64.b64encode(png).decode()}"'
+        )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Lab 2 report</title><style>{REPORT_STYLE}</style>"
+        f"</head><body>{body}</body></html>"
+    )
 
 
 def figures_as_notes(markdown: str) -> str:
     """The report where its figures cannot be shown (a Prefect artifact): each image a note naming the run's file."""
-    return re.sub(r"!\[([^]]*)\]\((figures/[^)]+)\)", r"*Figure: \1 (`\2` on the MLflow run, embedded in report.html).*", markdown)
+    return re.sub(
+        r"!\[([^]]*)\]\((figures/[^)]+)\)",
+        r"*Figure: \1 (`\2` on the MLflow run, embedded in report.html).*",
+        markdown,
+    )
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A frame already rounded for reading as a markdown table (pipes inside cells escaped)."""
+
     def cell(value: object) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -124,8 +169,11 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def _title(results: RunResults) -> str:
     p = results.params
-    where = (f"In the MLflow UI that `lab2 ui` serves, the run is at `{results.run_url}`" if results.run_url.startswith("#")
-             else f"[The run in MLflow]({results.run_url})")
+    where = (
+        f"In the MLflow UI that `lab2 ui` serves, the run is at `{results.run_url}`"
+        if results.run_url.startswith("#")
+        else f"[The run in MLflow]({results.run_url})"
+    )
     return (
         f"# Lab 2 — PyTorch autograd, answered from lab2 run `{results.run_id}`\n\n"
         f"{where}. Dataset `{p['dataset']}`, MLP protocol `{p['protocol']}`. Each section puts "
@@ -133,7 +181,12 @@ def _title(results: RunResults) -> str:
     )
 
 
-def _q1_1(lab1: pd.Series, published: pd.DataFrame, reconstruction: pd.DataFrame | None, params: Mapping[str, str]) -> str:
+def _q1_1(
+    lab1: pd.Series,
+    published: pd.DataFrame,
+    reconstruction: pd.DataFrame | None,
+    params: Mapping[str, str],
+) -> str:
     report = _published(published, "q1_1_gd_loss")
     return (
         "## Q1_1 — the 3×3 matrix at rank 2, by gradient descent with autograd\n\n"
@@ -151,11 +204,31 @@ def _reconstruction(entries: pd.DataFrame | None) -> str:
     if entries is None:
         return "The run holds no reconstruction of the matrix (runs before reconstruction.csv)."
     report = pd.read_csv(REPORT_RECONSTRUCTION)
-    merged = entries.merge(report[["row", "column", "value"]].rename(columns={"value": "report"}), on=["row", "column"], how="left")
-    matrices = {"A": "a", "original report's UVᵀ": "report", "lab2's GD UVᵀ": "gd", "truncated SVD (the optimum)": "svd"}
-    rows = [{"row": int(row) + 1, **{name: ", ".join(f"{v:.4f}" for v in part[column]) for name, column in matrices.items()}}
-            for row, part in merged.sort_values(["row", "column"]).groupby("row")]
-    gd_gap, report_gap = (merged["gd"] - merged["svd"]).abs().max(), (merged["report"] - merged["svd"]).abs().max()
+    merged = entries.merge(
+        report[["row", "column", "value"]].rename(columns={"value": "report"}),
+        on=["row", "column"],
+        how="left",
+    )
+    matrices = {
+        "A": "a",
+        "original report's UVᵀ": "report",
+        "lab2's GD UVᵀ": "gd",
+        "truncated SVD (the optimum)": "svd",
+    }
+    rows = [
+        {
+            "row": int(row) + 1,
+            **{
+                name: ", ".join(f"{v:.4f}" for v in part[column])
+                for name, column in matrices.items()
+            },
+        }
+        for row, part in merged.sort_values(["row", "column"]).groupby("row")
+    ]
+    gd_gap, report_gap = (
+        (merged["gd"] - merged["svd"]).abs().max(),
+        (merged["report"] - merged["svd"]).abs().max(),
+    )
     return (
         "The reconstruction, row by row:\n\n" + markdown_table(pd.DataFrame(rows)) + "\n\n"
         f"lab2's GD reconstruction is within {gd_gap:.1g} of the optimum's in every entry; the report's, within {report_gap:.2g}."
@@ -177,24 +250,34 @@ def _convergence(matrix: pd.Series, params: Mapping[str, str]) -> str:
     """Whether lab2's GD reached the optimum, float32 rounding apart."""
     gap = matrix["gd_loss"] - matrix["svd_loss"]
     if gap <= CONVERGED * matrix["svd_loss"]:
-        return f"lab2's GD loss is {abs(gap):.1g} from the optimum (float32 rounding): it converged."
-    return (f"lab2's GD stops {gap:.4g} above the optimum after {params['gd_epochs']} epochs at lr {params['gd_lr']}: "
-            "it has not converged.")
+        return (
+            f"lab2's GD loss is {abs(gap):.1g} from the optimum (float32 rounding): it converged."
+        )
+    return (
+        f"lab2's GD stops {gap:.4g} above the optimum after {params['gd_epochs']} epochs at lr {params['gd_lr']}: "
+        "it has not converged."
+    )
 
 
 def _dataset_note(dataset: str) -> str:
     if dataset == "iris-uci":
         return "lab2 ran on the report's copy of Iris, the UCI file (`iris-uci`)."
     if dataset == "iris":
-        return ("lab2 ran on scikit-learn's Iris (`iris`); the report's copy is the UCI file (`iris-uci`, two samples differ), "
-                "which is why the SVD losses differ in the second decimal.")
+        return (
+            "lab2 ran on scikit-learn's Iris (`iris`); the report's copy is the UCI file (`iris-uci`, two samples differ), "
+            "which is why the SVD losses differ in the second decimal."
+        )
     return f"lab2 ran on `{dataset}`, not the report's Iris: its losses are of other data."
 
 
 def _q1_3(iris: pd.Series, figures: Sequence[str]) -> str:
     planes = ", ".join(f"{iris[c]:.2g}°" for c in iris.index if c.startswith("principal_angle"))
     axes = ", ".join(f"{iris[c]:.0f}°" for c in iris.index if c.startswith("u_column_angle"))
-    figure = "\n\n![U from SVD and from GD](figures/u_scatter.png)" if "figures/u_scatter.png" in figures else ""
+    figure = (
+        "\n\n![U from SVD and from GD](figures/u_scatter.png)"
+        if "figures/u_scatter.png" in figures
+        else ""
+    )
     return (
         f"## Q1_3 — the U factor of both{figure}\n\n"
         f"The principal angles between the planes the two U span are {planes}: one plane. Their columns point "
@@ -216,13 +299,20 @@ def _q2_1(params: Mapping[str, str]) -> str:
 def _q2_2(results: RunResults, cells: pd.DataFrame) -> str:
     p = results.params
     summary, pairs = results.tables["seed_summary.csv"], results.tables["seed_pairs.csv"]
-    shown = [f"![{about}](figures/{name}.png)" for name, about in FIGURES.items() if name != "u_scatter"
-             and f"figures/{name}.png" in results.figures]
+    shown = [
+        f"![{about}](figures/{name}.png)"
+        for name, about in FIGURES.items()
+        if name != "u_scatter" and f"figures/{name}.png" in results.figures
+    ]
     model = f" Its model: `{results.model_uri}`." if results.model_uri else ""
     return (
         f"## Q2_2 — the grid over seeds\n\n{len(cells)} cells: lr {p.get('lrs', '')} × iterations {p.get('iterations', '')} × "
-        f"seeds {p.get('seeds', '')}.\n\n" + markdown_table(display_table(summary)) + "\n\n" + "\n\n".join(shown)
-        + "\n\n### Paired verdicts\n\n" + pairs_markdown(pairs, limit=6)
+        f"seeds {p.get('seeds', '')}.\n\n"
+        + markdown_table(display_table(summary))
+        + "\n\n"
+        + "\n\n".join(shown)
+        + "\n\n### Paired verdicts\n\n"
+        + pairs_markdown(pairs, limit=6)
         + f"\n\n**Winner:** lr {float(p['best_lr']):g} × {p['best_iterations']} iterations (seed {p['best_seed']}).{model}"
     )
 
@@ -238,13 +328,17 @@ def _missed(cells: pd.DataFrame) -> str:
     same = same_time_cells(cells)
     if same.empty:
         return "## What the runs show that the report missed\n\nNo two groups share lr × iterations in this grid."
-    rows = [f"- lr {r.lr_a:g} × {r.it_a} and lr {r.lr_b:g} × {r.it_b} (lr × t = {r.time:g}): the largest difference seed by "
-            f"seed is {r.largest:.4f}" + (", the same end" if r.largest <= SAME_TIME else "") for r in same.itertuples()]
+    rows = [
+        f"- lr {r.lr_a:g} × {r.it_a} and lr {r.lr_b:g} × {r.it_b} (lr × t = {r.time:g}): the largest difference seed by "
+        f"seed is {r.largest:.4f}" + (", the same end" if r.largest <= SAME_TIME else "")
+        for r in same.itertuples()
+    ]
     alike = int((same["largest"] <= SAME_TIME).sum())
     return (
         "## What the runs show that the report missed\n\n"
         f"Small-step gradient descent follows nearly the same path in the time lr × t: {alike} of {len(same)} pairs of groups "
-        f"with equal lr × iterations end with every accuracy and loss within {SAME_TIME:g}, seed by seed.\n\n" + "\n".join(rows)
+        f"with equal lr × iterations end with every accuracy and loss within {SAME_TIME:g}, seed by seed.\n\n"
+        + "\n".join(rows)
     )
 
 
@@ -252,16 +346,34 @@ def same_time_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """Pairs of (lr, iterations) groups with equal lr × iterations, and their largest difference over seeds in any
     accuracy or loss: lr_a, it_a, lr_b, it_b, time, largest."""
     metrics = ["train_accuracy", "val_accuracy", "train_loss", "val_loss"]
-    keyed = cells.assign(time=(cells["lr"] * cells["iterations"]).round(9)).set_index(["lr", "iterations", "seed"])
-    groups = keyed.reset_index()[["lr", "iterations", "time"]].drop_duplicates().sort_values(["time", "lr"], ascending=[True, False])
+    keyed = cells.assign(time=(cells["lr"] * cells["iterations"]).round(9)).set_index(
+        ["lr", "iterations", "seed"]
+    )
+    groups = (
+        keyed.reset_index()[["lr", "iterations", "time"]]
+        .drop_duplicates()
+        .sort_values(["time", "lr"], ascending=[True, False])
+    )
     rows = []
     for time, same in groups.groupby("time"):
         same = same.to_records(index=False)
         for k, a in enumerate(same):
-            for b in same[k + 1:]:
-                left, right = keyed.xs((a.lr, a.iterations), level=("lr", "iterations")), keyed.xs((b.lr, b.iterations), level=("lr", "iterations"))
+            for b in same[k + 1 :]:
+                left, right = (
+                    keyed.xs((a.lr, a.iterations), level=("lr", "iterations")),
+                    keyed.xs((b.lr, b.iterations), level=("lr", "iterations")),
+                )
                 largest = (left[metrics] - right[metrics]).abs().max().max()
-                rows.append({"lr_a": a.lr, "it_a": int(a.iterations), "lr_b": b.lr, "it_b": int(b.iterations), "time": time, "largest": largest})
+                rows.append(
+                    {
+                        "lr_a": a.lr,
+                        "it_a": int(a.iterations),
+                        "lr_b": b.lr,
+                        "it_b": int(b.iterations),
+                        "time": time,
+                        "largest": largest,
+                    }
+                )
     return pd.DataFrame(rows, columns=["lr_a", "it_a", "lr_b", "it_b", "time", "largest"])
 
 
@@ -269,7 +381,9 @@ def _published(published: pd.DataFrame, quantity: str) -> float:
     return float(published.loc[published["quantity"] == quantity, "value"].iloc[0])
 
 
-def _ours(lab1: pd.Series, data: pd.Series, cells: pd.DataFrame, params: Mapping[str, str]) -> pd.DataFrame:
+def _ours(
+    lab1: pd.Series, data: pd.Series, cells: pd.DataFrame, params: Mapping[str, str]
+) -> pd.DataFrame:
     """The run's values of the report's quantities, in the rows `compare_with_report` reads."""
     rows = [
         {"quantity": "q1_1_gd_loss", "value": lab1["gd_loss"]},
@@ -277,6 +391,15 @@ def _ours(lab1: pd.Series, data: pd.Series, cells: pd.DataFrame, params: Mapping
         {"quantity": "q1_2_svd_loss", "value": data["svd_loss"]},
     ]
     for metric in ("train_accuracy", "val_accuracy"):
-        rows += [{"quantity": metric, "protocol": params["protocol"], "lr": c.lr, "iterations": c.iterations, "seed": c.seed,
-                  "value": getattr(c, metric)} for c in cells.itertuples()]
+        rows += [
+            {
+                "quantity": metric,
+                "protocol": params["protocol"],
+                "lr": c.lr,
+                "iterations": c.iterations,
+                "seed": c.seed,
+                "value": getattr(c, metric),
+            }
+            for c in cells.itertuples()
+        ]
     return pd.DataFrame(rows)

@@ -19,8 +19,9 @@ from lab2.core.data import Dataset, check_split_classes, scale, split_rows
 from lab2.core.params import Protocol, Scaling
 from lab2.core.workload import curve_steps
 
-
-STOP_CHECK_STEPS = 50  # how often training asks whether to stop: a few ms of steps, up to a second for huge shards
+STOP_CHECK_STEPS = (
+    50  # how often training asks whether to stop: a few ms of steps, up to a second for huge shards
+)
 
 
 class Stopped(BaseException):
@@ -73,10 +74,14 @@ class CellResult:
     val_accuracy: float
     train_loss: float
     val_loss: float
-    train_loss_history: dict[int, float]  # step → loss before it, on the steps of curve_steps(iterations)
+    train_loss_history: dict[
+        int, float
+    ]  # step → loss before it, on the steps of curve_steps(iterations)
     diverged: bool
     weights: MLPWeights
-    val_correct: str = ""  # per validation row, in order: "1" where the prediction hits the label, else "0"
+    val_correct: str = (
+        ""  # per validation row, in order: "1" where the prediction hits the label, else "0"
+    )
 
 
 def prepare_mlp_data(
@@ -98,8 +103,16 @@ def _prepare(dataset: Dataset, split_seed: int, scaling: Scaling, protocol: Prot
     x = scale(dataset.features, scaling).to(torch.float32)
     split = split_rows(len(x), split_seed, shuffle=protocol == "held-out")
     # The report's file-order split trains without the third species: seed-report reproduces that on purpose.
-    check_split_classes(dataset.labels, split, dataset.class_names, split_seed, need_all_in_training=protocol == "held-out")
-    return MLPData(x[split.train], dataset.labels[split.train], x[split.val], dataset.labels[split.val])
+    check_split_classes(
+        dataset.labels,
+        split,
+        dataset.class_names,
+        split_seed,
+        need_all_in_training=protocol == "held-out",
+    )
+    return MLPData(
+        x[split.train], dataset.labels[split.train], x[split.val], dataset.labels[split.val]
+    )
 
 
 def init_mlp(
@@ -110,7 +123,12 @@ def init_mlp(
     g = torch.Generator().manual_seed(seed)
     w1 = torch.rand(n_features, hidden, generator=g)
     w2 = torch.rand(hidden, n_classes, generator=g)
-    return MLPWeights(w1, torch.zeros(1 if scalar_bias else hidden), w2, torch.zeros(1 if scalar_bias else n_classes))
+    return MLPWeights(
+        w1,
+        torch.zeros(1 if scalar_bias else hidden),
+        w2,
+        torch.zeros(1 if scalar_bias else n_classes),
+    )
 
 
 def forward(weights: MLPWeights, x: torch.Tensor) -> torch.Tensor:
@@ -121,9 +139,14 @@ def forward(weights: MLPWeights, x: torch.Tensor) -> torch.Tensor:
     return torch.relu(x @ w1 + b1) @ w2 + b2
 
 
-def train_cell_loop(data: MLPData, lr: float, iterations: int, seed: int, hidden: int = 12) -> CellResult:
+def train_cell_loop(
+    data: MLPData, lr: float, iterations: int, seed: int, hidden: int = 12
+) -> CellResult:
     """The lab's own loop (report, Appendix C), one cell one step at a time: the batched engine's reference and baseline."""
-    w1, b1, w2, b2 = (p.clone().requires_grad_() for p in init_mlp(seed, data.n_features, hidden, data.n_classes).as_tuple())
+    w1, b1, w2, b2 = (
+        p.clone().requires_grad_()
+        for p in init_mlp(seed, data.n_features, hidden, data.n_classes).as_tuple()
+    )
     history = []
     for _ in range(iterations):
         loss = F.cross_entropy(torch.relu(data.x_train @ w1 + b1) @ w2 + b2, data.y_train)
@@ -135,7 +158,9 @@ def train_cell_loop(data: MLPData, lr: float, iterations: int, seed: int, hidden
                 p.grad = None
     weights = MLPWeights(w1.detach(), b1.detach(), w2.detach(), b2.detach())
     batched = MLPWeights(*(p.unsqueeze(0) for p in weights.as_tuple()))
-    (cell,) = _read_off(data, [(lr, seed)], batched, torch.tensor([history]), range(iterations), iterations)
+    (cell,) = _read_off(
+        data, [(lr, seed)], batched, torch.tensor([history]), range(iterations), iterations
+    )
     return cell
 
 
@@ -155,13 +180,27 @@ def train_cells(
     """
     if protocol == "held-out":
         return train_trajectories(data, trajectories, iterations, hidden, should_stop=should_stop)
-    on_train = train_trajectories(data, trajectories, iterations, hidden, scalar_bias=True, should_stop=should_stop)
+    on_train = train_trajectories(
+        data, trajectories, iterations, hidden, scalar_bias=True, should_stop=should_stop
+    )
     val_as_train = MLPData(data.x_val, data.y_val, data.x_val, data.y_val)
     on_val = train_trajectories(
-        val_as_train, trajectories, iterations, hidden, scalar_bias=True, n_classes=data.n_classes, should_stop=should_stop
+        val_as_train,
+        trajectories,
+        iterations,
+        hidden,
+        scalar_bias=True,
+        n_classes=data.n_classes,
+        should_stop=should_stop,
     )
     return [
-        replace(t, val_accuracy=v.train_accuracy, val_loss=v.train_loss, val_correct=v.val_correct, diverged=t.diverged or v.diverged)
+        replace(
+            t,
+            val_accuracy=v.train_accuracy,
+            val_loss=v.train_loss,
+            val_correct=v.val_correct,
+            diverged=t.diverged or v.diverged,
+        )
         for t, v in zip(on_train, on_val)
     ]
 
@@ -179,13 +218,22 @@ def train_trajectories(
     Raises Stopped once `should_stop()` says so (asked every STOP_CHECK_STEPS steps)."""
     checkpoints = sorted(set(iterations))
     n_out = n_classes or data.n_classes
-    inits = [init_mlp(seed, data.n_features, hidden, n_out, scalar_bias) for _, seed in trajectories]
+    inits = [
+        init_mlp(seed, data.n_features, hidden, n_out, scalar_bias) for _, seed in trajectories
+    ]
     w1, b1, w2, b2 = (torch.stack(p) for p in zip(*(w.as_tuple() for w in inits)))
     # Biases carry a row axis so that every step broadcasts without reshaping.
-    params = [w1.requires_grad_(), b1.unsqueeze(1).requires_grad_(), w2.requires_grad_(), b2.unsqueeze(1).requires_grad_()]
+    params = [
+        w1.requires_grad_(),
+        b1.unsqueeze(1).requires_grad_(),
+        w2.requires_grad_(),
+        b2.unsqueeze(1).requires_grad_(),
+    ]
     lrs = torch.tensor([lr for lr, _ in trajectories], dtype=torch.float32).view(-1, 1, 1)
     ones = torch.ones(len(trajectories))
-    needed = set().union(*(curve_steps(it) for it in checkpoints))  # memory grows with the points kept, not the steps
+    needed = set().union(
+        *(curve_steps(it) for it in checkpoints)
+    )  # memory grows with the points kept, not the steps
     kept: list[int] = []
     history: list[torch.Tensor] = []
     results: list[CellResult] = []
@@ -198,30 +246,54 @@ def train_trajectories(
         if step - 1 in needed:
             kept.append(step - 1)
             history.append(losses.detach())
-        grads = torch.autograd.grad(losses, params, ones)  # ∂(Σ_t J_t)/∂p: each trajectory's own gradient
+        grads = torch.autograd.grad(
+            losses, params, ones
+        )  # ∂(Σ_t J_t)/∂p: each trajectory's own gradient
         with torch.no_grad():
             for p, grad in zip(params, grads):
                 p -= grad * lrs
         if step in checkpoints:
-            weights = MLPWeights(w1.detach(), b1.detach().squeeze(1), w2.detach(), b2.detach().squeeze(1))
-            results += _read_off(data, trajectories, weights, torch.stack(history, dim=1), kept, step)
+            weights = MLPWeights(
+                w1.detach(), b1.detach().squeeze(1), w2.detach(), b2.detach().squeeze(1)
+            )
+            results += _read_off(
+                data, trajectories, weights, torch.stack(history, dim=1), kept, step
+            )
     return results
 
 
-CELL_COLUMNS = ["lr", "iterations", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "diverged", "val_correct"]
+CELL_COLUMNS = [
+    "lr",
+    "iterations",
+    "seed",
+    "train_accuracy",
+    "val_accuracy",
+    "train_loss",
+    "val_loss",
+    "diverged",
+    "val_correct",
+]
 
 
-def results_frame(results: Sequence[CellResult], known_rows: Sequence[Mapping[str, object]] = ()) -> pd.DataFrame:
+def results_frame(
+    results: Sequence[CellResult], known_rows: Sequence[Mapping[str, object]] = ()
+) -> pd.DataFrame:
     """One row per cell (computed results, then rows already known): sorted like the lab's table."""
-    rows = [{c: getattr(r, c) for c in CELL_COLUMNS} for r in results] + [{c: row[c] for c in CELL_COLUMNS} for row in known_rows]
+    rows = [{c: getattr(r, c) for c in CELL_COLUMNS} for r in results] + [
+        {c: row[c] for c in CELL_COLUMNS} for row in known_rows
+    ]
     frame = pd.DataFrame(rows, columns=CELL_COLUMNS)
-    return frame.sort_values(["iterations", "lr", "seed"], ascending=[True, False, True], ignore_index=True)
+    return frame.sort_values(
+        ["iterations", "lr", "seed"], ascending=[True, False, True], ignore_index=True
+    )
 
 
 def splits_frame(frames: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
     """The cells of every split seed in one table (a split_seed column after the seed), sorted like the lab's table."""
     columns = [*CELL_COLUMNS[:3], "split_seed", *CELL_COLUMNS[3:]]
-    frame = pd.concat([f.assign(split_seed=k) for k, f in frames.items()], ignore_index=True)[columns]
+    frame = pd.concat([f.assign(split_seed=k) for k, f in frames.items()], ignore_index=True)[
+        columns
+    ]
     order = ["iterations", "lr", "split_seed", "seed"]
     return frame.sort_values(order, ascending=[True, False, True, True], ignore_index=True)
 
@@ -230,11 +302,17 @@ def histories_frame(results: Sequence[CellResult]) -> pd.DataFrame:
     """Training-loss curves in long form (lr, seed, step, loss), from each trajectory's longest cell."""
     longest: dict[tuple[float, int], CellResult] = {}
     for r in results:
-        if r.iterations > longest.get((r.lr, r.seed), r).iterations or (r.lr, r.seed) not in longest:
+        if (
+            r.iterations > longest.get((r.lr, r.seed), r).iterations
+            or (r.lr, r.seed) not in longest
+        ):
             longest[(r.lr, r.seed)] = r
     return pd.DataFrame(
-        [{"lr": r.lr, "seed": r.seed, "step": step, "loss": loss}
-         for r in longest.values() for step, loss in r.train_loss_history.items()],
+        [
+            {"lr": r.lr, "seed": r.seed, "step": step, "loss": loss}
+            for r in longest.values()
+            for step, loss in r.train_loss_history.items()
+        ],
         columns=["lr", "seed", "step", "loss"],
     )
 
@@ -246,7 +324,9 @@ def hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def _mean_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over rows (logits: trajectories × rows × classes), one value per trajectory."""
-    per_row = F.cross_entropy(logits.transpose(1, 2), labels.expand(logits.shape[0], -1), reduction="none")
+    per_row = F.cross_entropy(
+        logits.transpose(1, 2), labels.expand(logits.shape[0], -1), reduction="none"
+    )
     return per_row.mean(dim=1)
 
 
@@ -265,10 +345,15 @@ def _read_off(
         train_logits = forward(weights, data.x_train)
         val_logits = forward(weights, data.x_val)
         val_hits = hits(val_logits, data.y_val)
-        train_acc, val_acc = hits(train_logits, data.y_train).double().mean(dim=-1), val_hits.double().mean(dim=-1)
+        train_acc, val_acc = (
+            hits(train_logits, data.y_train).double().mean(dim=-1),
+            val_hits.double().mean(dim=-1),
+        )
         train_loss = _mean_cross_entropy(train_logits, data.y_train)
         val_loss = _mean_cross_entropy(val_logits, data.y_val)
-    finite = torch.isfinite(curve).all(dim=1) & torch.isfinite(train_loss) & torch.isfinite(val_loss)
+    finite = (
+        torch.isfinite(curve).all(dim=1) & torch.isfinite(train_loss) & torch.isfinite(val_loss)
+    )
     return [
         CellResult(
             lr=lr,
@@ -291,7 +376,9 @@ def to_module(weights: MLPWeights) -> torch.nn.Sequential:
     """The trained weights as a standard torch module (Linear, ReLU, Linear) computing the same logits."""
     n_features, hidden = weights.w1.shape
     n_classes = weights.w2.shape[1]
-    module = torch.nn.Sequential(torch.nn.Linear(n_features, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_classes))
+    module = torch.nn.Sequential(
+        torch.nn.Linear(n_features, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_classes)
+    )
     with torch.no_grad():
         module[0].weight.copy_(weights.w1.T)
         module[0].bias.copy_(weights.b1.expand(hidden))

@@ -33,7 +33,9 @@ def _distinct(values: Sequence[T]) -> Sequence[T]:
 def check_dataset_name(name: str) -> str:
     """A built-in dataset's name or a path ending in .csv."""
     if name not in BUILTIN_DATASETS and not name.lower().endswith(".csv"):
-        raise InputError(f"unknown dataset {name!r}: use one of {', '.join(BUILTIN_DATASETS)} or a path ending in .csv")
+        raise InputError(
+            f"unknown dataset {name!r}: use one of {', '.join(BUILTIN_DATASETS)} or a path ending in .csv"
+        )
     return name
 
 
@@ -52,7 +54,9 @@ LAB_LRS = (0.1, 0.01, 0.001)
 LAB_ITERATIONS = (100, 1000)
 LAB_SEEDS = (0, 1, 2)
 METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")  # what each MLP cell reports
-DEFAULT_MIN_EFFECT = 0.02  # smallest val-accuracy difference worth detecting: one validation sample of Iris's 50
+DEFAULT_MIN_EFFECT = (
+    0.02  # smallest val-accuracy difference worth detecting: one validation sample of Iris's 50
+)
 
 
 @dataclass(frozen=True)
@@ -95,15 +99,24 @@ class RunParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    dataset: DatasetName = Field(_LAB.dataset, description="iris (Fisher's, scikit-learn's copy), iris-uci, or PATH.csv")
-    label_column: str | None = Field(None, description="label column of a CSV dataset (default: its last column)")
+    dataset: DatasetName = Field(
+        _LAB.dataset, description="iris (Fisher's, scikit-learn's copy), iris-uci, or PATH.csv"
+    )
+    label_column: str | None = Field(
+        None, description="label column of a CSV dataset (default: its last column)"
+    )
     experiment: str = Field("lab2", min_length=1, max_length=250, description="MLflow experiment")
-    force: bool = Field(False, description="recompute every unit, even those with a FINISHED run of the same identity")
+    force: bool = Field(
+        False,
+        description="recompute every unit, even those with a FINISHED run of the same identity",
+    )
 
     def check_data(self) -> None:
         """Load the dataset and check that every stage of this flow can use it (each split seed of a grid);
         raises InputError saying why not."""
-        from lab2.core.inputs import check_pipeline_inputs  # torch and scikit-learn: not needed to parse options
+        from lab2.core.inputs import (
+            check_pipeline_inputs,
+        )  # torch and scikit-learn: not needed to parse options
 
         setups = [self.setup(k) for k in getattr(self, "split_seeds", ())]
         check_pipeline_inputs(self.dataset, self.label_column, getattr(self, "rank", None), setups)
@@ -117,11 +130,23 @@ class RunParams(BaseModel):
         cost = run_cost(n_trajectories, iterations, n_splits, getattr(self, "gd_epochs", 0), cores)
         grid_only = run_cost(n_trajectories, iterations, n_splits, 0, cores)
         if cost.bytes > available_bytes:
-            fewer = "--iterations, --lrs or --seeds" if 2 * grid_only.bytes > cost.bytes else "--gd-epochs"
-            raise InputError(f"est. {_size(cost.bytes)} of memory, {_size(available_bytes)} free: use fewer {fewer}")
+            fewer = (
+                "--iterations, --lrs or --seeds"
+                if 2 * grid_only.bytes > cost.bytes
+                else "--gd-epochs"
+            )
+            raise InputError(
+                f"est. {_size(cost.bytes)} of memory, {_size(available_bytes)} free: use fewer {fewer}"
+            )
         if cost.seconds > max_seconds:
-            fewer = "--iterations, --lrs or --seeds" if 2 * grid_only.seconds > cost.seconds else "--gd-epochs"
-            raise InputError(f"est. {cost.seconds / 3600:,.0f} h, over {MAX_HOURS_ENV}={max_seconds / 3600:g}: use fewer {fewer}")
+            fewer = (
+                "--iterations, --lrs or --seeds"
+                if 2 * grid_only.seconds > cost.seconds
+                else "--gd-epochs"
+            )
+            raise InputError(
+                f"est. {cost.seconds / 3600:,.0f} h, over {MAX_HOURS_ENV}={max_seconds / 3600:g}: use fewer {fewer}"
+            )
         return cost
 
 
@@ -147,22 +172,45 @@ class GridParams(RunParams):
     """Q2: the MLP grid over learning rates, iteration counts, init seeds and split seeds."""
 
     lrs: LearningRates = Field(LAB_LRS, description="MLP learning rates, each > 0, distinct")
-    iterations: Counts = Field(LAB_ITERATIONS, description="MLP iteration counts, each ≥ 1, distinct")
+    iterations: Counts = Field(
+        LAB_ITERATIONS, description="MLP iteration counts, each ≥ 1, distinct"
+    )
     seeds: Seeds = Field(LAB_SEEDS, description="MLP init seeds, each ≥ 0, distinct")
-    split_seeds: Seeds = Field((_LAB.split_seed,), description="seeds of the 100/50 train/validation shuffle; the grid runs on each")
+    split_seeds: Seeds = Field(
+        (_LAB.split_seed,),
+        description="seeds of the 100/50 train/validation shuffle; the grid runs on each",
+    )
     hidden: int = Field(_LAB.hidden, ge=1, le=4096, description="MLP hidden units")
-    scaling: Scaling = Field(_LAB.scaling, description="feature scaling: var (the lab's (x-mean)/var) or std")
-    protocol: Protocol = Field(_LAB.protocol, description="held-out (the design's recipe) or seed-report (the report's procedure)")
-    cell_figures: bool = Field(True, description="the learning-curve figure of each MLP cell (skip it for large sweeps)")
-    torch_threads: int = Field(1, ge=1, le=256, description="torch intra-op threads per grid shard (1 suits these tiny tensors)")
+    scaling: Scaling = Field(
+        _LAB.scaling, description="feature scaling: var (the lab's (x-mean)/var) or std"
+    )
+    protocol: Protocol = Field(
+        _LAB.protocol,
+        description="held-out (the design's recipe) or seed-report (the report's procedure)",
+    )
+    cell_figures: bool = Field(
+        True, description="the learning-curve figure of each MLP cell (skip it for large sweeps)"
+    )
+    torch_threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="torch intra-op threads per grid shard (1 suits these tiny tensors)",
+    )
     min_effect: float = Field(
-        DEFAULT_MIN_EFFECT, gt=0, allow_inf_nan=False,
+        DEFAULT_MIN_EFFECT,
+        gt=0,
+        allow_inf_nan=False,
         description="smallest val-accuracy difference worth detecting (one of Iris's 50 validation rows); lab2 says how many seeds it needs",
     )
     task_runner: TaskRunnerName = Field(
-        "auto", description="where the grid's shards and their recording run: auto (threads, or processes from 200 cells), threads, processes or dask"
+        "auto",
+        description="where the grid's shards and their recording run: auto (threads, or processes from 200 cells), threads, processes or dask",
     )
-    dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
+    dask_address: str | None = Field(
+        None,
+        description="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)",
+    )
 
     def setup(self, split_seed: int) -> MLPSetup:
         """The setup of every cell on one split seed."""
@@ -176,7 +224,9 @@ class GridParams(RunParams):
 class Lab2Params(GridParams, FactorisationParams):
     """The whole lab: Q1's and Q2's parameters, and whether to write the lab's report."""
 
-    report: bool = Field(True, description="the lab's report (report.md, report.html) on the parent run")
+    report: bool = Field(
+        True, description="the lab's report (report.md, report.html) on the parent run"
+    )
 
     def run_key(self) -> str:
         """The identity of this whole run (lab2.core.identity.run_key): every parameter but those that change how

@@ -13,7 +13,9 @@ from matplotlib.ticker import LogFormatter
 from lab2.core.verdicts import contrast_labels
 
 
-def plot_u_scatter(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> Figure:
+def plot_u_scatter(
+    u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
+) -> Figure:
     """Q1_3: the first two columns of U, SVD beside GD, one colour per class."""
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -21,7 +23,11 @@ def plot_u_scatter(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, clas
         for k, name in enumerate(class_names):
             rows = labels == k
             ax.scatter(u[rows, 0], _second_column(u)[rows], s=14, label=name)
-        ax.set(title=f"U from {title}", xlabel="U[:, 0]", ylabel="U[:, 1]" if u.shape[1] > 1 else "(rank 1)")
+        ax.set(
+            title=f"U from {title}",
+            xlabel="U[:, 0]",
+            ylabel="U[:, 1]" if u.shape[1] > 1 else "(rank 1)",
+        )
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
     axes[0].legend(title="species")
@@ -33,7 +39,12 @@ def _second_column(u: np.ndarray) -> np.ndarray:
 
 
 def plot_learning_curve(
-    history: Mapping[int, float], lr: float, iterations: int, seed: int, train_accuracy: float, val_accuracy: float
+    history: Mapping[int, float],
+    lr: float,
+    iterations: int,
+    seed: int,
+    train_accuracy: float,
+    val_accuracy: float,
 ) -> Figure:
     """Training loss per step of one MLP cell (`history`: step → loss), with its final accuracies in the title."""
     # Fixed margins instead of a layout engine: one of these per cell, and constrained layout doubles its cost.
@@ -64,7 +75,9 @@ def plot_grid_summary(cells: pd.DataFrame) -> Figure:
     for ax, metric in zip(axes, ("train_accuracy", "val_accuracy")):
         for iterations, group in cells.groupby("iterations"):
             means = group.groupby("lr")[metric].mean()
-            (line,) = ax.plot(means.index, means.values, marker="o", label=f"{iterations} iterations")
+            (line,) = ax.plot(
+                means.index, means.values, marker="o", label=f"{iterations} iterations"
+            )
             ax.scatter(group["lr"], group[metric], color=line.get_color(), s=10, alpha=0.5)
         ax.set(xscale="log", xlabel="learning rate", title=metric.replace("_", " "), ylim=(0, 1.05))
     axes[0].set_ylabel("accuracy (mean line, seeds as dots)")
@@ -80,9 +93,17 @@ def plot_val_accuracy_errorbars(summary: pd.DataFrame) -> Figure:
         group = group.sort_values("lr")
         mean = group["val_accuracy_mean"]
         errors = [mean - group["val_accuracy_ci95_low"], group["val_accuracy_ci95_high"] - mean]
-        ax.errorbar(group["lr"], mean, yerr=np.clip(np.nan_to_num(errors), 0, None), marker="o", capsize=4,
-                    label=f"{iterations} iterations")
-    ax.set(xscale="log", xlabel="learning rate", ylabel="validation accuracy (mean, 95% CI over seeds)")
+        ax.errorbar(
+            group["lr"],
+            mean,
+            yerr=np.clip(np.nan_to_num(errors), 0, None),
+            marker="o",
+            capsize=4,
+            label=f"{iterations} iterations",
+        )
+    ax.set(
+        xscale="log", xlabel="learning rate", ylabel="validation accuracy (mean, 95% CI over seeds)"
+    )
     ax.legend()
     return fig
 
@@ -103,18 +124,41 @@ def plot_mean_learning_curves(histories: pd.DataFrame) -> Figure:
 
 def plot_cell_heatmap(summary: pd.DataFrame, metric: str = "val_accuracy") -> Figure:
     """lr × iterations heatmap of a metric's mean over seeds, each cell annotated mean ± std."""
-    means = summary.pivot_table(index="lr", columns="iterations", values=f"{metric}_mean").sort_index(ascending=False)
-    stds = summary.pivot_table(index="lr", columns="iterations", values=f"{metric}_std").reindex_like(means)
-    fig = Figure(figsize=(1.6 * means.shape[1] + 2.5, 0.7 * means.shape[0] + 1.5), layout="constrained")
+    means = summary.pivot_table(
+        index="lr", columns="iterations", values=f"{metric}_mean"
+    ).sort_index(ascending=False)
+    stds = summary.pivot_table(
+        index="lr", columns="iterations", values=f"{metric}_std"
+    ).reindex_like(means)
+    fig = Figure(
+        figsize=(1.6 * means.shape[1] + 2.5, 0.7 * means.shape[0] + 1.5), layout="constrained"
+    )
     ax = fig.subplots()
-    image = ax.imshow(means.values, cmap="viridis", vmin=0, vmax=1 if "accuracy" in metric else None, aspect="auto")
+    image = ax.imshow(
+        means.values,
+        cmap="viridis",
+        vmin=0,
+        vmax=1 if "accuracy" in metric else None,
+        aspect="auto",
+    )
     for i in range(means.shape[0]):
         for j in range(means.shape[1]):
-            ax.text(j, i, f"{means.values[i, j]:.2f} ± {np.nan_to_num(stds.values[i, j]):.2f}", ha="center", va="center",
-                    color="white" if means.values[i, j] < 0.6 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{means.values[i, j]:.2f} ± {np.nan_to_num(stds.values[i, j]):.2f}",
+                ha="center",
+                va="center",
+                color="white" if means.values[i, j] < 0.6 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(means.shape[1]), [str(c) for c in means.columns])
     ax.set_yticks(range(means.shape[0]), [f"{lr:g}" for lr in means.index])
-    ax.set(xlabel="iterations", ylabel="learning rate", title=f"{metric.replace('_', ' ')}: mean ± std over seeds")
+    ax.set(
+        xlabel="iterations",
+        ylabel="learning rate",
+        title=f"{metric.replace('_', ' ')}: mean ± std over seeds",
+    )
     fig.colorbar(image, ax=ax)
     return fig
 
@@ -136,24 +180,39 @@ def plot_paired_differences(paired: pd.DataFrame, pairs: pd.DataFrame, limit: in
     for ax, row in zip(axes, shown.itertuples()):
         values = paired[(paired["a"] == row.a) & (paired["b"] == row.b)]
         for r in values.itertuples():
-            ax.plot([0, 1], [r.value_a, r.value_b], marker="o", color=colours[r.seed], alpha=0.8,
-                    linestyle="-" if r.split_seed == first_split else "--")
+            ax.plot(
+                [0, 1],
+                [r.value_a, r.value_b],
+                marker="o",
+                color=colours[r.seed],
+                alpha=0.8,
+                linestyle="-" if r.split_seed == first_split else "--",
+            )
         first, second, where = contrast_labels(row.a, row.b)
         ax.set_xticks([0, 1], [first, second], fontsize=8)
         ax.set_xlim(-0.3, 1.3)
-        ax.set_title(f"{where.removeprefix(' at ')}\nA − B {row.mean_diff:+.3f}, t p {row.p_t:.3g}, Holm {row.p_holm:.3g}", fontsize=8)
-    for ax in axes[len(shown):]:
+        ax.set_title(
+            f"{where.removeprefix(' at ')}\nA − B {row.mean_diff:+.3f}, t p {row.p_t:.3g}, Holm {row.p_holm:.3g}",
+            fontsize=8,
+        )
+    for ax in axes[len(shown) :]:
         ax.set_visible(False)
     metric = shown["metric"].iloc[0] if len(shown) else "metric"
     axes[0].set_ylabel(metric.replace("_", " "))
     if 0 < len(seeds) <= 10:
-        handles = [Line2D([], [], color=colours[seed], marker="o", label=f"seed {seed}") for seed in seeds]
+        handles = [
+            Line2D([], [], color=colours[seed], marker="o", label=f"seed {seed}") for seed in seeds
+        ]
         fig.legend(handles=handles, loc="outside right upper", fontsize=8)
-    fig.suptitle(f"{metric.replace('_', ' ')} seed by seed, A (left) to B (right): {len(shown)} of {len(pairs)} comparisons")
+    fig.suptitle(
+        f"{metric.replace('_', ' ')} seed by seed, A (left) to B (right): {len(shown)} of {len(pairs)} comparisons"
+    )
     return fig
 
 
-def plot_score_distributions(cells: pd.DataFrame, metric: str = "val_accuracy", limit: int = 12) -> Figure:
+def plot_score_distributions(
+    cells: pd.DataFrame, metric: str = "val_accuracy", limit: int = 12
+) -> Figure:
     """rliable's score distribution: for each (lr, iterations) group, the fraction of its runs whose `metric` is
     above each threshold τ; a curve that lies above another is better at every τ. At most `limit` groups, the best
     by mean."""
@@ -162,19 +221,35 @@ def plot_score_distributions(cells: pd.DataFrame, metric: str = "val_accuracy", 
     thresholds = np.linspace(0.0, 1.0, 201)
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
-    for k, (lr, iterations) in enumerate(shown):  # groups with equal scores overlap: each drawn thinner, dashed apart
+    for k, (lr, iterations) in enumerate(
+        shown
+    ):  # groups with equal scores overlap: each drawn thinner, dashed apart
         values = groups.get_group((lr, iterations)).dropna().to_numpy()
-        ax.step(thresholds, (values[:, None] > thresholds).mean(axis=0), where="post", label=f"lr={lr:g} it={iterations}",
-                linewidth=3 - 2 * k / max(len(shown), 1), linestyle=("-", "--", ":", "-.")[k % 4])
+        ax.step(
+            thresholds,
+            (values[:, None] > thresholds).mean(axis=0),
+            where="post",
+            label=f"lr={lr:g} it={iterations}",
+            linewidth=3 - 2 * k / max(len(shown), 1),
+            linestyle=("-", "--", ":", "-.")[k % 4],
+        )
     more = f" (the best {limit} of {groups.ngroups} groups)" if groups.ngroups > limit else ""
-    ax.set(xlabel=f"threshold τ on {metric.replace('_', ' ')}", ylabel="fraction of runs with score > τ", ylim=(-0.02, 1.02),
-           title=f"score distributions over seeds{more}")
+    ax.set(
+        xlabel=f"threshold τ on {metric.replace('_', ' ')}",
+        ylabel="fraction of runs with score > τ",
+        ylim=(-0.02, 1.02),
+        title=f"score distributions over seeds{more}",
+    )
     ax.legend(fontsize=8)
     return fig
 
 
 def grid_summary_figures(
-    cells: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataFrame, pairs: pd.DataFrame
+    cells: pd.DataFrame,
+    curves: pd.DataFrame,
+    summary: pd.DataFrame,
+    paired: pd.DataFrame,
+    pairs: pd.DataFrame,
 ) -> dict[str, Figure]:
     """The grid's summary figures by artifact name, from its cells and curves and their comparison over seeds (a
     SeedComparison's summary, paired values and pairs)."""
@@ -188,8 +263,14 @@ def grid_summary_figures(
     }
 
 
-VERDICT_COLOURS = {"first": "tab:blue", "unchanged": "tab:grey", "identical": "tab:green", "within-noise": "tab:olive",
-                   "changed": "tab:red", "": "black"}
+VERDICT_COLOURS = {
+    "first": "tab:blue",
+    "unchanged": "tab:grey",
+    "identical": "tab:green",
+    "within-noise": "tab:olive",
+    "changed": "tab:red",
+    "": "black",
+}
 
 
 def plot_history(history: pd.DataFrame) -> Figure:
@@ -200,9 +281,24 @@ def plot_history(history: pd.DataFrame) -> Figure:
     x = np.arange(len(history))
     ax.plot(x, history["best_val_accuracy"], color="lightgrey", zorder=1)
     for verdict, rows in history.groupby("verdict", sort=False):
-        ax.scatter(x[rows.index], rows["best_val_accuracy"], s=50, zorder=2, color=VERDICT_COLOURS.get(verdict, "black"),
-                   label=verdict or "(not watched)")
-    ax.set_xticks(x, [f"{s}\n{r[:8]}" for s, r in zip(history["started"], history["run_id"])], rotation=45, ha="right", fontsize=8)
-    ax.set(ylabel="best group's mean val accuracy", title="lab2 runs, oldest to newest, by verdict since the run before")
+        ax.scatter(
+            x[rows.index],
+            rows["best_val_accuracy"],
+            s=50,
+            zorder=2,
+            color=VERDICT_COLOURS.get(verdict, "black"),
+            label=verdict or "(not watched)",
+        )
+    ax.set_xticks(
+        x,
+        [f"{s}\n{r[:8]}" for s, r in zip(history["started"], history["run_id"])],
+        rotation=45,
+        ha="right",
+        fontsize=8,
+    )
+    ax.set(
+        ylabel="best group's mean val accuracy",
+        title="lab2 runs, oldest to newest, by verdict since the run before",
+    )
     ax.legend(title="verdict", fontsize=8)
     return fig

@@ -19,13 +19,19 @@ from scipy import special
 # compares seeds (in `lab2 run`, the figure process). Intervals over seeds (the lab report's) need scipy.special alone.
 CONFIDENCE = 0.95
 ALPHA = 0.05
-MONTE_CARLO_SEED = 0  # the sign-flip test's sample of sign patterns beyond EXACT_SIGN_FLIPS_UP_TO seeds
+MONTE_CARLO_SEED = (
+    0  # the sign-flip test's sample of sign patterns beyond EXACT_SIGN_FLIPS_UP_TO seeds
+)
 # A percentile bootstrap of 3 seeds' mean covers the true mean about 73% of the time on k/50 accuracies; the t
 # interval keeps close to its 95% at 3, 5 and 10 seeds (tests/test_stats.py simulates it).
 INTERVAL_KIND = "Student t interval of the mean over seeds, clipped to the metric's range"
 FEW_SEEDS = 10  # below this the sd behind an interval over seeds is itself uncertain
-IQM_FROM = 8  # the interquartile mean (rliable's robust aggregate) is given from this many values on
-IMPROVEMENT_RESAMPLES = 1999  # bootstrap resamples of rliable's P(A > B), a statistic in steps of 1/(n·m)
+IQM_FROM = (
+    8  # the interquartile mean (rliable's robust aggregate) is given from this many values on
+)
+IMPROVEMENT_RESAMPLES = (
+    1999  # bootstrap resamples of rliable's P(A > B), a statistic in steps of 1/(n·m)
+)
 ROW_RESAMPLES = 1999  # bootstrap resamples of the validation rows behind an accuracy difference
 EXACT_SIGN_FLIPS_UP_TO = 16  # 2^16 sign patterns; beyond, a seeded Monte Carlo sample of them
 SIGN_FLIP_RESAMPLES = 99_999
@@ -49,7 +55,9 @@ class Description:
     iqm: float = float("nan")  # the mean of the middle 50% of the values, from IQM_FROM values on
 
 
-def describe(values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np.inf), unit: str = "seeds") -> Description:
+def describe(
+    values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np.inf), unit: str = "seeds"
+) -> Description:
     """n, mean, sd (ddof 1), min, max and the 95% t interval of the mean of the finite `values`, inside `bounds`."""
     x = _finite(values)
     n = len(x)
@@ -62,11 +70,23 @@ def describe(values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np
         from scipy import stats
 
         iqm = float(stats.trim_mean(x, 0.25))
-    return Description(n, float(np.mean(x)), sd, float(x.min()), float(x.max()), low, high, few_seeds_warning(n, unit), iqm)
+    return Description(
+        n,
+        float(np.mean(x)),
+        sd,
+        float(x.min()),
+        float(x.max()),
+        low,
+        high,
+        few_seeds_warning(n, unit),
+        iqm,
+    )
 
 
 def mean_interval(
-    values: Sequence[float], confidence: float = CONFIDENCE, bounds: tuple[float, float] = (-np.inf, np.inf)
+    values: Sequence[float],
+    confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
 ) -> tuple[float, float]:
     """mean ± t_{(1+c)/2, n−1} · sd/√n of the finite `values`, clipped to the metric's `bounds` (accuracies stay in
     [0, 1]); equal values give that value at both ends (no spread seen), fewer than two give NaNs."""
@@ -100,11 +120,15 @@ class PairedComparison:
     differences: tuple[float, ...]
     mean_diff: float
     sd_diff: float
-    ci_low: float  # Student t interval of the mean difference (NaN when the differences do not vary)
+    ci_low: (
+        float  # Student t interval of the mean difference (NaN when the differences do not vary)
+    )
     ci_high: float
     p_t: float  # paired t-test, two-sided (NaN when the differences do not vary: a t-test says nothing then)
     p_signflip: float  # sign-flip permutation test of the mean difference, two-sided
-    p_signflip_min: float  # the smallest p any sign-flip (distribution-free) test can give with n pairs
+    p_signflip_min: (
+        float  # the smallest p any sign-flip (distribution-free) test can give with n pairs
+    )
     signflip_exact: bool  # all 2^n patterns, or a seeded Monte Carlo sample of them
     p_a_better: float  # fraction of seeds where A > B
     p_tie: float
@@ -134,7 +158,9 @@ class PairedComparison:
         return self.p_a_better + self.p_tie / 2
 
 
-def compare_paired(a: Sequence[float], b: Sequence[float], spread: float = np.inf) -> PairedComparison:
+def compare_paired(
+    a: Sequence[float], b: Sequence[float], spread: float = np.inf
+) -> PairedComparison:
     """Paired comparison of A and B, aligned pair by pair (pairs with a non-finite value are dropped).
 
     `spread` is the width of the metric's range (1 for an accuracy): the t interval is clipped to ±spread.
@@ -144,7 +170,9 @@ def compare_paired(a: Sequence[float], b: Sequence[float], spread: float = np.in
     d = np.round(a[keep] - b[keep], DIFFERENCE_DECIMALS)
     n = len(d)
     mean = float(d.mean()) if n else float("nan")
-    sd = (float(d.std(ddof=1)) if _varies(d) else 0.0) if n > 1 else float("nan")  # equal values: exactly 0
+    sd = (
+        (float(d.std(ddof=1)) if _varies(d) else 0.0) if n > 1 else float("nan")
+    )  # equal values: exactly 0
     low, high = t_interval(d)
     p_flip, exact = sign_flip_p(d)
     better, tie, worse = improvement_fractions(a[keep], b[keep])
@@ -169,7 +197,9 @@ def t_interval(differences: np.ndarray, confidence: float = CONFIDENCE) -> tuple
     if not _varies(differences):
         return float("nan"), float("nan")
     n, mean, sd = len(differences), differences.mean(), differences.std(ddof=1)
-    half = special.stdtrit(n - 1, (1 + confidence) / 2) * sd / np.sqrt(n)  # scipy.stats.t.ppf's own kernel
+    half = (
+        special.stdtrit(n - 1, (1 + confidence) / 2) * sd / np.sqrt(n)
+    )  # scipy.stats.t.ppf's own kernel
     return float(mean - half), float(mean + half)
 
 
@@ -206,7 +236,9 @@ def sign_flip_p(differences: np.ndarray, seed: int = MONTE_CARLO_SEED) -> tuple[
     return (hits / len(signs), True) if exact else ((hits + 1) / (len(signs) + 1), False)
 
 
-def probability_of_improvement(a: Sequence[float], b: Sequence[float], seed: int = MONTE_CARLO_SEED) -> tuple[float, float, float]:
+def probability_of_improvement(
+    a: Sequence[float], b: Sequence[float], seed: int = MONTE_CARLO_SEED
+) -> tuple[float, float, float]:
     """rliable's P(A > B): the share of all (run of A, run of B) pairs in which A is higher, ties counted half (the
     Mann–Whitney U over n·m), with a seeded percentile-bootstrap 95% interval that resamples each group apart."""
     from scipy import stats
@@ -215,20 +247,34 @@ def probability_of_improvement(a: Sequence[float], b: Sequence[float], seed: int
     if len(a) == 0 or len(b) == 0:
         return float("nan"), float("nan"), float("nan")
 
-    def share(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:  # scipy passes axis=-1: runs on the last
+    def share(
+        x: np.ndarray, y: np.ndarray, axis: int = -1
+    ) -> np.ndarray:  # scipy passes axis=-1: runs on the last
         above = (x[..., :, None] > y[..., None, :]) + 0.5 * (x[..., :, None] == y[..., None, :])
         return above.mean(axis=(-2, -1))
 
     point = float(share(a, b))
     if len(a) < 2 or len(b) < 2 or (np.all(a == a[0]) and np.all(b == b[0])):
         return point, point, point
-    result = stats.bootstrap((a, b), share, n_resamples=IMPROVEMENT_RESAMPLES, confidence_level=CONFIDENCE, method="percentile",
-                             vectorized=True, rng=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        (a, b),
+        share,
+        n_resamples=IMPROVEMENT_RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
     low, high = result.confidence_interval
     return point, float(low), float(high)
 
 
-def rows_interval(hits_a: np.ndarray, hits_b: np.ndarray, confidence: float = CONFIDENCE, seed: int = MONTE_CARLO_SEED) -> tuple[float, float]:
+def rows_interval(
+    hits_a: np.ndarray,
+    hits_b: np.ndarray,
+    confidence: float = CONFIDENCE,
+    seed: int = MONTE_CARLO_SEED,
+) -> tuple[float, float]:
     """Percentile interval of the mean accuracy difference A − B over the seeds, the validation rows resampled: would
     the same trained models differ alike on another validation set of the same size? The seeds stay fixed (their
     own noise is the t interval's; a bootstrap of 3 seeds would understate it), and each resample draws the rows of
@@ -239,8 +285,12 @@ def rows_interval(hits_a: np.ndarray, hits_b: np.ndarray, confidence: float = CO
     if n == 0 or rows == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(rows, np.full(rows, 1 / rows), size=(ROW_RESAMPLES, splits))  # times each row is drawn
-    means = np.einsum("skr,bkr->b", d, counts) / (rows * splits * n)  # per resample: over rows, splits, then seeds
+    counts = rng.multinomial(
+        rows, np.full(rows, 1 / rows), size=(ROW_RESAMPLES, splits)
+    )  # times each row is drawn
+    means = np.einsum("skr,bkr->b", d, counts) / (
+        rows * splits * n
+    )  # per resample: over rows, splits, then seeds
     low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high)
 
@@ -264,7 +314,9 @@ def sd_interval(sd: float, n: int, confidence: float = CONFIDENCE) -> tuple[floa
     return float(low), float(high)
 
 
-def variance_sources(values: pd.DataFrame) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
+def variance_sources(
+    values: pd.DataFrame,
+) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
     """The sd over init seeds with the split fixed and the sd over split seeds with the init fixed, and the 95%
     chi-square interval of each on that source's own levels − 1 degrees of freedom: the columns of a crossed
     table share their seed effects, so pooling their degrees of freedom would overstate what they know.

@@ -9,8 +9,15 @@ from lab2.core.stats import ALPHA, PairedComparison
 
 
 def verdict(
-    a: str, b: str, c: PairedComparison, judged: InFamily, metric: str = "val_accuracy",
-    min_effect: float | None = None, kind: str = "", splits: int = 1, rows: tuple[float, float] = (float("nan"), float("nan")),
+    a: str,
+    b: str,
+    c: PairedComparison,
+    judged: InFamily,
+    metric: str = "val_accuracy",
+    min_effect: float | None = None,
+    kind: str = "",
+    splits: int = 1,
+    rows: tuple[float, float] = (float("nan"), float("nan")),
 ) -> str:
     """What the paired data can and cannot tell about A against B, in one sentence, judged within its family
     (Holm's p, and the interval at its Holm step's level); a pair the user named, or the best group against
@@ -28,7 +35,9 @@ def verdict(
     return said
 
 
-def _judged(a: str, b: str, c: PairedComparison, judged: InFamily, metric: str, min_effect: float | None) -> str:
+def _judged(
+    a: str, b: str, c: PairedComparison, judged: InFamily, metric: str, min_effect: float | None
+) -> str:
     first, second, where = contrast_labels(a, b)
     if c.n < 2:
         return f"{first} vs {second}{where}: {c.n} shared seed(s), too few to compare"
@@ -48,7 +57,11 @@ def _judged(a: str, b: str, c: PairedComparison, judged: InFamily, metric: str, 
     counted = f"{tests} over {family} comparisons" if family > 1 else tests
     if judged.significant:
         return f"{first} {'beats' if better else 'trails'} {second}{where} by {change} ({ci}; {counted}; {wins}; {floor})"
-    why = "; its interval excludes 0, but Holm's step-down stopped at a smaller p" if judged.ci_low > 0 or judged.ci_high < 0 else ""
+    why = (
+        "; its interval excludes 0, but Holm's step-down stopped at a smaller p"
+        if judged.ci_low > 0 or judged.ci_high < 0
+        else ""
+    )
     if significant(c.p_t):
         side = "ahead of" if better else "behind"
         return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor}){why}"
@@ -73,24 +86,30 @@ def planning(plan: SeedPlan, change: str) -> str:
         return "no estimate of the seeds needed"
     low, high = plan.seeds_needed_low, plan.seeds_needed_high
     span = f"{low} to {high}" if low and high and low != high else f"about {plan.seeds_needed}"
-    return (f"if the true difference were {change}, {span} seeds would detect it with 80% power at α = {plan.alpha:.2g} "
-            f"(the range: the sd's 95% interval; {plan.seeds_needed} at the sd seen)")
+    return (
+        f"if the true difference were {change}, {span} seeds would detect it with 80% power at α = {plan.alpha:.2g} "
+        f"(the range: the sd's 95% interval; {plan.seeds_needed} at the sd seen)"
+    )
 
 
 def interval_name(judged: InFamily) -> str:
-    """"95% CI" alone; within a family, the level of the comparison's Holm step: "Holm-step 99.5% CI"."""
+    """ "95% CI" alone; within a family, the level of the comparison's Holm step: "Holm-step 99.5% CI"."""
     level = f"{100 * judged.confidence:.4g}% CI"
     return level if judged.size == 1 else f"Holm-step {level}"
 
 
-def _constant_verdict(first: str, second: str, where: str, c: PairedComparison, judged: InFamily, metric: str) -> str:
+def _constant_verdict(
+    first: str, second: str, where: str, c: PairedComparison, judged: InFamily, metric: str
+) -> str:
     """The differences are the same non-zero value on every seed: no t-test (its sd is 0), only the sign-flip test,
     whose smallest possible p with n seeds is 2^(1−n)."""
     side = "higher" if c.mean_diff > 0 else "lower"
     gap = f"{abs(c.mean_diff):{number_format(metric).removeprefix('+')}}"
     better = (c.mean_diff > 0) == higher_is_better(metric)
     family = judged.size
-    tests = f"sign-flip p = {c.p_signflip:.3g}" + (f", Holm p = {judged.p_holm:.3g} over {family} comparisons" if family > 1 else "")
+    tests = f"sign-flip p = {c.p_signflip:.3g}" + (
+        f", Holm p = {judged.p_holm:.3g} over {family} comparisons" if family > 1 else ""
+    )
     said = f"{metric} {side} on every one of {c.n} seeds by exactly {gap}; no t-test: the difference does not vary"
     if judged.significant:
         return f"{first} {'beats' if better else 'trails'} {second}{where}: {said} ({tests})"
@@ -139,5 +158,3 @@ def contrast_labels(a: str, b: str) -> tuple[str, str, str]:
     shared = [x for i, x in enumerate(tokens_a) if i not in differ]
     where = f" at {' '.join(shared)}" if shared else ""
     return " ".join(tokens_a[i] for i in differ), " ".join(tokens_b[i] for i in differ), where
-
-

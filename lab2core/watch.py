@@ -61,7 +61,9 @@ class SinceLastRun:
     predecessor: str | None  # its run id; None for the first run with these parameters
     causes: list[str] = field(default_factory=list)  # what went in that changed
     units: list[UnitChange] = field(default_factory=list)
-    new_units: int = 0  # units whose run is not the predecessor's (computed now, or reused from another run)
+    new_units: int = (
+        0  # units whose run is not the predecessor's (computed now, or reused from another run)
+    )
     predecessor_link: str | None = None  # its page in an MLflow server's UI
 
     @property
@@ -73,7 +75,10 @@ class SinceLastRun:
 
 def row_digests(features: np.ndarray, labels: np.ndarray) -> list[str]:
     """A short hash of each data row (its features and label), to count the rows a new copy of the data changed."""
-    return [hashlib.sha256(np.ascontiguousarray(x).tobytes() + str(y).encode()).hexdigest()[:12] for x, y in zip(features, labels)]
+    return [
+        hashlib.sha256(np.ascontiguousarray(x).tobytes() + str(y).encode()).hexdigest()[:12]
+        for x, y in zip(features, labels)
+    ]
 
 
 def input_changes(before: Inputs, now: Inputs) -> list[str]:
@@ -84,28 +89,42 @@ def input_changes(before: Inputs, now: Inputs) -> list[str]:
     if edited:
         causes.append(f"recipe code: {', '.join(edited)}")
     if before.data != now.data:
-        changed = sum(a != b for a, b in zip(before.rows, now.rows)) + abs(len(before.rows) - len(now.rows))
-        causes.append(f"data: digest {before.data} → {now.data}, {changed} of {len(now.rows)} rows changed")
-    moved = [f"{k} {before.environment.get(k, '-')} → {now.environment.get(k, '-')}"
-             for k in sorted({*before.environment, *now.environment}) if before.environment.get(k) != now.environment.get(k)]
+        changed = sum(a != b for a, b in zip(before.rows, now.rows)) + abs(
+            len(before.rows) - len(now.rows)
+        )
+        causes.append(
+            f"data: digest {before.data} → {now.data}, {changed} of {len(now.rows)} rows changed"
+        )
+    moved = [
+        f"{k} {before.environment.get(k, '-')} → {now.environment.get(k, '-')}"
+        for k in sorted({*before.environment, *now.environment})
+        if before.environment.get(k) != now.environment.get(k)
+    ]
     if moved:
         causes.append(f"environment: {', '.join(moved)}")
     return causes
 
 
-def compare_factorisation(before: pd.DataFrame, now: pd.DataFrame, matrices: Sequence[str]) -> list[UnitChange]:
+def compare_factorisation(
+    before: pd.DataFrame, now: pd.DataFrame, matrices: Sequence[str]
+) -> list[UnitChange]:
     """Q1's `matrices` (factorisation.csv rows), each against the last run's: the same GD and SVD losses, losses
     within float rounding, or moved."""
     before, now = before.set_index("matrix"), now.set_index("matrix")
     changes = []
     for matrix in [m for m in matrices if m in before.index and m in now.index]:
-        old, new = before.loc[matrix, FACTORISATION_METRICS].astype(float), now.loc[matrix, FACTORISATION_METRICS].astype(float)
+        old, new = (
+            before.loc[matrix, FACTORISATION_METRICS].astype(float),
+            now.loc[matrix, FACTORISATION_METRICS].astype(float),
+        )
         said = f"GD {old['gd_loss']:.6g} → {new['gd_loss']:.6g}, optimum {old['svd_loss']:.6g} → {new['svd_loss']:.6g}"
         changes.append(UnitChange(f"Q1 {matrix}", _closeness(old.to_numpy(), new.to_numpy()), said))
     return changes
 
 
-def compare_grid(before: pd.DataFrame, now: pd.DataFrame, compared: Sequence[tuple]) -> list[UnitChange]:
+def compare_grid(
+    before: pd.DataFrame, now: pd.DataFrame, compared: Sequence[tuple]
+) -> list[UnitChange]:
     """The grid's `compared` cells (mlp_cells.csv rows keyed lr, iterations, seed, split_seed) against the last
     run's: bit for bit, within float rounding, or judged seed by seed with the paired statistics of `lab2 compare`
     (changed when a cell's difference is significant after Holm, or when a cell has one seed and no noise to measure
@@ -115,19 +134,41 @@ def compare_grid(before: pd.DataFrame, now: pd.DataFrame, compared: Sequence[tup
     both = both[[tuple(k) in keys for k in both[CELL].itertuples(index=False)]]
     if both.empty:
         return []
-    old, new = both[[f"{m}_before" for m in METRICS]].to_numpy(float), both[list(METRICS)].to_numpy(float)
+    old, new = (
+        both[[f"{m}_before" for m in METRICS]].to_numpy(float),
+        both[list(METRICS)].to_numpy(float),
+    )
     verdict = _closeness(old, new)
     largest = np.nanmax(np.abs(new - old))
     if verdict != CHANGED:
-        return [UnitChange("Q2 grid", verdict, f"{len(both)} cells, largest difference {largest:.2g}")]
-    pairs, _ = compare_runs(both[CELL + list(METRICS)], both[CELL + [f"{m}_before" for m in METRICS]].rename(
-        columns=lambda c: c.removesuffix("_before")), "val_accuracy", None)
-    moved = pairs[[significant(p) or n < 2 for p, n in zip(pairs["p_holm"].fillna(1.0), pairs["n"])]]
+        return [
+            UnitChange("Q2 grid", verdict, f"{len(both)} cells, largest difference {largest:.2g}")
+        ]
+    pairs, _ = compare_runs(
+        both[CELL + list(METRICS)],
+        both[CELL + [f"{m}_before" for m in METRICS]].rename(
+            columns=lambda c: c.removesuffix("_before")
+        ),
+        "val_accuracy",
+        None,
+    )
+    moved = pairs[
+        [significant(p) or n < 2 for p, n in zip(pairs["p_holm"].fillna(1.0), pairs["n"])]
+    ]
     moved = moved[moved["mean_diff"].abs() > 0]
     if moved.empty:
-        return [UnitChange("Q2 grid", WITHIN_NOISE, f"{len(both)} cells; no cell's val accuracy moved beyond its seeds' noise "
-                                                    f"(largest mean difference {pairs['mean_diff'].abs().max():.3f})")]
-    said = "; ".join(f"{r.a.removeprefix('A ')}: val accuracy {r.mean_diff:+.3f} (n={r.n}, Holm p={r.p_holm:.2g})" for r in moved.itertuples())
+        return [
+            UnitChange(
+                "Q2 grid",
+                WITHIN_NOISE,
+                f"{len(both)} cells; no cell's val accuracy moved beyond its seeds' noise "
+                f"(largest mean difference {pairs['mean_diff'].abs().max():.3f})",
+            )
+        ]
+    said = "; ".join(
+        f"{r.a.removeprefix('A ')}: val accuracy {r.mean_diff:+.3f} (n={r.n}, Holm p={r.p_holm:.2g})"
+        for r in moved.itertuples()
+    )
     return [UnitChange("Q2 grid", CHANGED, f"{len(moved)} of {len(pairs)} cells moved: {said}")]
 
 
@@ -143,14 +184,25 @@ def since_last_run_markdown(since: SinceLastRun) -> str:
     """The description's first section: the verdict, the run it is against, what went in differently, what moved."""
     if since.predecessor is None:
         return "### Since the last run\n\nThe first run with these parameters in this experiment: nothing to compare."
-    against = f"[{since.predecessor}]({since.predecessor_link})" if since.predecessor_link else f"`{since.predecessor}`"
-    causes = "; ".join(since.causes) if since.causes else "nothing (the same code, data and environment)"
-    paragraphs = [f"### Since the last run: **{since.verdict}**", f"Against run {against}, the last with the same parameters. "
-                  f"What went in differently: {causes}."]
+    against = (
+        f"[{since.predecessor}]({since.predecessor_link})"
+        if since.predecessor_link
+        else f"`{since.predecessor}`"
+    )
+    causes = (
+        "; ".join(since.causes) if since.causes else "nothing (the same code, data and environment)"
+    )
+    paragraphs = [
+        f"### Since the last run: **{since.verdict}**",
+        f"Against run {against}, the last with the same parameters. "
+        f"What went in differently: {causes}.",
+    ]
     if since.new_units == 0:
         paragraphs.append("Every unit is the last run's: no number could move.")
     if since.units:
-        paragraphs.append("\n".join(f"- {u.what}: **{u.verdict}**. {u.evidence}" for u in since.units))
+        paragraphs.append(
+            "\n".join(f"- {u.what}: **{u.verdict}**. {u.evidence}" for u in since.units)
+        )
     return "\n\n".join(paragraphs)
 
 

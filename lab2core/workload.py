@@ -21,7 +21,9 @@ SECONDS_PER_TRAJECTORY_STEP = 2.5e-5
 SECONDS_PER_GD_EPOCH = 1.5e-4  # one matrix
 BYTES_PER_TRAJECTORY_POINT = 48
 BYTES_PER_CURVE_POINT = 40
-SECONDS_PER_CELL_RUN = 0.04  # an MLflow run written whole on SQLite (over HTTP about 6 times as long)
+SECONDS_PER_CELL_RUN = (
+    0.04  # an MLflow run written whole on SQLite (over HTTP about 6 times as long)
+)
 SECONDS_PER_CURVE_POINT = 1.5e-4  # a metric row in MLflow's SQLite store
 MAX_HOURS_ENV = "LAB2_MAX_HOURS"  # the longest run lab2 starts (default 24 h)
 
@@ -44,10 +46,18 @@ def deal_shards(pairs: Sequence[tuple[float, int]], n_shards: int) -> list[list[
 
 
 def missing_trajectories(
-    lrs: Sequence[float], iterations: Sequence[int], seeds: Sequence[int], done: Collection[tuple[float, int, int]]
+    lrs: Sequence[float],
+    iterations: Sequence[int],
+    seeds: Sequence[int],
+    done: Collection[tuple[float, int, int]],
 ) -> list[tuple[float, int]]:
     """The (lr, seed) trajectories with at least one (lr, iterations, seed) cell not in `done`, in grid order."""
-    return [(lr, seed) for lr in lrs for seed in seeds if any((lr, it, seed) not in done for it in iterations)]
+    return [
+        (lr, seed)
+        for lr in lrs
+        for seed in seeds
+        if any((lr, it, seed) not in done for it in iterations)
+    ]
 
 
 @dataclass(frozen=True)
@@ -58,17 +68,29 @@ class RunCost:
     bytes: int
 
 
-def run_cost(n_trajectories: int, iterations: Sequence[int], n_splits: int, gd_epochs: int, cores: int) -> RunCost:
+def run_cost(
+    n_trajectories: int, iterations: Sequence[int], n_splits: int, gd_epochs: int, cores: int
+) -> RunCost:
     """The expected cost of training `n_trajectories` (lr, seed) trajectories on each of `n_splits` split seeds for
     max(iterations) steps, a shard per core, of logging every iteration count as a cell with its curve, and of
     factorising two matrices for `gd_epochs` epochs."""
     steps = max(iterations, default=0)
-    per_shard = steps * (SECONDS_PER_SHARD_STEP + SECONDS_PER_TRAJECTORY_STEP * math.ceil(n_trajectories / max(1, min(cores, n_trajectories))))
+    per_shard = steps * (
+        SECONDS_PER_SHARD_STEP
+        + SECONDS_PER_TRAJECTORY_STEP
+        * math.ceil(n_trajectories / max(1, min(cores, n_trajectories)))
+    )
     shards = min(cores, n_trajectories) * n_splits
     points = n_trajectories * n_splits * sum(min(it, CURVE_POINTS + 1) for it in iterations)
-    logging = n_trajectories * n_splits * len(iterations) * SECONDS_PER_CELL_RUN + points * SECONDS_PER_CURVE_POINT
+    logging = (
+        n_trajectories * n_splits * len(iterations) * SECONDS_PER_CELL_RUN
+        + points * SECONDS_PER_CURVE_POINT
+    )
     seconds = per_shard * math.ceil(shards / cores) + logging + 2 * gd_epochs * SECONDS_PER_GD_EPOCH
-    memory = points * (BYTES_PER_TRAJECTORY_POINT + BYTES_PER_CURVE_POINT) + gd_epochs * BYTES_PER_CURVE_POINT
+    memory = (
+        points * (BYTES_PER_TRAJECTORY_POINT + BYTES_PER_CURVE_POINT)
+        + gd_epochs * BYTES_PER_CURVE_POINT
+    )
     return RunCost(seconds, memory)
 
 

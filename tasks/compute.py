@@ -12,7 +12,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from lab2.core.data import Dataset, factorisation_matrices, load_dataset
-from lab2.core.factorise import Factorisation, column_angles, factorise_gd, principal_angles, truncated_svd
+from lab2.core.factorise import (
+    Factorisation,
+    column_angles,
+    factorise_gd,
+    principal_angles,
+    truncated_svd,
+)
 from lab2.core.mlp import CellResult, MLPData, prepare_mlp_data, train_cells
 from lab2.core.params import FactorisationSetup, MLPSetup, RunParams
 from lab2.core.seeds import SeedComparison
@@ -36,7 +42,9 @@ def load_data(dataset: str, label_column: str | None = None) -> Dataset:
 
 
 @task(cache_policy=NO_CACHE)
-def load_matrices(dataset: str, label_column: str | None) -> tuple[Dataset, dict[str, torch.Tensor]]:
+def load_matrices(
+    dataset: str, label_column: str | None
+) -> tuple[Dataset, dict[str, torch.Tensor]]:
     """The dataset and the matrices Q1 factorises: the lab's 3×3 and the dataset's centred features."""
     data = load_dataset(dataset, label_column)
     return data, factorisation_matrices(data)
@@ -77,7 +85,11 @@ def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset, matrix: str) ->
     no classes)."""
     if matrix != data.name:
         return {}
-    return {"u_scatter": u_scatter_png(svd.u.numpy(), gd.u.numpy(), data.labels.numpy(), data.class_names).result()}
+    return {
+        "u_scatter": u_scatter_png(
+            svd.u.numpy(), gd.u.numpy(), data.labels.numpy(), data.class_names
+        ).result()
+    }
 
 
 @task(cache_policy=NO_CACHE, task_run_name="train-shard-{shard_index}")
@@ -92,13 +104,17 @@ def train_shard(
 ) -> list[CellResult]:
     """Train a shard of (lr, seed) trajectories as one batched program; one result per cell. Stops (raises
     Stopped) within a chunk of steps once `stop_file` exists."""
-    torch.set_num_threads(torch_threads)  # in the process that runs the shard (a thread pool's or a worker's)
+    torch.set_num_threads(
+        torch_threads
+    )  # in the process that runs the shard (a thread pool's or a worker's)
     should_stop = (lambda: stop_asked(stop_file)) if stop_file else None
     return train_cells(data, trajectories, iterations, setup.hidden, setup.protocol, should_stop)
 
 
 @task(cache_policy=NO_CACHE)
-def compare_over_seeds(cells: pd.DataFrame, val_rows: int | None, min_effect: float | None) -> SeedComparison:
+def compare_over_seeds(
+    cells: pd.DataFrame, val_rows: int | None, min_effect: float | None
+) -> SeedComparison:
     """Group the cells by everything but the seeds: statistics, bounded 95% intervals, paired comparisons (computed
     beside the figures that show them)."""
     return seed_comparison(cells, val_rows, min_effect).result()

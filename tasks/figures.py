@@ -40,7 +40,9 @@ class FigureProcess:
 
     def __init__(self) -> None:
         self.pid = os.getpid()  # the process that opened it
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_as_lab2s_helper)
+        self._pool = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_as_lab2s_helper
+        )
         self._pool.submit(_ready)  # the process starts on its first job
 
     def submit(self, compute: Callable[..., object], *args: object) -> Future:
@@ -71,23 +73,35 @@ def figure_process() -> Iterator[None]:
         _open = None
 
 
-def u_scatter_png(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> Future[bytes]:
+def u_scatter_png(
+    u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
+) -> Future[bytes]:
     """Q1_3's U scatter (lab2.core.plots.plot_u_scatter) as PNG."""
     return _computed(_u_scatter_png, u_svd, u_gd, labels, list(class_names))
 
 
 def learning_curve_png(cell: CellResult) -> Future[bytes]:
     """One cell's learning curve (lab2.core.plots.plot_learning_curve) as PNG."""
-    in_title = dict(lr=cell.lr, iterations=cell.iterations, seed=cell.seed, train_accuracy=cell.train_accuracy, val_accuracy=cell.val_accuracy)
+    in_title = dict(
+        lr=cell.lr,
+        iterations=cell.iterations,
+        seed=cell.seed,
+        train_accuracy=cell.train_accuracy,
+        val_accuracy=cell.val_accuracy,
+    )
     return _computed(_learning_curve_png, dict(cell.train_loss_history), in_title)
 
 
-def grid_summary_pngs(cells: pd.DataFrame, curves: pd.DataFrame, seeds: SeedComparison) -> Future[dict[str, bytes]]:
+def grid_summary_pngs(
+    cells: pd.DataFrame, curves: pd.DataFrame, seeds: SeedComparison
+) -> Future[dict[str, bytes]]:
     """The grid's six summary figures (lab2.core.plots.grid_summary_figures) as PNG bytes by artifact name."""
     return _computed(_grid_summary_pngs, cells, curves, seeds.summary, seeds.paired, seeds.pairs)
 
 
-def seed_comparison(cells: pd.DataFrame, val_rows: int | None, min_effect: float | None) -> Future[SeedComparison]:
+def seed_comparison(
+    cells: pd.DataFrame, val_rows: int | None, min_effect: float | None
+) -> Future[SeedComparison]:
     """lab2.core.seeds.compare_seeds of the cells, which the summary figures then show."""
     return _computed(compare_seeds, cells, val_rows, min_effect)
 
@@ -113,6 +127,7 @@ def _computed(compute: Callable[..., object], *args: object) -> Future:
 
 # In the figure process (or here, with none open): matplotlib and scipy are imported on first use.
 
+
 def _ready() -> None:
     import scipy.stats  # noqa: F401
 
@@ -123,7 +138,9 @@ def _unpickled(compute: Callable[..., object], args: bytes) -> object:
     return compute(*pickle.loads(args))
 
 
-def _u_scatter_png(u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: list[str]) -> bytes:
+def _u_scatter_png(
+    u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: list[str]
+) -> bytes:
     from lab2.core.plots import plot_u_scatter
 
     return png(plot_u_scatter(u_svd, u_gd, labels, class_names))

@@ -13,8 +13,16 @@ from prefect import get_run_logger, task
 from prefect.artifacts import MarkdownArtifact, TableArtifact
 from prefect.cache_policies import NO_CACHE
 
-from lab2.core.describe import best_label, cell_run_name, display_table, group_result, pairs_display, pipeline_description, summary_notes
-from lab2.core.describe import winner_description
+from lab2.core.describe import (
+    best_label,
+    cell_run_name,
+    display_table,
+    group_result,
+    pairs_display,
+    pipeline_description,
+    summary_notes,
+    winner_description,
+)
 from lab2.core.lab_report import figures_as_notes
 from lab2.core.mlp import MLPData, to_module, train_cells
 from lab2.core.params import MLPSetup
@@ -62,15 +70,26 @@ def publish_factorisation(parent_run_id: str, summary: pd.DataFrame, units: pd.D
 
 @task(cache_policy=NO_CACHE)
 def publish_grid(
-    parent_run_id: str, cells: pd.DataFrame, figures: Mapping[str, bytes], seeds: SeedComparison, val_rows: int, units: pd.DataFrame
+    parent_run_id: str,
+    cells: pd.DataFrame,
+    figures: Mapping[str, bytes],
+    seeds: SeedComparison,
+    val_rows: int,
+    units: pd.DataFrame,
 ) -> None:
     """On the parent run: mlp_cells.csv, seed_summary.csv/.html, seed_pairs.csv, the summary figures (PNG bytes by
     name), val_rows, the units (no per-group metrics: MLflow's group-by on lab2.group averages the seeds itself); the
     seed tables as Prefect artifacts of the top flow run."""
     tracking.log_pngs(parent_run_id, figures)
     tracking.log_to_run(parent_run_id, RunRecord(params={"val_rows": val_rows}))
-    cells = cells.drop(columns="val_correct", errors="ignore")  # each cell run's tag: a 0/1 string a CSV reader takes for a number
-    for name, table in {"mlp_cells.csv": cells, "seed_summary.csv": seeds.summary, "seed_pairs.csv": seeds.pairs}.items():
+    cells = cells.drop(
+        columns="val_correct", errors="ignore"
+    )  # each cell run's tag: a 0/1 string a CSV reader takes for a number
+    for name, table in {
+        "mlp_cells.csv": cells,
+        "seed_summary.csv": seeds.summary,
+        "seed_pairs.csv": seeds.pairs,
+    }.items():
         tracking.log_text(parent_run_id, table.to_csv(index=False), name)
     tracking.log_text(parent_run_id, seed_summary_html(seeds), "seed_summary.html")
     record_units(parent_run_id, "mlp_grid", units)
@@ -80,11 +99,15 @@ def publish_grid(
 def _publish_seed_tables(seeds: SeedComparison) -> None:
     """The seed table and the paired verdicts as Prefect table artifacts of the flow run a user opens: the top one."""
     TableArtifact(
-        key="seed-summary", table=display_table(seeds.summary).to_dict(orient="records"),
-        description=f"MLP cells over seeds; best {best_label(seeds)}", flow_run_id=top_flow_run_id(),
+        key="seed-summary",
+        table=display_table(seeds.summary).to_dict(orient="records"),
+        description=f"MLP cells over seeds; best {best_label(seeds)}",
+        flow_run_id=top_flow_run_id(),
     ).create()
     TableArtifact(
-        key="seed-pairs", table=_short_verdicts(_pairs_for_reading(seeds.pairs)).to_dict(orient="records"), flow_run_id=top_flow_run_id(),
+        key="seed-pairs",
+        table=_short_verdicts(_pairs_for_reading(seeds.pairs)).to_dict(orient="records"),
+        flow_run_id=top_flow_run_id(),
         description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, sign-flip, seeds for 80% power",
     ).create()
 
@@ -106,7 +129,9 @@ def seed_summary_html(seeds: SeedComparison) -> str:
 def _pairs_for_reading(pairs: pd.DataFrame) -> pd.DataFrame:
     """The pair table rounded for reading, the verdict right after the groups."""
     shown = pairs_display(pairs)
-    shown.insert(2, "verdict", pairs["verdict"])  # what a reader wants first, before the numbers behind it
+    shown.insert(
+        2, "verdict", pairs["verdict"]
+    )  # what a reader wants first, before the numbers behind it
     return shown
 
 
@@ -120,31 +145,67 @@ def _short_verdicts(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 @task(cache_policy=NO_CACHE)
-def log_winner(parent_run_id: str, seeds: SeedComparison, cells: GridCells, plan: Plan, setup: MLPSetup, data: MLPData) -> Winner:
+def log_winner(
+    parent_run_id: str,
+    seeds: SeedComparison,
+    cells: GridCells,
+    plan: Plan,
+    setup: MLPSetup,
+    data: MLPData,
+) -> Winner:
     """The best group's cell of the smallest seed on `setup`'s split as logged model lab2-mlp of the parent run, with
     the cell's metrics: the model an earlier run logged for the same cell and group, else the cell's weights (those
     trained now, or the cell trained again: deterministic, so identical to its run's) logged; a registry version only
     for a new winning unit."""
     best = seeds.best
-    key = (float(best["lr"]), int(best["iterations"]), int(cells.table["seed"].min()), setup.split_seed)
+    key = (
+        float(best["lr"]),
+        int(best["iterations"]),
+        int(cells.table["seed"].min()),
+        setup.split_seed,
+    )
     row = cells.table.set_index(["lr", "iterations", "seed", "split_seed"]).loc[key]
     run_id = plan.run_ids(cells.written)[key]
-    tracking.log_to_run(parent_run_id, RunRecord(params=dict(zip(("best_lr", "best_iterations", "best_seed", "best_split_seed"), key))))
+    tracking.log_to_run(
+        parent_run_id,
+        RunRecord(
+            params=dict(zip(("best_lr", "best_iterations", "best_seed", "best_split_seed"), key))
+        ),
+    )
     group = group_result(best)
     tags = {
-        "lr": f"{key[0]:g}", "iterations": key[1], "seed": key[2], "lab2.cell": cell_run_name(*key),
-        "lab2.group": group_label(cell_params(setup, *key[:3])), "lab2.group_val_accuracy": group, "lab2.cell_run_id": run_id,
+        "lr": f"{key[0]:g}",
+        "iterations": key[1],
+        "seed": key[2],
+        "lab2.cell": cell_run_name(*key),
+        "lab2.group": group_label(cell_params(setup, *key[:3])),
+        "lab2.group_val_accuracy": group,
+        "lab2.cell_run_id": run_id,
     }
     description = winner_description(*key[:3], group, row["val_accuracy"])
 
-    def cell_model() -> torch.nn.Module:  # the weights trained now, else the cell trained again (deterministic)
+    def cell_model() -> (
+        torch.nn.Module
+    ):  # the weights trained now, else the cell trained again (deterministic)
         if key in cells.weights:
             return to_module(cells.weights[key])
         (cell,) = train_cells(data, [(key[0], key[2])], [key[1]], setup.hidden, setup.protocol)
         return to_module(cell.weights)
 
-    datasets = {"train": cells.datasets[setup.split_seed]["training"], "val": cells.datasets[setup.split_seed]["validation"]}
-    winner = WinnerModel(cell_model, data.x_val[:5], run_id, plan.identities[key], cell_params(setup, *key[:3]), tags, description, datasets)
+    datasets = {
+        "train": cells.datasets[setup.split_seed]["training"],
+        "val": cells.datasets[setup.split_seed]["validation"],
+    }
+    winner = WinnerModel(
+        cell_model,
+        data.x_val[:5],
+        run_id,
+        plan.identities[key],
+        cell_params(setup, *key[:3]),
+        tags,
+        description,
+        datasets,
+    )
     uri, _ = tracking.log_winner_model(parent_run_id, REGISTERED_MODEL, winner)
     return Winner(key, float(row["val_accuracy"]), run_id, uri)
 
@@ -162,8 +223,12 @@ def publish_report(parent_run_id: str) -> str | None:
     tracking.log_text(parent_run_id, report.markdown, REPORT_MARKDOWN)
     tracking.log_text(parent_run_id, report.html, REPORT_HTML)
     location = tracking.artifact_location(parent_run_id, REPORT_HTML)
-    MarkdownArtifact(key="lab-report", markdown=f"{_report_link(location)}\n\n{figures_as_notes(report.markdown)}", flow_run_id=top_flow_run_id(),
-                     description=f"The lab answered from MLflow run {parent_run_id}, every claim of the original report checked").create()
+    MarkdownArtifact(
+        key="lab-report",
+        markdown=f"{_report_link(location)}\n\n{figures_as_notes(report.markdown)}",
+        flow_run_id=top_flow_run_id(),
+        description=f"The lab answered from MLflow run {parent_run_id}, every claim of the original report checked",
+    ).create()
     return location
 
 
@@ -176,8 +241,13 @@ def _report_link(location: str) -> str:
 
 @task(cache_policy=NO_CACHE)
 def describe_parent(
-    parent_run_id: str, what_ran: Sequence[str], units: pd.DataFrame, factorisation: pd.DataFrame | None = None,
-    seeds: SeedComparison | None = None, winner: Winner | None = None, since_last_run: str | None = None,
+    parent_run_id: str,
+    what_ran: Sequence[str],
+    units: pd.DataFrame,
+    factorisation: pd.DataFrame | None = None,
+    seeds: SeedComparison | None = None,
+    winner: Winner | None = None,
+    since_last_run: str | None = None,
 ) -> str | None:
     """The parent run's description (what changed since the last run, what ran, the grid's table, the best group,
     its Prefect flow run, reused runs) and lab2's saved view of the runs table; returns the link to the runs in an
@@ -186,8 +256,14 @@ def describe_parent(
     reused = [(r.name, tracking.run_link(r.run_id, exp_id)) for r in units.itertuples() if r.reused]
     best_run = (winner.name, tracking.run_link(winner.run_id, exp_id)) if winner else None
     flow_run_url = tracking.prefect_tags().get("prefect.flow_run_url")
-    text = pipeline_description(what_ran, seeds, factorisation, flow_run_url, reused, best_run, since_last_run)
+    text = pipeline_description(
+        what_ran, seeds, factorisation, flow_run_url, reused, best_run, since_last_run
+    )
     tracking.set_description(parent_run_id, text)
     labels = [short_label(group) for group in seeds.summary["group"]] if seeds else []
-    labels += [factorisation_group(step, m) for m in factorisation["matrix"] for step in (GD, SVD)] if factorisation is not None else []
+    labels += (
+        [factorisation_group(step, m) for m in factorisation["matrix"] for step in (GD, SVD)]
+        if factorisation is not None
+        else []
+    )
     return tracking.runs_url(exp_id, tracking.set_runs_view(exp_id, labels))

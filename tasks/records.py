@@ -12,7 +12,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from lab2.core.data import Dataset, labelled_frame
-from lab2.core.describe import cell_description, cell_run_name, factorisation_description, factorisation_run_name
+from lab2.core.describe import (
+    cell_description,
+    cell_run_name,
+    factorisation_description,
+    factorisation_run_name,
+)
 from lab2.core.factorise import Factorisation, reconstruction_rows, u_rows
 from lab2.core.identity import code_version, tensor_digest
 from lab2.core.mlp import CellResult, MLPData
@@ -35,7 +40,13 @@ CellKey = tuple[float, int, int, int]  # lr, iterations, seed, split seed
 
 def gd_params(matrix: str, setup: FactorisationSetup) -> dict[str, object]:
     """Params of a `gd-factorise` run, named as the flow's parameters (an `lr` column is the MLP's)."""
-    return {"matrix": matrix, "rank": setup.rank, "gd_lr": setup.lr, "gd_epochs": setup.epochs, "gd_seed": setup.seed}
+    return {
+        "matrix": matrix,
+        "rank": setup.rank,
+        "gd_lr": setup.lr,
+        "gd_epochs": setup.epochs,
+        "gd_seed": setup.seed,
+    }
 
 
 def factorisation_group(step: str, matrix: str) -> str:
@@ -54,10 +65,17 @@ def cell_params(setup: MLPSetup, lr: float, iterations: int, seed: int) -> dict[
     return {"lr": lr, "iterations": iterations, "seed": seed, **setup.as_params()}
 
 
-def factorisation_units(matrices: Mapping[str, torch.Tensor], data: Dataset, setup: FactorisationSetup) -> tuple[dict, dict, dict]:
+def factorisation_units(
+    matrices: Mapping[str, torch.Tensor], data: Dataset, setup: FactorisationSetup
+) -> tuple[dict, dict, dict]:
     """Steps, run names and identities of Q1's units, keyed (matrix, step)."""
-    digests = {name: data.digest if name == data.name else tensor_digest(matrix) for name, matrix in matrices.items()}
-    params = {(m, GD): gd_params(m, setup) for m in matrices} | {(m, SVD): svd_params(m, setup.rank) for m in matrices}
+    digests = {
+        name: data.digest if name == data.name else tensor_digest(matrix)
+        for name, matrix in matrices.items()
+    }
+    params = {(m, GD): gd_params(m, setup) for m in matrices} | {
+        (m, SVD): svd_params(m, setup.rank) for m in matrices
+    }
     steps = {key: key[1] for key in params}
     names = {key: factorisation_run_name(key[1], key[0]) for key in params}
     return steps, names, {key: identity_of(key[1], p, digests[key[0]]) for key, p in params.items()}
@@ -66,44 +84,97 @@ def factorisation_units(matrices: Mapping[str, torch.Tensor], data: Dataset, set
 def grid_units(params: GridParams, digest: str) -> tuple[dict, dict, dict]:
     """Steps, run names and identities of Q2's cells, keyed (lr, iterations, seed, split seed); whether a cell has a
     figure is part of its identity."""
-    keys = [(lr, it, seed, k) for k in params.split_seeds for lr in params.lrs for it in params.iterations for seed in params.seeds]
+    keys = [
+        (lr, it, seed, k)
+        for k in params.split_seeds
+        for lr in params.lrs
+        for it in params.iterations
+        for seed in params.seeds
+    ]
     identity = {"cell_figures": params.cell_figures}
-    identities = {key: identity_of(MLP, {**cell_params(params.setup(key[3]), *key[:3]), **identity}, digest) for key in keys}
+    identities = {
+        key: identity_of(MLP, {**cell_params(params.setup(key[3]), *key[:3]), **identity}, digest)
+        for key in keys
+    }
     return dict.fromkeys(keys, MLP), {key: cell_run_name(*key) for key in keys}, identities
 
 
 def _unit_tags(identity: str, description: str) -> dict[str, str]:
-    return {IDENTITY_TAG: identity, "lab2.code_version": code_version(), tracking.DESCRIPTION_TAG: description}
+    return {
+        IDENTITY_TAG: identity,
+        "lab2.code_version": code_version(),
+        tracking.DESCRIPTION_TAG: description,
+    }
 
 
-def gd_record(matrix: str, setup: FactorisationSetup, gd: Factorisation, angles: dict[str, float], figures: dict[str, bytes],
-              dataset: PandasDataset, identity: str, texts: Mapping[str, str]) -> RunRecord:
+def gd_record(
+    matrix: str,
+    setup: FactorisationSetup,
+    gd: Factorisation,
+    angles: dict[str, float],
+    figures: dict[str, bytes],
+    dataset: PandasDataset,
+    identity: str,
+    texts: Mapping[str, str],
+) -> RunRecord:
     """A `gd-factorise` run: params, final loss, per-epoch loss history, angles to SVD's U, figures and U's rows
     (`texts`), its matrix."""
     return RunRecord(
-        params=gd_params(matrix, setup), metrics={"loss": gd.loss, **angles}, histories={"loss": dict(enumerate(gd.loss_history))},
-        tags={**_unit_tags(identity, factorisation_description(GD, matrix, setup.rank, gd.loss)), "lab2.group": factorisation_group(GD, matrix)},
-        figures=figures, datasets={"training": dataset}, texts=texts,
+        params=gd_params(matrix, setup),
+        metrics={"loss": gd.loss, **angles},
+        histories={"loss": dict(enumerate(gd.loss_history))},
+        tags={
+            **_unit_tags(identity, factorisation_description(GD, matrix, setup.rank, gd.loss)),
+            "lab2.group": factorisation_group(GD, matrix),
+        },
+        figures=figures,
+        datasets={"training": dataset},
+        texts=texts,
     )
 
 
-def svd_record(matrix: str, rank: int, svd: Factorisation, dataset: PandasDataset, identity: str) -> RunRecord:
+def svd_record(
+    matrix: str, rank: int, svd: Factorisation, dataset: PandasDataset, identity: str
+) -> RunRecord:
     """An `svd-baseline` run: matrix, rank, the optimal loss, its matrix."""
-    tags = {**_unit_tags(identity, factorisation_description(SVD, matrix, rank, svd.loss)), "lab2.group": factorisation_group(SVD, matrix)}
-    return RunRecord(params=svd_params(matrix, rank), metrics={"loss": svd.loss}, tags=tags, datasets={"training": dataset})
+    tags = {
+        **_unit_tags(identity, factorisation_description(SVD, matrix, rank, svd.loss)),
+        "lab2.group": factorisation_group(SVD, matrix),
+    }
+    return RunRecord(
+        params=svd_params(matrix, rank),
+        metrics={"loss": svd.loss},
+        tags=tags,
+        datasets={"training": dataset},
+    )
 
 
-def cell_record(setup: MLPSetup, cell: CellResult, learning_curve: bytes | None, datasets: Mapping[str, PandasDataset], identity: str) -> RunRecord:
+def cell_record(
+    setup: MLPSetup,
+    cell: CellResult,
+    learning_curve: bytes | None,
+    datasets: Mapping[str, PandasDataset],
+    identity: str,
+) -> RunRecord:
     """An `mlp` run: params, final accuracies and losses, the training-loss history, its learning curve (PNG), its data."""
     params = cell_params(setup, cell.lr, cell.iterations, cell.seed)
-    description = cell_description(cell.lr, cell.iterations, cell.seed, cell.val_accuracy, cell.train_accuracy, cell.diverged)
+    description = cell_description(
+        cell.lr, cell.iterations, cell.seed, cell.val_accuracy, cell.train_accuracy, cell.diverged
+    )
     return RunRecord(
         # log10_lr: MLflow's parallel coordinates have no log axis, so the lr is also given as its exponent.
         params={**params, "log10_lr": f"{math.log10(cell.lr):.4g}"},
-        metrics={m: getattr(cell, m) for m in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")},
+        metrics={
+            m: getattr(cell, m)
+            for m in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
+        },
         histories={"train_loss": cell.train_loss_history},
-        tags={"lab2.diverged": str(cell.diverged).lower(), "lab2.group": group_label(params), tracking.VAL_CORRECT_TAG: cell.val_correct,
-              **_unit_tags(identity, description)},
+        tags={
+            "lab2.diverged": str(cell.diverged).lower(),
+            "lab2.group": group_label(params),
+            tracking.VAL_CORRECT_TAG: cell.val_correct,
+            **_unit_tags(identity, description),
+        },
         figures={"learning_curve": learning_curve} if learning_curve else {},
         datasets=datasets,
         figure_folder="",  # compare the seeds of a cell: MLflow's compare page lists root files only
@@ -112,11 +183,17 @@ def cell_record(setup: MLPSetup, cell: CellResult, learning_curve: bytes | None,
 
 def mlp_datasets(data: Dataset, mlp_data: MLPData) -> dict[str, PandasDataset]:
     """The MLP's training and validation parts as MLflow datasets (scaled features, label), hashed by content."""
-    parts = {"training": (mlp_data.x_train, mlp_data.y_train), "validation": (mlp_data.x_val, mlp_data.y_val)}
+    parts = {
+        "training": (mlp_data.x_train, mlp_data.y_train),
+        "validation": (mlp_data.x_val, mlp_data.y_val),
+    }
     return {
         context: tracking.dataset(
-            labelled_frame(x, data.columns(), y, data.class_names), data.name,
-            tensor_digest(torch.cat([x.double(), y.double().unsqueeze(1)], dim=1)), data.source, "label",
+            labelled_frame(x, data.columns(), y, data.class_names),
+            data.name,
+            tensor_digest(torch.cat([x.double(), y.double().unsqueeze(1)], dim=1)),
+            data.source,
+            "label",
         )
         for context, (x, y) in parts.items()
     }
@@ -125,15 +202,29 @@ def mlp_datasets(data: Dataset, mlp_data: MLPData) -> dict[str, PandasDataset]:
 def matrix_dataset(name: str, matrix: torch.Tensor, data: Dataset) -> PandasDataset:
     """A matrix Q1 factorises as an MLflow dataset: the dataset's centred features, or the lab's 3×3."""
     if name == data.name:
-        return tracking.dataset(labelled_frame(matrix, data.columns(), data.labels, data.class_names), name, data.digest, data.source, "label")
+        return tracking.dataset(
+            labelled_frame(matrix, data.columns(), data.labels, data.class_names),
+            name,
+            data.digest,
+            data.source,
+            "label",
+        )
     frame = labelled_frame(matrix, [f"c{k}" for k in range(matrix.shape[1])])
     return tracking.dataset(frame, name, tensor_digest(matrix), "lab2.core.data.LAB_MATRIX", None)
 
 
 @task(cache_policy=NO_CACHE)
 def record_factorisation(
-    parent_run_id: str, name: str, matrix: torch.Tensor, data: Dataset, setup: FactorisationSetup, plan: Plan,
-    gd: Factorisation, svd: Factorisation, angles: dict[str, float], figures: dict[str, bytes],
+    parent_run_id: str,
+    name: str,
+    matrix: torch.Tensor,
+    data: Dataset,
+    setup: FactorisationSetup,
+    plan: Plan,
+    gd: Factorisation,
+    svd: Factorisation,
+    angles: dict[str, float],
+    figures: dict[str, bytes],
 ) -> tuple[dict[str, object], dict[tuple[str, str], str]]:
     """Q1 of one matrix: its `gd-factorise` and `svd-baseline` runs (those not reused); on the GD run and the parent,
     the dataset's U figure and U rows (u.csv), or the lab's matrix reconstructed (reconstruction.csv); returns its row
@@ -144,16 +235,26 @@ def record_factorisation(
     else:
         texts = {RECONSTRUCTION: reconstruction_rows(matrix, gd, svd).to_csv(index=False)}
     records = {
-        (name, GD): lambda: gd_record(name, setup, gd, angles, figures, dataset, plan.identities[(name, GD)], texts),
-        (name, SVD): lambda: svd_record(name, setup.rank, svd, dataset, plan.identities[(name, SVD)]),
+        (name, GD): lambda: gd_record(
+            name, setup, gd, angles, figures, dataset, plan.identities[(name, GD)], texts
+        ),
+        (name, SVD): lambda: svd_record(
+            name, setup.rank, svd, dataset, plan.identities[(name, SVD)]
+        ),
     }
-    written = {key: tracking.log_child_run(parent_run_id, key[1], plan.names[key], records[key]()) for key in plan.to_compute if key in records}
+    written = {
+        key: tracking.log_child_run(parent_run_id, key[1], plan.names[key], records[key]())
+        for key in plan.to_compute
+        if key in records
+    }
     tracking.log_to_run(parent_run_id, RunRecord(figures=figures, texts=texts))
     return {"matrix": name, "gd_loss": gd.loss, "svd_loss": svd.loss, **angles}, written
 
 
 @task(cache_policy=NO_CACHE)
-def reuse_factorisation(parent_run_id: str, name: str, data: Dataset, plan: Plan) -> dict[str, object]:
+def reuse_factorisation(
+    parent_run_id: str, name: str, data: Dataset, plan: Plan
+) -> dict[str, object]:
     """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter and rows, or the lab's
     matrix reconstructed, copied onto the parent."""
     gd, svd = plan.reused[(name, GD)], plan.reused[(name, SVD)]
@@ -165,16 +266,26 @@ def reuse_factorisation(parent_run_id: str, name: str, data: Dataset, plan: Plan
 
 @task(cache_policy=NO_CACHE, task_run_name="log-cells-{batch}")
 def log_cells(
-    parent_run_id: str, setups: Mapping[int, MLPSetup], cells: Sequence[tuple[int, CellResult]], cell_figures: bool, batch: int,
-    identities: Mapping[CellKey, str], datasets: Mapping[int, Mapping[str, PandasDataset]], stop_file: str,
+    parent_run_id: str,
+    setups: Mapping[int, MLPSetup],
+    cells: Sequence[tuple[int, CellResult]],
+    cell_figures: bool,
+    batch: int,
+    identities: Mapping[CellKey, str],
+    datasets: Mapping[int, Mapping[str, PandasDataset]],
+    stop_file: str,
 ) -> dict[CellKey, str]:
     """One child run `mlp` per (split seed, cell): params, final metrics, training-loss history, learning curve, its data.
     Between cells, stops (raises Stopped) once `stop_file` exists: every run written so far is whole."""
-    curves = [learning_curve_png(c) if cell_figures else None for _, c in cells]  # drawn as the runs before them are written
+    curves = [
+        learning_curve_png(c) if cell_figures else None for _, c in cells
+    ]  # drawn as the runs before them are written
     written = {}
     for (split, c), curve in zip(cells, curves):
         check_stop(stop_file)
         key = (c.lr, c.iterations, c.seed, split)
-        record = cell_record(setups[split], c, curve.result() if curve else None, datasets[split], identities[key])
+        record = cell_record(
+            setups[split], c, curve.result() if curve else None, datasets[split], identities[key]
+        )
         written[key] = tracking.log_child_run(parent_run_id, MLP, cell_run_name(*key), record)
     return written

@@ -68,16 +68,32 @@ class Plan(Generic[K]):
     def table(self, written: Mapping[K, str]) -> pd.DataFrame:
         """One row per unit: step, name, identity, run id (reused or written now), reused or not."""
         run_ids = self.run_ids(written)
-        rows = [[self.steps[k], self.names[k], identity, run_ids[k], k in self.reused] for k, identity in self.identities.items()]
+        rows = [
+            [self.steps[k], self.names[k], identity, run_ids[k], k in self.reused]
+            for k, identity in self.identities.items()
+        ]
         return pd.DataFrame(rows, columns=UNITS_COLUMNS)
 
 
 @task(cache_policy=NO_CACHE)
 def plan_units(
-    experiment: str, steps: Mapping[K, str], names: Mapping[K, str], identities: Mapping[K, str], force: bool = False
+    experiment: str,
+    steps: Mapping[K, str],
+    names: Mapping[K, str],
+    identities: Mapping[K, str],
+    force: bool = False,
 ) -> Plan[K]:
     """Which units a FINISHED run of their identity already holds (one scan of the experiment); with `force`, none."""
-    found = {} if force else _newest(_finished_by_identity(tracking.search_runs(tracking.experiment_id(experiment), _FINISHED), identities.values()))
+    found = (
+        {}
+        if force
+        else _newest(
+            _finished_by_identity(
+                tracking.search_runs(tracking.experiment_id(experiment), _FINISHED),
+                identities.values(),
+            )
+        )
+    )
     reused = {key: found[identity] for key, identity in identities.items() if identity in found}
     return Plan(dict(steps), dict(names), dict(identities), reused)
 
@@ -85,7 +101,10 @@ def plan_units(
 def record_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> None:
     """Every unit of a flow with its run and whether it was reused: units/{flow}.csv and counts as tags."""
     reused = int(units["reused"].sum())
-    tags = {f"lab2.{flow_name}.units_reused": reused, f"lab2.{flow_name}.units_computed": len(units) - reused}
+    tags = {
+        f"lab2.{flow_name}.units_reused": reused,
+        f"lab2.{flow_name}.units_computed": len(units) - reused,
+    }
     tracking.log_to_run(parent_run_id, RunRecord(tags=tags))
     tracking.log_text(parent_run_id, units.to_csv(index=False), f"units/{flow_name}.csv")
 
@@ -98,11 +117,16 @@ def settle(parent_run_id: str) -> None:
     runs = tracking.search_runs(exp_id, "")
     tracking.reap_stale_runs([r for r in runs if r.info.status == "RUNNING"])
     units = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_run_id]
-    for identity, carriers in _finished_by_identity(runs, {r.data.tags.get(IDENTITY_TAG) for r in units} - {None}).items():
+    for identity, carriers in _finished_by_identity(
+        runs, {r.data.tags.get(IDENTITY_TAG) for r in units} - {None}
+    ).items():
         newest = max(carriers, key=_age)
         for run in carriers:
             if run is not newest:
-                tracking.retrying(f"the identity of run {run.info.run_id}", lambda: _supersede(run.info.run_id, newest.info.run_id, identity))
+                tracking.retrying(
+                    f"the identity of run {run.info.run_id}",
+                    lambda: _supersede(run.info.run_id, newest.info.run_id, identity),
+                )
 
 
 _FINISHED = f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` LIKE '%'"
@@ -111,7 +135,9 @@ _FINISHED = f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` LIKE '%'"
 def _finished_by_identity(runs: list[Run], identities: Collection[str]) -> dict[str, list[Run]]:
     wanted, found = set(identities), {}
     for run in runs:
-        identity = run.data.tags.get(IDENTITY_TAG)  # None if a concurrent process just superseded the run
+        identity = run.data.tags.get(
+            IDENTITY_TAG
+        )  # None if a concurrent process just superseded the run
         if run.info.status == "FINISHED" and identity in wanted:
             found.setdefault(identity, []).append(run)
     return found
@@ -119,7 +145,10 @@ def _finished_by_identity(runs: list[Run], identities: Collection[str]) -> dict[
 
 def _newest(by_identity: Mapping[str, list[Run]]) -> dict[str, FinishedRun]:
     newest = {identity: max(runs, key=_age) for identity, runs in by_identity.items()}
-    return {i: FinishedRun(r.info.run_id, dict(r.data.metrics), dict(r.data.tags)) for i, r in newest.items()}
+    return {
+        i: FinishedRun(r.info.run_id, dict(r.data.metrics), dict(r.data.tags))
+        for i, r in newest.items()
+    }
 
 
 def _supersede(run_id: str, newest_run_id: str, identity: str) -> None:
@@ -128,7 +157,9 @@ def _supersede(run_id: str, newest_run_id: str, identity: str) -> None:
         try:
             client.set_tag(run_id, key, value)
         except (MlflowException, IntegrityError):
-            if client.get_run(run_id).data.tags.get(key) != value:  # else a concurrent process set it first
+            if (
+                client.get_run(run_id).data.tags.get(key) != value
+            ):  # else a concurrent process set it first
                 raise
     try:
         client.delete_tag(run_id, IDENTITY_TAG)
@@ -143,25 +174,45 @@ def _age(run: Run) -> tuple[int, str]:
 
 def reused_factorisation_row(matrix: str, gd: FinishedRun, svd: FinishedRun) -> dict[str, object]:
     """A row of Q1's table read from the reused `gd-factorise` and `svd-baseline` runs."""
-    angles = {k: gd.metrics[k] for k in sorted(gd.metrics) if k.startswith(("principal_angle_", "u_column_angle_"))}
-    return {"matrix": matrix, "gd_loss": gd.metrics["loss"], "svd_loss": svd.metrics["loss"], **angles}
+    angles = {
+        k: gd.metrics[k]
+        for k in sorted(gd.metrics)
+        if k.startswith(("principal_angle_", "u_column_angle_"))
+    }
+    return {
+        "matrix": matrix,
+        "gd_loss": gd.metrics["loss"],
+        "svd_loss": svd.metrics["loss"],
+        **angles,
+    }
 
 
 def reused_cell_rows(reused: Mapping[tuple, FinishedRun]) -> list[dict[str, object]]:
     """Rows of the grid's table, keyed (lr, iterations, seed, split seed), read from reused runs' final metrics."""
     return [
-        {"lr": lr, "iterations": it, "seed": seed, "split_seed": split, **{m: run.metrics[m] for m in METRICS},
-         "diverged": run.tags.get("lab2.diverged") == "true", "val_correct": run.tags.get(tracking.VAL_CORRECT_TAG, "")}
+        {
+            "lr": lr,
+            "iterations": it,
+            "seed": seed,
+            "split_seed": split,
+            **{m: run.metrics[m] for m in METRICS},
+            "diverged": run.tags.get("lab2.diverged") == "true",
+            "val_correct": run.tags.get(tracking.VAL_CORRECT_TAG, ""),
+        }
         for (lr, it, seed, split), run in reused.items()
     ]
 
 
 @task(cache_policy=NO_CACHE)
-def read_reused_curves(reused: Mapping[tuple, FinishedRun], trained: Collection[tuple[float, int, int]]) -> pd.DataFrame:
+def read_reused_curves(
+    reused: Mapping[tuple, FinishedRun], trained: Collection[tuple[float, int, int]]
+) -> pd.DataFrame:
     """Training-loss curves (lr, seed, split_seed, step, loss) of reused trajectories not trained again, from each one's longest cell."""
     longest: dict[tuple[float, int, int], tuple[int, str]] = {}
     for (lr, iterations, seed, split), run in reused.items():
-        if (lr, seed, split) not in trained and iterations > longest.get((lr, seed, split), (0, ""))[0]:
+        if (lr, seed, split) not in trained and iterations > longest.get(
+            (lr, seed, split), (0, "")
+        )[0]:
             longest[(lr, seed, split)] = (iterations, run.run_id)
     rows = [
         {"lr": lr, "seed": seed, "split_seed": split, "step": step, "loss": loss}
@@ -170,5 +221,3 @@ def read_reused_curves(reused: Mapping[tuple, FinishedRun], trained: Collection[
         if step < iterations  # the last point is the final loss, logged after the curve
     ]
     return pd.DataFrame(rows, columns=["lr", "seed", "split_seed", "step", "loss"])
-
-

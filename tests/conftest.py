@@ -78,7 +78,10 @@ def mlflow_store(tmp_path, monkeypatch, empty_mlflow_db) -> MlflowClient:
     db = tmp_path / "mlflow.db"
     with sqlite3.connect(empty_mlflow_db) as source, sqlite3.connect(db) as copy:
         source.backup(copy)
-        copy.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (str(tmp_path / "mlruns" / "0"),))
+        copy.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            (str(tmp_path / "mlruns" / "0"),),
+        )
     source.close()
     copy.close()
     uri = f"sqlite:///{db}"
@@ -89,8 +92,12 @@ def mlflow_store(tmp_path, monkeypatch, empty_mlflow_db) -> MlflowClient:
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium, never a downloaded browser build
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -99,7 +106,9 @@ def launched_chromium():
     """Debian's Chromium driven by Playwright, closed on exit."""
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium"
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium"
+    )
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium

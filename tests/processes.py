@@ -28,7 +28,11 @@ def left_behind(before: set[int], timeout: float = 30.0) -> dict[int, str]:
     while (extra := descendants() - before) and time.monotonic() < deadline:
         time.sleep(0.2)
     found = {pid: _command(pid) for pid in extra}
-    return {pid: command for pid, command in found.items() if not any(name in command for name in _PROCESS_WIDE)}
+    return {
+        pid: command
+        for pid, command in found.items()
+        if not any(name in command for name in _PROCESS_WIDE)
+    }
 
 
 def _command(pid: int) -> str:

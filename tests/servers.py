@@ -38,7 +38,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def postgres_bin() -> Path | None:
     """The folder of Debian's PostgreSQL server programs (initdb, pg_ctl), newest version first."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]), reverse=True)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]),
+        reverse=True,
+    )
     return Path(found[0]).parent if found else None
 
 
@@ -58,7 +62,9 @@ def postgres_cluster() -> Iterator[Postgres]:
     stopped and removed on exit. As root, the server runs as the `postgres` account, since it refuses root."""
     programs = postgres_bin()
     if programs is None:
-        raise RuntimeError("PostgreSQL's server is not installed (initdb under /usr/lib/postgresql/*/bin); `make test` installs it")
+        raise RuntimeError(
+            "PostgreSQL's server is not installed (initdb under /usr/lib/postgresql/*/bin); `make test` installs it"
+        )
     folder = Path(tempfile.mkdtemp(prefix="lab2-pg-"))
     data, password, port = folder / "data", secrets.token_urlsafe(16), free_port()
     (folder / "pw").write_text(password + "\n")
@@ -69,11 +75,35 @@ def postgres_cluster() -> Iterator[Postgres]:
         shutil.chown(folder / "pw", account.pw_uid, account.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    run = lambda *command: subprocess.run([*as_user, *map(str, command)], env=env, check=True, capture_output=True, text=True)  # noqa: E731
-    run(programs / "initdb", "-D", data, "-U", "lab2", "--auth=scram-sha-256", f"--pwfile={folder / 'pw'}", "-E", "UTF8")
+    run = lambda *command: subprocess.run(
+        [*as_user, *map(str, command)], env=env, check=True, capture_output=True, text=True
+    )  # noqa: E731
+    run(
+        programs / "initdb",
+        "-D",
+        data,
+        "-U",
+        "lab2",
+        "--auth=scram-sha-256",
+        f"--pwfile={folder / 'pw'}",
+        "-E",
+        "UTF8",
+    )
     (folder / "pw").unlink()
     options = f"-p {port} -h 127.0.0.1 -k {folder} -c max_connections=200"
-    run(programs / "pg_ctl", "-D", data, "-l", folder / "server.log", "-o", options, "-w", "-t", "60", "start")
+    run(
+        programs / "pg_ctl",
+        "-D",
+        data,
+        "-l",
+        folder / "server.log",
+        "-o",
+        options,
+        "-w",
+        "-t",
+        "60",
+        "start",
+    )
     try:
         yield Postgres(f"postgresql://lab2:{password}@127.0.0.1:{port}", password, port, folder)
     finally:
@@ -92,7 +122,9 @@ def running_stack(config: stack.StackConfig) -> Iterator[stack.StackConfig]:
         started = stack_config.read_services(config.data_dir)
         family = descendants() - before  # servers, worker, their children, flow runs still running
         stack.down(config)
-        assert [name for name, entry in started.items() if stack_services.group_alive(entry["pid"])] == []
+        assert [
+            name for name, entry in started.items() if stack_services.group_alive(entry["pid"])
+        ] == []
         assert left_behind(before) == {} and still_alive(family) == set()
 
 
@@ -100,8 +132,15 @@ def start_group(command: list[str], env: Mapping[str, str], log: Path) -> subpro
     """`command` in a process group of its own, in `log`'s folder (what it writes there stays out of the sources),
     output to `log`."""
     with log.open("ab") as out:
-        return subprocess.Popen(command, env=dict(env), cwd=log.parent, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        return subprocess.Popen(
+            command,
+            env=dict(env),
+            cwd=log.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
@@ -132,23 +171,57 @@ class DaskCluster:
 
 
 @contextmanager
-def dask_cluster(client_env: Mapping[str, str], folder: Path, n_workers: int = 2) -> Iterator[DaskCluster]:
+def dask_cluster(
+    client_env: Mapping[str, str], folder: Path, n_workers: int = 2
+) -> Iterator[DaskCluster]:
     """A Dask scheduler and `n_workers` single-threaded workers on 127.0.0.1; each worker's environment
     holds only `client_env` (PREFECT_API_URL, MLFLOW_TRACKING_URI) beside PATH and HOME."""
     port = free_port()
-    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(folder)), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    base = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(folder)),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     dask = str(BIN / "dask")
     scheduler = start_group(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0"], base, folder / "scheduler.log"
+        [
+            dask,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-address",
+            "127.0.0.1:0",
+        ],
+        base,
+        folder / "scheduler.log",
     )
     address, workers = f"tcp://127.0.0.1:{port}", {}
     try:
         _wait_port(port)
         for index in range(n_workers):
             worker_port = free_port()
-            command = [dask, "worker", address, "--host", "127.0.0.1", "--worker-port", str(worker_port), "--nthreads", "1",
-                       "--dashboard-address", "127.0.0.1:0", "--name", f"w{index}", "--local-directory", str(folder / f"w{index}")]
-            workers[f"tcp://127.0.0.1:{worker_port}"] = start_group(command, {**base, **client_env}, folder / f"worker-{index}.log")
+            command = [
+                dask,
+                "worker",
+                address,
+                "--host",
+                "127.0.0.1",
+                "--worker-port",
+                str(worker_port),
+                "--nthreads",
+                "1",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--name",
+                f"w{index}",
+                "--local-directory",
+                str(folder / f"w{index}"),
+            ]
+            workers[f"tcp://127.0.0.1:{worker_port}"] = start_group(
+                command, {**base, **client_env}, folder / f"worker-{index}.log"
+            )
         _wait_workers(address, n_workers)
         yield DaskCluster(address, scheduler, workers)
     finally:
@@ -179,7 +252,13 @@ def lab2_command(*options: str) -> list[str]:
 
 def run_env(client_env: Mapping[str, str], **extra: str) -> dict[str, str]:
     """This process's environment pointed at a stack (the stack's URLs win)."""
-    return {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg", **client_env, **extra}
+    return {
+        **os.environ,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "MPLBACKEND": "Agg",
+        **client_env,
+        **extra,
+    }
 
 
 # A server that is busy (Prefect on SQLite answers 503 when its database is locked) or restarting is asked again.
@@ -187,7 +266,9 @@ BUSY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 RETRY_SECONDS = 120.0
 
 
-def request(method: str, url: str, *, retry_for: float = RETRY_SECONDS, idempotent: bool = True, **options) -> requests.Response:
+def request(
+    method: str, url: str, *, retry_for: float = RETRY_SECONDS, idempotent: bool = True, **options
+) -> requests.Response:
     """One HTTP call to a server the tests started, asked again while the server is busy.
 
     A connection error, 429 or 5xx is retried with backoff (0.5 s doubling to 8 s, or the server's Retry-After)
@@ -197,7 +278,9 @@ def request(method: str, url: str, *, retry_for: float = RETRY_SECONDS, idempote
     """
     options.setdefault("timeout", 30)
     deadline, delay = time.monotonic() + retry_for, 0.5
-    retried = (requests.ConnectionError, requests.Timeout) if idempotent else (requests.ConnectionError,)
+    retried = (
+        (requests.ConnectionError, requests.Timeout) if idempotent else (requests.ConnectionError,)
+    )
     while True:
         try:
             response = requests.request(method, url, **options)
@@ -229,14 +312,22 @@ def http_json(method: str, url: str, body: dict | None = None, **options) -> dic
 
 def prefect_json(api_url: str, endpoint: str, body: dict | None = None, **options) -> dict | list:
     """One call of Prefect's REST API: POST with a body, else GET."""
-    return http_json("POST" if body is not None else "GET", f"{api_url}/{endpoint}", body, **options)
+    return http_json(
+        "POST" if body is not None else "GET", f"{api_url}/{endpoint}", body, **options
+    )
 
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
-def run_deployment(api_url: str, deployment_id: str, parameters: dict, timeout: float = 300.0, job_variables: dict | None = None,
-                   **options) -> dict:
+def run_deployment(
+    api_url: str,
+    deployment_id: str,
+    parameters: dict,
+    timeout: float = 300.0,
+    job_variables: dict | None = None,
+    **options,
+) -> dict:
     """A flow run of the deployment (with its own `job_variables`, e.g. an environment), created and followed until
     it ends (or `timeout` s pass); the run's last state."""
     create = f"deployments/{deployment_id}/create_flow_run"
@@ -249,7 +340,13 @@ def run_deployment(api_url: str, deployment_id: str, parameters: dict, timeout: 
     return run
 
 
-def mlflow_json(base: str, endpoint: str, body: dict | None = None, auth: tuple[str, str] | None = None, **query: str) -> dict:
+def mlflow_json(
+    base: str,
+    endpoint: str,
+    body: dict | None = None,
+    auth: tuple[str, str] | None = None,
+    **query: str,
+) -> dict:
     """One call of MLflow's REST API (POST with a body, else GET with `query`), retried while the server is busy."""
     url = f"{base}/api/2.0/mlflow/{endpoint}"
     if body is not None:
@@ -259,10 +356,16 @@ def mlflow_json(base: str, endpoint: str, body: dict | None = None, auth: tuple[
 
 def mlflow_runs(base: str, experiment: str, auth: tuple[str, str] | None = None) -> list[dict]:
     """Every run of `experiment` over MLflow's REST API (all pages)."""
-    found = mlflow_json(base, "experiments/get-by-name", auth=auth, experiment_name=experiment)["experiment"]
+    found = mlflow_json(base, "experiments/get-by-name", auth=auth, experiment_name=experiment)[
+        "experiment"
+    ]
     runs, token = [], None
     while True:
-        body = {"experiment_ids": [found["experiment_id"]], "max_results": 1000, **({"page_token": token} if token else {})}
+        body = {
+            "experiment_ids": [found["experiment_id"]],
+            "max_results": 1000,
+            **({"page_token": token} if token else {}),
+        }
         page = mlflow_json(base, "runs/search", body, auth=auth)
         runs += page.get("runs", [])
         token = page.get("next_page_token")

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from prefect.exceptions import ParameterTypeError
 
-from lab2.core.params import Lab2Params
 from lab2.cli.main import main
+from lab2.core.params import InputError, Lab2Params
 from lab2.flows.pipeline import lab2
-from lab2.core.params import InputError
 from tests.conftest import all_runs
 
 GOOD_ROWS = "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,1,y\n5,2,x\n6,3,y\n"
@@ -40,7 +39,10 @@ CLI_CASES = {
     "seeds repeated": (["--seeds", "2", "2"], ["--seeds 2 2:", "distinct"]),
     "hidden zero": (["--hidden", "0"], ["--hidden 0:", "greater than or equal to 1"]),
     "hidden too large": (["--hidden", "5000"], ["--hidden 5000:", "less than or equal to 4096"]),
-    "split seed negative": (["--split-seed", "-1"], ["--split-seeds -1:", "greater than or equal to 0"]),
+    "split seed negative": (
+        ["--split-seed", "-1"],
+        ["--split-seeds -1:", "greater than or equal to 0"],
+    ),
     "split seeds repeated": (["--split-seeds", "1", "1"], ["--split-seeds 1 1:", "distinct"]),
     "min effect zero": (["--min-effect", "0"], ["--min-effect 0:", "greater than 0"]),
     "min effect nan": (["--min-effect", "nan"], ["--min-effect nan:", "finite number"]),
@@ -50,47 +52,109 @@ CLI_CASES = {
     "rank above the matrix": (["--rank", "5"], ["rank 5", "allowed 1 to 3"]),
     "unknown scaling": (["--scaling", "minmax"], ["--scaling minmax:", "'var' or 'std'"]),
     "empty experiment": (["--experiment", ""], ["--experiment :", "at least 1 character"]),
-    "unknown dataset": (["--dataset", "mnist"], ["'mnist'", "iris, iris-uci or a path ending in .csv"]),
+    "unknown dataset": (
+        ["--dataset", "mnist"],
+        ["'mnist'", "iris, iris-uci or a path ending in .csv"],
+    ),
     "label column on iris": (["--label-column", "species"], ["'species'", "CSV datasets only"]),
-    "a grid beyond a day": (["--iterations", "1000000000", "--lrs", "0.1", "--seeds", "0"], ["est. 118 h, over LAB2_MAX_HOURS=24", "fewer --iterations"]),
-    "epochs beyond memory": (["--gd-epochs", "10000000000"], ["est. 400 GB of memory", "GB free", "fewer --gd-epochs"]),
+    "a grid beyond a day": (
+        ["--iterations", "1000000000", "--lrs", "0.1", "--seeds", "0"],
+        ["est. 118 h, over LAB2_MAX_HOURS=24", "fewer --iterations"],
+    ),
+    "epochs beyond memory": (
+        ["--gd-epochs", "10000000000"],
+        ["est. 400 GB of memory", "GB free", "fewer --gd-epochs"],
+    ),
 }
 
 # (file text or a special, options besides --dataset, message parts); the file is data.csv.
 CSV_CASES = {
     "empty": ("", [], ["data.csv", "the file is empty", "header row"]),
     "header only": ("a,b,label\n", [], ["data.csv", "no data rows", "at least 3 rows"]),
-    "ragged": ("a,b,label\n1,2,x\n1,2,3,y\n", [], ["data.csv", "not a readable CSV", "same number of fields"]),
-    "non-numeric": ("a,b,label\n1,x,p\n2,3,q\n4,5,p\n", [], ["data.csv", "not numeric: ['b']", "must be numeric"]),
-    "nan": ("a,b,label\n1,nan,x\n2,1,y\n3,5,x\n", [], ["data.csv", "NaN, inf or empty", "first data rows: [0]", "finite number"]),
-    "inf": ("a,b,label\n1,2,x\n2,inf,y\n3,5,x\n", [], ["data.csv", "NaN, inf or empty", "[1]", "finite number"]),
-    "empty cell": ("a,b,label\n1,,x\n2,1,y\n3,5,x\n", [], ["data.csv", "NaN, inf or empty", "finite number"]),
-    "single class": ("a,b,label\n1,2,p\n2,1,p\n3,5,p\n", [], ["data.csv", "holds one class", "at least two"]),
+    "ragged": (
+        "a,b,label\n1,2,x\n1,2,3,y\n",
+        [],
+        ["data.csv", "not a readable CSV", "same number of fields"],
+    ),
+    "non-numeric": (
+        "a,b,label\n1,x,p\n2,3,q\n4,5,p\n",
+        [],
+        ["data.csv", "not numeric: ['b']", "must be numeric"],
+    ),
+    "nan": (
+        "a,b,label\n1,nan,x\n2,1,y\n3,5,x\n",
+        [],
+        ["data.csv", "NaN, inf or empty", "first data rows: [0]", "finite number"],
+    ),
+    "inf": (
+        "a,b,label\n1,2,x\n2,inf,y\n3,5,x\n",
+        [],
+        ["data.csv", "NaN, inf or empty", "[1]", "finite number"],
+    ),
+    "empty cell": (
+        "a,b,label\n1,,x\n2,1,y\n3,5,x\n",
+        [],
+        ["data.csv", "NaN, inf or empty", "finite number"],
+    ),
+    "single class": (
+        "a,b,label\n1,2,p\n2,1,p\n3,5,p\n",
+        [],
+        ["data.csv", "holds one class", "at least two"],
+    ),
     "too few rows": ("a,b,label\n1,2,x\n2,1,y\n", [], ["data.csv", "2 rows", "at least 3 rows"]),
-    "a class of one row": ("a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,x\n", [], ["data.csv", "class 'y' has 1 row", "rows per class: x: 3, y: 1"]),
+    "a class of one row": (
+        "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,x\n",
+        [],
+        ["data.csv", "class 'y' has 1 row", "rows per class: x: 3, y: 1"],
+    ),
     "a class left out of training": (
-        "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,y\n5,1,x\n6,0,x\n", ["--split-seed", "25"],
-        ["data.csv", "split seed 25 leaves class 'y' (0 of its 2 rows) out of the 4 training rows", "x: 4, y: 2"],
+        "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,y\n5,1,x\n6,0,x\n",
+        ["--split-seed", "25"],
+        [
+            "data.csv",
+            "split seed 25 leaves class 'y' (0 of its 2 rows) out of the 4 training rows",
+            "x: 4, y: 2",
+        ],
     ),
     "a later split seed leaves a class out": (
-        "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,y\n5,1,x\n6,0,x\n", ["--split-seeds", "0", "25"],
+        "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,4,y\n5,1,x\n6,0,x\n",
+        ["--split-seeds", "0", "25"],
         ["data.csv", "split seed 25 leaves class 'y' (0 of its 2 rows) out of the 4 training rows"],
     ),
     "constant feature": ("a,b,label\n1,2,x\n1,1,y\n1,5,x\n", [], ["data.csv", "non-zero spread"]),
     "label only": ("label\nx\ny\nx\n", [], ["data.csv", "at least one feature column"]),
-    "unknown label column": (GOOD_ROWS, ["--label-column", "nope"], ["data.csv", "no label column 'nope'", "columns are ['a', 'b', 'label']"]),
+    "unknown label column": (
+        GOOD_ROWS,
+        ["--label-column", "nope"],
+        ["data.csv", "no label column 'nope'", "columns are ['a', 'b', 'label']"],
+    ),
     "missing file": (None, [], ["data.csv", "no such file", "existing CSV file"]),
     "a directory": ("<dir>", [], ["data.csv", "is a directory", "header row"]),
 }
 
 URI_CASES = {
-    "unknown scheme": ("htp://127.0.0.1:5000", ["htp://127.0.0.1:5000", "unknown scheme 'htp'", "sqlite, http, https"]),
+    "unknown scheme": (
+        "htp://127.0.0.1:5000",
+        ["htp://127.0.0.1:5000", "unknown scheme 'htp'", "sqlite, http, https"],
+    ),
     "no host": ("http://", ["http://", "names no host", "http://HOST:PORT"]),
-    "bad port": ("http://127.0.0.1:99999", ["http://127.0.0.1:99999", "malformed", "http://HOST:PORT"]),
-    "nothing listening": ("http://127.0.0.1:{port}", ["http://127.0.0.1:{port}", "no MLflow server answers", "mlflow server --host 127.0.0.1"]),
-    "missing folder": ("sqlite:////nonexistent-lab2/store/mlflow.db", ["sqlite:////nonexistent-lab2/store/mlflow.db", "does not exist", "existing folder"]),
+    "bad port": (
+        "http://127.0.0.1:99999",
+        ["http://127.0.0.1:99999", "malformed", "http://HOST:PORT"],
+    ),
+    "nothing listening": (
+        "http://127.0.0.1:{port}",
+        ["http://127.0.0.1:{port}", "no MLflow server answers", "mlflow server --host 127.0.0.1"],
+    ),
+    "missing folder": (
+        "sqlite:////nonexistent-lab2/store/mlflow.db",
+        ["sqlite:////nonexistent-lab2/store/mlflow.db", "does not exist", "existing folder"],
+    ),
     "sqlite without file": ("sqlite://", ["sqlite://", "names no database file", "sqlite:///PATH"]),
-    "credentials redacted": ("http://me:hunter2@127.0.0.1:{port}", ["http://***@127.0.0.1:{port}", "no MLflow server answers"]),
+    "credentials redacted": (
+        "http://me:hunter2@127.0.0.1:{port}",
+        ["http://***@127.0.0.1:{port}", "no MLflow server answers"],
+    ),
 }
 
 # Flow parameters: Prefect refuses them (naming the parameter and the rule) before the flow body runs.
@@ -142,7 +206,11 @@ def test_bad_cli_option(fresh_dir, capsys, options, parts):
 
 @pytest.mark.parametrize(
     "options, message",
-    [(["--lrs", "fast"], "invalid float value: 'fast'"), (["--iterations", "1.5"], "invalid int value: '1.5'"), (["--seeds"], "expected at least one argument")],
+    [
+        (["--lrs", "fast"], "invalid float value: 'fast'"),
+        (["--iterations", "1.5"], "invalid int value: '1.5'"),
+        (["--seeds"], "expected at least one argument"),
+    ],
     ids=["lr not a number", "iterations not an integer", "seeds empty"],
 )
 def test_unparseable_cli_option(fresh_dir, capsys, options, message):
@@ -183,7 +251,9 @@ def test_bad_flow_parameter(mlflow_store, params, parts):
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_flows_refuse_bad_data_and_a_bad_tracking_uri_before_any_run(mlflow_store, tmp_path, monkeypatch):
+def test_flows_refuse_bad_data_and_a_bad_tracking_uri_before_any_run(
+    mlflow_store, tmp_path, monkeypatch
+):
     (tmp_path / "one.csv").write_text("a,b,label\n1,2,p\n2,1,p\n3,5,p\n")
     with pytest.raises(InputError, match="one.csv: label column 'label' holds one class"):
         lab2(Lab2Params(dataset="one.csv", lrs=(0.1,), iterations=(2,), seeds=(0,), gd_epochs=2))
@@ -197,11 +267,21 @@ def test_flows_refuse_bad_data_and_a_bad_tracking_uri_before_any_run(mlflow_stor
     assert all_runs(mlflow_store) == []
 
 
-@pytest.mark.parametrize("url", ["ftp://hooks.example.org/x", "http://", "hooks.example.org/lab2", ""])
-def test_an_alert_webhook_that_is_not_an_http_url_is_refused_before_the_stack_is_asked(fresh_dir, capsys, url):
-    assert main(["stack", "deploy", "--data-dir", str(fresh_dir / "no-stack"), "--alert-webhook", url]) == 2
+@pytest.mark.parametrize(
+    "url", ["ftp://hooks.example.org/x", "http://", "hooks.example.org/lab2", ""]
+)
+def test_an_alert_webhook_that_is_not_an_http_url_is_refused_before_the_stack_is_asked(
+    fresh_dir, capsys, url
+):
+    assert (
+        main(["stack", "deploy", "--data-dir", str(fresh_dir / "no-stack"), "--alert-webhook", url])
+        == 2
+    )
     err = capsys.readouterr().err
-    assert f"--alert-webhook {url}: allowed is an http:// or https:// URL with a host" in err and "Traceback" not in err
+    assert (
+        f"--alert-webhook {url}: allowed is an http:// or https:// URL with a host" in err
+        and "Traceback" not in err
+    )
 
 
 def test_history_of_no_runs_or_of_fewer_than_one_is_refused(fresh_dir, capsys):

@@ -5,8 +5,24 @@ import pandas as pd
 import pytest
 
 from lab2.core.claims import (
-    CONTRADICTED, GRID_CHECKS, REPORT_ONLY, SUPPORTED, UNCHECKABLE, Evidence, accuracy_rises, appendix_cells, best_is,
-    both_two_groups, check_claims, gd_near_svd, load_claims, overfits_at_lr, reach_99, same_plane_other_axes, train_much_above_val, two_groups,
+    CONTRADICTED,
+    GRID_CHECKS,
+    REPORT_ONLY,
+    SUPPORTED,
+    UNCHECKABLE,
+    Evidence,
+    accuracy_rises,
+    appendix_cells,
+    best_is,
+    both_two_groups,
+    check_claims,
+    gd_near_svd,
+    load_claims,
+    overfits_at_lr,
+    reach_99,
+    same_plane_other_axes,
+    train_much_above_val,
+    two_groups,
 )
 from lab2.core.report import load_report_numbers
 
@@ -21,25 +37,48 @@ def grid(train: float = 0.9, val: float = 0.8, **cells: tuple[float, float]) -> 
         for j, iterations in enumerate(ITERATIONS):
             for seed in SEEDS:
                 step = 0.1 * (len(LRS) - 1 - k) + 0.05 * (len(ITERATIONS) - 1 - j)
-                t, v = cells.get(f"c_{lr:g}_{iterations}_s{seed}".replace(".", "p"), (train - step, val - step))
-                rows.append({"lr": lr, "iterations": iterations, "seed": seed, "train_accuracy": t, "val_accuracy": v})
+                t, v = cells.get(
+                    f"c_{lr:g}_{iterations}_s{seed}".replace(".", "p"), (train - step, val - step)
+                )
+                rows.append(
+                    {
+                        "lr": lr,
+                        "iterations": iterations,
+                        "seed": seed,
+                        "train_accuracy": t,
+                        "val_accuracy": v,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-FACTORISATION = pd.DataFrame([{
-    "matrix": "iris", "gd_loss": 15.2047, "svd_loss": 15.2046, "principal_angle_1_deg": 5e-5, "principal_angle_2_deg": 0.05,
-    "u_column_angle_1_deg": 46.0, "u_column_angle_2_deg": 24.0,
-}])
+FACTORISATION = pd.DataFrame(
+    [
+        {
+            "matrix": "iris",
+            "gd_loss": 15.2047,
+            "svd_loss": 15.2046,
+            "principal_angle_1_deg": 5e-5,
+            "principal_angle_2_deg": 0.05,
+            "u_column_angle_1_deg": 46.0,
+            "u_column_angle_2_deg": 24.0,
+        }
+    ]
+)
 
 
 def test_a_fall_by_one_seed_contradicts_a_rise_and_is_named_while_ties_do_not():
     assert accuracy_rises(grid()).holds
     tied = grid(c_0p1_1000_s0=(0.85, 0.75))  # equal to lr 0.1 × 100: a tie, not a fall
     assert accuracy_rises(tied).holds and "stay equal" in accuracy_rises(tied).evidence
-    fallen = accuracy_rises(grid(c_0p1_100_s2=(0.85, 0.5)))  # seed 2's validation falls from lr 0.01 to 0.1 at 100 it
+    fallen = accuracy_rises(
+        grid(c_0p1_100_s2=(0.85, 0.5))
+    )  # seed 2's validation falls from lr 0.01 to 0.1 at 100 it
     assert not fallen.holds
     assert "val -0.15 (seed 2, 100 iterations, up to lr 0.1)" in fallen.evidence
-    longer = accuracy_rises(grid(c_0p001_1000_s1=(0.6, 0.4)))  # seed 1, lr 0.001: 1000 iterations below 100
+    longer = accuracy_rises(
+        grid(c_0p001_1000_s1=(0.6, 0.4))
+    )  # seed 1, lr 0.001: 1000 iterations below 100
     assert not longer.holds and "lr 0.001, up to 1000 iterations" in longer.evidence
 
 
@@ -52,11 +91,17 @@ def test_much_greater_means_five_points_in_every_cell():
 
 def test_overfitting_needs_lower_validation_with_training_no_worse():
     assert not overfits_at_lr(grid()).holds  # lr 0.1 is best on both
-    both_lower = {f"c_0p1_1000_s{s}": (0.7, 0.6) for s in SEEDS}  # below lr 0.01 on both: undertrained, not overfit
+    both_lower = {
+        f"c_0p1_1000_s{s}": (0.7, 0.6) for s in SEEDS
+    }  # below lr 0.01 on both: undertrained, not overfit
     assert not overfits_at_lr(grid(**both_lower)).holds
-    overfit = {f"c_0p1_1000_s{s}": (1.0, 0.6) for s in SEEDS}  # trains best, validates worse than lr 0.01
+    overfit = {
+        f"c_0p1_1000_s{s}": (1.0, 0.6) for s in SEEDS
+    }  # trains best, validates worse than lr 0.01
     found = overfits_at_lr(grid(**overfit))
-    assert found.holds and "1000 iterations: validation 0.60 against 0.70 at lr 0.01" in found.evidence
+    assert (
+        found.holds and "1000 iterations: validation 0.60 against 0.70 at lr 0.01" in found.evidence
+    )
 
 
 def test_the_best_group_allows_a_tie_and_reaching_99_needs_every_seed():
@@ -72,20 +117,28 @@ def test_factorisation_claims_on_the_loss_gap_and_the_planes():
     assert gd_near_svd(FACTORISATION).holds
     assert not gd_near_svd(FACTORISATION.assign(gd_loss=15.2052)).holds  # 0.0006 apart
     assert same_plane_other_axes(FACTORISATION).holds
-    assert not same_plane_other_axes(FACTORISATION.assign(principal_angle_2_deg=2.0)).holds  # other planes
-    assert not same_plane_other_axes(FACTORISATION.assign(u_column_angle_1_deg=0.1, u_column_angle_2_deg=0.2)).holds  # same axes
+    assert not same_plane_other_axes(
+        FACTORISATION.assign(principal_angle_2_deg=2.0)
+    ).holds  # other planes
+    assert not same_plane_other_axes(
+        FACTORISATION.assign(u_column_angle_1_deg=0.1, u_column_angle_2_deg=0.2)
+    ).holds  # same axes
 
 
 def test_two_groups_merge_species_that_overlap_between_their_centres():
     rng = np.random.default_rng(0)
-    blob = lambda centre, species: pd.DataFrame(rng.normal(centre, 0.3, (20, 2)), columns=["u1", "u2"]).assign(species=species)  # noqa: E731
+    blob = lambda centre, species: pd.DataFrame(
+        rng.normal(centre, 0.3, (20, 2)), columns=["u1", "u2"]
+    ).assign(species=species)  # noqa: E731
     apart = pd.concat([blob((0, 0), "a"), blob((5, 0), "b"), blob((0, 5), "c")])
     assert not two_groups(apart).holds and two_groups(apart).evidence.startswith("3 groups")
     overlapping = pd.concat([blob((0, 0), "a"), blob((5, 0), "b"), blob((5.3, 0.2), "c")])
     found = two_groups(overlapping)
     assert found.holds and found.evidence == "2 groups: a | b + c"
     # GD's U is SVD's times a 2×2 change of basis: the groups must not depend on it (a shear that tilts a, b, c)
-    turned = overlapping.assign(u1=overlapping["u1"] + 3 * overlapping["u2"], u2=0.2 * overlapping["u2"])
+    turned = overlapping.assign(
+        u1=overlapping["u1"] + 3 * overlapping["u2"], u2=0.2 * overlapping["u2"]
+    )
     assert two_groups(turned).evidence == "2 groups: a | b + c"
     svd = apart.rename(columns={"u1": "svd_u1", "u2": "svd_u2"}).reset_index(drop=True)
     gd = turned[["u1", "u2"]].rename(columns={"u1": "gd_u1", "u2": "gd_u2"}).reset_index(drop=True)
@@ -100,17 +153,28 @@ def test_the_report_protocol_verdict_needs_the_held_out_runs_to_fail_and_the_rep
     best = claims[claims["id"] == "q2_2_best"]
 
     def verdict(cells, appendix, report_cells=None):
-        return check_claims(Evidence(FACTORISATION, cells, appendix, report_cells), best)["verdict"].item()
+        return check_claims(Evidence(FACTORISATION, cells, appendix, report_cells), best)[
+            "verdict"
+        ].item()
 
     assert verdict(best_in_report, held_out_fails) == SUPPORTED
     assert verdict(held_out_fails, best_in_report) == REPORT_ONLY
-    assert verdict(held_out_fails, held_out_fails, best_in_report) == REPORT_ONLY  # seed-report runs bear it out
+    assert (
+        verdict(held_out_fails, held_out_fails, best_in_report) == REPORT_ONLY
+    )  # seed-report runs bear it out
     assert verdict(held_out_fails, held_out_fails) == CONTRADICTED
-    assert "seed-report runs" in check_claims(Evidence(FACTORISATION, held_out_fails, held_out_fails, best_in_report), best)["evidence"].item()
+    assert (
+        "seed-report runs"
+        in check_claims(
+            Evidence(FACTORISATION, held_out_fails, held_out_fails, best_in_report), best
+        )["evidence"].item()
+    )
     # A run under the report's protocol has no held-out cells: its own cells can support a claim only under that protocol.
     assert verdict(None, held_out_fails, best_in_report) == REPORT_ONLY
     assert verdict(None, held_out_fails, held_out_fails) == CONTRADICTED
-    said = check_claims(Evidence(FACTORISATION, None, held_out_fails, best_in_report), best)["evidence"].item()
+    said = check_claims(Evidence(FACTORISATION, None, held_out_fails, best_in_report), best)[
+        "evidence"
+    ].item()
     assert said.startswith("the report's Appendix D: ") and "held-out" not in said
 
 
@@ -119,11 +183,19 @@ def test_every_claim_names_a_check_and_the_reports_own_appendix_contradicts_trai
     assert claims["id"].is_unique and set(claims["section"]) == {"Q1_1", "Q1_2", "Q1_3", "Q2_2"}
     appendix = appendix_cells(load_report_numbers())
     assert len(appendix) == 18 and set(appendix["seed"]) == {1, 2, 3}
-    checked = check_claims(Evidence(FACTORISATION, grid(train=0.9, val=0.9), appendix)).set_index("id")
+    checked = check_claims(Evidence(FACTORISATION, grid(train=0.9, val=0.9), appendix)).set_index(
+        "id"
+    )
     assert (checked["verdict"] == UNCHECKABLE).sum() == 2  # Lab 1's loss; no U given here
-    assert set(checked.loc[claims[claims["check"].isin(GRID_CHECKS)]["id"], "verdict"]) <= {SUPPORTED, REPORT_ONLY, CONTRADICTED}
-    assert "the report's Appendix D: training ≥ validation + 0.05 in 0 of 18 cells; validation ≥ training in 18" in (
-        checked.loc["q2_2_train_above_val", "evidence"])
+    assert set(checked.loc[claims[claims["check"].isin(GRID_CHECKS)]["id"], "verdict"]) <= {
+        SUPPORTED,
+        REPORT_ONLY,
+        CONTRADICTED,
+    }
+    assert (
+        "the report's Appendix D: training ≥ validation + 0.05 in 0 of 18 cells; validation ≥ training in 18"
+        in (checked.loc["q2_2_train_above_val", "evidence"])
+    )
     assert checked.loc["q2_2_train_above_val", "verdict"] == CONTRADICTED
 
 

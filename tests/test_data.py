@@ -35,7 +35,9 @@ def test_iris_is_scikit_learns_load_iris_read_without_importing_it():
     iris, ours = load_iris(), load_dataset("iris")
     assert torch.equal(ours.features, torch.tensor(iris.data, dtype=torch.float64))
     assert torch.equal(ours.labels, torch.tensor(iris.target))
-    assert ours.class_names == tuple(iris.target_names) and ours.feature_names == tuple(iris.feature_names)
+    assert ours.class_names == tuple(iris.target_names) and ours.feature_names == tuple(
+        iris.feature_names
+    )
 
 
 def test_centred_columns_have_zero_mean():
@@ -125,7 +127,10 @@ def test_zero_spread_feature_cannot_be_scaled():
 
 def test_a_class_with_one_row_is_refused_naming_it_and_the_counts():
     labels = torch.tensor([0, 0, 1, 1, 2, 0])
-    with pytest.raises(DataError, match=r"class 'c' has 1 row; .*at least 2 rows.*\(rows per class: a: 3, b: 2, c: 1\)"):
+    with pytest.raises(
+        DataError,
+        match=r"class 'c' has 1 row; .*at least 2 rows.*\(rows per class: a: 3, b: 2, c: 1\)",
+    ):
         check_split_classes(labels, split_rows(6, 0), ("a", "b", "c"), split_seed=0)
 
 
@@ -134,7 +139,10 @@ def test_a_split_without_a_class_in_training_is_refused_unless_the_report_protoc
     split = Split(train=torch.tensor([0, 1, 5, 2]), val=torch.tensor([3, 4]))
     check_split_classes(labels, split, ("a", "b"), split_seed=0)  # both classes train
     no_b = Split(train=torch.tensor([0, 1, 5]), val=torch.tensor([2, 3, 4]))
-    with pytest.raises(DataError, match=r"split seed 7 leaves class 'b' \(0 of its 3 rows\) out of the 3 training rows.*a: 3, b: 3"):
+    with pytest.raises(
+        DataError,
+        match=r"split seed 7 leaves class 'b' \(0 of its 3 rows\) out of the 3 training rows.*a: 3, b: 3",
+    ):
         check_split_classes(labels, no_b, ("a", "b"), split_seed=7)
     check_split_classes(labels, no_b, ("a", "b"), split_seed=7, need_all_in_training=False)
 

@@ -19,7 +19,9 @@ def _tail_energy(a: torch.Tensor, rank: int) -> float:
     return (torch.linalg.svdvals(a)[rank:] ** 2).sum().item()
 
 
-@pytest.mark.parametrize("shape, rank", [((3, 3), 1), ((3, 3), 2), ((7, 5), 3), ((20, 4), 2), ((4, 9), 4)])
+@pytest.mark.parametrize(
+    "shape, rank", [((3, 3), 1), ((3, 3), 2), ((7, 5), 3), ((20, 4), 2), ((4, 9), 4)]
+)
 def test_svd_loss_is_the_tail_energy_of_the_singular_values(shape, rank):
     a = torch.randn(*shape, generator=torch.Generator().manual_seed(rank), dtype=torch.float64)
     result = truncated_svd(a, rank)
@@ -74,7 +76,9 @@ def test_autograd_gradient_equals_the_analytic_gradient():
 def test_principal_angles_see_a_rotation_as_the_same_subspace():
     x = torch.randn(10, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     theta = torch.tensor(0.7, dtype=torch.float64)
-    rotation = torch.stack([torch.stack([theta.cos(), -theta.sin()]), torch.stack([theta.sin(), theta.cos()])])
+    rotation = torch.stack(
+        [torch.stack([theta.cos(), -theta.sin()]), torch.stack([theta.sin(), theta.cos()])]
+    )
     rotated = 3.0 * x @ rotation
     assert principal_angles(x, rotated).max().item() < 1e-5
     assert column_angles(x, rotated).max().item() > 1.0  # same plane, turned within it

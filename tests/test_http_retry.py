@@ -62,7 +62,15 @@ def test_a_server_busy_for_longer_than_the_budget_fails_with_its_last_answer(mon
 def test_a_create_that_timed_out_is_not_sent_twice(monkeypatch):
     fake = FakeServer(monkeypatch, [requests.ReadTimeout("slow")])
     with pytest.raises(requests.ReadTimeout):
-        servers.request("POST", "http://127.0.0.1:9/api/deployments/d/create_flow_run", json={}, idempotent=False)
+        servers.request(
+            "POST",
+            "http://127.0.0.1:9/api/deployments/d/create_flow_run",
+            json={},
+            idempotent=False,
+        )
     assert len(fake.calls) == 1
     fake = FakeServer(monkeypatch, [requests.ReadTimeout("slow")])
-    assert servers.request("POST", "http://127.0.0.1:9/api/flow_runs/filter", json={}).ok and len(fake.calls) == 2
+    assert (
+        servers.request("POST", "http://127.0.0.1:9/api/flow_runs/filter", json={}).ok
+        and len(fake.calls) == 2
+    )

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def checkout(tmp_path) -> Path:
     """A copy of the sources, to edit without touching the real ones."""
     for folder in ("lab2core", "tasks", "flows", "cli"):
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     return tmp_path
 
 
@@ -27,23 +29,71 @@ def _replace(path: Path, old: str, new: str) -> None:
 
 # Edits that keep every identity: help text, descriptions, rendering, docstrings and comments of the recipe, the CLI.
 KEEPING = {
-    "a flow parameter's help": ("lab2core/params.py", 'description="MLP hidden units"', 'description="hidden units of the MLP"'),
-    "a run description": ("lab2core/describe.py", '**diverged** (loss not finite).', '**diverged** (the loss is not finite).'),
-    "the seed table's rounding": ("lab2core/describe.py", 'f"{row[f\'{metric}_mean\']:.3f}', 'f"{row[f\'{metric}_mean\']:.4f}'),
-    "a verdict's words": ("lab2core/verdicts.py", 'return f"cannot tell', 'return f"cannot yet tell'),
+    "a flow parameter's help": (
+        "lab2core/params.py",
+        'description="MLP hidden units"',
+        'description="hidden units of the MLP"',
+    ),
+    "a run description": (
+        "lab2core/describe.py",
+        "**diverged** (loss not finite).",
+        "**diverged** (the loss is not finite).",
+    ),
+    "the seed table's rounding": (
+        "lab2core/describe.py",
+        "f\"{row[f'{metric}_mean']:.3f}",
+        "f\"{row[f'{metric}_mean']:.4f}",
+    ),
+    "a verdict's words": (
+        "lab2core/verdicts.py",
+        'return f"cannot tell',
+        'return f"cannot yet tell',
+    ),
     "the CLI": ("cli/main.py", '"run the whole pipeline', '"run the lab'),
-    "a recipe docstring": ("lab2core/mlp.py", "The lab's init: W1 then W2", "The lab's initialisation: W1, then W2"),
-    "a recipe comment": ("lab2core/mlp.py", "# Biases carry a row axis", "# The biases carry a row axis"),
-    "a check beside the recipe": ("lab2core/factorise.py", '    """Raise InputError unless', '    """Refuse, with InputError, unless'),
+    "a recipe docstring": (
+        "lab2core/mlp.py",
+        "The lab's init: W1 then W2",
+        "The lab's initialisation: W1, then W2",
+    ),
+    "a recipe comment": (
+        "lab2core/mlp.py",
+        "# Biases carry a row axis",
+        "# The biases carry a row axis",
+    ),
+    "a check beside the recipe": (
+        "lab2core/factorise.py",
+        '    """Raise InputError unless',
+        '    """Refuse, with InputError, unless',
+    ),
 }
 # Edits that change every identity: what computes a unit's numbers or figures, or what its run records.
 CHANGING = {
-    "the MLP init": ("lab2core/mlp.py", "w2 = torch.rand(hidden, n_classes, generator=g)", "w2 = torch.rand(hidden, n_classes, generator=g) * 1.0"),
-    "the scaling": ("lab2core/data.py", "return (features - features.mean(dim=0)) / spread", "return (features - features.mean(dim=0)) / spread / 1"),
+    "the MLP init": (
+        "lab2core/mlp.py",
+        "w2 = torch.rand(hidden, n_classes, generator=g)",
+        "w2 = torch.rand(hidden, n_classes, generator=g) * 1.0",
+    ),
+    "the scaling": (
+        "lab2core/data.py",
+        "return (features - features.mean(dim=0)) / spread",
+        "return (features - features.mean(dim=0)) / spread / 1",
+    ),
     "the factorisation": ("lab2core/factorise.py", "u -= lr * u_grad", "u -= u_grad * lr"),
-    "a unit figure": ("lab2core/plots.py", 'ax.set(xlabel="step", ylabel="training loss (cross-entropy)")', 'ax.set(xlabel="step", ylabel="loss")'),
-    "a unit's recorded metrics": ("tasks/records.py", '"train_loss": cell.train_loss_history', '"loss": cell.train_loss_history'),
-    "how a history is logged": ("tasks/tracking/runs.py", "now, max(record.histories.get(k, {-1: 0})) + 1)", "now, 0)"),
+    "a unit figure": (
+        "lab2core/plots.py",
+        'ax.set(xlabel="step", ylabel="training loss (cross-entropy)")',
+        'ax.set(xlabel="step", ylabel="loss")',
+    ),
+    "a unit's recorded metrics": (
+        "tasks/records.py",
+        '"train_loss": cell.train_loss_history',
+        '"loss": cell.train_loss_history',
+    ),
+    "how a history is logged": (
+        "tasks/tracking/runs.py",
+        "now, max(record.histories.get(k, {-1: 0})) + 1)",
+        "now, 0)",
+    ),
 }
 
 
@@ -76,7 +126,10 @@ def test_a_recipe_edit_is_traced_to_its_file(checkout):
 
 def test_the_environment_that_computes_a_unit_is_part_of_its_identity(monkeypatch):
     same = unit_identity("mlp", {"lr": 0.1}, "d1", "c1")
-    assert identity.compute_environment()["torch"].startswith("2.13.0") and unit_identity("mlp", {"lr": 0.1}, "d1", "c1") == same
+    assert (
+        identity.compute_environment()["torch"].startswith("2.13.0")
+        and unit_identity("mlp", {"lr": 0.1}, "d1", "c1") == same
+    )
     upgraded = {**identity.compute_environment(), "torch": "2.14.0"}
     monkeypatch.setattr(identity, "compute_environment", lambda: upgraded)
     assert unit_identity("mlp", {"lr": 0.1}, "d1", "c1") != same
@@ -90,13 +143,17 @@ def test_a_recipe_definition_that_is_gone_is_named(checkout):
 
 @pytest.mark.system
 @pytest.mark.usefixtures("prefect_api")
-def test_a_grid_run_after_a_wording_edit_reuses_every_cell_and_after_a_recipe_edit_recomputes_them(checkout, mlflow_store, monkeypatch):
-    from lab2.flows.mlp_grid import mlp_grid
+def test_a_grid_run_after_a_wording_edit_reuses_every_cell_and_after_a_recipe_edit_recomputes_them(
+    checkout, mlflow_store, monkeypatch
+):
     from lab2.core.params import GridParams
+    from lab2.flows.mlp_grid import mlp_grid
     from lab2.tasks import resume
 
     unwrapped = code_version.__wrapped__
-    monkeypatch.setattr(resume, "code_version", lambda: unwrapped(checkout))  # identities from the edited copy
+    monkeypatch.setattr(
+        resume, "code_version", lambda: unwrapped(checkout)
+    )  # identities from the edited copy
     grid = GridParams(lrs=(0.1,), iterations=(3, 6), seeds=(0, 1), cell_figures=False)
 
     def computed_and_reused() -> tuple[int, int]:
@@ -118,20 +175,29 @@ def _key(root: Path, data: Path, **params: object) -> str:
     return run_key(Lab2Params(**params).model_dump(exclude=set(EXECUTION_ONLY)), data, root)
 
 
-def test_a_whole_runs_key_follows_its_params_data_and_every_source_but_not_how_it_runs(checkout, tmp_path):
+def test_a_whole_runs_key_follows_its_params_data_and_every_source_but_not_how_it_runs(
+    checkout, tmp_path
+):
     from lab2.core.identity import data_file
     from lab2.core.params import Lab2Params
 
     data = tmp_path / "data.csv"
     data.write_text("a,b,label\n1,2,x\n3,4,y\n")
     key = _key(checkout, data)
-    assert _key(checkout, data, task_runner="processes", torch_threads=2, force=True) == key  # how it runs
+    assert (
+        _key(checkout, data, task_runner="processes", torch_threads=2, force=True) == key
+    )  # how it runs
     assert _key(checkout, data, seeds=(0, 1)) != key
-    _replace(checkout / "lab2core/describe.py", '**diverged** (loss not finite).', '**diverged** (the loss is not finite).')
+    _replace(
+        checkout / "lab2core/describe.py",
+        "**diverged** (loss not finite).",
+        "**diverged** (the loss is not finite).",
+    )
     assert _key(checkout, data) != key  # a description is a result of the run, not of its units
     edited = _key(checkout, data)
     data.write_text("a,b,label\n1,2,x\n3,5,y\n")
     assert _key(checkout, data) != edited
-    assert data_file("iris") == data_file("iris-uci") and data_file("iris").is_file()  # scikit-learn's bundled copy
+    assert (
+        data_file("iris") == data_file("iris-uci") and data_file("iris").is_file()
+    )  # scikit-learn's bundled copy
     assert Lab2Params(dataset="iris-uci").run_key() != Lab2Params().run_key()  # the name is a param
-

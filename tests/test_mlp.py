@@ -13,7 +13,6 @@ from lab2.core.mlp import (
     train_cell_loop,
     train_trajectories,
 )
-
 from lab2.core.workload import curve_steps, deal_shards
 
 DATA = prepare_mlp_data(load_dataset("iris"))
@@ -33,11 +32,15 @@ def reference_cell(lr: float, iterations: int, seed: int):
                 p -= lr * p.grad
                 p.grad = None
     with torch.no_grad():
+
         def hit(x, y):
             return (torch.relu(x @ w1 + b1) @ w2 + b2).argmax(1).eq(y)
 
         val_hits = hit(DATA.x_val, DATA.y_val)
-        train_acc, val_acc = hit(DATA.x_train, DATA.y_train).sum().item() / len(DATA.y_train), val_hits.sum().item() / len(DATA.y_val)
+        train_acc, val_acc = (
+            hit(DATA.x_train, DATA.y_train).sum().item() / len(DATA.y_train),
+            val_hits.sum().item() / len(DATA.y_val),
+        )
         return (w1, b1, w2, b2), train_acc, val_acc, "".join(str(int(h)) for h in val_hits)
 
 
@@ -49,7 +52,9 @@ def test_split_and_scaling_give_100_training_and_50_validation_rows():
 def test_init_follows_the_recipe():
     g = torch.Generator().manual_seed(3)
     w = init_mlp(3)
-    assert torch.equal(w.w1, torch.rand(4, 12, generator=g)) and torch.equal(w.w2, torch.rand(12, 3, generator=g))
+    assert torch.equal(w.w1, torch.rand(4, 12, generator=g)) and torch.equal(
+        w.w2, torch.rand(12, 3, generator=g)
+    )
     assert torch.equal(w.b1, torch.zeros(12)) and torch.equal(w.b2, torch.zeros(3))
 
 
@@ -65,7 +70,9 @@ def test_batched_trajectories_equal_the_plain_per_cell_loop(lrs, iterations, see
         for ours, reference in zip(cell.weights.as_tuple(), params):
             assert torch.allclose(ours, reference, atol=1e-6, rtol=0)
         assert cell.train_accuracy == train_acc and cell.val_accuracy == val_acc
-        assert cell.val_correct == val_hits and len(val_hits) == 50  # the validation rows behind the accuracy
+        assert (
+            cell.val_correct == val_hits and len(val_hits) == 50
+        )  # the validation rows behind the accuracy
         assert list(cell.train_loss_history) == curve_steps(cell.iterations) and not cell.diverged
 
 
@@ -101,13 +108,20 @@ def test_a_diverging_trajectory_is_flagged_and_does_not_spoil_the_others():
 def test_deal_shards_deals_every_pair_once():
     shards = deal_shards([(lr, s) for lr in [0.1, 0.01, 0.001] for s in [0, 1, 2]], n_shards=2)
     assert [len(s) for s in shards] == [5, 4]
-    assert sorted(p for s in shards for p in s) == sorted((lr, s) for lr in [0.1, 0.01, 0.001] for s in [0, 1, 2])
+    assert sorted(p for s in shards for p in s) == sorted(
+        (lr, s) for lr in [0.1, 0.01, 0.001] for s in [0, 1, 2]
+    )
     assert len(deal_shards([(0.1, 0)], n_shards=8)) == 1 and deal_shards([], n_shards=2) == []
 
 
 def test_results_frame_orders_cells_like_the_lab_table():
     frame = results_frame(train_trajectories(DATA, [(0.01, 1), (0.1, 0)], [2, 1]))
-    assert frame[["iterations", "lr", "seed"]].values.tolist() == [[1, 0.1, 0], [1, 0.01, 1], [2, 0.1, 0], [2, 0.01, 1]]
+    assert frame[["iterations", "lr", "seed"]].values.tolist() == [
+        [1, 0.1, 0],
+        [1, 0.01, 1],
+        [2, 0.1, 0],
+        [2, 0.01, 1],
+    ]
 
 
 def test_the_benchmarks_seed_style_loop_is_the_plain_recipe():
@@ -132,19 +146,32 @@ def test_training_asked_to_stop_raises_stopped_and_a_stop_never_asked_changes_no
     plain = train_trajectories(DATA, [(0.1, 0), (0.01, 1)], [120])
     polled = train_trajectories(DATA, [(0.1, 0), (0.01, 1)], [120], should_stop=lambda: False)
     assert [c.train_loss_history for c in plain] == [c.train_loss_history for c in polled]
-    assert all(torch.equal(a, b) for p, q in zip(plain, polled) for a, b in zip(p.weights.as_tuple(), q.weights.as_tuple()))
+    assert all(
+        torch.equal(a, b)
+        for p, q in zip(plain, polled)
+        for a, b in zip(p.weights.as_tuple(), q.weights.as_tuple())
+    )
 
 
 def test_a_long_cell_keeps_a_thinned_curve_that_is_the_full_curve_at_its_steps():
     from lab2.core.workload import CURVE_POINTS, curve_steps
 
-    assert curve_steps(5) == [0, 1, 2, 3, 4] and curve_steps(CURVE_POINTS) == list(range(CURVE_POINTS))
+    assert curve_steps(5) == [0, 1, 2, 3, 4] and curve_steps(CURVE_POINTS) == list(
+        range(CURVE_POINTS)
+    )
     every = -(-2501 // CURVE_POINTS)
-    assert curve_steps(2501) == [*range(0, 2501, every), 2500] and len(curve_steps(10**9)) == CURVE_POINTS + 1
+    assert (
+        curve_steps(2501) == [*range(0, 2501, every), 2500]
+        and len(curve_steps(10**9)) == CURVE_POINTS + 1
+    )
     short, long = train_trajectories(DATA, [(0.05, 1)], [700, 2500])
     full = train_cell_loop(DATA, 0.05, 2500, 1)  # every step, thinned at the end the same way
     assert list(long.train_loss_history) == curve_steps(2500) == list(full.train_loss_history)
-    assert list(long.train_loss_history.values()) == pytest.approx(list(full.train_loss_history.values()), abs=1e-6)
+    assert list(long.train_loss_history.values()) == pytest.approx(
+        list(full.train_loss_history.values()), abs=1e-6
+    )
     assert list(short.train_loss_history) == curve_steps(700)
     shared = set(short.train_loss_history) & set(long.train_loss_history)
-    assert len(shared) > 1 and all(long.train_loss_history[s] == short.train_loss_history[s] for s in shared)
+    assert len(shared) > 1 and all(
+        long.train_loss_history[s] == short.train_loss_history[s] for s in shared
+    )

@@ -8,7 +8,9 @@ from lab2.cli import progress
 
 
 def _counts(trained: int, logged: int, cells: int = 4) -> None:
-    logging.getLogger("lab2.progress").info("counts", extra={"trained": trained, "logged": logged, "cells": cells})
+    logging.getLogger("lab2.progress").info(
+        "counts", extra={"trained": trained, "logged": logged, "cells": cells}
+    )
 
 
 def test_plain_lines_come_every_period_with_the_time_left_and_once_at_the_end(monkeypatch):
@@ -21,6 +23,11 @@ def test_plain_lines_come_every_period_with_the_time_left_and_once_at_the_end(mo
         _counts(4, 4)
         _counts(4, 4)  # the grid's last report repeats the final counts
     lines = out.getvalue().splitlines()
-    assert any(line.startswith("lab2: cells trained 4/4, logged 0/4, ") and "left" in line for line in lines[:-1])
-    assert [line for line in lines if "logged 4/4" in line] == [lines[-1]] and "left" not in lines[-1]
+    assert any(
+        line.startswith("lab2: cells trained 4/4, logged 0/4, ") and "left" in line
+        for line in lines[:-1]
+    )
+    assert [line for line in lines if "logged 4/4" in line] == [lines[-1]] and "left" not in lines[
+        -1
+    ]
     assert not logging.getLogger("lab2.progress").handlers  # nothing listens once the run is over

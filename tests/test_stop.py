@@ -20,19 +20,45 @@ from tests.test_faults import LAB2, count_runs, kill_group, output, start_lab2, 
 pytestmark = pytest.mark.system
 
 QUICK_Q1 = ["--gd-epochs", "5", "--no-cell-figures"]
-TRAINING = ["--lrs", "0.1", "--seeds", "0", "--iterations", "20000", *QUICK_Q1]  # 10 to 20 s of training
-LOGGING = ["--lrs", "0.1", "--iterations", "10", "--seeds", *map(str, range(60)), "--task-runner", "processes", *QUICK_Q1]
+TRAINING = [
+    "--lrs",
+    "0.1",
+    "--seeds",
+    "0",
+    "--iterations",
+    "20000",
+    *QUICK_Q1,
+]  # 10 to 20 s of training
+LOGGING = [
+    "--lrs",
+    "0.1",
+    "--iterations",
+    "10",
+    "--seeds",
+    *map(str, range(60)),
+    "--task-runner",
+    "processes",
+    *QUICK_Q1,
+]
 SMALL = ["--lrs", "0.5", "0.05", "--iterations", "5", "20", "--seeds", "0", "1", *QUICK_Q1]
 
 
-def _stop(tmp_path: Path, args: list[str], ready: Callable[[Path], bool], sig: signal.Signals, to_group: bool,
-          api: str | None) -> str:
+def _stop(
+    tmp_path: Path,
+    args: list[str],
+    ready: Callable[[Path], bool],
+    sig: signal.Signals,
+    to_group: bool,
+    api: str | None,
+) -> str:
     """Start `lab2 run ARGS`, send `sig` once `ready(db)` holds (to the whole group, as a terminal's Ctrl-C does, or to
     the process alone, as `kill` does), check the stop; return the output. `api`: as in `start_lab2`."""
     db = tmp_path / "mlflow.db"
     run = start_lab2(tmp_path, "stopped", args, api)
     try:
-        wait_for(lambda: ready(db) or run.poll() is not None, 300, "the stage to stop in", every=0.01)
+        wait_for(
+            lambda: ready(db) or run.poll() is not None, 300, "the stage to stop in", every=0.01
+        )
         assert run.poll() is None, output(tmp_path, "stopped")[-3000:]
         started = psutil.Process(run.pid).children(recursive=True)
         sent = time.monotonic()
@@ -43,7 +69,10 @@ def _stop(tmp_path: Path, args: list[str], ready: Callable[[Path], bool], sig: s
         kill_group(run)
     text = output(tmp_path, "stopped")
     assert status == 128 + sig and took < 10, (status, took, text[-3000:])
-    assert f"lab2 run: stopped ({sig.name}): " in text.splitlines()[-1] and "rerun the same command to go on" in text, text[-2000:]
+    assert (
+        f"lab2 run: stopped ({sig.name}): " in text.splitlines()[-1]
+        and "rerun the same command to go on" in text
+    ), text[-2000:]
     assert count_runs(db, status="RUNNING") == 0 and count_runs(db, "mlp", status="RUNNING") == 0
     assert count_runs(db, status="KILLED") == 1  # the parent
     _, alive = psutil.wait_procs(started, timeout=10)
@@ -76,15 +105,28 @@ def test_ctrl_c_while_the_grid_trains_stops_in_seconds_and_a_rerun_reuses_q1(tmp
     text = _stop(tmp_path, TRAINING, training, signal.SIGINT, to_group=True, api=None)
     assert "4 finished runs kept" in text and count_runs(tmp_path / "mlflow.db", "mlp") == 0
     # Q1's units do not depend on the grid: a rerun with a shorter one (and another Prefect API) still reuses them.
-    assert "runs: 1 computed, 4 reused" in _rerun_completes(tmp_path, [*TRAINING, "--iterations", "200"], prefect_api)
+    assert "runs: 1 computed, 4 reused" in _rerun_completes(
+        tmp_path, [*TRAINING, "--iterations", "200"], prefect_api
+    )
 
 
-def test_sigterm_while_cells_are_logged_keeps_every_finished_cell_for_the_rerun(tmp_path, prefect_api):
+def test_sigterm_while_cells_are_logged_keeps_every_finished_cell_for_the_rerun(
+    tmp_path, prefect_api
+):
     db = tmp_path / "mlflow.db"
-    _stop(tmp_path, LOGGING, lambda db: count_runs(db, "mlp") >= 20, signal.SIGTERM, to_group=False, api=prefect_api)
+    _stop(
+        tmp_path,
+        LOGGING,
+        lambda db: count_runs(db, "mlp") >= 20,
+        signal.SIGTERM,
+        to_group=False,
+        api=prefect_api,
+    )
     kept = count_runs(db, "mlp")
     assert 20 <= kept < 60
-    assert f"runs: {60 - kept} computed, {kept + 4} reused" in _rerun_completes(tmp_path, LOGGING, prefect_api)
+    assert f"runs: {60 - kept} computed, {kept + 4} reused" in _rerun_completes(
+        tmp_path, LOGGING, prefect_api
+    )
     assert count_runs(db, "mlp") == 60 and count_runs(db, status="RUNNING") == 0
 
 
@@ -96,30 +138,55 @@ def _model_being_written(db: Path) -> bool:
         return False
 
 
-def test_sigterm_while_the_winner_model_is_written_leaves_no_half_model_and_the_rerun_completes(tmp_path, prefect_api):
+def test_sigterm_while_the_winner_model_is_written_leaves_no_half_model_and_the_rerun_completes(
+    tmp_path, prefect_api
+):
     db = tmp_path / "mlflow.db"
     _stop(tmp_path, SMALL, _model_being_written, signal.SIGTERM, to_group=False, api=prefect_api)
     with sqlite3.connect(db) as connection:
-        statuses = [s for (s,) in connection.execute("select status from logged_models where lifecycle_stage = 'active'")]
-    assert 1 not in statuses, statuses  # no model left PENDING (1): deleted as the stop unwound, or already READY (2)
+        statuses = [
+            s
+            for (s,) in connection.execute(
+                "select status from logged_models where lifecycle_stage = 'active'"
+            )
+        ]
+    assert 1 not in statuses, (
+        statuses
+    )  # no model left PENDING (1): deleted as the stop unwound, or already READY (2)
     assert "runs: 0 computed, 12 reused" in _rerun_completes(tmp_path, SMALL, prefect_api)
 
 
 def test_a_run_that_cannot_finish_is_refused_in_under_two_seconds(tmp_path):
     started = time.monotonic()
-    done = subprocess.run([LAB2, "run", "--iterations", "1000000000", "--lrs", "0.1", "--seeds", "0"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [LAB2, "run", "--iterations", "1000000000", "--lrs", "0.1", "--seeds", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and time.monotonic() - started < 2, (done.returncode, done.stderr)
-    assert done.stderr.startswith("lab2 run: bad input: est. 118 h, over LAB2_MAX_HOURS=24") and done.stderr.count("\n") == 1
+    assert (
+        done.stderr.startswith("lab2 run: bad input: est. 118 h, over LAB2_MAX_HOURS=24")
+        and done.stderr.count("\n") == 1
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_the_watchdog_ends_a_stop_that_hangs_whichever_handler_runs(tmp_path):
     # Another SIGTERM handler in place (as Prefect's is while a flow runs), and one that never hands the signal on.
-    hangs = ("import signal, time\nfrom lab2.cli.stopping import stop_signals_handled\nwith stop_signals_handled():\n"
-             "    signal.signal(signal.SIGTERM, lambda *_: None)\n    print('ready', flush=True)\n    time.sleep(60)\n")
+    hangs = (
+        "import signal, time\nfrom lab2.cli.stopping import stop_signals_handled\nwith stop_signals_handled():\n"
+        "    signal.signal(signal.SIGTERM, lambda *_: None)\n    print('ready', flush=True)\n    time.sleep(60)\n"
+    )
     python = str(Path(LAB2).with_name("python"))
-    process = subprocess.Popen([python, "-c", hangs], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [python, "-c", hangs],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout.readline() == "ready\n"
         sent = time.monotonic()

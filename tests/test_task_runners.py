@@ -17,8 +17,12 @@ METRICS = ["train_accuracy", "val_accuracy", "train_loss", "val_loss"]
 
 def _logged(client, experiment: str) -> pd.DataFrame:
     rows = [
-        {"lr": float(r.data.params["lr"]), "iterations": int(r.data.params["iterations"]), "seed": int(r.data.params["seed"]),
-         **{m: r.data.metrics[m] for m in METRICS}}
+        {
+            "lr": float(r.data.params["lr"]),
+            "iterations": int(r.data.params["iterations"]),
+            "seed": int(r.data.params["seed"]),
+            **{m: r.data.metrics[m] for m in METRICS},
+        }
         for r in all_runs(client, experiment)
         if r.data.tags.get("lab2.step") == "mlp"
     ]
@@ -33,29 +37,41 @@ def test_a_local_dask_cluster_gives_the_thread_runners_metrics_exactly(mlflow_st
     assert left_behind(before) == {}  # the local cluster's scheduler and workers are gone
     key = ["lr", "iterations", "seed"]
     pd.testing.assert_frame_equal(
-        on_dask.sort_values(key).reset_index(drop=True), on_threads.sort_values(key).reset_index(drop=True), check_exact=True
+        on_dask.sort_values(key).reset_index(drop=True),
+        on_threads.sort_values(key).reset_index(drop=True),
+        check_exact=True,
     )
     threads, dask = _logged(mlflow_store, "threads"), _logged(mlflow_store, "dask")
     assert len(dask) == 12
     pd.testing.assert_frame_equal(dask, threads, check_exact=True)
 
 
-def test_prefects_process_pool_gives_the_thread_runners_metrics_exactly_and_leaves_no_process(mlflow_store):
+def test_prefects_process_pool_gives_the_thread_runners_metrics_exactly_and_leaves_no_process(
+    mlflow_store,
+):
     before = descendants()
     on_threads = mlp_grid(GridParams(**GRID, experiment="threads", task_runner="threads")).cells
-    in_processes = mlp_grid(GridParams(**GRID, experiment="processes", task_runner="processes")).cells
+    in_processes = mlp_grid(
+        GridParams(**GRID, experiment="processes", task_runner="processes")
+    ).cells
     assert left_behind(before) == {}
     key = ["lr", "iterations", "seed"]
     pd.testing.assert_frame_equal(
-        in_processes.sort_values(key).reset_index(drop=True), on_threads.sort_values(key).reset_index(drop=True), check_exact=True
+        in_processes.sort_values(key).reset_index(drop=True),
+        on_threads.sort_values(key).reset_index(drop=True),
+        check_exact=True,
     )
-    pd.testing.assert_frame_equal(_logged(mlflow_store, "processes"), _logged(mlflow_store, "threads"), check_exact=True)
+    pd.testing.assert_frame_equal(
+        _logged(mlflow_store, "processes"), _logged(mlflow_store, "threads"), check_exact=True
+    )
 
 
 def test_the_runner_is_threads_for_a_small_grid_and_processes_for_a_large_one_unless_asked():
     from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
-    DaskTaskRunner = pytest.importorskip("prefect_dask", reason="the dask extra is not installed").DaskTaskRunner
+    DaskTaskRunner = pytest.importorskip(
+        "prefect_dask", reason="the dask extra is not installed"
+    ).DaskTaskRunner
 
     assert isinstance(grid_task_runner(n_cells=18), ThreadPoolTaskRunner)
     assert isinstance(grid_task_runner(n_cells=PROCESSES_FROM_CELLS), ProcessPoolTaskRunner)

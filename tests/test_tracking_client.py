@@ -6,12 +6,15 @@ from mlflow.exceptions import MlflowException
 from lab2.tasks.tracking.connection import TrackingError, _transient, client
 
 
-@pytest.mark.parametrize("message", [
-    "UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest",  # SQLite
-    'BAD_REQUEST: (psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint "dataset_pk"',  # PostgreSQL
-    "(sqlite3.OperationalError) database is locked",
-    "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/create failed with exception Connection refused",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest",  # SQLite
+        'BAD_REQUEST: (psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint "dataset_pk"',  # PostgreSQL
+        "(sqlite3.OperationalError) database is locked",
+        "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/create failed with exception Connection refused",
+    ],
+)
 def test_races_and_outages_are_retried(message):
     assert _transient(MlflowException(message))
 
@@ -35,7 +38,9 @@ def test_every_client_call_is_retried_until_it_succeeds(monkeypatch, mlflow_stor
     assert retried.create_experiment("x") == "created" and calls == ["x"] * 3
 
 
-def test_a_description_longer_than_a_tag_is_cut_at_a_paragraph_and_kept_whole_as_an_artifact(mlflow_store):
+def test_a_description_longer_than_a_tag_is_cut_at_a_paragraph_and_kept_whole_as_an_artifact(
+    mlflow_store,
+):
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
     from lab2.tasks.tracking import DESCRIPTION_TAG, set_description
@@ -44,7 +49,9 @@ def test_a_description_longer_than_a_tag_is_cut_at_a_paragraph_and_kept_whole_as
     paragraphs = [f"paragraph {k}: " + "x" * 180 for k in range(100)]
     set_description(run_id, "\n\n".join(paragraphs))
     shown = mlflow_store.get_run(run_id).data.tags[DESCRIPTION_TAG]
-    assert len(shown) <= MAX_TAG_VAL_LENGTH and shown.endswith("the whole description is the artifact `description.md`.)")
+    assert len(shown) <= MAX_TAG_VAL_LENGTH and shown.endswith(
+        "the whole description is the artifact `description.md`.)"
+    )
     assert shown.split("\n\n")[-2] in paragraphs  # cut between paragraphs
     with open(mlflow_store.download_artifacts(run_id, "description.md")) as whole:
         assert whole.read() == "\n\n".join(paragraphs)
@@ -58,11 +65,17 @@ def test_a_description_of_one_paragraph_longer_than_a_tag_is_cut_inside_it(mlflo
     run_id = mlflow_store.create_run(mlflow_store.create_experiment("one-paragraph")).info.run_id
     set_description(run_id, "y" * (2 * MAX_TAG_VAL_LENGTH))
     shown = mlflow_store.get_run(run_id).data.tags[DESCRIPTION_TAG]
-    assert len(shown) <= MAX_TAG_VAL_LENGTH and shown.startswith("y" * 1000) and shown.endswith("`description.md`.)")
+    assert (
+        len(shown) <= MAX_TAG_VAL_LENGTH
+        and shown.startswith("y" * 1000)
+        and shown.endswith("`description.md`.)")
+    )
 
 
 @pytest.mark.parametrize("failing", ["training", "writing"])
-def test_a_winner_model_that_fails_leaves_no_logged_model_behind(mlflow_store, monkeypatch, failing):
+def test_a_winner_model_that_fails_leaves_no_logged_model_behind(
+    mlflow_store, monkeypatch, failing
+):
     import mlflow.pytorch
     import torch
 

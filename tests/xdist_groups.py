@@ -24,7 +24,9 @@ def module_group(path: Path) -> str | None:
     except (OSError, SyntaxError):
         return None
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets
+        ):
             for call in ast.walk(node.value):
                 if (
                     isinstance(call, ast.Call)

@@ -77,7 +77,9 @@ def ui_command(uri: str) -> str:
 def redact(text: str) -> str:
     """`text` with URL credentials, secret query values and lab2's secret env values replaced by ***."""
     text = re.sub(r"://[^/\s@]+@", "://***@", text)
-    text = re.sub(r"(?i)\b((?:password|passwd|token|secret|api_key|access_key)=)[^&\s]+", r"\1***", text)
+    text = re.sub(
+        r"(?i)\b((?:password|passwd|token|secret|api_key|access_key)=)[^&\s]+", r"\1***", text
+    )
     for name in SECRET_ENV[:2]:
         if value := os.environ.get(name):
             text = text.replace(value, "***")
@@ -91,10 +93,14 @@ def check_tracking_uri(uri: str) -> None:
         parts = urlsplit(uri)
         parts.port  # raises ValueError on a malformed port
     except ValueError as error:
-        raise InputError(f"tracking URI {shown} is malformed ({error}); use sqlite:///PATH or http://HOST:PORT") from None
+        raise InputError(
+            f"tracking URI {shown} is malformed ({error}); use sqlite:///PATH or http://HOST:PORT"
+        ) from None
     scheme = parts.scheme.split("+")[0]
     if scheme not in KNOWN_SCHEMES:
-        raise InputError(f"tracking URI {shown}: unknown scheme {parts.scheme!r}; use one of {', '.join(KNOWN_SCHEMES)}")
+        raise InputError(
+            f"tracking URI {shown}: unknown scheme {parts.scheme!r}; use one of {', '.join(KNOWN_SCHEMES)}"
+        )
     if scheme in ("http", "https"):
         _check_server(uri, shown, parts.hostname)
     elif scheme in ("sqlite", "file"):
@@ -118,11 +124,16 @@ def store_exists(uri: str) -> bool:
     """Whether `uri`'s store holds anything yet: a local one's file or folder is there (a server's always is).
     Opening a local store creates it."""
     parts = urlsplit(uri)
-    return parts.scheme.split("+")[0] not in ("sqlite", "file") or _local_path(uri, parts.path).exists()
+    return (
+        parts.scheme.split("+")[0] not in ("sqlite", "file")
+        or _local_path(uri, parts.path).exists()
+    )
 
 
 def _local_path(uri: str, path: str) -> Path:
-    return Path(path[1:] if uri.startswith("sqlite:") else path)  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
+    return Path(
+        path[1:] if uri.startswith("sqlite:") else path
+    )  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
 
 
 def _check_local_store(uri: str, shown: str, path: str) -> None:
@@ -130,7 +141,9 @@ def _check_local_store(uri: str, shown: str, path: str) -> None:
         raise InputError(f"tracking URI {shown} names no database file; use sqlite:///PATH")
     folder = _local_path(uri, path).parent
     if not folder.is_dir():
-        raise InputError(f"tracking URI {shown}: folder {folder} does not exist; use an existing folder")
+        raise InputError(
+            f"tracking URI {shown}: folder {folder} does not exist; use an existing folder"
+        )
 
 
 def retry_seconds() -> float:
@@ -148,8 +161,12 @@ def retrying(what: str, call: Callable[[], T]) -> T:
             return _whole(call)
         except Exception as error:  # noqa: BLE001 - transient ones are retried, the rest re-raised
             if not _transient(error):
-                if redact(str(error)) != str(error):  # MLflow's messages quote the URI, credentials and all
-                    raise TrackingError(f"{what} was not logged: {redact(str(error))[:500]}") from None
+                if redact(str(error)) != str(
+                    error
+                ):  # MLflow's messages quote the URI, credentials and all
+                    raise TrackingError(
+                        f"{what} was not logged: {redact(str(error))[:500]}"
+                    ) from None
                 raise
             if time.monotonic() + delay > deadline:
                 detail = redact(str(error))[:300]
@@ -167,11 +184,15 @@ def _whole(call: Callable[[], T]) -> T:
     if threading.current_thread() is not threading.main_thread():
         return call()
     result: Future[T] = Future()
-    threading.Thread(target=_settle, args=(result, call), name="lab2-mlflow-call", daemon=True).start()
+    threading.Thread(
+        target=_settle, args=(result, call), name="lab2-mlflow-call", daemon=True
+    ).start()
     try:
         return result.result()
     except BaseException:
-        wait([result], timeout=STOP_WAIT_SECONDS)  # a stop: the call's writes end first (at once if it had ended)
+        wait(
+            [result], timeout=STOP_WAIT_SECONDS
+        )  # a stop: the call's writes end first (at once if it had ended)
         raise
 
 
@@ -186,7 +207,16 @@ def _transient(error: Exception) -> bool:
     if isinstance(error, TrackingError):  # an inner call already retried for the whole window
         return False
     # SQLAlchemy's OperationalError: a locked SQLite file, or tables another process is creating right now.
-    if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, OperationalError)):
+    if isinstance(
+        error,
+        (
+            requests.ConnectionError,
+            requests.Timeout,
+            ConnectionError,
+            TimeoutError,
+            OperationalError,
+        ),
+    ):
         return True
     code = getattr(error, "error_code", "")
     return code == "TEMPORARILY_UNAVAILABLE" or bool(_TRANSIENT.search(str(error)))
@@ -234,7 +264,9 @@ class RetryingClient:
         attribute = getattr(self._inner, name)
         if not callable(attribute):
             return attribute
-        return lambda *args, **kwargs: retrying(self._what or f"MLflow's {name}", lambda: attribute(*args, **kwargs))
+        return lambda *args, **kwargs: retrying(
+            self._what or f"MLflow's {name}", lambda: attribute(*args, **kwargs)
+        )
 
 
 def client(what: str | None = None) -> RetryingClient:
@@ -268,10 +300,11 @@ def _experiment_id(name: str) -> str:
 def search_runs(exp_id: str, query: str) -> list[Run]:
     """Every run of the experiment that `query` matches, page by page."""
     search = client(f"the runs of experiment {exp_id}").search_runs
-    return get_results_from_paginated_fn(lambda n, token: search([exp_id], query, max_results=n, page_token=token), 1000)
+    return get_results_from_paginated_fn(
+        lambda n, token: search([exp_id], query, max_results=n, page_token=token), 1000
+    )
 
 
 @functools.lru_cache(maxsize=64)
 def experiment_of(run_id: str) -> str:
     return client(f"the experiment of run {run_id}").get_run(run_id).info.experiment_id
-

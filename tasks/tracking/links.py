@@ -24,17 +24,26 @@ from lab2.tasks.tracking.connection import client, experiment_of, redact, tracki
 UI_QUERY = "?workflowType=machine_learning"
 
 
-VIEW_TAG = "mlflow.sharedViewState."  # MLflow's saved views of a runs table, one experiment tag each
+VIEW_TAG = (
+    "mlflow.sharedViewState."  # MLflow's saved views of a runs table, one experiment tag each
+)
 RUNS_VIEW = "lab2: the lab's groups"
 # Group rows average every column, params too (lr 0.1 shows as 0.10000000000000002): the label names the params.
-RUNS_COLUMNS = ("metrics.`val_accuracy`", "metrics.`train_accuracy`", "metrics.`val_loss`", "metrics.`train_loss`")
+RUNS_COLUMNS = (
+    "metrics.`val_accuracy`",
+    "metrics.`train_accuracy`",
+    "metrics.`val_loss`",
+    "metrics.`train_loss`",
+)
 # The run-name column holds the group labels, "Group: " before each: its width in pixels, as measured in Chromium.
 MIN_RUN_NAME_WIDTH, RUN_NAME_PADDING, CHARACTER_WIDTH = 230, 100, 8
 
 
 def runs_link(experiment_id: str, view: str | None = None) -> str:
     """The UI route of an experiment's training runs (in a saved view), relative to the UI's address."""
-    return f"#/experiments/{experiment_id}/runs{UI_QUERY}" + (f"&viewStateShareKey={view}" if view else "")
+    return f"#/experiments/{experiment_id}/runs{UI_QUERY}" + (
+        f"&viewStateShareKey={view}" if view else ""
+    )
 
 
 def run_link(run_id: str, experiment_id: str | None = None) -> str:
@@ -63,7 +72,9 @@ def artifact_location(run_id: str, path: str) -> str:
     """Where a person opens one of a run's artifacts: its page in an MLflow server's UI, else its file (a file: URI
     a browser opens; the run's artifacts are local files then)."""
     run = client(f"the artifacts of run {run_id}").get_run(run_id)
-    if url := _in_server_ui(f"#/experiments/{run.info.experiment_id}/runs/{run_id}/artifactPath/{path}{UI_QUERY}"):
+    if url := _in_server_ui(
+        f"#/experiments/{run.info.experiment_id}/runs/{run_id}/artifactPath/{path}{UI_QUERY}"
+    ):
         return url
     root = run.info.artifact_uri
     parsed = urllib.parse.urlparse(root)
@@ -72,29 +83,43 @@ def artifact_location(run_id: str, path: str) -> str:
     return f"{root.rstrip('/')}/{path}"
 
 
-def set_runs_view(exp_id: str, labels: Sequence[str], name: str = RUNS_VIEW, columns: Sequence[str] = RUNS_COLUMNS) -> str:
+def set_runs_view(
+    exp_id: str, labels: Sequence[str], name: str = RUNS_VIEW, columns: Sequence[str] = RUNS_COLUMNS
+) -> str:
     """A saved view of the experiment's runs table (MLflow keeps it as an experiment tag): grouped by `lab2.group`,
     each group's label (`labels`) shown whole, every group charted, `columns` ("metrics.`val_accuracy`") shown; its
     key, for links (viewStateShareKey=KEY)."""
     packed = _view_state(columns, labels)
     key = hashlib.sha256(packed.encode()).hexdigest()[:12]
     now = int(time.time() * 1000)
-    value = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": f"deflate;{packed}"})
-    if VIEW_TAG + key not in client(f"the views of experiment {exp_id}").get_experiment(exp_id).tags:
+    value = json.dumps(
+        {"name": name, "createdAt": now, "updatedAt": now, "state": f"deflate;{packed}"}
+    )
+    if (
+        VIEW_TAG + key
+        not in client(f"the views of experiment {exp_id}").get_experiment(exp_id).tags
+    ):
         client(f"view {name!r}").set_experiment_tag(exp_id, VIEW_TAG + key, value)
     return key
 
 
 def saved_runs_url(exp_id: str) -> str | None:
     """`saved_runs_link` in an MLflow server's UI (None for a local store, whose UI is `lab2 ui`'s)."""
-    return _in_server_ui(saved_runs_link(exp_id)) if tracking_uri().startswith(("http://", "https://")) else None
+    return (
+        _in_server_ui(saved_runs_link(exp_id))
+        if tracking_uri().startswith(("http://", "https://"))
+        else None
+    )
 
 
 def saved_runs_link(exp_id: str, name: str = RUNS_VIEW) -> str:
     """The route of the experiment's training runs in its latest saved view called `name`, else without a view."""
     tags = client(f"the views of experiment {exp_id}").get_experiment(exp_id).tags
-    views = [(json.loads(value).get("updatedAt", 0), key.removeprefix(VIEW_TAG)) for key, value in tags.items()
-             if key.startswith(VIEW_TAG) and json.loads(value).get("name") == name]
+    views = [
+        (json.loads(value).get("updatedAt", 0), key.removeprefix(VIEW_TAG))
+        for key, value in tags.items()
+        if key.startswith(VIEW_TAG) and json.loads(value).get("name") == name
+    ]
     return runs_link(exp_id, max(views)[1] if views else None)
 
 
@@ -106,15 +131,32 @@ def _view_state(columns: Sequence[str], labels: Sequence[str]) -> str:
     name_column = "attributes.`Run Name`"
     label_width = RUN_NAME_PADDING + CHARACTER_WIDTH * max(map(len, labels), default=0)
     state = {
-        "searchFilter": "", "orderByKey": "tags.`lab2.group`", "orderByAsc": True, "startTime": "ALL",
-        "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
-        "selectedColumns": ["attributes.`Models`", *columns], "columnOrder": [name_column, *columns],
+        "searchFilter": "",
+        "orderByKey": "tags.`lab2.group`",
+        "orderByAsc": True,
+        "startTime": "ALL",
+        "lifecycleFilter": "Active",
+        "datasetsFilter": [],
+        "modelVersionFilter": "All Runs",
+        "selectedColumns": ["attributes.`Models`", *columns],
+        "columnOrder": [name_column, *columns],
         "columnWidths": {name_column: max(MIN_RUN_NAME_WIDTH, label_width)},
-        "runsHiddenMode": "SHOW_ALL", "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
-        "useGroupedValuesInCharts": True, "hideEmptyCharts": True,
+        "runsHiddenMode": "SHOW_ALL",
+        "viewMaximized": False,
+        "runListHidden": False,
+        "isAccordionReordered": False,
+        "useGroupedValuesInCharts": True,
+        "hideEmptyCharts": True,
         "groupsExpanded": {f"tag.lab2.group.{label}": False for label in labels},
-        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "lab2.group"}]},
-        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+        "groupBy": {
+            "aggregateFunction": "average",
+            "groupByKeys": [{"mode": "tag", "groupByData": "lab2.group"}],
+        },
+        "globalLineChartConfig": {
+            "xAxisKey": "step",
+            "lineSmoothness": 0,
+            "selectedXAxisMetricKey": "",
+        },
         "chartsSearchFilter": "accuracy",  # the chart view opens on the grid's accuracies, a bar per group
     }
     return base64.b64encode(zlib.compress(json.dumps(state, sort_keys=True).encode(), 9)).decode()
@@ -134,7 +176,9 @@ def prefect_tags() -> dict[str, str]:
     """The Prefect flow run this pipeline run belongs to; its deployment and UI page when a Prefect server is in use.
     Under `lab2 run`'s temporary API (which sets PREFECT_UI_URL to "") the flow's name alone: its flow runs end
     with it, and a tag must not name a run nobody can open."""
-    if "prefect" not in sys.modules:  # no flow run without Prefect: a rerun with nothing to do, outside Prefect
+    if (
+        "prefect" not in sys.modules
+    ):  # no flow run without Prefect: a rerun with nothing to do, outside Prefect
         return {}
     from prefect.runtime import deployment, flow_run
     from prefect.settings import PREFECT_UI_URL
@@ -143,10 +187,16 @@ def prefect_tags() -> dict[str, str]:
         return {}
     if os.environ.get("PREFECT_UI_URL") == "":
         return {"prefect.flow_name": flow_run.flow_name}
-    tags = {"prefect.flow_run_id": flow_run.id, "prefect.flow_run_name": flow_run.name, "prefect.flow_name": flow_run.flow_name}
+    tags = {
+        "prefect.flow_run_id": flow_run.id,
+        "prefect.flow_run_name": flow_run.name,
+        "prefect.flow_name": flow_run.flow_name,
+    }
     if deployment.name is not None:
         tags |= {"prefect.deployment_name": deployment.name, "prefect.deployment_id": deployment.id}
-    if PREFECT_UI_URL.value():  # unset or empty (`lab2 run`'s temporary API serves no UI): no page to link
+    if (
+        PREFECT_UI_URL.value()
+    ):  # unset or empty (`lab2 run`'s temporary API serves no UI): no page to link
         tags["prefect.flow_run_url"] = flow_run.ui_url
     return tags
 
@@ -163,12 +213,15 @@ def link_flow_run(run_id: str) -> None:
     url = run_url(run_id)
     description = "The MLflow parent run of this flow run"
     if url is not None:
-        create_link_artifact(url, link_text=f"MLflow run {run_id}", key="mlflow-run", description=description)
+        create_link_artifact(
+            url, link_text=f"MLflow run {run_id}", key="mlflow-run", description=description
+        )
     else:
-        text = (f"MLflow run `{run_id}` in `{redact(tracking_uri())}`: `{ui_command(tracking_uri())}` opens the MLflow UI on "
-                f"that store and prints its link; the run's page is `{run_link(run_id)}` there.")
+        text = (
+            f"MLflow run `{run_id}` in `{redact(tracking_uri())}`: `{ui_command(tracking_uri())}` opens the MLflow UI on "
+            f"that store and prints its link; the run's page is `{run_link(run_id)}` there."
+        )
         create_markdown_artifact(text, key="mlflow-run", description=description)
-
 
 
 def top_flow_run_id() -> UUID | None:

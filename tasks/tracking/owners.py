@@ -21,10 +21,14 @@ CREATE_TOKEN_TAG = "lab2.create_token"
 
 def reap_stale_runs(running: Sequence[Run]) -> list[str]:
     """Mark KILLED every one of these RUNNING runs whose owner process is gone; return their ids."""
-    stale = [r for r in running if OWNER_TAG in r.data.tags and not owner_alive(r.data.tags[OWNER_TAG])]
+    stale = [
+        r for r in running if OWNER_TAG in r.data.tags and not owner_alive(r.data.tags[OWNER_TAG])
+    ]
     for run in stale:
         reason = f"owner {run.data.tags[OWNER_TAG]} was gone when {owner()} started"
-        client(f"the stale mark of run {run.info.run_id}").set_tag(run.info.run_id, "lab2.stale", reason)
+        client(f"the stale mark of run {run.info.run_id}").set_tag(
+            run.info.run_id, "lab2.stale", reason
+        )
         client(f"the stale mark of run {run.info.run_id}").set_terminated(run.info.run_id, "KILLED")
     return [r.info.run_id for r in stale]
 
@@ -62,8 +66,12 @@ def create_run(exp_id: str, run_name: str, tags: Mapping[str, str], what: str) -
     def create() -> str:
         nonlocal attempts
         attempts += 1
-        if attempts > 1 and (created := search_runs(exp_id, f"tags.`{CREATE_TOKEN_TAG}` = '{token}'")):
+        if attempts > 1 and (
+            created := search_runs(exp_id, f"tags.`{CREATE_TOKEN_TAG}` = '{token}'")
+        ):
             return created[0].info.run_id
-        return raw_client().create_run(exp_id, run_name=run_name, tags=tags).info.run_id  # retried as a whole, below
+        return (
+            raw_client().create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+        )  # retried as a whole, below
 
     return retrying(what, create)

@@ -4,8 +4,8 @@ what the lab report reads."""
 from __future__ import annotations
 
 import tempfile
-from io import BytesIO
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,17 +37,24 @@ class LabReport:
     html: str
     figures: dict[str, bytes]
 
+
 def latest_grid_run(experiment: str) -> str:
     """Id of the newest finished pipeline run of `experiment` that trained an MLP grid."""
     found = client().get_experiment_by_name(experiment)
-    runs = [] if found is None else client().search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.`{ROLE_TAG}` = 'pipeline' and params.lrs LIKE '%' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+    runs = (
+        []
+        if found is None
+        else client().search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.`{ROLE_TAG}` = 'pipeline' and params.lrs LIKE '%' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
     )
     if not runs:
-        raise LookupError(f"no finished lab2 grid run in experiment {experiment!r} at {tracking_uri()}")
+        raise LookupError(
+            f"no finished lab2 grid run in experiment {experiment!r} at {tracking_uri()}"
+        )
     return runs[0].info.run_id
 
 
@@ -71,17 +78,30 @@ def read_cells(parent_run_id: str) -> RecordedGrid:
         query = f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{STEP_TAG}` = 'mlp'"
     else:
         query = "attributes.run_id IN ({})".format(", ".join(f"'{r}'" for r in run_ids))
-    runs = search_runs(parent.info.experiment_id, f"{query} and attributes.status = 'FINISHED'") if run_ids != [] else []
+    runs = (
+        search_runs(parent.info.experiment_id, f"{query} and attributes.status = 'FINISHED'")
+        if run_ids != []
+        else []
+    )
     if not runs:
         raise LookupError(f"run {parent_run_id} has no finished MLP cells")
     derived = ("log10_lr",)  # a function of lr, for the UI's charts
-    frame = pd.DataFrame([
-        {**{k: v for k, v in r.data.params.items() if k not in derived}, **r.data.metrics, "diverged": r.data.tags.get("lab2.diverged") == "true",
-         "val_correct": r.data.tags.get(VAL_CORRECT_TAG, "")}  # "" for runs older than the tag
-        for r in runs
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                **{k: v for k, v in r.data.params.items() if k not in derived},
+                **r.data.metrics,
+                "diverged": r.data.tags.get("lab2.diverged") == "true",
+                "val_correct": r.data.tags.get(VAL_CORRECT_TAG, ""),
+            }  # "" for runs older than the tag
+            for r in runs
+        ]
+    )
     val_rows = parent.data.params.get("val_rows")
-    return RecordedGrid(frame.astype({"lr": float, "iterations": int, "seed": int, "diverged": bool}), int(val_rows) if val_rows else None)
+    return RecordedGrid(
+        frame.astype({"lr": float, "iterations": int, "seed": int, "diverged": bool}),
+        int(val_rows) if val_rows else None,
+    )
 
 
 def _unit_run_ids(parent_run_id: str, flow_name: str) -> list[str] | None:
@@ -100,9 +120,19 @@ def read_units(parent_run_id: str, flow_name: str) -> pd.DataFrame | None:
 def read_artifacts(run_id: str, paths: list[str]) -> dict[str, bytes]:
     """The bytes of those of a run's artifacts (paths such as "units/mlp_grid.csv") it holds, by path."""
     folders = {str(Path(path).parent) for path in paths}
-    held = {a.path for folder in folders for a in client(f"the files of run {run_id}").list_artifacts(run_id, None if folder == "." else folder)}
+    held = {
+        a.path
+        for folder in folders
+        for a in client(f"the files of run {run_id}").list_artifacts(
+            run_id, None if folder == "." else folder
+        )
+    }
     with tempfile.TemporaryDirectory() as local:
-        return {path: Path(client().download_artifacts(run_id, path, local)).read_bytes() for path in paths if path in held}
+        return {
+            path: Path(client().download_artifacts(run_id, path, local)).read_bytes()
+            for path in paths
+            if path in held
+        }
 
 
 def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
@@ -114,17 +144,32 @@ def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
 def read_run_results(run_id: str) -> RunResults:
     """What the lab report reads from a lab2 parent run: its params, tables, figure paths and model, and its link in
     the MLflow UI (a server's page, else the route `lab2 ui` serves)."""
-    from lab2.core.lab_report import TABLES, RunResults  # the report's modules import torch; a rerun does not
+    from lab2.core.lab_report import (
+        TABLES,
+        RunResults,
+    )  # the report's modules import torch; a rerun does not
 
     try:
         run = client().get_run(run_id)
     except MlflowException:
         raise LookupError(f"no run {run_id!r} at {redact(tracking_uri())}") from None
-    tables = {name: pd.read_csv(BytesIO(table)) for name, table in read_artifacts(run_id, list(TABLES)).items()}
-    figures = [a.path for a in client().list_artifacts(run_id, "figures")]  # none listed where there is no folder
+    tables = {
+        name: pd.read_csv(BytesIO(table))
+        for name, table in read_artifacts(run_id, list(TABLES)).items()
+    }
+    figures = [
+        a.path for a in client().list_artifacts(run_id, "figures")
+    ]  # none listed where there is no folder
     models = run.outputs.model_outputs if run.outputs else []
     link = run_url(run_id) or run_link(run_id, run.info.experiment_id)
-    return RunResults(run_id, link, run.data.params, tables, figures, f"models:/{models[0].model_id}" if models else None)
+    return RunResults(
+        run_id,
+        link,
+        run.data.params,
+        tables,
+        figures,
+        f"models:/{models[0].model_id}" if models else None,
+    )
 
 
 def lab_report_of(run_id: str) -> LabReport:
@@ -141,7 +186,10 @@ def lab_report_of(run_id: str) -> LabReport:
 
 def last_finished_run(run_id: str, params_key: str) -> str | None:
     """The last FINISHED pipeline run of `run_id`'s experiment with these parameters (PARAMS_KEY_TAG), `run_id` aside."""
-    found = search_runs(experiment_of(run_id), f"tags.`{PARAMS_KEY_TAG}` = '{params_key}' and attributes.status = 'FINISHED'")
+    found = search_runs(
+        experiment_of(run_id),
+        f"tags.`{PARAMS_KEY_TAG}` = '{params_key}' and attributes.status = 'FINISHED'",
+    )
     earlier = [r for r in found if r.info.run_id != run_id]
     return max(earlier, key=lambda r: r.info.end_time or 0).info.run_id if earlier else None
 
@@ -152,15 +200,30 @@ def run_history(experiment: str, last: int) -> pd.DataFrame:
     from lab2.tasks.tracking.predecessors import BEST_TAG, CAUSE_TAG, WATCH_TAG
 
     found = client(f"experiment {experiment!r}").get_experiment_by_name(experiment)
-    runs = [] if found is None else client().search_runs(
-        [found.experiment_id], f"tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=last,
+    runs = (
+        []
+        if found is None
+        else client().search_runs(
+            [found.experiment_id],
+            f"tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=last,
+        )
     )
     if not runs:
-        raise LookupError(f"no finished lab2 run in experiment {experiment!r} at {redact(tracking_uri())}")
-    rows = [{
-        "started": pd.Timestamp(r.info.start_time, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M"), "run_id": r.info.run_id,
-        "verdict": r.data.tags.get(WATCH_TAG, ""), "best_val_accuracy": float(r.data.tags.get(BEST_TAG, "nan")),
-        "cause": r.data.tags.get(CAUSE_TAG, ""),
-    } for r in reversed(runs)]
+        raise LookupError(
+            f"no finished lab2 run in experiment {experiment!r} at {redact(tracking_uri())}"
+        )
+    rows = [
+        {
+            "started": pd.Timestamp(r.info.start_time, unit="ms", tz="UTC").strftime(
+                "%Y-%m-%d %H:%M"
+            ),
+            "run_id": r.info.run_id,
+            "verdict": r.data.tags.get(WATCH_TAG, ""),
+            "best_val_accuracy": float(r.data.tags.get(BEST_TAG, "nan")),
+            "cause": r.data.tags.get(CAUSE_TAG, ""),
+        }
+        for r in reversed(runs)
+    ]
     return pd.DataFrame(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,12 +21,33 @@ import mlflow.data
 import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.pandas_dataset import PandasDataset
-from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, LoggedModelStatus, Metric, Param, RunTag
+from mlflow.entities import (
+    DatasetInput,
+    InputTag,
+    LoggedModelOutput,
+    LoggedModelStatus,
+    Metric,
+    Param,
+    RunTag,
+)
 from mlflow.exceptions import MlflowException
-from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_MODEL_VERSIONS, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_DATASET_CONTEXT,
+    MLFLOW_MODEL_VERSIONS,
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_RUN_NOTE,
+)
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
-from lab2.tasks.tracking.connection import TrackingError, check_tracking_uri, client, experiment_id, experiment_of, retrying, tracking_uri
+from lab2.tasks.tracking.connection import (
+    TrackingError,
+    check_tracking_uri,
+    client,
+    experiment_id,
+    experiment_of,
+    retrying,
+    tracking_uri,
+)
 from lab2.tasks.tracking.links import environment_tags, link_flow_run, prefect_tags
 from lab2.tasks.tracking.owners import OWNER_TAG, create_run, owner
 
@@ -55,10 +76,14 @@ class RunRecord:
 
     params: Mapping[str, object] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
-    histories: Mapping[str, Mapping[int, float]] = field(default_factory=dict)  # metric → step → value
+    histories: Mapping[str, Mapping[int, float]] = field(
+        default_factory=dict
+    )  # metric → step → value
     tags: Mapping[str, str] = field(default_factory=dict)
     figures: Mapping[str, bytes] = field(default_factory=dict)  # artifact name → PNG
-    datasets: Mapping[str, PandasDataset] = field(default_factory=dict)  # context (training, validation) → dataset
+    datasets: Mapping[str, PandasDataset] = field(
+        default_factory=dict
+    )  # context (training, validation) → dataset
     figure_folder: str = "figures"  # "" puts them at the root, where MLflow's compare page looks for common artifacts
     texts: Mapping[str, str] = field(default_factory=dict)  # artifact file → its text (a CSV)
 
@@ -69,7 +94,13 @@ def parent_run(experiment: str, run_name: str, record: RunRecord) -> Iterator[st
     KILLED when stopped (re-raised either way); the current Prefect flow run gets an artifact linking it."""
     check_tracking_uri(tracking_uri())
     exp_id = experiment_id(experiment)
-    tags = {ROLE_TAG: "pipeline", OWNER_TAG: owner(), **prefect_tags(), **environment_tags(), **record.tags}
+    tags = {
+        ROLE_TAG: "pipeline",
+        OWNER_TAG: owner(),
+        **prefect_tags(),
+        **environment_tags(),
+        **record.tags,
+    }
     what = f"the parent run {run_name!r} of experiment {experiment!r}"
     run_id = create_run(exp_id, run_name, tags, what)
     link_flow_run(run_id)
@@ -77,8 +108,12 @@ def parent_run(experiment: str, run_name: str, record: RunRecord) -> Iterator[st
         log_to_run(run_id, RunRecord(params=record.params), what)
         yield run_id
     except BaseException as error:
-        status = "FAILED" if isinstance(error, Exception) else "KILLED"  # KILLED: stopped (Ctrl-C, SIGTERM, a cancel)
-        with suppress(TrackingError, MlflowException):  # if MLflow is gone, a later close marks it KILLED
+        status = (
+            "FAILED" if isinstance(error, Exception) else "KILLED"
+        )  # KILLED: stopped (Ctrl-C, SIGTERM, a cancel)
+        with suppress(
+            TrackingError, MlflowException
+        ):  # if MLflow is gone, a later close marks it KILLED
             client(f"the end of {what}").set_terminated(run_id, status)
         raise
     client(f"the end of {what}").set_terminated(run_id, "FINISHED")
@@ -93,7 +128,9 @@ def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecor
         log_to_run(run_id, replace(record, tags={}), what)
         client(what).set_terminated(run_id, "FINISHED")
     except BaseException:
-        with suppress(TrackingError, MlflowException):  # if MLflow is gone, a later close marks it KILLED
+        with suppress(
+            TrackingError, MlflowException
+        ):  # if MLflow is gone, a later close marks it KILLED
             client(f"the deletion of {what}").delete_run(run_id)
         raise
     return run_id
@@ -104,13 +141,25 @@ def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
     what = what or f"run {run_id}"
     now = int(time.time() * 1000)
     # A final value closes its history: logged at the step after the history's last one.
-    metrics = [Metric(k, float(v), now, max(record.histories.get(k, {-1: 0})) + 1) for k, v in record.metrics.items()]
-    metrics += [Metric(k, float(v), now, step) for k, values in record.histories.items() for step, v in values.items()]
+    metrics = [
+        Metric(k, float(v), now, max(record.histories.get(k, {-1: 0})) + 1)
+        for k, v in record.metrics.items()
+    ]
+    metrics += [
+        Metric(k, float(v), now, step)
+        for k, values in record.histories.items()
+        for step, v in values.items()
+    ]
     params = [Param(k, _param_value(v)) for k, v in record.params.items() if v is not None]
     tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
-    client(f"params and metrics of {what}").log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    client(f"params and metrics of {what}").log_batch(
+        run_id, metrics=metrics, params=params, tags=tags
+    )
     if record.datasets:
-        inputs = [DatasetInput(d._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, c)]) for c, d in record.datasets.items()]
+        inputs = [
+            DatasetInput(d._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, c)])
+            for c, d in record.datasets.items()
+        ]
         client(f"datasets of {what}").log_inputs(run_id, datasets=inputs)
     if record.figures:
         log_pngs(run_id, record.figures, record.figure_folder or None)
@@ -125,7 +174,9 @@ def _param_value(value: object) -> str:
     return str(value)
 
 
-def dataset(frame: pd.DataFrame, name: str, digest: str, source: str, targets: str) -> PandasDataset:
+def dataset(
+    frame: pd.DataFrame, name: str, digest: str, source: str, targets: str
+) -> PandasDataset:
     """An MLflow dataset: `frame` (features and targets), named and hashed by lab2, from a CSV path or a loader."""
     origin = source if source.endswith(".csv") else CodeDatasetSource({"lab2.loader": source})
     return mlflow.data.from_pandas(frame, source=origin, targets=targets, name=name, digest=digest)
@@ -142,7 +193,9 @@ class WinnerModel:
     params: Mapping[str, object]
     tags: Mapping[str, str]
     description: str
-    datasets: Mapping[str, PandasDataset]  # metric prefix (train, val) → the data it was measured on
+    datasets: Mapping[
+        str, PandasDataset
+    ]  # metric prefix (train, val) → the data it was measured on
 
 
 def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tuple[str, str]:
@@ -153,7 +206,9 @@ def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tupl
     tags = {**winner.tags, IDENTITY_TAG: winner.identity}
     model_tags = {k: str(v) for k, v in {**tags, DESCRIPTION_TAG: winner.description}.items()}
     exp_id = experiment_of(parent_run_id)
-    model_id = _same_model(exp_id, name, model_tags, what) or _new_model(exp_id, parent_run_id, name, winner, model_tags, what)
+    model_id = _same_model(exp_id, name, model_tags, what) or _new_model(
+        exp_id, parent_run_id, name, winner, model_tags, what
+    )
     client(what).log_outputs(parent_run_id, [LoggedModelOutput(model_id, step=0)])
     return f"models:/{model_id}", _register_once(name, model_id, parent_run_id, winner, tags)
 
@@ -162,11 +217,23 @@ def _same_model(exp_id: str, name: str, model_tags: Mapping[str, str], what: str
     """The id of a READY logged model `name` of the experiment with exactly these tags: the same unit, described alike."""
     query = f"name = '{name}' AND tags.`{IDENTITY_TAG}` = '{model_tags[IDENTITY_TAG]}'"
     found = client(what).search_logged_models(experiment_ids=[exp_id], filter_string=query)
-    same = [m for m in found if m.status == LoggedModelStatus.READY and all(m.tags.get(k) == v for k, v in model_tags.items())]
+    same = [
+        m
+        for m in found
+        if m.status == LoggedModelStatus.READY
+        and all(m.tags.get(k) == v for k, v in model_tags.items())
+    ]
     return min(same, key=lambda m: m.creation_timestamp).model_id if same else None
 
 
-def _new_model(exp_id: str, parent_run_id: str, name: str, winner: WinnerModel, model_tags: Mapping[str, str], what: str) -> str:
+def _new_model(
+    exp_id: str,
+    parent_run_id: str,
+    name: str,
+    winner: WinnerModel,
+    model_tags: Mapping[str, str],
+    what: str,
+) -> str:
     """A new logged model of the winner: its weights, signature and requirements, its cell's metrics.
     Built before the model is created, and deleted again if writing it fails: no model is left half-written."""
     import mlflow.pytorch
@@ -180,19 +247,36 @@ def _new_model(exp_id: str, parent_run_id: str, name: str, winner: WinnerModel, 
     mlflow.set_tracking_uri(tracking_uri())
     try:
         model = client(what).create_logged_model(
-            exp_id, name, parent_run_id, tags=dict(model_tags), params={k: str(v) for k, v in winner.params.items()}, model_type="classifier",
+            exp_id,
+            name,
+            parent_run_id,
+            tags=dict(model_tags),
+            params={k: str(v) for k, v in winner.params.items()},
+            model_type="classifier",
         )
-        retrying(what, lambda: mlflow.pytorch.log_model(
-            module, name=name, model_id=model.model_id, signature=signature, input_example=example,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        ))
+        retrying(
+            what,
+            lambda: mlflow.pytorch.log_model(
+                module,
+                name=name,
+                model_id=model.model_id,
+                signature=signature,
+                input_example=example,
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            ),
+        )
         _link_cell_metrics(winner, model.model_id, what)
     except BaseException:
         # Also a model whose creation was cut short (a stop) before its id came back; if MLflow is gone, it stays
         # PENDING, and lab2 never reuses a model that is not READY.
         with suppress(TrackingError, MlflowException):
-            for pending in client(what).search_logged_models(experiment_ids=[exp_id], filter_string=f"name = '{name}'"):
-                if pending.source_run_id == parent_run_id and pending.status != LoggedModelStatus.READY:
+            for pending in client(what).search_logged_models(
+                experiment_ids=[exp_id], filter_string=f"name = '{name}'"
+            ):
+                if (
+                    pending.source_run_id == parent_run_id
+                    and pending.status != LoggedModelStatus.READY
+                ):
                     client(f"the deletion of {what}").delete_logged_model(pending.model_id)
         raise
     return model.model_id
@@ -206,26 +290,49 @@ def _link_cell_metrics(winner: WinnerModel, model_id: str, what: str) -> None:
         data = next((d for prefix, d in winner.datasets.items() if key.startswith(prefix)), None)
         history = client(what).get_metric_history(winner.cell_run_id, key)
         final = max(history, key=lambda m: (m.step, m.timestamp))
-        linked.append(Metric(key, final.value, final.timestamp, final.step, model_id=model_id,
-                             dataset_name=data.name if data else None, dataset_digest=data.digest if data else None))
+        linked.append(
+            Metric(
+                key,
+                final.value,
+                final.timestamp,
+                final.step,
+                model_id=model_id,
+                dataset_name=data.name if data else None,
+                dataset_digest=data.digest if data else None,
+            )
+        )
     client(what).log_batch(winner.cell_run_id, metrics=linked)
 
 
-def _register_once(name: str, model_id: str, run_id: str, winner: WinnerModel, tags: Mapping[str, str]) -> str:
+def _register_once(
+    name: str, model_id: str, run_id: str, winner: WinnerModel, tags: Mapping[str, str]
+) -> str:
     """A new version of registered model `name` for the model, unless a version already carries its identity."""
     what = f"registered model {name!r}"
-    existing = client(what).search_model_versions(f"name = '{name}' and tags.`{IDENTITY_TAG}` = '{winner.identity}'")
+    existing = client(what).search_model_versions(
+        f"name = '{name}' and tags.`{IDENTITY_TAG}` = '{winner.identity}'"
+    )
     if existing:
-        version = max(existing, key=lambda v: int(v.version))  # the same unit: its weights are that version's
+        version = max(
+            existing, key=lambda v: int(v.version)
+        )  # the same unit: its weights are that version's
     else:
         try:
-            client(what).create_registered_model(name, description="lab2's MLP: the grid's best group, seed-0 model")
+            client(what).create_registered_model(
+                name, description="lab2's MLP: the grid's best group, seed-0 model"
+            )
         except MlflowException as error:
-            if error.error_code != "RESOURCE_ALREADY_EXISTS":  # else an earlier run (or a concurrent one) created it
+            if (
+                error.error_code != "RESOURCE_ALREADY_EXISTS"
+            ):  # else an earlier run (or a concurrent one) created it
                 raise
         version = client(what).create_model_version(
-            name, f"models:/{model_id}", run_id=run_id, tags={k: str(v) for k, v in tags.items()},
-            description=winner.description, model_id=model_id,
+            name,
+            f"models:/{model_id}",
+            run_id=run_id,
+            tags={k: str(v) for k, v in tags.items()},
+            description=winner.description,
+            model_id=model_id,
         )
     # What the model page reads to show "Registered" (mlflow.register_model sets the same tag).
     listing = json.dumps([{"name": name, "version": version.version}])
@@ -264,6 +371,7 @@ def set_description(run_id: str, markdown: str) -> None:
         note = "\n\n(Cut at MLflow's tag length; the whole description is the artifact `description.md`.)"
         room = MAX_TAG_VAL_LENGTH - len(note)
         cut = markdown.rfind("\n\n", 0, room)
-        markdown = markdown[: cut if cut > 0 else room] + note  # one paragraph longer than a tag: cut inside it
+        markdown = (
+            markdown[: cut if cut > 0 else room] + note
+        )  # one paragraph longer than a tag: cut inside it
     client(f"the description of run {run_id}").set_tag(run_id, DESCRIPTION_TAG, markdown)
-
