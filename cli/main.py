@@ -223,7 +223,7 @@ def _rerun_if_done(params: Lab2Params, under_prefect: bool) -> int | None:
     as a new parent run that copies them, without loading torch or the pipeline (under a Prefect server, as a flow run
     of `lab2`), and printed as that run printed them. None when there is work to do, or with --force."""
     from lab2.tasks.tracking import TrackingError, tracking_uri
-    from lab2.tasks.tracking.reruns import earlier_run, rerun_if_done
+    from lab2.tasks.rerun import earlier_run, rerun_if_done
 
     if params.force:
         return None
@@ -270,7 +270,7 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
         lab2,
     )  # first: Prefect sets up its logging before other libraries touch the root logger
     from lab2.tasks.tracking import TrackingError, check_tracking_uri, log_text, tracking_uri
-    from lab2.tasks.tracking.reruns import TERMINAL_FILE
+    from lab2.tasks.layout import TERMINAL_TXT as TERMINAL_FILE
 
     try:
         params.check_data()
@@ -351,8 +351,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     if args.reproduce:
         return _reproduce_report(args)
-    from lab2.tasks.tracking import lab_report_of, latest_grid_run
-    from lab2.tasks.tracking.reruns import REPORT_HTML, REPORT_MARKDOWN
+    from lab2.tasks.report import lab_report_of
+    from lab2.tasks.tracking import latest_grid_run
+    from lab2.tasks.layout import REPORT_HTML, REPORT_MD as REPORT_MARKDOWN
 
     try:
         report = lab_report_of(args.run_id or latest_grid_run(args.experiment))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from lab2.core.seeds import SeedComparison
     from lab2.core.watch import SinceLastRun
     from lab2.flows.pipeline import Lab2Result
-    from lab2.tasks.tracking.reruns import Rerun
+    from lab2.tasks.rerun import Rerun
 
 
 def table(frame: pd.DataFrame) -> str:

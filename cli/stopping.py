@@ -119,24 +119,21 @@ def _finished_children(experiment: str) -> int | None:
     ):  # stopped while importing: no run can exist yet
         return None
     try:
-        from lab2.tasks.tracking import owner
-        from lab2.tasks.tracking.connection import RETRY_SECONDS_ENV, client, search_runs
+        from lab2.tasks.layout import OWNER_TAG, PARENT_TAG, PIPELINE_ROLE, ROLE_TAG
+        from lab2.tasks.tracking import find_experiment, owner, search_runs
+        from lab2.tasks.tracking.connection import RETRY_SECONDS_ENV
 
         os.environ[RETRY_SECONDS_ENV] = (
             "2"  # the store may be the reason for the stop: no minute-long retries now
         )
-        found = client().get_experiment_by_name(experiment)
-        parents = (
-            search_runs(
-                found.experiment_id,
-                f"tags.`lab2.owner` = '{owner()}' and tags.`lab2.role` = 'pipeline'",
-            )
-            if found
-            else []
-        )
-        if not parents:
+        exp_id = find_experiment(experiment)
+        mine = f"tags.`{OWNER_TAG}` = '{owner()}' and tags.`{ROLE_TAG}` = '{PIPELINE_ROLE}'"
+        parents = search_runs(exp_id, mine) if exp_id else []
+        if not parents or exp_id is None:
             return None
-        query = f"tags.mlflow.parentRunId = '{parents[0].info.run_id}' and attributes.status = 'FINISHED'"
-        return len(search_runs(found.experiment_id, query))
+        query = (
+            f"tags.`{PARENT_TAG}` = '{parents[0].info.run_id}' and attributes.status = 'FINISHED'"
+        )
+        return len(search_runs(exp_id, query))
     except Exception:  # noqa: BLE001 - the count is a courtesy; the stop itself has happened
         return None

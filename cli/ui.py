@@ -100,14 +100,14 @@ def _store(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _experiment_id(name: str, uri: str) -> str:
-    from lab2.tasks.tracking import client, redact
+    from lab2.tasks.tracking import find_experiment, redact
 
-    found = client(f"experiment {name!r}").get_experiment_by_name(name)
+    found = find_experiment(name)
     if found is None:
         raise InputError(
             f"no experiment {name!r} in {redact(uri)}; give --experiment, or `lab2 run` first"
         )
-    return found.experiment_id
+    return found
 
 
 def _serve(uri: str, port: int, route: str, shown: str) -> int:

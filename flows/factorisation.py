@@ -9,7 +9,6 @@ from prefect import flow, get_run_logger
 
 from lab2.core.describe import factorisation_sentence
 from lab2.core.params import FactorisationParams
-from lab2.tasks import tracking
 from lab2.tasks.compute import (
     check_inputs,
     compare_u,
@@ -18,9 +17,11 @@ from lab2.tasks.compute import (
     plot_u,
     svd_baseline,
 )
+from lab2.tasks.flow_run import pipeline_run
 from lab2.tasks.outputs import describe_parent, publish_factorisation
-from lab2.tasks.records import factorisation_units, record_factorisation, reuse_factorisation
-from lab2.tasks.resume import plan_units, settle
+from lab2.tasks.records import record_factorisation
+from lab2.tasks.resume import factorisation_units, plan_units, reuse_factorisation, settle
+from lab2.tasks.tracking import RunRecord
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,8 @@ class FactorisationResult:
 def factorisation(params: FactorisationParams = FactorisationParams()) -> FactorisationResult:
     """Q1 on its own, under an MLflow parent run of its own."""
     check_inputs(params)
-    with tracking.parent_run(
-        params.experiment, "factorisation", tracking.RunRecord(params=params.model_dump())
+    with pipeline_run(
+        params.experiment, "factorisation", RunRecord(params=params.model_dump())
     ) as parent:
         q1 = factorise_matrices(parent, params)
         describe_parent(parent, [q1.what_ran], q1.units, q1.summary)

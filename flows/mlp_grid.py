@@ -10,13 +10,13 @@ from prefect import flow, get_run_logger
 from lab2.core.describe import best_label, grid_sentence
 from lab2.core.params import GridParams
 from lab2.core.seeds import SeedComparison
-from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs, compare_over_seeds, load_data, split_for_mlp
 from lab2.tasks.figures import figure_process, grid_summary_pngs
+from lab2.tasks.flow_run import pipeline_run
 from lab2.tasks.grid import train_and_record
 from lab2.tasks.outputs import Winner, describe_parent, log_winner, publish_grid
-from lab2.tasks.records import grid_units
-from lab2.tasks.resume import plan_units, settle
+from lab2.tasks.resume import grid_units, plan_units, settle
+from lab2.tasks.tracking import RunRecord
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ def mlp_grid(params: GridParams = GridParams()) -> GridResult:
     check_inputs(params)
     with (
         figure_process(),
-        tracking.parent_run(
-            params.experiment, "mlp-grid", tracking.RunRecord(params=params.model_dump())
+        pipeline_run(
+            params.experiment, "mlp-grid", RunRecord(params=params.model_dump())
         ) as parent,
     ):
         q2 = train_grid(parent, params)

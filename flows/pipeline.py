@@ -16,9 +16,11 @@ from lab2.flows.mlp_grid import train_grid
 from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs
 from lab2.tasks.figures import figure_process
-from lab2.tasks.outputs import describe_parent, publish_report
+from lab2.tasks.flow_run import pipeline_run
+from lab2.tasks.outputs import describe_parent
+from lab2.tasks.report import publish_report
+from lab2.tasks.rerun import pipeline_record
 from lab2.tasks.resume import settle
-from lab2.tasks.tracking.reruns import pipeline_record
 from lab2.tasks.watch import record_inputs, verdict_state, watch_since_last_run
 
 
@@ -50,7 +52,7 @@ def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
     # One figure process for Q1's figure and Q2's, started first: its imports overlap the parent run's creation.
     with (
         figure_process(),
-        tracking.parent_run(params.experiment, "lab2", pipeline_record(params)) as parent,
+        pipeline_run(params.experiment, "lab2", pipeline_record(params)) as parent,
     ):
         inputs = record_inputs(parent, params)
         q1 = factorise_matrices(parent, params.factorisation)

@@ -7,8 +7,8 @@ from prefect import flow
 from prefect.states import State
 
 from lab2.core.params import Lab2Params
+from lab2.tasks.rerun import Rerun, earlier_run, rerun_if_done
 from lab2.tasks.tracking import RunRecord
-from lab2.tasks.tracking.reruns import Rerun, earlier_run, rerun_if_done
 from lab2.tasks.watch import announce, verdict_state
 
 

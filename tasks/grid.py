@@ -20,10 +20,10 @@ from lab2.core.mlp import MLPData, MLPWeights, histories_frame, results_frame, s
 from lab2.core.params import GridParams, TaskRunnerName
 from lab2.core.workload import deal_shards, missing_trajectories
 from lab2.tasks.compute import train_shard
+from lab2.tasks.flow_run import top_flow_run_id
 from lab2.tasks.records import CellKey, log_cells, mlp_datasets
 from lab2.tasks.resume import Plan, read_reused_curves, reused_cell_rows
 from lab2.tasks.stopping import stoppable
-from lab2.tasks.tracking.links import top_flow_run_id
 
 if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset

@@ -1,5 +1,6 @@
-"""What a parent run holds besides its children: Q1's and Q2's tables as CSVs, the seed statistics, the summary
-figures, the winner model, the description and saved view, and the Prefect artifacts of the flow run people open."""
+"""What a parent run holds besides its children: Q1's and Q2's tables as CSVs, the seed statistics,
+the summary figures, the winner model, the description and saved view, and the seed tables as
+Prefect artifacts of the flow run people open."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
-from prefect import get_run_logger, task
-from prefect.artifacts import MarkdownArtifact, TableArtifact
+from prefect import task
+from prefect.artifacts import TableArtifact
 from prefect.cache_policies import NO_CACHE
 
 from lab2.core.describe import (
@@ -23,21 +24,32 @@ from lab2.core.describe import (
     summary_notes,
     winner_description,
 )
-from lab2.core.lab_report import figures_as_notes
 from lab2.core.mlp import MLPData, to_module, train_cells
 from lab2.core.params import MLPSetup
 from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label, short_label
 from lab2.tasks import tracking
-from lab2.tasks.records import GD, SVD, CellKey, cell_params, factorisation_group
+from lab2.tasks.flow_run import flow_run_url, top_flow_run_id
+from lab2.tasks.layout import (
+    CELL_RUN_ID_TAG,
+    CELL_TAG,
+    FACTORISATION_CSV,
+    GD_STEP,
+    GROUP_TAG,
+    GROUP_VAL_ACCURACY_TAG,
+    MLP_CELLS_CSV,
+    REGISTERED_MODEL,
+    SEED_PAIRS_CSV,
+    SEED_SUMMARY_CSV,
+    SEED_SUMMARY_HTML,
+    SVD_STEP,
+)
+from lab2.tasks.records import CellKey, cell_params, factorisation_group
 from lab2.tasks.resume import Plan, record_units
 from lab2.tasks.tracking import RunRecord, WinnerModel
-from lab2.tasks.tracking.links import top_flow_run_id
-from lab2.tasks.tracking.reruns import REPORT_HTML, REPORT_MARKDOWN
 
 if TYPE_CHECKING:
     from lab2.tasks.grid import GridCells
 
-REGISTERED_MODEL = "lab2-mlp"
 # seed_summary.html: numbers on one line each; the verdicts (the pair table's third column) wrap in a wide column.
 HTML_STYLE = (
     "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse;margin-bottom:1em}"
@@ -64,7 +76,7 @@ class Winner:
 def publish_factorisation(parent_run_id: str, summary: pd.DataFrame, units: pd.DataFrame) -> None:
     """Q1's table as factorisation.csv on the parent run (each loss is also the `loss` of its own child run; as
     metrics on the parent they would be the chart view's first, one-bar charts), and its units."""
-    tracking.log_text(parent_run_id, summary.to_csv(index=False), "factorisation.csv")
+    tracking.log_text(parent_run_id, summary.to_csv(index=False), FACTORISATION_CSV)
     record_units(parent_run_id, "factorisation", units)
 
 
@@ -86,12 +98,12 @@ def publish_grid(
         columns="val_correct", errors="ignore"
     )  # each cell run's tag: a 0/1 string a CSV reader takes for a number
     for name, table in {
-        "mlp_cells.csv": cells,
-        "seed_summary.csv": seeds.summary,
-        "seed_pairs.csv": seeds.pairs,
+        MLP_CELLS_CSV: cells,
+        SEED_SUMMARY_CSV: seeds.summary,
+        SEED_PAIRS_CSV: seeds.pairs,
     }.items():
         tracking.log_text(parent_run_id, table.to_csv(index=False), name)
-    tracking.log_text(parent_run_id, seed_summary_html(seeds), "seed_summary.html")
+    tracking.log_text(parent_run_id, seed_summary_html(seeds), SEED_SUMMARY_HTML)
     record_units(parent_run_id, "mlp_grid", units)
     _publish_seed_tables(seeds)
 
@@ -177,10 +189,10 @@ def log_winner(
         "lr": f"{key[0]:g}",
         "iterations": key[1],
         "seed": key[2],
-        "lab2.cell": cell_run_name(*key),
-        "lab2.group": group_label(cell_params(setup, *key[:3])),
-        "lab2.group_val_accuracy": group,
-        "lab2.cell_run_id": run_id,
+        CELL_TAG: cell_run_name(*key),
+        GROUP_TAG: group_label(cell_params(setup, *key[:3])),
+        GROUP_VAL_ACCURACY_TAG: group,
+        CELL_RUN_ID_TAG: run_id,
     }
     description = winner_description(*key[:3], group, row["val_accuracy"])
 
@@ -211,35 +223,6 @@ def log_winner(
 
 
 @task(cache_policy=NO_CACHE)
-def publish_report(parent_run_id: str) -> str | None:
-    """The lab's report, from what the parent run now holds: report.md and report.html on the run, and the Prefect
-    markdown artifact lab-report of the top flow run; returns where report.html opens. None, with what it lacks
-    logged, for a run that cannot answer the lab (a grid without the lab's six cells)."""
-    try:
-        report = tracking.lab_report_of(parent_run_id)
-    except tracking.IncompleteRun as incomplete:
-        get_run_logger().info("No lab report: the run lacks %s", ", ".join(incomplete.missing))
-        return None
-    tracking.log_text(parent_run_id, report.markdown, REPORT_MARKDOWN)
-    tracking.log_text(parent_run_id, report.html, REPORT_HTML)
-    location = tracking.artifact_location(parent_run_id, REPORT_HTML)
-    MarkdownArtifact(
-        key="lab-report",
-        markdown=f"{_report_link(location)}\n\n{figures_as_notes(report.markdown)}",
-        flow_run_id=top_flow_run_id(),
-        description=f"The lab answered from MLflow run {parent_run_id}, every claim of the original report checked",
-    ).create()
-    return location
-
-
-def _report_link(location: str) -> str:
-    """The Prefect artifact's first line: where report.html, with its figures, opens."""
-    if location.startswith(("http://", "https://")):
-        return f"**[The whole report, its figures embedded: {REPORT_HTML} in the MLflow UI]({location})**"
-    return f"**The whole report, its figures embedded:** `{location}` (or in `lab2 ui`: the run's Artifacts, {REPORT_HTML})"
-
-
-@task(cache_policy=NO_CACHE)
 def describe_parent(
     parent_run_id: str,
     what_ran: Sequence[str],
@@ -255,14 +238,17 @@ def describe_parent(
     exp_id = tracking.experiment_of(parent_run_id)  # every unit's run is in the parent's experiment
     reused = [(r.name, tracking.run_link(r.run_id, exp_id)) for r in units.itertuples() if r.reused]
     best_run = (winner.name, tracking.run_link(winner.run_id, exp_id)) if winner else None
-    flow_run_url = tracking.prefect_tags().get("prefect.flow_run_url")
     text = pipeline_description(
-        what_ran, seeds, factorisation, flow_run_url, reused, best_run, since_last_run
+        what_ran, seeds, factorisation, flow_run_url(), reused, best_run, since_last_run
     )
     tracking.set_description(parent_run_id, text)
     labels = [short_label(group) for group in seeds.summary["group"]] if seeds else []
     labels += (
-        [factorisation_group(step, m) for m in factorisation["matrix"] for step in (GD, SVD)]
+        [
+            factorisation_group(step, m)
+            for m in factorisation["matrix"]
+            for step in (GD_STEP, SVD_STEP)
+        ]
         if factorisation is not None
         else []
     )

@@ -21,20 +21,31 @@ from lab2.core.describe import (
 from lab2.core.factorise import Factorisation, reconstruction_rows, u_rows
 from lab2.core.identity import code_version, tensor_digest
 from lab2.core.mlp import CellResult, MLPData
-from lab2.core.params import FactorisationSetup, GridParams, MLPSetup
+from lab2.core.params import FactorisationSetup, MLPSetup
 from lab2.core.seeds import group_label
 from lab2.tasks import tracking
 from lab2.tasks.figures import learning_curve_png
-from lab2.tasks.resume import Plan, identity_of, reused_factorisation_row
+from lab2.tasks.layout import (
+    CODE_VERSION_TAG,
+    DESCRIPTION_TAG,
+    DIVERGED_TAG,
+    GD_STEP,
+    GROUP_TAG,
+    IDENTITY_TAG,
+    MLP_STEP,
+    RECONSTRUCTION_CSV,
+    SVD_STEP,
+    U_ROWS_CSV,
+    VAL_CORRECT_TAG,
+)
 from lab2.tasks.stopping import check_stop
-from lab2.tasks.tracking import IDENTITY_TAG, RunRecord
+from lab2.tasks.tracking import RunRecord
 
 if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset
 
-GD, SVD, MLP = "gd-factorise", "svd-baseline", "mlp"  # the steps, as tag lab2.step
-U_ROWS = "u.csv"  # the dataset's U rows from SVD and GD, with each row's class: what figures/u_scatter.png draws
-RECONSTRUCTION = "reconstruction.csv"  # the lab's 3×3 matrix and its rank-r reconstructions by GD and SVD, entry by entry
+    from lab2.tasks.resume import Plan
+
 CellKey = tuple[float, int, int, int]  # lr, iterations, seed, split seed
 
 
@@ -65,45 +76,11 @@ def cell_params(setup: MLPSetup, lr: float, iterations: int, seed: int) -> dict[
     return {"lr": lr, "iterations": iterations, "seed": seed, **setup.as_params()}
 
 
-def factorisation_units(
-    matrices: Mapping[str, torch.Tensor], data: Dataset, setup: FactorisationSetup
-) -> tuple[dict, dict, dict]:
-    """Steps, run names and identities of Q1's units, keyed (matrix, step)."""
-    digests = {
-        name: data.digest if name == data.name else tensor_digest(matrix)
-        for name, matrix in matrices.items()
-    }
-    params = {(m, GD): gd_params(m, setup) for m in matrices} | {
-        (m, SVD): svd_params(m, setup.rank) for m in matrices
-    }
-    steps = {key: key[1] for key in params}
-    names = {key: factorisation_run_name(key[1], key[0]) for key in params}
-    return steps, names, {key: identity_of(key[1], p, digests[key[0]]) for key, p in params.items()}
-
-
-def grid_units(params: GridParams, digest: str) -> tuple[dict, dict, dict]:
-    """Steps, run names and identities of Q2's cells, keyed (lr, iterations, seed, split seed); whether a cell has a
-    figure is part of its identity."""
-    keys = [
-        (lr, it, seed, k)
-        for k in params.split_seeds
-        for lr in params.lrs
-        for it in params.iterations
-        for seed in params.seeds
-    ]
-    identity = {"cell_figures": params.cell_figures}
-    identities = {
-        key: identity_of(MLP, {**cell_params(params.setup(key[3]), *key[:3]), **identity}, digest)
-        for key in keys
-    }
-    return dict.fromkeys(keys, MLP), {key: cell_run_name(*key) for key in keys}, identities
-
-
 def _unit_tags(identity: str, description: str) -> dict[str, str]:
     return {
         IDENTITY_TAG: identity,
-        "lab2.code_version": code_version(),
-        tracking.DESCRIPTION_TAG: description,
+        CODE_VERSION_TAG: code_version(),
+        DESCRIPTION_TAG: description,
     }
 
 
@@ -124,8 +101,8 @@ def gd_record(
         metrics={"loss": gd.loss, **angles},
         histories={"loss": dict(enumerate(gd.loss_history))},
         tags={
-            **_unit_tags(identity, factorisation_description(GD, matrix, setup.rank, gd.loss)),
-            "lab2.group": factorisation_group(GD, matrix),
+            **_unit_tags(identity, factorisation_description(GD_STEP, matrix, setup.rank, gd.loss)),
+            GROUP_TAG: factorisation_group(GD_STEP, matrix),
         },
         figures=figures,
         datasets={"training": dataset},
@@ -138,8 +115,8 @@ def svd_record(
 ) -> RunRecord:
     """An `svd-baseline` run: matrix, rank, the optimal loss, its matrix."""
     tags = {
-        **_unit_tags(identity, factorisation_description(SVD, matrix, rank, svd.loss)),
-        "lab2.group": factorisation_group(SVD, matrix),
+        **_unit_tags(identity, factorisation_description(SVD_STEP, matrix, rank, svd.loss)),
+        GROUP_TAG: factorisation_group(SVD_STEP, matrix),
     }
     return RunRecord(
         params=svd_params(matrix, rank),
@@ -170,9 +147,9 @@ def cell_record(
         },
         histories={"train_loss": cell.train_loss_history},
         tags={
-            "lab2.diverged": str(cell.diverged).lower(),
-            "lab2.group": group_label(params),
-            tracking.VAL_CORRECT_TAG: cell.val_correct,
+            DIVERGED_TAG: str(cell.diverged).lower(),
+            GROUP_TAG: group_label(params),
+            VAL_CORRECT_TAG: cell.val_correct,
             **_unit_tags(identity, description),
         },
         figures={"learning_curve": learning_curve} if learning_curve else {},
@@ -231,15 +208,15 @@ def record_factorisation(
     of Q1's table and the runs written."""
     dataset = matrix_dataset(name, matrix, data)
     if name == data.name:
-        texts = {U_ROWS: u_rows(svd.u, gd.u, data.labels, data.class_names).to_csv(index=False)}
+        texts = {U_ROWS_CSV: u_rows(svd.u, gd.u, data.labels, data.class_names).to_csv(index=False)}
     else:
-        texts = {RECONSTRUCTION: reconstruction_rows(matrix, gd, svd).to_csv(index=False)}
+        texts = {RECONSTRUCTION_CSV: reconstruction_rows(matrix, gd, svd).to_csv(index=False)}
     records = {
-        (name, GD): lambda: gd_record(
-            name, setup, gd, angles, figures, dataset, plan.identities[(name, GD)], texts
+        (name, GD_STEP): lambda: gd_record(
+            name, setup, gd, angles, figures, dataset, plan.identities[(name, GD_STEP)], texts
         ),
-        (name, SVD): lambda: svd_record(
-            name, setup.rank, svd, dataset, plan.identities[(name, SVD)]
+        (name, SVD_STEP): lambda: svd_record(
+            name, setup.rank, svd, dataset, plan.identities[(name, SVD_STEP)]
         ),
     }
     written = {
@@ -249,19 +226,6 @@ def record_factorisation(
     }
     tracking.log_to_run(parent_run_id, RunRecord(figures=figures, texts=texts))
     return {"matrix": name, "gd_loss": gd.loss, "svd_loss": svd.loss, **angles}, written
-
-
-@task(cache_policy=NO_CACHE)
-def reuse_factorisation(
-    parent_run_id: str, name: str, data: Dataset, plan: Plan
-) -> dict[str, object]:
-    """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter and rows, or the lab's
-    matrix reconstructed, copied onto the parent."""
-    gd, svd = plan.reused[(name, GD)], plan.reused[(name, SVD)]
-    copied = ["figures/u_scatter.png", U_ROWS] if name == data.name else [RECONSTRUCTION]
-    for path in copied:
-        tracking.copy_artifact(gd.run_id, path, parent_run_id)
-    return reused_factorisation_row(name, gd, svd)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="log-cells-{batch}")
@@ -287,5 +251,5 @@ def log_cells(
         record = cell_record(
             setups[split], c, curve.result() if curve else None, datasets[split], identities[key]
         )
-        written[key] = tracking.log_child_run(parent_run_id, MLP, cell_run_name(*key), record)
+        written[key] = tracking.log_child_run(parent_run_id, MLP_STEP, cell_run_name(*key), record)
     return written

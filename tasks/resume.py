@@ -16,19 +16,36 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import pandas as pd
+import torch
 from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy.exc import IntegrityError
 
-from lab2.core.identity import code_version, unit_identity
-from lab2.core.params import METRICS
+from lab2.core.data import Dataset
+from lab2.core.describe import cell_run_name, factorisation_run_name
+from lab2.core.identity import code_version, tensor_digest, unit_identity
+from lab2.core.params import METRICS, FactorisationSetup, GridParams
 from lab2.tasks import tracking
-from lab2.tasks.tracking import IDENTITY_TAG, RunRecord
+from lab2.tasks.layout import (
+    DIVERGED_TAG,
+    GD_STEP,
+    IDENTITY_TAG,
+    MLP_STEP,
+    PARENT_TAG,
+    RECONSTRUCTION_CSV,
+    SUPERSEDED_BY_TAG,
+    SUPERSEDED_IDENTITY_TAG,
+    SVD_STEP,
+    U_ROWS_CSV,
+    U_SCATTER_PNG,
+    VAL_CORRECT_TAG,
+    units_csv,
+    units_tag,
+)
+from lab2.tasks.records import cell_params, gd_params, svd_params
+from lab2.tasks.tracking import RunRecord
 
 K = TypeVar("K", bound=Hashable)
-SUPERSEDED_TAG = "lab2.superseded_by"
 
 UNITS_COLUMNS = ["step", "name", "identity", "run_id", "reused"]
 
@@ -36,6 +53,42 @@ UNITS_COLUMNS = ["step", "name", "identity", "run_id", "reused"]
 def identity_of(step: str, params: Mapping[str, object], data_digest: str) -> str:
     """The identity of a unit of `step` with these params on data of this digest, at this code version."""
     return unit_identity(step, params, data_digest, code_version())
+
+
+def factorisation_units(
+    matrices: Mapping[str, torch.Tensor], data: Dataset, setup: FactorisationSetup
+) -> tuple[dict, dict, dict]:
+    """Steps, run names and identities of Q1's units, keyed (matrix, step)."""
+    digests = {
+        name: data.digest if name == data.name else tensor_digest(matrix)
+        for name, matrix in matrices.items()
+    }
+    params = {(m, GD_STEP): gd_params(m, setup) for m in matrices} | {
+        (m, SVD_STEP): svd_params(m, setup.rank) for m in matrices
+    }
+    steps = {key: key[1] for key in params}
+    names = {key: factorisation_run_name(key[1], key[0]) for key in params}
+    return steps, names, {key: identity_of(key[1], p, digests[key[0]]) for key, p in params.items()}
+
+
+def grid_units(params: GridParams, digest: str) -> tuple[dict, dict, dict]:
+    """Steps, run names and identities of Q2's cells, keyed (lr, iterations, seed, split seed); whether a cell has a
+    figure is part of its identity."""
+    keys = [
+        (lr, it, seed, k)
+        for k in params.split_seeds
+        for lr in params.lrs
+        for it in params.iterations
+        for seed in params.seeds
+    ]
+    identity = {"cell_figures": params.cell_figures}
+    identities = {
+        key: identity_of(
+            MLP_STEP, {**cell_params(params.setup(key[3]), *key[:3]), **identity}, digest
+        )
+        for key in keys
+    }
+    return dict.fromkeys(keys, MLP_STEP), {key: cell_run_name(*key) for key in keys}, identities
 
 
 @dataclass(frozen=True)
@@ -102,11 +155,11 @@ def record_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> Non
     """Every unit of a flow with its run and whether it was reused: units/{flow}.csv and counts as tags."""
     reused = int(units["reused"].sum())
     tags = {
-        f"lab2.{flow_name}.units_reused": reused,
-        f"lab2.{flow_name}.units_computed": len(units) - reused,
+        units_tag(flow_name, "reused"): reused,
+        units_tag(flow_name, "computed"): len(units) - reused,
     }
     tracking.log_to_run(parent_run_id, RunRecord(tags=tags))
-    tracking.log_text(parent_run_id, units.to_csv(index=False), f"units/{flow_name}.csv")
+    tracking.log_text(parent_run_id, units.to_csv(index=False), units_csv(flow_name))
 
 
 @task(cache_policy=NO_CACHE)
@@ -116,17 +169,14 @@ def settle(parent_run_id: str) -> None:
     exp_id = tracking.experiment_of(parent_run_id)
     runs = tracking.search_runs(exp_id, "")
     tracking.reap_stale_runs([r for r in runs if r.info.status == "RUNNING"])
-    units = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_run_id]
+    units = [r for r in runs if r.data.tags.get(PARENT_TAG) == parent_run_id]
     for identity, carriers in _finished_by_identity(
         runs, {r.data.tags.get(IDENTITY_TAG) for r in units} - {None}
     ).items():
         newest = max(carriers, key=_age)
         for run in carriers:
             if run is not newest:
-                tracking.retrying(
-                    f"the identity of run {run.info.run_id}",
-                    lambda: _supersede(run.info.run_id, newest.info.run_id, identity),
-                )
+                _supersede(run.info.run_id, newest.info.run_id, identity)
 
 
 _FINISHED = f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` LIKE '%'"
@@ -152,24 +202,27 @@ def _newest(by_identity: Mapping[str, list[Run]]) -> dict[str, FinishedRun]:
 
 
 def _supersede(run_id: str, newest_run_id: str, identity: str) -> None:
-    client = tracking.client()
-    for key, value in {SUPERSEDED_TAG: newest_run_id, "lab2.superseded_identity": identity}.items():
-        try:
-            client.set_tag(run_id, key, value)
-        except (MlflowException, IntegrityError):
-            if (
-                client.get_run(run_id).data.tags.get(key) != value
-            ):  # else a concurrent process set it first
-                raise
-    try:
-        client.delete_tag(run_id, IDENTITY_TAG)
-    except MlflowException as error:
-        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
+    """An older run of an identity hands it over to the newest run that holds it."""
+    superseded = {SUPERSEDED_BY_TAG: newest_run_id, SUPERSEDED_IDENTITY_TAG: identity}
+    tracking.set_tags_once(run_id, superseded)
+    tracking.delete_tag(run_id, IDENTITY_TAG)
 
 
 def _age(run: Run) -> tuple[int, str]:
     return (run.info.end_time or 0, run.info.run_id)
+
+
+@task(cache_policy=NO_CACHE)
+def reuse_factorisation(
+    parent_run_id: str, name: str, data: Dataset, plan: Plan
+) -> dict[str, object]:
+    """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter and rows, or the lab's
+    matrix reconstructed, copied onto the parent."""
+    gd, svd = plan.reused[(name, GD_STEP)], plan.reused[(name, SVD_STEP)]
+    copied = [U_SCATTER_PNG, U_ROWS_CSV] if name == data.name else [RECONSTRUCTION_CSV]
+    for path in copied:
+        tracking.copy_artifact(gd.run_id, path, parent_run_id)
+    return reused_factorisation_row(name, gd, svd)
 
 
 def reused_factorisation_row(matrix: str, gd: FinishedRun, svd: FinishedRun) -> dict[str, object]:
@@ -196,8 +249,8 @@ def reused_cell_rows(reused: Mapping[tuple, FinishedRun]) -> list[dict[str, obje
             "seed": seed,
             "split_seed": split,
             **{m: run.metrics[m] for m in METRICS},
-            "diverged": run.tags.get("lab2.diverged") == "true",
-            "val_correct": run.tags.get(tracking.VAL_CORRECT_TAG, ""),
+            "diverged": run.tags.get(DIVERGED_TAG) == "true",
+            "val_correct": run.tags.get(VAL_CORRECT_TAG, ""),
         }
         for (lr, it, seed, split), run in reused.items()
     ]

@@ -1,5 +1,6 @@
-"""Since the last run, in Prefect: record what goes into a run, judge it against its predecessor, and say so where
-Prefect's users look (an artifact, the flow run's state name, an event an automation can act on)."""
+"""Since the last run, in Prefect: record what goes into a run, judge it against its predecessor
+(`lab2.tasks.predecessor`), and say so where Prefect's users look (an artifact, the flow run's state
+name, an event an automation can act on)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ from lab2.core.watch import (
     since_last_run_markdown,
 )
 from lab2.tasks import tracking
+from lab2.tasks.flow_run import top_flow_run_id
+from lab2.tasks.layout import BEST_TAG, INPUTS_JSON
+from lab2.tasks.predecessor import since_last_run
 from lab2.tasks.tracking import RunRecord
-from lab2.tasks.tracking.links import top_flow_run_id
-from lab2.tasks.tracking.predecessors import BEST_TAG, INPUTS_FILE, since_last_run
 
 if TYPE_CHECKING:
     from lab2.flows.factorisation import FactorisationResult
@@ -57,7 +59,7 @@ def record_inputs(parent_run_id: str, params: Lab2Params) -> Inputs:
         row_digests(data.features.numpy(), data.labels.numpy()),
         environment,
     )
-    tracking.log_text(parent_run_id, inputs.to_json(), INPUTS_FILE)
+    tracking.log_text(parent_run_id, inputs.to_json(), INPUTS_JSON)
     return inputs
 
 

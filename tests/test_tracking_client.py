@@ -1,9 +1,10 @@
-"""The tracking client: which errors are retried, and that every call through it is."""
+"""The tracking adapter: which errors are retried, and that a tracking call is."""
 
 import pytest
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
-from lab2.tasks.tracking.connection import TrackingError, _transient, client
+from lab2.tasks.tracking.connection import TrackingError, _transient
 
 
 @pytest.mark.parametrize(
@@ -24,18 +25,35 @@ def test_a_bad_request_and_an_exhausted_retry_are_not():
     assert not _transient(TrackingError("MLflow did not answer for 60 s: … (Connection refused)"))
 
 
-def test_every_client_call_is_retried_until_it_succeeds(monkeypatch, mlflow_store):
-    calls = []
+def test_a_tracking_call_is_retried_until_it_succeeds(monkeypatch, mlflow_store):
+    from lab2.tasks.tracking import experiment_id
 
-    def flaky(name):
+    calls = []
+    real = MlflowClient.create_experiment
+
+    def flaky(self, name, *args, **kwargs):
         calls.append(name)
         if len(calls) < 3:
             raise MlflowException("database is locked")
-        return "created"
+        return real(self, name, *args, **kwargs)
 
-    retried = client("an experiment")
-    monkeypatch.setattr(retried._inner, "create_experiment", flaky)
-    assert retried.create_experiment("x") == "created" and calls == ["x"] * 3
+    monkeypatch.setattr(MlflowClient, "create_experiment", flaky)
+    assert experiment_id("x") == mlflow_store.get_experiment_by_name("x").experiment_id
+    assert calls == ["x"] * 3
+
+
+def test_a_call_that_stays_down_ends_in_a_tracking_error_naming_what_was_not_logged(
+    monkeypatch, mlflow_store
+):
+    from lab2.tasks.tracking import experiment_id
+
+    def down(self, name, *args, **kwargs):
+        raise MlflowException("Connection refused")
+
+    monkeypatch.setenv("LAB2_TRACKING_RETRY_SECONDS", "0.5")
+    monkeypatch.setattr(MlflowClient, "create_experiment", down)
+    with pytest.raises(TrackingError, match=r"did not answer for 0.5 s: experiment 'y' was not"):
+        experiment_id("y")
 
 
 def test_a_description_longer_than_a_tag_is_cut_at_a_paragraph_and_kept_whole_as_an_artifact(
@@ -43,7 +61,8 @@ def test_a_description_longer_than_a_tag_is_cut_at_a_paragraph_and_kept_whole_as
 ):
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
-    from lab2.tasks.tracking import DESCRIPTION_TAG, set_description
+    from lab2.tasks.layout import DESCRIPTION_TAG
+    from lab2.tasks.tracking import set_description
 
     run_id = mlflow_store.create_run(mlflow_store.create_experiment("long")).info.run_id
     paragraphs = [f"paragraph {k}: " + "x" * 180 for k in range(100)]
@@ -60,7 +79,8 @@ def test_a_description_longer_than_a_tag_is_cut_at_a_paragraph_and_kept_whole_as
 def test_a_description_of_one_paragraph_longer_than_a_tag_is_cut_inside_it(mlflow_store):
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
-    from lab2.tasks.tracking import DESCRIPTION_TAG, set_description
+    from lab2.tasks.layout import DESCRIPTION_TAG
+    from lab2.tasks.tracking import set_description
 
     run_id = mlflow_store.create_run(mlflow_store.create_experiment("one-paragraph")).info.run_id
     set_description(run_id, "y" * (2 * MAX_TAG_VAL_LENGTH))

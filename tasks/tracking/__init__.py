@@ -1,58 +1,120 @@
-"""Every MLflow call of lab2, split by job; this package's names are what the tasks and flows use.
+"""The MLflow adapter of lab2: storing, reading and finding runs, and nothing of the lab's logic.
 
-- `connection`: which store, checked before any run exists; redaction; a client whose every call is retried.
-- `runs`: writing runs — the parent, child runs written whole, datasets, figures, the winner model.
+- `connection`: which store, checked before any run exists; redaction; the retries of every call.
+- `runs`: writing runs: the parent, child runs written whole, datasets, figures, the winner model.
 - `owners`: which process owns a run; runs created once; runs of gone processes marked KILLED.
-- `queries`: reading runs back — the latest grid run, its cells, metric histories (for `lab2 compare`).
-- `links`: links into the MLflow UI and to the Prefect flow run.
+- `queries`: reading runs back: a run, its files and histories, the latest grid run and its cells.
+- `links`: links into the MLflow UI and the experiment's saved runs view.
 """
 
-from lab2.tasks.tracking.connection import (  # noqa: F401 - the package's names
+from lab2.tasks.tracking.connection import (
     TrackingError,
     check_tracking_uri,
     client,
     experiment_id,
     experiment_of,
+    find_experiment,
     redact,
+    retried,
     retrying,
     search_runs,
+    store_exists,
     tracking_uri,
     ui_command,
 )
 from lab2.tasks.tracking.links import (
     artifact_location,
-    prefect_tags,
     run_link,
     run_url,
     runs_url,
     saved_runs_link,
+    saved_runs_url,
     set_runs_view,
-)  # noqa: F401
-from lab2.tasks.tracking.owners import owner, owner_of, reap_stale_runs  # noqa: F401
-from lab2.tasks.tracking.queries import (  # noqa: F401
-    IncompleteRun,
-    lab_report_of,
+)
+from lab2.tasks.tracking.owners import owner, owner_of, reap_stale_runs
+from lab2.tasks.tracking.queries import (
+    RecordedGrid,
+    download_artifact,
     last_finished_run,
     latest_grid_run,
+    list_artifacts,
     metric_history,
     read_artifacts,
     read_cells,
-    read_run_results,
+    read_run,
+    read_units,
     run_history,
 )
-from lab2.tasks.tracking.runs import (  # noqa: F401
-    DESCRIPTION_TAG,
-    IDENTITY_TAG,
-    VAL_CORRECT_TAG,
+from lab2.tasks.tracking.runs import (
     RunRecord,
     WinnerModel,
     copy_artifact,
     dataset,
+    delete_tag,
+    end,
+    link_models,
     log_child_run,
+    log_folder,
     log_pngs,
     log_text,
     log_to_run,
     log_winner_model,
+    model_ready,
     parent_run,
     set_description,
+    set_tags_once,
 )
+
+__all__ = [
+    "RecordedGrid",
+    "RunRecord",
+    "TrackingError",
+    "WinnerModel",
+    "artifact_location",
+    "check_tracking_uri",
+    "client",
+    "copy_artifact",
+    "dataset",
+    "delete_tag",
+    "download_artifact",
+    "end",
+    "link_models",
+    "log_folder",
+    "model_ready",
+    "experiment_id",
+    "experiment_of",
+    "find_experiment",
+    "last_finished_run",
+    "latest_grid_run",
+    "list_artifacts",
+    "log_child_run",
+    "log_pngs",
+    "log_text",
+    "log_to_run",
+    "log_winner_model",
+    "metric_history",
+    "owner",
+    "owner_of",
+    "parent_run",
+    "read_artifacts",
+    "read_cells",
+    "read_run",
+    "read_units",
+    "reap_stale_runs",
+    "redact",
+    "retried",
+    "retrying",
+    "run_history",
+    "run_link",
+    "run_url",
+    "runs_url",
+    "saved_runs_link",
+    "saved_runs_url",
+    "search_runs",
+    "set_description",
+    "set_runs_view",
+    "set_tags_once",
+    "store_exists",
+    "tracking_uri",
+    "ui_command",
+]

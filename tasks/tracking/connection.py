@@ -1,23 +1,25 @@
-"""The MLflow client of lab2: which store, checked before any run exists, secrets redacted, every call retried.
+"""The MLflow store of lab2: which one, checked before any run exists, secrets redacted, and the
+retries every tracking call goes through.
 
-Every call through `client()` is retried with exponential backoff on transient errors (connection
-refused or reset, timeouts, HTTP 502/503/504, SQLite "database is locked", a store whose tables another
-process is creating) for LAB2_TRACKING_RETRY_SECONDS (default 60), then fails with a TrackingError
-naming the tracking URI (credentials redacted) and what was not logged.
+A tracking function is `retried` (or its call `retrying`): tenacity retries it with exponential
+backoff on transient errors (connection refused or reset, timeouts, HTTP 502/503/504, SQLite
+"database is locked", a store whose tables another process is creating) for
+LAB2_TRACKING_RETRY_SECONDS (default 60), then a TrackingError names the tracking URI (credentials
+redacted) and what was not logged.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 try:
@@ -26,10 +28,10 @@ except ImportError:  # not POSIX: no lock around store creation
     fcntl = None
 
 import requests
+import tenacity
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils import get_results_from_paginated_fn
 from sqlalchemy.exc import OperationalError
 
 from lab2.core.params import InputError
@@ -56,6 +58,7 @@ _TRANSIENT = re.compile(
 
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class TrackingError(RuntimeError):
@@ -152,35 +155,50 @@ def retry_seconds() -> float:
 
 
 def retrying(what: str, call: Callable[[], T]) -> T:
-    """`call()`, retried with exponential backoff on transient errors; TrackingError once the window has passed."""
+    """`call()`, retried with exponential backoff on transient errors; TrackingError once the window
+    has passed."""
     window = retry_seconds()
-    deadline = time.monotonic() + window
-    delay = 0.2
-    while True:
-        try:
-            return _whole(call)
-        except Exception as error:  # noqa: BLE001 - transient ones are retried, the rest re-raised
-            if not _transient(error):
-                if redact(str(error)) != str(
-                    error
-                ):  # MLflow's messages quote the URI, credentials and all
-                    raise TrackingError(
-                        f"{what} was not logged: {redact(str(error))[:500]}"
-                    ) from None
-                raise
-            if time.monotonic() + delay > deadline:
-                detail = redact(str(error))[:300]
-                raise TrackingError(
-                    f"MLflow at {redact(tracking_uri())} did not answer for {window:g} s: {what} was not logged ({detail})"
-                ) from None
-            time.sleep(delay)
-            delay = min(2 * delay, 5.0)
+    retry = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_transient),
+        wait=tenacity.wait_exponential(multiplier=0.2, max=5),  # 0.2 s, 0.4 s, ... then 5 s
+        stop=tenacity.stop_before_delay(window),
+    )
+    try:
+        return retry(_whole, call)
+    except tenacity.RetryError as error:
+        detail = redact(str(error.last_attempt.exception()))[:300]
+        raise TrackingError(
+            f"MLflow at {redact(tracking_uri())} did not answer for {window:g} s: "
+            f"{what} was not logged ({detail})"
+        ) from None
+    except Exception as error:
+        if redact(str(error)) != str(error):  # MLflow's messages quote the URI, credentials and all
+            raise TrackingError(f"{what} was not logged: {redact(str(error))[:500]}") from None
+        raise
+
+
+def retried(what: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """A tracking function whose every call is `retrying`; `what`, formatted with the call's
+    arguments ("the end of run {run_id}"), names what was not logged."""
+
+    def decorate(function: Callable[P, T]) -> Callable[P, T]:
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            named = signature.bind(*args, **kwargs).arguments
+            return retrying(what.format(**named), lambda: function(*args, **kwargs))
+
+        return call
+
+    return decorate
 
 
 def _whole(call: Callable[[], T]) -> T:
-    """`call()`, on a thread of its own when asked from the main thread, where Python runs signal handlers: a stop
-    (Ctrl-C, SIGTERM, a cancel) raised there then waits for the call to end instead of cutting one of the store's
-    commits in half, which would leave a SQLite store locked for the stop's own cleanup."""
+    """`call()`, on a thread of its own when asked from the main thread, where Python runs signal
+    handlers: a stop (Ctrl-C, SIGTERM, a cancel) raised there then waits for the call to end instead
+    of cutting one of the store's commits in half, which would leave a SQLite store locked for the
+    stop's own cleanup."""
     if threading.current_thread() is not threading.main_thread():
         return call()
     result: Future[T] = Future()
@@ -190,33 +208,29 @@ def _whole(call: Callable[[], T]) -> T:
     try:
         return result.result()
     except BaseException:
-        wait(
-            [result], timeout=STOP_WAIT_SECONDS
-        )  # a stop: the call's writes end first (at once if it had ended)
+        wait([result], timeout=STOP_WAIT_SECONDS)  # a stop: the call's writes end first
         raise
 
 
 def _settle(result: Future[T], call: Callable[[], T]) -> None:
     try:
         result.set_result(call())
-    except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+    except BaseException as error:  # handed to the caller's thread
         result.set_exception(error)
 
 
-def _transient(error: Exception) -> bool:
+def _transient(error: BaseException) -> bool:
     if isinstance(error, TrackingError):  # an inner call already retried for the whole window
         return False
-    # SQLAlchemy's OperationalError: a locked SQLite file, or tables another process is creating right now.
-    if isinstance(
-        error,
-        (
-            requests.ConnectionError,
-            requests.Timeout,
-            ConnectionError,
-            TimeoutError,
-            OperationalError,
-        ),
-    ):
+    # SQLAlchemy's OperationalError: a locked SQLite file, or tables another process is creating.
+    transient_types = (
+        requests.ConnectionError,
+        requests.Timeout,
+        ConnectionError,
+        TimeoutError,
+        OperationalError,
+    )
+    if isinstance(error, transient_types):
         return True
     code = getattr(error, "error_code", "")
     return code == "TEMPORARILY_UNAVAILABLE" or bool(_TRANSIENT.search(str(error)))
@@ -227,7 +241,8 @@ def _client(uri: str) -> MlflowClient:
     # lab2 retries on its own clock: MLflow's HTTP client fails fast instead of retrying for minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    # MLflow prints "View run … at: URI" per run: noise for a grid, and a leak when the URI holds credentials.
+    # MLflow prints "View run … at: URI" per run: noise for a grid, and a leak when the URI holds
+    # credentials.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if redact(uri) != uri:
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
@@ -253,58 +268,55 @@ def _store_creation_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class RetryingClient:
-    """An MlflowClient of which every method call is retried on transient errors (see `retrying`); `what` names, in
-    the error that ends the retries, what was not logged (default: the method)."""
-
-    def __init__(self, inner: MlflowClient, what: str | None = None) -> None:
-        self._inner, self._what = inner, what
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._inner, name)
-        if not callable(attribute):
-            return attribute
-        return lambda *args, **kwargs: retrying(
-            self._what or f"MLflow's {name}", lambda: attribute(*args, **kwargs)
-        )
-
-
-def client(what: str | None = None) -> RetryingClient:
-    """The MLflow client of the current tracking URI; every call through it is retried."""
-    return RetryingClient(raw_client(), what)
-
-
-def raw_client() -> MlflowClient:
-    """The same client without retries, for a call whose retry must first check what the lost reply did."""
+def client() -> MlflowClient:
+    """The MLflow client of the current tracking URI. Its calls are not retried: call it inside a
+    `retried` function or through `retrying`."""
     return _client(tracking_uri())
 
 
+@retried("experiment {name!r}")
 def experiment_id(name: str) -> str:
     """Id of experiment `name`, created if missing (safe when two processes race to create it)."""
-    return retrying(f"experiment {name!r}", lambda: _experiment_id(name))
-
-
-def _experiment_id(name: str) -> str:
-    mlflow = raw_client()
-    experiment = mlflow.get_experiment_by_name(name)
+    experiment = client().get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return mlflow.create_experiment(name)
+        return client().create_experiment(name)
     except MlflowException as error:
         if _transient(error):
             raise
-        return mlflow.get_experiment_by_name(name).experiment_id
+        return client().get_experiment_by_name(name).experiment_id
 
 
-def search_runs(exp_id: str, query: str) -> list[Run]:
-    """Every run of the experiment that `query` matches, page by page."""
-    search = client(f"the runs of experiment {exp_id}").search_runs
-    return get_results_from_paginated_fn(
-        lambda n, token: search([exp_id], query, max_results=n, page_token=token), 1000
-    )
+@retried("experiment {name!r}")
+def find_experiment(name: str) -> str | None:
+    """Id of experiment `name`, None if there is none (nothing is created)."""
+    experiment = client().get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else None
+
+
+@retried("the runs of experiment {exp_id}")
+def search_runs(
+    exp_id: str, query: str, order_by: list[str] | None = None, max_results: int | None = None
+) -> list[Run]:
+    """The runs of the experiment that `query` matches (all of them, page by page, unless
+    `max_results` says how many)."""
+    found: list[Run] = []
+    token = None
+    while max_results is None or len(found) < max_results:
+        page_size = 1000 if max_results is None else min(1000, max_results - len(found))
+        page = client().search_runs(
+            [exp_id], query, order_by=order_by, max_results=page_size, page_token=token
+        )
+        found += page
+        token = page.token
+        if not token:
+            break
+    return found
 
 
 @functools.lru_cache(maxsize=64)
+@retried("the experiment of run {run_id}")
 def experiment_of(run_id: str) -> str:
-    return client(f"the experiment of run {run_id}").get_run(run_id).info.experiment_id
+    """The experiment a run belongs to."""
+    return client().get_run(run_id).info.experiment_id

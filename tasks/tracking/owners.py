@@ -11,12 +11,8 @@ from collections.abc import Mapping, Sequence
 import psutil
 from mlflow.entities import Run
 
-from lab2.tasks.tracking.connection import client, raw_client, retrying, search_runs
-
-OWNER_TAG = "lab2.owner"
-
-
-CREATE_TOKEN_TAG = "lab2.create_token"
+from lab2.tasks.layout import CREATE_TOKEN_TAG, OWNER_TAG, STALE_TAG
+from lab2.tasks.tracking.connection import client, retried, retrying, search_runs
 
 
 def reap_stale_runs(running: Sequence[Run]) -> list[str]:
@@ -25,12 +21,16 @@ def reap_stale_runs(running: Sequence[Run]) -> list[str]:
         r for r in running if OWNER_TAG in r.data.tags and not owner_alive(r.data.tags[OWNER_TAG])
     ]
     for run in stale:
-        reason = f"owner {run.data.tags[OWNER_TAG]} was gone when {owner()} started"
-        client(f"the stale mark of run {run.info.run_id}").set_tag(
-            run.info.run_id, "lab2.stale", reason
+        _mark_stale(
+            run.info.run_id, f"owner {run.data.tags[OWNER_TAG]} was gone when {owner()} started"
         )
-        client(f"the stale mark of run {run.info.run_id}").set_terminated(run.info.run_id, "KILLED")
     return [r.info.run_id for r in stale]
+
+
+@retried("the stale mark of run {run_id}")
+def _mark_stale(run_id: str, reason: str) -> None:
+    client().set_tag(run_id, STALE_TAG, reason)
+    client().set_terminated(run_id, "KILLED")
 
 
 def owner() -> str:
@@ -71,7 +71,7 @@ def create_run(exp_id: str, run_name: str, tags: Mapping[str, str], what: str) -
         ):
             return created[0].info.run_id
         return (
-            raw_client().create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+            client().create_run(exp_id, run_name=run_name, tags=tags).info.run_id
         )  # retried as a whole, below
 
     return retrying(what, create)

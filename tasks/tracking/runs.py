@@ -1,18 +1,20 @@
-"""Writing runs: one parent run per pipeline run, child runs written whole, datasets, figures, the winner model.
+"""Writing runs: a parent run per pipeline run, child runs written whole, datasets, figures, text
+files, descriptions and the winner model.
 
-Layout: one parent run per pipeline run (tag lab2.role=pipeline); one child run per unit of work (tag
-lab2.step, mlflow.parentRunId). A child run is written whole — created, filled with one batch, its
-figures logged, terminated — so a failure never leaves a half-written run behind.
+A child run is written whole — created, filled with one batch, its figures logged, terminated — so a
+failure never leaves a half-written run behind.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,7 @@ import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.entities import (
+    Dataset,
     DatasetInput,
     InputTag,
     LoggedModelOutput,
@@ -31,109 +34,108 @@ from mlflow.entities import (
     RunTag,
 )
 from mlflow.exceptions import MlflowException
-from mlflow.utils.mlflow_tags import (
-    MLFLOW_DATASET_CONTEXT,
-    MLFLOW_MODEL_VERSIONS,
-    MLFLOW_PARENT_RUN_ID,
-    MLFLOW_RUN_NOTE,
-)
+from mlflow.utils.git_utils import get_git_commit
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_MODEL_VERSIONS
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+from sqlalchemy.exc import IntegrityError
 
+from lab2.tasks.layout import (
+    DATASET_LOADER_KEY,
+    DESCRIPTION_MD,
+    DESCRIPTION_TAG,
+    ENV_TAG_PREFIX,
+    FIGURES_FOLDER,
+    GIT_COMMIT_TAG,
+    IDENTITY_TAG,
+    PARENT_TAG,
+    PIPELINE_ROLE,
+    ROLE_TAG,
+    STEP_TAG,
+    figure_path,
+)
 from lab2.tasks.tracking.connection import (
     TrackingError,
     check_tracking_uri,
     client,
     experiment_id,
     experiment_of,
+    retried,
     retrying,
     tracking_uri,
 )
-from lab2.tasks.tracking.links import environment_tags, link_flow_run, prefect_tags
 from lab2.tasks.tracking.owners import OWNER_TAG, create_run, owner
 
-if TYPE_CHECKING:  # torch and mlflow.pytorch only for a new model: reading runs back (`lab2 compare`) needs neither
+if TYPE_CHECKING:  # torch only for a new model: reading runs back (`lab2 compare`) needs none
     import torch
-
-ROLE_TAG = "lab2.role"
-
-
-STEP_TAG = "lab2.step"
-
-
-DESCRIPTION_TAG = MLFLOW_RUN_NOTE  # the run page's Description, markdown
-
-
-IDENTITY_TAG = "lab2.identity"  # what a reused result is found by
-
-
-PARAMS_KEY_TAG = "lab2.params_key"  # a pipeline run's axes and setup, hashed: the runs a watch compares (Lab2Params.params_key)
-VAL_CORRECT_TAG = "lab2.val_correct"  # a cell's hits per validation row ("1"/"0", in row order): the rows' own noise
 
 
 @dataclass
 class RunRecord:
-    """What one run logs: flat params, final metrics, per-step histories, tags, figures and text files."""
+    """What one run logs: flat params, final metrics, per-step histories, tags, figures, text files."""
 
     params: Mapping[str, object] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
-    histories: Mapping[str, Mapping[int, float]] = field(
-        default_factory=dict
-    )  # metric → step → value
+    histories: Mapping[str, Mapping[int, float]] = field(default_factory=dict)  # step → value
     tags: Mapping[str, str] = field(default_factory=dict)
     figures: Mapping[str, bytes] = field(default_factory=dict)  # artifact name → PNG
-    datasets: Mapping[str, PandasDataset] = field(
-        default_factory=dict
-    )  # context (training, validation) → dataset
-    figure_folder: str = "figures"  # "" puts them at the root, where MLflow's compare page looks for common artifacts
+    # context (training, validation) → dataset
+    datasets: Mapping[str, PandasDataset] = field(default_factory=dict)
+    # "" puts the figures at the root, where MLflow's compare page looks for common artifacts
+    figure_folder: str = FIGURES_FOLDER
     texts: Mapping[str, str] = field(default_factory=dict)  # artifact file → its text (a CSV)
 
 
 @contextmanager
 def parent_run(experiment: str, run_name: str, record: RunRecord) -> Iterator[str]:
-    """Open a parent run (after checking the tracking URI) and yield its id: FINISHED on success, FAILED on an error,
-    KILLED when stopped (re-raised either way); the current Prefect flow run gets an artifact linking it."""
+    """Open a parent run (after checking the tracking URI) and yield its id: FINISHED on success,
+    FAILED on an error, KILLED when stopped (re-raised either way)."""
     check_tracking_uri(tracking_uri())
     exp_id = experiment_id(experiment)
-    tags = {
-        ROLE_TAG: "pipeline",
-        OWNER_TAG: owner(),
-        **prefect_tags(),
-        **environment_tags(),
-        **record.tags,
-    }
+    tags = {ROLE_TAG: PIPELINE_ROLE, OWNER_TAG: owner(), **environment_tags(), **record.tags}
     what = f"the parent run {run_name!r} of experiment {experiment!r}"
     run_id = create_run(exp_id, run_name, tags, what)
-    link_flow_run(run_id)
     try:
         log_to_run(run_id, RunRecord(params=record.params), what)
         yield run_id
     except BaseException as error:
-        status = (
-            "FAILED" if isinstance(error, Exception) else "KILLED"
-        )  # KILLED: stopped (Ctrl-C, SIGTERM, a cancel)
-        with suppress(
-            TrackingError, MlflowException
-        ):  # if MLflow is gone, a later close marks it KILLED
-            client(f"the end of {what}").set_terminated(run_id, status)
+        # KILLED: stopped (Ctrl-C, SIGTERM, a cancel); if MLflow is gone, a later close marks it
+        end(run_id, "FAILED" if isinstance(error, Exception) else "KILLED", missing_ok=True)
         raise
-    client(f"the end of {what}").set_terminated(run_id, "FINISHED")
+    end(run_id, "FINISHED")
 
 
 def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecord) -> str:
-    """Write one child run whole (its tags first); on any error delete what was written and re-raise."""
+    """Write one child run whole (its tags first); on any error delete what was written, re-raise."""
     what = f"child run {run_name!r} (step {step})"
-    tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, OWNER_TAG: owner(), **record.tags}
+    tags = {PARENT_TAG: parent_run_id, STEP_TAG: step, OWNER_TAG: owner(), **record.tags}
     run_id = create_run(experiment_of(parent_run_id), run_name, tags, what)
     try:
         log_to_run(run_id, replace(record, tags={}), what)
-        client(what).set_terminated(run_id, "FINISHED")
+        end(run_id, "FINISHED")
     except BaseException:
-        with suppress(
-            TrackingError, MlflowException
-        ):  # if MLflow is gone, a later close marks it KILLED
-            client(f"the deletion of {what}").delete_run(run_id)
+        with suppress(TrackingError, MlflowException):  # if MLflow is gone, a later close kills it
+            retrying(f"the deletion of {what}", lambda: client().delete_run(run_id))
         raise
     return run_id
+
+
+def environment_tags() -> dict[str, str]:
+    """What produced a run: git commit (inside a checkout), torch/prefect/mlflow versions, and torch's
+    threads when this process computes with torch (a rerun with nothing to do does not load it)."""
+    tags = {f"{ENV_TAG_PREFIX}{name}": version(name) for name in ("torch", "prefect", "mlflow")}
+    if torch := sys.modules.get("torch"):
+        tags[f"{ENV_TAG_PREFIX}torch_threads"] = str(torch.get_num_threads())
+    commit = get_git_commit(str(Path(__file__).parent))
+    return {**tags, GIT_COMMIT_TAG: commit} if commit else tags
+
+
+def end(run_id: str, status: str, missing_ok: bool = False) -> None:
+    """Terminate a run with `status`; with `missing_ok`, an MLflow that is gone is not an error."""
+    try:
+        retrying(f"the end of run {run_id}", lambda: client().set_terminated(run_id, status))
+    except (TrackingError, MlflowException):
+        if not missing_ok:
+            raise
 
 
 def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
@@ -152,19 +154,27 @@ def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
     ]
     params = [Param(k, _param_value(v)) for k, v in record.params.items() if v is not None]
     tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
-    client(f"params and metrics of {what}").log_batch(
-        run_id, metrics=metrics, params=params, tags=tags
+    retrying(
+        f"params and metrics of {what}",
+        lambda: client().log_batch(run_id, metrics=metrics, params=params, tags=tags),
     )
     if record.datasets:
         inputs = [
-            DatasetInput(d._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, c)])
+            DatasetInput(_dataset_entity(d), [InputTag(MLFLOW_DATASET_CONTEXT, c)])
             for c, d in record.datasets.items()
         ]
-        client(f"datasets of {what}").log_inputs(run_id, datasets=inputs)
+        retrying(f"datasets of {what}", lambda: client().log_inputs(run_id, datasets=inputs))
     if record.figures:
         log_pngs(run_id, record.figures, record.figure_folder or None)
     for path, text in record.texts.items():
-        client(f"{path} of {what}").log_text(run_id, text, path)
+        log_text(run_id, text, path)
+
+
+def _dataset_entity(dataset: PandasDataset) -> Dataset:
+    """The dataset as the entity a run's inputs hold, from its public description."""
+    described = dataset.to_dict()
+    fields = ("name", "digest", "source_type", "source", "schema", "profile")
+    return Dataset(**{k: described.get(k) for k in fields})
 
 
 def _param_value(value: object) -> str:
@@ -178,7 +188,7 @@ def dataset(
     frame: pd.DataFrame, name: str, digest: str, source: str, targets: str
 ) -> PandasDataset:
     """An MLflow dataset: `frame` (features and targets), named and hashed by lab2, from a CSV path or a loader."""
-    origin = source if source.endswith(".csv") else CodeDatasetSource({"lab2.loader": source})
+    origin = source if source.endswith(".csv") else CodeDatasetSource({DATASET_LOADER_KEY: source})
     return mlflow.data.from_pandas(frame, source=origin, targets=targets, name=name, digest=digest)
 
 
@@ -209,14 +219,18 @@ def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tupl
     model_id = _same_model(exp_id, name, model_tags, what) or _new_model(
         exp_id, parent_run_id, name, winner, model_tags, what
     )
-    client(what).log_outputs(parent_run_id, [LoggedModelOutput(model_id, step=0)])
+    retrying(
+        what, lambda: client().log_outputs(parent_run_id, [LoggedModelOutput(model_id, step=0)])
+    )
     return f"models:/{model_id}", _register_once(name, model_id, parent_run_id, winner, tags)
 
 
 def _same_model(exp_id: str, name: str, model_tags: Mapping[str, str], what: str) -> str | None:
     """The id of a READY logged model `name` of the experiment with exactly these tags: the same unit, described alike."""
     query = f"name = '{name}' AND tags.`{IDENTITY_TAG}` = '{model_tags[IDENTITY_TAG]}'"
-    found = client(what).search_logged_models(experiment_ids=[exp_id], filter_string=query)
+    found = retrying(
+        what, lambda: client().search_logged_models(experiment_ids=[exp_id], filter_string=query)
+    )
     same = [
         m
         for m in found
@@ -246,13 +260,16 @@ def _new_model(
         signature = infer_signature(example, module(winner.input_example).numpy())
     mlflow.set_tracking_uri(tracking_uri())
     try:
-        model = client(what).create_logged_model(
-            exp_id,
-            name,
-            parent_run_id,
-            tags=dict(model_tags),
-            params={k: str(v) for k, v in winner.params.items()},
-            model_type="classifier",
+        model = retrying(
+            what,
+            lambda: client().create_logged_model(
+                exp_id,
+                name,
+                parent_run_id,
+                tags=dict(model_tags),
+                params={k: str(v) for k, v in winner.params.items()},
+                model_type="classifier",
+            ),
         )
         retrying(
             what,
@@ -270,26 +287,26 @@ def _new_model(
         # Also a model whose creation was cut short (a stop) before its id came back; if MLflow is gone, it stays
         # PENDING, and lab2 never reuses a model that is not READY.
         with suppress(TrackingError, MlflowException):
-            for pending in client(what).search_logged_models(
-                experiment_ids=[exp_id], filter_string=f"name = '{name}'"
-            ):
-                if (
-                    pending.source_run_id == parent_run_id
-                    and pending.status != LoggedModelStatus.READY
-                ):
-                    client(f"the deletion of {what}").delete_logged_model(pending.model_id)
+            _delete_pending_models(exp_id, name, parent_run_id)
         raise
     return model.model_id
 
 
+@retried("the unfinished models {name!r} of run {parent_run_id}")
+def _delete_pending_models(exp_id: str, name: str, parent_run_id: str) -> None:
+    query = f"name = '{name}'"
+    for model in client().search_logged_models(experiment_ids=[exp_id], filter_string=query):
+        if model.source_run_id == parent_run_id and model.status != LoggedModelStatus.READY:
+            client().delete_logged_model(model.model_id)
+
+
 def _link_cell_metrics(winner: WinnerModel, model_id: str, what: str) -> None:
     """The cell's final metrics, logged again unchanged with the model's id and the data each was measured on."""
-    cell = client(what).get_run(winner.cell_run_id).data.metrics
+    cell = retrying(what, lambda: client().get_run(winner.cell_run_id)).data.metrics
     linked = []
     for key in sorted(cell):
         data = next((d for prefix, d in winner.datasets.items() if key.startswith(prefix)), None)
-        history = client(what).get_metric_history(winner.cell_run_id, key)
-        final = max(history, key=lambda m: (m.step, m.timestamp))
+        final = _final_metric(winner.cell_run_id, key)
         linked.append(
             Metric(
                 key,
@@ -301,7 +318,13 @@ def _link_cell_metrics(winner: WinnerModel, model_id: str, what: str) -> None:
                 dataset_digest=data.digest if data else None,
             )
         )
-    client(what).log_batch(winner.cell_run_id, metrics=linked)
+    retrying(what, lambda: client().log_batch(winner.cell_run_id, metrics=linked))
+
+
+@retried("the history of {key!r} of run {run_id}")
+def _final_metric(run_id: str, key: str) -> Metric:
+    history = client().get_metric_history(run_id, key)
+    return max(history, key=lambda m: (m.step, m.timestamp))
 
 
 def _register_once(
@@ -309,8 +332,11 @@ def _register_once(
 ) -> str:
     """A new version of registered model `name` for the model, unless a version already carries its identity."""
     what = f"registered model {name!r}"
-    existing = client(what).search_model_versions(
-        f"name = '{name}' and tags.`{IDENTITY_TAG}` = '{winner.identity}'"
+    existing = retrying(
+        what,
+        lambda: client().search_model_versions(
+            f"name = '{name}' and tags.`{IDENTITY_TAG}` = '{winner.identity}'"
+        ),
     )
     if existing:
         version = max(
@@ -318,39 +344,49 @@ def _register_once(
         )  # the same unit: its weights are that version's
     else:
         try:
-            client(what).create_registered_model(
-                name, description="lab2's MLP: the grid's best group, seed-0 model"
+            retrying(
+                what,
+                lambda: client().create_registered_model(
+                    name, description="lab2's MLP: the grid's best group, seed-0 model"
+                ),
             )
         except MlflowException as error:
             if (
                 error.error_code != "RESOURCE_ALREADY_EXISTS"
             ):  # else an earlier run (or a concurrent one) created it
                 raise
-        version = client(what).create_model_version(
-            name,
-            f"models:/{model_id}",
-            run_id=run_id,
-            tags={k: str(v) for k, v in tags.items()},
-            description=winner.description,
-            model_id=model_id,
+        version = retrying(
+            what,
+            lambda: client().create_model_version(
+                name,
+                f"models:/{model_id}",
+                run_id=run_id,
+                tags={k: str(v) for k, v in tags.items()},
+                description=winner.description,
+                model_id=model_id,
+            ),
         )
     # What the model page reads to show "Registered" (mlflow.register_model sets the same tag).
     listing = json.dumps([{"name": name, "version": version.version}])
-    client(what).set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: listing})
+    retrying(
+        what, lambda: client().set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: listing})
+    )
     return version.version
 
 
-def log_pngs(run_id: str, pngs: Mapping[str, bytes], folder: str | None = "figures") -> None:
+def log_pngs(run_id: str, pngs: Mapping[str, bytes], folder: str | None = FIGURES_FOLDER) -> None:
     """Images already drawn, as `folder/NAME.png` artifacts of the run (NAME.png with no folder), in one upload."""
     with tempfile.TemporaryDirectory(prefix="lab2-figures-") as local:
         for name, png in pngs.items():
-            Path(local, f"{name}.png").write_bytes(png)
-        client(f"figures of run {run_id}").log_artifacts(run_id, local, folder)
+            Path(local, figure_path(name, None)).write_bytes(png)
+        retrying(f"figures of run {run_id}", lambda: client().log_artifacts(run_id, local, folder))
 
 
 def log_text(run_id: str, text: str, artifact_file: str) -> None:
     """A text artifact (a CSV table, an HTML page) on a run."""
-    client(f"{artifact_file} of run {run_id}").log_text(run_id, text, artifact_file)
+    retrying(
+        f"{artifact_file} of run {run_id}", lambda: client().log_text(run_id, text, artifact_file)
+    )
 
 
 def copy_artifact(source_run_id: str, path: str, target_run_id: str) -> None:
@@ -367,11 +403,61 @@ def copy_artifact(source_run_id: str, path: str, target_run_id: str) -> None:
 def set_description(run_id: str, markdown: str) -> None:
     """The run page's Description; one longer than a tag holds is cut at a paragraph, whole in description.md."""
     if len(markdown) > MAX_TAG_VAL_LENGTH:
-        log_text(run_id, markdown, "description.md")
-        note = "\n\n(Cut at MLflow's tag length; the whole description is the artifact `description.md`.)"
+        log_text(run_id, markdown, DESCRIPTION_MD)
+        note = f"\n\n(Cut at MLflow's tag length; the whole description is the artifact `{DESCRIPTION_MD}`.)"
         room = MAX_TAG_VAL_LENGTH - len(note)
         cut = markdown.rfind("\n\n", 0, room)
         markdown = (
             markdown[: cut if cut > 0 else room] + note
         )  # one paragraph longer than a tag: cut inside it
-    client(f"the description of run {run_id}").set_tag(run_id, DESCRIPTION_TAG, markdown)
+    retrying(
+        f"the description of run {run_id}",
+        lambda: client().set_tag(run_id, DESCRIPTION_TAG, markdown),
+    )
+
+
+@retried("the files of run {run_id}")
+def log_folder(run_id: str, folder: Path) -> None:
+    """Every file under `folder` as the run's artifacts, at the same paths."""
+    client().log_artifacts(run_id, str(folder))
+
+
+@retried("the models of run {run_id}")
+def link_models(run_id: str, model_ids: list[str]) -> None:
+    """Logged models as outputs of the run (the run's page lists them)."""
+    client().log_outputs(run_id, [LoggedModelOutput(m, step=0) for m in model_ids])
+
+
+def model_ready(model_id: str) -> bool:
+    """Whether the logged model is there and READY (a model not READY is never reused)."""
+    try:
+        return _logged_model_status(model_id) == LoggedModelStatus.READY
+    except MlflowException:
+        return False
+
+
+@retried("logged model {model_id}")
+def _logged_model_status(model_id: str) -> LoggedModelStatus:
+    return client().get_logged_model(model_id).status
+
+
+@retried("the tags of run {run_id}")
+def set_tags_once(run_id: str, tags: Mapping[str, str]) -> None:
+    """Tags that a concurrent process may be setting to the same values at the same moment: a
+    conflict is no error when the run then holds these values."""
+    for key, value in tags.items():
+        try:
+            client().set_tag(run_id, key, value)
+        except (MlflowException, IntegrityError):
+            if client().get_run(run_id).data.tags.get(key) != value:
+                raise
+
+
+@retried("tag {key!r} of run {run_id}")
+def delete_tag(run_id: str, key: str) -> None:
+    """A run's tag removed (no error if a concurrent process removed it first)."""
+    try:
+        client().delete_tag(run_id, key)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
