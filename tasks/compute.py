@@ -9,7 +9,6 @@ import pandas as pd
 import psutil
 import torch
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from lab2.core.data import Dataset, factorisation_matrices, load_dataset
 from lab2.core.factorise import (
@@ -27,7 +26,7 @@ from lab2.tasks.figures import seed_comparison, u_scatter_png
 from lab2.tasks.stopping import stop_asked
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def check_inputs(params: RunParams) -> None:
     """Fail before any run is tracked if the data does not fit every stage of the flow (every split seed), or the
     run would not fit in this machine's memory."""
@@ -35,13 +34,13 @@ def check_inputs(params: RunParams) -> None:
     params.check_size(psutil.virtual_memory().available, os.cpu_count() or 1, max_seconds())
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def load_data(dataset: str, label_column: str | None = None) -> Dataset:
     """Load a built-in dataset or a checked CSV."""
     return load_dataset(dataset, label_column)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def load_matrices(
     dataset: str, label_column: str | None
 ) -> tuple[Dataset, dict[str, torch.Tensor]]:
@@ -50,25 +49,25 @@ def load_matrices(
     return data, factorisation_matrices(data)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def split_for_mlp(data: Dataset, setup: MLPSetup) -> MLPData:
     """The dataset scaled and split for the MLP."""
     return prepare_mlp_data(data, setup.split_seed, setup.scaling, setup.protocol)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def gd_factorise(matrix: torch.Tensor, setup: FactorisationSetup) -> Factorisation:
     """Rank-r factorisation by gradient descent with autograd."""
     return factorise_gd(matrix, setup.rank, setup.lr, setup.epochs, setup.seed)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def svd_baseline(matrix: torch.Tensor, rank: int) -> Factorisation:
     """Truncated SVD: the optimum of the same loss."""
     return truncated_svd(matrix, rank)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def compare_u(gd: Factorisation, svd: Factorisation) -> dict[str, float]:
     """Degrees between GD's and SVD's U: principal angles (same subspace?) and column angles (same orientation?)."""
     principal = principal_angles(gd.u, svd.u).tolist()
@@ -79,7 +78,7 @@ def compare_u(gd: Factorisation, svd: Factorisation) -> dict[str, float]:
     }
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset, matrix: str) -> dict[str, bytes]:
     """Scatter of U's first two columns, SVD beside GD, by class, as PNG: for the dataset's matrix (the lab's 3×3 has
     no classes)."""
@@ -92,7 +91,7 @@ def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset, matrix: str) ->
     }
 
 
-@task(cache_policy=NO_CACHE, task_run_name="train-shard-{shard_index}")
+@task(task_run_name="train-shard-{shard_index}")
 def train_shard(
     data: MLPData,
     trajectories: Sequence[tuple[float, int]],
@@ -111,7 +110,7 @@ def train_shard(
     return train_cells(data, trajectories, iterations, setup.hidden, setup.protocol, should_stop)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def compare_over_seeds(
     cells: pd.DataFrame, val_rows: int | None, min_effect: float | None
 ) -> SeedComparison:

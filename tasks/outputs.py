@@ -12,7 +12,6 @@ import pandas as pd
 import torch
 from prefect import task
 from prefect.artifacts import TableArtifact
-from prefect.cache_policies import NO_CACHE
 
 from lab2.core.describe import (
     best_label,
@@ -72,7 +71,7 @@ class Winner:
         return cell_run_name(*self.key)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def publish_factorisation(parent_run_id: str, summary: pd.DataFrame, units: pd.DataFrame) -> None:
     """Q1's table as factorisation.csv on the parent run (each loss is also the `loss` of its own child run; as
     metrics on the parent they would be the chart view's first, one-bar charts), and its units."""
@@ -80,7 +79,7 @@ def publish_factorisation(parent_run_id: str, summary: pd.DataFrame, units: pd.D
     record_units(parent_run_id, "factorisation", units)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def publish_grid(
     parent_run_id: str,
     cells: pd.DataFrame,
@@ -156,7 +155,7 @@ def _short_verdicts(pairs: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def log_winner(
     parent_run_id: str,
     seeds: SeedComparison,
@@ -222,7 +221,7 @@ def log_winner(
     return Winner(key, float(row["val_accuracy"]), run_id, uri)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def describe_parent(
     parent_run_id: str,
     what_ran: Sequence[str],

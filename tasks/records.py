@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import torch
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from lab2.core.data import Dataset, labelled_frame
 from lab2.core.describe import (
@@ -190,7 +189,7 @@ def matrix_dataset(name: str, matrix: torch.Tensor, data: Dataset) -> PandasData
     return tracking.dataset(frame, name, tensor_digest(matrix), "lab2.core.data.LAB_MATRIX", None)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def record_factorisation(
     parent_run_id: str,
     name: str,
@@ -228,7 +227,7 @@ def record_factorisation(
     return {"matrix": name, "gd_loss": gd.loss, "svd_loss": svd.loss, **angles}, written
 
 
-@task(cache_policy=NO_CACHE, task_run_name="log-cells-{batch}")
+@task(task_run_name="log-cells-{batch}")
 def log_cells(
     parent_run_id: str,
     setups: Mapping[int, MLPSetup],

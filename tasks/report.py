@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import MarkdownArtifact
-from prefect.cache_policies import NO_CACHE
 
 from lab2.tasks import tracking
 from lab2.tasks.flow_run import top_flow_run_id
@@ -39,7 +38,7 @@ class LabReport:
     figures: dict[str, bytes]
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def publish_report(parent_run_id: str) -> str | None:
     """The lab's report, from what the parent run now holds: report.md and report.html on the run,
     and the Prefect markdown artifact lab-report of the top flow run; returns where report.html

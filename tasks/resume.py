@@ -19,7 +19,6 @@ import pandas as pd
 import torch
 from mlflow.entities import Run
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from lab2.core.data import Dataset
 from lab2.core.describe import cell_run_name, factorisation_run_name
@@ -128,7 +127,7 @@ class Plan(Generic[K]):
         return pd.DataFrame(rows, columns=UNITS_COLUMNS)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def plan_units(
     experiment: str,
     steps: Mapping[K, str],
@@ -162,7 +161,7 @@ def record_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> Non
     tracking.log_text(parent_run_id, units.to_csv(index=False), units_csv(flow_name))
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def settle(parent_run_id: str) -> None:
     """As a pipeline closes (one scan): mark KILLED the runs whose owner process is gone, and leave each identity
     this run's units carry on its newest FINISHED run."""
@@ -212,7 +211,7 @@ def _age(run: Run) -> tuple[int, str]:
     return (run.info.end_time or 0, run.info.run_id)
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def reuse_factorisation(
     parent_run_id: str, name: str, data: Dataset, plan: Plan
 ) -> dict[str, object]:
@@ -256,7 +255,7 @@ def reused_cell_rows(reused: Mapping[tuple, FinishedRun]) -> list[dict[str, obje
     ]
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def read_reused_curves(
     reused: Mapping[tuple, FinishedRun], trained: Collection[tuple[float, int, int]]
 ) -> pd.DataFrame:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from prefect import task
 from prefect.artifacts import MarkdownArtifact
-from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.states import Completed, State
 
@@ -40,7 +39,7 @@ STATE_NAMES = {
 }  # "within-noise" → "Within noise"
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def record_inputs(parent_run_id: str, params: Lab2Params) -> Inputs:
     """What goes into this run besides its parameters, as inputs.json on the parent: the recipe's files, the data
     (digest and rows) and the environment (versions, the grid's torch threads)."""
@@ -63,7 +62,7 @@ def record_inputs(parent_run_id: str, params: Lab2Params) -> Inputs:
     return inputs
 
 
-@task(cache_policy=NO_CACHE)
+@task
 def watch_since_last_run(
     parent_run_id: str, params_key: str, inputs: Inputs, q1: FactorisationResult, q2: GridResult
 ) -> SinceLastRun:

@@ -17,6 +17,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from lab2.tasks import prefect_defaults
+
+prefect_defaults()  # before any test module imports Prefect
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
