@@ -1,5 +1,6 @@
 """Every name lab2 writes to MLflow, in one place: its runs' tags, a parent run's artifacts, the winner
-model's names and the saved view of the runs table. Writers and readers take the names from here.
+model's names and the saved view of the runs table (and the Prefect event a changed run emits).
+Writers and readers take the names from here.
 
 Params and metrics are named by the parameter models (`lab2.core.params`) and the records
 (`lab2.tasks.records`); this module names everything else.
@@ -54,7 +55,8 @@ WATCH_TAG = "lab2.watch"  # the verdict since the last run with the same paramet
 PREDECESSOR_TAG = "lab2.watch.predecessor"
 CAUSE_TAG = "lab2.watch.cause"  # what went in differently, in words ("" when nothing did)
 
-# --- The Prefect flow run a pipeline run belongs to ----------------------------------------------
+# --- The Prefect flow run a pipeline run belongs to, and the event a changed run emits ----------
+CHANGED_EVENT = "lab2.watch.changed"  # automations.yaml acts on it
 FLOW_RUN_ID_TAG = "prefect.flow_run_id"
 FLOW_RUN_NAME_TAG = "prefect.flow_run_name"
 FLOW_NAME_TAG = "prefect.flow_name"

@@ -25,7 +25,7 @@ from lab2.core.watch import (
 )
 from lab2.tasks import tracking
 from lab2.tasks.flow_run import top_flow_run_id
-from lab2.tasks.layout import BEST_TAG, INPUTS_JSON
+from lab2.tasks.layout import BEST_TAG, CHANGED_EVENT, INPUTS_JSON
 from lab2.tasks.predecessor import since_last_run
 from lab2.tasks.tracking import RunRecord
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from lab2.flows.factorisation import FactorisationResult
     from lab2.flows.mlp_grid import GridResult
 
-CHANGED_EVENT = "lab2.watch.changed"
 STATE_NAMES = {
     v: v.replace("-", " ").capitalize() for v in VERDICTS
 }  # "within-noise" → "Within noise"
