@@ -471,5 +471,21 @@ def _validated(
         return None, list(bad.values())
 
 
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """`argv` parsed and validated as `main` does, running nothing; bad input: SystemExit(2)."""
+    args = _parser().parse_args(list(argv))
+    problems: list[str] = []
+    if args.command is _run:
+        values = {name: getattr(args, name) for name in Lab2Params.model_fields}
+        _, problems = _validated(Lab2Params, values)
+    elif args.command is _compare:
+        _, problems = _validated(GridParams, {"min_effect": args.min_effect})
+    elif args.command is _report and args.reproduce:
+        _, problems = _validated(GridParams, {"seeds": args.seeds, "dataset": args.dataset})
+    if problems:
+        raise SystemExit(_bad_input(args.command.__name__.lstrip("_"), problems))
+    return args
+
+
 if __name__ == "__main__":
     sys.exit(main())
