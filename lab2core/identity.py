@@ -8,21 +8,23 @@ import json
 import threading
 from collections.abc import Mapping
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # a digest reads a tensor's bytes; finding a run by its identity needs no torch
     import torch
 
-ROOT = (
-    Path(__file__).resolve().parent.parent
-)  # the package's sources: lab2core/, tasks/, flows/, cli/
+# lab2's packages. Their sources are found by module name, where Python imports them from: the
+# installed package's folders, or the checkout's in an editable install.
+PACKAGES = ("lab2.core", "lab2.tasks", "lab2.flows", "lab2.cli")
+Folders = Mapping[str, Path]  # package name → the folder of its sources
 
 # What computes a unit's numbers and figures, or decides what its run records: an edit to one of these
 # definitions starts afresh. Docstrings, comments and everything else (descriptions, summaries, rendering,
 # the CLI, the flows' wiring, the stack) keep every identity.
 RECIPE = {
-    "lab2core/data.py": (
+    "lab2.core.data": (
         "LAB_MATRIX",
         "_UCI_ROWS",
         "Dataset",
@@ -35,7 +37,7 @@ RECIPE = {
         "scale",
         "factorisation_matrices",
     ),
-    "lab2core/factorise.py": (
+    "lab2.core.factorise": (
         "reconstruction_loss",
         "factorise_gd",
         "truncated_svd",
@@ -44,7 +46,7 @@ RECIPE = {
         "u_rows",
         "reconstruction_rows",
     ),
-    "lab2core/mlp.py": (
+    "lab2.core.mlp": (
         "prepare_mlp_data",
         "_prepare",
         "init_mlp",
@@ -55,16 +57,16 @@ RECIPE = {
         "_mean_cross_entropy",
         "_read_off",
     ),
-    "lab2core/workload.py": ("CURVE_POINTS", "curve_steps"),
-    "lab2core/plots.py": (
+    "lab2.core.workload": ("CURVE_POINTS", "curve_steps"),
+    "lab2.core.plots": (
         "plot_u_scatter",
         "_second_column",
         "plot_learning_curve",
         "_PlainLogFormatter",
     ),
-    "lab2core/identity.py": ("unit_identity", "tensor_digest"),
-    "tasks/compute.py": ("compare_u",),
-    "tasks/records.py": (
+    "lab2.core.identity": ("unit_identity", "tensor_digest"),
+    "lab2.tasks.compute": ("compare_u",),
+    "lab2.tasks.records": (
         "gd_params",
         "svd_params",
         "cell_params",
@@ -74,7 +76,7 @@ RECIPE = {
         "mlp_datasets",
         "matrix_dataset",
     ),
-    "tasks/tracking/runs.py": ("log_to_run",),
+    "lab2.tasks.tracking.runs": ("log_to_run",),
 }
 
 
@@ -117,24 +119,44 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
+def package_folders() -> dict[str, Path]:
+    """Where Python imports each of lab2's packages from (found without importing them)."""
+    folders = {}
+    for package in PACKAGES:
+        spec = find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise LookupError(f"package {package} is not installed")
+        folders[package] = Path(next(iter(spec.submodule_search_locations)))
+    return folders
+
+
+def module_file(module: str, folders: Folders) -> Path:
+    """The source file of one of lab2's modules ("lab2.core.mlp") in `folders`."""
+    package = next(p for p in PACKAGES if module.startswith(f"{p}."))
+    return (
+        folders[package].joinpath(*module.removeprefix(f"{package}.").split(".")).with_suffix(".py")
+    )
+
+
 @lru_cache(maxsize=1)
-def code_version(root: Path = ROOT) -> str:
-    """Hash of the RECIPE definitions under `root` (their syntax trees, docstrings left out)."""
-    return hashlib.sha256(json.dumps(recipe_digests(root), sort_keys=True).encode()).hexdigest()[
-        :12
-    ]
+def code_version(folders: Folders | None = None) -> str:
+    """Hash of the RECIPE definitions (their syntax trees, docstrings left out), in `folders` or
+    where lab2 is installed."""
+    digests = recipe_digests(folders)
+    return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def recipe_digests(root: Path = ROOT) -> dict[str, str]:
-    """Each RECIPE file's hash of its recipe definitions: which file an edit to the recipe touched."""
+def recipe_digests(folders: Folders | None = None) -> dict[str, str]:
+    """Each RECIPE module's hash of its recipe definitions: which module an edit touched."""
+    folders = folders or package_folders()
     digests = {}
-    for file, names in RECIPE.items():
-        found, h = _definitions(root / file), hashlib.sha256()
+    for module, names in RECIPE.items():
+        found, h = _definitions(module_file(module, folders)), hashlib.sha256()
         for name in names:
             if name not in found:
-                raise LookupError(f"{file} defines no {name}, which RECIPE names")
+                raise LookupError(f"{module} defines no {name}, which RECIPE names")
             h.update(f"{name}:{found[name]}".encode())
-        digests[file] = h.hexdigest()[:12]
+        digests[module] = h.hexdigest()[:12]
     return digests
 
 
@@ -173,7 +195,6 @@ def _definitions(path: Path) -> dict[str, str]:
 
 # A whole pipeline run's results come from its params, its data file, every source file of lab2 (summaries and
 # descriptions too, not only the units' recipe) and the packages that compute and draw them.
-SOURCE_FOLDERS = ("lab2core", "tasks", "flows", "cli")
 RESULT_PACKAGES = (
     "torch",
     "numpy",
@@ -186,15 +207,17 @@ RESULT_PACKAGES = (
 )
 
 
-def run_key(params: Mapping[str, object], data_file: Path, root: Path = ROOT) -> str:
+def run_key(params: Mapping[str, object], data_file: Path, folders: Folders | None = None) -> str:
     """The identity of a whole pipeline run: two runs with one key hold the same results. Read without importing
     torch or loading the data: the params (as dumped), the data file's bytes, lab2's sources, package versions."""
     from importlib.metadata import version
 
+    folders = folders or package_folders()
     h = hashlib.sha256(_dumped(params))
     h.update(data_file.read_bytes())
-    for path in sorted(p for folder in SOURCE_FOLDERS for p in (root / folder).rglob("*.py")):
-        h.update(f"{path.relative_to(root)}\n".encode() + path.read_bytes())
+    for package, folder in sorted(folders.items()):
+        for path in sorted(folder.rglob("*.py")):
+            h.update(f"{package}/{path.relative_to(folder)}\n".encode() + path.read_bytes())
     h.update(" ".join(version(name) for name in RESULT_PACKAGES).encode())
     return h.hexdigest()[:24]
 
@@ -211,8 +234,6 @@ def _dumped(params: Mapping[str, object]) -> bytes:
 def data_file(dataset: str) -> Path:
     """The file a dataset is read from: a CSV's path, or scikit-learn's bundled Iris file for the built-in ones
     (found without importing scikit-learn)."""
-    from importlib.util import find_spec
-
     from lab2.core.params import BUILTIN_DATASETS
 
     if dataset not in BUILTIN_DATASETS:

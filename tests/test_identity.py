@@ -9,6 +9,12 @@ from lab2.core import identity
 from lab2.core.identity import RECIPE, code_version, recipe_digests, unit_identity
 
 ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = {"lab2.core": "lab2core", "lab2.tasks": "tasks", "lab2.flows": "flows", "lab2.cli": "cli"}
+
+
+def _folders(root: Path) -> dict[str, Path]:
+    """lab2's packages as laid out under `root` (a checkout, or a copy of one)."""
+    return {package: root / folder for package, folder in FOLDERS.items()}
 
 
 @pytest.fixture
@@ -97,31 +103,40 @@ CHANGING = {
 }
 
 
+def test_the_sources_are_found_by_module_name_where_python_imports_them():
+    from lab2.core.identity import module_file, package_folders
+
+    folders = package_folders()
+    assert folders == _folders(ROOT)  # this checkout is installed editable
+    assert module_file("lab2.tasks.tracking.runs", folders) == ROOT / "tasks/tracking/runs.py"
+    assert all("/" not in module for module in RECIPE)  # modules, not checkout paths
+
+
 def test_every_recipe_definition_exists():
-    assert len(code_version.__wrapped__(ROOT)) == 12
+    assert len(code_version.__wrapped__(_folders(ROOT))) == 12
     assert sum(len(names) for names in RECIPE.values()) >= 30
 
 
 @pytest.mark.parametrize("edit", KEEPING.values(), ids=KEEPING.keys())
 def test_an_edit_outside_the_recipe_keeps_every_identity(checkout, edit):
-    before = code_version.__wrapped__(checkout)
+    before = code_version.__wrapped__(_folders(checkout))
     _replace(checkout / edit[0], edit[1], edit[2])
-    assert code_version.__wrapped__(checkout) == before
+    assert code_version.__wrapped__(_folders(checkout)) == before
 
 
 @pytest.mark.parametrize("edit", CHANGING.values(), ids=CHANGING.keys())
 def test_an_edit_to_the_recipe_changes_every_identity(checkout, edit):
-    before = code_version.__wrapped__(checkout)
+    before = code_version.__wrapped__(_folders(checkout))
     _replace(checkout / edit[0], edit[1], edit[2])
-    assert code_version.__wrapped__(checkout) != before
+    assert code_version.__wrapped__(_folders(checkout)) != before
 
 
 def test_a_recipe_edit_is_traced_to_its_file(checkout):
-    before = recipe_digests(checkout)
+    before = recipe_digests(_folders(checkout))
     _replace(checkout / "lab2core/mlp.py", "def init_mlp(", "def init_mlp(  ")  # same syntax tree
-    assert recipe_digests(checkout) == before
+    assert recipe_digests(_folders(checkout)) == before
     _replace(checkout / "lab2core/mlp.py", "w1 = torch.rand(", "w1 = torch.randn(")
-    assert [f for f in before if recipe_digests(checkout)[f] != before[f]] == ["lab2core/mlp.py"]
+    assert [f for f in before if recipe_digests(_folders(checkout))[f] != before[f]] == ["lab2.core.mlp"]
 
 
 def test_the_environment_that_computes_a_unit_is_part_of_its_identity(monkeypatch):
@@ -137,8 +152,8 @@ def test_the_environment_that_computes_a_unit_is_part_of_its_identity(monkeypatc
 
 def test_a_recipe_definition_that_is_gone_is_named(checkout):
     _replace(checkout / "lab2core/mlp.py", "def init_mlp(", "def initial_weights(")
-    with pytest.raises(LookupError, match="lab2core/mlp.py defines no init_mlp"):
-        code_version.__wrapped__(checkout)
+    with pytest.raises(LookupError, match="lab2.core.mlp defines no init_mlp"):
+        code_version.__wrapped__(_folders(checkout))
 
 
 @pytest.mark.system
@@ -152,7 +167,7 @@ def test_a_grid_run_after_a_wording_edit_reuses_every_cell_and_after_a_recipe_ed
 
     unwrapped = code_version.__wrapped__
     monkeypatch.setattr(
-        resume, "code_version", lambda: unwrapped(checkout)
+        resume, "code_version", lambda: unwrapped(_folders(checkout))
     )  # identities from the edited copy
     grid = GridParams(lrs=(0.1,), iterations=(3, 6), seeds=(0, 1), cell_figures=False)
 
@@ -172,7 +187,7 @@ def _key(root: Path, data: Path, **params: object) -> str:
     from lab2.core.identity import run_key
     from lab2.core.params import EXECUTION_ONLY, Lab2Params
 
-    return run_key(Lab2Params(**params).model_dump(exclude=set(EXECUTION_ONLY)), data, root)
+    return run_key(Lab2Params(**params).model_dump(exclude=set(EXECUTION_ONLY)), data, _folders(root))
 
 
 def test_a_whole_runs_key_follows_its_params_data_and_every_source_but_not_how_it_runs(
