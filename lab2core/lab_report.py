@@ -28,9 +28,17 @@ CONVERGED = (
     1e-5  # GD's loss within this fraction of the optimum's: converged, float32 rounding apart
 )
 SAME_TIME = 1e-3  # cells of equal lr × iterations "end the same" when every accuracy and loss is this close, seed by seed
-NEEDED_TABLES = ("factorisation.csv", "mlp_cells.csv", "seed_summary.csv", "seed_pairs.csv")
-# Runs older than these lack them: u.csv (U's rows; one claim then goes unchecked), reconstruction.csv (Q1_1's matrices).
-TABLES = (*NEEDED_TABLES, "u.csv", "reconstruction.csv")
+# The run's tables the report reads, by the key the caller gives each, and in words.
+TABLES = {
+    "factorisation": "Q1's table",
+    "cells": "the grid's cells",
+    "seed_summary": "the seed summary",
+    "seed_pairs": "the paired comparisons",
+    # Runs older than these lack them: U's rows (one claim then goes unchecked), Q1_1's matrices.
+    "u_rows": "U's rows",
+    "reconstruction": "the lab matrix reconstructed",
+}
+NEEDED_TABLES = ("factorisation", "cells", "seed_summary", "seed_pairs")
 REPORT_RECONSTRUCTION = (
     Path(__file__).with_name("reference") / "report_reconstruction.csv"
 )  # the report's Figure 2
@@ -67,26 +75,26 @@ class RunResults:
     run_id: str
     run_url: str
     params: Mapping[str, str]
-    tables: Mapping[str, pd.DataFrame]  # artifact name (NEEDED_TABLES) → its CSV
-    figures: Sequence[str]  # the run's figure artifacts ("figures/u_scatter.png")
+    tables: Mapping[str, pd.DataFrame]  # key of TABLES → the run's table
+    figures: Mapping[str, str]  # figure name (of FIGURES) → the run's file the report links
     model_uri: str | None
 
 
 def missing_numbers(results: RunResults) -> list[str]:
     """What the report needs and the run lacks, each said once: the tables and params, Q1's two matrices, the lab's
     six cells."""
-    missing = [f"the artifact {name}" for name in NEEDED_TABLES if name not in results.tables]
+    missing = [TABLES[name] for name in NEEDED_TABLES if name not in results.tables]
     missing += [f"the param {name}" for name in NEEDED_PARAMS if name not in results.params]
-    if "factorisation.csv" in results.tables:
-        matrices = set(results.tables["factorisation.csv"]["matrix"])
+    if "factorisation" in results.tables:
+        matrices = set(results.tables["factorisation"]["matrix"])
         missing += (
             [f"Q1's loss of the lab's matrix {LAB_MATRIX_NAME}"]
             if LAB_MATRIX_NAME not in matrices
             else []
         )
         missing += ["Q1's loss of the dataset's matrix"] if not matrices - {LAB_MATRIX_NAME} else []
-    if "mlp_cells.csv" in results.tables:
-        cells = results.tables["mlp_cells.csv"]
+    if "cells" in results.tables:
+        cells = results.tables["cells"]
         held = {(float(lr), int(it)) for lr, it in zip(cells["lr"], cells["iterations"])}
         missing += [
             f"the cell lr {lr:g} × {it} iterations"
@@ -97,9 +105,9 @@ def missing_numbers(results: RunResults) -> list[str]:
 
 def lab_report(results: RunResults) -> str:
     """The report as markdown, from a run that `missing_numbers` finds complete."""
-    factorisation = results.tables["factorisation.csv"]
+    factorisation = results.tables["factorisation"]
     lab1, data = factorisation.set_index("matrix").loc[LAB_MATRIX_NAME], data_matrix(factorisation)
-    cells = results.tables["mlp_cells.csv"]
+    cells = results.tables["cells"]
     lab_cells = cells[
         [(float(lr), int(it)) in LAB_CELLS for lr, it in zip(cells["lr"], cells["iterations"])]
     ]
@@ -112,11 +120,11 @@ def lab_report(results: RunResults) -> str:
         lab_cells if held_out else None,
         appendix_cells(published),
         None if held_out else lab_cells,
-        results.tables.get("u.csv"),
+        results.tables.get("u_rows"),
     )
     sections = [
         _title(results),
-        _q1_1(lab1, published, results.tables.get("reconstruction.csv"), results.params),
+        _q1_1(lab1, published, results.tables.get("reconstruction"), results.params),
         _q1_2(data, published, results.params),
         _q1_3(data, results.figures),
         _q2_1(results.params),
@@ -150,8 +158,8 @@ def report_html(markdown: str, figures: Mapping[str, bytes]) -> str:
 def figures_as_notes(markdown: str) -> str:
     """The report where its figures cannot be shown (a Prefect artifact): each image a note naming the run's file."""
     return re.sub(
-        r"!\[([^]]*)\]\((figures/[^)]+)\)",
-        r"*Figure: \1 (`\2` on the MLflow run, embedded in report.html).*",
+        r"!\[([^]]*)\]\(([^)]+\.png)\)",
+        r"*Figure: \1 (`\2` on the MLflow run, embedded in the HTML report).*",
         markdown,
     )
 
@@ -270,13 +278,11 @@ def _dataset_note(dataset: str) -> str:
     return f"lab2 ran on `{dataset}`, not the report's Iris: its losses are of other data."
 
 
-def _q1_3(iris: pd.Series, figures: Sequence[str]) -> str:
+def _q1_3(iris: pd.Series, figures: Mapping[str, str]) -> str:
     planes = ", ".join(f"{iris[c]:.2g}°" for c in iris.index if c.startswith("principal_angle"))
     axes = ", ".join(f"{iris[c]:.0f}°" for c in iris.index if c.startswith("u_column_angle"))
     figure = (
-        "\n\n![U from SVD and from GD](figures/u_scatter.png)"
-        if "figures/u_scatter.png" in figures
-        else ""
+        f"\n\n![U from SVD and from GD]({figures['u_scatter']})" if "u_scatter" in figures else ""
     )
     return (
         f"## Q1_3 — the U factor of both{figure}\n\n"
@@ -298,11 +304,11 @@ def _q2_1(params: Mapping[str, str]) -> str:
 
 def _q2_2(results: RunResults, cells: pd.DataFrame) -> str:
     p = results.params
-    summary, pairs = results.tables["seed_summary.csv"], results.tables["seed_pairs.csv"]
+    summary, pairs = results.tables["seed_summary"], results.tables["seed_pairs"]
     shown = [
-        f"![{about}](figures/{name}.png)"
+        f"![{about}]({results.figures[name]})"
         for name, about in FIGURES.items()
-        if name != "u_scatter" and f"figures/{name}.png" in results.figures
+        if name != "u_scatter" and name in results.figures
     ]
     model = f" Its model: `{results.model_uri}`." if results.model_uri else ""
     return (

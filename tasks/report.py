@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -13,10 +14,31 @@ from prefect.artifacts import MarkdownArtifact
 
 from lab2.tasks import tracking
 from lab2.tasks.flow_run import top_flow_run_id
-from lab2.tasks.layout import FIGURES_FOLDER, REPORT_HTML, REPORT_MD
+from lab2.tasks.layout import (
+    FACTORISATION_CSV,
+    FIGURES_FOLDER,
+    MLP_CELLS_CSV,
+    RECONSTRUCTION_CSV,
+    REPORT_HTML,
+    REPORT_MD,
+    SEED_PAIRS_CSV,
+    SEED_SUMMARY_CSV,
+    U_ROWS_CSV,
+)
 
 if TYPE_CHECKING:
     from lab2.core.lab_report import RunResults
+
+
+# The parent run's files behind each table the report reads (lab2.core.lab_report.TABLES).
+REPORT_TABLES = {
+    "factorisation": FACTORISATION_CSV,
+    "cells": MLP_CELLS_CSV,
+    "seed_summary": SEED_SUMMARY_CSV,
+    "seed_pairs": SEED_PAIRS_CSV,
+    "u_rows": U_ROWS_CSV,
+    "reconstruction": RECONSTRUCTION_CSV,
+}
 
 
 class IncompleteRun(LookupError):
@@ -93,12 +115,14 @@ def lab_report_of(run_id: str) -> LabReport:
 def read_run_results(run_id: str) -> RunResults:
     """What the lab report reads from a lab2 parent run: its params, tables, figure paths and
     model, and its link in the MLflow UI (a server's page, else the route `lab2 ui` serves)."""
-    from lab2.core.lab_report import TABLES, RunResults  # torch: the report's, not a rerun's
+    from lab2.core.lab_report import RunResults  # torch: the report's, not a rerun's
 
     run = tracking.read_run(run_id)
-    held = tracking.read_artifacts(run_id, list(TABLES))
-    tables = {name: pd.read_csv(BytesIO(table)) for name, table in held.items()}
-    figures = tracking.list_artifacts(run_id, FIGURES_FOLDER)
+    held = tracking.read_artifacts(run_id, list(REPORT_TABLES.values()))
+    tables = {
+        key: pd.read_csv(BytesIO(held[path])) for key, path in REPORT_TABLES.items() if path in held
+    }
+    figures = {Path(p).stem: p for p in tracking.list_artifacts(run_id, FIGURES_FOLDER)}
     models = run.outputs.model_outputs if run.outputs else []
     link = tracking.run_url(run_id) or tracking.run_link(run_id, run.info.experiment_id)
     model = f"models:/{models[0].model_id}" if models else None

@@ -66,17 +66,20 @@ def results(cells: pd.DataFrame | None = None, **changes) -> RunResults:
     cells = lab_cells() if cells is None else cells
     seeds = compare_seeds(cells.assign(split_seed=0), 50)
     tables = {
-        "factorisation.csv": FACTORISATION,
-        "mlp_cells.csv": cells,
-        "seed_summary.csv": seeds.summary,
-        "seed_pairs.csv": seeds.pairs,
+        "factorisation": FACTORISATION,
+        "cells": cells,
+        "seed_summary": seeds.summary,
+        "seed_pairs": seeds.pairs,
     }
     fields = {
         "run_id": "r1",
         "run_url": "http://127.0.0.1:5000/#/experiments/1/runs/r1",
         "params": PARAMS,
         "tables": tables,
-        "figures": ["figures/u_scatter.png", "figures/grid_summary.png"],
+        "figures": {
+            "u_scatter": "figures/u_scatter.png",
+            "grid_summary": "figures/grid_summary.png",
+        },
         "model_uri": "models:/m-1",
     } | changes
     return RunResults(**fields)
@@ -138,7 +141,7 @@ def test_the_two_groups_claim_is_judged_on_the_u_rows_a_run_holds():
             "gd_u2": gd[:, 1],
         }
     )
-    tables = {**results().tables, "u.csv": u}
+    tables = {**results().tables, "u_rows": u}
     report = lab_report(results(tables=tables))
     assert (
         "Q1_3: **supported**. SVD: 2 groups: setosa | versicolor + virginica; GD: 2 groups"
@@ -153,7 +156,7 @@ def test_the_report_says_whether_lab2s_gd_converged_from_its_gap_to_the_optimum(
     stopped = FACTORISATION.assign(
         gd_loss=FACTORISATION["svd_loss"] * 1.0002
     )  # just past the float32 tolerance
-    report = lab_report(results(tables={**results().tables, "factorisation.csv": stopped}))
+    report = lab_report(results(tables={**results().tables, "factorisation": stopped}))
     assert (
         "lab2's GD stops 2.438e-05 above the optimum after 1000 epochs at lr 0.01: it has not converged."
         in report
@@ -181,7 +184,7 @@ def test_q1_1_shows_the_matrix_and_each_reconstruction_row_by_row():
         results(
             tables={
                 **results().tables,
-                "reconstruction.csv": entries.sample(frac=1, random_state=0),
+                "reconstruction": entries.sample(frac=1, random_state=0),
             }
         )
     )
@@ -220,13 +223,13 @@ def test_what_a_run_lacks_is_named():
         small,
         params={k: v for k, v in PARAMS.items() if k != "best_lr"},
         tables={
-            "factorisation.csv": FACTORISATION[FACTORISATION["matrix"] == "iris"],
-            "mlp_cells.csv": small,
+            "factorisation": FACTORISATION[FACTORISATION["matrix"] == "iris"],
+            "cells": small,
         },
     )
     assert missing_numbers(lacking) == [
-        "the artifact seed_summary.csv",
-        "the artifact seed_pairs.csv",
+        "the seed summary",
+        "the paired comparisons",
         "the param best_lr",
         "Q1's loss of the lab's matrix lab1-3x3",
         "the cell lr 0.001 × 1000 iterations",
