@@ -107,7 +107,7 @@ def lab_report_of(run_id: str) -> LabReport:
     if missing := missing_numbers(results):
         raise IncompleteRun(run_id, missing)
     markdown = lab_report(results)
-    linked = [path for path in results.figures if f"({path})" in markdown]
+    linked = [path for path in results.figures.values() if f"({path})" in markdown]
     figures = tracking.read_artifacts(run_id, linked)
     return LabReport(run_id, markdown, report_html(markdown, figures), figures)
 
