@@ -1,10 +1,11 @@
-"""The original report's statements, each held to the evidence: lab2's held-out runs, runs under the report's
-protocol when a run holds them, and the report's own Appendix D.
+"""The original report's statements, each held to the evidence: lab2's held-out runs, runs under the
+report's protocol when a run holds them, and the report's own Appendix D.
 
-The statements are data (reference/claims.csv: id, section, quote, check); each check names a function here. A
-claim about the MLP grid is judged on each source of cells: *supported* when lab2's held-out runs bear it out,
-*supported only under the report's protocol* when only the report's numbers (or seed-report runs) do, else
-*contradicted*. A claim about Q1 is judged on the run's factorisation table.
+The statements are data (reference/claims.csv: id, section, quote, check); each check names a
+function here. A claim about the MLP grid is judged on each source of cells: *supported* when
+lab2's held-out runs bear it out, *supported only under the report's protocol* when only the
+report's numbers (or seed-report runs) do, else *contradicted*. A claim about Q1 is judged on the
+run's factorisation table.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ REPORT_DIFFERENCE = (
 SAME_PLANE_DEG = 1.0  # principal angles below this: the two U span the same plane
 OVERFITTING_LR, BEST = 0.1, (0.01, 1000)
 ACCURACIES = ("train_accuracy", "val_accuracy")
-TIE = 1e-9  # accuracies are fractions of rows: closer than this they are equal (float noise in a mean or a difference)
+# accuracies are fractions of rows: closer than this they are equal (float noise in a mean or a
+# difference)
+TIE = 1e-9
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """What a run holds that the claims are judged on. Cells: lr, iterations, seed, train_accuracy, val_accuracy."""
+    """What a run holds that the claims are judged on. Cells: lr, iterations, seed, train_accuracy,
+    val_accuracy."""
 
     factorisation: (
         pd.DataFrame
@@ -115,7 +119,8 @@ def _judge_grid(check: Callable[[pd.DataFrame], Finding], evidence: Evidence) ->
 
 
 def accuracy_rises(cells: pd.DataFrame) -> Finding:
-    """Seed by seed, each step up in lr (at fixed iterations) and in iterations (at fixed lr): does any accuracy fall?"""
+    """Seed by seed, each step up in lr (at fixed iterations) and in iterations (at fixed lr): does
+    any accuracy fall?"""
     steps, ties, falls = 0, 0, []
     for metric in ACCURACIES:
         table = cells.pivot_table(
@@ -164,8 +169,8 @@ def train_much_above_val(cells: pd.DataFrame) -> Finding:
 
 
 def overfits_at_lr(cells: pd.DataFrame, lr: float = OVERFITTING_LR) -> Finding:
-    """A sign of overfitting at `lr`: at some iteration count, a mean validation accuracy below that of a smaller lr
-    whose mean training accuracy is no higher."""
+    """A sign of overfitting at `lr`: at some iteration count, a mean validation accuracy below that
+    of a smaller lr whose mean training accuracy is no higher."""
     means = cells.groupby(["iterations", "lr"])[list(ACCURACIES)].mean()
     signs = []
     for iterations, group in means.groupby(level="iterations"):
@@ -225,7 +230,8 @@ def gd_near_svd(factorisation: pd.DataFrame) -> Finding:
 
 
 def same_plane_other_axes(factorisation: pd.DataFrame) -> Finding:
-    """GD's U and SVD's U: the same plane (principal angles near 0) whose axes point elsewhere (U-column angles)."""
+    """GD's U and SVD's U: the same plane (principal angles near 0) whose axes point elsewhere
+    (U-column angles)."""
     iris = data_matrix(factorisation)
     planes = [iris[c] for c in iris.index if c.startswith("principal_angle")]
     axes = [iris[c] for c in iris.index if c.startswith("u_column_angle")]
@@ -250,8 +256,8 @@ def both_two_groups(u: pd.DataFrame) -> Finding:
 
 
 def two_groups(u: pd.DataFrame) -> Finding:
-    """Species whose rows overlap along the direction that best separates them in U's plane are one group; are there
-    two groups?"""
+    """Species whose rows overlap along the direction that best separates them in U's plane are one
+    group; are there two groups?"""
     species = sorted(u["species"].unique())
     group_of = {s: s for s in species}
     for k, a in enumerate(species):
@@ -272,8 +278,8 @@ def two_groups(u: pd.DataFrame) -> Finding:
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    """Do two species' rows overlap along Fisher's discriminant direction? The same answer for any invertible linear
-    map of the plane, so for GD's U (SVD's turned and stretched) as for SVD's."""
+    """Do two species' rows overlap along Fisher's discriminant direction? The same answer for any
+    invertible linear map of the plane, so for GD's U (SVD's turned and stretched) as for SVD's."""
     direction = np.linalg.pinv(np.cov(a, rowvar=False) + np.cov(b, rowvar=False)) @ (
         b.mean(axis=0) - a.mean(axis=0)
     )

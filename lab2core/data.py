@@ -1,4 +1,5 @@
-"""Datasets of the lab: the 3x3 matrix, Iris (Fisher's and UCI's copies), user CSVs; split and scaling."""
+"""Datasets of the lab: the 3x3 matrix, Iris (Fisher's and UCI's copies), user CSVs; split and
+scaling."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ class Dataset:
 
     @cached_property
     def digest(self) -> str:
-        """Short content hash of features and labels, to tell two copies of data apart (hashed once)."""
+        """Short content hash of features and labels, to tell two copies of data apart (hashed
+        once)."""
         h = hashlib.sha256(self.features.numpy().tobytes())
         h.update(self.labels.numpy().tobytes())
         return h.hexdigest()[:16]
@@ -79,7 +81,8 @@ def _load_dataset(name: str, label_column: str | None, stamp: tuple[int, int] | 
 
 
 def _file_stamp(path: Path) -> tuple[int, int] | None:
-    """(modification time in ns, size in bytes) of a file; None if it cannot be read (loading then says why)."""
+    """(modification time in ns, size in bytes) of a file; None if it cannot be read (loading then
+    says why)."""
     try:
         status = path.stat()
     except OSError:
@@ -96,8 +99,9 @@ IRIS_FEATURES = (
 
 
 def load_iris_dataset(uci: bool = False) -> Dataset:
-    """Iris as `sklearn.datasets.load_iris` reads it from its bundled file (Fisher's), without importing scikit-learn:
-    its import takes 0.4 s, most of it scipy.stats. `uci=True` applies the UCI file's two differences."""
+    """Iris as `sklearn.datasets.load_iris` reads it from its bundled file (Fisher's), without
+    importing scikit-learn: its import takes 0.4 s, most of it scipy.stats. `uci=True` applies
+    the UCI file's two differences."""
     path = data_file("iris")
     with path.open() as file:
         class_names = tuple(
@@ -192,7 +196,8 @@ def centre(matrix: torch.Tensor) -> torch.Tensor:
 def split_rows(
     n_rows: int, split_seed: int = 0, train_fraction: float = 2 / 3, shuffle: bool = True
 ) -> Split:
-    """Shuffle rows with `split_seed` (or keep file order); the first `train_fraction` train (100 of Iris's 150)."""
+    """Shuffle rows with `split_seed` (or keep file order); the first `train_fraction` train (100 of
+    Iris's 150)."""
     if shuffle:
         perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(split_seed))
     else:
@@ -212,7 +217,8 @@ def check_split_classes(
     split_seed: int,
     need_all_in_training: bool = True,
 ) -> None:
-    """Refuse labels a split cannot serve: a class with fewer than 2 rows, or (held-out) a class absent from the training rows."""
+    """Refuse labels a split cannot serve: a class with fewer than 2 rows, or (held-out) a class
+    absent from the training rows."""
     counts = torch.bincount(labels, minlength=len(class_names)).tolist()
     per_class = ", ".join(f"{name}: {n}" for name, n in zip(class_names, counts))
     rare = [(name, n) for name, n in zip(class_names, counts) if n < 2]

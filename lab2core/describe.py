@@ -1,4 +1,5 @@
-"""What a person reads: run names, markdown descriptions, and the seed tables with their numbers rounded for reading."""
+"""What a person reads: run names, markdown descriptions, and the seed tables with their numbers
+rounded for reading."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ REUSED_SHOWN = 24  # links to reused runs; units/*.csv lists every unit
 
 
 def cell_run_name(lr: float, iterations: int, seed: int, split_seed: int = 0) -> str:
-    """A cell's run name, short enough for MLflow's default column: "lr0.1·it100·s0" ("·split1" on split seed 1)."""
+    """A cell's run name, short enough for MLflow's default column: "lr0.1·it100·s0" ("·split1" on
+    split seed 1)."""
     return f"lr{lr:g}·it{iterations}·s{seed}" + (f"·split{split_seed}" if split_seed else "")
 
 
@@ -73,7 +75,8 @@ def winner_description(
 
 
 def seed_table_markdown(seeds: SeedComparison) -> str:
-    """The grid's mean ± sd per group as a markdown table, best group in bold; of a larger grid, its best groups."""
+    """The grid's mean ± sd per group as a markdown table, best group in bold; of a larger grid, its
+    best groups."""
     best = seeds.best
     header = "| lr | iterations | seeds | " + " | ".join(METRICS) + " |"
     rule = "|" + "---|" * (3 + len(METRICS))
@@ -103,12 +106,13 @@ def pipeline_description(
     best_run: tuple[str, str] | None = None,
     since_last_run: str | None = None,
 ) -> str:
-    """The parent run's description (markdown): what changed since the last run with the same parameters
-    (`since_last_run`, a section ended by SINCE_END), the results (the best group first: MLflow folds a long description
-    after a few lines), what ran, the grid's and Q1's tables; then, under HOW_IT_RAN, where it ran.
+    """The parent run's description (markdown): what changed since the last run with the same
+    parameters (`since_last_run`, a section ended by SINCE_END), the results (the best group
+    first: MLflow folds a long description after a few lines), what ran, the grid's and Q1's
+    tables; then, under HOW_IT_RAN, where it ran.
 
-    `reused` holds (unit name, link) of the units taken from earlier runs; `best_run` (name, link) the
-    best group's run whose model is logged.
+    `reused` holds (unit name, link) of the units taken from earlier runs; `best_run` (name,
+    link) the best group's run whose model is logged.
     """
     parts = []
     if seeds is not None:
@@ -147,7 +151,8 @@ def pipeline_description(
 
 
 def under_since_last_run(since_last_run: str | None, description: str) -> str:
-    """A description under its first section, what changed since the last run (ended by SINCE_END), if there is one."""
+    """A description under its first section, what changed since the last run (ended by SINCE_END),
+    if there is one."""
     return f"{since_last_run}{SINCE_END}\n\n{description}" if since_last_run else description
 
 
@@ -156,8 +161,9 @@ def how_it_ran(
     reused: Sequence[tuple[str, str]],
     rerun_of: tuple[str, str] | None = None,
 ) -> str:
-    """The description's last section: the Prefect flow run, the run whose results a rerun with nothing to do
-    copied (`rerun_of`: its id and link), and the units reused from earlier runs (name, link)."""
+    """The description's last section: the Prefect flow run, the run whose results a rerun with
+    nothing to do copied (`rerun_of`: its id and link), and the units reused from earlier runs
+    (name, link)."""
     parts = [HOW_IT_RAN]
     if rerun_of:
         parts.append(
@@ -184,8 +190,8 @@ def how_it_ran(
 
 
 def results_part(description: str) -> str:
-    """A pipeline run's description without its since-the-last-run section and its HOW_IT_RAN section: what a rerun
-    with nothing to do copies."""
+    """A pipeline run's description without its since-the-last-run section and its HOW_IT_RAN
+    section: what a rerun with nothing to do copies."""
     return description.split(SINCE_END, 1)[-1].lstrip("\n").split(f"\n\n{HOW_IT_RAN}", 1)[0]
 
 
@@ -220,13 +226,15 @@ def units_sentence(units: pd.DataFrame) -> str:
 
 
 def best_label(seeds: SeedComparison) -> str:
-    """The best group and its mean ± sd validation accuracy: "lr=0.1 iterations=1000: val accuracy 0.853 ± 0.099"."""
+    """The best group and its mean ± sd validation accuracy: "lr=0.1 iterations=1000: val accuracy
+    0.853 ± 0.099"."""
     return f"{seeds.best['group']}: val accuracy {_mean_std(seeds.best, 'val_accuracy')}"
 
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per group: its keys, seed count, mean ± sd of each metric, val accuracy's 95% t interval
-    and binomial SE, and (with several split seeds) the spread due to the init seed and to the split."""
+    """One row per group: its keys, seed count, mean ± sd of each metric, val accuracy's 95% t
+    interval and binomial SE, and (with several split seeds) the spread due to the init seed and
+    to the split."""
     keys = [c for c in group_columns(summary) if summary[c].nunique() > 1 or c in CELL_KEYS]
     table = summary[keys].copy()
     table["n"] = summary["val_accuracy_n"].astype(int)
@@ -245,7 +253,8 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_notes(summary: pd.DataFrame) -> list[str]:
-    """Plain sentences under the table: the interval's kind, the validation resolution, few-seed warnings."""
+    """Plain sentences under the table: the interval's kind, the validation resolution, few-seed
+    warnings."""
     notes = [f"95% interval: {INTERVAL_KIND}; it stays inside [0, 1] for accuracies."]
     rows = summary["val_rows"].dropna()
     if len(rows):
@@ -292,8 +301,8 @@ def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
 
 
 def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
-    """The pair table for reading: the groups as MLflow labels them ("lr=0.1 it=100"), n, the difference with its
-    interval, the p-values (2 significant digits), P(A > B), seeds needed."""
+    """The pair table for reading: the groups as MLflow labels them ("lr=0.1 it=100"), n, the
+    difference with its interval, the p-values (2 significant digits), P(A > B), seeds needed."""
     table = pairs[["a", "b", "n"]].copy()
     table[["a", "b"]] = table[["a", "b"]].map(short_label)
     number = number_format(pairs["metric"].iloc[0]) if len(pairs) else "+.3f"
@@ -312,7 +321,8 @@ def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _seeds_range(row) -> str:
-    """Seeds for 80% power over the sd's 95% interval ("6–518"), or – (significant already, or no estimate)."""
+    """Seeds for 80% power over the sd's 95% interval ("6–518"), or – (significant already, or no
+    estimate)."""
     low, high = row.seeds_needed_low, row.seeds_needed_high
     if pd.isna(low) or pd.isna(high):
         return _count(row.seeds_needed)

@@ -29,7 +29,8 @@ def reconstruction_loss(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> to
 def factorise_gd(
     a: torch.Tensor, rank: int, lr: float = 0.01, epochs: int = 1000, seed: int = 0
 ) -> Factorisation:
-    """Minimise ‖A − UVᵀ‖²_F over U (m×rank), V (n×rank) by full-batch gradient descent with autograd."""
+    """Minimise ‖A − UVᵀ‖²_F over U (m×rank), V (n×rank) by full-batch gradient descent with
+    autograd."""
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(a.shape[0], rank, generator=g).to(a.dtype).requires_grad_()
     v = torch.rand(a.shape[1], rank, generator=g).to(a.dtype).requires_grad_()
@@ -71,7 +72,8 @@ def column_angles(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def u_rows(
     u_svd: torch.Tensor, u_gd: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]
 ) -> pd.DataFrame:
-    """Q1_3's points: each row's class and its first two U coordinates from SVD and from GD (0 past the rank)."""
+    """Q1_3's points: each row's class and its first two U coordinates from SVD and from GD (0 past
+    the rank)."""
 
     def column(u: torch.Tensor, k: int) -> list[float]:
         return u[:, k].tolist() if u.shape[1] > k else [0.0] * len(u)
@@ -88,7 +90,8 @@ def u_rows(
 
 
 def reconstruction_rows(a: torch.Tensor, gd: Factorisation, svd: Factorisation) -> pd.DataFrame:
-    """Q1_1's matrices entry by entry: row, column, A, GD's UVᵀ and truncated SVD's (the rank's optimum)."""
+    """Q1_1's matrices entry by entry: row, column, A, GD's UVᵀ and truncated SVD's (the rank's
+    optimum)."""
     gd_product, svd_product = gd.u @ gd.v.T, svd.u @ svd.v.T
     rows, columns = a.shape
     return pd.DataFrame(

@@ -1,5 +1,6 @@
-"""A family of paired comparisons judged together: Holm's step-down adjustment, the interval at each comparison's
-Holm step, and, for a comparison not yet significant, how many seeds a new run would need (paired t power).
+"""A family of paired comparisons judged together: Holm's step-down adjustment, the interval at each
+comparison's Holm step, and, for a comparison not yet significant, how many seeds a new run would
+need (paired t power).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ MAX_SEEDS = 1_000_000  # "seeds needed" beyond this is reported as unknown (None
 
 @dataclass(frozen=True)
 class SeedPlan:
-    """Seeds a new run would need, for a comparison not yet significant: 80% power at the family's level α/m
-    (the level Holm's first step asks for). For the observed difference, at the observed sd of the differences
-    and at both ends of that sd's 95% interval (an sd from few seeds is itself uncertain); for the user's
-    smallest effect of interest, the power and the interval half-width (at the family's confidence)."""
+    """Seeds a new run would need, for a comparison not yet significant: 80% power at the family's
+    level α/m (the level Holm's first step asks for). For the observed difference, at the
+    observed sd of the differences and at both ends of that sd's 95% interval (an sd from few
+    seeds is itself uncertain); for the user's smallest effect of interest, the power and the
+    interval half-width (at the family's confidence)."""
 
     alpha: float = ALPHA
     seeds_needed: int | None = None
@@ -33,8 +35,9 @@ class SeedPlan:
 
 @dataclass(frozen=True)
 class InFamily:
-    """A paired comparison judged within its family: Holm's adjusted p, and the t interval at the level of its
-    Holm step (1 − α/(m − k) for the k-th smallest p of m), which excludes 0 exactly when that step rejects."""
+    """A paired comparison judged within its family: Holm's adjusted p, and the t interval at the
+    level of its Holm step (1 − α/(m − k) for the k-th smallest p of m), which excludes 0 exactly
+    when that step rejects."""
 
     p_holm: float
     size: int
@@ -68,8 +71,8 @@ def judge_family(
     min_effect: float | None = None,
     alpha: float = ALPHA,
 ) -> list[InFamily]:
-    """Each comparison within the family of all of them (those below two seeds stay out, with NaNs), with the
-    seeds a new run would need for those not yet significant."""
+    """Each comparison within the family of all of them (those below two seeds stay out, with NaNs),
+    with the seeds a new run would need for those not yet significant."""
     p = np.array([c.p_family for c in comparisons], dtype=float)
     adjusted = holm(p)
     present = np.flatnonzero(~np.isnan(p))
@@ -101,12 +104,14 @@ def judge_family(
 
 
 def significant(p_adjusted: float, alpha: float = ALPHA) -> bool:
-    """Whether an adjusted p rejects at `alpha`: p ≤ α, as Holm's step-down rule (and statsmodels) has it."""
+    """Whether an adjusted p rejects at `alpha`: p ≤ α, as Holm's step-down rule (and statsmodels)
+    has it."""
     return bool(p_adjusted <= alpha)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjustment over a family of p-values (NaNs are left out of the family and stay NaN)."""
+    """Holm's step-down adjustment over a family of p-values (NaNs are left out of the family and
+    stay NaN)."""
     p = np.asarray(p_values, dtype=float)
     adjusted = np.full_like(p, np.nan)
     present = np.flatnonzero(~np.isnan(p))
@@ -118,7 +123,8 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
 
 
 def paired_t_power(n: int | np.ndarray, effect_size: float, alpha: float = ALPHA) -> np.ndarray:
-    """Power of the two-sided paired t-test with n pairs when the true mean difference is effect_size · sd."""
+    """Power of the two-sided paired t-test with n pairs when the true mean difference is
+    effect_size · sd."""
     from scipy import stats
 
     df = np.asarray(n) - 1
@@ -133,8 +139,9 @@ def paired_t_power(n: int | np.ndarray, effect_size: float, alpha: float = ALPHA
 def seeds_for_power(
     effect: float | None, sd: float, alpha: float = ALPHA, power: float = POWER
 ) -> int | None:
-    """Fewest seeds (≥ 2) for which the paired t-test detects a mean difference `effect` with `power`,
-    taking the paired differences' sd as `sd`; None when it cannot be said (no effect, no spread seen, > MAX_SEEDS)."""
+    """Fewest seeds (≥ 2) for which the paired t-test detects a mean difference `effect` with
+    `power`, taking the paired differences' sd as `sd`; None when it cannot be said (no effect,
+    no spread seen, > MAX_SEEDS)."""
     from scipy import stats
 
     if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:
@@ -148,7 +155,8 @@ def seeds_for_power(
 def seeds_for_half_width(
     effect: float | None, sd: float, confidence: float = CONFIDENCE
 ) -> int | None:
-    """Fewest seeds (≥ 2) whose t interval of the mean difference has half-width ≤ `effect` at this sd."""
+    """Fewest seeds (≥ 2) whose t interval of the mean difference has half-width ≤ `effect` at this
+    sd."""
     from scipy import stats
 
     if effect is None or not np.isfinite(effect) or effect == 0 or not np.isfinite(sd) or sd == 0:

@@ -1,4 +1,5 @@
-"""Identity of a unit of work: what it computes from, hashed, so a finished result can be found again."""
+"""Identity of a unit of work: what it computes from, hashed, so a finished result can be found
+again."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ if TYPE_CHECKING:  # a digest reads a tensor's bytes; finding a run by its ident
 PACKAGES = ("lab2.core", "lab2.tasks", "lab2.flows", "lab2.cli")
 Folders = Mapping[str, Path]  # package name → the folder of its sources
 
-# What computes a unit's numbers and figures, or decides what its run records: an edit to one of these
-# definitions starts afresh. Docstrings, comments and everything else (descriptions, summaries, rendering,
-# the CLI, the flows' wiring, the stack) keep every identity.
+# What computes a unit's numbers and figures, or decides what its run records: an edit to one of
+# these definitions starts afresh. Docstrings, comments and everything else (descriptions,
+# summaries, rendering, the CLI, the flows' wiring, the stack) keep every identity.
 RECIPE = {
     "lab2.core.data": (
         "LAB_MATRIX",
@@ -80,16 +81,17 @@ RECIPE = {
 }
 
 
-# The packages a unit's numbers are computed with: an upgrade of one computes every unit again, and the run that
-# follows says whether the numbers moved (lab2.core.watch). The torch thread count stays out: it is a parameter.
+# The packages a unit's numbers are computed with: an upgrade of one computes every unit again, and
+# the run that follows says whether the numbers moved (lab2.core.watch). The torch thread count
+# stays out: it is a parameter.
 COMPUTE_PACKAGES = ("torch", "numpy")
 
 
 def unit_identity(
     step: str, params: Mapping[str, object], data_digest: str, code_version: str
 ) -> str:
-    """Hash of a unit's step, params (as logged, str values), input data digest, code version and the environment
-    that computes it (Python and COMPUTE_PACKAGES versions)."""
+    """Hash of a unit's step, params (as logged, str values), input data digest, code version and
+    the environment that computes it (Python and COMPUTE_PACKAGES versions)."""
     material = {
         "step": step,
         "params": {k: str(v) for k, v in sorted(params.items())},
@@ -166,7 +168,8 @@ _PARSING = (
 
 
 def _definitions(path: Path) -> dict[str, str]:
-    """Top-level functions, classes and assignments of a module by name, as dumps of their syntax trees."""
+    """Top-level functions, classes and assignments of a module by name, as dumps of their syntax
+    trees."""
     found = {}
     with _PARSING:
         tree = ast.parse(path.read_text())
@@ -193,8 +196,9 @@ def _definitions(path: Path) -> dict[str, str]:
     return found
 
 
-# A whole pipeline run's results come from its params, its data file, every source file of lab2 (summaries and
-# descriptions too, not only the units' recipe) and the packages that compute and draw them.
+# A whole pipeline run's results come from its params, its data file, every source file of lab2
+# (summaries and descriptions too, not only the units' recipe) and the packages that compute and
+# draw them.
 RESULT_PACKAGES = (
     "torch",
     "numpy",
@@ -208,8 +212,9 @@ RESULT_PACKAGES = (
 
 
 def run_key(params: Mapping[str, object], data_file: Path, folders: Folders | None = None) -> str:
-    """The identity of a whole pipeline run: two runs with one key hold the same results. Read without importing
-    torch or loading the data: the params (as dumped), the data file's bytes, lab2's sources, package versions."""
+    """The identity of a whole pipeline run: two runs with one key hold the same results. Read
+    without importing torch or loading the data: the params (as dumped), the data file's bytes,
+    lab2's sources, package versions."""
     from importlib.metadata import version
 
     folders = folders or package_folders()
@@ -223,7 +228,8 @@ def run_key(params: Mapping[str, object], data_file: Path, folders: Folders | No
 
 
 def params_key(params: Mapping[str, object]) -> str:
-    """A hash of parameters alone (as dumped): runs of the same experiment whatever their data, code or packages."""
+    """A hash of parameters alone (as dumped): runs of the same experiment whatever their data, code
+    or packages."""
     return hashlib.sha256(_dumped(params)).hexdigest()[:24]
 
 
@@ -232,8 +238,8 @@ def _dumped(params: Mapping[str, object]) -> bytes:
 
 
 def data_file(dataset: str) -> Path:
-    """The file a dataset is read from: a CSV's path, or scikit-learn's bundled Iris file for the built-in ones
-    (found without importing scikit-learn)."""
+    """The file a dataset is read from: a CSV's path, or scikit-learn's bundled Iris file for the
+    built-in ones (found without importing scikit-learn)."""
     from lab2.core.params import BUILTIN_DATASETS
 
     if dataset not in BUILTIN_DATASETS:

@@ -13,8 +13,8 @@ from lab2.core.params import BUILTIN_DATASETS, InputError, MLPSetup
 def check_pipeline_inputs(
     dataset: str, label_column: str | None, rank: int | None, setups: Sequence[MLPSetup]
 ) -> None:
-    """Load the dataset and check that the factorisation (at `rank`, if given) and the MLP on every setup (each
-    split seed) can use it; raises InputError saying why not."""
+    """Load the dataset and check that the factorisation (at `rank`, if given) and the MLP on every
+    setup (each split seed) can use it; raises InputError saying why not."""
     if label_column is not None and dataset in BUILTIN_DATASETS:
         raise InputError(
             f"label column {label_column!r} given for the built-in dataset {dataset!r}; a label column applies to CSV datasets only"

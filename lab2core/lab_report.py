@@ -1,15 +1,17 @@
-"""The lab's report, written from what a lab2 parent run holds: each question answered beside the original report's
-number, every claim of the original checked, and what the runs show that the report missed.
+"""The lab's report, written from what a lab2 parent run holds: each question answered beside the
+original report's number, every claim of the original checked, and what the runs show that the
+report missed.
 
-Pure: it reads a `RunResults` (the run's params, tables and figure paths, read by the caller) and recomputes
-nothing the run holds. Numbers are rounded for reading; the run's CSVs keep every digit.
+Pure: it reads a `RunResults` (the run's params, tables and figure paths, read by the caller) and
+recomputes nothing the run holds. Numbers are rounded for reading; the run's CSVs keep every
+digit.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,8 +83,8 @@ class RunResults:
 
 
 def missing_numbers(results: RunResults) -> list[str]:
-    """What the report needs and the run lacks, each said once: the tables and params, Q1's two matrices, the lab's
-    six cells."""
+    """What the report needs and the run lacks, each said once: the tables and params, Q1's two
+    matrices, the lab's six cells."""
     missing = [TABLES[name] for name in NEEDED_TABLES if name not in results.tables]
     missing += [f"the param {name}" for name in NEEDED_PARAMS if name not in results.params]
     if "factorisation" in results.tables:
@@ -142,8 +144,8 @@ def lab_report(results: RunResults) -> str:
 
 
 def report_html(markdown: str, figures: Mapping[str, bytes]) -> str:
-    """The report as one self-contained HTML page: its figures (artifact path → PNG bytes) embedded, styled for
-    reading and printing."""
+    """The report as one self-contained HTML page: its figures (artifact path → PNG bytes) embedded,
+    styled for reading and printing."""
     body = MarkdownIt("commonmark").enable("table").render(markdown)
     for path, png in figures.items():
         body = body.replace(
@@ -156,7 +158,8 @@ def report_html(markdown: str, figures: Mapping[str, bytes]) -> str:
 
 
 def figures_as_notes(markdown: str) -> str:
-    """The report where its figures cannot be shown (a Prefect artifact): each image a note naming the run's file."""
+    """The report where its figures cannot be shown (a Prefect artifact): each image a note naming
+    the run's file."""
     return re.sub(
         r"!\[([^]]*)\]\(([^)]+\.png)\)",
         r"*Figure: \1 (`\2` on the MLflow run, embedded in the HTML report).*",
@@ -208,7 +211,8 @@ def _q1_1(
 
 
 def _reconstruction(entries: pd.DataFrame | None) -> str:
-    """The matrix and its reconstructions row by row: the report's (its Figure 2), lab2's GD and SVD's."""
+    """The matrix and its reconstructions row by row: the report's (its Figure 2), lab2's GD and
+    SVD's."""
     if entries is None:
         return "The run holds no reconstruction of the matrix (runs before reconstruction.csv)."
     report = pd.read_csv(REPORT_RECONSTRUCTION)
@@ -349,8 +353,8 @@ def _missed(cells: pd.DataFrame) -> str:
 
 
 def same_time_cells(cells: pd.DataFrame) -> pd.DataFrame:
-    """Pairs of (lr, iterations) groups with equal lr × iterations, and their largest difference over seeds in any
-    accuracy or loss: lr_a, it_a, lr_b, it_b, time, largest."""
+    """Pairs of (lr, iterations) groups with equal lr × iterations, and their largest difference
+    over seeds in any accuracy or loss: lr_a, it_a, lr_b, it_b, time, largest."""
     metrics = ["train_accuracy", "val_accuracy", "train_loss", "val_loss"]
     keyed = cells.assign(time=(cells["lr"] * cells["iterations"]).round(9)).set_index(
         ["lr", "iterations", "seed"]

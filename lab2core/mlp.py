@@ -1,4 +1,5 @@
-"""The lab's MLP (features → hidden → classes, ReLU, cross-entropy) trained by full-batch gradient descent.
+"""The lab's MLP (features → hidden → classes, ReLU, cross-entropy) trained by full-batch gradient
+descent.
 
 Full-batch gradient descent is deterministic, so a run of k iterations is the first k steps of a
 longer run with the same lr and seed: each (lr, seed) trajectory trains once, for the largest
@@ -25,7 +26,8 @@ STOP_CHECK_STEPS = (
 
 
 class Stopped(BaseException):
-    """Training was asked to stop (Ctrl-C, SIGTERM, a cancel); a BaseException, so that no `except Exception` keeps it going."""
+    """Training was asked to stop (Ctrl-C, SIGTERM, a cancel); a BaseException, so that no `except
+    Exception` keeps it going."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class MLPData:
 
 @dataclass(frozen=True)
 class MLPWeights:
-    """w1 (features×hidden), b1 (hidden), w2 (hidden×classes), b2 (classes); a leading trajectory axis when stacked."""
+    """w1 (features×hidden), b1 (hidden), w2 (hidden×classes), b2 (classes); a leading trajectory
+    axis when stacked."""
 
     w1: torch.Tensor
     b1: torch.Tensor
@@ -87,9 +90,9 @@ class CellResult:
 def prepare_mlp_data(
     dataset: Dataset, split_seed: int = 0, scaling: Scaling = "var", protocol: Protocol = "held-out"
 ) -> MLPData:
-    """Scale all rows with the lab's statistics, then split them: shuffled with `split_seed` (held-out),
-    or in file order as the report did (seed-report: the first 2/3 train, the rest "validate"). Computed once
-    per process for the same data, split seed, scaling and protocol."""
+    """Scale all rows with the lab's statistics, then split them: shuffled with `split_seed`
+    (held-out), or in file order as the report did (seed-report: the first 2/3 train, the rest
+    "validate"). Computed once per process for the same data, split seed, scaling and protocol."""
     key = (dataset.digest, split_seed, scaling, protocol)
     if key not in _PREPARED:
         _PREPARED[key] = _prepare(dataset, split_seed, scaling, protocol)
@@ -102,7 +105,8 @@ _PREPARED: dict[tuple[str, int, str, str], MLPData] = {}
 def _prepare(dataset: Dataset, split_seed: int, scaling: Scaling, protocol: Protocol) -> MLPData:
     x = scale(dataset.features, scaling).to(torch.float32)
     split = split_rows(len(x), split_seed, shuffle=protocol == "held-out")
-    # The report's file-order split trains without the third species: seed-report reproduces that on purpose.
+    # The report's file-order split trains without the third species: seed-report reproduces that on
+    # purpose.
     check_split_classes(
         dataset.labels,
         split,
@@ -142,7 +146,8 @@ def forward(weights: MLPWeights, x: torch.Tensor) -> torch.Tensor:
 def train_cell_loop(
     data: MLPData, lr: float, iterations: int, seed: int, hidden: int = 12
 ) -> CellResult:
-    """The lab's own loop (report, Appendix C), one cell one step at a time: the batched engine's reference and baseline."""
+    """The lab's own loop (report, Appendix C), one cell one step at a time: the batched engine's
+    reference and baseline."""
     w1, b1, w2, b2 = (
         p.clone().requires_grad_()
         for p in init_mlp(seed, data.n_features, hidden, data.n_classes).as_tuple()
@@ -175,8 +180,9 @@ def train_cells(
     """One result per (lr, seed) trajectory × iteration count under `protocol`.
 
     held-out: the design's recipe, validation rows never trained on. seed-report: the report's
-    procedure, scalar biases and a "validation" accuracy measured on a second model trained on the
-    validation rows themselves. Raises Stopped once `should_stop()` says so (asked every STOP_CHECK_STEPS steps).
+    procedure, scalar biases and a "validation" accuracy measured on a second model trained on
+    the validation rows themselves. Raises Stopped once `should_stop()` says so (asked every
+    STOP_CHECK_STEPS steps).
     """
     if protocol == "held-out":
         return train_trajectories(data, trajectories, iterations, hidden, should_stop=should_stop)
@@ -214,8 +220,8 @@ def train_trajectories(
     n_classes: int | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[CellResult]:
-    """Train every (lr, seed) trajectory for max(iterations) steps; return one result per trajectory × count.
-    Raises Stopped once `should_stop()` says so (asked every STOP_CHECK_STEPS steps)."""
+    """Train every (lr, seed) trajectory for max(iterations) steps; return one result per trajectory
+    × count. Raises Stopped once `should_stop()` says so (asked every STOP_CHECK_STEPS steps)."""
     checkpoints = sorted(set(iterations))
     n_out = n_classes or data.n_classes
     inits = [
@@ -289,7 +295,8 @@ def results_frame(
 
 
 def splits_frame(frames: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
-    """The cells of every split seed in one table (a split_seed column after the seed), sorted like the lab's table."""
+    """The cells of every split seed in one table (a split_seed column after the seed), sorted like
+    the lab's table."""
     columns = [*CELL_COLUMNS[:3], "split_seed", *CELL_COLUMNS[3:]]
     frame = pd.concat([f.assign(split_seed=k) for k, f in frames.items()], ignore_index=True)[
         columns
@@ -299,7 +306,8 @@ def splits_frame(frames: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
 
 
 def histories_frame(results: Sequence[CellResult]) -> pd.DataFrame:
-    """Training-loss curves in long form (lr, seed, step, loss), from each trajectory's longest cell."""
+    """Training-loss curves in long form (lr, seed, step, loss), from each trajectory's longest
+    cell."""
     longest: dict[tuple[float, int], CellResult] = {}
     for r in results:
         if (
@@ -318,12 +326,14 @@ def histories_frame(results: Sequence[CellResult]) -> pd.DataFrame:
 
 
 def hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per row, whether the argmax hits the label; batched over a leading axis (its mean is the accuracy, 0–1)."""
+    """Per row, whether the argmax hits the label; batched over a leading axis (its mean is the
+    accuracy, 0–1)."""
     return logits.argmax(dim=-1) == labels
 
 
 def _mean_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over rows (logits: trajectories × rows × classes), one value per trajectory."""
+    """Mean cross-entropy over rows (logits: trajectories × rows × classes), one value per
+    trajectory."""
     per_row = F.cross_entropy(
         logits.transpose(1, 2), labels.expand(logits.shape[0], -1), reduction="none"
     )
@@ -373,7 +383,8 @@ def _read_off(
 
 
 def to_module(weights: MLPWeights) -> torch.nn.Sequential:
-    """The trained weights as a standard torch module (Linear, ReLU, Linear) computing the same logits."""
+    """The trained weights as a standard torch module (Linear, ReLU, Linear) computing the same
+    logits."""
     n_features, hidden = weights.w1.shape
     n_classes = weights.w2.shape[1]
     module = torch.nn.Sequential(

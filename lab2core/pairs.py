@@ -1,5 +1,6 @@
-"""The pair table: one row per paired comparison of two groups, seed by seed, judged within the family of all
-rows (Holm), with the validation rows' view and the verdict in words (see lab2.core.seeds for the groups)."""
+"""The pair table: one row per paired comparison of two groups, seed by seed, judged within the
+family of all rows (Holm), with the validation rows' view and the verdict in words (see
+lab2.core.seeds for the groups)."""
 
 from __future__ import annotations
 
@@ -60,8 +61,8 @@ PAIR_COLUMNS = [
 
 
 def match_seeds(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The two groups' values of `metric` joined on (seed, split_seed), with their hits per validation row when the
-    metric is the validation accuracy and the cells carry them."""
+    """The two groups' values of `metric` joined on (seed, split_seed), with their hits per
+    validation row when the metric is the validation accuracy and the cells carry them."""
     hits = (
         ["val_correct"]
         if metric == "val_accuracy" and "val_correct" in a and "val_correct" in b
@@ -85,10 +86,12 @@ def pair_table(
     min_effect: float | None,
     spread: float,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows of `pairs` (a, b, kind) from their `matched` values (as match_seeds gives them), Holm over all of them;
-    `spread`: the width of the metric's range. Returns the table and the matched values behind it."""
-    # Each init seed's values averaged over its split seeds: with several splits the runs share seeds and splits (a
-    # crossed design), so the independent units are the init seeds, not the runs.
+    """The rows of `pairs` (a, b, kind) from their `matched` values (as match_seeds gives them),
+    Holm over all of them; `spread`: the width of the metric's range. Returns the table and the
+    matched values behind it."""
+    # Each init seed's values averaged over its split seeds: with several splits the runs share
+    # seeds and splits (a crossed design), so the independent units are the init seeds, not the
+    # runs.
     units = [m.groupby("seed", sort=True)[["value_a", "value_b"]].mean() for m in matched]
     comparisons = [compare_paired(u["value_a"], u["value_b"], spread) for u in units]
     splits = [m["split_seed"].nunique() for m in matched]
@@ -126,8 +129,8 @@ def pair_table(
 
 
 def _rows_view(matched: pd.DataFrame, confidence: float) -> tuple[float, float]:
-    """The pair's interval with the validation rows resampled, at the family's level (NaNs unless every matched
-    cell carries its hits per validation row, as many in each)."""
+    """The pair's interval with the validation rows resampled, at the family's level (NaNs unless
+    every matched cell carries its hits per validation row, as many in each)."""
     if "hits_a" not in matched or matched.empty:
         return float("nan"), float("nan")
     table = matched.set_index(list(REPEAT_KEYS)).sort_index()

@@ -1,6 +1,7 @@
-"""The lab's parameters, declared once: their types and bounds, the lab's recipe values, and one pydantic model per
-flow. The flow signatures, `lab2 run`'s options, Prefect's parameter form and prefect.yaml's deployments all follow
-these models (each default, bound and help text is written here)."""
+"""The lab's parameters, declared once: their types and bounds, the lab's recipe values, and one
+pydantic model per flow. The flow signatures, `lab2 run`'s options, Prefect's parameter form and
+prefect.yaml's deployments all follow these models (each default, bound and help text is written
+here)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ DEFAULT_MIN_EFFECT = (
 
 @dataclass(frozen=True)
 class MLPSetup:
-    """Everything that fixes an MLP cell besides its lr, iteration count and seed; the defaults are the lab's."""
+    """Everything that fixes an MLP cell besides its lr, iteration count and seed; the defaults are
+    the lab's."""
 
     dataset: str = "iris"
     split_seed: int = 0
@@ -112,8 +114,8 @@ class RunParams(BaseModel):
     )
 
     def check_data(self) -> None:
-        """Load the dataset and check that every stage of this flow can use it (each split seed of a grid);
-        raises InputError saying why not."""
+        """Load the dataset and check that every stage of this flow can use it (each split seed of a
+        grid); raises InputError saying why not."""
         from lab2.core.inputs import (
             check_pipeline_inputs,
         )  # torch and scikit-learn: not needed to parse options
@@ -122,8 +124,9 @@ class RunParams(BaseModel):
         check_pipeline_inputs(self.dataset, self.label_column, getattr(self, "rank", None), setups)
 
     def check_size(self, available_bytes: int, cores: int, max_seconds: float) -> RunCost:
-        """What this flow is expected to cost on a machine with `cores` cores; InputError if it needs more memory than
-        `available_bytes` or longer than `max_seconds`, naming the estimate, the limit and how to go on."""
+        """What this flow is expected to cost on a machine with `cores` cores; InputError if it
+        needs more memory than `available_bytes` or longer than `max_seconds`, naming the
+        estimate, the limit and how to go on."""
         grid = getattr(self, "lrs", None) is not None
         n_trajectories = len(self.lrs) * len(self.seeds) if grid else 0
         iterations, n_splits = (self.iterations, len(self.split_seeds)) if grid else ((), 0)
@@ -229,14 +232,15 @@ class Lab2Params(GridParams, FactorisationParams):
     )
 
     def run_key(self) -> str:
-        """The identity of this whole run (lab2.core.identity.run_key): every parameter but those that change how
-        it runs, not what it finds."""
+        """The identity of this whole run (lab2.core.identity.run_key): every parameter but those
+        that change how it runs, not what it finds."""
         from lab2.core.identity import data_file, run_key
 
         return run_key(self.model_dump(exclude=set(EXECUTION_ONLY)), data_file(self.dataset))
 
     def params_key(self) -> str:
-        """This run's axes and setup, hashed (not its data, code or environment): the runs a watch compares."""
+        """This run's axes and setup, hashed (not its data, code or environment): the runs a watch
+        compares."""
         from lab2.core.identity import params_key
 
         return params_key(self.model_dump(exclude={*EXECUTION_ONLY, "report"}))

@@ -46,8 +46,10 @@ def plot_learning_curve(
     train_accuracy: float,
     val_accuracy: float,
 ) -> Figure:
-    """Training loss per step of one MLP cell (`history`: step → loss), with its final accuracies in the title."""
-    # Fixed margins instead of a layout engine: one of these per cell, and constrained layout doubles its cost.
+    """Training loss per step of one MLP cell (`history`: step → loss), with its final accuracies in
+    the title."""
+    # Fixed margins instead of a layout engine: one of these per cell, and constrained layout
+    # doubles its cost.
     fig = Figure(figsize=(5, 3.5))
     fig.subplots_adjust(left=0.16, right=0.97, bottom=0.13, top=0.9)
     ax = fig.subplots()
@@ -62,14 +64,16 @@ def plot_learning_curve(
 
 
 class _PlainLogFormatter(LogFormatter):
-    """The ticks a log axis labels, written as plain numbers (1.06, 0.1): narrower than 1.06×10⁰, so they fit."""
+    """The ticks a log axis labels, written as plain numbers (1.06, 0.1): narrower than 1.06×10⁰, so
+    they fit."""
 
     def __call__(self, x: float, pos: int | None = None) -> str:
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
 def plot_grid_summary(cells: pd.DataFrame) -> Figure:
-    """Q2_2: train and validation accuracy against lr, one line per iteration count, each seed a dot."""
+    """Q2_2: train and validation accuracy against lr, one line per iteration count, each seed a
+    dot."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, metric in zip(axes, ("train_accuracy", "val_accuracy")):
@@ -86,7 +90,8 @@ def plot_grid_summary(cells: pd.DataFrame) -> Figure:
 
 
 def plot_val_accuracy_errorbars(summary: pd.DataFrame) -> Figure:
-    """Mean validation accuracy against lr with 95% intervals over seeds, one line per iteration count."""
+    """Mean validation accuracy against lr with 95% intervals over seeds, one line per iteration
+    count."""
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     for iterations, group in summary.groupby("iterations"):
@@ -109,7 +114,8 @@ def plot_val_accuracy_errorbars(summary: pd.DataFrame) -> Figure:
 
 
 def plot_mean_learning_curves(histories: pd.DataFrame) -> Figure:
-    """Mean training loss per step for each lr, with a ±1 std band over seeds (columns: lr, seed, step, loss)."""
+    """Mean training loss per step for each lr, with a ±1 std band over seeds (columns: lr, seed,
+    step, loss)."""
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     for lr, group in histories.groupby("lr"):
@@ -164,10 +170,11 @@ def plot_cell_heatmap(summary: pd.DataFrame, metric: str = "val_accuracy") -> Fi
 
 
 def plot_paired_differences(paired: pd.DataFrame, pairs: pd.DataFrame, limit: int = 12) -> Figure:
-    """One panel per comparison (the first `limit` of `pairs`): a line per seed from its value in A to its value in B.
+    """One panel per comparison (the first `limit` of `pairs`): a line per seed from its value in A
+    to its value in B.
 
-    `paired` holds a, b, seed, split_seed, value_a, value_b; each seed keeps its colour across panels,
-    and split seeds after the first are drawn dashed.
+    `paired` holds a, b, seed, split_seed, value_a, value_b; each seed keeps its colour across
+    panels, and split seeds after the first are drawn dashed.
     """
     shown = pairs.head(limit)
     columns = max(1, min(len(shown), 4))
@@ -213,9 +220,9 @@ def plot_paired_differences(paired: pd.DataFrame, pairs: pd.DataFrame, limit: in
 def plot_score_distributions(
     cells: pd.DataFrame, metric: str = "val_accuracy", limit: int = 12
 ) -> Figure:
-    """rliable's score distribution: for each (lr, iterations) group, the fraction of its runs whose `metric` is
-    above each threshold τ; a curve that lies above another is better at every τ. At most `limit` groups, the best
-    by mean."""
+    """rliable's score distribution: for each (lr, iterations) group, the fraction of its runs whose
+    `metric` is above each threshold τ; a curve that lies above another is better at every τ. At
+    most `limit` groups, the best by mean."""
     groups = cells.groupby(["lr", "iterations"])[metric]
     shown = groups.mean().sort_values(ascending=False).head(limit).index
     thresholds = np.linspace(0.0, 1.0, 201)
@@ -251,8 +258,8 @@ def grid_summary_figures(
     paired: pd.DataFrame,
     pairs: pd.DataFrame,
 ) -> dict[str, Figure]:
-    """The grid's summary figures by artifact name, from its cells and curves and their comparison over seeds (a
-    SeedComparison's summary, paired values and pairs)."""
+    """The grid's summary figures by artifact name, from its cells and curves and their comparison
+    over seeds (a SeedComparison's summary, paired values and pairs)."""
     return {
         "grid_summary": plot_grid_summary(cells),
         "val_accuracy_vs_lr": plot_val_accuracy_errorbars(summary),
@@ -274,8 +281,8 @@ VERDICT_COLOURS = {
 
 
 def plot_history(history: pd.DataFrame) -> Figure:
-    """`lab2 history`: the best group's val accuracy run after run, each run coloured by its verdict since the run
-    before it."""
+    """`lab2 history`: the best group's val accuracy run after run, each run coloured by its verdict
+    since the run before it."""
     fig = Figure(figsize=(max(6.0, 0.6 * len(history) + 2), 4), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(history))

@@ -76,7 +76,8 @@ def lab2_numbers(
 def compare_with_report(
     report: pd.DataFrame, ours: pd.DataFrame, dataset: str = REPORT_DATASET
 ) -> pd.DataFrame:
-    """One row per report quantity (per protocol for MLP cells): the report's values, lab2's (on `dataset`), a verdict."""
+    """One row per report quantity (per protocol for MLP cells): the report's values, lab2's (on
+    `dataset`), a verdict."""
     rows = []
     for (quantity, lr, iterations), published in report.groupby(
         ["quantity", "lr", "iterations"], dropna=False, sort=False

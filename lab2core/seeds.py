@@ -1,8 +1,9 @@
-"""Seed comparison: group MLP cells by every parameter but the seeds, and say which differences are real.
+"""Seed comparison: group MLP cells by every parameter but the seeds, and say which differences are
+real.
 
-A group repeats one setup over init seeds (and split seeds). Groups are compared in pairs, seed by
-seed: seed s (and split seed k) gives the same initial weights (and data split) in both groups, so
-the comparison is paired (see lab2.core.stats).
+A group repeats one setup over init seeds (and split seeds). Groups are compared in pairs, seed
+by seed: seed s (and split seed k) gives the same initial weights (and data split) in both
+groups, so the comparison is paired (see lab2.core.stats).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ SHORT_KEYS = {"iterations": "it"}  # as `lab2.group` labels (and so MLflow) show
 
 @dataclass(frozen=True)
 class SeedComparison:
-    """A grid's seed summary, its paired comparisons (and the per-seed values behind them), and the best group."""
+    """A grid's seed summary, its paired comparisons (and the per-seed values behind them), and the
+    best group."""
 
     summary: pd.DataFrame
     pairs: pd.DataFrame
@@ -110,7 +112,8 @@ def group_columns(cells: pd.DataFrame) -> list[str]:
 
 
 def group_label(params: Mapping[str, object]) -> str:
-    """A cell's group (its params but the seed), short: "lr=0.1 it=100", plus any setup value off the lab's default."""
+    """A cell's group (its params but the seed), short: "lr=0.1 it=100", plus any setup value off
+    the lab's default."""
     defaults = MLPSetup().as_params()
     extras = [
         f"{k}={params[k]}"
@@ -127,7 +130,8 @@ def group_label(params: Mapping[str, object]) -> str:
 
 
 def short_label(label: str) -> str:
-    """A group's label with its keys as `lab2.group` shows them: "lr=0.1 iterations=100" as "lr=0.1 it=100"."""
+    """A group's label with its keys as `lab2.group` shows them: "lr=0.1 iterations=100" as "lr=0.1
+    it=100"."""
     return " ".join(
         SHORT_KEYS.get(k, k) + sep + v
         for k, sep, v in (token.partition("=") for token in label.split())
@@ -136,8 +140,9 @@ def short_label(label: str) -> str:
 
 def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFrame:
     """Per group: its label, seed counts, and per metric n, mean, std, min, max and a 95% t interval
-    of the mean (inside the metric's range); with several split seeds, the spread from the init seed and from
-    the split; the validation set's resolution (1/rows) and the binomial SE of the group's val accuracy."""
+    of the mean (inside the metric's range); with several split seeds, the spread from the init
+    seed and from the split; the validation set's resolution (1/rows) and the binomial SE of the
+    group's val accuracy."""
     cells = with_repeat_keys(cells)
     keys = group_columns(cells)
     shown = _label_keys(cells, keys)
@@ -183,7 +188,8 @@ def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFra
 
 
 def _label_keys(cells: pd.DataFrame, keys: Sequence[str]) -> list[str]:
-    """The keys a group label shows: the grid axes, and setup keys whose values differ between groups."""
+    """The keys a group label shows: the grid axes, and setup keys whose values differ between
+    groups."""
     return [k for k in keys if k in CELL_KEYS or cells[k].nunique() > 1]
 
 
@@ -198,7 +204,8 @@ def _value(value: object) -> str:
 
 
 def best_group(summary: pd.DataFrame) -> dict[str, object]:
-    """The group with the highest mean validation accuracy; ties go to fewer iterations, then higher lr."""
+    """The group with the highest mean validation accuracy; ties go to fewer iterations, then higher
+    lr."""
     ranked = summary.sort_values(
         ["val_accuracy_mean", "iterations", "lr"], ascending=[False, True, False]
     )
@@ -206,8 +213,8 @@ def best_group(summary: pd.DataFrame) -> dict[str, object]:
 
 
 def default_pairs(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(a, b, kind) for neighbours along each grid axis (a the larger value) and for the best group against
-    every other (a the best); a pair already listed is not listed again."""
+    """(a, b, kind) for neighbours along each grid axis (a the larger value) and for the best group
+    against every other (a the best); a pair already listed is not listed again."""
     keys = group_columns(summary)
     pairs = []
     for axis in CELL_KEYS:
@@ -233,7 +240,8 @@ def _unique(pairs: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, str]]
 
 
 def parse_group(text: str) -> dict[str, str]:
-    """ "lr=0.1 iterations=1000" (or the label MLflow shows, "lr=0.1 it=1000") as {"lr": "0.1", "iterations": "1000"}."""
+    """ "lr=0.1 iterations=1000" (or the label MLflow shows, "lr=0.1 it=1000") as {"lr": "0.1",
+    "iterations": "1000"}."""
     tokens = text.split()
     bad = [t for t in tokens if t.count("=") != 1 or t.startswith("=") or t.endswith("=")]
     if not tokens or bad:
@@ -245,7 +253,8 @@ def parse_group(text: str) -> dict[str, str]:
 
 
 def find_group(summary: pd.DataFrame, text: str) -> str:
-    """The label of the one group whose keys match every KEY=VALUE of `text`; InputError naming the choices otherwise."""
+    """The label of the one group whose keys match every KEY=VALUE of `text`; InputError naming the
+    choices otherwise."""
     query = parse_group(text)
     keys = group_columns(summary)
     unknown = [k for k in query if k not in keys]
@@ -279,8 +288,9 @@ def seed_pairs(
     metric: str = PAIR_METRIC,
     min_effect: float | None = DEFAULT_MIN_EFFECT,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per (a, b, kind): the paired comparison of `metric` over the seeds both groups share, with
-    Holm's adjustment over all rows; and the per-seed values behind them (a, b, seed, split_seed, value_a, value_b)."""
+    """One row per (a, b, kind): the paired comparison of `metric` over the seeds both groups share,
+    with Holm's adjustment over all rows; and the per-seed values behind them (a, b, seed,
+    split_seed, value_a, value_b)."""
     cells = with_repeat_keys(cells)
     keys = group_columns(cells)
     shown = _label_keys(cells, keys)
@@ -297,8 +307,9 @@ def compare_runs(
     metric: str = PAIR_METRIC,
     min_effect: float | None = DEFAULT_MIN_EFFECT,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two runs' grids cell by cell (lr, iterations) and seed by seed: A's cell against B's; Holm over the cells. No
-    validation rows' view: two runs' validation rows are the same rows only if their setups are."""
+    """Two runs' grids cell by cell (lr, iterations) and seed by seed: A's cell against B's; Holm
+    over the cells. No validation rows' view: two runs' validation rows are the same rows only if
+    their setups are."""
     a, b = (
         with_repeat_keys(c).drop(columns="val_correct", errors="ignore") for c in (cells_a, cells_b)
     )
@@ -316,7 +327,8 @@ def compare_runs(
 
 
 def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """Setup params (all but the grid axes and seeds) whose values differ between two tables of cells."""
+    """Setup params (all but the grid axes and seeds) whose values differ between two tables of
+    cells."""
     columns = [c for c in group_columns(a) if c not in CELL_KEYS and c in b.columns]
     values = {
         c: (", ".join(map(str, sorted(a[c].unique()))), ", ".join(map(str, sorted(b[c].unique()))))

@@ -1,9 +1,10 @@
-"""Statistics of repeated seeds: bounded intervals, paired comparisons and where seed-to-seed spread comes from.
+"""Statistics of repeated seeds: bounded intervals, paired comparisons and where seed-to-seed spread
+comes from.
 
 The comparisons are paired: seed s means the same initial weights (and split seed k the same data
 split) in both groups, so a difference is judged on the per-seed differences, not on whether two
-intervals overlap (Agarwal et al. 2021; Colas, Sigaud & Oudeyer 2018; Bouthillier et al. 2021).
-A family of comparisons is judged together in `family.py`.
+intervals overlap (Agarwal et al. 2021; Colas, Sigaud & Oudeyer 2018; Bouthillier et al. 2021). A
+family of comparisons is judged together in `family.py`.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-# scipy.stats is imported inside the functions that use it: its import (0.3 s) is paid only by a process that
-# compares seeds (in `lab2 run`, the figure process). Intervals over seeds (the lab report's) need scipy.special alone.
+# scipy.stats is imported inside the functions that use it: its import (0.3 s) is paid only by a
+# process that compares seeds (in `lab2 run`, the figure process). Intervals over seeds (the lab
+# report's) need scipy.special alone.
 CONFIDENCE = 0.95
 ALPHA = 0.05
 MONTE_CARLO_SEED = (
     0  # the sign-flip test's sample of sign patterns beyond EXACT_SIGN_FLIPS_UP_TO seeds
 )
-# A percentile bootstrap of 3 seeds' mean covers the true mean about 73% of the time on k/50 accuracies; the t
-# interval keeps close to its 95% at 3, 5 and 10 seeds (tests/test_stats.py simulates it).
+# A percentile bootstrap of 3 seeds' mean covers the true mean about 73% of the time on k/50
+# accuracies; the t interval keeps close to its 95% at 3, 5 and 10 seeds (tests/test_stats.py
+# simulates it).
 INTERVAL_KIND = "Student t interval of the mean over seeds, clipped to the metric's range"
 FEW_SEEDS = 10  # below this the sd behind an interval over seeds is itself uncertain
 IQM_FROM = (
@@ -35,14 +38,15 @@ IMPROVEMENT_RESAMPLES = (
 ROW_RESAMPLES = 1999  # bootstrap resamples of the validation rows behind an accuracy difference
 EXACT_SIGN_FLIPS_UP_TO = 16  # 2^16 sign patterns; beyond, a seeded Monte Carlo sample of them
 SIGN_FLIP_RESAMPLES = 99_999
-# Paired differences are rounded to this many decimals: the float noise of k/rows accuracies (~1e-17) goes, so
-# equal values tie exactly and a constant difference has an sd of exactly 0.
+# Paired differences are rounded to this many decimals: the float noise of k/rows accuracies
+# (~1e-17) goes, so equal values tie exactly and a constant difference has an sd of exactly 0.
 DIFFERENCE_DECIMALS = 12
 
 
 @dataclass(frozen=True)
 class Description:
-    """A group's values over seeds: count, mean, sd, range, a bounded 95% interval, and a warning if n is small."""
+    """A group's values over seeds: count, mean, sd, range, a bounded 95% interval, and a warning if
+    n is small."""
 
     n: int
     mean: float
@@ -58,7 +62,8 @@ class Description:
 def describe(
     values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np.inf), unit: str = "seeds"
 ) -> Description:
-    """n, mean, sd (ddof 1), min, max and the 95% t interval of the mean of the finite `values`, inside `bounds`."""
+    """n, mean, sd (ddof 1), min, max and the 95% t interval of the mean of the finite `values`,
+    inside `bounds`."""
     x = _finite(values)
     n = len(x)
     if n == 0:
@@ -88,8 +93,9 @@ def mean_interval(
     confidence: float = CONFIDENCE,
     bounds: tuple[float, float] = (-np.inf, np.inf),
 ) -> tuple[float, float]:
-    """mean ± t_{(1+c)/2, n−1} · sd/√n of the finite `values`, clipped to the metric's `bounds` (accuracies stay in
-    [0, 1]); equal values give that value at both ends (no spread seen), fewer than two give NaNs."""
+    """mean ± t_{(1+c)/2, n−1} · sd/√n of the finite `values`, clipped to the metric's `bounds`
+    (accuracies stay in [0, 1]); equal values give that value at both ends (no spread seen),
+    fewer than two give NaNs."""
     x = _finite(values)
     if len(x) > 1 and not _varies(x):
         return float(x[0]), float(x[0])
@@ -98,7 +104,8 @@ def mean_interval(
 
 
 def few_seeds_warning(n: int, unit: str = "seeds") -> str:
-    """A plain warning when n seeds are too few for an interval over them to mean much; "" otherwise."""
+    """A plain warning when n seeds are too few for an interval over them to mean much; ""
+    otherwise."""
     if n >= FEW_SEEDS:
         return ""
     if n < 2:
@@ -124,7 +131,8 @@ class PairedComparison:
         float  # Student t interval of the mean difference (NaN when the differences do not vary)
     )
     ci_high: float
-    p_t: float  # paired t-test, two-sided (NaN when the differences do not vary: a t-test says nothing then)
+    # paired t-test, two-sided (NaN when the differences do not vary: a t-test says nothing then)
+    p_t: float
     p_signflip: float  # sign-flip permutation test of the mean difference, two-sided
     p_signflip_min: (
         float  # the smallest p any sign-flip (distribution-free) test can give with n pairs
@@ -140,30 +148,34 @@ class PairedComparison:
 
     @property
     def varies(self) -> bool:
-        """Whether the differences vary from seed to seed (else the t-test and its interval say nothing)."""
+        """Whether the differences vary from seed to seed (else the t-test and its interval say
+        nothing)."""
         return self.n > 1 and self.sd_diff > 0
 
     @property
     def p_family(self) -> float:
-        """The p that Holm adjusts within the family: the paired t's, or the sign-flip test's when the differences
-        do not vary (NaN below two seeds: nothing to compare)."""
+        """The p that Holm adjusts within the family: the paired t's, or the sign-flip test's when
+        the differences do not vary (NaN below two seeds: nothing to compare)."""
         if self.n < 2:
             return float("nan")
         return self.p_t if self.varies else self.p_signflip
 
     @property
     def prob_improvement(self) -> float:
-        """The share of seed-matched pairs in which A > B, ties counted half. (rliable's P(X > Y) is the
-        Mann–Whitney probability over all pairs of runs, seeds unmatched; this is its paired counterpart.)"""
+        """The share of seed-matched pairs in which A > B, ties counted half. (rliable's P(X > Y) is
+        the Mann–Whitney probability over all pairs of runs, seeds unmatched; this is its paired
+        counterpart.)"""
         return self.p_a_better + self.p_tie / 2
 
 
 def compare_paired(
     a: Sequence[float], b: Sequence[float], spread: float = np.inf
 ) -> PairedComparison:
-    """Paired comparison of A and B, aligned pair by pair (pairs with a non-finite value are dropped).
+    """Paired comparison of A and B, aligned pair by pair (pairs with a non-finite value are
+    dropped).
 
-    `spread` is the width of the metric's range (1 for an accuracy): the t interval is clipped to ±spread.
+    `spread` is the width of the metric's range (1 for an accuracy): the t interval is clipped to
+    ±spread.
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     keep = np.isfinite(a) & np.isfinite(b)
@@ -193,7 +205,8 @@ def compare_paired(
 
 
 def t_interval(differences: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """mean ± t_{(1+c)/2, n−1} · sd/√n of the differences (NaN when they do not vary: no interval then)."""
+    """mean ± t_{(1+c)/2, n−1} · sd/√n of the differences (NaN when they do not vary: no interval
+    then)."""
     if not _varies(differences):
         return float("nan"), float("nan")
     n, mean, sd = len(differences), differences.mean(), differences.std(ddof=1)
@@ -204,8 +217,8 @@ def t_interval(differences: np.ndarray, confidence: float = CONFIDENCE) -> tuple
 
 
 def paired_t_p(differences: np.ndarray) -> float:
-    """Two-sided p of the paired t-test (as scipy's ttest_rel); NaN when the differences do not vary, where the
-    t statistic is 0/0 or ±inf and tells nothing about chance."""
+    """Two-sided p of the paired t-test (as scipy's ttest_rel); NaN when the differences do not
+    vary, where the t statistic is 0/0 or ±inf and tells nothing about chance."""
     from scipy import stats
 
     if not _varies(differences):
@@ -218,8 +231,9 @@ def paired_t_p(differences: np.ndarray) -> float:
 def sign_flip_p(differences: np.ndarray, seed: int = MONTE_CARLO_SEED) -> tuple[float, bool]:
     """Two-sided p of the sign-flip test of the mean difference, and whether it was exact.
 
-    Under "no difference" each pair's sign is a coin flip: p is the share of the 2^n sign patterns whose
-    mean is at least as far from 0 as the observed one (a seeded Monte Carlo sample of them past n = 16).
+    Under "no difference" each pair's sign is a coin flip: p is the share of the 2^n sign
+    patterns whose mean is at least as far from 0 as the observed one (a seeded Monte Carlo
+    sample of them past n = 16).
     """
     n = len(differences)
     if n == 0:
@@ -231,7 +245,8 @@ def sign_flip_p(differences: np.ndarray, seed: int = MONTE_CARLO_SEED) -> tuple[
     else:
         signs = np.random.default_rng(seed).choice([-1, 1], size=(SIGN_FLIP_RESAMPLES, n))
     null = np.abs(signs @ differences / n)
-    # Differences on a 10^-DIFFERENCE_DECIMALS grid give means on a grid n times finer: closer than half a step is equal.
+    # Differences on a 10^-DIFFERENCE_DECIMALS grid give means on a grid n times finer: closer than
+    # half a step is equal.
     hits = np.count_nonzero(null >= observed - 0.5 * 10.0**-DIFFERENCE_DECIMALS / n)
     return (hits / len(signs), True) if exact else ((hits + 1) / (len(signs) + 1), False)
 
@@ -239,8 +254,9 @@ def sign_flip_p(differences: np.ndarray, seed: int = MONTE_CARLO_SEED) -> tuple[
 def probability_of_improvement(
     a: Sequence[float], b: Sequence[float], seed: int = MONTE_CARLO_SEED
 ) -> tuple[float, float, float]:
-    """rliable's P(A > B): the share of all (run of A, run of B) pairs in which A is higher, ties counted half (the
-    Mann–Whitney U over n·m), with a seeded percentile-bootstrap 95% interval that resamples each group apart."""
+    """rliable's P(A > B): the share of all (run of A, run of B) pairs in which A is higher, ties
+    counted half (the Mann–Whitney U over n·m), with a seeded percentile-bootstrap 95% interval
+    that resamples each group apart."""
     from scipy import stats
 
     a, b = _finite(a), _finite(b)
@@ -275,11 +291,12 @@ def rows_interval(
     confidence: float = CONFIDENCE,
     seed: int = MONTE_CARLO_SEED,
 ) -> tuple[float, float]:
-    """Percentile interval of the mean accuracy difference A − B over the seeds, the validation rows resampled: would
-    the same trained models differ alike on another validation set of the same size? The seeds stay fixed (their
-    own noise is the t interval's; a bootstrap of 3 seeds would understate it), and each resample draws the rows of
-    every split once for all seeds and both groups (paired, as the rows are shared). `hits_a`, `hits_b`: 0/1 arrays
-    of init seeds × split seeds × validation rows; NaNs when there is nothing to resample."""
+    """Percentile interval of the mean accuracy difference A − B over the seeds, the validation rows
+    resampled: would the same trained models differ alike on another validation set of the same
+    size? The seeds stay fixed (their own noise is the t interval's; a bootstrap of 3 seeds would
+    understate it), and each resample draws the rows of every split once for all seeds and both
+    groups (paired, as the rows are shared). `hits_a`, `hits_b`: 0/1 arrays of init seeds × split
+    seeds × validation rows; NaNs when there is nothing to resample."""
     d = np.asarray(hits_a, dtype=float) - np.asarray(hits_b, dtype=float)
     n, splits, rows = d.shape
     if n == 0 or rows == 0:
@@ -317,12 +334,14 @@ def sd_interval(sd: float, n: int, confidence: float = CONFIDENCE) -> tuple[floa
 def variance_sources(
     values: pd.DataFrame,
 ) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
-    """The sd over init seeds with the split fixed and the sd over split seeds with the init fixed, and the 95%
-    chi-square interval of each on that source's own levels − 1 degrees of freedom: the columns of a crossed
-    table share their seed effects, so pooling their degrees of freedom would overstate what they know.
+    """The sd over init seeds with the split fixed and the sd over split seeds with the init fixed,
+    and the 95% chi-square interval of each on that source's own levels − 1 degrees of freedom:
+    the columns of a crossed table share their seed effects, so pooling their degrees of freedom
+    would overstate what they know.
 
-    `values` has columns seed, split_seed, value. Each sd is the root of the mean within-variance: the
-    spread that changing only that seed brings, as Bouthillier et al. (2021) vary one source at a time.
+    `values` has columns seed, split_seed, value. Each sd is the root of the mean
+    within-variance: the spread that changing only that seed brings, as Bouthillier et al. (2021)
+    vary one source at a time.
     """
     table = values.groupby(["seed", "split_seed"])["value"].mean().unstack()
     init, split = _pooled_sd(table, axis=0), _pooled_sd(table, axis=1)

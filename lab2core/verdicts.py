@@ -1,4 +1,5 @@
-"""The words of a paired comparison: what the data can and cannot tell about group A against group B."""
+"""The words of a paired comparison: what the data can and cannot tell about group A against group
+B."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ def verdict(
     splits: int = 1,
     rows: tuple[float, float] = (float("nan"), float("nan")),
 ) -> str:
-    """What the paired data can and cannot tell about A against B, in one sentence, judged within its family
-    (Holm's p, and the interval at its Holm step's level); a pair the user named, or the best group against
-    another, says how it was chosen; over several split seeds, what its seeds count; with the hits per validation
-    row, whether the difference would survive another validation set of the same size (`rows`: that interval)."""
+    """What the paired data can and cannot tell about A against B, in one sentence, judged within
+    its family (Holm's p, and the interval at its Holm step's level); a pair the user named, or
+    the best group against another, says how it was chosen; over several split seeds, what its
+    seeds count; with the hits per validation row, whether the difference would survive another
+    validation set of the same size (`rows`: that interval)."""
     said = _judged(a, b, c, judged, metric, min_effect)
     if c.n > 1 and not all(d == 0 for d in c.differences) and not math.isnan(rows[0]):
         said += f"; {rows_sentence(rows, judged)}"
@@ -71,8 +73,9 @@ def _judged(
 
 
 def rows_sentence(rows: tuple[float, float], judged: InFamily) -> str:
-    """The validation rows' view: the interval with the rows resampled (the trained models fixed), and whether
-    another validation set of the same size could erase the difference (the verdict itself keeps the rows fixed)."""
+    """The validation rows' view: the interval with the rows resampled (the trained models fixed),
+    and whether another validation set of the same size could erase the difference (the verdict
+    itself keeps the rows fixed)."""
     low, high = rows
     span = f"{interval_name(judged)} {bound(low)} … {bound(high)}"
     if low > 0 or high < 0:
@@ -93,7 +96,8 @@ def planning(plan: SeedPlan, change: str) -> str:
 
 
 def interval_name(judged: InFamily) -> str:
-    """ "95% CI" alone; within a family, the level of the comparison's Holm step: "Holm-step 99.5% CI"."""
+    """ "95% CI" alone; within a family, the level of the comparison's Holm step: "Holm-step 99.5%
+    CI"."""
     level = f"{100 * judged.confidence:.4g}% CI"
     return level if judged.size == 1 else f"Holm-step {level}"
 
@@ -101,8 +105,8 @@ def interval_name(judged: InFamily) -> str:
 def _constant_verdict(
     first: str, second: str, where: str, c: PairedComparison, judged: InFamily, metric: str
 ) -> str:
-    """The differences are the same non-zero value on every seed: no t-test (its sd is 0), only the sign-flip test,
-    whose smallest possible p with n seeds is 2^(1−n)."""
+    """The differences are the same non-zero value on every seed: no t-test (its sd is 0), only the
+    sign-flip test, whose smallest possible p with n seeds is 2^(1−n)."""
     side = "higher" if c.mean_diff > 0 else "lower"
     gap = f"{abs(c.mean_diff):{number_format(metric).removeprefix('+')}}"
     better = (c.mean_diff > 0) == higher_is_better(metric)
@@ -126,7 +130,8 @@ def _floor(c: PairedComparison) -> str:
 
 
 def floor_caveat(n: int, p_min: float) -> str:
-    """What n seeds cannot show, whatever the data: p_min = 2^(1−n), the sign-flip test's smallest p."""
+    """What n seeds cannot show, whatever the data: p_min = 2^(1−n), the sign-flip test's smallest
+    p."""
     return f"with {n} seeds no distribution-free test can go below p = {p_min:.3g}"
 
 
@@ -136,13 +141,15 @@ def higher_is_better(metric: str) -> bool:
 
 
 def number_format(metric: str) -> str:
-    """How a difference of `metric` is written: accuracies to 3 decimals, losses to 3 significant digits."""
+    """How a difference of `metric` is written: accuracies to 3 decimals, losses to 3 significant
+    digits."""
     return "+.3f" if "accuracy" in metric else "+.3g"
 
 
 def bound(value: float, metric: str = "val_accuracy") -> str:
-    """An interval's end as written: like a difference, but an end that is not 0 never reads as +0.000 (more
-    decimals then), since whether an interval excludes 0 is what its verdict turns on."""
+    """An interval's end as written: like a difference, but an end that is not 0 never reads as
+    +0.000 (more decimals then), since whether an interval excludes 0 is what its verdict turns
+    on."""
     text = f"{value:{number_format(metric)}}"
     if value != 0 and math.isfinite(value) and float(text) == 0:
         return f"{value:+.{math.ceil(-math.log10(abs(value)))}f}"
@@ -150,7 +157,8 @@ def bound(value: float, metric: str = "val_accuracy") -> str:
 
 
 def contrast_labels(a: str, b: str) -> tuple[str, str, str]:
-    """What differs between two labels, and " at …" for what they share: ("lr=0.01", "lr=0.001", " at iterations=100")."""
+    """What differs between two labels, and " at …" for what they share: ("lr=0.01", "lr=0.001", "
+    at iterations=100")."""
     tokens_a, tokens_b = a.split(), b.split()
     if len(tokens_a) != len(tokens_b) or tokens_a == tokens_b:
         return a, b, ""

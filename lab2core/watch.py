@@ -1,8 +1,9 @@
-"""Since the last run: what went in that changed, and for each unit computed again, whether its numbers moved.
+"""Since the last run: what went in that changed, and for each unit computed again, whether its
+numbers moved.
 
-Pure: it reads two runs' inputs (code, data, environment) and result tables, and judges. A run's verdict is the
-worst of its units': unchanged (every unit the last run's), identical (bit for bit), within-noise (float rounding, or
-seed noise by the project's paired statistics) or changed.
+Pure: it reads two runs' inputs (code, data, environment) and result tables, and judges. A run's
+verdict is the worst of its units': unchanged (every unit the last run's), identical (bit for
+bit), within-noise (float rounding, or seed noise by the project's paired statistics) or changed.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from lab2.core.seeds import CELL_KEYS, compare_runs
 
 UNCHANGED, IDENTICAL, WITHIN_NOISE, CHANGED = "unchanged", "identical", "within-noise", "changed"
 VERDICTS = (UNCHANGED, IDENTICAL, WITHIN_NOISE, CHANGED)  # best to worst
-FLOAT_NOISE = 1e-6  # relative: two results this close differ by float rounding only (summation order, threads)
+# relative: two results this close differ by float rounding only (summation order, threads)
+FLOAT_NOISE = 1e-6
 CELL = [*CELL_KEYS, *REPEAT_KEYS]  # a cell of the grid: its axes and the seeds it repeats over
 FACTORISATION_METRICS = ["gd_loss", "svd_loss"]
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """What went into a run besides its parameters: the recipe's code (file → digest), the data (digest, one digest
-    per row) and the environment (package versions, the torch thread count)."""
+    """What went into a run besides its parameters: the recipe's code (file → digest), the data
+    (digest, one digest per row) and the environment (package versions, the torch thread count)."""
 
     code: Mapping[str, str]
     data: str
@@ -56,7 +58,8 @@ class UnitChange:
 
 @dataclass(frozen=True)
 class SinceLastRun:
-    """A run against its predecessor: the last FINISHED run of the experiment with the same parameters."""
+    """A run against its predecessor: the last FINISHED run of the experiment with the same
+    parameters."""
 
     predecessor: str | None  # its run id; None for the first run with these parameters
     causes: list[str] = field(default_factory=list)  # what went in that changed
@@ -74,7 +77,8 @@ class SinceLastRun:
 
 
 def row_digests(features: np.ndarray, labels: np.ndarray) -> list[str]:
-    """A short hash of each data row (its features and label), to count the rows a new copy of the data changed."""
+    """A short hash of each data row (its features and label), to count the rows a new copy of the
+    data changed."""
     return [
         hashlib.sha256(np.ascontiguousarray(x).tobytes() + str(y).encode()).hexdigest()[:12]
         for x, y in zip(features, labels)
@@ -82,8 +86,8 @@ def row_digests(features: np.ndarray, labels: np.ndarray) -> list[str]:
 
 
 def input_changes(before: Inputs, now: Inputs) -> list[str]:
-    """What went in differently, each cause in words: the recipe files edited, the data's digest and rows changed,
-    the environment's versions."""
+    """What went in differently, each cause in words: the recipe files edited, the data's digest and
+    rows changed, the environment's versions."""
     causes = []
     edited = sorted(f for f in {*before.code, *now.code} if before.code.get(f) != now.code.get(f))
     if edited:
@@ -108,8 +112,8 @@ def input_changes(before: Inputs, now: Inputs) -> list[str]:
 def compare_factorisation(
     before: pd.DataFrame, now: pd.DataFrame, matrices: Sequence[str]
 ) -> list[UnitChange]:
-    """Q1's `matrices` (factorisation.csv rows), each against the last run's: the same GD and SVD losses, losses
-    within float rounding, or moved."""
+    """Q1's `matrices` (factorisation.csv rows), each against the last run's: the same GD and SVD
+    losses, losses within float rounding, or moved."""
     before, now = before.set_index("matrix"), now.set_index("matrix")
     changes = []
     for matrix in [m for m in matrices if m in before.index and m in now.index]:
@@ -125,10 +129,10 @@ def compare_factorisation(
 def compare_grid(
     before: pd.DataFrame, now: pd.DataFrame, compared: Sequence[tuple]
 ) -> list[UnitChange]:
-    """The grid's `compared` cells (mlp_cells.csv rows keyed lr, iterations, seed, split_seed) against the last
-    run's: bit for bit, within float rounding, or judged seed by seed with the paired statistics of `lab2 compare`
-    (changed when a cell's difference is significant after Holm, or when a cell has one seed and no noise to measure
-    it against)."""
+    """The grid's `compared` cells (mlp_cells.csv rows keyed lr, iterations, seed, split_seed)
+    against the last run's: bit for bit, within float rounding, or judged seed by seed with the
+    paired statistics of `lab2 compare` (changed when a cell's difference is significant after
+    Holm, or when a cell has one seed and no noise to measure it against)."""
     keys = set(map(tuple, compared))
     both = now.merge(before, on=CELL, suffixes=("", "_before"))
     both = both[[tuple(k) in keys for k in both[CELL].itertuples(index=False)]]
@@ -181,7 +185,8 @@ def _closeness(old: np.ndarray, new: np.ndarray) -> str:
 
 
 def since_last_run_markdown(since: SinceLastRun) -> str:
-    """The description's first section: the verdict, the run it is against, what went in differently, what moved."""
+    """The description's first section: the verdict, the run it is against, what went in
+    differently, what moved."""
     if since.predecessor is None:
         return "### Since the last run\n\nThe first run with these parameters in this experiment: nothing to compare."
     against = (

@@ -1,11 +1,13 @@
-"""The grid's workload: its (lr, seed) trajectories dealt into shards, and what a run costs on a machine.
+"""The grid's workload: its (lr, seed) trajectories dealt into shards, and what a run costs on a
+machine.
 
-The costs are measured on the 2-core machine this project is built on (`benchmarks/lab_benchmark.py` and timed
-runs of `train_trajectories` and `factorise_gd`): per step of a shard about 0.4 ms, plus 25 µs per trajectory
-in it; 0.15 ms per factorisation epoch of a matrix. Memory goes to the points a curve keeps, not to the steps
-taken: a cell's curve keeps at most CURVE_POINTS + 1 points (about 48 bytes each while training, 40 bytes
-until logged); a factorisation keeps its loss per epoch. MLflow's SQLite store takes about 40 ms a run and
-0.15 ms a point.
+The costs are measured on the 2-core machine this project is built on
+(`benchmarks/lab_benchmark.py` and timed runs of `train_trajectories` and `factorise_gd`): per
+step of a shard about 0.4 ms, plus 25 µs per trajectory in it; 0.15 ms per factorisation epoch of
+a matrix. Memory goes to the points a curve keeps, not to the steps taken: a cell's curve keeps
+at most CURVE_POINTS + 1 points (about 48 bytes each while training, 40 bytes until logged); a
+factorisation keeps its loss per epoch. MLflow's SQLite store takes about 40 ms a run and 0.15 ms
+a point.
 """
 
 from __future__ import annotations
@@ -29,14 +31,16 @@ MAX_HOURS_ENV = "LAB2_MAX_HOURS"  # the longest run lab2 starts (default 24 h)
 
 
 def curve_steps(iterations: int) -> list[int]:
-    """The steps a cell of `iterations` steps keeps of its training-loss curve: every step up to CURVE_POINTS
-    steps, else every k-th step with k = ⌈iterations / CURVE_POINTS⌉, and the last one."""
+    """The steps a cell of `iterations` steps keeps of its training-loss curve: every step up to
+    CURVE_POINTS steps, else every k-th step with k = ⌈iterations / CURVE_POINTS⌉, and the last
+    one."""
     steps = list(range(0, iterations, -(-iterations // CURVE_POINTS)))
     return steps if steps[-1] == iterations - 1 else [*steps, iterations - 1]
 
 
 def deal_shards(pairs: Sequence[tuple[float, int]], n_shards: int) -> list[list[tuple[float, int]]]:
-    """`pairs` dealt in order into at most `n_shards` near-equal contiguous shards (none if no pairs)."""
+    """`pairs` dealt in order into at most `n_shards` near-equal contiguous shards (none if no
+    pairs)."""
     if not pairs:
         return []
     n_shards = max(1, min(n_shards, len(pairs)))
@@ -51,7 +55,8 @@ def missing_trajectories(
     seeds: Sequence[int],
     done: Collection[tuple[float, int, int]],
 ) -> list[tuple[float, int]]:
-    """The (lr, seed) trajectories with at least one (lr, iterations, seed) cell not in `done`, in grid order."""
+    """The (lr, seed) trajectories with at least one (lr, iterations, seed) cell not in `done`, in
+    grid order."""
     return [
         (lr, seed)
         for lr in lrs
@@ -62,7 +67,8 @@ def missing_trajectories(
 
 @dataclass(frozen=True)
 class RunCost:
-    """What a run is expected to take: seconds to train and log it on `cores` cores, bytes of memory at its peak."""
+    """What a run is expected to take: seconds to train and log it on `cores` cores, bytes of memory
+    at its peak."""
 
     seconds: float
     bytes: int
@@ -71,9 +77,9 @@ class RunCost:
 def run_cost(
     n_trajectories: int, iterations: Sequence[int], n_splits: int, gd_epochs: int, cores: int
 ) -> RunCost:
-    """The expected cost of training `n_trajectories` (lr, seed) trajectories on each of `n_splits` split seeds for
-    max(iterations) steps, a shard per core, of logging every iteration count as a cell with its curve, and of
-    factorising two matrices for `gd_epochs` epochs."""
+    """The expected cost of training `n_trajectories` (lr, seed) trajectories on each of `n_splits`
+    split seeds for max(iterations) steps, a shard per core, of logging every iteration count as
+    a cell with its curve, and of factorising two matrices for `gd_epochs` epochs."""
     steps = max(iterations, default=0)
     per_shard = steps * (
         SECONDS_PER_SHARD_STEP
