@@ -1,16 +1,20 @@
-"""Time the MLP grid three ways on the same cells, in one process, and print ratios against the first.
+"""Time the MLP grid three ways on the same cells, in one process, and print ratios against the
+first.
 
-(a) the seed-style loop: a fresh model per cell, one step at a time, untracked (the lab's own loop);
-(b) lab2's batched engine: each (lr, seed) trajectory once, all of them as one batched program, untracked;
+(a) the seed-style loop: a fresh model per cell, one step at a time, untracked (the lab's own
+    loop);
+(b) lab2's batched engine: each (lr, seed) trajectory once, all of them as one batched program,
+    untracked;
 (c) the full tracked pipeline: the `mlp_grid` Prefect flow, every cell an MLflow run with params,
-    metrics and its training-loss curve (per-cell figures off for the sweep: `cell_figures=False`).
+    metrics and its training-loss curve (per-cell figures off for the sweep:
+    `cell_figures=False`).
 
-Grids: the lab's (3 lrs × 2 iteration counts × 3 seeds = 18 cells) and a sweep of 1,000 cells
-(10 lrs × iterations 100, 200, …, 1000 × 10 seeds). Times are medians of --repeats runs; memory is
+Grids: the lab's (3 lrs × 2 iteration counts × 3 seeds = 18 cells) and a sweep of 1,000 cells (10
+lrs × iterations 100, 200, …, 1000 × 10 seeds). Times are medians of --repeats runs; memory is
 the peak resident-set growth during a run. Torch runs one intra-op thread in every mode: these
 tensors are tiny, and extra threads only contend with each other on a shared 2-core machine.
 
-    python benchmarks/grid_benchmark.py [--repeats 3] [--grids lab sweep]
+python benchmarks/grid_benchmark.py [--repeats 3] [--grids lab sweep]
 """
 
 from __future__ import annotations
@@ -101,7 +105,8 @@ def _tracked(lrs: tuple, iterations: tuple, seeds: tuple, cell_figures: bool) ->
     from lab2.core.params import GridParams
     from lab2.flows.mlp_grid import mlp_grid
 
-    # A new experiment each time: in one it already filled, lab2 would reuse every cell instead of computing it.
+    # A new experiment each time: in one it already filled, lab2 would reuse every cell instead of
+    # computing it.
     experiment = f"benchmark-{next(_RUNS)}"
     return mlp_grid(
         GridParams(

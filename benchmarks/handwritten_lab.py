@@ -1,11 +1,13 @@
-"""The lab as a user would script it by hand: torch, MLflow's fluent API, matplotlib; no Prefect, no lab2.
+"""The lab as a user would script it by hand: torch, MLflow's fluent API, matplotlib; no Prefect, no
+lab2.
 
-The yardstick `lab_benchmark.py` times `lab2 run` against. Same work as `lab2 run` on its defaults:
-GD factorisation vs truncated SVD of the lab's 3x3 matrix and of centred Iris, the U scatter, and the
-18-cell MLP grid (a fresh model per cell, as the lab does), each unit a nested MLflow run written with
-one `log_batch`, the same figures (U scatter, a learning curve per cell, the grid summary).
+The yardstick `lab_benchmark.py` times `lab2 run` against. Same work as `lab2 run` on its
+defaults: GD factorisation vs truncated SVD of the lab's 3x3 matrix and of centred Iris, the U
+scatter, and the 18-cell MLP grid (a fresh model per cell, as the lab does), each unit a nested
+MLflow run written with one `log_batch`, the same figures (U scatter, a learning curve per cell,
+the grid summary).
 
-    python benchmarks/handwritten_lab.py      # logs to sqlite:///mlflow.db in the working directory
+python benchmarks/handwritten_lab.py      # logs to sqlite:///mlflow.db in the working directory
 """
 
 import time

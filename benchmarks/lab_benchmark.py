@@ -1,20 +1,25 @@
-"""Time whole commands the way a user runs them: a fresh process in a fresh directory, the default SQLite store.
+"""Time whole commands the way a user runs them: a fresh process in a fresh directory, the default
+SQLite store.
 
-(a) the lab scripted by hand (`handwritten_lab.py`: MLflow's fluent API, nested runs, one log_batch
+(a) the lab scripted by hand (`handwritten_lab.py`: MLflow's fluent API, nested runs, one
+    log_batch
     per run, the same figures; no Prefect);
 (b) `lab2 run` cold: a new directory, a new store, Prefect's temporary API starting;
 (c) `lab2 run` again in (b)'s directory: every unit reused;
 (d) the 1,000-cell sweep as one cold `lab2 run --no-cell-figures`, against
-(e) the untracked seed-style loop over the same cells (a fresh model per cell, as the lab does), and
-(f) MLflow alone writing those 1,000 cell runs as lab2 writes them (`mlflow_floor.py`): the store's floor.
+(e) the untracked seed-style loop over the same cells (a fresh model per cell, as the lab does),
+    and
+(f) MLflow alone writing those 1,000 cell runs as lab2 writes them (`mlflow_floor.py`): the
+    store's floor.
 
-Then one more cold `lab2 run --verbose`, whose Prefect log lines give where a cold run's time goes.
+Then one more cold `lab2 run --verbose`, whose Prefect log lines give where a cold run's time
+goes.
 
 Targets: b/a ≤ 1.2, c/a ≤ 0.4, d/e ≤ 0.6, and no ERROR or WARNING line in a healthy run's output.
-Times are medians of --repeats; each mode's repeats are interleaved with the others' so that a noisy
-minute on a shared machine spreads over all of them.
+Times are medians of --repeats; each mode's repeats are interleaved with the others' so that a
+noisy minute on a shared machine spreads over all of them.
 
-    python benchmarks/lab_benchmark.py [--repeats 3] [--no-sweep]
+python benchmarks/lab_benchmark.py [--repeats 3] [--no-sweep]
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ print(len(cells), "cells")
 NOISE = re.compile(
     r"\b(ERROR|WARNING)\b|\w+Warning: "
 )  # log levels, and Python's warnings (UserWarning: ...)
-# Prefect's log lines: "14:11:11.351 | INFO    | Task run 'compare_over_seeds-1a6' - Finished in state Completed()"
+# Prefect's log lines: "14:11:11.351 | INFO    | Task run 'compare_over_seeds-1a6' - Finished in
+# state Completed()"
 EVENT = re.compile(
     r"^(\d\d:\d\d:\d\d\.\d+) \| \w+ +\| (Task|Flow) run '([^']+)' - (Beginning (?:sub)?flow run .* for flow '([^']+)'|Finished in state)"
 )
@@ -108,7 +114,8 @@ def main() -> None:
 
 
 def _breakdown(env: dict[str, str]) -> list[tuple[str, float]]:
-    """A cold `lab2 run --verbose`: the time before each flow's start and each task's or flow's end, summed by name."""
+    """A cold `lab2 run --verbose`: the time before each flow's start and each task's or flow's end,
+    summed by name."""
     with tempfile.TemporaryDirectory(prefix="lab2-bench-") as root:
         started = datetime.datetime.now()
         done = subprocess.run(

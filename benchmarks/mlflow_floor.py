@@ -1,8 +1,9 @@
-"""MLflow alone, writing the sweep's 1,000 cell runs the way lab2 writes a cell, in one process on a fresh SQLite
-store: a run created with its tags, one log_batch (params, final metrics, a 101-point curve), its two datasets,
-its end. No training, no Prefect, no figures: the floor under a tracked sweep on this store.
+"""MLflow alone, writing the sweep's 1,000 cell runs the way lab2 writes a cell, in one process on a
+fresh SQLite store: a run created with its tags, one log_batch (params, final metrics, a
+101-point curve), its two datasets, its end. No training, no Prefect, no figures: the floor under
+a tracked sweep on this store.
 
-    python benchmarks/mlflow_floor.py [--runs 1000]
+python benchmarks/mlflow_floor.py [--runs 1000]
 """
 
 from __future__ import annotations

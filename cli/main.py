@@ -47,9 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The console script: `main`, every exit hook (Prefect's flushes, the temporary API's stop), then the end of
-    the process without the interpreter's teardown of torch, MLflow and Prefect, which takes about 3 s here and
-    frees nothing a finished process needs."""
+    """The console script: `main`, every exit hook (Prefect's flushes, the temporary API's stop),
+    then the end of the process without the interpreter's teardown of torch, MLflow and Prefect,
+    which takes about 3 s here and frees nothing a finished process needs."""
     status = {"code": 1}  # an uncaught exception ends with 1, as Python's own exit would
     atexit.register(
         _end_process, status
@@ -201,7 +201,8 @@ def _run(args: argparse.Namespace) -> int:
         except Exception:
             if stop_signal() is None:
                 raise
-            code = None  # a stop signal arrived as Prefect set up a task run, and it raised its own error
+            # a stop signal arrived as Prefect set up a task run, and it raised its own error
+            code = None
         except (
             KeyboardInterrupt
         ):  # Ctrl-C or SIGTERM at any stage; Prefect hands SIGTERM on once its flows have ended
@@ -219,11 +220,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _rerun_if_done(params: Lab2Params, under_prefect: bool) -> int | None:
-    """A run whose results MLflow already holds (a FINISHED run of the same run key, every unit still there): recorded
-    as a new parent run that copies them, without loading torch or the pipeline (under a Prefect server, as a flow run
-    of `lab2`), and printed as that run printed them. None when there is work to do, or with --force."""
-    from lab2.tasks.tracking import TrackingError, tracking_uri
+    """A run whose results MLflow already holds (a FINISHED run of the same run key, every unit
+    still there): recorded as a new parent run that copies them, without loading torch or the
+    pipeline (under a Prefect server, as a flow run of `lab2`), and printed as that run printed
+    them. None when there is work to do, or with --force."""
     from lab2.tasks.rerun import earlier_run, rerun_if_done
+    from lab2.tasks.tracking import TrackingError, tracking_uri
 
     if params.force:
         return None
@@ -269,8 +271,8 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     from lab2.flows.pipeline import (
         lab2,
     )  # first: Prefect sets up its logging before other libraries touch the root logger
-    from lab2.tasks.tracking import TrackingError, check_tracking_uri, log_text, tracking_uri
     from lab2.tasks.layout import TERMINAL_TXT as TERMINAL_FILE
+    from lab2.tasks.tracking import TrackingError, check_tracking_uri, log_text, tracking_uri
 
     try:
         params.check_data()
@@ -351,9 +353,10 @@ def _compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     if args.reproduce:
         return _reproduce_report(args)
+    from lab2.tasks.layout import REPORT_HTML
+    from lab2.tasks.layout import REPORT_MD as REPORT_MARKDOWN
     from lab2.tasks.report import lab_report_of
     from lab2.tasks.tracking import latest_grid_run
-    from lab2.tasks.layout import REPORT_HTML, REPORT_MD as REPORT_MARKDOWN
 
     try:
         report = lab_report_of(args.run_id or latest_grid_run(args.experiment))
@@ -455,7 +458,8 @@ def _scalar(annotation: object) -> type:
 def _validated(
     model: type[BaseModel], values: dict[str, object]
 ) -> tuple[BaseModel | None, list[str]]:
-    """`values` as `model` (its defaults for the rest), or one message per bad option: its value, what is wrong."""
+    """`values` as `model` (its defaults for the rest), or one message per bad option: its value,
+    what is wrong."""
     try:
         return model(**values), []
     except ValidationError as error:

@@ -1,10 +1,11 @@
-"""The Prefect API of `lab2 run`: the one the user set, a running lab2 stack's, or a temporary one started early.
+"""The Prefect API of `lab2 run`: the one the user set, a running lab2 stack's, or a temporary one
+started early.
 
-Prefect starts a temporary API on the first flow call when PREFECT_API_URL is unset; that costs the
-import of its whole server in this process and a start that nothing overlaps. `lab2 run` instead
-starts the same server (Prefect's own uvicorn command) as its first act, so that it boots while this
-process imports torch and MLflow and loads the data, and points PREFECT_API_URL at it before Prefect
-is imported.
+Prefect starts a temporary API on the first flow call when PREFECT_API_URL is unset; that costs
+the import of its whole server in this process and a start that nothing overlaps. `lab2 run`
+instead starts the same server (Prefect's own uvicorn command) as its first act, so that it boots
+while this process imports torch and MLflow and loads the data, and points PREFECT_API_URL at it
+before Prefect is imported.
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ class TemporaryAPI:
         )
 
     def flow_settings(self) -> AbstractContextManager:
-        """Prefect settings for flows run against this API: no flow-run heartbeats. They let a server tell a
-        crashed run from a live one, but this server ends with the process, and each flow run's end waits up
-        to 1 s for its heartbeat thread's sleep."""
+        """Prefect settings for flows run against this API: no flow-run heartbeats. They let a
+        server tell a crashed run from a live one, but this server ends with the process, and
+        each flow run's end waits up to 1 s for its heartbeat thread's sleep."""
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
@@ -78,8 +79,8 @@ class TemporaryAPI:
 
 
 def start_temporary_api() -> TemporaryAPI | None:
-    """Point this process at a Prefect API: PREFECT_API_URL if set, else the server of a `lab2 stack` that is up,
-    else a temporary one, started now (returned)."""
+    """Point this process at a Prefect API: PREFECT_API_URL if set, else the server of a `lab2
+    stack` that is up, else a temporary one, started now (returned)."""
     if os.environ.get("PREFECT_API_URL"):
         return None
     if stack := _running_stack():
@@ -108,8 +109,8 @@ def start_temporary_api() -> TemporaryAPI | None:
         "--lifespan",
         "on",
     ]
-    # In a session of its own, so that a terminal's Ctrl-C reaches lab2 alone (which still needs the API to record
-    # the stop); on Linux it ends when lab2 ends, however lab2 ends.
+    # In a session of its own, so that a terminal's Ctrl-C reaches lab2 alone (which still needs the
+    # API to record the stop); on Linux it ends when lab2 ends, however lab2 ends.
     process = subprocess.Popen(
         command,
         env={**os.environ, **_SERVER_ENV},
@@ -125,8 +126,9 @@ def start_temporary_api() -> TemporaryAPI | None:
 
 
 def _running_stack() -> StackConfig | None:
-    """The `lab2 stack` found as `lab2 stack status` finds it ($LAB2_STACK_DIR, else ./.lab2-stack), if its Prefect
-    server is recorded and answers, and the credentials it asks for (beyond 127.0.0.1) are set."""
+    """The `lab2 stack` found as `lab2 stack status` finds it ($LAB2_STACK_DIR, else ./.lab2-stack),
+    if its Prefect server is recorded and answers, and the credentials it asks for (beyond
+    127.0.0.1) are set."""
     try:
         stack = StackConfig.from_env()
     except (
@@ -145,7 +147,8 @@ def _running_stack() -> StackConfig | None:
 
 
 def _end_with_parent() -> None:
-    """In the child, before exec: ask Linux for SIGTERM when the parent process dies (elsewhere, nothing)."""
+    """In the child, before exec: ask Linux for SIGTERM when the parent process dies (elsewhere,
+    nothing)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):

@@ -1,4 +1,5 @@
-"""The grid's progress as `lab2 run` shows it: one live line in a terminal, a plain line every 15 s otherwise."""
+"""The grid's progress as `lab2 run` shows it: one live line in a terminal, a plain line every 15 s
+otherwise."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ PLAIN_EVERY_SECONDS = 15.0  # between two plain progress lines, when the output 
 
 @contextmanager
 def progress_line(stream: TextIO = sys.stderr) -> Iterator[None]:
-    """Show the cells trained and logged (from the `lab2.progress` log records) while the block runs."""
+    """Show the cells trained and logged (from the `lab2.progress` log records) while the block
+    runs."""
     handler = _LiveLine(stream) if stream.isatty() else _PlainLines(stream)
     logger = logging.getLogger("lab2.progress")
     logger.addHandler(handler)
@@ -69,7 +71,8 @@ class _LiveLine(logging.Handler):
 
 
 class _PlainLines(logging.Handler):
-    """A line every PLAIN_EVERY_SECONDS while the grid runs (from a timer thread), and one when every cell is logged."""
+    """A line every PLAIN_EVERY_SECONDS while the grid runs (from a timer thread), and one when
+    every cell is logged."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()

@@ -1,4 +1,5 @@
-"""What `lab2` prints: tables and sentences for a terminal, from what a flow returned or MLflow holds."""
+"""What `lab2` prints: tables and sentences for a terminal, from what a flow returned or MLflow
+holds."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ SEED_COLUMNS_LAST = (
     "val_binomial_se",
 )  # the first the seed table leaves out in a terminal
 CELL_ROWS_SHOWN = 30  # a larger grid's cells are in mlp_cells.csv, not the terminal
-PAIRS_SHOWN = 12  # past this many comparisons, the terminal shows the most significant ones (seed_pairs.csv: all)
+# past this many comparisons, the terminal shows the most significant ones (seed_pairs.csv: all)
+PAIRS_SHOWN = 12
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +35,8 @@ def table(frame: pd.DataFrame) -> str:
 
 
 def fitted(frame: pd.DataFrame) -> str:
-    """`table(frame)` in WIDTH columns: its rightmost columns are left out until it fits (the CSVs hold them all)."""
+    """`table(frame)` in WIDTH columns: its rightmost columns are left out until it fits (the CSVs
+    hold them all)."""
     shown = frame
     while shown.shape[1] > 1 and max(map(len, table(shown).splitlines())) > WIDTH:
         shown = shown.iloc[:, :-1]
@@ -41,7 +44,8 @@ def fitted(frame: pd.DataFrame) -> str:
 
 
 def wrapped(text: str, first: str = "  ", then: str = "  ") -> str:
-    """A sentence wrapped at WIDTH columns, never cut: `first` before its first line, `then` before the rest."""
+    """A sentence wrapped at WIDTH columns, never cut: `first` before its first line, `then` before
+    the rest."""
     return textwrap.fill(
         text, WIDTH, initial_indent=first, subsequent_indent=then, break_on_hyphens=False
     )
@@ -60,7 +64,8 @@ def duration(seconds: float) -> str:
 
 
 def lab2_result(result: Lab2Result, uri: str) -> str:
-    """What `lab2 run` prints after `results(result)`: the units, the MLflow link, the report's location."""
+    """What `lab2 run` prints after `results(result)`: the units, the MLflow link, the report's
+    location."""
     from lab2.core.describe import units_sentence
 
     return "\n".join(
@@ -74,8 +79,8 @@ def lab2_result(result: Lab2Result, uri: str) -> str:
 
 
 def results(result: Lab2Result) -> str:
-    """What a pipeline run found: Q1, Q2's cells and seeds, its diverged cells (kept on the parent run as terminal.txt,
-    which a rerun with nothing to do prints again)."""
+    """What a pipeline run found: Q1, Q2's cells and seeds, its diverged cells (kept on the parent
+    run as terminal.txt, which a rerun with nothing to do prints again)."""
     q1 = result.factorisation.rename(
         columns=lambda c: c.removesuffix("_deg").replace("_angle_", "_")
     )
@@ -111,8 +116,8 @@ def results(result: Lab2Result) -> str:
 
 
 def rerun(done: Rerun, uri: str) -> str:
-    """`lab2 run` with nothing to do: the results the run it copied printed, its units, the verdict since the last run,
-    the MLflow link."""
+    """`lab2 run` with nothing to do: the results the run it copied printed, its units, the verdict
+    since the last run, the MLflow link."""
     said = f"0 computed, {done.units} reused: every unit and result of run {done.rerun_of} (same parameters, data, code and packages)"
     return "\n".join(
         [
@@ -126,7 +131,8 @@ def rerun(done: Rerun, uri: str) -> str:
 
 
 def _since(since: SinceLastRun | None) -> list[str]:
-    """The verdict since the last run with the same parameters, wrapped, after a blank line (nothing without one)."""
+    """The verdict since the last run with the same parameters, wrapped, after a blank line (nothing
+    without one)."""
     from lab2.core.watch import since_last_run_line
 
     return [] if since is None else ["", wrapped(since_last_run_line(since), "", "  ")]
@@ -135,8 +141,8 @@ def _since(since: SinceLastRun | None) -> list[str]:
 def closing(
     parent_run_id: str, uri: str, runs_url: str | None, report: str | None = None
 ) -> list[str]:
-    """The parent run and where to see every run (the MLflow server's page, or the command that serves a local store),
-    then where the lab's report opens: the last line."""
+    """The parent run and where to see every run (the MLflow server's page, or the command that
+    serves a local store), then where the lab's report opens: the last line."""
     lines = ["", f"MLflow parent run {parent_run_id}."]
     if uri.startswith(("http://", "https://")):
         lines += ["Every run in the MLflow server's UI:", f"  {runs_url}"]
@@ -151,8 +157,9 @@ def closing(
 
 
 def shell_command(name: str) -> str:
-    """How to call this environment's console script `name` from the working directory: its bare name when PATH finds
-    this one, else its path (relative below the working directory), so that the printed command works when pasted."""
+    """How to call this environment's console script `name` from the working directory: its bare
+    name when PATH finds this one, else its path (relative below the working directory), so that
+    the printed command works when pasted."""
     from lab2.cli.stack_services import console_script
 
     script = Path(console_script(name))
@@ -183,7 +190,8 @@ def seeds(comparison: SeedComparison) -> str:
 
 
 def named_pairs(comparison: SeedComparison) -> str:
-    """`lab2 compare --pair`: the named groups over seeds and each named pair's verdict, nothing else."""
+    """`lab2 compare --pair`: the named groups over seeds and each named pair's verdict, nothing
+    else."""
     summary = comparison.summary
     named = summary[summary["group"].isin({*comparison.pairs["a"], *comparison.pairs["b"]})]
     metric = comparison.pairs["metric"].iloc[0]
@@ -210,8 +218,9 @@ def _seed_table(summary: pd.DataFrame) -> str:
 
 
 def pairs(compared: pd.DataFrame) -> str:
-    """The paired comparisons as a numbered table, what its columns mean, and each verdict, in WIDTH columns (the
-    groups as MLflow labels them, "it=" for iterations; every column in seed_pairs.csv)."""
+    """The paired comparisons as a numbered table, what its columns mean, and each verdict, in WIDTH
+    columns (the groups as MLflow labels them, "it=" for iterations; every column in
+    seed_pairs.csv)."""
     from lab2.core.describe import pairs_display
     from lab2.core.family import significant
     from lab2.core.stats import ALPHA
@@ -263,8 +272,8 @@ def pairs(compared: pd.DataFrame) -> str:
 
 
 def history(runs: pd.DataFrame) -> str:
-    """`lab2 history`: a line per run (oldest first) with its verdict and best group's val accuracy, what went in
-    differently wrapped beneath it."""
+    """`lab2 history`: a line per run (oldest first) with its verdict and best group's val accuracy,
+    what went in differently wrapped beneath it."""
     lines = [f"{'started (UTC)':16}  {'run':32}  {'verdict':12}  best val acc"]
     for r in runs.itertuples():
         best = "-" if math.isnan(r.best_val_accuracy) else f"{r.best_val_accuracy:.3f}"

@@ -1,11 +1,12 @@
-"""The stack: a Prefect server, a process worker on `lab2-process`, an MLflow server; `up`, `down`, `status`, `deploy`.
+"""The stack: a Prefect server, a process worker on `lab2-process`, an MLflow server; `up`, `down`,
+`status`, `deploy`.
 
 On 127.0.0.1 and SQLite by default; on PostgreSQL with `postgres` (databases lab2_mlflow and
 lab2_prefect, created when missing); beyond 127.0.0.1 only with authentication on both servers
 (MLflow's basic-auth app, Prefect's API auth string), credentials taken from the environment.
-Each service is recorded (pid, port, log) in the data directory's stack.json; `down` ends whole process groups,
-since `mlflow server` leaves job consumers behind otherwise, and a second `up` starts only what is not running.
-Passwords never reach stack.json, command lines or messages.
+Each service is recorded (pid, port, log) in the data directory's stack.json; `down` ends whole
+process groups, since `mlflow server` leaves job consumers behind otherwise, and a second `up`
+starts only what is not running. Passwords never reach stack.json, command lines or messages.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from lab2.cli.stack_services import (
 )
 from lab2.core.params import InputError
 
-AUTOMATIONS_FILE = "automations.yaml"  # beside prefect.yaml: the automation `lab2 stack deploy --alert-webhook` creates
+# beside prefect.yaml: the automation `lab2 stack deploy --alert-webhook` creates
+AUTOMATIONS_FILE = "automations.yaml"
 ALERT_BLOCK = "lab2-watch-alert"  # the Webhook block its action calls
 
 
@@ -86,7 +88,8 @@ def up(config: StackConfig) -> dict[str, dict]:
 
 
 def down(config: StackConfig, grace: float = 20.0) -> list[str]:
-    """End every recorded process group (TERM, then KILL after `grace` s) and wait; return what was stopped."""
+    """End every recorded process group (TERM, then KILL after `grace` s) and wait; return what was
+    stopped."""
     state = read_services(config.data_dir)
     stopped = []
     for name in [n for n in reversed(SERVICES) if n in state]:
@@ -112,7 +115,8 @@ def status(config: StackConfig) -> dict[str, dict]:
 
 
 def deploy(config: StackConfig, project_dir: Path) -> subprocess.CompletedProcess:
-    """`prefect deploy --all` from `project_dir`, unattended, with the client URLs for prefect.yaml's templates.
+    """`prefect deploy --all` from `project_dir`, unattended, with the client URLs for
+    prefect.yaml's templates.
 
     Raises StackError, naming the URL, if a server does not answer.
     """
@@ -133,8 +137,9 @@ def deploy(config: StackConfig, project_dir: Path) -> subprocess.CompletedProces
 
 
 def deploy_alert(config: StackConfig, project_dir: Path, webhook_url: str) -> str:
-    """The automation of AUTOMATIONS_FILE on the stack's Prefect server, created or updated in place, its webhook
-    action calling `webhook_url` (the Webhook block ALERT_BLOCK, saved with it); returns the automation's name."""
+    """The automation of AUTOMATIONS_FILE on the stack's Prefect server, created or updated in
+    place, its webhook action calling `webhook_url` (the Webhook block ALERT_BLOCK, saved with
+    it); returns the automation's name."""
     import yaml
     from prefect.automations import Automation
     from prefect.blocks.webhook import Webhook
@@ -144,7 +149,8 @@ def deploy_alert(config: StackConfig, project_dir: Path, webhook_url: str) -> st
 
     spec = yaml.safe_load((project_dir / AUTOMATIONS_FILE).read_text())
     with temporary_settings({PREFECT_API_URL: client_urls(config)["PREFECT_API_URL"]}):
-        # A webhook the user names may well be on this machine or network: private addresses allowed.
+        # A webhook the user names may well be on this machine or network: private addresses
+        # allowed.
         hook = Webhook(
             method="POST",
             url=SecretStr(webhook_url),

@@ -1,5 +1,5 @@
-"""The stack's configuration: where it lives and listens, its URLs, what it refuses, and its records in stack.json
-(where it listens: "stack"; each service's pid, log and port: "services")."""
+"""The stack's configuration: where it lives and listens, its URLs, what it refuses, and its records
+in stack.json (where it listens: "stack"; each service's pid, log and port: "services")."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def redact_password(url: str) -> str:
 
 @dataclass(frozen=True)
 class StackConfig:
-    """Where the stack lives and listens: data directory (state, stores, logs), address, ports, database."""
+    """Where the stack lives and listens: data directory (state, stores, logs), address, ports,
+    database."""
 
     data_dir: Path
     prefect_port: int = 4200
@@ -53,8 +54,9 @@ class StackConfig:
         host: str | None = None,
         postgres: str | None = None,
     ) -> StackConfig:
-        """Options win over the data directory's stack.json (a stack already up), then LAB2_STACK_DIR,
-        LAB2_PREFECT_PORT, LAB2_MLFLOW_PORT, LAB2_HOST, LAB2_POSTGRES_URL, then the defaults."""
+        """Options win over the data directory's stack.json (a stack already up), then
+        LAB2_STACK_DIR, LAB2_PREFECT_PORT, LAB2_MLFLOW_PORT, LAB2_HOST, LAB2_POSTGRES_URL, then
+        the defaults."""
         env = os.environ
         folder = Path(data_dir or env.get("LAB2_STACK_DIR") or ".lab2-stack").resolve()
         recorded = read_settings(folder)
@@ -149,7 +151,8 @@ def check_config(config: StackConfig) -> None:
 
 
 def _check_credentials(mlflow_password: str, prefect_auth: str) -> None:
-    """Refuse credentials a server would refuse at start-up, by its own rule (MLflow's for its admin password)."""
+    """Refuse credentials a server would refuse at start-up, by its own rule (MLflow's for its admin
+    password)."""
     from mlflow.exceptions import MlflowException
     from mlflow.utils.validation import _validate_password
 
@@ -178,7 +181,8 @@ def _read_state_file(data_dir: Path) -> dict:
 
 
 def read_settings(data_dir: Path) -> dict:
-    """Where the stack recorded in `data_dir` listens and keeps its records ({} if none is recorded)."""
+    """Where the stack recorded in `data_dir` listens and keeps its records ({} if none is
+    recorded)."""
     return _read_state_file(data_dir).get("stack", {})
 
 

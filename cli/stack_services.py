@@ -1,5 +1,5 @@
-"""The stack's services and their process groups: what each runs (secrets by environment), starting it in a group
-of its own, knowing it is ready, ending the group and those its processes started."""
+"""The stack's services and their process groups: what each runs (secrets by environment), starting
+it in a group of its own, knowing it is ready, ending the group and those its processes started."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ NO_JOBS = {
 
 @dataclass(frozen=True)
 class Service:
-    """One process of the stack: its command, its environment beyond this one's, its port (0: none), its readiness."""
+    """One process of the stack: its command, its environment beyond this one's, its port (0: none),
+    its readiness."""
 
     name: str
     command: list[str]
@@ -172,7 +173,8 @@ def create_databases(server: str) -> None:
 
 
 def start(service: Service, config: StackConfig) -> dict:
-    """Start `service` in a process group of its own, output appended to its log; return its stack.json entry."""
+    """Start `service` in a process group of its own, output appended to its log; return its
+    stack.json entry."""
     if service.port and not _port_free(config.host, service.port):
         raise StackError(
             f"{service.name}: port {config.host}:{service.port} is taken by another process; choose another port"
@@ -197,7 +199,8 @@ def start(service: Service, config: StackConfig) -> dict:
 
 
 def wait_ready(service: Service, pid: int, config: StackConfig) -> None:
-    """Return once `service` is ready; raise StackError if its group ends first or the timeout passes."""
+    """Return once `service` is ready; raise StackError if its group ends first or the timeout
+    passes."""
     deadline = time.monotonic() + config.timeout
     while time.monotonic() < deadline:
         if service.ready():
@@ -232,7 +235,8 @@ def answers(url: str) -> bool:
 
 
 def unanswered(urls: Mapping[str, str]) -> list[str]:
-    """One line per client URL whose server does not answer its health check: the URL and what to do."""
+    """One line per client URL whose server does not answer its health check: the URL and what to
+    do."""
     health = {
         name: url.rstrip("/") + "/health"
         for name, url in urls.items()
@@ -275,7 +279,8 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    """True while process group `pgid` has a member (reaping its leader first if it is our finished child)."""
+    """True while process group `pgid` has a member (reaping its leader first if it is our finished
+    child)."""
     with suppress(ChildProcessError):  # a finished leader of ours must not linger as a zombie
         os.waitpid(pgid, os.WNOHANG)
     try:
@@ -288,7 +293,8 @@ def group_alive(pgid: int) -> bool:
 
 
 def stop_group(pgid: int, grace: float) -> bool:
-    """End process group `pgid` (TERM, then KILL after `grace` s) and wait; False if it had already ended."""
+    """End process group `pgid` (TERM, then KILL after `grace` s) and wait; False if it had already
+    ended."""
     if not group_alive(pgid):
         return False
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
@@ -320,5 +326,6 @@ def descendant_groups(pid: int) -> set[int]:
 
 
 def console_script(name: str) -> str:
-    """A console script of this environment (beside its Python), so the stack runs the pinned versions."""
+    """A console script of this environment (beside its Python), so the stack runs the pinned
+    versions."""
     return str(Path(sys.executable).with_name(name))

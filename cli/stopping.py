@@ -1,8 +1,10 @@
-"""How `lab2 run` stops: Ctrl-C or SIGTERM ends it within seconds, keeps every finished run, and says how to go on.
+"""How `lab2 run` stops: Ctrl-C or SIGTERM ends it within seconds, keeps every finished run, and
+says how to go on.
 
-The first signal unwinds the flow (its grid stops through the stop file; the parent run ends KILLED) and arms
-a watchdog that ends the process STOP_GRACE_SECONDS later whatever is still running; a second one ends it at
-once. Runs left RUNNING by a process ended that way are marked KILLED by the next run that closes.
+The first signal unwinds the flow (its grid stops through the stop file; the parent run ends
+KILLED) and arms a watchdog that ends the process STOP_GRACE_SECONDS later whatever is still
+running; a second one ends it at once. Runs left RUNNING by a process ended that way are marked
+KILLED by the next run that closes.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ _arrived: list[int] = []  # the first stop signal as it reached the process, whi
 
 @contextmanager
 def stop_signals_handled() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM stop this process as described above; the handlers before it after it."""
+    """Within the block, SIGINT and SIGTERM stop this process as described above; the handlers
+    before it after it."""
     _received.clear()
     _arrived.clear()
     previous = {signum: signal.signal(signum, _on_signal) for signum in EXIT_STATUS}
-    # Every signal also reaches a pipe, read by a thread: the watchdog holds whichever Python handler runs (Prefect
-    # installs its own for SIGTERM while a flow runs, and hands the signal on only as the flow ends).
+    # Every signal also reaches a pipe, read by a thread: the watchdog holds whichever Python
+    # handler runs (Prefect installs its own for SIGTERM while a flow runs, and hands the signal on
+    # only as the flow ends).
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
@@ -51,8 +55,8 @@ def stop_signal() -> int | None:
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    # A second signal here ends at once. While a flow runs, Prefect's handler takes SIGTERM and sends it again once its
-    # flows have ended: this handler then sees it for the first time.
+    # A second signal here ends at once. While a flow runs, Prefect's handler takes SIGTERM and
+    # sends it again once its flows have ended: this handler then sees it for the first time.
     if _received:
         _end_now(f"lab2 run: {signal.Signals(signum).name} again: ended at once\n")
     _received.append(signum)
@@ -60,7 +64,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _watch(read_end: int) -> None:
-    """The first stop signal to reach the process arms a watchdog that ends it STOP_GRACE_SECONDS later."""
+    """The first stop signal to reach the process arms a watchdog that ends it STOP_GRACE_SECONDS
+    later."""
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
         while byte := pipe.read(1):
             if byte[0] in EXIT_STATUS and not _arrived:
@@ -77,9 +82,10 @@ def _end_now(message: str) -> None:
 
 
 def end_children(spare: set[int]) -> None:
-    """End every process this one started (a task runner's workers, a local Dask cluster), except those in `spare`:
-    SIGTERM, then SIGKILL after 3 s."""
-    # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process, cleaning up after the rest.
+    """End every process this one started (a task runner's workers, a local Dask cluster), except
+    those in `spare`: SIGTERM, then SIGKILL after 3 s."""
+    # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process,
+    # cleaning up after the rest.
     children = [
         c
         for c in psutil.Process().children(recursive=True)
@@ -102,7 +108,8 @@ def _resource_tracker(process: psutil.Process) -> bool:
 
 
 def stopped_message(experiment: str) -> str:
-    """The one line `lab2 run` ends with when stopped: how many finished runs its parent keeps, and how to go on."""
+    """The one line `lab2 run` ends with when stopped: how many finished runs its parent keeps, and
+    how to go on."""
     name = signal.Signals(stop_signal() or signal.SIGINT).name
     kept = _finished_children(experiment)
     if kept is None:
@@ -112,8 +119,8 @@ def stopped_message(experiment: str) -> str:
 
 
 def _finished_children(experiment: str) -> int | None:
-    """FINISHED child runs of this process's parent run (None if it opened none or MLflow does not say); asked with a
-    short retry window."""
+    """FINISHED child runs of this process's parent run (None if it opened none or MLflow does not
+    say); asked with a short retry window."""
     if (
         "lab2.tasks.tracking.runs" not in sys.modules
     ):  # stopped while importing: no run can exist yet

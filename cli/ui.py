@@ -1,8 +1,10 @@
-"""`lab2 ui`: the MLflow UI on the store the last `lab2 run` here used, its runs in lab2's view, until Ctrl-C.
+"""`lab2 ui`: the MLflow UI on the store the last `lab2 run` here used, its runs in lab2's view,
+until Ctrl-C.
 
-The store is --tracking-uri, else MLFLOW_TRACKING_URI, else the one recorded by the last `lab2 run` in this
-directory, else a running `lab2 stack`'s MLflow server, else ./mlflow.db. A server's UI is only linked; a local
-store gets `mlflow ui` on 127.0.0.1, in a process group of its own that Ctrl-C or SIGTERM ends.
+The store is --tracking-uri, else MLFLOW_TRACKING_URI, else the one recorded by the last `lab2
+run` in this directory, else a running `lab2 stack`'s MLflow server, else ./mlflow.db. A server's
+UI is only linked; a local store gets `mlflow ui` on 127.0.0.1, in a process group of its own
+that Ctrl-C or SIGTERM ends.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def add_ui_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def record_last_run(uri: str, experiment: str) -> None:
-    """What `lab2 ui` opens next in this directory (credentials stay out of the file: `uri` is redacted)."""
+    """What `lab2 ui` opens next in this directory (credentials stay out of the file: `uri` is
+    redacted)."""
     LAST_RUN.parent.mkdir(exist_ok=True)
     LAST_RUN.write_text(json.dumps({"tracking_uri": uri, "experiment": experiment}) + "\n")
 

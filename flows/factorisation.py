@@ -1,4 +1,5 @@
-"""Q1: factorise the lab's 3×3 matrix and the centred dataset at rank r by GD, beside truncated SVD; plot U."""
+"""Q1: factorise the lab's 3×3 matrix and the centred dataset at rank r by GD, beside truncated SVD;
+plot U."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from lab2.tasks.tracking import RunRecord
 
 @dataclass(frozen=True)
 class FactorisationResult:
-    """Q1's table (a row per matrix: losses and angles), its units (each run, computed or reused) and what ran."""
+    """Q1's table (a row per matrix: losses and angles), its units (each run, computed or reused)
+    and what ran."""
 
     summary: pd.DataFrame
     units: pd.DataFrame
@@ -48,8 +50,8 @@ def factorisation(params: FactorisationParams = FactorisationParams()) -> Factor
 
 @flow(name="factorise-matrices", validate_parameters=False)  # called with a validated model
 def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> FactorisationResult:
-    """Q1_1–Q1_3 under `parent_run_id`: for each matrix gd → svd → compare U → plot U → record; a matrix whose
-    runs MLflow already holds is reused."""
+    """Q1_1–Q1_3 under `parent_run_id`: for each matrix gd → svd → compare U → plot U → record; a
+    matrix whose runs MLflow already holds is reused."""
     data, matrices = load_matrices(params.dataset, params.label_column)
     plan = plan_units(
         params.experiment, *factorisation_units(matrices, data, params.setup), params.force

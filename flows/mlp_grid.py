@@ -1,4 +1,5 @@
-"""Q2: train the lab's MLP on every (lr, iterations, seed) cell of a grid, for each split seed, and track each cell."""
+"""Q2: train the lab's MLP on every (lr, iterations, seed) cell of a grid, for each split seed, and
+track each cell."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from lab2.tasks.tracking import RunRecord
 
 @dataclass(frozen=True)
 class GridResult:
-    """Q2's cells (over every split seed), their comparison over seeds, its units, the winner and what ran."""
+    """Q2's cells (over every split seed), their comparison over seeds, its units, the winner and
+    what ran."""
 
     cells: pd.DataFrame
     seeds: SeedComparison
@@ -48,13 +50,15 @@ def mlp_grid(params: GridParams = GridParams()) -> GridResult:
 
 @flow(name="train-grid", validate_parameters=False)  # called with a validated model
 def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
-    """Q2_1–Q2_2 under `parent_run_id`: load → split → plan → train → record cells → compare seeds → pick the
-    winner → publish. Each (lr, seed) trajectory trains once, in batched shards on the grid's task runner; cells
-    MLflow already holds are reused; groups are compared seed by seed."""
+    """Q2_1–Q2_2 under `parent_run_id`: load → split → plan → train → record cells → compare seeds →
+    pick the winner → publish. Each (lr, seed) trajectory trains once, in batched shards on the
+    grid's task runner; cells MLflow already holds are reused; groups are compared seed by seed."""
     data = load_data(params.dataset, params.label_column)
     splits = {k: split_for_mlp(data, params.setup(k)) for k in params.split_seeds}
     plan = plan_units(params.experiment, *grid_units(params, data.digest), params.force)
-    with figure_process():  # the figures are drawn there: the learning curves as the cells are logged, the summary beside the model
+    # the figures are drawn there: the learning curves as the cells are logged, the summary beside
+    # the model
+    with figure_process():
         cells = train_and_record(parent_run_id, params, data, splits, plan)
         first = min(
             params.split_seeds

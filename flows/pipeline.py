@@ -26,9 +26,9 @@ from lab2.tasks.watch import record_inputs, verdict_state, watch_since_last_run
 
 @dataclass(frozen=True)
 class Lab2Result:
-    """Everything `lab2 run` reports: the parent run, Q1's table, Q2's cells and seed comparison, the units
-    (each run computed or reused), the link to the runs in the MLflow UI, the report and the verdict since the last
-    run."""
+    """Everything `lab2 run` reports: the parent run, Q1's table, Q2's cells and seed comparison,
+    the units (each run computed or reused), the link to the runs in the MLflow UI, the report
+    and the verdict since the last run."""
 
     parent_run_id: str
     factorisation: pd.DataFrame
@@ -37,19 +37,21 @@ class Lab2Result:
     units: pd.DataFrame
     runs_url: str | None  # None for a local store: `lab2 ui` serves its UI
     report: str | None = (
-        None  # where the lab report (report.html on the parent run) opens, when the run answers the lab
+        # where the lab report (report.html on the parent run) opens, when the run answers the lab
+        None
     )
     since: SinceLastRun | None = None  # against the last run with the same parameters
 
 
 @flow(name="lab2")
 def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
-    """Lab 2 end to end: check every input, record what goes in, Q1 factorisation by GD vs SVD, the Q2 MLP grid, what
-    changed since the last run with these parameters, then the parent run's description and the lab's report; the
-    flow run ends in a state named by that verdict. Units with a FINISHED run of their identity are reused; `force`
-    recomputes everything."""
+    """Lab 2 end to end: check every input, record what goes in, Q1 factorisation by GD vs SVD, the
+    Q2 MLP grid, what changed since the last run with these parameters, then the parent run's
+    description and the lab's report; the flow run ends in a state named by that verdict. Units
+    with a FINISHED run of their identity are reused; `force` recomputes everything."""
     check_inputs(params)
-    # One figure process for Q1's figure and Q2's, started first: its imports overlap the parent run's creation.
+    # One figure process for Q1's figure and Q2's, started first: its imports overlap the parent
+    # run's creation.
     with (
         figure_process(),
         pipeline_run(params.experiment, "lab2", pipeline_record(params)) as parent,

@@ -1,5 +1,6 @@
-"""`lab2` with nothing to do, as a flow run on a Prefect server: it records the run in MLflow and computes nothing;
-and the `lab2` deployment's flow, which is that when it can and the whole pipeline otherwise."""
+"""`lab2` with nothing to do, as a flow run on a Prefect server: it records the run in MLflow and
+computes nothing; and the `lab2` deployment's flow, which is that when it can and the whole
+pipeline otherwise."""
 
 from __future__ import annotations
 
@@ -14,17 +15,18 @@ from lab2.tasks.watch import announce, verdict_state
 
 @flow(name="lab2", validate_parameters=False)  # the flow people open; called with a built record
 def lab2_rerun(experiment: str, record: RunRecord, candidate_run_id: str) -> Rerun | State | None:
-    """Every unit and result of this run is in MLflow already: a parent run that copies the results and links the
-    units (None if a unit went missing since the CLI looked: the whole pipeline runs then), announced since the
-    last run with the same parameters, in a state named by that verdict."""
+    """Every unit and result of this run is in MLflow already: a parent run that copies the results
+    and links the units (None if a unit went missing since the CLI looked: the whole pipeline
+    runs then), announced since the last run with the same parameters, in a state named by that
+    verdict."""
     return _announced(rerun_if_done(experiment, record, candidate_run_id))
 
 
 @flow(name="lab2")
 def lab2_scheduled(params: Lab2Params = Lab2Params()) -> object:
-    """Lab 2 end to end, as the `lab2` deployment runs it: a night with nothing new (a FINISHED run of the same
-    parameters, data, code and packages, every unit still there) records a rerun without loading torch; any other
-    runs the whole pipeline in this flow run."""
+    """Lab 2 end to end, as the `lab2` deployment runs it: a night with nothing new (a FINISHED run
+    of the same parameters, data, code and packages, every unit still there) records a rerun
+    without loading torch; any other runs the whole pipeline in this flow run."""
     if not params.force and (earlier := earlier_run(params)):
         if (done := rerun_if_done(params.experiment, *earlier, printed=False)) is not None:
             return _announced(done)

@@ -28,8 +28,8 @@ from lab2.tasks.stopping import stop_asked
 
 @task
 def check_inputs(params: RunParams) -> None:
-    """Fail before any run is tracked if the data does not fit every stage of the flow (every split seed), or the
-    run would not fit in this machine's memory."""
+    """Fail before any run is tracked if the data does not fit every stage of the flow (every split
+    seed), or the run would not fit in this machine's memory."""
     params.check_data()
     params.check_size(psutil.virtual_memory().available, os.cpu_count() or 1, max_seconds())
 
@@ -69,7 +69,8 @@ def svd_baseline(matrix: torch.Tensor, rank: int) -> Factorisation:
 
 @task
 def compare_u(gd: Factorisation, svd: Factorisation) -> dict[str, float]:
-    """Degrees between GD's and SVD's U: principal angles (same subspace?) and column angles (same orientation?)."""
+    """Degrees between GD's and SVD's U: principal angles (same subspace?) and column angles (same
+    orientation?)."""
     principal = principal_angles(gd.u, svd.u).tolist()
     columns = column_angles(gd.u, svd.u).tolist()
     return {
@@ -80,8 +81,8 @@ def compare_u(gd: Factorisation, svd: Factorisation) -> dict[str, float]:
 
 @task
 def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset, matrix: str) -> dict[str, bytes]:
-    """Scatter of U's first two columns, SVD beside GD, by class, as PNG: for the dataset's matrix (the lab's 3×3 has
-    no classes)."""
+    """Scatter of U's first two columns, SVD beside GD, by class, as PNG: for the dataset's matrix
+    (the lab's 3×3 has no classes)."""
     if matrix != data.name:
         return {}
     return {
@@ -101,8 +102,8 @@ def train_shard(
     torch_threads: int = 1,
     stop_file: str | None = None,
 ) -> list[CellResult]:
-    """Train a shard of (lr, seed) trajectories as one batched program; one result per cell. Stops (raises
-    Stopped) within a chunk of steps once `stop_file` exists."""
+    """Train a shard of (lr, seed) trajectories as one batched program; one result per cell. Stops
+    (raises Stopped) within a chunk of steps once `stop_file` exists."""
     torch.set_num_threads(
         torch_threads
     )  # in the process that runs the shard (a thread pool's or a worker's)
@@ -114,6 +115,6 @@ def train_shard(
 def compare_over_seeds(
     cells: pd.DataFrame, val_rows: int | None, min_effect: float | None
 ) -> SeedComparison:
-    """Group the cells by everything but the seeds: statistics, bounded 95% intervals, paired comparisons (computed
-    beside the figures that show them)."""
+    """Group the cells by everything but the seeds: statistics, bounded 95% intervals, paired
+    comparisons (computed beside the figures that show them)."""
     return seed_comparison(cells, val_rows, min_effect).result()

@@ -1,12 +1,13 @@
-"""Every figure of a run drawn as PNG bytes, and the seed statistics they show, computed in a process of their own
-when one is open (`figure_process`), else here.
+"""Every figure of a run drawn as PNG bytes, and the seed statistics they show, computed in a
+process of their own when one is open (`figure_process`), else here.
 
-Matplotlib holds Python's GIL while it draws, as MLflow does while it writes runs and torch's exporter while it
-saves a model: in the flow's process, the U figure, a learning curve per cell and the six summary figures would
-hold up the runs' logging, and importing matplotlib and scipy would add half a second to it. `lab2 run` opens one
-spawned process as its flow starts; it imports them while the parent run is created, then draws and computes on
-the other core while this process trains, logs and saves the winner's model. Worker processes (a process-pool or
-Dask grid) have none open and draw their own cells' curves, on their own cores.
+Matplotlib holds Python's GIL while it draws, as MLflow does while it writes runs and torch's
+exporter while it saves a model: in the flow's process, the U figure, a learning curve per cell
+and the six summary figures would hold up the runs' logging, and importing matplotlib and scipy
+would add half a second to it. `lab2 run` opens one spawned process as its flow starts; it
+imports them while the parent run is created, then draws and computes on the other core while
+this process trains, logs and saves the winner's model. Worker processes (a process-pool or Dask
+grid) have none open and draw their own cells' curves, on their own cores.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 
 
 class FigureProcess:
-    """A process that draws figures and computes the statistics they show; started as it is made, so that its imports
-    overlap the flow's work."""
+    """A process that draws figures and computes the statistics they show; started as it is made, so
+    that its imports overlap the flow's work."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()  # the process that opened it
@@ -46,8 +47,8 @@ class FigureProcess:
         self._pool.submit(_ready)  # the process starts on its first job
 
     def submit(self, compute: Callable[..., object], *args: object) -> Future:
-        # Pickled now, in the caller's thread: the pool pickles on a thread of its own, while the flow may read (and
-        # cache into) the same objects.
+        # Pickled now, in the caller's thread: the pool pickles on a thread of its own, while the
+        # flow may read (and cache into) the same objects.
         return self._pool.submit(_unpickled, compute, pickle.dumps(args))
 
     def close(self) -> None:
@@ -59,8 +60,8 @@ _open: FigureProcess | None = None
 
 @contextmanager
 def figure_process() -> Iterator[None]:
-    """A figure process for the figures drawn inside (in any thread of this process): the one already open, else one
-    started now and ended on exit."""
+    """A figure process for the figures drawn inside (in any thread of this process): the one
+    already open, else one started now and ended on exit."""
     global _open
     if _open_here():
         yield
@@ -95,7 +96,8 @@ def learning_curve_png(cell: CellResult) -> Future[bytes]:
 def grid_summary_pngs(
     cells: pd.DataFrame, curves: pd.DataFrame, seeds: SeedComparison
 ) -> Future[dict[str, bytes]]:
-    """The grid's six summary figures (lab2.core.plots.grid_summary_figures) as PNG bytes by artifact name."""
+    """The grid's six summary figures (lab2.core.plots.grid_summary_figures) as PNG bytes by
+    artifact name."""
     return _computed(_grid_summary_pngs, cells, curves, seeds.summary, seeds.paired, seeds.pairs)
 
 
@@ -113,7 +115,8 @@ def png(figure: Figure) -> bytes:
 
 
 def _open_here() -> FigureProcess | None:
-    """The figure process this process opened (a forked worker inherits its parent's, which is not its own)."""
+    """The figure process this process opened (a forked worker inherits its parent's, which is not
+    its own)."""
     return _open if _open is not None and _open.pid == os.getpid() else None
 
 
@@ -159,8 +162,9 @@ def _grid_summary_pngs(*frames: pd.DataFrame) -> dict[str, bytes]:
 
 
 def _as_lab2s_helper() -> None:
-    """Ctrl-C reaches the whole process group: lab2 ends this process itself, with no traceback from it. Its end skips
-    the interpreter's teardown of matplotlib, pandas and scipy, as lab2's own does: lab2's exit waits for this process."""
+    """Ctrl-C reaches the whole process group: lab2 ends this process itself, with no traceback from
+    it. Its end skips the interpreter's teardown of matplotlib, pandas and scipy, as lab2's own
+    does: lab2's exit waits for this process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(_end_now)
 

@@ -1,4 +1,5 @@
-"""The grid's shards: which Prefect task runner they run on, and how their cells are trained and recorded as they come."""
+"""The grid's shards: which Prefect task runner they run on, and how their cells are trained and
+recorded as they come."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ PROGRESS = logging.getLogger(
     "lab2.progress"
 )  # cells trained and logged, for `lab2 run`'s progress line
 
-# From this many cells on, recording every cell's curve (MLflow's ORM, bound to one core per process)
-# outweighs starting worker processes, about 5 s each.
+# From this many cells on, recording every cell's curve (MLflow's ORM, bound to one core per
+# process) outweighs starting worker processes, about 5 s each.
 PROCESSES_FROM_CELLS = 200
 
 
@@ -41,8 +42,9 @@ def grid_task_runner(
     name: TaskRunnerName = "auto", dask_address: str | None = None, n_cells: int = 0
 ) -> TaskRunner:
     """Where the shards and their recording run: `auto` picks threads for a grid of fewer than
-    PROCESSES_FROM_CELLS cells, else processes; `threads` in this process; `processes` in Prefect's process
-    pool; `dask` through prefect-dask, on the cluster at `dask_address`, else a local one."""
+    PROCESSES_FROM_CELLS cells, else processes; `threads` in this process; `processes` in
+    Prefect's process pool; `dask` through prefect-dask, on the cluster at `dask_address`, else a
+    local one."""
     workers = os.cpu_count() or 2
     if name == "auto":
         name = "processes" if n_cells >= PROCESSES_FROM_CELLS else "threads"
@@ -54,7 +56,8 @@ def grid_task_runner(
 
     if dask_address:
         return DaskTaskRunner(address=dask_address)
-    # Workers report to this process's Prefect API, also a temporary one (else each would start its own).
+    # Workers report to this process's Prefect API, also a temporary one (else each would start its
+    # own).
     local = {
         "n_workers": workers,
         "threads_per_worker": 1,
@@ -71,7 +74,8 @@ def grid_task_runner(
 
 @dataclass(frozen=True)
 class GridCells:
-    """Every cell of the grid (computed now or reused), their training-loss curves, and the runs written now."""
+    """Every cell of the grid (computed now or reused), their training-loss curves, and the runs
+    written now."""
 
     table: pd.DataFrame  # lr, iterations, seed, split_seed, accuracies, losses, diverged
     curves: pd.DataFrame  # lr, seed, split_seed, step, loss
@@ -85,8 +89,9 @@ class GridCells:
 def train_and_record(
     parent_run_id: str, params: GridParams, data: Dataset, splits: Mapping[int, MLPData], plan: Plan
 ) -> GridCells:
-    """Train every (lr, seed) trajectory with a cell to compute, in shards on the grid's task runner, and log each
-    shard's cells as soon as it is trained; a progress artifact on the top flow run follows the logging."""
+    """Train every (lr, seed) trajectory with a cell to compute, in shards on the grid's task
+    runner, and log each shard's cells as soon as it is trained; a progress artifact on the top
+    flow run follows the logging."""
     setups = {k: params.setup(k) for k in splits}
     datasets = {k: mlp_datasets(data, part) for k, part in splits.items()}
     jobs = [(k, shard) for k in splits for shard in _shards(params, plan, k)]
@@ -163,7 +168,8 @@ def train_and_record(
 
 
 def _report(trained: int, logged: int, cells: int) -> None:
-    """The counts behind a progress line; nothing is printed unless a handler listens (`lab2 run` adds one)."""
+    """The counts behind a progress line; nothing is printed unless a handler listens (`lab2 run`
+    adds one)."""
     PROGRESS.info(
         "%d/%d cells trained, %d logged",
         trained,
@@ -174,7 +180,8 @@ def _report(trained: int, logged: int, cells: int) -> None:
 
 
 def _shards(params: GridParams, plan: Plan, split_seed: int) -> list[list[tuple[float, int]]]:
-    """The (lr, seed) trajectories of one split seed with a cell to compute, dealt into a shard per core."""
+    """The (lr, seed) trajectories of one split seed with a cell to compute, dealt into a shard per
+    core."""
     done = {key[:3] for key in plan.reused if key[3] == split_seed}
     return deal_shards(
         missing_trajectories(params.lrs, params.iterations, params.seeds, done), os.cpu_count() or 2

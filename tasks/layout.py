@@ -1,6 +1,6 @@
-"""Every name lab2 writes to MLflow, in one place: its runs' tags, a parent run's artifacts, the winner
-model's names and the saved view of the runs table (and the Prefect event a changed run emits).
-Writers and readers take the names from here.
+"""Every name lab2 writes to MLflow, in one place: its runs' tags, a parent run's artifacts, the
+winner model's names and the saved view of the runs table (and the Prefect event a changed run
+emits). Writers and readers take the names from here.
 
 Params and metrics are named by the parameter models (`lab2.core.params`) and the records
 (`lab2.tasks.records`); this module names everything else.

@@ -49,7 +49,8 @@ from lab2.tasks.tracking import RunRecord, WinnerModel
 if TYPE_CHECKING:
     from lab2.tasks.grid import GridCells
 
-# seed_summary.html: numbers on one line each; the verdicts (the pair table's third column) wrap in a wide column.
+# seed_summary.html: numbers on one line each; the verdicts (the pair table's third column) wrap in
+# a wide column.
 HTML_STYLE = (
     "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse;margin-bottom:1em}"
     " td,th{border:1px solid #ccc;padding:3px 6px;white-space:nowrap;text-align:right}"
@@ -59,7 +60,8 @@ HTML_STYLE = (
 
 @dataclass(frozen=True)
 class Winner:
-    """The cell whose model lab2 publishes (the best group's smallest seed on the smallest split seed) and its model."""
+    """The cell whose model lab2 publishes (the best group's smallest seed on the smallest split
+    seed) and its model."""
 
     key: CellKey
     val_accuracy: float
@@ -73,8 +75,9 @@ class Winner:
 
 @task
 def publish_factorisation(parent_run_id: str, summary: pd.DataFrame, units: pd.DataFrame) -> None:
-    """Q1's table as factorisation.csv on the parent run (each loss is also the `loss` of its own child run; as
-    metrics on the parent they would be the chart view's first, one-bar charts), and its units."""
+    """Q1's table as factorisation.csv on the parent run (each loss is also the `loss` of its own
+    child run; as metrics on the parent they would be the chart view's first, one-bar charts),
+    and its units."""
     tracking.log_text(parent_run_id, summary.to_csv(index=False), FACTORISATION_CSV)
     record_units(parent_run_id, "factorisation", units)
 
@@ -88,9 +91,10 @@ def publish_grid(
     val_rows: int,
     units: pd.DataFrame,
 ) -> None:
-    """On the parent run: mlp_cells.csv, seed_summary.csv/.html, seed_pairs.csv, the summary figures (PNG bytes by
-    name), val_rows, the units (no per-group metrics: MLflow's group-by on lab2.group averages the seeds itself); the
-    seed tables as Prefect artifacts of the top flow run."""
+    """On the parent run: mlp_cells.csv, seed_summary.csv/.html, seed_pairs.csv, the summary figures
+    (PNG bytes by name), val_rows, the units (no per-group metrics: MLflow's group-by on
+    lab2.group averages the seeds itself); the seed tables as Prefect artifacts of the top flow
+    run."""
     tracking.log_pngs(parent_run_id, figures)
     tracking.log_to_run(parent_run_id, RunRecord(params={"val_rows": val_rows}))
     cells = cells.drop(
@@ -108,7 +112,8 @@ def publish_grid(
 
 
 def _publish_seed_tables(seeds: SeedComparison) -> None:
-    """The seed table and the paired verdicts as Prefect table artifacts of the flow run a user opens: the top one."""
+    """The seed table and the paired verdicts as Prefect table artifacts of the flow run a user
+    opens: the top one."""
     TableArtifact(
         key="seed-summary",
         table=display_table(seeds.summary).to_dict(orient="records"),
@@ -124,8 +129,8 @@ def _publish_seed_tables(seeds: SeedComparison) -> None:
 
 
 def seed_summary_html(seeds: SeedComparison) -> str:
-    """The seed table, its notes and the paired comparisons as one HTML page, rounded for reading (the CSVs keep
-    every digit)."""
+    """The seed table, its notes and the paired comparisons as one HTML page, rounded for reading
+    (the CSVs keep every digit)."""
     notes = "".join(f"<li>{note}</li>" for note in summary_notes(seeds.summary))
     pairs = _pairs_for_reading(seeds.pairs).to_html(index=False, table_id="pairs")
     return (
@@ -147,8 +152,8 @@ def _pairs_for_reading(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _short_verdicts(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Prefect's tables cut a cell at its column's edge: the verdict's call (up to its first bracket) first, the
-    whole sentence last."""
+    """Prefect's tables cut a cell at its column's edge: the verdict's call (up to its first
+    bracket) first, the whole sentence last."""
     shown = pairs.drop(columns="verdict")
     shown.insert(2, "verdict", pairs["verdict"].str.split(" (", regex=False).str[0])
     shown["verdict_in_full"] = pairs["verdict"]
@@ -164,10 +169,10 @@ def log_winner(
     setup: MLPSetup,
     data: MLPData,
 ) -> Winner:
-    """The best group's cell of the smallest seed on `setup`'s split as logged model lab2-mlp of the parent run, with
-    the cell's metrics: the model an earlier run logged for the same cell and group, else the cell's weights (those
-    trained now, or the cell trained again: deterministic, so identical to its run's) logged; a registry version only
-    for a new winning unit."""
+    """The best group's cell of the smallest seed on `setup`'s split as logged model lab2-mlp of the
+    parent run, with the cell's metrics: the model an earlier run logged for the same cell and
+    group, else the cell's weights (those trained now, or the cell trained again: deterministic,
+    so identical to its run's) logged; a registry version only for a new winning unit."""
     best = seeds.best
     key = (
         float(best["lr"]),
@@ -231,9 +236,9 @@ def describe_parent(
     winner: Winner | None = None,
     since_last_run: str | None = None,
 ) -> str | None:
-    """The parent run's description (what changed since the last run, what ran, the grid's table, the best group,
-    its Prefect flow run, reused runs) and lab2's saved view of the runs table; returns the link to the runs in an
-    MLflow server's UI."""
+    """The parent run's description (what changed since the last run, what ran, the grid's table,
+    the best group, its Prefect flow run, reused runs) and lab2's saved view of the runs table;
+    returns the link to the runs in an MLflow server's UI."""
     exp_id = tracking.experiment_of(parent_run_id)  # every unit's run is in the parent's experiment
     reused = [(r.name, tracking.run_link(r.run_id, exp_id)) for r in units.itertuples() if r.reused]
     best_run = (winner.name, tracking.run_link(winner.run_id, exp_id)) if winner else None

@@ -1,5 +1,6 @@
-"""Child runs: what each unit's run records (params, metrics, histories, figures, datasets, tags) and the tasks
-that write them, in the MLflow layout of the design notes. Which units run at all is `lab2.tasks.resume`'s."""
+"""Child runs: what each unit's run records (params, metrics, histories, figures, datasets, tags)
+and the tasks that write them, in the MLflow layout of the design notes. Which units run at all
+is `lab2.tasks.resume`'s."""
 
 from __future__ import annotations
 
@@ -60,8 +61,8 @@ def gd_params(matrix: str, setup: FactorisationSetup) -> dict[str, object]:
 
 
 def factorisation_group(step: str, matrix: str) -> str:
-    """A factorisation run's `lab2.group`: a group of its own ("Q1 gd iris"), so that MLflow never averages
-    two matrices' metrics, and Q1's groups sort before the grid's."""
+    """A factorisation run's `lab2.group`: a group of its own ("Q1 gd iris"), so that MLflow never
+    averages two matrices' metrics, and Q1's groups sort before the grid's."""
     return f"Q1 {factorisation_run_name(step, matrix)}"
 
 
@@ -93,8 +94,8 @@ def gd_record(
     identity: str,
     texts: Mapping[str, str],
 ) -> RunRecord:
-    """A `gd-factorise` run: params, final loss, per-epoch loss history, angles to SVD's U, figures and U's rows
-    (`texts`), its matrix."""
+    """A `gd-factorise` run: params, final loss, per-epoch loss history, angles to SVD's U, figures
+    and U's rows (`texts`), its matrix."""
     return RunRecord(
         params=gd_params(matrix, setup),
         metrics={"loss": gd.loss, **angles},
@@ -132,13 +133,15 @@ def cell_record(
     datasets: Mapping[str, PandasDataset],
     identity: str,
 ) -> RunRecord:
-    """An `mlp` run: params, final accuracies and losses, the training-loss history, its learning curve (PNG), its data."""
+    """An `mlp` run: params, final accuracies and losses, the training-loss history, its learning
+    curve (PNG), its data."""
     params = cell_params(setup, cell.lr, cell.iterations, cell.seed)
     description = cell_description(
         cell.lr, cell.iterations, cell.seed, cell.val_accuracy, cell.train_accuracy, cell.diverged
     )
     return RunRecord(
-        # log10_lr: MLflow's parallel coordinates have no log axis, so the lr is also given as its exponent.
+        # log10_lr: MLflow's parallel coordinates have no log axis, so the lr is also given as its
+        # exponent.
         params={**params, "log10_lr": f"{math.log10(cell.lr):.4g}"},
         metrics={
             m: getattr(cell, m)
@@ -158,7 +161,8 @@ def cell_record(
 
 
 def mlp_datasets(data: Dataset, mlp_data: MLPData) -> dict[str, PandasDataset]:
-    """The MLP's training and validation parts as MLflow datasets (scaled features, label), hashed by content."""
+    """The MLP's training and validation parts as MLflow datasets (scaled features, label), hashed
+    by content."""
     parts = {
         "training": (mlp_data.x_train, mlp_data.y_train),
         "validation": (mlp_data.x_val, mlp_data.y_val),
@@ -176,7 +180,8 @@ def mlp_datasets(data: Dataset, mlp_data: MLPData) -> dict[str, PandasDataset]:
 
 
 def matrix_dataset(name: str, matrix: torch.Tensor, data: Dataset) -> PandasDataset:
-    """A matrix Q1 factorises as an MLflow dataset: the dataset's centred features, or the lab's 3×3."""
+    """A matrix Q1 factorises as an MLflow dataset: the dataset's centred features, or the lab's
+    3×3."""
     if name == data.name:
         return tracking.dataset(
             labelled_frame(matrix, data.columns(), data.labels, data.class_names),
@@ -202,9 +207,9 @@ def record_factorisation(
     angles: dict[str, float],
     figures: dict[str, bytes],
 ) -> tuple[dict[str, object], dict[tuple[str, str], str]]:
-    """Q1 of one matrix: its `gd-factorise` and `svd-baseline` runs (those not reused); on the GD run and the parent,
-    the dataset's U figure and U rows (u.csv), or the lab's matrix reconstructed (reconstruction.csv); returns its row
-    of Q1's table and the runs written."""
+    """Q1 of one matrix: its `gd-factorise` and `svd-baseline` runs (those not reused); on the GD
+    run and the parent, the dataset's U figure and U rows (u.csv), or the lab's matrix
+    reconstructed (reconstruction.csv); returns its row of Q1's table and the runs written."""
     dataset = matrix_dataset(name, matrix, data)
     if name == data.name:
         texts = {U_ROWS_CSV: u_rows(svd.u, gd.u, data.labels, data.class_names).to_csv(index=False)}
@@ -238,8 +243,9 @@ def log_cells(
     datasets: Mapping[int, Mapping[str, PandasDataset]],
     stop_file: str,
 ) -> dict[CellKey, str]:
-    """One child run `mlp` per (split seed, cell): params, final metrics, training-loss history, learning curve, its data.
-    Between cells, stops (raises Stopped) once `stop_file` exists: every run written so far is whole."""
+    """One child run `mlp` per (split seed, cell): params, final metrics, training-loss history,
+    learning curve, its data. Between cells, stops (raises Stopped) once `stop_file` exists:
+    every run written so far is whole."""
     curves = [
         learning_curve_png(c) if cell_figures else None for _, c in cells
     ]  # drawn as the runs before them are written

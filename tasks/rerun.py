@@ -1,6 +1,6 @@
-"""A rerun with nothing to do: find the FINISHED pipeline run of the same run key whose units are all
-still there, and record a new parent run from it (params, tags, files, model, description) without
-computing anything."""
+"""A rerun with nothing to do: find the FINISHED pipeline run of the same run key whose units are
+all still there, and record a new parent run from it (params, tags, files, model, description)
+without computing anything."""
 
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
-"""Resume, in one place: each unit's identity, the plan (reuse or compute), reading reused results back, and
-settling identities and stale runs when a pipeline closes.
+"""Resume, in one place: each unit's identity, the plan (reuse or compute), reading reused results
+back, and settling identities and stale runs when a pipeline closes.
 
-A unit is one GD factorisation, one SVD baseline or one MLP cell, written as one child run that carries its
-identity (tag lab2.identity): a hash of its step, logged params, input-data digest and the code version of
-its recipe (`lab2.core.identity.RECIPE`). A flow scans the experiment once to plan: a FINISHED run of an identity is reused, the
-rest is computed. The flow that opened the parent run scans once more as it closes: runs left RUNNING by a
-process that is gone are marked KILLED, and each identity stays on its newest FINISHED run (older ones, from
-`force` or from a process that computed the same unit at the same time, get lab2.superseded_by).
+A unit is one GD factorisation, one SVD baseline or one MLP cell, written as one child run that
+carries its identity (tag lab2.identity): a hash of its step, logged params, input-data digest
+and the code version of its recipe (`lab2.core.identity.RECIPE`). A flow scans the experiment
+once to plan: a FINISHED run of an identity is reused, the rest is computed. The flow that opened
+the parent run scans once more as it closes: runs left RUNNING by a process that is gone are
+marked KILLED, and each identity stays on its newest FINISHED run (older ones, from `force` or
+from a process that computed the same unit at the same time, get lab2.superseded_by).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ UNITS_COLUMNS = ["step", "name", "identity", "run_id", "reused"]
 
 
 def identity_of(step: str, params: Mapping[str, object], data_digest: str) -> str:
-    """The identity of a unit of `step` with these params on data of this digest, at this code version."""
+    """The identity of a unit of `step` with these params on data of this digest, at this code
+    version."""
     return unit_identity(step, params, data_digest, code_version())
 
 
@@ -71,8 +73,8 @@ def factorisation_units(
 
 
 def grid_units(params: GridParams, digest: str) -> tuple[dict, dict, dict]:
-    """Steps, run names and identities of Q2's cells, keyed (lr, iterations, seed, split seed); whether a cell has a
-    figure is part of its identity."""
+    """Steps, run names and identities of Q2's cells, keyed (lr, iterations, seed, split seed);
+    whether a cell has a figure is part of its identity."""
     keys = [
         (lr, it, seed, k)
         for k in params.split_seeds
@@ -101,7 +103,8 @@ class FinishedRun:
 
 @dataclass(frozen=True)
 class Plan(Generic[K]):
-    """A flow's units by key: each one's step, name and identity, and the FINISHED runs reused for some of them."""
+    """A flow's units by key: each one's step, name and identity, and the FINISHED runs reused for
+    some of them."""
 
     steps: Mapping[K, str]
     names: Mapping[K, str]
@@ -135,7 +138,8 @@ def plan_units(
     identities: Mapping[K, str],
     force: bool = False,
 ) -> Plan[K]:
-    """Which units a FINISHED run of their identity already holds (one scan of the experiment); with `force`, none."""
+    """Which units a FINISHED run of their identity already holds (one scan of the experiment); with
+    `force`, none."""
     found = (
         {}
         if force
@@ -151,7 +155,8 @@ def plan_units(
 
 
 def record_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> None:
-    """Every unit of a flow with its run and whether it was reused: units/{flow}.csv and counts as tags."""
+    """Every unit of a flow with its run and whether it was reused: units/{flow}.csv and counts as
+    tags."""
     reused = int(units["reused"].sum())
     tags = {
         units_tag(flow_name, "reused"): reused,
@@ -163,8 +168,8 @@ def record_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> Non
 
 @task
 def settle(parent_run_id: str) -> None:
-    """As a pipeline closes (one scan): mark KILLED the runs whose owner process is gone, and leave each identity
-    this run's units carry on its newest FINISHED run."""
+    """As a pipeline closes (one scan): mark KILLED the runs whose owner process is gone, and leave
+    each identity this run's units carry on its newest FINISHED run."""
     exp_id = tracking.experiment_of(parent_run_id)
     runs = tracking.search_runs(exp_id, "")
     tracking.reap_stale_runs([r for r in runs if r.info.status == "RUNNING"])
@@ -215,8 +220,8 @@ def _age(run: Run) -> tuple[int, str]:
 def reuse_factorisation(
     parent_run_id: str, name: str, data: Dataset, plan: Plan
 ) -> dict[str, object]:
-    """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter and rows, or the lab's
-    matrix reconstructed, copied onto the parent."""
+    """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter and
+    rows, or the lab's matrix reconstructed, copied onto the parent."""
     gd, svd = plan.reused[(name, GD_STEP)], plan.reused[(name, SVD_STEP)]
     copied = [U_SCATTER_PNG, U_ROWS_CSV] if name == data.name else [RECONSTRUCTION_CSV]
     for path in copied:
@@ -240,7 +245,8 @@ def reused_factorisation_row(matrix: str, gd: FinishedRun, svd: FinishedRun) -> 
 
 
 def reused_cell_rows(reused: Mapping[tuple, FinishedRun]) -> list[dict[str, object]]:
-    """Rows of the grid's table, keyed (lr, iterations, seed, split seed), read from reused runs' final metrics."""
+    """Rows of the grid's table, keyed (lr, iterations, seed, split seed), read from reused runs'
+    final metrics."""
     return [
         {
             "lr": lr,
@@ -259,7 +265,8 @@ def reused_cell_rows(reused: Mapping[tuple, FinishedRun]) -> list[dict[str, obje
 def read_reused_curves(
     reused: Mapping[tuple, FinishedRun], trained: Collection[tuple[float, int, int]]
 ) -> pd.DataFrame:
-    """Training-loss curves (lr, seed, split_seed, step, loss) of reused trajectories not trained again, from each one's longest cell."""
+    """Training-loss curves (lr, seed, split_seed, step, loss) of reused trajectories not trained
+    again, from each one's longest cell."""
     longest: dict[tuple[float, int, int], tuple[int, str]] = {}
     for (lr, iterations, seed, split), run in reused.items():
         if (lr, seed, split) not in trained and iterations > longest.get(

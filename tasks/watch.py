@@ -40,8 +40,8 @@ STATE_NAMES = {
 
 @task
 def record_inputs(parent_run_id: str, params: Lab2Params) -> Inputs:
-    """What goes into this run besides its parameters, as inputs.json on the parent: the recipe's files, the data
-    (digest and rows) and the environment (versions, the grid's torch threads)."""
+    """What goes into this run besides its parameters, as inputs.json on the parent: the recipe's
+    files, the data (digest and rows) and the environment (versions, the grid's torch threads)."""
     from lab2.tasks.compute import load_data  # torch: the pipeline's, not a rerun's
 
     data = load_data(params.dataset, params.label_column)
@@ -76,8 +76,9 @@ def watch_since_last_run(
 
 
 def announce(parent_run_id: str, since: SinceLastRun) -> None:
-    """The verdict as the Prefect artifact `since-last-run` of the top flow run and, when the numbers changed, the
-    event lab2.watch.changed (its verdict, causes and link) for an automation to act on."""
+    """The verdict as the Prefect artifact `since-last-run` of the top flow run and, when the
+    numbers changed, the event lab2.watch.changed (its verdict, causes and link) for an
+    automation to act on."""
     MarkdownArtifact(
         key="since-last-run",
         markdown=since_last_run_markdown(since),
@@ -103,7 +104,8 @@ def announce(parent_run_id: str, since: SinceLastRun) -> None:
 
 
 def verdict_state(result: object, since: SinceLastRun) -> State:
-    """A Completed state named by the verdict (Prefect's runs list shows a changed night at a glance), holding `result`."""
+    """A Completed state named by the verdict (Prefect's runs list shows a changed night at a
+    glance), holding `result`."""
     if since.predecessor is None:
         return Completed(data=result)
     return Completed(

@@ -23,7 +23,8 @@ def descendants() -> set[int]:
 
 
 def left_behind(before: set[int], timeout: float = 30.0) -> dict[int, str]:
-    """Descendants started since `before` that are still alive after up to `timeout` s, with their command lines."""
+    """Descendants started since `before` that are still alive after up to `timeout` s, with their
+    command lines."""
     deadline = time.monotonic() + timeout
     while (extra := descendants() - before) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -1,6 +1,8 @@
-"""Real servers for the system tier: a PostgreSQL cluster, a Dask cluster, the stack; each on free loopback ports.
+"""Real servers for the system tier: a PostgreSQL cluster, a Dask cluster, the stack; each on free
+loopback ports.
 
-Every process starts in a process group of its own, and each context manager ends what it started.
+Every process starts in a process group of its own, and each context manager ends what it
+started.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def postgres_bin() -> Path | None:
 
 @dataclass(frozen=True)
 class Postgres:
-    """A running PostgreSQL cluster: its server URL (superuser lab2 with a password) and data folder."""
+    """A running PostgreSQL cluster: its server URL (superuser lab2 with a password) and data
+    folder."""
 
     url: str
     password: str
@@ -58,8 +61,9 @@ class Postgres:
 
 @contextmanager
 def postgres_cluster() -> Iterator[Postgres]:
-    """A PostgreSQL cluster of its own (initdb in a temporary folder, password auth, 127.0.0.1 on a free port),
-    stopped and removed on exit. As root, the server runs as the `postgres` account, since it refuses root."""
+    """A PostgreSQL cluster of its own (initdb in a temporary folder, password auth, 127.0.0.1 on a
+    free port), stopped and removed on exit. As root, the server runs as the `postgres` account,
+    since it refuses root."""
     programs = postgres_bin()
     if programs is None:
         raise RuntimeError(
@@ -129,8 +133,8 @@ def running_stack(config: stack.StackConfig) -> Iterator[stack.StackConfig]:
 
 
 def start_group(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
-    """`command` in a process group of its own, in `log`'s folder (what it writes there stays out of the sources),
-    output to `log`."""
+    """`command` in a process group of its own, in `log`'s folder (what it writes there stays out of
+    the sources), output to `log`."""
     with log.open("ab") as out:
         return subprocess.Popen(
             command,
@@ -163,7 +167,8 @@ def stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
 
 @dataclass
 class DaskCluster:
-    """A `dask scheduler` and its `dask worker`s, each a process group of its own; workers by their address."""
+    """A `dask scheduler` and its `dask worker`s, each a process group of its own; workers by their
+    address."""
 
     address: str
     scheduler: subprocess.Popen
@@ -174,8 +179,9 @@ class DaskCluster:
 def dask_cluster(
     client_env: Mapping[str, str], folder: Path, n_workers: int = 2
 ) -> Iterator[DaskCluster]:
-    """A Dask scheduler and `n_workers` single-threaded workers on 127.0.0.1; each worker's environment
-    holds only `client_env` (PREFECT_API_URL, MLFLOW_TRACKING_URI) beside PATH and HOME."""
+    """A Dask scheduler and `n_workers` single-threaded workers on 127.0.0.1; each worker's
+    environment holds only `client_env` (PREFECT_API_URL, MLFLOW_TRACKING_URI) beside PATH and
+    HOME."""
     port = free_port()
     base = {
         "PATH": os.environ["PATH"],
@@ -261,7 +267,8 @@ def run_env(client_env: Mapping[str, str], **extra: str) -> dict[str, str]:
     }
 
 
-# A server that is busy (Prefect on SQLite answers 503 when its database is locked) or restarting is asked again.
+# A server that is busy (Prefect on SQLite answers 503 when its database is locked) or restarting is
+# asked again.
 BUSY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 RETRY_SECONDS = 120.0
 
@@ -271,10 +278,11 @@ def request(
 ) -> requests.Response:
     """One HTTP call to a server the tests started, asked again while the server is busy.
 
-    A connection error, 429 or 5xx is retried with backoff (0.5 s doubling to 8 s, or the server's Retry-After)
-    for up to `retry_for` s; a read timeout only when the call is `idempotent` (a create that timed out may have
-    happened). Any other answer (2xx, 3xx, 4xx) is returned as it is; when time runs out, the last busy answer
-    is returned, or the last error raised.
+    A connection error, 429 or 5xx is retried with backoff (0.5 s doubling to 8 s, or the
+    server's Retry-After) for up to `retry_for` s; a read timeout only when the call is
+    `idempotent` (a create that timed out may have happened). Any other answer (2xx, 3xx, 4xx) is
+    returned as it is; when time runs out, the last busy answer is returned, or the last error
+    raised.
     """
     options.setdefault("timeout", 30)
     deadline, delay = time.monotonic() + retry_for, 0.5
@@ -304,7 +312,8 @@ def _retry_after(response: requests.Response, default: float) -> float:
 
 
 def http_json(method: str, url: str, body: dict | None = None, **options) -> dict | list:
-    """The JSON answer of one call (`request`, retried while the server is busy); an error status fails with HTTPError."""
+    """The JSON answer of one call (`request`, retried while the server is busy); an error status
+    fails with HTTPError."""
     response = request(method, url, **({"json": body} if body is not None else {}), **options)
     response.raise_for_status()
     return response.json()
@@ -328,8 +337,8 @@ def run_deployment(
     job_variables: dict | None = None,
     **options,
 ) -> dict:
-    """A flow run of the deployment (with its own `job_variables`, e.g. an environment), created and followed until
-    it ends (or `timeout` s pass); the run's last state."""
+    """A flow run of the deployment (with its own `job_variables`, e.g. an environment), created and
+    followed until it ends (or `timeout` s pass); the run's last state."""
     create = f"deployments/{deployment_id}/create_flow_run"
     body = {"parameters": parameters, **({"job_variables": job_variables} if job_variables else {})}
     run = http_json("POST", f"{api_url}/{create}", body, idempotent=False, **options)
@@ -347,7 +356,8 @@ def mlflow_json(
     auth: tuple[str, str] | None = None,
     **query: str,
 ) -> dict:
-    """One call of MLflow's REST API (POST with a body, else GET with `query`), retried while the server is busy."""
+    """One call of MLflow's REST API (POST with a body, else GET with `query`), retried while the
+    server is busy."""
     url = f"{base}/api/2.0/mlflow/{endpoint}"
     if body is not None:
         return http_json("POST", url, body, auth=auth)

@@ -157,7 +157,8 @@ URI_CASES = {
     ),
 }
 
-# Flow parameters: Prefect refuses them (naming the parameter and the rule) before the flow body runs.
+# Flow parameters: Prefect refuses them (naming the parameter and the rule) before the flow body
+# runs.
 FLOW_CASES = {
     "lr zero": (dict(lrs=(0.0,)), ["lrs.0", "greater than 0"]),
     "lr inf": (dict(lrs=(float("inf"),)), ["lrs.0", "finite number"]),
@@ -183,7 +184,8 @@ FLOW_CASES = {
 def fresh_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    # Bad input is refused before any Prefect API is needed: point at one that is not there, start none.
+    # Bad input is refused before any Prefect API is needed: point at one that is not there, start
+    # none.
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     return tmp_path
 

@@ -1,8 +1,9 @@
 """The MLflow and Prefect UIs as a user meets them after `lab2 run`, read in a real browser.
 
-A real `prefect server` and `lab2 run` against it, then the command that run ends with (`lab2 ui`: the
-MLflow UI on the run's store), both on free loopback ports in their own process groups; Debian's Chromium (never a downloaded browser) driven by
-Playwright, a fresh profile per test. Each screen is saved under docs/ for the README.
+A real `prefect server` and `lab2 run` against it, then the command that run ends with (`lab2
+ui`: the MLflow UI on the run's store), both on free loopback ports in their own process groups;
+Debian's Chromium (never a downloaded browser) driven by Playwright, a fresh profile per test.
+Each screen is saved under docs/ for the README.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.servers import free_port, request, start_group, stop_group
 
-# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped servers.
+# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped
+# servers.
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("browser")]
 
 BIN = Path(sys.executable).parent
@@ -172,7 +174,8 @@ def _screenshot(page, name: str) -> None:
 
 
 def _truncated(page, text: str) -> bool:
-    """True if an element showing `text` is cut (wider than its box: MLflow ends it with an ellipsis)."""
+    """True if an element showing `text` is cut (wider than its box: MLflow ends it with an
+    ellipsis)."""
     return page.evaluate(
         """(text) => [...document.querySelectorAll('[role=gridcell] *')]
             .some(e => e.textContent.trim() === text && e.scrollWidth > e.clientWidth + 1)""",

@@ -1,4 +1,5 @@
-"""The report's claims and their checks, on constructed cells that make each true and false (the awkward cases first)."""
+"""The report's claims and their checks, on constructed cells that make each true and false (the
+awkward cases first)."""
 
 import numpy as np
 import pandas as pd
@@ -30,8 +31,8 @@ LRS, ITERATIONS, SEEDS = (0.001, 0.01, 0.1), (100, 1000), (0, 1, 2)
 
 
 def grid(train: float = 0.9, val: float = 0.8, **cells: tuple[float, float]) -> pd.DataFrame:
-    """A lab grid whose accuracies rise with lr and iterations (train, val at the top cell), with some cells set:
-    grid(c_0p1_100_s1=(train, val)) sets lr 0.1 × 100, seed 1."""
+    """A lab grid whose accuracies rise with lr and iterations (train, val at the top cell), with
+    some cells set: grid(c_0p1_100_s1=(train, val)) sets lr 0.1 × 100, seed 1."""
     rows = []
     for k, lr in enumerate(LRS):
         for j, iterations in enumerate(ITERATIONS):
@@ -135,7 +136,8 @@ def test_two_groups_merge_species_that_overlap_between_their_centres():
     overlapping = pd.concat([blob((0, 0), "a"), blob((5, 0), "b"), blob((5.3, 0.2), "c")])
     found = two_groups(overlapping)
     assert found.holds and found.evidence == "2 groups: a | b + c"
-    # GD's U is SVD's times a 2×2 change of basis: the groups must not depend on it (a shear that tilts a, b, c)
+    # GD's U is SVD's times a 2×2 change of basis: the groups must not depend on it (a shear that
+    # tilts a, b, c)
     turned = overlapping.assign(
         u1=overlapping["u1"] + 3 * overlapping["u2"], u2=0.2 * overlapping["u2"]
     )
@@ -169,7 +171,8 @@ def test_the_report_protocol_verdict_needs_the_held_out_runs_to_fail_and_the_rep
             Evidence(FACTORISATION, held_out_fails, held_out_fails, best_in_report), best
         )["evidence"].item()
     )
-    # A run under the report's protocol has no held-out cells: its own cells can support a claim only under that protocol.
+    # A run under the report's protocol has no held-out cells: its own cells can support a claim
+    # only under that protocol.
     assert verdict(None, held_out_fails, best_in_report) == REPORT_ONLY
     assert verdict(None, held_out_fails, held_out_fails) == CONTRADICTED
     said = check_claims(Evidence(FACTORISATION, None, held_out_fails, best_in_report), best)[

@@ -1,4 +1,5 @@
-"""The `lab2` console script: a real small run in a fresh directory, and bad input refused with exit 2."""
+"""The `lab2` console script: a real small run in a fresh directory, and bad input refused with exit
+2."""
 
 import os
 import re
@@ -24,8 +25,8 @@ LAB2 = str(Path(sys.executable).with_name("lab2"))
 def _lab2(
     tmp_path, *args: str, command: str = LAB2, api: str | None = None, **extra_env: str
 ) -> subprocess.CompletedProcess:
-    """Run the console script (or `command`) in a fresh process in `tmp_path`, on the embedded defaults (or on the
-    Prefect server at `api`)."""
+    """Run the console script (or `command`) in a fresh process in `tmp_path`, on the embedded
+    defaults (or on the Prefect server at `api`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API"))}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
     env |= extra_env
@@ -292,7 +293,8 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
         len(re.findall(r"^ *\d+ +A lr=\S+ it=\d+ +B lr=\S+ it=\d+ +2 ", side_by_side, re.MULTILINE))
         == 4
     )
-    # Every line fits 100 columns but a path or link alone on its line, which must stay whole to be pasted.
+    # Every line fits 100 columns but a path or link alone on its line, which must stay whole to be
+    # pasted.
     assert [
         line
         for line in (compared + named + side_by_side).splitlines()

@@ -1,5 +1,6 @@
-"""Faults on the real `lab2` command: SIGKILL halfway, two writers on one SQLite store, an MLflow server
-that goes away and comes back, credentials in the tracking URI; each store checked for loss and duplicates."""
+"""Faults on the real `lab2` command: SIGKILL halfway, two writers on one SQLite store, an MLflow
+server that goes away and comes back, credentials in the tracking URI; each store checked for
+loss and duplicates."""
 
 from __future__ import annotations
 
@@ -51,8 +52,9 @@ def lab2_env(home: Path, **extra: str) -> dict[str, str]:
 def start_lab2(
     tmp_path: Path, name: str, args: list[str], api: str | None = None, **env: str
 ) -> subprocess.Popen:
-    """`lab2 run ARGS` in its own process group, output to files NAME.out / NAME.err; its flows run on the Prefect
-    server at `api` (the session's, from the `prefect_api` fixture), or on the temporary one lab2 boots when None."""
+    """`lab2 run ARGS` in its own process group, output to files NAME.out / NAME.err; its flows run
+    on the Prefect server at `api` (the session's, from the `prefect_api` fixture), or on the
+    temporary one lab2 boots when None."""
     out, err = (tmp_path / f"{name}.out").open("w"), (tmp_path / f"{name}.err").open("w")
     if api is not None:
         env["PREFECT_API_URL"] = api
@@ -71,7 +73,8 @@ def output(tmp_path: Path, name: str) -> str:
 
 
 def count_runs(db: Path, step: str | None = None, status: str | None = "FINISHED") -> int:
-    """Runs in an MLflow SQLite store by lab2.step (None: pipeline parents) and status (None: any), read directly."""
+    """Runs in an MLflow SQLite store by lab2.step (None: pipeline parents) and status (None: any),
+    read directly."""
     if not db.exists():
         return 0
     key, value = ("lab2.step", step) if step else ("lab2.role", "pipeline")
@@ -133,7 +136,8 @@ def listening_hosts(pid: int) -> set[str]:
 def reference_cells(
     lrs=LAB_LRS, iterations=LAB_ITERATIONS, seeds=LAB_SEEDS
 ) -> dict[tuple[float, int, int], dict[str, float]]:
-    """A grid (the lab's by default) computed here without any runner or tracking: what a run records."""
+    """A grid (the lab's by default) computed here without any runner or tracking: what a run
+    records."""
     data = prepare_mlp_data(load_dataset("iris"))
     pairs = [(lr, seed) for lr in lrs for seed in seeds]
     return {
@@ -145,7 +149,8 @@ def reference_cells(
 
 
 def check_store(client: MlflowClient, n_parents: int) -> list:
-    """Nothing lost, nothing doubled: one FINISHED run per unit identity, none RUNNING, lab grid metrics exact."""
+    """Nothing lost, nothing doubled: one FINISHED run per unit identity, none RUNNING, lab grid
+    metrics exact."""
     runs = all_runs(client)
     assert [r.info.run_id for r in runs if r.info.status == "RUNNING"] == []
     assert sum(r.data.tags.get("lab2.role") == "pipeline" for r in runs) == n_parents
@@ -270,7 +275,8 @@ def pd_units(client: MlflowClient, run_id: str):
 
 
 class MlflowServer:
-    """A real `mlflow server` on a free 127.0.0.1 port, in its own process group; restartable on the same store."""
+    """A real `mlflow server` on a free 127.0.0.1 port, in its own process group; restartable on the
+    same store."""
 
     def __init__(self, root: Path) -> None:
         with socket.socket() as s:
@@ -333,7 +339,8 @@ def test_server_down_fails_with_a_redacted_message_then_blips_and_a_rerun_resume
     secrets = dict(MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_PASSWORD=ENV_SECRET)
     db = mlflow_server.db
 
-    # 1. The server dies halfway through the grid and stays down past the retry window: lab2 fails, naming it.
+    # 1. The server dies halfway through the grid and stays down past the retry window: lab2 fails,
+    # naming it.
     first = start_lab2(
         tmp_path, "down", [], prefect_api, LAB2_TRACKING_RETRY_SECONDS="3", **secrets
     )
@@ -350,7 +357,8 @@ def test_server_down_fails_with_a_redacted_message_then_blips_and_a_rerun_resume
     assert f"MLflow at http://***@127.0.0.1:{mlflow_server.port} did not answer for 3 s" in text
     assert "was not logged" in text and "finished runs are reused" in text
 
-    # 2. Back up; a rerun loses the server for a restart's length mid-run and rides it out on retries.
+    # 2. Back up; a rerun loses the server for a restart's length mid-run and rides it out on
+    # retries.
     mlflow_server.start()
     rerun = start_lab2(
         tmp_path, "blip", [], prefect_api, LAB2_TRACKING_RETRY_SECONDS="180", **secrets

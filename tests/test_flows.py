@@ -491,7 +491,8 @@ def test_a_grid_over_two_split_seeds_reports_both_variance_sources(mlflow_store)
         mlflow_store.download_artifacts(parent.info.run_id, "seed_pairs.csv")
     ).itertuples()
     by_lr = cells.set_index(["lr", "seed", "split_seed"])["val_accuracy"]
-    # The units are the 3 init seeds, each averaged over the 2 splits (the runs share seeds and splits).
+    # The units are the 3 init seeds, each averaged over the 2 splits (the runs share seeds and
+    # splits).
     per_seed = [
         sum(by_lr[(0.5, s, k)] - by_lr[(0.05, s, k)] for k in range(2)) / 2 for s in range(3)
     ]

@@ -1,4 +1,5 @@
-"""The system tier's HTTP helper: a busy server (429, 5xx, no connection) is asked again, for a bounded time."""
+"""The system tier's HTTP helper: a busy server (429, 5xx, no connection) is asked again, for a
+bounded time."""
 
 import pytest
 import requests

@@ -1,4 +1,5 @@
-"""The code version behind every identity: the recipe that computes or records a unit, not the files around it."""
+"""The code version behind every identity: the recipe that computes or records a unit, not the files
+around it."""
 
 import shutil
 from pathlib import Path
@@ -33,7 +34,8 @@ def _replace(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-# Edits that keep every identity: help text, descriptions, rendering, docstrings and comments of the recipe, the CLI.
+# Edits that keep every identity: help text, descriptions, rendering, docstrings and comments of the
+# recipe, the CLI.
 KEEPING = {
     "a flow parameter's help": (
         "lab2core/params.py",
@@ -72,7 +74,8 @@ KEEPING = {
         '    """Refuse, with InputError, unless',
     ),
 }
-# Edits that change every identity: what computes a unit's numbers or figures, or what its run records.
+# Edits that change every identity: what computes a unit's numbers or figures, or what its run
+# records.
 CHANGING = {
     "the MLP init": (
         "lab2core/mlp.py",
@@ -136,7 +139,9 @@ def test_a_recipe_edit_is_traced_to_its_file(checkout):
     _replace(checkout / "lab2core/mlp.py", "def init_mlp(", "def init_mlp(  ")  # same syntax tree
     assert recipe_digests(_folders(checkout)) == before
     _replace(checkout / "lab2core/mlp.py", "w1 = torch.rand(", "w1 = torch.randn(")
-    assert [f for f in before if recipe_digests(_folders(checkout))[f] != before[f]] == ["lab2.core.mlp"]
+    assert [f for f in before if recipe_digests(_folders(checkout))[f] != before[f]] == [
+        "lab2.core.mlp"
+    ]
 
 
 def test_the_environment_that_computes_a_unit_is_part_of_its_identity(monkeypatch):
@@ -187,7 +192,9 @@ def _key(root: Path, data: Path, **params: object) -> str:
     from lab2.core.identity import run_key
     from lab2.core.params import EXECUTION_ONLY, Lab2Params
 
-    return run_key(Lab2Params(**params).model_dump(exclude=set(EXECUTION_ONLY)), data, _folders(root))
+    return run_key(
+        Lab2Params(**params).model_dump(exclude=set(EXECUTION_ONLY)), data, _folders(root)
+    )
 
 
 def test_a_whole_runs_key_follows_its_params_data_and_every_source_but_not_how_it_runs(

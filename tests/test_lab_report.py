@@ -1,4 +1,5 @@
-"""The lab report written from what a run holds: its numbers are the run's, what it lacks is named, its HTML stands alone."""
+"""The lab report written from what a run holds: its numbers are the run's, what it lacks is named,
+its HTML stands alone."""
 
 import re
 
@@ -244,7 +245,8 @@ def test_groups_of_equal_lr_times_iterations_are_paired_seed_by_seed():
         (0.01, 100, 0.001, 1000),
         (0.1, 100, 0.01, 1000),
     ]
-    # lab_cells() steps accuracies by lr and iterations: lr 0.1 × 100 is 0.05 above lr 0.01 × 1000 in every cell
+    # lab_cells() steps accuracies by lr and iterations: lr 0.1 × 100 is 0.05 above lr 0.01 × 1000
+    # in every cell
     assert same.set_index(["lr_a", "it_a"]).loc[(0.1, 100), "largest"] == pytest.approx(
         0.05, abs=1e-9
     )

@@ -7,7 +7,9 @@ from pathlib import Path
 import lab2.tasks.layout as layout
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = [p for folder in ("lab2core", "tasks", "flows", "cli") for p in (ROOT / folder).rglob("*.py")]
+SOURCES = [
+    p for folder in ("lab2core", "tasks", "flows", "cli") for p in (ROOT / folder).rglob("*.py")
+]
 ARTIFACT_SUFFIXES = (".csv", ".html", ".md", ".json", ".txt", ".png")
 # Files lab2 reads or keeps for itself (its reference numbers, its stack's state), and patterns.
 NOT_MLFLOW = {
@@ -66,7 +68,9 @@ def test_no_module_but_the_layout_spells_a_tag_or_an_artifact():
         if path.name == "layout.py" or "reference" in path.parts:
             continue
         for s in _literals(path):
-            tag_like = s.startswith("lab2.") and " " not in s and not _is_module(s.rsplit(".", 1)[0])
+            tag_like = (
+                s.startswith("lab2.") and " " not in s and not _is_module(s.rsplit(".", 1)[0])
+            )
             artifact_like = s.endswith(ARTIFACT_SUFFIXES) and " " not in s and "/" not in s[:1]
             if (tag_like or artifact_like) and s not in NOT_MLFLOW:
                 found.add((str(path.relative_to(ROOT)), s))

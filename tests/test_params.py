@@ -1,4 +1,5 @@
-"""Parameters declared once: each flow takes its model, and `lab2 run`'s options and Prefect's form follow from it."""
+"""Parameters declared once: each flow takes its model, and `lab2 run`'s options and Prefect's form
+follow from it."""
 
 import inspect
 
@@ -128,7 +129,8 @@ def test_the_size_check_refuses_what_does_not_fit_and_passes_the_lab():
             available_bytes=10**9, cores=2, max_seconds=10 * day
         )
     lab = Lab2Params().check_size(available_bytes=10**9, cores=2, max_seconds=day)
-    # 9 trajectories × (100 + 101) curve points, while training and until logged; 1000 epochs of GD loss
+    # 9 trajectories × (100 + 101) curve points, while training and until logged; 1000 epochs of GD
+    # loss
     assert (
         lab.bytes
         == 9 * (100 + CURVE_POINTS + 1) * (BYTES_PER_TRAJECTORY_POINT + BYTES_PER_CURVE_POINT)

@@ -1,4 +1,5 @@
-"""`lab2 run`'s progress line when the output is a file or a pipe: periodic lines, and one when every cell is logged."""
+"""`lab2 run`'s progress line when the output is a file or a pipe: periodic lines, and one when
+every cell is logged."""
 
 import io
 import logging

@@ -1,4 +1,5 @@
-"""Property: any valid small grid yields one FINISHED run per cell, each finite or flagged as diverged."""
+"""Property: any valid small grid yields one FINISHED run per cell, each finite or flagged as
+diverged."""
 
 import math
 import uuid

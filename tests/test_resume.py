@@ -1,4 +1,5 @@
-"""Resume: units are found again by identity, reused instead of recomputed, never held twice; stale runs are reaped."""
+"""Resume: units are found again by identity, reused instead of recomputed, never held twice; stale
+runs are reaped."""
 
 import subprocess
 import sys
@@ -100,7 +101,8 @@ def test_runs_left_running_by_a_gone_process_are_killed_and_recomputed_but_live_
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone_owner = tracking.owner_of(gone.pid)
     gone.wait()
-    # The finished cell becomes a run its dead owner left RUNNING; another run belongs to this live process.
+    # The finished cell becomes a run its dead owner left RUNNING; another run belongs to this live
+    # process.
     mlflow_store.set_tag(cell.info.run_id, "lab2.owner", gone_owner)
     mlflow_store.update_run(cell.info.run_id, status="RUNNING")
     live = mlflow_store.create_run(

@@ -139,7 +139,8 @@ def test_the_lab_grid_lr_001_against_lr_0001_at_100_iterations():  # on one torc
         "lr=0.01 ahead of lr=0.001 at iterations=100 by +0.413, not significant over 10"
     )
 
-    # Named after seeing the table, the pair is still one of the grid's 10 comparisons: the same verdict, and its p alone.
+    # Named after seeing the table, the pair is still one of the grid's 10 comparisons: the same
+    # verdict, and its p alone.
     (named,) = compare_seeds(
         cells, named=[("lr=0.001 iterations=100", "lr=0.01 iterations=100")]
     ).pairs.itertuples()
@@ -166,8 +167,8 @@ def test_pairs_are_matched_on_seed_and_split_seed():
     )
     comparison = compare_seeds(pd.concat([a, b], ignore_index=True))
     (row,) = comparison.pairs.itertuples()
-    # Runs share init seeds and splits: the units are the 3 init seeds, each its mean over the splits it has
-    # (seed 2 of split 1 has no partner), not 5 independent runs.
+    # Runs share init seeds and splits: the units are the 3 init seeds, each its mean over the
+    # splits it has (seed 2 of split 1 has no partner), not 5 independent runs.
     per_seed_a, per_seed_b = (
         [np.mean([0.9, 0.9]), np.mean([0.8, 0.8]), 0.7],
         [np.mean([0.8, 0.5]), np.mean([0.8, 0.5]), 0.8],
@@ -223,7 +224,8 @@ def test_two_runs_are_compared_cell_by_cell_on_their_shared_seeds():
 
 
 def test_one_row_better_on_every_seed_is_not_called_proof():
-    # k/50 accuracies, A one validation row ahead on every seed: the sd of the differences is float noise (~1e-17).
+    # k/50 accuracies, A one validation row ahead on every seed: the sd of the differences is float
+    # noise (~1e-17).
     for n, floor in ((2, "0.5"), (3, "0.25")):
         b = [k / 50 for k in range(40, 40 + n)]
         row = compare_seeds(_cells({(0.1, 10): [x + 1 / 50 for x in b], (0.01, 10): b})).pairs.loc[
@@ -433,7 +435,8 @@ def _with_hits(cells: pd.DataFrame, rows: int = 50) -> pd.DataFrame:
 
 
 def test_the_validation_rows_view_says_whether_a_call_survives_another_validation_set():
-    # lr=0.1 is 0.1 ahead on every seed, on rows the other misses: a clear call that rows resampled keep.
+    # lr=0.1 is 0.1 ahead on every seed, on rows the other misses: a clear call that rows resampled
+    # keep.
     clear = compare_seeds(
         _with_hits(
             _cells({(0.1, 100): [0.9, 0.92, 0.94, 0.9], (0.01, 100): [0.8, 0.8, 0.86, 0.82]})
@@ -446,7 +449,8 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
         "validation rows resampled: 95% CI" in row.verdict
         and "the sign holds on another validation set" in row.verdict
     )
-    # 0.02 ahead on every seed: one row of 50, which another validation set of this size could easily lose.
+    # 0.02 ahead on every seed: one row of 50, which another validation set of this size could
+    # easily lose.
     close = compare_seeds(
         _with_hits(_cells({(0.1, 100): [0.9, 0.92, 0.94], (0.01, 100): [0.88, 0.9, 0.92]})),
         val_rows=50,
@@ -456,7 +460,8 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
         row.rows_ci_low <= 0 < row.rows_ci_high
         and "another validation set of this size could erase it" in row.verdict
     )
-    # Cells without their rows (runs older than the tag), or a loss compared: no rows view, and no words about it.
+    # Cells without their rows (runs older than the tag), or a loss compared: no rows view, and no
+    # words about it.
     for comparison in (
         compare_seeds(_cells({(0.1, 100): [0.9, 0.92], (0.01, 100): [0.8, 0.8]})),
         compare_seeds(

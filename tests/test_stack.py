@@ -38,7 +38,8 @@ from tests.servers import (
     running_stack,
 )
 
-# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped servers.
+# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped
+# servers.
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("stack")]
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,8 @@ def _prefect(config: stack.StackConfig, endpoint: str, body: dict | None = None)
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> stack.StackConfig:
-    """A running stack for this module, off the default ports; on teardown, down and no process group left."""
+    """A running stack for this module, off the default ports; on teardown, down and no process
+    group left."""
     config = stack.StackConfig(
         tmp_path_factory.mktemp("stack"), free_port(), free_port(), timeout=180.0
     )
@@ -85,7 +87,8 @@ def grid_run(config, deployments) -> dict:
 
 @pytest.fixture
 def page():
-    """A page in a browser of its own, closed with it after the test: other tests here count the processes left."""
+    """A page in a browser of its own, closed with it after the test: other tests here count the
+    processes left."""
     with launched_chromium() as chromium, fresh_page(chromium) as opened:
         yield opened
 
@@ -299,7 +302,8 @@ def test_the_lab_report_of_a_deployment_run_is_written_again_by_lab2_report_and_
         in carried
     )
 
-    # `lab2 report --run` on the stack's MLflow server, in a process of its own: the report the run carries.
+    # `lab2 report --run` on the stack's MLflow server, in a process of its own: the report the run
+    # carries.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
     env |= {
         "MLFLOW_TRACKING_URI": config.mlflow_url,
@@ -319,7 +323,8 @@ def test_the_lab_report_of_a_deployment_run_is_written_again_by_lab2_report_and_
         and (tmp_path / "report.md").read_text() == carried
     )
 
-    # The flow run's lab-report artifact links report.html in the MLflow UI, which shows it with its figures.
+    # The flow run's lab-report artifact links report.html in the MLflow UI, which shows it with its
+    # figures.
     query = {"artifacts": {"flow_run_id": {"any_": [run["id"]]}, "key": {"any_": ["lab-report"]}}}
     (artifact,) = _prefect(config, "artifacts/filter", query)
     link = f"{config.mlflow_url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}/artifactPath/report.html?workflowType=machine_learning"
@@ -346,7 +351,8 @@ def test_the_lab_report_of_a_deployment_run_is_written_again_by_lab2_report_and_
 
 @contextmanager
 def webhook_receiver():
-    """An HTTP receiver on a free loopback port that keeps the JSON body of every POST; stopped on exit."""
+    """An HTTP receiver on a free loopback port that keeps the JSON body of every POST; stopped on
+    exit."""
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -407,9 +413,10 @@ def test_a_night_whose_numbers_changed_alerts_the_webhook_once_through_prefects_
                 config.prefect_api_url, deployments["lab2"]["id"], {"params": params}, timeout=600
             )
         )
-        # A torch upgrade, simulated: a torch-2.99.0.dist-info first on the flow run's path makes importlib.metadata
-        # report that version while the same torch computes. The environment is part of each unit's identity: every
-        # unit is computed again, and found identical bit for bit.
+        # A torch upgrade, simulated: a torch-2.99.0.dist-info first on the flow run's path makes
+        # importlib.metadata report that version while the same torch computes. The environment is
+        # part of each unit's identity: every unit is computed again, and found identical bit for
+        # bit.
         upgraded = tmp_path / "upgraded"
         (upgraded / "torch-2.99.0.dist-info").mkdir(parents=True)
         (upgraded / "torch-2.99.0.dist-info" / "METADATA").write_text(
@@ -472,7 +479,8 @@ def test_a_night_whose_numbers_changed_alerts_the_webhook_once_through_prefects_
     )
     assert not units["reused"].any()  # computed again under the new environment
 
-    # In the Prefect UI: the runs list shows each night's named state, and the artifact renders the verdict and cause.
+    # In the Prefect UI: the runs list shows each night's named state, and the artifact renders the
+    # verdict and cause.
     page.goto(f"{config.prefect_ui_url}/runs")
     for name in ("Unchanged", "Changed", "Identical"):
         page.get_by_text(name, exact=True).first.wait_for(timeout=180_000)
@@ -487,8 +495,9 @@ def test_a_night_whose_numbers_changed_alerts_the_webhook_once_through_prefects_
 
 
 def _edited_copy_of_the_sources(folder: Path, file: str, old: str, new: str) -> Path:
-    """lab2's sources copied into `folder`, `old` replaced by `new` in `file`; the directory that, first on a flow
-    run's PYTHONPATH, makes it import the copy (a package `lab2` whose parts link to the copied folders)."""
+    """lab2's sources copied into `folder`, `old` replaced by `new` in `file`; the directory that,
+    first on a flow run's PYTHONPATH, makes it import the copy (a package `lab2` whose parts link
+    to the copied folders)."""
     for part in ("lab2core", "tasks", "flows", "cli"):
         shutil.copytree(PROJECT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
     edited = folder / file

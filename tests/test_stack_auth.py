@@ -1,8 +1,10 @@
-"""The stack beyond 127.0.0.1 asks for credentials: MLflow's basic-auth app and Prefect's API auth string.
+"""The stack beyond 127.0.0.1 asks for credentials: MLflow's basic-auth app and Prefect's API auth
+string.
 
-127.0.0.2 stands in for an address other hosts could reach (only loopback addresses are used here).
-Credentials come from the environment; the test sees unauthenticated and wrong-password requests
-refused by both servers, a deployed run land with the right ones, and the password written nowhere.
+127.0.0.2 stands in for an address other hosts could reach (only loopback addresses are used
+here). Credentials come from the environment; the test sees unauthenticated and wrong-password
+requests refused by both servers, a deployed run land with the right ones, and the password
+written nowhere.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from tests.servers import (
     tags_of,
 )
 
-# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped servers.
+# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped
+# servers.
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("stack-auth")]
 
 HOST = "127.0.0.2"

@@ -1,5 +1,5 @@
-"""Seed statistics against scipy.stats on the same values, brute-force enumerations, an independent power
-integral and published sample sizes, a seeded simulation of power, and properties."""
+"""Seed statistics against scipy.stats on the same values, brute-force enumerations, an independent
+power integral and published sample sizes, a seeded simulation of power, and properties."""
 
 import itertools
 
@@ -98,12 +98,14 @@ def test_sign_flip_past_sixteen_seeds_is_a_seeded_monte_carlo_close_to_the_exact
         assert sign_flip_p(d) == (p, False)
     finally:
         np.random.set_state(state)
-    # The exact p, by brute force: the share of all 2^17 sign patterns whose |sum| reaches the observed one.
+    # The exact p, by brute force: the share of all 2^17 sign patterns whose |sum| reaches the
+    # observed one.
     patterns = (
         1 - 2 * np.indices((2,) * len(d)).reshape(len(d), -1).T
     )  # every row of ±1, all 2^17 of them
     exact_p = np.mean(np.abs(patterns @ d) >= abs(d.sum()) * (1 - 1e-12))
-    # A Monte Carlo p over N patterns has standard error sqrt(p(1 - p)/N): it lies within 4 of them of the exact p.
+    # A Monte Carlo p over N patterns has standard error sqrt(p(1 - p)/N): it lies within 4 of them
+    # of the exact p.
     assert p == pytest.approx(
         exact_p, abs=4 * np.sqrt(exact_p * (1 - exact_p) / SIGN_FLIP_RESAMPLES)
     )
@@ -123,7 +125,8 @@ def test_a_groups_interval_is_scipys_t_interval_clipped_to_the_metrics_range():
 def test_a_groups_95_percent_interval_covers_the_true_mean_about_95_percent_of_the_time_on_k_of_50_accuracies(
     n,
 ):
-    # Seeds vary a cell's true accuracy (sd 0.05 around 0.85); each run is then scored on 50 validation rows.
+    # Seeds vary a cell's true accuracy (sd 0.05 around 0.85); each run is then scored on 50
+    # validation rows.
     rng = np.random.default_rng(n)
     true = rng.normal(0.85, 0.05, size=(4000, n)).clip(0, 1)
     accuracies = rng.binomial(50, true) / 50
@@ -156,9 +159,10 @@ def test_binomial_standard_error_is_the_binomial_sd_over_rows():
 
 
 def _power_by_integration(n: int, effect_size: float, alpha: float = 0.05) -> float:
-    """Power of the two-sided one-sample t-test from the definition of its statistic, T = (Z + δ) / sqrt(V/ν)
-    with Z standard normal, V chi-square with ν = n − 1 degrees of freedom and δ = effect_size·√n:
-    P(|T| > c) = E_V[Φ(δ − c·sqrt(V/ν)) + Φ(−δ − c·sqrt(V/ν))], integrated numerically over V (no noncentral t)."""
+    """Power of the two-sided one-sample t-test from the definition of its statistic, T = (Z + δ) /
+    sqrt(V/ν) with Z standard normal, V chi-square with ν = n − 1 degrees of freedom and δ =
+    effect_size·√n: P(|T| > c) = E_V[Φ(δ − c·sqrt(V/ν)) + Φ(−δ − c·sqrt(V/ν))], integrated
+    numerically over V (no noncentral t)."""
     nu, delta = n - 1, effect_size * np.sqrt(n)
     c = stats.t.ppf(1 - alpha / 2, nu)
 
@@ -189,8 +193,8 @@ def test_seeds_for_power_is_the_fewest_seeds_with_80_percent_power(effect, sd):
 def test_seeds_for_power_matches_the_published_sample_sizes_of_the_one_sample_t_test(
     effect_size, n
 ):
-    # Cohen's d, two-sided alpha = 0.05, power 0.8: the exact sample sizes of standard power tables (G*Power's
-    # one-sample t-test), which the integral above reproduces.
+    # Cohen's d, two-sided alpha = 0.05, power 0.8: the exact sample sizes of standard power tables
+    # (G*Power's one-sample t-test), which the integral above reproduces.
     assert seeds_for_power(effect_size, 1.0) == n
 
 
@@ -278,7 +282,8 @@ def test_a_significant_comparison_gets_no_seed_plan():
 def test_variance_sources_separate_the_init_seed_from_the_split():
     import pandas as pd
 
-    # rows: init seed; columns: split seed. The split shifts everything by 0.1, the seed by 0.02 per step.
+    # rows: init seed; columns: split seed. The split shifts everything by 0.1, the seed by 0.02 per
+    # step.
     table = [[0.80, 0.90], [0.82, 0.92], [0.84, 0.94]]
     values = pd.DataFrame(
         [{"seed": s, "split_seed": k, "value": table[s][k]} for s in range(3) for k in range(2)]
@@ -292,8 +297,9 @@ def test_variance_sources_separate_the_init_seed_from_the_split():
 def test_each_variance_sources_interval_covers_its_true_sd_95_percent_of_the_time():
     import pandas as pd
 
-    # 3 init seeds × 3 splits, each value = 0.8 + seed effect (sd 0.05) + split effect (sd 0.02) + noise (sd 0.01):
-    # with the split fixed, the values differ by seed effect and noise, sd √(0.05² + 0.01²); likewise for the split.
+    # 3 init seeds × 3 splits, each value = 0.8 + seed effect (sd 0.05) + split effect (sd 0.02) +
+    # noise (sd 0.01): with the split fixed, the values differ by seed effect and noise, sd √(0.05²
+    # + 0.01²); likewise for the split.
     rng = np.random.default_rng(11)
     truth = (np.hypot(0.05, 0.01), np.hypot(0.02, 0.01))
     hits = np.zeros(2)
@@ -307,7 +313,8 @@ def test_each_variance_sources_interval_covers_its_true_sd_95_percent_of_the_tim
         )
         _, _, init_ci, split_ci = variance_sources(grid.assign(value=value))
         hits += [init_ci[0] <= truth[0] <= init_ci[1], split_ci[0] <= truth[1] <= split_ci[1]]
-    # On the pooled df of the 3 columns (6) it covered 74% and 84%: the columns share their seed effects.
+    # On the pooled df of the 3 columns (6) it covered 74% and 84%: the columns share their seed
+    # effects.
     assert all(0.93 <= h / 800 <= 1.0 for h in hits), (
         hits / 800
     )  # 800 draws: a binomial sd of 0.008 at 95%
@@ -334,7 +341,9 @@ def test_improvement_fractions_sum_to_one_and_paired_intervals_stay_in_range(pai
     assert 0.0 <= c.prob_improvement <= 1.0
     if c.varies:
         assert -1.0 <= c.ci_low <= c.ci_high <= 1.0 and 0.0 < c.p_t <= 1.0
-    else:  # the same difference on every seed (up to float noise): no t-test and no t interval, never p = 0
+    # the same difference on every seed (up to float noise): no t-test and no t interval, never p =
+    # 0
+    else:
         assert len(set(c.differences)) == 1 and np.isnan([c.ci_low, c.ci_high, c.p_t]).all()
     if c.n > 1:
         assert 2.0 ** (1 - c.n) <= c.p_signflip <= 1.0
@@ -430,7 +439,8 @@ def test_the_rows_interval_is_scipys_bootstrap_of_the_rows_with_the_seeds_held_f
     a = np.broadcast_to((per_seed >= 0)[:, None, None], (8, 2, 30))
     b = np.broadcast_to((per_seed <= 0)[:, None, None], (8, 2, 30))
     assert rows_interval(a, b) == pytest.approx((per_seed.mean(), per_seed.mean()), abs=1e-12)
-    # Several seeds: the mean of their row differences, the rows drawn once per resample for every seed (paired).
+    # Several seeds: the mean of their row differences, the rows drawn once per resample for every
+    # seed (paired).
     a, b = rng.random((4, 1, 50)) < 0.85, rng.random((4, 1, 50)) < 0.8
     d = (a.astype(float) - b.astype(float))[:, 0, :].mean(axis=0)  # per row, the mean over seeds
     oracle = stats.bootstrap(

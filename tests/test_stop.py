@@ -1,6 +1,7 @@
-"""Stopping the real `lab2 run`: Ctrl-C while the grid trains, SIGTERM while its cells are logged and while the winner
-model is written. Each: the process ends within 10 s with 130 or 143 and one line saying what was kept, nothing
-is left RUNNING, no process it started is left, and the same command afterwards reuses what was kept and completes."""
+"""Stopping the real `lab2 run`: Ctrl-C while the grid trains, SIGTERM while its cells are logged
+and while the winner model is written. Each: the process ends within 10 s with 130 or 143 and one
+line saying what was kept, nothing is left RUNNING, no process it started is left, and the same
+command afterwards reuses what was kept and completes."""
 
 from __future__ import annotations
 
@@ -51,8 +52,9 @@ def _stop(
     to_group: bool,
     api: str | None,
 ) -> str:
-    """Start `lab2 run ARGS`, send `sig` once `ready(db)` holds (to the whole group, as a terminal's Ctrl-C does, or to
-    the process alone, as `kill` does), check the stop; return the output. `api`: as in `start_lab2`."""
+    """Start `lab2 run ARGS`, send `sig` once `ready(db)` holds (to the whole group, as a terminal's
+    Ctrl-C does, or to the process alone, as `kill` does), check the stop; return the output.
+    `api`: as in `start_lab2`."""
     db = tmp_path / "mlflow.db"
     run = start_lab2(tmp_path, "stopped", args, api)
     try:
@@ -101,10 +103,12 @@ def test_ctrl_c_while_the_grid_trains_stops_in_seconds_and_a_rerun_reuses_q1(tmp
             trained_from.append(time.monotonic())
         return bool(trained_from) and time.monotonic() - trained_from[0] > 3
 
-    # A terminal's Ctrl-C after `make run`: the temporary Prefect API lab2 boots is in the group and gets it too.
+    # A terminal's Ctrl-C after `make run`: the temporary Prefect API lab2 boots is in the group and
+    # gets it too.
     text = _stop(tmp_path, TRAINING, training, signal.SIGINT, to_group=True, api=None)
     assert "4 finished runs kept" in text and count_runs(tmp_path / "mlflow.db", "mlp") == 0
-    # Q1's units do not depend on the grid: a rerun with a shorter one (and another Prefect API) still reuses them.
+    # Q1's units do not depend on the grid: a rerun with a shorter one (and another Prefect API)
+    # still reuses them.
     assert "runs: 1 computed, 4 reused" in _rerun_completes(
         tmp_path, [*TRAINING, "--iterations", "200"], prefect_api
     )
@@ -174,7 +178,8 @@ def test_a_run_that_cannot_finish_is_refused_in_under_two_seconds(tmp_path):
 
 
 def test_the_watchdog_ends_a_stop_that_hangs_whichever_handler_runs(tmp_path):
-    # Another SIGTERM handler in place (as Prefect's is while a flow runs), and one that never hands the signal on.
+    # Another SIGTERM handler in place (as Prefect's is while a flow runs), and one that never hands
+    # the signal on.
     hangs = (
         "import signal, time\nfrom lab2.cli.stopping import stop_signals_handled\nwith stop_signals_handled():\n"
         "    signal.signal(signal.SIGTERM, lambda *_: None)\n    print('ready', flush=True)\n    time.sleep(60)\n"

@@ -1,4 +1,5 @@
-"""The grid's shards in Prefect's process pool and on Dask through prefect-dask give exactly the thread runner's results."""
+"""The grid's shards in Prefect's process pool and on Dask through prefect-dask give exactly the
+thread runner's results."""
 
 import pandas as pd
 import pytest

@@ -1,8 +1,10 @@
-"""A team's lab2 on real servers: the stack on PostgreSQL, an external Dask cluster, several users at once.
+"""A team's lab2 on real servers: the stack on PostgreSQL, an external Dask cluster, several users
+at once.
 
-One PostgreSQL cluster of the test's own (Debian's server, initdb into a temporary folder, 127.0.0.1
-on a free port) holds both servers' databases; every check reads MLflow's REST API, and the
-PostgreSQL test also the database itself. Everything started here is stopped when the module ends.
+One PostgreSQL cluster of the test's own (Debian's server, initdb into a temporary folder,
+127.0.0.1 on a free port) holds both servers' databases; every check reads MLflow's REST API, and
+the PostgreSQL test also the database itself. Everything started here is stopped when the module
+ends.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from tests.servers import (
 )
 from tests.test_faults import reference_cells
 
-# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped servers.
+# One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped
+# servers.
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("team")]
 
 GRID = {
@@ -111,7 +114,8 @@ def _run_deployment(config: stack.StackConfig, name: str, parameters: dict) -> d
 
 
 def _database_runs(postgres, experiment: str) -> dict[str, tuple[str, str | None]]:
-    """run id → (status, lab2.step) of every run of `experiment`, read from MLflow's tables in lab2_mlflow."""
+    """run id → (status, lab2.step) of every run of `experiment`, read from MLflow's tables in
+    lab2_mlflow."""
     query = """
         SELECT r.run_uuid, r.status, t.value FROM runs r
         JOIN experiments e ON e.experiment_id = r.experiment_id
@@ -206,7 +210,8 @@ def _wait_all(processes: list[subprocess.Popen], folder: Path, timeout: float = 
 
 
 def _check_users(mlflow_url: str, experiment: str) -> int:
-    """Every unit finished exactly once, nothing left RUNNING, every parent complete; returns the runs checked."""
+    """Every unit finished exactly once, nothing left RUNNING, every parent complete; returns the
+    runs checked."""
     runs = mlflow_runs(mlflow_url, experiment)
     by_status = Counter(r["info"]["status"] for r in runs)
     assert by_status["RUNNING"] == 0, by_status
@@ -369,7 +374,8 @@ def test_a_grid_on_an_external_dask_cluster_gives_the_engines_metrics_exactly(
     assert done.returncode == 0, done.stderr[-3000:]
     # Exactly, float for float, what the batched engine gives here without any runner or tracking.
     assert _cells(config.mlflow_url, "runner-dask") == reference_cells(**DASK_AXES)
-    # The cells were logged on the workers: each cell run's owner (host/pid/start) is a worker process.
+    # The cells were logged on the workers: each cell run's owner (host/pid/start) is a worker
+    # process.
     worker_pids = {
         c.pid
         for w in dask.workers.values()
@@ -466,7 +472,8 @@ def test_a_worker_killed_mid_grid_still_leaves_every_cell_finished_once(config, 
     assert len(cells) == 6 * 2 * 4 and set(identities.values()) == {1}
     runs = mlflow_runs(config.mlflow_url, experiment)
     leftovers = Counter(r["info"]["status"] for r in runs)
-    # A cell run the killed worker had open is marked KILLED when the pipeline closes; nothing is left RUNNING.
+    # A cell run the killed worker had open is marked KILLED when the pipeline closes; nothing is
+    # left RUNNING.
     killed_runs = [r for r in runs if r["info"]["status"] == "KILLED"]
     assert leftovers["RUNNING"] == 0 and all(
         "lab2.stale" in tags_of(r) and tags_of(r)["lab2.step"] == "mlp" for r in killed_runs

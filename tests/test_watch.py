@@ -1,5 +1,5 @@
-"""Since the last run: the causes named from two runs' inputs, and each unit computed again judged against its last
-run, on constructed cases (ties, float rounding and seed noise first)."""
+"""Since the last run: the causes named from two runs' inputs, and each unit computed again judged
+against its last run, on constructed cases (ties, float rounding and seed noise first)."""
 
 import numpy as np
 import pandas as pd

@@ -1,10 +1,12 @@
-"""`pytest -n N --dist loadgroup` that keeps a module's `xdist_group` tests on one worker with this pytest.
+"""`pytest -n N --dist loadgroup` that keeps a module's `xdist_group` tests on one worker with this
+pytest.
 
-pytest-xdist 3.8 groups tests by a `@group` suffix it writes into each test's node id on the worker;
-pytest 9.2 builds node ids another way and the suffix never appears, so every test would be scheduled
-alone and a module's shared servers started once per worker that runs one of its tests. This scheduler
-(chosen in conftest.py) reads the group from the module instead: the `xdist_group` mark in its
-module-level `pytestmark`. Node ids that do carry a suffix are grouped by it, as xdist does.
+pytest-xdist 3.8 groups tests by a `@group` suffix it writes into each test's node id on the
+worker; pytest 9.2 builds node ids another way and the suffix never appears, so every test would
+be scheduled alone and a module's shared servers started once per worker that runs one of its
+tests. This scheduler (chosen in conftest.py) reads the group from the module instead: the
+`xdist_group` mark in its module-level `pytestmark`. Node ids that do carry a suffix are grouped
+by it, as xdist does.
 """
 
 from __future__ import annotations

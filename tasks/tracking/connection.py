@@ -52,7 +52,8 @@ SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACK
 _TRANSIENT = re.compile(
     r"database is locked|Max retries exceeded|Connection refused|Connection aborted|Connection reset"
     r"|Connection broken|IncompleteRead|RemoteDisconnected|timed out|error code 50[234]|TEMPORARILY_UNAVAILABLE"
-    # Two writers inserting one dataset or experiment tag at once; a retry finds (or updates) the row the other wrote.
+    # Two writers inserting one dataset or experiment tag at once; a retry finds (or updates) the
+    # row the other wrote.
     r"|UNIQUE constraint failed: (datasets|experiment_tags)\.|duplicate key value violates unique constraint \"?(dataset|experiment_tag)"
 )
 
@@ -62,7 +63,8 @@ P = ParamSpec("P")
 
 
 class TrackingError(RuntimeError):
-    """MLflow did not answer within the retry window: names the tracking URI and what was not logged."""
+    """MLflow did not answer within the retry window: names the tracking URI and what was not
+    logged."""
 
 
 def tracking_uri() -> str:
@@ -78,7 +80,8 @@ def ui_command(uri: str) -> str:
 
 
 def redact(text: str) -> str:
-    """`text` with URL credentials, secret query values and lab2's secret env values replaced by ***."""
+    """`text` with URL credentials, secret query values and lab2's secret env values replaced by
+    ***."""
     text = re.sub(r"://[^/\s@]+@", "://***@", text)
     text = re.sub(
         r"(?i)\b((?:password|passwd|token|secret|api_key|access_key)=)[^&\s]+", r"\1***", text
@@ -90,7 +93,8 @@ def redact(text: str) -> str:
 
 
 def check_tracking_uri(uri: str) -> None:
-    """Raise InputError unless `uri` has a known scheme and its store can be reached (an http server answers)."""
+    """Raise InputError unless `uri` has a known scheme and its store can be reached (an http server
+    answers)."""
     shown = redact(uri)
     try:
         parts = urlsplit(uri)
@@ -124,8 +128,8 @@ def _check_server(uri: str, shown: str, host: str | None) -> None:
 
 
 def store_exists(uri: str) -> bool:
-    """Whether `uri`'s store holds anything yet: a local one's file or folder is there (a server's always is).
-    Opening a local store creates it."""
+    """Whether `uri`'s store holds anything yet: a local one's file or folder is there (a server's
+    always is). Opening a local store creates it."""
     parts = urlsplit(uri)
     return (
         parts.scheme.split("+")[0] not in ("sqlite", "file")
@@ -238,7 +242,8 @@ def _transient(error: BaseException) -> bool:
 
 @functools.lru_cache(maxsize=8)
 def _client(uri: str) -> MlflowClient:
-    # lab2 retries on its own clock: MLflow's HTTP client fails fast instead of retrying for minutes.
+    # lab2 retries on its own clock: MLflow's HTTP client fails fast instead of retrying for
+    # minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     # MLflow prints "View run … at: URI" per run: noise for a grid, and a leak when the URI holds

@@ -1,5 +1,5 @@
-"""Who owns a run: every run carries its owner process (tag lab2.owner) and is created once, even when a reply is
-lost; a RUNNING run whose owner is gone can be marked KILLED by whoever finds it."""
+"""Who owns a run: every run carries its owner process (tag lab2.owner) and is created once, even
+when a reply is lost; a RUNNING run whose owner is gone can be marked KILLED by whoever finds it."""
 
 from __future__ import annotations
 
@@ -34,12 +34,14 @@ def _mark_stale(run_id: str, reason: str) -> None:
 
 
 def owner() -> str:
-    """This process as host/pid/start time (s since epoch), so a later process can tell if it is gone."""
+    """This process as host/pid/start time (s since epoch), so a later process can tell if it is
+    gone."""
     return owner_of(os.getpid())
 
 
 def owner_alive(tag: str) -> bool:
-    """False only if `tag` names a process of this host that no longer runs (or whose pid was reused)."""
+    """False only if `tag` names a process of this host that no longer runs (or whose pid was
+    reused)."""
     try:
         host, pid_text, _ = tag.rsplit("/", 2)
         pid = int(pid_text)
@@ -58,7 +60,8 @@ def owner_of(pid: int) -> str:
 
 
 def create_run(exp_id: str, run_name: str, tags: Mapping[str, str], what: str) -> str:
-    """Create a run once, even if a retry follows a reply that was lost: a retry first looks for the run's token."""
+    """Create a run once, even if a retry follows a reply that was lost: a retry first looks for the
+    run's token."""
     token = uuid.uuid4().hex
     tags = {**tags, CREATE_TOKEN_TAG: token}
     attempts = 0

@@ -120,8 +120,9 @@ def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecor
 
 
 def environment_tags() -> dict[str, str]:
-    """What produced a run: git commit (inside a checkout), torch/prefect/mlflow versions, and torch's
-    threads when this process computes with torch (a rerun with nothing to do does not load it)."""
+    """What produced a run: git commit (inside a checkout), torch/prefect/mlflow versions, and
+    torch's threads when this process computes with torch (a rerun with nothing to do does not
+    load it)."""
     tags = {f"{ENV_TAG_PREFIX}{name}": version(name) for name in ("torch", "prefect", "mlflow")}
     if torch := sys.modules.get("torch"):
         tags[f"{ENV_TAG_PREFIX}torch_threads"] = str(torch.get_num_threads())
@@ -187,14 +188,16 @@ def _param_value(value: object) -> str:
 def dataset(
     frame: pd.DataFrame, name: str, digest: str, source: str, targets: str
 ) -> PandasDataset:
-    """An MLflow dataset: `frame` (features and targets), named and hashed by lab2, from a CSV path or a loader."""
+    """An MLflow dataset: `frame` (features and targets), named and hashed by lab2, from a CSV path
+    or a loader."""
     origin = source if source.endswith(".csv") else CodeDatasetSource({DATASET_LOADER_KEY: source})
     return mlflow.data.from_pandas(frame, source=origin, targets=targets, name=name, digest=digest)
 
 
 @dataclass(frozen=True)
 class WinnerModel:
-    """The winning cell as a model: what it is, where it was measured, and how to describe its version."""
+    """The winning cell as a model: what it is, where it was measured, and how to describe its
+    version."""
 
     model: Callable[[], torch.nn.Module]  # the cell's model; called only when no logged model is it
     input_example: torch.Tensor
@@ -209,9 +212,10 @@ class WinnerModel:
 
 
 def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tuple[str, str]:
-    """`winner` as logged model `name` in the parent's experiment, linked to the parent run and carrying its
-    cell's metrics: the model an earlier run logged with the same identity and tags, else a new one; a
-    registry version of `name` unless one already holds its identity. Returns the model's URI and its version."""
+    """`winner` as logged model `name` in the parent's experiment, linked to the parent run and
+    carrying its cell's metrics: the model an earlier run logged with the same identity and tags,
+    else a new one; a registry version of `name` unless one already holds its identity. Returns
+    the model's URI and its version."""
     what = f"logged model {name!r} of run {parent_run_id}"
     tags = {**winner.tags, IDENTITY_TAG: winner.identity}
     model_tags = {k: str(v) for k, v in {**tags, DESCRIPTION_TAG: winner.description}.items()}
@@ -226,7 +230,8 @@ def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tupl
 
 
 def _same_model(exp_id: str, name: str, model_tags: Mapping[str, str], what: str) -> str | None:
-    """The id of a READY logged model `name` of the experiment with exactly these tags: the same unit, described alike."""
+    """The id of a READY logged model `name` of the experiment with exactly these tags: the same
+    unit, described alike."""
     query = f"name = '{name}' AND tags.`{IDENTITY_TAG}` = '{model_tags[IDENTITY_TAG]}'"
     found = retrying(
         what, lambda: client().search_logged_models(experiment_ids=[exp_id], filter_string=query)
@@ -248,8 +253,9 @@ def _new_model(
     model_tags: Mapping[str, str],
     what: str,
 ) -> str:
-    """A new logged model of the winner: its weights, signature and requirements, its cell's metrics.
-    Built before the model is created, and deleted again if writing it fails: no model is left half-written."""
+    """A new logged model of the winner: its weights, signature and requirements, its cell's
+    metrics. Built before the model is created, and deleted again if writing it fails: no model
+    is left half-written."""
     import mlflow.pytorch
     import torch
     from mlflow.models import infer_signature
@@ -284,8 +290,8 @@ def _new_model(
         )
         _link_cell_metrics(winner, model.model_id, what)
     except BaseException:
-        # Also a model whose creation was cut short (a stop) before its id came back; if MLflow is gone, it stays
-        # PENDING, and lab2 never reuses a model that is not READY.
+        # Also a model whose creation was cut short (a stop) before its id came back; if MLflow is
+        # gone, it stays PENDING, and lab2 never reuses a model that is not READY.
         with suppress(TrackingError, MlflowException):
             _delete_pending_models(exp_id, name, parent_run_id)
         raise
@@ -301,7 +307,8 @@ def _delete_pending_models(exp_id: str, name: str, parent_run_id: str) -> None:
 
 
 def _link_cell_metrics(winner: WinnerModel, model_id: str, what: str) -> None:
-    """The cell's final metrics, logged again unchanged with the model's id and the data each was measured on."""
+    """The cell's final metrics, logged again unchanged with the model's id and the data each was
+    measured on."""
     cell = retrying(what, lambda: client().get_run(winner.cell_run_id)).data.metrics
     linked = []
     for key in sorted(cell):
@@ -330,7 +337,8 @@ def _final_metric(run_id: str, key: str) -> Metric:
 def _register_once(
     name: str, model_id: str, run_id: str, winner: WinnerModel, tags: Mapping[str, str]
 ) -> str:
-    """A new version of registered model `name` for the model, unless a version already carries its identity."""
+    """A new version of registered model `name` for the model, unless a version already carries its
+    identity."""
     what = f"registered model {name!r}"
     existing = retrying(
         what,
@@ -375,7 +383,8 @@ def _register_once(
 
 
 def log_pngs(run_id: str, pngs: Mapping[str, bytes], folder: str | None = FIGURES_FOLDER) -> None:
-    """Images already drawn, as `folder/NAME.png` artifacts of the run (NAME.png with no folder), in one upload."""
+    """Images already drawn, as `folder/NAME.png` artifacts of the run (NAME.png with no folder), in
+    one upload."""
     with tempfile.TemporaryDirectory(prefix="lab2-figures-") as local:
         for name, png in pngs.items():
             Path(local, figure_path(name, None)).write_bytes(png)
@@ -401,7 +410,8 @@ def copy_artifact(source_run_id: str, path: str, target_run_id: str) -> None:
 
 
 def set_description(run_id: str, markdown: str) -> None:
-    """The run page's Description; one longer than a tag holds is cut at a paragraph, whole in description.md."""
+    """The run page's Description; one longer than a tag holds is cut at a paragraph, whole in
+    description.md."""
     if len(markdown) > MAX_TAG_VAL_LENGTH:
         log_text(run_id, markdown, DESCRIPTION_MD)
         note = f"\n\n(Cut at MLflow's tag length; the whole description is the artifact `{DESCRIPTION_MD}`.)"
