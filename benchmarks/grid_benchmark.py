@@ -69,10 +69,12 @@ def main() -> None:
     os.chdir(store)
     _warm_up_pipeline()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread; {os.cpu_count()} cores; median of {args.repeats}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread; {os.cpu_count()} "
+        f"cores; median of {args.repeats}"
     )
     print(
-        f"{'grid':<6} {'cells':>5} {'mode':<26} {'median s':>9} {'runs s':>24} {'peak MB':>8} {'ratio':>7}"
+        f"{'grid':<6} {'cells':>5} {'mode':<26} {'median s':>9} {'runs s':>24} {'peak MB':>8} "
+        f"{'ratio':>7}"
     )
     for name in args.grids:
         lrs, iterations, seeds = GRIDS[name]
@@ -96,7 +98,10 @@ def main() -> None:
             runs = ", ".join(f"{t.seconds:.2f}" for t in timings)
             peak = max(t.peak_mb for t in timings)
             print(
-                f"{name:<6} {n_cells:>5} {mode:<26} {median:>9.2f} {runs:>24} {peak:>8.0f} {median / baseline:>7.3f}",
+                (
+                    f"{name:<6} {n_cells:>5} {mode:<26} {median:>9.2f} {runs:>24} {peak:>8.0f} "
+                    f"{median / baseline:>7.3f}"
+                ),
                 flush=True,
             )
 

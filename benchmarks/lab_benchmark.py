@@ -63,7 +63,8 @@ NOISE = re.compile(
 # Prefect's log lines: "14:11:11.351 | INFO    | Task run 'compare_over_seeds-1a6' - Finished in
 # state Completed()"
 EVENT = re.compile(
-    r"^(\d\d:\d\d:\d\d\.\d+) \| \w+ +\| (Task|Flow) run '([^']+)' - (Beginning (?:sub)?flow run .* for flow '([^']+)'|Finished in state)"
+    r"^(\d\d:\d\d:\d\d\.\d+) \| \w+ +\| (Task|Flow) run '([^']+)' - (Beginning (?:sub)?flow "
+    r"run .* for flow '([^']+)'|Finished in state)"
 )
 
 
@@ -84,7 +85,8 @@ def main() -> None:
             print(f"  {mode}: {seconds:.1f} s", flush=True)
     median = {mode: statistics.median(values) for mode, values in times.items()}
     print(
-        f"\n{os.cpu_count()} cores; median of {args.repeats}; each a fresh process in a fresh directory\n"
+        f"\n{os.cpu_count()} cores; median of {args.repeats}; each a fresh process in a fresh "
+        "directory\n"
     )
     print(f"{'what':<56} {'median s':>9}  runs")
     for mode, values in times.items():
@@ -100,14 +102,17 @@ def main() -> None:
         print(f"d/e = {d / e:.2f} (target ≤ 0.6)")
     if args.sweep:
         print(
-            f"d − f = {d - median['f MLflow alone: the sweep’s 1,000 cell runs, written']:.1f} s: the tracked sweep beyond its runs' writes"
+            "d − f = "
+            f"{d - median['f MLflow alone: the sweep’s 1,000 cell runs, written']:.1f} s: the "
+            "tracked sweep beyond its runs' writes"
         )
     print(
         f"ERROR/WARNING lines in lab2 run's output: {len(noise)}"
         + "".join(f"\n  {line}" for line in noise[:10])
     )
     print(
-        "\nWhere a cold lab2 run's time goes (one more cold run, --verbose; seconds from the event before):"
+        "\nWhere a cold lab2 run's time goes (one more cold run, --verbose; seconds from the "
+        "event before):"
     )
     for stage, seconds in _breakdown(env):
         print(f"  {stage:<44} {seconds:>5.1f}")

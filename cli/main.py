@@ -103,7 +103,10 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar=("GROUP_A", "GROUP_B"),
         default=[],
-        help='compare two groups of one run, e.g. --pair "lr=0.1 it=1000" "lr=0.01 it=1000" (it= or iterations=; repeatable)',
+        help=(
+            'compare two groups of one run, e.g. --pair "lr=0.1 it=1000" "lr=0.01 it=1000" (it= '
+            "or iterations=; repeatable)"
+        ),
     )
     compare.add_argument(
         "--metric",
@@ -134,7 +137,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--reproduce",
         action="store_true",
-        help="instead, recompute the report's numbers outside any run, over --seeds on --dataset, and print them",
+        help=(
+            "instead, recompute the report's numbers outside any run, over --seeds on --dataset, "
+            "and print them"
+        ),
     )
     report.add_argument(
         "--seeds",
@@ -177,7 +183,8 @@ def _run(args: argparse.Namespace) -> int:
         return _bad_input("run", [str(error)])
     if cost.seconds > LONG_RUN_SECONDS:
         print(
-            f"lab2: this run is expected to take about {render.duration(cost.seconds)} here; Ctrl-C stops it and keeps every "
+            f"lab2: this run is expected to take about {render.duration(cost.seconds)} here; "
+            "Ctrl-C stops it and keeps every "
             "finished run",
             flush=True,
         )
@@ -261,7 +268,10 @@ def _announce_store(experiment: str) -> None:
 
 def _tracking_failed(error: Exception) -> int:
     print(
-        f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: finished runs are reused.",
+        (
+            f"lab2 run: tracking failed: {error}\nRun the same command again once MLflow answers: "
+            "finished runs are reused."
+        ),
         file=sys.stderr,
     )
     return EXIT_TRACKING_FAILED
@@ -369,7 +379,8 @@ def _report(args: argparse.Namespace) -> int:
     (out / REPORT_MARKDOWN).write_text(report.markdown)
     (out / REPORT_HTML).write_text(report.html)
     print(
-        f"The lab's report from run {report.run_id}:\n  {(out / REPORT_MARKDOWN).resolve()}\n  {(out / REPORT_HTML).resolve()}"
+        f"The lab's report from run {report.run_id}:\n  {(out / REPORT_MARKDOWN).resolve()}\n  "
+        f"{(out / REPORT_HTML).resolve()}"
     )
     return 0
 
@@ -401,7 +412,8 @@ def _reproduce_report(args: argparse.Namespace) -> int:
     if problems:
         return _bad_input("report", problems)
     print(
-        f"The report's numbers beside lab2's over seeds {render.flat(args.seeds)} on {args.dataset}:"
+        f"The report's numbers beside lab2's over seeds {render.flat(args.seeds)} on "
+        f"{args.dataset}:"
     )
     print("(seed-report follows the report's procedure; held-out is lab2's recipe)\n")
     print(
@@ -410,7 +422,8 @@ def _reproduce_report(args: argparse.Namespace) -> int:
         )
     )
     print(
-        f"\nlab2: mean ± sd [min, max] over seeds, and the 95% CI of the seed summary: {INTERVAL_KIND}."
+        "\nlab2: mean ± sd [min, max] over seeds, and the 95% CI of the seed summary: "
+        f"{INTERVAL_KIND}."
     )
     return 0
 

@@ -46,7 +46,8 @@ class TemporaryAPI:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"the temporary Prefect API at {self.url} exited with status {self.process.returncode}"
+                    f"the temporary Prefect API at {self.url} exited with status "
+                    f"{self.process.returncode}"
                 )
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:

@@ -105,7 +105,10 @@ class _PlainLines(logging.Handler):
             record.trained + record.logged,
             2 * record.cells,
         )
-        line = f"lab2: cells trained {record.trained}/{record.cells}, logged {record.logged}/{record.cells}, {duration(elapsed)}"
+        line = (
+            f"lab2: cells trained {record.trained}/{record.cells}, logged "
+            f"{record.logged}/{record.cells}, {duration(elapsed)}"
+        )
         if done < todo and done > self.first_done:
             line += f", about {duration(elapsed * (todo - done) / (done - self.first_done))} left"
         print(line, file=self.stream, flush=True)

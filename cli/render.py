@@ -97,7 +97,8 @@ def results(result: Lab2Result) -> str:
         lines += ["Q2 MLP grid (accuracy 0–1):", fitted(cells)]
     else:
         lines.append(
-            f"Q2 MLP grid: {len(cells)} cells, each in mlp_cells.csv on the parent run and as a child run"
+            f"Q2 MLP grid: {len(cells)} cells, each in mlp_cells.csv on the parent run and as "
+            "a child run"
         )
     lines.append(seeds(result.seeds))
     diverged = result.cells[result.cells["diverged"]]
@@ -107,7 +108,10 @@ def results(result: Lab2Result) -> str:
         )
         lines.append(
             wrapped(
-                f"diverged: {len(diverged)} of {len(result.cells)} cells (loss not finite; tag lab2.diverged=true): {which}",
+                (
+                    f"diverged: {len(diverged)} of {len(result.cells)} cells (loss not finite; "
+                    f"tag lab2.diverged=true): {which}"
+                ),
                 "",
                 "  ",
             )
@@ -118,7 +122,10 @@ def results(result: Lab2Result) -> str:
 def rerun(done: Rerun, uri: str) -> str:
     """`lab2 run` with nothing to do: the results the run it copied printed, its units, the verdict
     since the last run, the MLflow link."""
-    said = f"0 computed, {done.units} reused: every unit and result of run {done.rerun_of} (same parameters, data, code and packages)"
+    said = (
+        f"0 computed, {done.units} reused: every unit and result of run {done.rerun_of} (same "
+        "parameters, data, code and packages)"
+    )
     return "\n".join(
         [
             done.terminal,
@@ -233,11 +240,16 @@ def pairs(compared: pd.DataFrame) -> str:
     ]
     shown.insert(0, "#", range(1, len(shown) + 1))
     legend = (
-        "[low, high]: unadjusted 95% t interval (each verdict quotes its Holm step's); p_t: paired t-test; p_holm: "
-        f"Holm over the grid's {compared['family'].iloc[0]} comparisons; P(A>B): share of seeds where A is higher "
-        "(ties half); seeds_80%: for a row not yet significant, seeds for 80% power at α/m if the true difference were "
-        f"the one seen (over the sd's 95% interval). In seed_pairs.csv: the sign-flip test, and the seeds for a difference "
-        f"of {compared['min_effect'].iloc[0]:g} (seeds_needed_min_effect) and for a 95% interval of that half-width."
+        "[low, high]: unadjusted 95% t interval (each verdict quotes its Holm step's); p_t: "
+        "paired t-test; p_holm: "
+        f"Holm over the grid's {compared['family'].iloc[0]} comparisons; P(A>B): share of "
+        "seeds where A is higher "
+        "(ties half); seeds_80%: for a row not yet significant, seeds for 80% power at α/m if "
+        "the true difference were "
+        "the one seen (over the sd's 95% interval). In seed_pairs.csv: the sign-flip test, "
+        "and the seeds for a difference "
+        f"of {compared['min_effect'].iloc[0]:g} (seeds_needed_min_effect) and for a 95% "
+        "interval of that half-width."
     )
     caveats = {
         floor_caveat(r.n, r.p_signflip_min)
@@ -264,8 +276,10 @@ def pairs(compared: pd.DataFrame) -> str:
         held = compared["p_holm"].map(significant).sum()
         notes.append(
             wrapped(
-                f"Shown: the {len(rows)} of {len(compared)} comparisons with the smallest Holm p, neighbours "
-                f"first ({held} significant in all); seed_pairs.csv and seed_summary.html hold every one."
+                f"Shown: the {len(rows)} of {len(compared)} comparisons with the smallest "
+                "Holm p, neighbours "
+                f"first ({held} significant in all); seed_pairs.csv and seed_summary.html "
+                "hold every one."
             )
         )
     return "\n".join([table(shown.iloc[rows]), wrapped(legend), *notes, "Verdicts:", *verdicts])

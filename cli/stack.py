@@ -61,7 +61,8 @@ def up(config: StackConfig) -> dict[str, dict]:
     recorded = read_settings(config.data_dir).get("backend")
     if len(state) < len(SERVICES) and state and recorded != config.backend:
         raise InputError(
-            f"the stack in {config.data_dir} runs on {recorded}, not {config.backend}; give the same --postgres "
+            f"the stack in {config.data_dir} runs on {recorded}, not {config.backend}; give "
+            "the same --postgres "
             "(its password is not stored), or `lab2 stack down` first"
         )
     if config.postgres and len(state) < len(SERVICES):
@@ -180,7 +181,10 @@ def describe(config: StackConfig, state: Mapping[str, dict]) -> str:
         "backend", config.backend
     )  # as started, also when asked without --postgres
     lines = [
-        f"lab2 stack in {config.data_dir} (store: {backend}; auth: {'on' if config.auth else 'off, 127.0.0.1 only'})"
+        (
+            f"lab2 stack in {config.data_dir} (store: {backend}; auth: "
+            f"{'on' if config.auth else 'off, 127.0.0.1 only'})"
+        )
     ]
     for name in SERVICES:
         if (entry := state.get(name)) is None:

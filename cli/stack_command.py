@@ -47,19 +47,23 @@ def add_stack_parser(commands: argparse._SubParsersAction) -> None:
                 "--alert-webhook",
                 metavar="URL",
                 help="also create the automation of automations.yaml: when a run's numbers changed "
-                "since the last run with its parameters (event lab2.watch.changed), Prefect POSTs to this http(s) URL",
+                "since the last run with its parameters (event lab2.watch.changed), Prefect "
+                "POSTs to this http(s) URL",
             )
         if name == "up":
             action.add_argument(
                 "--host",
-                help="address to listen on (default: $LAB2_HOST or 127.0.0.1); any other turns authentication on, "
-                "with MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD and PREFECT_API_AUTH_STRING from the environment",
+                help="address to listen on (default: $LAB2_HOST or 127.0.0.1); any other turns "
+                "authentication on, "
+                "with MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD and "
+                "PREFECT_API_AUTH_STRING from the environment",
             )
             action.add_argument(
                 "--postgres",
                 metavar="URL",
                 help="PostgreSQL server postgresql://USER:PASSWORD@HOST:PORT for both servers "
-                "(databases lab2_mlflow, lab2_prefect; default: $LAB2_POSTGRES_URL, else SQLite in the data directory)",
+                "(databases lab2_mlflow, lab2_prefect; default: $LAB2_POSTGRES_URL, else "
+                "SQLite in the data directory)",
             )
 
 
@@ -90,7 +94,8 @@ def _stack_up(stack: ModuleType, config: StackConfig, args: argparse.Namespace) 
 def _stack_down(stack: ModuleType, config: StackConfig, args: argparse.Namespace) -> int:
     stopped = stack.down(config)
     print(
-        f"lab2 stack: stopped {', '.join(stopped) if stopped else f'nothing (none running in {config.data_dir})'}"
+        "lab2 stack: stopped "
+        f"{', '.join(stopped) if stopped else f'nothing (none running in {config.data_dir})'}"
     )
     return 0
 
@@ -99,13 +104,19 @@ def _stack_status(stack: ModuleType, config: StackConfig, args: argparse.Namespa
     report = stack.status(config)
     if not report:
         print(
-            f"lab2 stack status: no stack recorded in {config.data_dir}; start one with `lab2 stack up --data-dir {config.data_dir}`",
+            (
+                f"lab2 stack status: no stack recorded in {config.data_dir}; start one with `lab2 "
+                f"stack up --data-dir {config.data_dir}`"
+            ),
             file=sys.stderr,
         )
         return 3
     print(stack.describe(config, {k: v for k, v in report.items() if v["running"]}))
     problems = [
-        f"{name}: not answering at {entry.get('url', 'pool ' + stack.POOL)}; see {entry['log']}, then `lab2 stack up --data-dir {config.data_dir}`"
+        (
+            f"{name}: not answering at {entry.get('url', 'pool ' + stack.POOL)}; see "
+            f"{entry['log']}, then `lab2 stack up --data-dir {config.data_dir}`"
+        )
         for name, entry in report.items()
         if not entry["healthy"]
     ]
@@ -113,7 +124,8 @@ def _stack_status(stack: ModuleType, config: StackConfig, args: argparse.Namespa
     problems += stack.unanswered(exported)
     for name, url in exported.items():
         print(
-            f"exported {name}={stack.redact_password(url)} (not the stack's {config.client_env()[name]})"
+            f"exported {name}={stack.redact_password(url)} (not the stack's "
+            f"{config.client_env()[name]})"
         )
     if problems:
         print("\n".join(problems), file=sys.stderr)
@@ -130,7 +142,8 @@ def _stack_deploy(stack: ModuleType, config: StackConfig, args: argparse.Namespa
         return done.returncode
     name = stack.deploy_alert(config, Path.cwd(), alert_webhook)
     print(
-        f"Automation {name!r}: on event lab2.watch.changed, POST to {stack.redact_password(alert_webhook)}"
+        f"Automation {name!r}: on event lab2.watch.changed, POST to "
+        f"{stack.redact_password(alert_webhook)}"
     )
     return 0
 
@@ -142,7 +155,8 @@ def check_webhook_url(url: str) -> None:
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise InputError(
-            f"--alert-webhook {url}: allowed is an http:// or https:// URL with a host, e.g. https://hooks.example.org/lab2"
+            f"--alert-webhook {url}: allowed is an http:// or https:// URL with a host, e.g. "
+            "https://hooks.example.org/lab2"
         )
 
 

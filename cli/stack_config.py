@@ -136,7 +136,8 @@ def check_config(config: StackConfig) -> None:
             raise InputError(f"--postgres {shown}: expected postgresql://USER:PASSWORD@HOST:PORT")
         if parts.path.strip("/"):
             raise InputError(
-                f"--postgres {shown}: name the server only, no database; lab2 uses {' and '.join(DATABASES.values())}"
+                f"--postgres {shown}: name the server only, no database; lab2 uses "
+                f"{' and '.join(DATABASES.values())}"
             )
     missing = [name for name in CREDENTIAL_ENV if not os.environ.get(name)]
     if config.auth and missing:
@@ -160,7 +161,8 @@ def _check_credentials(mlflow_password: str, prefect_auth: str) -> None:
         _validate_password(mlflow_password)
     except MlflowException as error:
         raise InputError(
-            f"MLFLOW_TRACKING_PASSWORD ({len(mlflow_password)} characters) is refused by MLflow: {error.message}"
+            f"MLFLOW_TRACKING_PASSWORD ({len(mlflow_password)} characters) is refused by "
+            f"MLflow: {error.message}"
         ) from None
     user, colon, password = prefect_auth.partition(":")
     if not (user and colon and password):

@@ -166,7 +166,8 @@ def create_databases(server: str) -> None:
     except sqlalchemy.exc.SQLAlchemyError as error:
         reason = redact_password(str(getattr(error, "orig", error))).strip().splitlines()[0]
         raise StackError(
-            f"PostgreSQL at {redact_password(server)}: {reason}; check the URL, the server and the account"
+            f"PostgreSQL at {redact_password(server)}: {reason}; check the URL, the server "
+            "and the account"
         ) from None
     finally:
         engine.dispose()
@@ -177,7 +178,8 @@ def start(service: Service, config: StackConfig) -> dict:
     stack.json entry."""
     if service.port and not _port_free(config.host, service.port):
         raise StackError(
-            f"{service.name}: port {config.host}:{service.port} is taken by another process; choose another port"
+            f"{service.name}: port {config.host}:{service.port} is taken by another process; "
+            "choose another port"
         )
     log = config.log_dir / f"{service.name}.log"
     with log.open("ab") as out:
@@ -212,7 +214,8 @@ def wait_ready(service: Service, pid: int, config: StackConfig) -> None:
             )
         time.sleep(0.5)
     raise StackError(
-        f"{service.name} not ready after {config.timeout:.0f} s; see {config.log_dir / service.name}.log"
+        f"{service.name} not ready after {config.timeout:.0f} s; see "
+        f"{config.log_dir / service.name}.log"
     )
 
 
@@ -243,7 +246,11 @@ def unanswered(urls: Mapping[str, str]) -> list[str]:
         if url.startswith(("http://", "https://"))
     }  # not a local MLflow store
     return [
-        f"{name}={redact_password(urls[name])}: no server answers at {redact_password(check)}; start the stack (lab2 stack up) or export the right {name}"
+        (
+            f"{name}={redact_password(urls[name])}: no server answers at "
+            f"{redact_password(check)}; start the stack (lab2 stack up) or export the right "
+            f"{name}"
+        )
         for name, check in health.items()
         if not answers(check)
     ]

@@ -113,9 +113,15 @@ def stopped_message(experiment: str) -> str:
     name = signal.Signals(stop_signal() or signal.SIGINT).name
     kept = _finished_children(experiment)
     if kept is None:
-        return f"lab2 run: stopped ({name}) before any run finished; run the same command again to start."
+        return (
+            f"lab2 run: stopped ({name}) before any run finished; run the same command again to "
+            "start."
+        )
     runs = "run" if kept == 1 else "runs"
-    return f"lab2 run: stopped ({name}): {kept} finished {runs} kept, parent KILLED; rerun the same command to go on."
+    return (
+        f"lab2 run: stopped ({name}): {kept} finished {runs} kept, parent KILLED; rerun the same "
+        "command to go on."
+    )
 
 
 def _finished_children(experiment: str) -> int | None:

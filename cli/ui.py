@@ -81,7 +81,8 @@ def _ui(args: argparse.Namespace) -> int:
         return 2
     if uri.startswith(("http://", "https://")):
         print(
-            f"lab2 ui: {experiment!r} on the MLflow server {redact(uri)}:\n  {redact(uri).rstrip('/')}/{route}"
+            f"lab2 ui: {experiment!r} on the MLflow server {redact(uri)}:\n  "
+            f"{redact(uri).rstrip('/')}/{route}"
         )
         return 0
     return _serve(uri, args.port or _free_port(), route, redact(uri))

@@ -184,7 +184,10 @@ def overfits_at_lr(cells: pd.DataFrame, lr: float = OVERFITTING_LR) -> Finding:
             & (group["train_accuracy"] <= at["train_accuracy"] + TIE)
         ]
         signs += [
-            f"{iterations} iterations: validation {at['val_accuracy']:.2f} against {v:.2f} at lr {k:g}"
+            (
+                f"{iterations} iterations: validation {at['val_accuracy']:.2f} against {v:.2f} at "
+                f"lr {k:g}"
+            )
             for k, v in smaller["val_accuracy"].items()
         ]
     if signs:
@@ -200,7 +203,10 @@ def best_is(cells: pd.DataFrame, group: tuple[float, int] = BEST) -> Finding:
     best = means.max()
     tied = [f"lr {lr:g} × {iterations}" for (lr, iterations), v in means.items() if v >= best - TIE]
     mine = means.get(group, np.nan)
-    said = f"lr {group[0]:g} × {group[1]}: mean validation {mine:.3f}; best {best:.3f} ({', '.join(tied)})"
+    said = (
+        f"lr {group[0]:g} × {group[1]}: mean validation {mine:.3f}; best {best:.3f} "
+        f"({', '.join(tied)})"
+    )
     return Finding(bool(mine >= best - TIE), said)
 
 
@@ -209,7 +215,8 @@ def reach_99(cells: pd.DataFrame, group: tuple[float, int] = BEST) -> Finding:
     lowest = rows[list(ACCURACIES)].min()
     return Finding(
         bool((lowest >= 0.99 - TIE).all()) and len(rows) > 0,
-        f"lowest over seeds at lr {group[0]:g} × {group[1]}: training {lowest['train_accuracy']:.2f}, "
+        f"lowest over seeds at lr {group[0]:g} × {group[1]}: training "
+        f"{lowest['train_accuracy']:.2f}, "
         f"validation {lowest['val_accuracy']:.2f}",
     )
 
@@ -238,7 +245,8 @@ def same_plane_other_axes(factorisation: pd.DataFrame) -> Finding:
     same_plane, turned = max(planes) < SAME_PLANE_DEG, max(axes) >= SAME_PLANE_DEG
     said = (
         f"U's columns differ by {', '.join(f'{a:.0f}°' for a in axes)}; the planes they span by "
-        f"{', '.join(f'{a:.2g}°' for a in planes)}: the same groups, seen along other axes of one plane"
+        f"{', '.join(f'{a:.2g}°' for a in planes)}: the same groups, seen along other axes of "
+        "one plane"
     )
     return Finding(same_plane and turned, said)
 

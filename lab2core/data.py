@@ -28,7 +28,10 @@ class DataError(InputError):
     """A dataset that cannot be used: says what is wrong and what is allowed."""
 
 
-CSV_FORM = "expected a CSV with a header row, numeric feature columns and a label column (default: the last)"
+CSV_FORM = (
+    "expected a CSV with a header row, numeric feature columns and a label column (default: the "
+    "last)"
+)
 MIN_ROWS = 3
 
 
@@ -138,7 +141,8 @@ def load_csv_dataset(path: Path, label_column: str | None = None) -> Dataset:
     if not torch.isfinite(values).all():
         bad_rows = (~torch.isfinite(values)).any(dim=1).nonzero().flatten()[:5].tolist()
         raise DataError(
-            f"{path}: features hold NaN, inf or empty cells (first data rows: {bad_rows}); every feature must be a finite number"
+            f"{path}: features hold NaN, inf or empty cells (first data rows: {bad_rows}); "
+            "every feature must be a finite number"
         )
     if frame[label].isna().any():
         raise DataError(f"{path}: label column {label!r} has empty cells; every row needs a label")
@@ -166,7 +170,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: the file is empty; {CSV_FORM}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
         raise DataError(
-            f"{path}: not a readable CSV ({error}); {CSV_FORM}, the same number of fields on every line"
+            f"{path}: not a readable CSV ({error}); {CSV_FORM}, the same number of fields on "
+            "every line"
         ) from None
     if frame.empty:
         raise DataError(
@@ -205,7 +210,8 @@ def split_rows(
     n_train = round(n_rows * train_fraction)
     if n_rows < MIN_ROWS or n_train >= n_rows:
         raise DataError(
-            f"{n_rows} rows cannot be split into training and validation parts: at least {MIN_ROWS} rows are needed"
+            f"{n_rows} rows cannot be split into training and validation parts: at least "
+            f"{MIN_ROWS} rows are needed"
         )
     return Split(train=perm[:n_train], val=perm[n_train:])
 
@@ -225,7 +231,8 @@ def check_split_classes(
     if rare:
         which = ", ".join(f"{name!r} has {n} row{'s' * (n != 1)}" for name, n in rare)
         raise DataError(
-            f"class {which}; every class needs at least 2 rows, one to train on and one to validate (rows per class: {per_class})"
+            f"class {which}; every class needs at least 2 rows, one to train on and one to "
+            f"validate (rows per class: {per_class})"
         )
     if not need_all_in_training:
         return
@@ -234,7 +241,8 @@ def check_split_classes(
     if missing:
         which = ", ".join(f"{name!r} (0 of its {n} rows)" for name, n in missing)
         raise DataError(
-            f"split seed {split_seed} leaves class {which} out of the {len(split.train)} training rows, so the model never sees it; "
+            f"split seed {split_seed} leaves class {which} out of the {len(split.train)} "
+            "training rows, so the model never sees it; "
             f"choose another split seed or add rows of that class (rows per class: {per_class})"
         )
 

@@ -11,7 +11,10 @@ from lab2.core.seeds import CELL_KEYS, METRICS, SeedComparison, group_columns, s
 from lab2.core.stats import INTERVAL_KIND
 from lab2.core.verdicts import number_format
 
-GROUP_BY_HINT = "In the runs table, **Group by → Tags → `lab2.group`** folds each cell's seeds into one row (mean of each metric)."
+GROUP_BY_HINT = (
+    "In the runs table, **Group by → Tags → `lab2.group`** folds each cell's seeds into one row "
+    "(mean of each metric)."
+)
 PAIRS_SHOWN = 5  # the description shows the first comparisons; seed_pairs.csv holds every one
 GROUPS_SHOWN = 12  # a larger grid's table shows its best groups; seed_summary.csv holds every one
 HOW_IT_RAN = "**How it ran**"  # the description's last section: where, and what it reused
@@ -42,7 +45,10 @@ def cell_description(
 ) -> str:
     """One line on an `mlp` run."""
     if diverged:
-        return f"MLP cell lr {lr:g}, {iterations} full-batch steps, init seed {seed}: **diverged** (loss not finite)."
+        return (
+            f"MLP cell lr {lr:g}, {iterations} full-batch steps, init seed {seed}: **diverged** "
+            "(loss not finite)."
+        )
     return (
         f"MLP cell lr {lr:g}, {iterations} full-batch steps, init seed {seed}: "
         f"validation accuracy {val_accuracy:.1%}, training {train_accuracy:.1%}."
@@ -61,7 +67,10 @@ def factorisation_description(step: str, matrix: str, rank: int, loss: float) ->
 
 def group_result(best: Mapping[str, object]) -> str:
     """A group's validation accuracy over its seeds: "val accuracy 0.953 ± 0.012 over 3 seeds"."""
-    return f"val accuracy {best['val_accuracy_mean']:.3f} ± {best['val_accuracy_std']:.3f} over {int(best['val_accuracy_n'])} seeds"
+    return (
+        f"val accuracy {best['val_accuracy_mean']:.3f} ± {best['val_accuracy_std']:.3f} over "
+        f"{int(best['val_accuracy_n'])} seeds"
+    )
 
 
 def winner_description(
@@ -69,7 +78,8 @@ def winner_description(
 ) -> str:
     """The winner model's description: its group, its seed and its own validation accuracy."""
     return (
-        f"lab2's MLP, the grid's best group lr={lr:g}, {iterations} iterations ({group}); this is its seed-{seed} model, "
+        f"lab2's MLP, the grid's best group lr={lr:g}, {iterations} iterations ({group}); "
+        f"this is its seed-{seed} model, "
         f"validation accuracy {val_accuracy:.1%}. Input: the scaled features; output: logits."
     )
 
@@ -84,9 +94,9 @@ def seed_table_markdown(seeds: SeedComparison) -> str:
     if len(summary) > GROUPS_SHOWN:
         summary = summary.nlargest(GROUPS_SHOWN, "val_accuracy_mean", keep="first")
         header = (
-            f"The {GROUPS_SHOWN} best of {len(seeds.summary)} groups by mean val accuracy (every group in `seed_summary.csv`):\n\n"
-            + header
-        )
+            f"The {GROUPS_SHOWN} best of {len(seeds.summary)} groups by mean val accuracy "
+            "(every group in `seed_summary.csv`):\n\n"
+        ) + header
     rows = []
     for row in summary.to_dict(orient="records"):
         cells = [f"{row['lr']:g}", str(row["iterations"]), str(int(row["val_accuracy_n"]))]
@@ -122,7 +132,8 @@ def pipeline_description(
             else ""
         )
         parts.append(
-            f"**Best group: {best_label(seeds)}** (highest mean validation accuracy; ties go to fewer iterations).{model}"
+            f"**Best group: {best_label(seeds)}** (highest mean validation accuracy; ties go "
+            f"to fewer iterations).{model}"
         )
     parts.append("**lab2** ran " + " ".join(what_ran))
     if seeds is not None:
@@ -133,7 +144,10 @@ def pipeline_description(
         )
         if len(seeds.pairs):
             parts.append(
-                "Paired comparisons of val accuracy, A − B seed by seed (all of them in `seed_pairs.csv`):\n\n"
+                (
+                    "Paired comparisons of val accuracy, A − B seed by seed (all of them in "
+                    "`seed_pairs.csv`):\n\n"
+                )
                 + pairs_markdown(seeds.pairs, limit=PAIRS_SHOWN)
             )
     if factorisation is not None and len(factorisation):
@@ -142,7 +156,10 @@ def pipeline_description(
             for r in factorisation.itertuples()
         ]
         parts.append(
-            "Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | truncated SVD |\n|---|---|---|\n"
+            (
+                "Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | "
+                "truncated SVD |\n|---|---|---|\n"
+            )
             + "\n".join(rows)
         )
     return under_since_last_run(
@@ -167,7 +184,8 @@ def how_it_ran(
     parts = [HOW_IT_RAN]
     if rerun_of:
         parts.append(
-            f"Nothing was computed: the same parameters, data, code and packages as run [{rerun_of[0]}]({rerun_of[1]}), "
+            "Nothing was computed: the same parameters, data, code and packages as run "
+            f"[{rerun_of[0]}]({rerun_of[1]}), "
             "whose results and files are copied here."
         )
     if flow_run_url:
@@ -203,7 +221,10 @@ def grid_sentence(
     split_seeds: Sequence[int] = (0,),
 ) -> str:
     """What the Q2 grid ran, in one sentence."""
-    axes = f"lr ∈ {{{', '.join(f'{v:g}' for v in lrs)}}} × iterations ∈ {{{', '.join(map(str, iterations))}}} × seeds {{{', '.join(map(str, seeds))}}}"
+    axes = (
+        f"lr ∈ {{{', '.join(f'{v:g}' for v in lrs)}}} × iterations ∈ "
+        f"{{{', '.join(map(str, iterations))}}} × seeds {{{', '.join(map(str, seeds))}}}"
+    )
     if len(split_seeds) > 1:
         axes += f" × split seeds {{{', '.join(map(str, split_seeds))}}}"
     how = ", ".join(
@@ -216,13 +237,19 @@ def grid_sentence(
 def factorisation_sentence(matrices: Sequence[str], rank: int, lr: float, epochs: int) -> str:
     """What Q1 ran, in one sentence."""
     names = " and ".join(f"`{m}`" for m in matrices)
-    return f"Q1, rank-{rank} factorisation of {names} by gradient descent (lr {lr:g}, {epochs} epochs) beside truncated SVD."
+    return (
+        f"Q1, rank-{rank} factorisation of {names} by gradient descent (lr {lr:g}, {epochs} "
+        "epochs) beside truncated SVD."
+    )
 
 
 def units_sentence(units: pd.DataFrame) -> str:
     """How many runs a pipeline run computed and how many it reused, from its units table."""
     reused = int(units["reused"].sum())
-    return f"{len(units) - reused} computed, {reused} reused from earlier FINISHED runs of the same identity"
+    return (
+        f"{len(units) - reused} computed, {reused} reused from earlier FINISHED runs of the same "
+        "identity"
+    )
 
 
 def best_label(seeds: SeedComparison) -> str:
@@ -270,7 +297,8 @@ def summary_notes(summary: pd.DataFrame) -> list[str]:
             summary["val_accuracy_sd_split"].mean(),
         )
         notes.append(
-            f"Variance sources (val accuracy, mean over groups): sd {init:.3f} from the init seed with the split fixed, "
+            f"Variance sources (val accuracy, mean over groups): sd {init:.3f} from the init "
+            "seed with the split fixed, "
             f"sd {split:.3f} from the split seed with the init fixed."
         )
     notes += [f"Warning: {w}." for w in summary["warning"].unique() if w]
@@ -285,15 +313,20 @@ def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
     """The paired verdicts as a short markdown table (for a run description), at most `limit` rows."""
     shown = pairs if limit is None else pairs.head(limit)
     lines = [
-        "| A | B | n | A − B (unadjusted 95% CI) | paired t p | Holm p | P(A > B) | seeds for 80% power, if not yet significant | verdict |",
+        (
+            "| A | B | n | A − B (unadjusted 95% CI) | paired t p | Holm p | P(A > B) | seeds for "
+            "80% power, if not yet significant | verdict |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in shown.itertuples():
         number = number_format(row.metric)
         needed = _seeds_range(row)
         lines.append(
-            f"| {row.a} | {row.b} | {row.n} | {row.mean_diff:{number}} ({row.ci_low:{number}} … {row.ci_high:{number}}) "
-            f"| {row.p_t:.3g} | {row.p_holm:.3g} | {row.prob_improvement:.2f} | {needed} | {row.verdict} |"
+            f"| {row.a} | {row.b} | {row.n} | {row.mean_diff:{number}} ({row.ci_low:{number}} "
+            f"… {row.ci_high:{number}}) "
+            f"| {row.p_t:.3g} | {row.p_holm:.3g} | {row.prob_improvement:.2f} | {needed} | "
+            f"{row.verdict} |"
         )
     if limit is not None and len(pairs) > limit:
         lines.append(f"\n{len(pairs) - limit} more comparisons in seed_pairs.csv.")

@@ -115,5 +115,6 @@ def check_rank(rank: int, matrices: Mapping[str, torch.Tensor]) -> None:
         limit = min(matrix.shape)
         if not 1 <= rank <= limit:
             raise InputError(
-                f"rank {rank} does not fit {name} ({matrix.shape[0]}×{matrix.shape[1]}): allowed 1 to {limit}"
+                f"rank {rank} does not fit {name} ({matrix.shape[0]}×{matrix.shape[1]}): "
+                f"allowed 1 to {limit}"
             )

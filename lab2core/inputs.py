@@ -17,7 +17,8 @@ def check_pipeline_inputs(
     setup (each split seed) can use it; raises InputError saying why not."""
     if label_column is not None and dataset in BUILTIN_DATASETS:
         raise InputError(
-            f"label column {label_column!r} given for the built-in dataset {dataset!r}; a label column applies to CSV datasets only"
+            f"label column {label_column!r} given for the built-in dataset {dataset!r}; a "
+            "label column applies to CSV datasets only"
         )
     data = load_dataset(dataset, label_column)
     if rank is not None:

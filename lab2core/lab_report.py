@@ -56,9 +56,12 @@ NEEDED_PARAMS = (
     "best_seed",
 )
 REPORT_STYLE = (
-    "body{font-family:sans-serif;font-size:15px;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
-    " table{border-collapse:collapse;margin:1em 0;font-size:13px} td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}"
-    " blockquote{border-left:4px solid #ccc;margin:1em 0;padding:0 1em;color:#444} img{max-width:100%}"
+    "body{font-family:sans-serif;font-size:15px;max-width:1100px;margin:2em auto;padding:0 "
+    "1em;line-height:1.45}"
+    " table{border-collapse:collapse;margin:1em 0;font-size:13px} td,th{border:1px solid "
+    "#ccc;padding:3px 6px;vertical-align:top}"
+    " blockquote{border-left:4px solid #ccc;margin:1em 0;padding:0 1em;color:#444} "
+    "img{max-width:100%}"
     " @media print{body{max-width:none} img{page-break-inside:avoid}}"
 )
 FIGURES = {
@@ -152,7 +155,8 @@ def report_html(markdown: str, figures: Mapping[str, bytes]) -> str:
             f'src="{path}"', f'src="data:image/png;base64,{base64.b64encode(png).decode()}"'
         )
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Lab 2 report</title><style>{REPORT_STYLE}</style>"
+        "<!doctype html><html><head><meta charset='utf-8'><title>Lab 2 "
+        f"report</title><style>{REPORT_STYLE}</style>"
         f"</head><body>{body}</body></html>"
     )
 
@@ -188,7 +192,8 @@ def _title(results: RunResults) -> str:
     return (
         f"# Lab 2 — PyTorch autograd, answered from lab2 run `{results.run_id}`\n\n"
         f"{where}. Dataset `{p['dataset']}`, MLP protocol `{p['protocol']}`. Each section puts "
-        "the original report's number beside lab2's; numbers here are rounded for reading, the run's CSVs keep every digit."
+        "the original report's number beside lab2's; numbers here are rounded for reading, "
+        "the run's CSVs keep every digit."
     )
 
 
@@ -204,7 +209,8 @@ def _q1_1(
         "| | original report | lab2 |\n|---|---|---|\n"
         f"| GD loss, ‖A − UVᵀ‖² | {report:.4f} | {lab1['gd_loss']:.4f} |\n"
         f"| Eckart–Young optimum σ₃² (truncated SVD) | — | {lab1['svd_loss']:.4f} |\n\n"
-        f"{_convergence(lab1, params)} The report's loss is {report - lab1['svd_loss']:+.4f} above the optimum: its run had not "
+        f"{_convergence(lab1, params)} The report's loss is {report - lab1['svd_loss']:+.4f} "
+        "above the optimum: its run had not "
         "converged (the report calls the sum of squares an MSE)."
         "\n\n" + _reconstruction(reconstruction)
     )
@@ -243,7 +249,8 @@ def _reconstruction(entries: pd.DataFrame | None) -> str:
     )
     return (
         "The reconstruction, row by row:\n\n" + markdown_table(pd.DataFrame(rows)) + "\n\n"
-        f"lab2's GD reconstruction is within {gd_gap:.1g} of the optimum's in every entry; the report's, within {report_gap:.2g}."
+        f"lab2's GD reconstruction is within {gd_gap:.1g} of the optimum's in every entry; "
+        f"the report's, within {report_gap:.2g}."
     )
 
 
@@ -252,7 +259,8 @@ def _q1_2(iris: pd.Series, published: pd.DataFrame, params: Mapping[str, str]) -
     return (
         "## Q1_2 — gradient descent against truncated SVD on the centred Iris data\n\n"
         "| | original report | lab2 |\n|---|---|---|\n"
-        f"| GD loss | {gd:.4f} | {iris['gd_loss']:.4f} |\n| SVD loss (the rank-2 optimum) | {svd:.4f} | {iris['svd_loss']:.4f} |\n"
+        f"| GD loss | {gd:.4f} | {iris['gd_loss']:.4f} |\n| SVD loss (the rank-2 optimum) | "
+        f"{svd:.4f} | {iris['svd_loss']:.4f} |\n"
         f"| GD − SVD | {gd - svd:+.4f} | {iris['gd_loss'] - iris['svd_loss']:+.5f} |\n\n"
         f"{_convergence(iris, params)} {_dataset_note(params['dataset'])}"
     )
@@ -266,7 +274,8 @@ def _convergence(matrix: pd.Series, params: Mapping[str, str]) -> str:
             f"lab2's GD loss is {abs(gap):.1g} from the optimum (float32 rounding): it converged."
         )
     return (
-        f"lab2's GD stops {gap:.4g} above the optimum after {params['gd_epochs']} epochs at lr {params['gd_lr']}: "
+        f"lab2's GD stops {gap:.4g} above the optimum after {params['gd_epochs']} epochs at "
+        f"lr {params['gd_lr']}: "
         "it has not converged."
     )
 
@@ -276,7 +285,8 @@ def _dataset_note(dataset: str) -> str:
         return "lab2 ran on the report's copy of Iris, the UCI file (`iris-uci`)."
     if dataset == "iris":
         return (
-            "lab2 ran on scikit-learn's Iris (`iris`); the report's copy is the UCI file (`iris-uci`, two samples differ), "
+            "lab2 ran on scikit-learn's Iris (`iris`); the report's copy is the UCI file "
+            "(`iris-uci`, two samples differ), "
             "which is why the SVD losses differ in the second decimal."
         )
     return f"lab2 ran on `{dataset}`, not the report's Iris: its losses are of other data."
@@ -290,8 +300,10 @@ def _q1_3(iris: pd.Series, figures: Mapping[str, str]) -> str:
     )
     return (
         f"## Q1_3 — the U factor of both{figure}\n\n"
-        f"The principal angles between the planes the two U span are {planes}: one plane. Their columns point "
-        f"{axes} apart: GD's U is SVD's U times a 2×2 change of basis, so the same groups appear turned and stretched."
+        f"The principal angles between the planes the two U span are {planes}: one plane. "
+        "Their columns point "
+        f"{axes} apart: GD's U is SVD's U times a 2×2 change of basis, so the same groups "
+        "appear turned and stretched."
     )
 
 
@@ -300,8 +312,10 @@ def _q2_1(params: Mapping[str, str]) -> str:
         "## Q2_1 — the recipe\n\n"
         f"- Architecture: 4 features → {params['hidden']} ReLU units → 3 logits.\n"
         "- Init: weights uniform on [0, 1) from the cell's seed, biases zero (as the lab's code).\n"
-        "- Loss: cross-entropy, mean over the training rows; update: full-batch gradient descent, one step per iteration.\n"
-        f"- Data: features scaled by `{params['scaling']}`; protocol `{params['protocol']}` (held-out: 100 training rows, "
+        "- Loss: cross-entropy, mean over the training rows; update: full-batch gradient "
+        "descent, one step per iteration.\n"
+        f"- Data: features scaled by `{params['scaling']}`; protocol `{params['protocol']}` "
+        "(held-out: 100 training rows, "
         "50 validation rows never trained on)."
     )
 
@@ -316,14 +330,18 @@ def _q2_2(results: RunResults, cells: pd.DataFrame) -> str:
     ]
     model = f" Its model: `{results.model_uri}`." if results.model_uri else ""
     return (
-        f"## Q2_2 — the grid over seeds\n\n{len(cells)} cells: lr {p.get('lrs', '')} × iterations {p.get('iterations', '')} × "
+        f"## Q2_2 — the grid over seeds\n\n{len(cells)} cells: lr {p.get('lrs', '')} × "
+        f"iterations {p.get('iterations', '')} × "
         f"seeds {p.get('seeds', '')}.\n\n"
         + markdown_table(display_table(summary))
         + "\n\n"
         + "\n\n".join(shown)
         + "\n\n### Paired verdicts\n\n"
         + pairs_markdown(pairs, limit=6)
-        + f"\n\n**Winner:** lr {float(p['best_lr']):g} × {p['best_iterations']} iterations (seed {p['best_seed']}).{model}"
+        + (
+            f"\n\n**Winner:** lr {float(p['best_lr']):g} × {p['best_iterations']} iterations "
+            f"(seed {p['best_seed']}).{model}"
+        )
     )
 
 
@@ -337,18 +355,23 @@ def _claims(checked: pd.DataFrame) -> str:
 def _missed(cells: pd.DataFrame) -> str:
     same = same_time_cells(cells)
     if same.empty:
-        return "## What the runs show that the report missed\n\nNo two groups share lr × iterations in this grid."
+        return (
+            "## What the runs show that the report missed\n\nNo two groups share lr × iterations "
+            "in this grid."
+        )
     rows = [
-        f"- lr {r.lr_a:g} × {r.it_a} and lr {r.lr_b:g} × {r.it_b} (lr × t = {r.time:g}): the largest difference seed by "
+        f"- lr {r.lr_a:g} × {r.it_a} and lr {r.lr_b:g} × {r.it_b} (lr × t = {r.time:g}): the "
+        "largest difference seed by "
         f"seed is {r.largest:.4f}" + (", the same end" if r.largest <= SAME_TIME else "")
         for r in same.itertuples()
     ]
     alike = int((same["largest"] <= SAME_TIME).sum())
     return (
         "## What the runs show that the report missed\n\n"
-        f"Small-step gradient descent follows nearly the same path in the time lr × t: {alike} of {len(same)} pairs of groups "
-        f"with equal lr × iterations end with every accuracy and loss within {SAME_TIME:g}, seed by seed.\n\n"
-        + "\n".join(rows)
+        "Small-step gradient descent follows nearly the same path in the time lr × t: "
+        f"{alike} of {len(same)} pairs of groups "
+        f"with equal lr × iterations end with every accuracy and loss within {SAME_TIME:g}, "
+        "seed by seed.\n\n" + "\n".join(rows)
     )
 
 

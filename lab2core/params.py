@@ -35,7 +35,8 @@ def check_dataset_name(name: str) -> str:
     """A built-in dataset's name or a path ending in .csv."""
     if name not in BUILTIN_DATASETS and not name.lower().endswith(".csv"):
         raise InputError(
-            f"unknown dataset {name!r}: use one of {', '.join(BUILTIN_DATASETS)} or a path ending in .csv"
+            f"unknown dataset {name!r}: use one of {', '.join(BUILTIN_DATASETS)} or a path "
+            "ending in .csv"
         )
     return name
 
@@ -139,7 +140,8 @@ class RunParams(BaseModel):
                 else "--gd-epochs"
             )
             raise InputError(
-                f"est. {_size(cost.bytes)} of memory, {_size(available_bytes)} free: use fewer {fewer}"
+                f"est. {_size(cost.bytes)} of memory, {_size(available_bytes)} free: use "
+                f"fewer {fewer}"
             )
         if cost.seconds > max_seconds:
             fewer = (
@@ -148,7 +150,8 @@ class RunParams(BaseModel):
                 else "--gd-epochs"
             )
             raise InputError(
-                f"est. {cost.seconds / 3600:,.0f} h, over {MAX_HOURS_ENV}={max_seconds / 3600:g}: use fewer {fewer}"
+                f"est. {cost.seconds / 3600:,.0f} h, over "
+                f"{MAX_HOURS_ENV}={max_seconds / 3600:g}: use fewer {fewer}"
             )
         return cost
 
@@ -204,15 +207,24 @@ class GridParams(RunParams):
         DEFAULT_MIN_EFFECT,
         gt=0,
         allow_inf_nan=False,
-        description="smallest val-accuracy difference worth detecting (one of Iris's 50 validation rows); lab2 says how many seeds it needs",
+        description=(
+            "smallest val-accuracy difference worth detecting (one of Iris's 50 validation rows); "
+            "lab2 says how many seeds it needs"
+        ),
     )
     task_runner: TaskRunnerName = Field(
         "auto",
-        description="where the grid's shards and their recording run: auto (threads, or processes from 200 cells), threads, processes or dask",
+        description=(
+            "where the grid's shards and their recording run: auto (threads, or processes from "
+            "200 cells), threads, processes or dask"
+        ),
     )
     dask_address: str | None = Field(
         None,
-        description="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)",
+        description=(
+            "scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: a local "
+            "cluster)"
+        ),
     )
 
     def setup(self, split_seed: int) -> MLPSetup:

@@ -55,7 +55,10 @@ def plot_learning_curve(
     ax = fig.subplots()
     ax.plot(np.array(list(history)) + 1, list(history.values()))
     ax.set(xlabel="step", ylabel="training loss (cross-entropy)")
-    title = f"lr={lr:g}, {iterations} iterations, seed {seed}: train {train_accuracy:.0%}, val {val_accuracy:.0%}"
+    title = (
+        f"lr={lr:g}, {iterations} iterations, seed {seed}: train {train_accuracy:.0%}, val "
+        f"{val_accuracy:.0%}"
+    )
     ax.set_title(title, fontsize=10)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(_PlainLogFormatter())
@@ -199,7 +202,10 @@ def plot_paired_differences(paired: pd.DataFrame, pairs: pd.DataFrame, limit: in
         ax.set_xticks([0, 1], [first, second], fontsize=8)
         ax.set_xlim(-0.3, 1.3)
         ax.set_title(
-            f"{where.removeprefix(' at ')}\nA − B {row.mean_diff:+.3f}, t p {row.p_t:.3g}, Holm {row.p_holm:.3g}",
+            (
+                f"{where.removeprefix(' at ')}\nA − B {row.mean_diff:+.3f}, t p {row.p_t:.3g}, "
+                f"Holm {row.p_holm:.3g}"
+            ),
             fontsize=8,
         )
     for ax in axes[len(shown) :]:
@@ -212,7 +218,8 @@ def plot_paired_differences(paired: pd.DataFrame, pairs: pd.DataFrame, limit: in
         ]
         fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     fig.suptitle(
-        f"{metric.replace('_', ' ')} seed by seed, A (left) to B (right): {len(shown)} of {len(pairs)} comparisons"
+        f"{metric.replace('_', ' ')} seed by seed, A (left) to B (right): {len(shown)} of "
+        f"{len(pairs)} comparisons"
     )
     return fig
 

@@ -126,7 +126,10 @@ def _row(
         "iterations": "" if pd.isna(iterations) else str(int(iterations)),
         "protocol": protocol,
         "report": " / ".join(f"{v:.{digits}f}" for v in published),
-        "lab2": f"{mean:.{digits}f} ± {std:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]{interval} n={over_seeds.n}",
+        "lab2": (
+            f"{mean:.{digits}f} ± {std:.{digits}f} [{low:.{digits}f}, "
+            f"{high:.{digits}f}]{interval} n={over_seeds.n}"
+        ),
         "verdict": "reproduced"
         if all(inside)
         else f"differs: {_why(quantity, protocol, published.mean() - mean, mean, dataset)}",
@@ -135,9 +138,15 @@ def _row(
 
 def _why(quantity: str, protocol: str, gap: float, mean: float, dataset: str) -> str:
     if dataset != REPORT_DATASET and quantity.startswith("q1_2"):
-        return f"report {gap:+.4f}; lab2 ran on `{dataset}`, the report on the UCI copy of Iris (`{REPORT_DATASET}`)"
+        return (
+            f"report {gap:+.4f}; lab2 ran on `{dataset}`, the report on the UCI copy of Iris "
+            f"(`{REPORT_DATASET}`)"
+        )
     if protocol == "held-out":
         return f"report {gap:+.2f}; {HELD_OUT_GAP[quantity]}"
     if "loss" in quantity:
-        return f"report {gap:+.4f} above lab2's {mean:.4f}, the optimum its seeded runs reach; the report's run stopped short"
+        return (
+            f"report {gap:+.4f} above lab2's {mean:.4f}, the optimum its seeded runs reach; the "
+            "report's run stopped short"
+        )
     return f"report {gap:+.2f} from lab2's mean, outside its seeds' range and mean ± 2 std"

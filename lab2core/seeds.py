@@ -246,7 +246,8 @@ def parse_group(text: str) -> dict[str, str]:
     bad = [t for t in tokens if t.count("=") != 1 or t.startswith("=") or t.endswith("=")]
     if not tokens or bad:
         raise InputError(
-            f"group {text!r}: name a group as KEY=VALUE pairs separated by spaces, e.g. 'lr=0.1 iterations=1000'"
+            f"group {text!r}: name a group as KEY=VALUE pairs separated by spaces, e.g. "
+            "'lr=0.1 iterations=1000'"
         )
     long_keys = {short: key for key, short in SHORT_KEYS.items()}
     return {long_keys.get(k, k): v for k, v in (t.split("=") for t in tokens)}
@@ -260,7 +261,8 @@ def find_group(summary: pd.DataFrame, text: str) -> str:
     unknown = [k for k in query if k not in keys]
     if unknown:
         raise InputError(
-            f"group {text!r}: unknown key {', '.join(unknown)}; groups are named by {', '.join(keys)}"
+            f"group {text!r}: unknown key {', '.join(unknown)}; groups are named by "
+            f"{', '.join(keys)}"
         )
     matches = summary[np.logical_and.reduce([_matches(summary[k], v) for k, v in query.items()])]
     if len(matches) != 1:

@@ -53,12 +53,18 @@ def _judged(
     tests = f"paired t p = {c.p_t:.3g}" + (f", Holm p = {judged.p_holm:.3g}" if family > 1 else "")
     better = (c.mean_diff > 0) == higher_is_better(metric)
     won = c.p_a_better if higher_is_better(metric) else c.p_b_better
-    wins = f"{first} {'higher' if higher_is_better(metric) else 'lower'} on {round(won * c.n)}/{c.n} seeds"
+    wins = (
+        f"{first} {'higher' if higher_is_better(metric) else 'lower'} on {round(won * c.n)}/{c.n} "
+        "seeds"
+    )
     floor = _floor(c)
     change = f"{c.mean_diff:{number}}"
     counted = f"{tests} over {family} comparisons" if family > 1 else tests
     if judged.significant:
-        return f"{first} {'beats' if better else 'trails'} {second}{where} by {change} ({ci}; {counted}; {wins}; {floor})"
+        return (
+            f"{first} {'beats' if better else 'trails'} {second}{where} by {change} ({ci}; "
+            f"{counted}; {wins}; {floor})"
+        )
     why = (
         "; its interval excludes 0, but Holm's step-down stopped at a smaller p"
         if judged.ci_low > 0 or judged.ci_high < 0
@@ -66,10 +72,19 @@ def _judged(
     )
     if significant(c.p_t):
         side = "ahead of" if better else "behind"
-        return f"{first} {side} {second}{where} by {change}, not significant over {family} comparisons ({ci}; {tests}; {floor}){why}"
+        return (
+            f"{first} {side} {second}{where} by {change}, not significant over {family} "
+            f"comparisons ({ci}; {tests}; {floor}){why}"
+        )
     if min_effect and -min_effect < judged.ci_low and judged.ci_high < min_effect:
-        return f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; {counted})"
-    return f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); {planning(judged.plan, change)}"
+        return (
+            f"{first} and {second}{where} are equivalent within ±{min_effect:g}: {change} ({ci}; "
+            f"{counted})"
+        )
+    return (
+        f"cannot tell {first} from {second}{where}: {change} ({ci}; {counted}; {floor}); "
+        f"{planning(judged.plan, change)}"
+    )
 
 
 def rows_sentence(rows: tuple[float, float], judged: InFamily) -> str:
@@ -79,7 +94,10 @@ def rows_sentence(rows: tuple[float, float], judged: InFamily) -> str:
     low, high = rows
     span = f"{interval_name(judged)} {bound(low)} … {bound(high)}"
     if low > 0 or high < 0:
-        return f"validation rows resampled: {span}, the sign holds on another validation set of this size"
+        return (
+            f"validation rows resampled: {span}, the sign holds on another validation set of this "
+            "size"
+        )
     return f"validation rows resampled: {span}, another validation set of this size could erase it"
 
 
@@ -90,7 +108,8 @@ def planning(plan: SeedPlan, change: str) -> str:
     low, high = plan.seeds_needed_low, plan.seeds_needed_high
     span = f"{low} to {high}" if low and high and low != high else f"about {plan.seeds_needed}"
     return (
-        f"if the true difference were {change}, {span} seeds would detect it with 80% power at α = {plan.alpha:.2g} "
+        f"if the true difference were {change}, {span} seeds would detect it with 80% power "
+        f"at α = {plan.alpha:.2g} "
         f"(the range: the sd's 95% interval; {plan.seeds_needed} at the sd seen)"
     )
 
@@ -114,11 +133,17 @@ def _constant_verdict(
     tests = f"sign-flip p = {c.p_signflip:.3g}" + (
         f", Holm p = {judged.p_holm:.3g} over {family} comparisons" if family > 1 else ""
     )
-    said = f"{metric} {side} on every one of {c.n} seeds by exactly {gap}; no t-test: the difference does not vary"
+    said = (
+        f"{metric} {side} on every one of {c.n} seeds by exactly {gap}; no t-test: the difference "
+        "does not vary"
+    )
     if judged.significant:
         return f"{first} {'beats' if better else 'trails'} {second}{where}: {said} ({tests})"
     if c.p_signflip_min > ALPHA:
-        return f"{first} vs {second}{where}: {said}; with {c.n} seeds no test can separate this from chance below p = {c.p_signflip_min:.3g}"
+        return (
+            f"{first} vs {second}{where}: {said}; with {c.n} seeds no test can separate this from "
+            f"chance below p = {c.p_signflip_min:.3g}"
+        )
     return f"{first} vs {second}{where}: {said}; not significant ({tests})"
 
 

@@ -121,7 +121,10 @@ def compare_factorisation(
             before.loc[matrix, FACTORISATION_METRICS].astype(float),
             now.loc[matrix, FACTORISATION_METRICS].astype(float),
         )
-        said = f"GD {old['gd_loss']:.6g} → {new['gd_loss']:.6g}, optimum {old['svd_loss']:.6g} → {new['svd_loss']:.6g}"
+        said = (
+            f"GD {old['gd_loss']:.6g} → {new['gd_loss']:.6g}, optimum {old['svd_loss']:.6g} → "
+            f"{new['svd_loss']:.6g}"
+        )
         changes.append(UnitChange(f"Q1 {matrix}", _closeness(old.to_numpy(), new.to_numpy()), said))
     return changes
 
@@ -170,7 +173,10 @@ def compare_grid(
             )
         ]
     said = "; ".join(
-        f"{r.a.removeprefix('A ')}: val accuracy {r.mean_diff:+.3f} (n={r.n}, Holm p={r.p_holm:.2g})"
+        (
+            f"{r.a.removeprefix('A ')}: val accuracy {r.mean_diff:+.3f} (n={r.n}, Holm "
+            f"p={r.p_holm:.2g})"
+        )
         for r in moved.itertuples()
     )
     return [UnitChange("Q2 grid", CHANGED, f"{len(moved)} of {len(pairs)} cells moved: {said}")]
@@ -188,7 +194,10 @@ def since_last_run_markdown(since: SinceLastRun) -> str:
     """The description's first section: the verdict, the run it is against, what went in
     differently, what moved."""
     if since.predecessor is None:
-        return "### Since the last run\n\nThe first run with these parameters in this experiment: nothing to compare."
+        return (
+            "### Since the last run\n\nThe first run with these parameters in this experiment: "
+            "nothing to compare."
+        )
     against = (
         f"[{since.predecessor}]({since.predecessor_link})"
         if since.predecessor_link
@@ -216,4 +225,7 @@ def since_last_run_line(since: SinceLastRun) -> str:
     if since.predecessor is None:
         return "Since the last run: the first run with these parameters in this experiment."
     causes = "; ".join(since.causes) or "the same code, data and environment"
-    return f"Since the last run with these parameters ({since.predecessor}): {since.verdict}. What went in differently: {causes}."
+    return (
+        f"Since the last run with these parameters ({since.predecessor}): {since.verdict}. What "
+        f"went in differently: {causes}."
+    )

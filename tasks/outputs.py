@@ -124,7 +124,10 @@ def _publish_seed_tables(seeds: SeedComparison) -> None:
         key="seed-pairs",
         table=_short_verdicts(_pairs_for_reading(seeds.pairs)).to_dict(orient="records"),
         flow_run_id=top_flow_run_id(),
-        description="Groups compared seed by seed (A − B of val accuracy): paired t, Holm, sign-flip, seeds for 80% power",
+        description=(
+            "Groups compared seed by seed (A − B of val accuracy): paired t, Holm, sign-flip, "
+            "seeds for 80% power"
+        ),
     ).create()
 
 
@@ -134,10 +137,13 @@ def seed_summary_html(seeds: SeedComparison) -> str:
     notes = "".join(f"<li>{note}</li>" for note in summary_notes(seeds.summary))
     pairs = _pairs_for_reading(seeds.pairs).to_html(index=False, table_id="pairs")
     return (
-        f"<html><head><meta charset='utf-8'><title>lab2 seed summary</title><style>{HTML_STYLE}</style></head><body>"
-        f"<h2>MLP cells over seeds</h2><p>Best group: {best_label(seeds)}</p>{display_table(seeds.summary).to_html(index=False)}"
+        "<html><head><meta charset='utf-8'><title>lab2 seed "
+        f"summary</title><style>{HTML_STYLE}</style></head><body>"
+        "<h2>MLP cells over seeds</h2><p>Best group: "
+        f"{best_label(seeds)}</p>{display_table(seeds.summary).to_html(index=False)}"
         f"<ul>{notes}</ul><h2>Paired comparisons ({PAIR_METRIC}, A − B, seed by seed)</h2>"
-        f"{pairs}<h2>All statistics</h2>{seeds.summary.to_html(index=False, float_format=lambda v: f'{v:.4g}')}"
+        f"{pairs}<h2>All "
+        f"statistics</h2>{seeds.summary.to_html(index=False, float_format=lambda v: f'{v:.4g}')}"
         "</body></html>"
     )
 

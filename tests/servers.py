@@ -67,7 +67,8 @@ def postgres_cluster() -> Iterator[Postgres]:
     programs = postgres_bin()
     if programs is None:
         raise RuntimeError(
-            "PostgreSQL's server is not installed (initdb under /usr/lib/postgresql/*/bin); `make test` installs it"
+            "PostgreSQL's server is not installed (initdb under /usr/lib/postgresql/*/bin); "
+            "`make test` installs it"
         )
     folder = Path(tempfile.mkdtemp(prefix="lab2-pg-"))
     data, password, port = folder / "data", secrets.token_urlsafe(16), free_port()

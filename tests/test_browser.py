@@ -228,7 +228,10 @@ def test_the_parent_describes_the_grid_and_links_to_its_best_run_and_prefect_flo
     parent = lab.client.get_run(lab.parent_run_id)
     url = f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}?workflowType=machine_learning"
     body = _open(page, url, "Best group")
-    best = f"lr={float(parent.data.params['best_lr']):g} iterations={parent.data.params['best_iterations']}"
+    best = (
+        f"lr={float(parent.data.params['best_lr']):g} "
+        f"iterations={parent.data.params['best_iterations']}"
+    )
     assert f"Best group: {best}" in body
     assert "mean ± sd over seeds" in body and "lab2.group" in body
     assert "Logged models (1)" in body

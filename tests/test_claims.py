@@ -196,9 +196,9 @@ def test_every_claim_names_a_check_and_the_reports_own_appendix_contradicts_trai
         CONTRADICTED,
     }
     assert (
-        "the report's Appendix D: training ≥ validation + 0.05 in 0 of 18 cells; validation ≥ training in 18"
-        in (checked.loc["q2_2_train_above_val", "evidence"])
-    )
+        "the report's Appendix D: training ≥ validation + 0.05 in 0 of 18 cells; validation ≥ "
+        "training in 18"
+    ) in (checked.loc["q2_2_train_above_val", "evidence"])
     assert checked.loc["q2_2_train_above_val", "verdict"] == CONTRADICTED
 
 

@@ -216,7 +216,10 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
     )
 
     compared = _lab2(tmp_path, "compare").stdout
-    reading = "import sys\nfrom lab2.cli.main import main\nmain(['compare'])\nprint('torch imported:', 'torch' in sys.modules)"
+    reading = (
+        "import sys\nfrom lab2.cli.main import main\nmain(['compare'])\nprint('torch imported:', "
+        "'torch' in sys.modules)"
+    )
     assert _lab2(tmp_path, "-c", reading, command=sys.executable).stdout.endswith(
         "torch imported: False\n"
     )  # seconds saved
@@ -343,7 +346,10 @@ def test_lab2_report_writes_the_report_a_separate_run_holds_and_names_what_a_sma
     )
     for row in summary.itertuples():  # the seed table's cells, as the run logged them
         assert re.search(
-            rf"^\| {row.lr:g} \| {row.iterations} \| 3 \| {row.val_accuracy_mean:.3f} ± {row.val_accuracy_std:.3f} \|",
+            (
+                rf"^\| {row.lr:g} \| {row.iterations} \| 3 \| {row.val_accuracy_mean:.3f} ± "
+                rf"{row.val_accuracy_std:.3f} \|"
+            ),
             report,
             re.MULTILINE,
         )
@@ -357,9 +363,9 @@ def test_lab2_report_writes_the_report_a_separate_run_holds_and_names_what_a_sma
         assert f" | {shown} |" in report
     params = parent.data.params
     assert (
-        f"**Winner:** lr {float(params['best_lr']):g} × {params['best_iterations']} iterations (seed {params['best_seed']})"
-        in report
-    )
+        f"**Winner:** lr {float(params['best_lr']):g} × {params['best_iterations']} "
+        f"iterations (seed {params['best_seed']})"
+    ) in report
     assert (out / "figures" / "u_scatter.png").read_bytes()[:4] == b"\x89PNG"
     assert "data:image/png;base64," in (out / "report.html").read_text()
     latest = _lab2(
@@ -554,8 +560,10 @@ def test_a_split_seed_that_leaves_a_class_out_ends_with_2_and_one_line_before_an
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
-        "lab2 run: bad input: data.csv: split seed 25 leaves class 'y' (0 of its 2 rows) out of the "
-        "4 training rows, so the model never sees it; choose another split seed or add rows of that "
+        "lab2 run: bad input: data.csv: split seed 25 leaves class 'y' (0 of its 2 rows) out "
+        "of the "
+        "4 training rows, so the model never sees it; choose another split seed or add rows "
+        "of that "
         "class (rows per class: x: 4, y: 2)"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]  # no store, so no run
@@ -563,7 +571,10 @@ def test_a_split_seed_that_leaves_a_class_out_ends_with_2_and_one_line_before_an
 
 @pytest.mark.system
 def test_an_uncaught_error_ends_the_console_script_with_1_and_its_traceback(tmp_path):
-    code = "import lab2.cli.main as cli\ndef broken(argv=None): raise ValueError('broken')\ncli.main = broken\ncli.entry()"
+    code = (
+        "import lab2.cli.main as cli\ndef broken(argv=None): raise ValueError('broken')\ncli.main "
+        "= broken\ncli.entry()"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )

@@ -141,7 +141,10 @@ def test_a_split_without_a_class_in_training_is_refused_unless_the_report_protoc
     no_b = Split(train=torch.tensor([0, 1, 5]), val=torch.tensor([2, 3, 4]))
     with pytest.raises(
         DataError,
-        match=r"split seed 7 leaves class 'b' \(0 of its 3 rows\) out of the 3 training rows.*a: 3, b: 3",
+        match=(
+            r"split seed 7 leaves class 'b' \(0 of its 3 rows\) out of the 3 training rows.*a: 3, "
+            r"b: 3"
+        ),
     ):
         check_split_classes(labels, no_b, ("a", "b"), split_seed=7)
     check_split_classes(labels, no_b, ("a", "b"), split_seed=7, need_all_in_training=False)

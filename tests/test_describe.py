@@ -61,7 +61,8 @@ def test_cell_names_fit_the_default_column_and_tell_every_cell_apart():
 
 def test_one_line_descriptions_of_children():
     assert cell_description(0.1, 100, 2, 0.92, 0.971, False) == (
-        "MLP cell lr 0.1, 100 full-batch steps, init seed 2: validation accuracy 92.0%, training 97.1%."
+        "MLP cell lr 0.1, 100 full-batch steps, init seed 2: validation accuracy 92.0%, "
+        "training 97.1%."
     )
     assert "**diverged**" in cell_description(10.0, 30, 0, float("nan"), float("nan"), True)
     assert factorisation_description("svd-baseline", "iris", 2, 15.20464) == (
@@ -94,18 +95,18 @@ def test_the_parent_description_says_what_ran_the_best_group_and_links_runs():
         ("lr0.1·it1000·s0", "#/experiments/1/runs/r2?workflowType=machine_learning"),
     )
     assert (
-        "lr ∈ {0.1, 0.01} × iterations ∈ {100, 1000} × seeds {0, 1, 2} (12 `mlp` runs; dataset iris)"
-        in text
-    )
+        "lr ∈ {0.1, 0.01} × iterations ∈ {100, 1000} × seeds {0, 1, 2} (12 `mlp` runs; "
+        "dataset iris)"
+    ) in text
     assert "**Best group: lr=0.1 iterations=1000: val accuracy 0.923 ± 0.025**" in text
     assert "[lr0.1·it1000·s0](#/experiments/1/runs/r2?workflowType=machine_learning)" in text
     assert (
         "[http://127.0.0.1:4200/runs/flow-run/abc](http://127.0.0.1:4200/runs/flow-run/abc)" in text
     )
     assert (
-        "Reused from earlier runs (1): [lr0.1·it100·s0](#/experiments/1/runs/r1?workflowType=machine_learning)"
-        in text
-    )
+        "Reused from earlier runs (1): "
+        "[lr0.1·it100·s0](#/experiments/1/runs/r1?workflowType=machine_learning)"
+    ) in text
     assert "Group by → Tags → `lab2.group`" in text
 
 

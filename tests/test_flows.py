@@ -168,7 +168,8 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
             == "label"
         )
         assert run.data.tags["mlflow.note.content"].startswith(
-            f"MLP cell lr {float(run.data.params['lr']):g}, {run.data.params['iterations']} full-batch steps"
+            f"MLP cell lr {float(run.data.params['lr']):g}, {run.data.params['iterations']} "
+            "full-batch steps"
         )
         assert 0.0 <= run.data.metrics["val_accuracy"] <= 1.0
         steps = [m.step for m in mlflow_store.get_metric_history(run.info.run_id, "train_loss")]

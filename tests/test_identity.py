@@ -44,8 +44,8 @@ KEEPING = {
     ),
     "a run description": (
         "lab2core/describe.py",
-        "**diverged** (loss not finite).",
-        "**diverged** (the loss is not finite).",
+        "(loss not finite).",
+        "(the loss is not finite).",
     ),
     "the seed table's rounding": (
         "lab2core/describe.py",
@@ -54,8 +54,8 @@ KEEPING = {
     ),
     "a verdict's words": (
         "lab2core/verdicts.py",
-        'return f"cannot tell',
-        'return f"cannot yet tell',
+        'f"cannot tell {first}',
+        'f"cannot yet tell {first}',
     ),
     "the CLI": ("cli/main.py", '"run the whole pipeline', '"run the lab'),
     "a recipe docstring": (
@@ -212,8 +212,8 @@ def test_a_whole_runs_key_follows_its_params_data_and_every_source_but_not_how_i
     assert _key(checkout, data, seeds=(0, 1)) != key
     _replace(
         checkout / "lab2core/describe.py",
-        "**diverged** (loss not finite).",
-        "**diverged** (the loss is not finite).",
+        "(loss not finite).",
+        "(the loss is not finite).",
     )
     assert _key(checkout, data) != key  # a description is a result of the run, not of its units
     edited = _key(checkout, data)

@@ -159,13 +159,13 @@ def test_the_report_says_whether_lab2s_gd_converged_from_its_gap_to_the_optimum(
     )  # just past the float32 tolerance
     report = lab_report(results(tables={**results().tables, "factorisation": stopped}))
     assert (
-        "lab2's GD stops 2.438e-05 above the optimum after 1000 epochs at lr 0.01: it has not converged."
-        in report
-    )
+        "lab2's GD stops 2.438e-05 above the optimum after 1000 epochs at lr 0.01: it has not "
+        "converged."
+    ) in report
     assert (
-        "lab2's GD stops 0.003041 above the optimum after 1000 epochs at lr 0.01: it has not converged."
-        in report
-    )
+        "lab2's GD stops 0.003041 above the optimum after 1000 epochs at lr 0.01: it has not "
+        "converged."
+    ) in report
     assert "it converged" not in report
 
 
@@ -191,17 +191,17 @@ def test_q1_1_shows_the_matrix_and_each_reconstruction_row_by_row():
     )
     # the report's Figure 2, then the run's GD and SVD reconstructions, rounded for reading
     assert (
-        "| 1 | 0.3374, 0.6005, 0.1735 | 0.2193, 0.5037, 0.3697 | 0.3274, 0.5905, 0.1635 | 0.3274, 0.5905, 0.1635 |"
-        in report
-    )
+        "| 1 | 0.3374, 0.6005, 0.1735 | 0.2193, 0.5037, 0.3697 | 0.3274, 0.5905, 0.1635 | "
+        "0.3274, 0.5905, 0.1635 |"
+    ) in report
     assert (
-        "| 3 | 2.9407, 0.5301, 2.2620 | 3.0304, 0.6037, 2.1129 | 2.9307, 0.5201, 2.2520 | 2.9307, 0.5201, 2.2520 |"
-        in report
-    )
+        "| 3 | 2.9407, 0.5301, 2.2620 | 3.0304, 0.6037, 2.1129 | 2.9307, 0.5201, 2.2520 | "
+        "2.9307, 0.5201, 2.2520 |"
+    ) in report
     assert (
-        "lab2's GD reconstruction is within 3e-05 of the optimum's in every entry; the report's, within 0.21."
-        in report
-    )
+        "lab2's GD reconstruction is within 3e-05 of the optimum's in every entry; the "
+        "report's, within 0.21."
+    ) in report
 
 
 def test_a_run_under_the_reports_protocol_judges_the_grid_claims_as_seed_report_runs():

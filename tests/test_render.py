@@ -58,7 +58,10 @@ def test_history_lists_each_run_with_its_verdict_and_wraps_what_changed_within_1
                 "run_id": "b" * 32,
                 "verdict": "changed",
                 "best_val_accuracy": 0.96,
-                "cause": "data: digest aa06b8008ceba42e → 577a20e36e83e976, 50 of 150 rows changed; recipe code: lab2core/mlp.py, lab2core/data.py",
+                "cause": (
+                    "data: digest aa06b8008ceba42e → 577a20e36e83e976, 50 of 150 rows changed; "
+                    "recipe code: lab2core/mlp.py, lab2core/data.py"
+                ),
             },
             {
                 "started": "2026-11-28 09:00",

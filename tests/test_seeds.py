@@ -233,15 +233,18 @@ def test_one_row_better_on_every_seed_is_not_called_proof():
         ]
         assert np.isnan(row["p_t"]) and row["p_holm"] == row["p_signflip"] == 2.0 ** (1 - n)
         assert row["verdict"] == (
-            f"lr=0.1 vs lr=0.01 at iterations=10: val_accuracy higher on every one of {n} seeds by exactly "
-            f"0.020; no t-test: the difference does not vary; with {n} seeds no test can separate this from "
+            f"lr=0.1 vs lr=0.01 at iterations=10: val_accuracy higher on every one of {n} "
+            "seeds by exactly "
+            f"0.020; no t-test: the difference does not vary; with {n} seeds no test can "
+            "separate this from "
             f"chance below p = {floor}"
         )
     eight = compare_seeds(
         _cells({(0.1, 10): [0.9] * 8, (0.01, 10): [0.88] * 8}), metric="val_loss"
     ).pairs.loc[0, "verdict"]
     assert eight.startswith(
-        "lr=0.1 beats lr=0.01 at iterations=10: val_loss lower on every one of 8 seeds by exactly 0.02;"
+        "lr=0.1 beats lr=0.01 at iterations=10: val_loss lower on every one of 8 seeds by "
+        "exactly 0.02;"
     )
     assert eight.endswith("(sign-flip p = 0.00781)")  # 2 of 2^8 sign patterns
 
@@ -355,7 +358,8 @@ def test_verdicts_say_what_the_data_can_tell():
     ).pairs.loc[0]
     assert noisy["verdict"].startswith("cannot tell lr=0.1 from lr=0.01")
     assert noisy["verdict"].endswith(
-        f"if the true difference were +0.007, {noisy['seeds_needed_low']} to {noisy['seeds_needed_high']} "
+        f"if the true difference were +0.007, {noisy['seeds_needed_low']} to "
+        f"{noisy['seeds_needed_high']} "
         f"seeds would detect it with 80% power at α = 0.05 (the range: the sd's 95% interval; "
         f"{noisy['seeds_needed']} at the sd seen)"
     )
@@ -403,7 +407,8 @@ def test_display_html_markdown_and_figure_name_the_groups():
     lines = markdown.splitlines()
     assert lines[0].startswith("| A | B | n | A − B (unadjusted 95% CI) | paired t p | Holm p |")
     assert lines[3].startswith(
-        "| lr=0.01 iterations=100 | lr=0.001 iterations=100 | 3 | +0.413 (+0.027 … +0.799) | 0.044 |"
+        "| lr=0.01 iterations=100 | lr=0.001 iterations=100 | 3 | +0.413 (+0.027 … +0.799) | "
+        "0.044 |"
     )
     assert lines[-1] == "7 more comparisons in seed_pairs.csv."
     figure = plot_paired_differences(comparison.paired, comparison.pairs)

@@ -150,8 +150,15 @@ def test_status_and_deploy_find_the_stack_from_lab2_stack_dir_and_honour_exporte
     assert main(["stack", "deploy"]) == 1
     errors = capsys.readouterr().err.splitlines()
     assert errors == [
-        f"PREFECT_API_URL={nowhere}/api: no server answers at {nowhere}/api/health; start the stack (lab2 stack up) or export the right PREFECT_API_URL",
-        f"lab2 stack deploy: PREFECT_API_URL={nowhere}/api: no server answers at {nowhere}/api/health; start the stack (lab2 stack up) or export the right PREFECT_API_URL",
+        (
+            f"PREFECT_API_URL={nowhere}/api: no server answers at {nowhere}/api/health; start the "
+            "stack (lab2 stack up) or export the right PREFECT_API_URL"
+        ),
+        (
+            f"lab2 stack deploy: PREFECT_API_URL={nowhere}/api: no server answers at "
+            f"{nowhere}/api/health; start the stack (lab2 stack up) or export the right "
+            "PREFECT_API_URL"
+        ),
     ]
 
 
@@ -298,9 +305,9 @@ def test_the_lab_report_of_a_deployment_run_is_written_again_by_lab2_report_and_
         store.download_artifacts(parent.info.run_id, "report.md", str(carried))
     ).read_text()
     assert (
-        f"[The run in MLflow]({config.mlflow_url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}"
-        in carried
-    )
+        "[The run in "
+        f"MLflow]({config.mlflow_url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}"
+    ) in carried
 
     # `lab2 report --run` on the stack's MLflow server, in a process of its own: the report the run
     # carries.
@@ -572,13 +579,16 @@ def test_a_service_that_dies_at_start_up_is_reported_with_its_logs_last_line(tmp
 
     config = stack.StackConfig(tmp_path, timeout=60.0)
     config.log_dir.mkdir(parents=True)
-    dies = "import sys; print('Traceback (most recent call last):\\n  ...'); sys.exit('ValueError: password too short')"
+    dies = (
+        "import sys; print('Traceback (most recent call last):\\n  ...'); sys.exit('ValueError: "
+        "password too short')"
+    )
     service = Service("mlflow-server", [sys.executable, "-c", dies], {}, 0, lambda: False)
     with pytest.raises(stack.StackError) as refused:
         wait_ready(service, start(service, config)["pid"], config)
-    assert (
-        str(refused.value)
-        == f"mlflow-server exited during start-up: ValueError: password too short; see {config.log_dir / 'mlflow-server.log'}"
+    assert str(refused.value) == (
+        "mlflow-server exited during start-up: ValueError: password too short; see "
+        f"{config.log_dir / 'mlflow-server.log'}"
     )
 
 

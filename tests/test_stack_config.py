@@ -88,7 +88,10 @@ def test_beyond_loopback_credentials_are_required(tmp_path, monkeypatch):
         (
             "elevenchars",
             "lab2:secret",
-            r"MLFLOW_TRACKING_PASSWORD \(11 characters\) is refused by MLflow: Password must be at least 12",
+            (
+                r"MLFLOW_TRACKING_PASSWORD \(11 characters\) is refused by MLflow: Password must "
+                r"be at least 12"
+            ),
         ),
         ("twelve-chars", "lab2secret", "PREFECT_API_AUTH_STRING must be USER:PASSWORD"),
         ("twelve-chars", "lab2:", "PREFECT_API_AUTH_STRING must be USER:PASSWORD"),

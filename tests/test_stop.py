@@ -181,8 +181,10 @@ def test_the_watchdog_ends_a_stop_that_hangs_whichever_handler_runs(tmp_path):
     # Another SIGTERM handler in place (as Prefect's is while a flow runs), and one that never hands
     # the signal on.
     hangs = (
-        "import signal, time\nfrom lab2.cli.stopping import stop_signals_handled\nwith stop_signals_handled():\n"
-        "    signal.signal(signal.SIGTERM, lambda *_: None)\n    print('ready', flush=True)\n    time.sleep(60)\n"
+        "import signal, time\nfrom lab2.cli.stopping import stop_signals_handled\nwith "
+        "stop_signals_handled():\n"
+        "    signal.signal(signal.SIGTERM, lambda *_: None)\n    print('ready', flush=True)\n    "
+        "time.sleep(60)\n"
     )
     python = str(Path(LAB2).with_name("python"))
     process = subprocess.Popen(

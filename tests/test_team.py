@@ -252,7 +252,8 @@ def _users_at_once(client_env: dict[str, str], experiment: str, folder: Path, la
     assert codes == [0] * len(USERS), logs
     checked = _check_users(client_env["MLFLOW_TRACKING_URI"], experiment)
     print(
-        f"\n{label}: {len(USERS)} lab2 run processes at once: {together:.1f} s wall; {checked} runs checked"
+        f"\n{label}: {len(USERS)} lab2 run processes at once: {together:.1f} s wall; "
+        f"{checked} runs checked"
     )
     if os.environ.get(
         "LAB2_MEASURE_SERIES"
@@ -479,5 +480,6 @@ def test_a_worker_killed_mid_grid_still_leaves_every_cell_finished_once(config, 
         "lab2.stale" in tags_of(r) and tags_of(r)["lab2.step"] == "mlp" for r in killed_runs
     )
     print(
-        f"\nworker {killed} killed mid-grid: 48 cells finished once in {time.monotonic() - started:.1f} s; runs by status {dict(leftovers)}"
+        f"\nworker {killed} killed mid-grid: 48 cells finished once in "
+        f"{time.monotonic() - started:.1f} s; runs by status {dict(leftovers)}"
     )

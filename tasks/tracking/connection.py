@@ -50,11 +50,14 @@ SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACK
 
 
 _TRANSIENT = re.compile(
-    r"database is locked|Max retries exceeded|Connection refused|Connection aborted|Connection reset"
-    r"|Connection broken|IncompleteRead|RemoteDisconnected|timed out|error code 50[234]|TEMPORARILY_UNAVAILABLE"
+    r"database is locked|Max retries exceeded|Connection refused|Connection "
+    r"aborted|Connection reset"
+    r"|Connection broken|IncompleteRead|RemoteDisconnected|timed out|error code "
+    r"50[234]|TEMPORARILY_UNAVAILABLE"
     # Two writers inserting one dataset or experiment tag at once; a retry finds (or updates) the
     # row the other wrote.
-    r"|UNIQUE constraint failed: (datasets|experiment_tags)\.|duplicate key value violates unique constraint \"?(dataset|experiment_tag)"
+    r"|UNIQUE constraint failed: (datasets|experiment_tags)\.|duplicate key value violates "
+    r"unique constraint \"?(dataset|experiment_tag)"
 )
 
 
@@ -106,7 +109,8 @@ def check_tracking_uri(uri: str) -> None:
     scheme = parts.scheme.split("+")[0]
     if scheme not in KNOWN_SCHEMES:
         raise InputError(
-            f"tracking URI {shown}: unknown scheme {parts.scheme!r}; use one of {', '.join(KNOWN_SCHEMES)}"
+            f"tracking URI {shown}: unknown scheme {parts.scheme!r}; use one of "
+            f"{', '.join(KNOWN_SCHEMES)}"
         )
     if scheme in ("http", "https"):
         _check_server(uri, shown, parts.hostname)

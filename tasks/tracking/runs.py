@@ -414,7 +414,10 @@ def set_description(run_id: str, markdown: str) -> None:
     description.md."""
     if len(markdown) > MAX_TAG_VAL_LENGTH:
         log_text(run_id, markdown, DESCRIPTION_MD)
-        note = f"\n\n(Cut at MLflow's tag length; the whole description is the artifact `{DESCRIPTION_MD}`.)"
+        note = (
+            "\n\n(Cut at MLflow's tag length; the whole description is the artifact "
+            f"`{DESCRIPTION_MD}`.)"
+        )
         room = MAX_TAG_VAL_LENGTH - len(note)
         cut = markdown.rfind("\n\n", 0, room)
         markdown = (
