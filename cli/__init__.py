@@ -1,4 +1,5 @@
-"""The `lab2` command line, the temporary Prefect API it starts, and the local stack it supervises."""
+"""The `lab2` command line, the temporary Prefect API it starts, and the local stack it
+supervises."""
 
 from lab2.tasks import prefect_defaults
 

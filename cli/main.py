@@ -1,4 +1,5 @@
-"""The `lab2` command: run the pipeline on embedded defaults, with the lab's parameters as options."""
+"""The `lab2` command: run the pipeline on embedded defaults, with the lab's parameters as
+options."""
 
 from __future__ import annotations
 
@@ -429,7 +430,8 @@ def _reproduce_report(args: argparse.Namespace) -> int:
 
 
 def _add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> None:
-    """An option from a flow parameter: a flag for a bool, several values for a tuple (a grid axis)."""
+    """An option from a flow parameter: a flag for a bool, several values for a tuple (a grid
+    axis)."""
     flag = "--" + name.replace("_", "-")
     if field.annotation is bool:
         if field.default:

@@ -23,11 +23,13 @@ CREDENTIAL_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PREFE
 
 
 class StackError(RuntimeError):
-    """The stack could not be brought up or reached (port taken, a server not healthy in time, ...)."""
+    """The stack could not be brought up or reached (port taken, a server not healthy in time,
+    ...)."""
 
 
 def redact_password(url: str) -> str:
-    """`url` with the password of its user replaced by *** (the user stays, to tell accounts apart)."""
+    """`url` with the password of its user replaced by *** (the user stays, to tell accounts
+    apart)."""
     return re.sub(r"://([^:/@\s]*):[^@/\s]*@", r"://\1:***@", url)
 
 
@@ -123,7 +125,8 @@ class StackConfig:
 
 
 def client_urls(config: StackConfig) -> dict[str, str]:
-    """The URLs clients use: PREFECT_API_URL and MLFLOW_TRACKING_URI as exported, else the stack's."""
+    """The URLs clients use: PREFECT_API_URL and MLFLOW_TRACKING_URI as exported, else the
+    stack's."""
     return {name: os.environ.get(name) or url for name, url in config.client_env().items()}
 
 

@@ -65,7 +65,8 @@ def load_claims(path: Path = CLAIMS) -> pd.DataFrame:
 
 
 def appendix_cells(report_numbers: pd.DataFrame) -> pd.DataFrame:
-    """The report's Appendix D (rows of report_numbers.csv) as cells: one per lr × iterations × run."""
+    """The report's Appendix D (rows of report_numbers.csv) as cells: one per lr × iterations ×
+    run."""
     appendix = report_numbers[report_numbers["source"] == "Appendix D"]
     cells = appendix.pivot_table(
         index=["lr", "iterations", "run"], columns="quantity", values="value"

@@ -310,7 +310,8 @@ def _mean_std(row: Mapping[str, object], metric: str) -> str:
 
 
 def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
-    """The paired verdicts as a short markdown table (for a run description), at most `limit` rows."""
+    """The paired verdicts as a short markdown table (for a run description), at most `limit`
+    rows."""
     shown = pairs if limit is None else pairs.head(limit)
     lines = [
         (

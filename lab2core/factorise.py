@@ -1,4 +1,5 @@
-"""Low-rank factorisation A ≈ U Vᵀ: gradient descent with autograd, and the truncated-SVD optimum."""
+"""Low-rank factorisation A ≈ U Vᵀ: gradient descent with autograd, and the truncated-SVD
+optimum."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from lab2.core.params import InputError
 
 @dataclass(frozen=True)
 class Factorisation:
-    """Factors with A ≈ U Vᵀ, the final loss ‖A − UVᵀ‖²_F, and the loss before each epoch (GD only)."""
+    """Factors with A ≈ U Vᵀ, the final loss ‖A − UVᵀ‖²_F, and the loss before each epoch (GD
+    only)."""
 
     u: torch.Tensor
     v: torch.Tensor

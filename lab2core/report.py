@@ -33,7 +33,8 @@ def load_report_numbers(path: Path = REPORT_NUMBERS) -> pd.DataFrame:
 def lab2_numbers(
     seeds: Sequence[int], dataset: str = REPORT_DATASET, hidden: int = 12
 ) -> pd.DataFrame:
-    """lab2's values of the report's quantities, one row per seed (and protocol for the MLP grid)."""
+    """lab2's values of the report's quantities, one row per seed (and protocol for the MLP
+    grid)."""
     data = load_dataset(dataset)
     iris = centre(data.features)
     svd_loss = truncated_svd(iris, 2).loss

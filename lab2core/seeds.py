@@ -229,7 +229,8 @@ def default_pairs(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
 
 
 def _unique(pairs: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-    """`pairs` without a pair of groups already listed (in either order): the first listing stays."""
+    """`pairs` without a pair of groups already listed (in either order): the first listing
+    stays."""
     seen: set[frozenset[str]] = set()
     unique = []
     for a, b, kind in pairs:

@@ -321,7 +321,8 @@ def improvement_fractions(a: np.ndarray, b: np.ndarray) -> tuple[float, float, f
 
 
 def sd_interval(sd: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The chi-square interval of a normal sample's sd from n values: sd·√((n−1)/χ²) at both tails."""
+    """The chi-square interval of a normal sample's sd from n values: sd·√((n−1)/χ²) at both
+    tails."""
     from scipy import stats
 
     if n < 2 or not np.isfinite(sd):

@@ -1,4 +1,5 @@
-"""Thin Prefect tasks: the lab's stages, what they hand to MLflow, and the features built on them."""
+"""Thin Prefect tasks: the lab's stages, what they hand to MLflow, and the features built on
+them."""
 
 import os
 

@@ -44,7 +44,8 @@ def load_data(dataset: str, label_column: str | None = None) -> Dataset:
 def load_matrices(
     dataset: str, label_column: str | None
 ) -> tuple[Dataset, dict[str, torch.Tensor]]:
-    """The dataset and the matrices Q1 factorises: the lab's 3×3 and the dataset's centred features."""
+    """The dataset and the matrices Q1 factorises: the lab's 3×3 and the dataset's centred
+    features."""
     data = load_dataset(dataset, label_column)
     return data, factorisation_matrices(data)
 

@@ -50,7 +50,8 @@ CellKey = tuple[float, int, int, int]  # lr, iterations, seed, split seed
 
 
 def gd_params(matrix: str, setup: FactorisationSetup) -> dict[str, object]:
-    """Params of a `gd-factorise` run, named as the flow's parameters (an `lr` column is the MLP's)."""
+    """Params of a `gd-factorise` run, named as the flow's parameters (an `lr` column is the
+    MLP's)."""
     return {
         "matrix": matrix,
         "rank": setup.rank,

@@ -1,4 +1,5 @@
-"""Which processes a test left behind: descendants of the test process that were not there before."""
+"""Which processes a test left behind: descendants of the test process that were not there
+before."""
 
 from __future__ import annotations
 

@@ -37,7 +37,8 @@ ENV_SECRET = "env-t0ken-s3cr3t"
 
 
 def lab2_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a fresh user: no MLflow or Prefect API settings, a private Prefect home."""
+    """The environment of a fresh user: no MLflow or Prefect API settings, a private Prefect
+    home."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API", "LAB2_"))
     }

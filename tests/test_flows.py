@@ -1,4 +1,5 @@
-"""The flows end to end on a real temporary Prefect API, read back from MLflow through MlflowClient."""
+"""The flows end to end on a real temporary Prefect API, read back from MLflow through
+MlflowClient."""
 
 import json
 import math

@@ -8,7 +8,8 @@ from tests import servers
 
 
 class FakeServer:
-    """Answers (a status code or an exception) in turn, then 200; records the waits between calls."""
+    """Answers (a status code or an exception) in turn, then 200; records the waits between
+    calls."""
 
     def __init__(self, monkeypatch, answers, clock_step: float = 0.0):
         self.answers, self.calls, self.sleeps, self.now = list(answers), [], [], 0.0

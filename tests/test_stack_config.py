@@ -1,4 +1,5 @@
-"""The stack's configuration without servers: where it is found, what it redacts, what it refuses."""
+"""The stack's configuration without servers: where it is found, what it redacts, what it
+refuses."""
 
 from __future__ import annotations
 

@@ -333,7 +333,8 @@ METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 
 @pytest.fixture(scope="module")
 def dask(config, tmp_path_factory):
-    """`dask scheduler` and two `dask worker`s, each worker told only where Prefect and MLflow are."""
+    """`dask scheduler` and two `dask worker`s, each worker told only where Prefect and MLflow
+    are."""
     pytest.importorskip("prefect_dask", reason="the dask extra is not installed")
     with dask_cluster(config.client_env(), tmp_path_factory.mktemp("dask")) as cluster:
         yield cluster

@@ -1,4 +1,5 @@
-"""Links into the MLflow UI: a run's page, an experiment's runs, an artifact, the saved runs view."""
+"""Links into the MLflow UI: a run's page, an experiment's runs, an artifact, the saved runs
+view."""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def set_runs_view(
 
 
 def saved_runs_url(exp_id: str) -> str | None:
-    """`saved_runs_link` in an MLflow server's UI (None for a local store, whose UI is `lab2 ui`'s)."""
+    """`saved_runs_link` in an MLflow server's UI (None for a local store, whose UI is `lab2
+    ui`'s)."""
     if not tracking_uri().startswith(("http://", "https://")):
         return None  # no view to look up
     return _in_server_ui(saved_runs_link(exp_id))

@@ -71,7 +71,8 @@ if TYPE_CHECKING:  # torch only for a new model: reading runs back (`lab2 compar
 
 @dataclass
 class RunRecord:
-    """What one run logs: flat params, final metrics, per-step histories, tags, figures, text files."""
+    """What one run logs: flat params, final metrics, per-step histories, tags, figures, text
+    files."""
 
     params: Mapping[str, object] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
@@ -105,7 +106,8 @@ def parent_run(experiment: str, run_name: str, record: RunRecord) -> Iterator[st
 
 
 def log_child_run(parent_run_id: str, step: str, run_name: str, record: RunRecord) -> str:
-    """Write one child run whole (its tags first); on any error delete what was written, re-raise."""
+    """Write one child run whole (its tags first); on any error delete what was written,
+    re-raise."""
     what = f"child run {run_name!r} (step {step})"
     tags = {PARENT_TAG: parent_run_id, STEP_TAG: step, OWNER_TAG: owner(), **record.tags}
     run_id = create_run(experiment_of(parent_run_id), run_name, tags, what)
@@ -179,7 +181,8 @@ def _dataset_entity(dataset: PandasDataset) -> Dataset:
 
 
 def _param_value(value: object) -> str:
-    """A param as MLflow's flat text: a sequence as its values joined by commas ("0.1,0.01,0.001")."""
+    """A param as MLflow's flat text: a sequence as its values joined by commas
+    ("0.1,0.01,0.001")."""
     if isinstance(value, (list, tuple)):
         return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     return str(value)
