@@ -54,7 +54,12 @@ from lab2.core.data import load_dataset
 from lab2.core.mlp import prepare_mlp_data, train_cell_loop
 torch.set_num_threads(1)
 data = prepare_mlp_data(load_dataset("iris"))
-cells = [train_cell_loop(data, lr, it, s) for lr in {[float(v) for v in SWEEP_LRS]} for it in range(100, 1001, 100) for s in range(10)]
+cells = [
+    train_cell_loop(data, lr, it, s)
+    for lr in {[float(v) for v in SWEEP_LRS]}
+    for it in range(100, 1001, 100)
+    for s in range(10)
+]
 print(len(cells), "cells")
 """
 NOISE = re.compile(

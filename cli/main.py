@@ -247,7 +247,8 @@ def _rerun_if_done(params: Lab2Params, under_prefect: bool) -> int | None:
         else:
             done = rerun_if_done(params.experiment, *earlier)
     except (OSError, InputError):
-        return None  # a dataset or store that cannot be read: the pipeline's own checks say what is wrong
+        # a dataset or store that cannot be read: the pipeline's own checks say what is wrong
+        return None
     except TrackingError as error:
         return _tracking_failed(error)
     if done is None:

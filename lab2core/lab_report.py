@@ -29,7 +29,9 @@ LAB_CELLS = {
 CONVERGED = (
     1e-5  # GD's loss within this fraction of the optimum's: converged, float32 rounding apart
 )
-SAME_TIME = 1e-3  # cells of equal lr × iterations "end the same" when every accuracy and loss is this close, seed by seed
+# Cells of equal lr × iterations "end the same" when every accuracy and loss is this close, seed by
+# seed.
+SAME_TIME = 1e-3
 # The run's tables the report reads, by the key the caller gives each, and in words.
 TABLES = {
     "factorisation": "Q1's table",

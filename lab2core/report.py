@@ -20,8 +20,12 @@ PROTOCOLS = ("seed-report", "held-out")
 REPORT_DATASET = "iris-uci"  # the copy of Iris the report used
 LOSS_TOLERANCE = 5e-5  # the report prints losses to 4 decimals
 HELD_OUT_GAP = {
-    "train_accuracy": "the report trained on two species (file order), held-out trains on all three",
-    "val_accuracy": "the report's 'validation' model was trained on those very rows; held-out never sees them",
+    "train_accuracy": (
+        "the report trained on two species (file order), held-out trains on all three"
+    ),
+    "val_accuracy": (
+        "the report's 'validation' model was trained on those very rows; held-out never sees them"
+    ),
 }
 
 

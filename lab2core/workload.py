@@ -17,7 +17,8 @@ import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-CURVE_POINTS = 100  # a cell's training-loss curve keeps every k-th step, at most this many points (and its last step)
+# A cell's training-loss curve keeps every k-th step, at most this many points (and its last step).
+CURVE_POINTS = 100
 SECONDS_PER_SHARD_STEP = 4e-4
 SECONDS_PER_TRAJECTORY_STEP = 2.5e-5
 SECONDS_PER_GD_EPOCH = 1.5e-4  # one matrix

@@ -157,7 +157,8 @@ def cell_record(
         },
         figures={"learning_curve": learning_curve} if learning_curve else {},
         datasets=datasets,
-        figure_folder="",  # compare the seeds of a cell: MLflow's compare page lists root files only
+        # compare the seeds of a cell: MLflow's compare page lists root files only
+        figure_folder="",
     )
 
 

@@ -226,7 +226,10 @@ def test_the_chart_view_charts_every_cell_of_the_grid(lab, page):
 
 def test_the_parent_describes_the_grid_and_links_to_its_best_run_and_prefect_flow_run(lab, page):
     parent = lab.client.get_run(lab.parent_run_id)
-    url = f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}?workflowType=machine_learning"
+    url = (
+        f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}"
+        "?workflowType=machine_learning"
+    )
     body = _open(page, url, "Best group")
     best = (
         f"lr={float(parent.data.params['best_lr']):g} "
@@ -249,7 +252,8 @@ def test_the_parent_describes_the_grid_and_links_to_its_best_run_and_prefect_flo
     )
     flow_page.close()
 
-    best_cell = f"lr{float(parent.data.params['best_lr']):g}·it{parent.data.params['best_iterations']}·s{parent.data.params['best_seed']}"
+    best = parent.data.params
+    best_cell = f"lr{float(best['best_lr']):g}·it{best['best_iterations']}·s{best['best_seed']}"
     (cell,) = [r for r in lab.runs("mlp") if r.info.run_name == best_cell]
     link = page.locator(f"a[href*='{cell.info.run_id}?workflowType=machine_learning']").filter(
         has_text=best_cell
@@ -265,7 +269,10 @@ def test_the_parent_describes_the_grid_and_links_to_its_best_run_and_prefect_flo
 
 
 def test_the_winner_model_sits_under_the_lab2_experiment_with_its_metrics(lab, page):
-    url = f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}?workflowType=machine_learning"
+    url = (
+        f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}"
+        "?workflowType=machine_learning"
+    )
     _open(page, url, "Logged models")
     page.locator("a[href*='/models/m-']").filter(has_text="lab2-mlp").first.click()
     page.get_by_text("val_accuracy").first.wait_for(timeout=UI_TIMEOUT_MS)
@@ -282,7 +289,10 @@ def test_the_winner_model_sits_under_the_lab2_experiment_with_its_metrics(lab, p
 
 def test_an_mlp_run_shows_its_training_and_validation_data(lab, page):
     (cell,) = [r for r in lab.runs("mlp") if r.info.run_name == "lr0.1·it100·s0"]
-    url = f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{cell.info.run_id}?workflowType=machine_learning"
+    url = (
+        f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{cell.info.run_id}"
+        "?workflowType=machine_learning"
+    )
     body = _open(page, url, "Datasets")
     assert cell.data.tags["mlflow.note.content"].split(":")[0] in body  # its one-line description
     datasets = body.split("Datasets", 1)[1][:300]
@@ -391,7 +401,10 @@ def test_the_lab_report_opens_from_the_mlflow_run_page_with_its_figures(lab, pag
     assert lab.stdout.rstrip().endswith(
         f"/{lab.parent_run_id}/artifacts/report.html"
     )  # where lab2 run ends
-    url = f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}/artifacts?workflowType=machine_learning"
+    url = (
+        f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}/artifacts"
+        "?workflowType=machine_learning"
+    )
     _open(page, url, "report.html")
     page.get_by_text("report.html", exact=True).first.click()
     shown = page.frame_locator(

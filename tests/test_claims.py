@@ -148,7 +148,7 @@ def test_two_groups_merge_species_that_overlap_between_their_centres():
     assert not both_two_groups(u).holds and both_two_groups(u).evidence.startswith("SVD: 3 groups")
 
 
-def test_the_report_protocol_verdict_needs_the_held_out_runs_to_fail_and_the_reports_numbers_to_hold():
+def test_the_report_protocol_verdict_needs_held_out_runs_to_fail_and_the_reports_numbers_to_hold():
     held_out_fails = grid()  # lr 0.01 × 1000 is not the best held out
     best_in_report = grid(**{f"c_0p01_1000_s{s}": (1.0, 1.0) for s in SEEDS})
     claims = load_claims()
@@ -181,7 +181,7 @@ def test_the_report_protocol_verdict_needs_the_held_out_runs_to_fail_and_the_rep
     assert said.startswith("the report's Appendix D: ") and "held-out" not in said
 
 
-def test_every_claim_names_a_check_and_the_reports_own_appendix_contradicts_training_above_validation():
+def test_every_claim_names_a_check_and_the_appendix_contradicts_training_above_validation():
     claims = load_claims()
     assert claims["id"].is_unique and set(claims["section"]) == {"Q1_1", "Q1_2", "Q1_3", "Q2_2"}
     appendix = appendix_cells(load_report_numbers())

@@ -178,9 +178,10 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
         assert [a.path for a in mlflow_store.list_artifacts(run.info.run_id)] == [
             "learning_curve.png"
         ]  # root: MLflow's compare finds it
+        params = run.data.params
         assert (
             run.info.run_name
-            == f"lr{float(run.data.params['lr']):g}·it{run.data.params['iterations']}·s{run.data.params['seed']}"
+            == f"lr{float(params['lr']):g}·it{params['iterations']}·s{params['seed']}"
         )
     assert {r.data.tags["lab2.group"] for r in cells} == {
         f"lr={lr} it={it} dataset=iris-uci" for lr in (0.1, 0.01) for it in (5, 20)

@@ -9,7 +9,7 @@ from lab2.core.seeds import compare_seeds
 from tests.test_seeds import _cells
 
 
-def test_a_large_grid_shows_its_12_most_significant_neighbours_in_100_columns_with_the_caveat_once():
+def test_a_large_grid_shows_its_12_most_significant_neighbours_in_100_columns_caveat_once():
     rng = np.random.default_rng(0)
     grid = {
         (lr, it): list(np.clip(0.5 + 40 * lr * it / 1e4 + rng.normal(0, 0.05, 3), 0, 1).round(2))

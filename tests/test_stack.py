@@ -285,7 +285,10 @@ def test_lab2_ui_links_the_running_stacks_mlflow_server_in_lab2s_view(
     experiment = _mlflow(config, "experiments/get-by-name", experiment_name=GRID["experiment"])[
         "experiment"
     ]
-    link = f"{config.mlflow_url}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning&viewStateShareKey="
+    link = (
+        f"{config.mlflow_url}/#/experiments/{experiment['experiment_id']}/runs"
+        "?workflowType=machine_learning&viewStateShareKey="
+    )
     assert link in capsys.readouterr().out
 
 
@@ -334,7 +337,10 @@ def test_the_lab_report_of_a_deployment_run_is_written_again_by_lab2_report_and_
     # figures.
     query = {"artifacts": {"flow_run_id": {"any_": [run["id"]]}, "key": {"any_": ["lab-report"]}}}
     (artifact,) = _prefect(config, "artifacts/filter", query)
-    link = f"{config.mlflow_url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}/artifactPath/report.html?workflowType=machine_learning"
+    link = (
+        f"{config.mlflow_url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}"
+        "/artifactPath/report.html?workflowType=machine_learning"
+    )
     assert artifact["data"].startswith(
         f"**[The whole report, its figures embedded: report.html in the MLflow UI]({link})**"
     )
@@ -592,7 +598,7 @@ def test_a_service_that_dies_at_start_up_is_reported_with_its_logs_last_line(tmp
     )
 
 
-def test_cancelling_a_deployment_run_ends_it_cancelled_with_its_mlflow_runs_killed_and_no_process_left(
+def test_a_cancelled_deployment_run_ends_cancelled_its_mlflow_runs_killed_no_process_left(
     config, deployments
 ):
     before = descendants()  # the stack's processes among them

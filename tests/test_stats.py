@@ -122,7 +122,7 @@ def test_a_groups_interval_is_scipys_t_interval_clipped_to_the_metrics_range():
 
 
 @pytest.mark.parametrize("n", [3, 5, 10])
-def test_a_groups_95_percent_interval_covers_the_true_mean_about_95_percent_of_the_time_on_k_of_50_accuracies(
+def test_a_groups_95_percent_interval_covers_the_true_mean_95_percent_of_the_time_on_k_of_50(
     n,
 ):
     # Seeds vary a cell's true accuracy (sd 0.05 around 0.85); each run is then scored on 50
