@@ -107,7 +107,9 @@ def main() -> None:
                 log_batch({"matrix": name, "rank": 2}, {"loss": (s[2:] ** 2).sum().item()})
                 if name == "iris":
                     fig, axes = plt.subplots(1, 2, figsize=(9, 4))
-                    for ax, (title, us) in zip(axes, [("SVD", u[:, :2] * s[:2]), ("GD", u_gd)]):
+                    for ax, (title, us) in zip(
+                        axes, [("SVD", u[:, :2] * s[:2]), ("GD", u_gd)], strict=False
+                    ):
                         ax.scatter(us[:, 0], us[:, 1], c=y, cmap="viridis", s=12)
                         ax.set_title(f"U from {title}")
                     mlflow.log_figure(fig, "figures/u_scatter.png")

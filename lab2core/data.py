@@ -226,8 +226,8 @@ def check_split_classes(
     """Refuse labels a split cannot serve: a class with fewer than 2 rows, or (held-out) a class
     absent from the training rows."""
     counts = torch.bincount(labels, minlength=len(class_names)).tolist()
-    per_class = ", ".join(f"{name}: {n}" for name, n in zip(class_names, counts))
-    rare = [(name, n) for name, n in zip(class_names, counts) if n < 2]
+    per_class = ", ".join(f"{name}: {n}" for name, n in zip(class_names, counts, strict=True))
+    rare = [(name, n) for name, n in zip(class_names, counts, strict=True) if n < 2]
     if rare:
         which = ", ".join(f"{name!r} has {n} row{'s' * (n != 1)}" for name, n in rare)
         raise DataError(
@@ -237,7 +237,9 @@ def check_split_classes(
     if not need_all_in_training:
         return
     in_training = torch.bincount(labels[split.train], minlength=len(class_names)).tolist()
-    missing = [(name, n) for name, n, t in zip(class_names, counts, in_training) if t == 0]
+    missing = [
+        (name, n) for name, n, t in zip(class_names, counts, in_training, strict=True) if t == 0
+    ]
     if missing:
         which = ", ".join(f"{name!r} (0 of its {n} rows)" for name, n in missing)
         raise DataError(

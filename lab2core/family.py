@@ -82,7 +82,7 @@ def judge_family(
     confidence = np.full(len(p), np.nan)
     confidence[order] = 1 - alpha / (len(order) - np.arange(len(order)))
     judged = []
-    for c, p_holm, level in zip(comparisons, adjusted, confidence):
+    for c, p_holm, level in zip(comparisons, adjusted, confidence, strict=True):
         low, high = (
             t_interval(np.asarray(c.differences), level) if np.isfinite(level) else (np.nan, np.nan)
         )

@@ -102,7 +102,9 @@ def missing_numbers(results: RunResults) -> list[str]:
         missing += ["Q1's loss of the dataset's matrix"] if not matrices - {LAB_MATRIX_NAME} else []
     if "cells" in results.tables:
         cells = results.tables["cells"]
-        held = {(float(lr), int(it)) for lr, it in zip(cells["lr"], cells["iterations"])}
+        held = {
+            (float(lr), int(it)) for lr, it in zip(cells["lr"], cells["iterations"], strict=True)
+        }
         missing += [
             f"the cell lr {lr:g} × {it} iterations"
             for lr, it in sorted(LAB_CELLS - held, reverse=True)
@@ -116,7 +118,10 @@ def lab_report(results: RunResults) -> str:
     lab1, data = factorisation.set_index("matrix").loc[LAB_MATRIX_NAME], data_matrix(factorisation)
     cells = results.tables["cells"]
     lab_cells = cells[
-        [(float(lr), int(it)) in LAB_CELLS for lr, it in zip(cells["lr"], cells["iterations"])]
+        [
+            (float(lr), int(it)) in LAB_CELLS
+            for lr, it in zip(cells["lr"], cells["iterations"], strict=True)
+        ]
     ]
     published = load_report_numbers()
     held_out = (

@@ -207,7 +207,7 @@ def train_cells(
             val_correct=v.val_correct,
             diverged=t.diverged or v.diverged,
         )
-        for t, v in zip(on_train, on_val)
+        for t, v in zip(on_train, on_val, strict=True)
     ]
 
 
@@ -227,7 +227,7 @@ def train_trajectories(
     inits = [
         init_mlp(seed, data.n_features, hidden, n_out, scalar_bias) for _, seed in trajectories
     ]
-    w1, b1, w2, b2 = (torch.stack(p) for p in zip(*(w.as_tuple() for w in inits)))
+    w1, b1, w2, b2 = (torch.stack(p) for p in zip(*(w.as_tuple() for w in inits), strict=False))
     # Biases carry a row axis so that every step broadcasts without reshaping.
     params = [
         w1.requires_grad_(),
@@ -256,7 +256,7 @@ def train_trajectories(
             losses, params, ones
         )  # ∂(Σ_t J_t)/∂p: each trajectory's own gradient
         with torch.no_grad():
-            for p, grad in zip(params, grads):
+            for p, grad in zip(params, grads, strict=True):
                 p -= grad * lrs
         if step in checkpoints:
             weights = MLPWeights(
@@ -373,7 +373,7 @@ def _read_off(
             val_accuracy=val_acc[t].item(),
             train_loss=train_loss[t].item(),
             val_loss=val_loss[t].item(),
-            train_loss_history=dict(zip(steps, curve[t].tolist())),
+            train_loss_history=dict(zip(steps, curve[t].tolist(), strict=True)),
             diverged=not finite[t].item(),
             weights=MLPWeights(*(p[t].clone() for p in weights.as_tuple())),
             val_correct="".join("1" if hit else "0" for hit in val_hits[t].tolist()),

@@ -96,10 +96,10 @@ def pair_table(
     comparisons = [compare_paired(u["value_a"], u["value_b"], spread) for u in units]
     splits = [m["split_seed"].nunique() for m in matched]
     judged = judge_family(comparisons, spread, min_effect)
-    views = [_rows_view(m, j.confidence) for m, j in zip(matched, judged)]
+    views = [_rows_view(m, j.confidence) for m, j in zip(matched, judged, strict=True)]
     rows = [
         _pair_row(*pair, metric, c, j, min_effect, k, view)
-        for pair, c, j, k, view in zip(pairs, comparisons, judged, splits, views)
+        for pair, c, j, k, view in zip(pairs, comparisons, judged, splits, views, strict=True)
     ]
     table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     over = [

@@ -19,7 +19,9 @@ def plot_u_scatter(
     """Q1_3: the first two columns of U, SVD beside GD, one colour per class."""
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     axes = fig.subplots(1, 2)
-    for ax, u, title in zip(axes, (u_svd, u_gd), ("truncated SVD", "gradient descent")):
+    for ax, u, title in zip(
+        axes, (u_svd, u_gd), ("truncated SVD", "gradient descent"), strict=False
+    ):
         for k, name in enumerate(class_names):
             rows = labels == k
             ax.scatter(u[rows, 0], _second_column(u)[rows], s=14, label=name)
@@ -79,7 +81,7 @@ def plot_grid_summary(cells: pd.DataFrame) -> Figure:
     dot."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, metric in zip(axes, ("train_accuracy", "val_accuracy")):
+    for ax, metric in zip(axes, ("train_accuracy", "val_accuracy"), strict=False):
         for iterations, group in cells.groupby("iterations"):
             means = group.groupby("lr")[metric].mean()
             (line,) = ax.plot(
@@ -187,7 +189,7 @@ def plot_paired_differences(paired: pd.DataFrame, pairs: pd.DataFrame, limit: in
     seeds = sorted(paired["seed"].unique()) if len(paired) else []
     colours = {seed: f"C{k % 10}" for k, seed in enumerate(seeds)}
     first_split = paired["split_seed"].min() if len(paired) else 0
-    for ax, row in zip(axes, shown.itertuples()):
+    for ax, row in zip(axes, shown.itertuples(), strict=False):
         values = paired[(paired["a"] == row.a) & (paired["b"] == row.b)]
         for r in values.itertuples():
             ax.plot(
@@ -305,7 +307,7 @@ def plot_history(history: pd.DataFrame) -> Figure:
         )
     ax.set_xticks(
         x,
-        [f"{s}\n{r[:8]}" for s, r in zip(history["started"], history["run_id"])],
+        [f"{s}\n{r[:8]}" for s, r in zip(history["started"], history["run_id"], strict=True)],
         rotation=45,
         ha="right",
         fontsize=8,

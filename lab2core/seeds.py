@@ -149,7 +149,7 @@ def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFra
     several_splits = cells["split_seed"].nunique() > 1
     rows = []
     for key, group in cells.groupby(keys, sort=False):
-        row = dict(zip(keys, key))
+        row = dict(zip(keys, key, strict=True))
         row["group"] = _label(row, shown)
         row["n_seeds"], row["n_split_seeds"] = (
             group["seed"].nunique(),
@@ -167,7 +167,7 @@ def seed_summary(cells: pd.DataFrame, val_rows: int | None = None) -> pd.DataFra
                 stats.ci_high,
                 stats.iqm,
             )
-            row.update({f"{metric}_{s}": v for s, v in zip(STATISTICS, values)})
+            row.update({f"{metric}_{s}": v for s, v in zip(STATISTICS, values, strict=True)})
             if several_splits:
                 init, split, init_ci, split_ci = variance_sources(
                     group[["seed", "split_seed"]].assign(value=group[metric])
@@ -221,7 +221,9 @@ def default_pairs(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
         others = [k for k in keys if k != axis]
         for _, group in summary.groupby(others, sort=True):
             ordered = group.sort_values(axis, ascending=False)["group"].tolist()
-            pairs += [(a, b, f"neighbour {axis}") for a, b in zip(ordered, ordered[1:])]
+            pairs += [
+                (a, b, f"neighbour {axis}") for a, b in zip(ordered, ordered[1:], strict=False)
+            ]
     best = best_group(summary)["group"]
     return _unique(
         pairs + [(best, other, "vs best") for other in summary["group"] if other != best]
@@ -298,7 +300,8 @@ def seed_pairs(
     keys = group_columns(cells)
     shown = _label_keys(cells, keys)
     by_label = {
-        _label(dict(zip(keys, key)), shown): group for key, group in cells.groupby(keys, sort=False)
+        _label(dict(zip(keys, key, strict=True)), shown): group
+        for key, group in cells.groupby(keys, sort=False)
     }
     matched = [match_seeds(by_label[a], by_label[b], metric).assign(a=a, b=b) for a, b, _ in pairs]
     return pair_table(pairs, matched, metric, min_effect, BOUNDS[metric][1] - BOUNDS[metric][0])

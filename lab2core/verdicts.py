@@ -187,7 +187,7 @@ def contrast_labels(a: str, b: str) -> tuple[str, str, str]:
     tokens_a, tokens_b = a.split(), b.split()
     if len(tokens_a) != len(tokens_b) or tokens_a == tokens_b:
         return a, b, ""
-    differ = [i for i, (x, y) in enumerate(zip(tokens_a, tokens_b)) if x != y]
+    differ = [i for i, (x, y) in enumerate(zip(tokens_a, tokens_b, strict=False)) if x != y]
     shared = [x for i, x in enumerate(tokens_a) if i not in differ]
     where = f" at {' '.join(shared)}" if shared else ""
     return " ".join(tokens_a[i] for i in differ), " ".join(tokens_b[i] for i in differ), where

@@ -81,7 +81,7 @@ def row_digests(features: np.ndarray, labels: np.ndarray) -> list[str]:
     data changed."""
     return [
         hashlib.sha256(np.ascontiguousarray(x).tobytes() + str(y).encode()).hexdigest()[:12]
-        for x, y in zip(features, labels)
+        for x, y in zip(features, labels, strict=True)
     ]
 
 
@@ -93,7 +93,7 @@ def input_changes(before: Inputs, now: Inputs) -> list[str]:
     if edited:
         causes.append(f"recipe code: {', '.join(edited)}")
     if before.data != now.data:
-        changed = sum(a != b for a, b in zip(before.rows, now.rows)) + abs(
+        changed = sum(a != b for a, b in zip(before.rows, now.rows, strict=False)) + abs(
             len(before.rows) - len(now.rows)
         )
         causes.append(
@@ -160,7 +160,10 @@ def compare_grid(
         None,
     )
     moved = pairs[
-        [significant(p) or n < 2 for p, n in zip(pairs["p_holm"].fillna(1.0), pairs["n"])]
+        [
+            significant(p) or n < 2
+            for p, n in zip(pairs["p_holm"].fillna(1.0), pairs["n"], strict=True)
+        ]
     ]
     moved = moved[moved["mean_diff"].abs() > 0]
     if moved.empty:

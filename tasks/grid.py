@@ -123,7 +123,7 @@ def train_and_record(
                 "stop_file": stop_file,
             },
         )
-        split_of = {future: k for future, (k, _) in zip(trained, jobs)}
+        split_of = {future: k for future, (k, _) in zip(trained, jobs, strict=True)}
         recording = []
         for batch, future in enumerate(as_completed(trained)):
             cells = [

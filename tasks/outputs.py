@@ -191,7 +191,11 @@ def log_winner(
     tracking.log_to_run(
         parent_run_id,
         RunRecord(
-            params=dict(zip(("best_lr", "best_iterations", "best_seed", "best_split_seed"), key))
+            params=dict(
+                zip(
+                    ("best_lr", "best_iterations", "best_seed", "best_split_seed"), key, strict=True
+                )
+            )
         ),
     )
     group = group_result(best)

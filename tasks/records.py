@@ -252,7 +252,7 @@ def log_cells(
         learning_curve_png(c) if cell_figures else None for _, c in cells
     ]  # drawn as the runs before them are written
     written = {}
-    for (split, c), curve in zip(cells, curves):
+    for (split, c), curve in zip(cells, curves, strict=True):
         check_stop(stop_file)
         key = (c.lr, c.iterations, c.seed, split)
         record = cell_record(

@@ -241,7 +241,7 @@ def test_what_a_run_lacks_is_named():
 def test_groups_of_equal_lr_times_iterations_are_paired_seed_by_seed():
     cells = lab_cells()
     same = same_time_cells(cells)
-    assert sorted(zip(same["lr_a"], same["it_a"], same["lr_b"], same["it_b"])) == [
+    assert sorted(zip(same["lr_a"], same["it_a"], same["lr_b"], same["it_b"], strict=True)) == [
         (0.01, 100, 0.001, 1000),
         (0.1, 100, 0.01, 1000),
     ]

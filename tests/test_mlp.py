@@ -67,7 +67,7 @@ def test_batched_trajectories_equal_the_plain_per_cell_loop(lrs, iterations, see
     assert len(results) == len(lrs) * len(iterations) * len(seeds)
     for cell in results:
         params, train_acc, val_acc, val_hits = reference_cell(cell.lr, cell.iterations, cell.seed)
-        for ours, reference in zip(cell.weights.as_tuple(), params):
+        for ours, reference in zip(cell.weights.as_tuple(), params, strict=True):
             assert torch.allclose(ours, reference, atol=1e-6, rtol=0)
         assert cell.train_accuracy == train_acc and cell.val_accuracy == val_acc
         assert (
@@ -127,7 +127,9 @@ def test_results_frame_orders_cells_like_the_lab_table():
 def test_the_benchmarks_seed_style_loop_is_the_plain_recipe():
     cell = train_cell_loop(DATA, 0.05, 40, 3)
     params, train_acc, val_acc, _ = reference_cell(0.05, 40, 3)
-    assert all(torch.equal(ours, ref) for ours, ref in zip(cell.weights.as_tuple(), params))
+    assert all(
+        torch.equal(ours, ref) for ours, ref in zip(cell.weights.as_tuple(), params, strict=True)
+    )
     assert (cell.train_accuracy, cell.val_accuracy) == (train_acc, val_acc)
     assert len(cell.train_loss_history) == 40
 
@@ -148,8 +150,8 @@ def test_training_asked_to_stop_raises_stopped_and_a_stop_never_asked_changes_no
     assert [c.train_loss_history for c in plain] == [c.train_loss_history for c in polled]
     assert all(
         torch.equal(a, b)
-        for p, q in zip(plain, polled)
-        for a, b in zip(p.weights.as_tuple(), q.weights.as_tuple())
+        for p, q in zip(plain, polled, strict=True)
+        for a, b in zip(p.weights.as_tuple(), q.weights.as_tuple(), strict=True)
     )
 
 

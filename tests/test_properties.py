@@ -60,7 +60,7 @@ def test_data_scaled_by_a_million_completes_every_cell(mlflow_store, tmp_path):
     iris = load_dataset("iris")
     rows = [
         ",".join(f"{v * 1e6:.1f}" for v in row) + f",{label}"
-        for row, label in zip(iris.features.tolist(), iris.labels.tolist())
+        for row, label in zip(iris.features.tolist(), iris.labels.tolist(), strict=True)
     ]
     (tmp_path / "big.csv").write_text("a,b,c,d,species\n" + "\n".join(rows) + "\n")
     table = mlp_grid(

@@ -92,6 +92,6 @@ def test_lab2_reproduces_the_reports_svd_loss_and_its_trained_on_itself_validati
         & (rows["lr"] == "0.1")
         & (rows["iterations"] == "1000")
     ]
-    verdicts = dict(zip(val["protocol"], val["verdict"]))
+    verdicts = dict(zip(val["protocol"], val["verdict"], strict=True))
     assert verdicts["seed-report"] == "reproduced"
     assert verdicts["held-out"].startswith("differs")

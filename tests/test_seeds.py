@@ -422,7 +422,7 @@ def test_the_score_distribution_of_a_group_is_the_fraction_of_its_runs_above_eac
     curves = {line.get_label(): line for line in ax.lines}
     assert list(curves) == ["lr=0.1 it=10", "lr=0.01 it=10"]  # the best group first
     tau, share = curves["lr=0.01 it=10"].get_data()
-    for t, fraction in zip(tau, share):
+    for t, fraction in zip(tau, share, strict=True):
         assert fraction == sum(v > t for v in (0.5, 0.6, 0.6)) / 3
     assert (
         plot_score_distributions(cells, limit=1)

@@ -354,7 +354,7 @@ def test_improvement_fractions_sum_to_one_and_paired_intervals_stay_in_range(pai
 @given(st.lists(st.one_of(st.floats(0, 1), st.just(float("nan"))), min_size=1, max_size=20))
 def test_holm_never_lowers_a_p_and_never_passes_one(p):
     adjusted = holm(p)
-    for raw, new in zip(p, adjusted):
+    for raw, new in zip(p, adjusted, strict=True):
         assert (np.isnan(raw) and np.isnan(new)) or raw <= new <= 1.0
 
 

@@ -83,12 +83,12 @@ def test_row_digests_tell_an_edited_row_from_the_rest():
     digests = row_digests(features, labels)
     edited = row_digests(np.array([[5.1, 3.5], [4.9, 3.1], [4.7, 3.2]]), labels)
     relabelled = row_digests(features, np.array([0, 0, 2]))
-    assert len(set(digests)) == 3 and [a == b for a, b in zip(digests, edited)] == [
+    assert len(set(digests)) == 3 and [a == b for a, b in zip(digests, edited, strict=True)] == [
         True,
         False,
         True,
     ]
-    assert [a == b for a, b in zip(digests, relabelled)] == [True, True, False]
+    assert [a == b for a, b in zip(digests, relabelled, strict=True)] == [True, True, False]
 
 
 def test_a_grid_computed_again_is_identical_bit_for_bit_and_diverged_cells_count_as_equal():
