@@ -79,17 +79,7 @@ def main() -> None:
     for name in args.grids:
         lrs, iterations, seeds = GRIDS[name]
         n_cells = len(lrs) * len(iterations) * len(seeds)
-        modes: dict[str, Callable[[], object]] = {
-            "a seed-style loop": lambda: [
-                train_cell_loop(data, lr, it, s) for lr in lrs for it in iterations for s in seeds
-            ],
-            "b batched engine": lambda: train_cells(
-                data, [(lr, s) for lr in lrs for s in seeds], iterations
-            ),
-            "c tracked pipeline": lambda: _tracked(
-                lrs, iterations, seeds, cell_figures=name == "lab"
-            ),
-        }
+        modes = _modes(data, lrs, iterations, seeds, cell_figures=name == "lab")
         baseline = None
         for mode, run in modes.items():
             timings = [_measure(run) for _ in range(args.repeats)]
@@ -104,6 +94,21 @@ def main() -> None:
                 ),
                 flush=True,
             )
+
+
+def _modes(
+    data: object, lrs: tuple, iterations: tuple, seeds: tuple, cell_figures: bool
+) -> dict[str, Callable[[], object]]:
+    """The three ways of computing one grid, each a call to time."""
+    return {
+        "a seed-style loop": lambda: [
+            train_cell_loop(data, lr, it, s) for lr in lrs for it in iterations for s in seeds
+        ],
+        "b batched engine": lambda: train_cells(
+            data, [(lr, s) for lr in lrs for s in seeds], iterations
+        ),
+        "c tracked pipeline": lambda: _tracked(lrs, iterations, seeds, cell_figures),
+    }
 
 
 def _tracked(lrs: tuple, iterations: tuple, seeds: tuple, cell_figures: bool) -> object:

@@ -10,6 +10,7 @@ before Prefect is imported.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -150,10 +151,8 @@ def _running_stack() -> StackConfig | None:
 def _end_with_parent() -> None:
     """In the child, before exec: ask Linux for SIGTERM when the parent process dies (elsewhere,
     nothing)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def _free_port() -> int:

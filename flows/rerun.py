@@ -27,9 +27,10 @@ def lab2_scheduled(params: Lab2Params = Lab2Params()) -> object:
     """Lab 2 end to end, as the `lab2` deployment runs it: a night with nothing new (a FINISHED run
     of the same parameters, data, code and packages, every unit still there) records a rerun
     without loading torch; any other runs the whole pipeline in this flow run."""
-    if not params.force and (earlier := earlier_run(params)):
-        if (done := rerun_if_done(params.experiment, *earlier, printed=False)) is not None:
-            return _announced(done)
+    earlier = None if params.force else earlier_run(params)
+    done = rerun_if_done(params.experiment, *earlier, printed=False) if earlier else None
+    if done is not None:
+        return _announced(done)
     from lab2.flows.pipeline import lab2  # torch and the pipeline, only for work to do
 
     return lab2.fn(params)

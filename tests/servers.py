@@ -7,6 +7,7 @@ started.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -80,9 +81,12 @@ def postgres_cluster() -> Iterator[Postgres]:
         shutil.chown(folder / "pw", account.pw_uid, account.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    run = lambda *command: subprocess.run(
-        [*as_user, *map(str, command)], env=env, check=True, capture_output=True, text=True
-    )  # noqa: E731
+
+    def run(*command: object) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*as_user, *map(str, command)], env=env, check=True, capture_output=True, text=True
+        )
+
     run(
         programs / "initdb",
         "-D",
@@ -160,10 +164,9 @@ def stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
             break
         except subprocess.TimeoutExpired:
             continue
-    try:  # the leader is gone; its children may linger a moment
+    # the leader is gone; its children may linger a moment
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 @dataclass

@@ -128,9 +128,11 @@ def test_factorisation_claims_on_the_loss_gap_and_the_planes():
 
 def test_two_groups_merge_species_that_overlap_between_their_centres():
     rng = np.random.default_rng(0)
-    blob = lambda centre, species: pd.DataFrame(
-        rng.normal(centre, 0.3, (20, 2)), columns=["u1", "u2"]
-    ).assign(species=species)  # noqa: E731
+
+    def blob(centre: tuple[float, float], species: str) -> pd.DataFrame:
+        points = rng.normal(centre, 0.3, (20, 2))
+        return pd.DataFrame(points, columns=["u1", "u2"]).assign(species=species)
+
     apart = pd.concat([blob((0, 0), "a"), blob((5, 0), "b"), blob((0, 5), "c")])
     assert not two_groups(apart).holds and two_groups(apart).evidence.startswith("3 groups")
     overlapping = pd.concat([blob((0, 0), "a"), blob((5, 0), "b"), blob((5.3, 0.2), "c")])

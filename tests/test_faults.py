@@ -4,6 +4,7 @@ loss and duplicates."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -100,10 +101,8 @@ def wait_for(condition, timeout: float, what: str, every: float = 0.02) -> None:
 
 def kill_group(process: subprocess.Popen) -> None:
     """SIGKILL a process group and check that every member is gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=30)
     wait_for(
         lambda: not _group_alive(process.pid), 30, f"process group {process.pid} to end", every=0.1

@@ -3,6 +3,7 @@ MlflowClient."""
 
 import json
 import math
+from pathlib import Path
 
 import mlflow.pytorch
 import pandas as pd
@@ -342,8 +343,8 @@ def test_the_lab_grid_writes_the_lab_report_on_its_parent_and_as_a_prefect_artif
     )
     root = {a.path for a in mlflow_store.list_artifacts(result.parent_run_id)}
     assert {"report.md", "report.html"} <= root
-    markdown = open(mlflow_store.download_artifacts(result.parent_run_id, "report.md")).read()
-    html = open(mlflow_store.download_artifacts(result.parent_run_id, "report.html")).read()
+    markdown = Path(mlflow_store.download_artifacts(result.parent_run_id, "report.md")).read_text()
+    html = Path(mlflow_store.download_artifacts(result.parent_run_id, "report.html")).read_text()
     assert markdown.startswith(
         f"# Lab 2 — PyTorch autograd, answered from lab2 run `{result.parent_run_id}`"
     )

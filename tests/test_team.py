@@ -259,7 +259,7 @@ def _users_at_once(client_env: dict[str, str], experiment: str, folder: Path, la
         "LAB2_MEASURE_SERIES"
     ):  # the same runs one after another, for the wall-time comparison
         started = time.monotonic()
-        for i, grid in enumerate(USERS):
+        for grid in USERS:
             done = subprocess.run(
                 lab2_command(*grid, *SMALL, "--experiment", f"{experiment}-series"),
                 env=env,

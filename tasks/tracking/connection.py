@@ -101,7 +101,7 @@ def check_tracking_uri(uri: str) -> None:
     shown = redact(uri)
     try:
         parts = urlsplit(uri)
-        parts.port  # raises ValueError on a malformed port
+        port = parts.port  # raises ValueError on a malformed port
     except ValueError as error:
         raise InputError(
             f"tracking URI {shown} is malformed ({error}); use sqlite:///PATH or http://HOST:PORT"
@@ -113,14 +113,16 @@ def check_tracking_uri(uri: str) -> None:
             f"{', '.join(KNOWN_SCHEMES)}"
         )
     if scheme in ("http", "https"):
-        _check_server(uri, shown, parts.hostname)
+        _check_server(uri, shown, parts.hostname, port)
     elif scheme in ("sqlite", "file"):
         _check_local_store(uri, shown, parts.path)
 
 
-def _check_server(uri: str, shown: str, host: str | None) -> None:
+def _check_server(uri: str, shown: str, host: str | None, port: int | None) -> None:
     if not host:
         raise InputError(f"tracking URI {shown} names no host; use http://HOST:PORT")
+    if port == 0:
+        raise InputError(f"tracking URI {shown} names port 0; use http://HOST:PORT")
     try:
         requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
     except requests.RequestException as error:
