@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from lab2.tasks import prefect_defaults
+from tests.helpers.browser import fresh_page, launched_chromium
 
 prefect_defaults()  # before any test module imports Prefect
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -98,40 +98,6 @@ def mlflow_store(tmp_path, monkeypatch, empty_mlflow_db) -> MlflowClient:
     return MlflowClient(uri)
 
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium, never a downloaded browser build
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@contextmanager
-def launched_chromium():
-    """Debian's Chromium driven by Playwright, closed on exit."""
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), (
-        f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium"
-    )
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@contextmanager
-def fresh_page(browser):
-    """A page in a fresh browser profile (no stored UI state), closed on exit."""
-    context = browser.new_context(viewport={"width": 1600, "height": 1200})
-    context.set_default_timeout(60_000)
-    yield context.new_page()
-    context.close()
-
-
 @pytest.fixture(scope="module")
 def browser():
     with launched_chromium() as chromium:
@@ -143,11 +109,3 @@ def page(browser):
     """A page in a fresh browser profile, the module's browser shared."""
     with fresh_page(browser) as opened:
         yield opened
-
-
-def all_runs(client: MlflowClient, experiment: str = "lab2") -> list:
-    """Every run of `experiment` (none if the experiment does not exist)."""
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return []
-    return client.search_runs([found.experiment_id], max_results=5000)

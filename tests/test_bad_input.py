@@ -15,7 +15,7 @@ from prefect.exceptions import ParameterTypeError
 from lab2.cli.main import main
 from lab2.core.params import InputError, Lab2Params
 from lab2.flows.pipeline import lab2
-from tests.conftest import all_runs
+from tests.helpers.mlflow_runs import all_runs
 
 GOOD_ROWS = "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,1,y\n5,2,x\n6,3,y\n"
 

@@ -22,7 +22,7 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from tests.servers import free_port, request, start_group, stop_group
+from tests.helpers.servers import free_port, request, start_group, stop_group
 
 # One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped
 # servers.

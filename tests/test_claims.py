@@ -26,32 +26,7 @@ from lab2.core.claims import (
     two_groups,
 )
 from lab2.core.report import load_report_numbers
-
-LRS, ITERATIONS, SEEDS = (0.001, 0.01, 0.1), (100, 1000), (0, 1, 2)
-
-
-def grid(train: float = 0.9, val: float = 0.8, **cells: tuple[float, float]) -> pd.DataFrame:
-    """A lab grid whose accuracies rise with lr and iterations (train, val at the top cell), with
-    some cells set: grid(c_0p1_100_s1=(train, val)) sets lr 0.1 × 100, seed 1."""
-    rows = []
-    for k, lr in enumerate(LRS):
-        for j, iterations in enumerate(ITERATIONS):
-            for seed in SEEDS:
-                step = 0.1 * (len(LRS) - 1 - k) + 0.05 * (len(ITERATIONS) - 1 - j)
-                t, v = cells.get(
-                    f"c_{lr:g}_{iterations}_s{seed}".replace(".", "p"), (train - step, val - step)
-                )
-                rows.append(
-                    {
-                        "lr": lr,
-                        "iterations": iterations,
-                        "seed": seed,
-                        "train_accuracy": t,
-                        "val_accuracy": v,
-                    }
-                )
-    return pd.DataFrame(rows)
-
+from tests.helpers.grids import SEEDS, grid
 
 FACTORISATION = pd.DataFrame(
     [

@@ -15,9 +15,9 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from lab2.cli.main import main
-from tests.conftest import all_runs
-from tests.processes import descendants, left_behind
-from tests.servers import prefect_json
+from tests.helpers.mlflow_runs import all_runs
+from tests.helpers.processes import descendants, left_behind
+from tests.helpers.servers import prefect_json
 
 LAB2 = str(Path(sys.executable).with_name("lab2"))
 

@@ -20,7 +20,7 @@ from lab2.core.seeds import compare_seeds
 DEFAULT_NAME_WIDTH = 18
 
 
-def _cells() -> pd.DataFrame:
+def seed_cells() -> pd.DataFrame:
     values = {
         (0.1, 100): [0.8, 0.9, 0.85],
         (0.01, 100): [0.5, 0.6, 0.7],
@@ -71,7 +71,7 @@ def test_one_line_descriptions_of_children():
 
 
 def test_the_seed_table_holds_each_groups_mean_and_sd_and_marks_the_best():
-    cells = _cells()
+    cells = seed_cells()
     table = seed_table_markdown(compare_seeds(cells)).splitlines()
     assert table[0].startswith("| lr | iterations | seeds |") and len(table) == 2 + 3
     stats = cells.groupby(["lr", "iterations"])["val_accuracy"].agg(
@@ -85,7 +85,7 @@ def test_the_seed_table_holds_each_groups_mean_and_sd_and_marks_the_best():
 
 
 def test_the_parent_description_says_what_ran_the_best_group_and_links_runs():
-    seeds = compare_seeds(_cells())
+    seeds = compare_seeds(seed_cells())
     text = pipeline_description(
         [grid_sentence((0.1, 0.01), (100, 1000), (0, 1, 2), {"dataset": "iris"})],
         seeds,

@@ -19,7 +19,7 @@ from lab2.core.seeds import compare_seeds
 from lab2.flows.mlp_grid import mlp_grid
 from lab2.flows.pipeline import lab2
 from lab2.tasks import tracking
-from tests.conftest import all_runs
+from tests.helpers.mlflow_runs import all_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -4,7 +4,7 @@ bounded time."""
 import pytest
 import requests
 
-from tests import servers
+from tests.helpers import servers
 
 
 class FakeServer:

@@ -15,7 +15,7 @@ from lab2.core.lab_report import (
     same_time_cells,
 )
 from lab2.core.seeds import compare_seeds
-from tests.test_claims import grid
+from tests.helpers.grids import grid
 
 FACTORISATION = pd.DataFrame(
     [

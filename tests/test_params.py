@@ -12,7 +12,7 @@ from lab2.core.params import FactorisationParams, GridParams, InputError, Lab2Pa
 from lab2.flows.factorisation import factorisation
 from lab2.flows.mlp_grid import mlp_grid
 from lab2.flows.pipeline import lab2
-from tests.test_identity import ROOT
+from tests.helpers.checkout import ROOT
 
 FLOWS = {lab2: Lab2Params, mlp_grid: GridParams, factorisation: FactorisationParams}
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from lab2.core.params import GridParams
 from lab2.flows.mlp_grid import mlp_grid
-from tests.conftest import all_runs
+from tests.helpers.mlflow_runs import all_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from lab2.cli import render
 from lab2.core.seeds import compare_seeds
-from tests.test_seeds import _cells
+from tests.helpers.grids import seed_cells
 
 
 def test_a_large_grid_shows_its_12_most_significant_neighbours_in_100_columns_caveat_once():
@@ -16,7 +16,7 @@ def test_a_large_grid_shows_its_12_most_significant_neighbours_in_100_columns_ca
         for lr in (0.1, 0.05, 0.02, 0.01)
         for it in (100, 200, 400, 800)
     }
-    pairs = compare_seeds(_cells(grid), val_rows=50).pairs
+    pairs = compare_seeds(seed_cells(grid), val_rows=50).pairs
     assert (pairs["kind"] != "vs best").sum() == 4 * 3 + 4 * 3 and len(
         pairs
     ) > 24  # neighbours, then the best against others

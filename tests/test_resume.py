@@ -11,7 +11,7 @@ from lab2.core.params import GridParams, Lab2Params
 from lab2.flows.mlp_grid import mlp_grid
 from lab2.flows.pipeline import lab2
 from lab2.tasks import tracking
-from tests.conftest import all_runs
+from tests.helpers.mlflow_runs import all_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

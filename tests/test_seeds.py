@@ -24,32 +24,7 @@ from lab2.core.seeds import (
 from lab2.core.stats import compare_paired, rows_interval
 from lab2.core.verdicts import bound, verdict
 from lab2.tasks.outputs import seed_summary_html
-
-
-def _cells(
-    values: dict[tuple[float, int], list[float]],
-    dataset: str = "iris",
-    split_seed: int | None = None,
-) -> pd.DataFrame:
-    rows = []
-    for (lr, iterations), accuracies in values.items():
-        for seed, acc in enumerate(accuracies):
-            rows.append(
-                {
-                    "lr": lr,
-                    "iterations": iterations,
-                    "seed": seed,
-                    "dataset": dataset,
-                    "train_accuracy": acc,
-                    "val_accuracy": acc,
-                    "train_loss": 1 - acc,
-                    "val_loss": 1 - acc,
-                    "diverged": False,
-                }
-            )
-    frame = pd.DataFrame(rows)
-    return frame if split_seed is None else frame.assign(split_seed=split_seed)
-
+from tests.helpers.grids import seed_cells
 
 LAB_LIKE = {
     (0.1, 100): [0.90, 0.74, 0.92],
@@ -63,7 +38,7 @@ LAB_LIKE = {
 
 def test_summary_statistics_match_numpy_and_scipys_t_interval():
     values = [0.7, 0.9, 0.8, 0.95]
-    row = seed_summary(_cells({(0.1, 100): values}), val_rows=50).iloc[0]
+    row = seed_summary(seed_cells({(0.1, 100): values}), val_rows=50).iloc[0]
     assert row["val_accuracy_n"] == 4 and row["n_seeds"] == 4 and row["n_split_seeds"] == 1
     assert row["val_accuracy_mean"] == pytest.approx(np.mean(values))
     assert row["val_accuracy_std"] == pytest.approx(np.std(values, ddof=1))
@@ -79,7 +54,7 @@ def test_summary_statistics_match_numpy_and_scipys_t_interval():
 
 
 def test_one_seed_has_no_interval():
-    row = seed_summary(_cells({(0.1, 100): [0.8]})).iloc[0]
+    row = seed_summary(seed_cells({(0.1, 100): [0.8]})).iloc[0]
     assert (
         row["val_accuracy_n"] == 1
         and math.isnan(row["val_accuracy_ci95_low"])
@@ -88,7 +63,7 @@ def test_one_seed_has_no_interval():
 
 
 def test_default_pairs_are_axis_neighbours_and_the_best_against_every_other_once_each():
-    summary = seed_summary(_cells(LAB_LIKE))
+    summary = seed_summary(seed_cells(LAB_LIKE))
     pairs = default_pairs(summary)
     kinds = [kind for _, _, kind in pairs]
     assert kinds.count("neighbour lr") == 4 and kinds.count("neighbour iterations") == 3
@@ -104,10 +79,10 @@ def test_default_pairs_are_axis_neighbours_and_the_best_against_every_other_once
 
 
 def test_pairs_table_matches_scipy_row_by_row_with_holm_over_the_table():
-    comparison = compare_seeds(_cells(LAB_LIKE), val_rows=50)
+    comparison = compare_seeds(seed_cells(LAB_LIKE), val_rows=50)
     pairs = comparison.pairs
     assert list(pairs.columns) == PAIR_COLUMNS
-    values = _cells(LAB_LIKE).set_index(["lr", "iterations", "seed"])["val_accuracy"]
+    values = seed_cells(LAB_LIKE).set_index(["lr", "iterations", "seed"])["val_accuracy"]
     for row in pairs.itertuples():
         a = [values[(float(row.a.split()[0][3:]), int(row.a.split()[1][11:]), s)] for s in range(3)]
         b = [values[(float(row.b.split()[0][3:]), int(row.b.split()[1][11:]), s)] for s in range(3)]
@@ -158,11 +133,11 @@ def test_the_lab_grid_lr_001_against_lr_0001_at_100_iterations():  # on one torc
 
 
 def test_pairs_are_matched_on_seed_and_split_seed():
-    a = pd.concat([_cells({(0.1, 10): [0.9, 0.8, 0.7]}, split_seed=k) for k in (0, 1)])
+    a = pd.concat([seed_cells({(0.1, 10): [0.9, 0.8, 0.7]}, split_seed=k) for k in (0, 1)])
     b = pd.concat(
         [
-            _cells({(0.01, 10): [0.8, 0.8, 0.8]}, split_seed=0),
-            _cells({(0.01, 10): [0.5, 0.5]}, split_seed=1),
+            seed_cells({(0.01, 10): [0.8, 0.8, 0.8]}, split_seed=0),
+            seed_cells({(0.01, 10): [0.5, 0.5]}, split_seed=1),
         ]
     )
     comparison = compare_seeds(pd.concat([a, b], ignore_index=True))
@@ -187,7 +162,7 @@ def test_pairs_are_matched_on_seed_and_split_seed():
 
 
 def test_named_groups_must_match_exactly_one_group():
-    summary_cells = _cells(LAB_LIKE)
+    summary_cells = seed_cells(LAB_LIKE)
     for a, message in [
         ("lr=0.01", "matches 2 groups"),
         ("lr=0.5 iterations=100", "matches no group"),
@@ -204,7 +179,9 @@ def test_named_groups_must_match_exactly_one_group():
         "lr=0.001 iterations=1000",
         "lr=0.001 iterations=100",
     )
-    close = compare_seeds(_cells({(1.0000001, 10): [0.9, 0.8], (1.0000002, 10): [0.7, 0.8]})).pairs
+    close = compare_seeds(
+        seed_cells({(1.0000001, 10): [0.9, 0.8], (1.0000002, 10): [0.7, 0.8]})
+    ).pairs
     assert (close.loc[0, "a"], close.loc[0, "b"]) == (
         "lr=1.0000002 iterations=10",
         "lr=1.0000001 iterations=10",
@@ -212,8 +189,8 @@ def test_named_groups_must_match_exactly_one_group():
 
 
 def test_two_runs_are_compared_cell_by_cell_on_their_shared_seeds():
-    a = _cells({(0.1, 10): [0.9, 0.8, 0.7], (0.01, 10): [0.5, 0.5, 0.5]})
-    b = _cells({(0.1, 10): [0.1, 0.7, 0.6, 0.5], (0.2, 10): [0.5]}, dataset="iris-uci")
+    a = seed_cells({(0.1, 10): [0.9, 0.8, 0.7], (0.01, 10): [0.5, 0.5, 0.5]})
+    b = seed_cells({(0.1, 10): [0.1, 0.7, 0.6, 0.5], (0.2, 10): [0.5]}, dataset="iris-uci")
     pairs, paired = compare_runs(a, b)
     (row,) = pairs.itertuples()
     assert (row.a, row.b, row.n) == ("A lr=0.1 iterations=10", "B lr=0.1 iterations=10", 3)
@@ -228,9 +205,9 @@ def test_one_row_better_on_every_seed_is_not_called_proof():
     # noise (~1e-17).
     for n, floor in ((2, "0.5"), (3, "0.25")):
         b = [k / 50 for k in range(40, 40 + n)]
-        row = compare_seeds(_cells({(0.1, 10): [x + 1 / 50 for x in b], (0.01, 10): b})).pairs.loc[
-            0
-        ]
+        row = compare_seeds(
+            seed_cells({(0.1, 10): [x + 1 / 50 for x in b], (0.01, 10): b})
+        ).pairs.loc[0]
         assert np.isnan(row["p_t"]) and row["p_holm"] == row["p_signflip"] == 2.0 ** (1 - n)
         assert row["verdict"] == (
             f"lr=0.1 vs lr=0.01 at iterations=10: val_accuracy higher on every one of {n} "
@@ -240,7 +217,7 @@ def test_one_row_better_on_every_seed_is_not_called_proof():
             f"chance below p = {floor}"
         )
     eight = compare_seeds(
-        _cells({(0.1, 10): [0.9] * 8, (0.01, 10): [0.88] * 8}), metric="val_loss"
+        seed_cells({(0.1, 10): [0.9] * 8, (0.01, 10): [0.88] * 8}), metric="val_loss"
     ).pairs.loc[0, "verdict"]
     assert eight.startswith(
         "lr=0.1 beats lr=0.01 at iterations=10: val_loss lower on every one of 8 seeds by "
@@ -250,7 +227,7 @@ def test_one_row_better_on_every_seed_is_not_called_proof():
 
 
 def test_loss_verdicts_call_lower_better():
-    cells = _cells(
+    cells = seed_cells(
         {
             (0.1, 10): [0.95, 0.90, 0.93, 0.97, 0.91, 0.96],
             (0.01, 10): [0.70, 0.72, 0.69, 0.75, 0.68, 0.74],
@@ -335,7 +312,7 @@ def test_each_rows_interval_is_scipys_t_interval_at_its_holm_step_and_agrees_wit
 
 
 def test_verdicts_say_what_the_data_can_tell():
-    same = compare_seeds(_cells({(0.1, 10): [0.9, 0.8], (0.01, 10): [0.9, 0.8]})).pairs.loc[
+    same = compare_seeds(seed_cells({(0.1, 10): [0.9, 0.8], (0.01, 10): [0.9, 0.8]})).pairs.loc[
         0, "verdict"
     ]
     assert same == "lr=0.1 and lr=0.01 at iterations=10 give the same val_accuracy on all 2 seeds"
@@ -343,7 +320,7 @@ def test_verdicts_say_what_the_data_can_tell():
         (0.1, 10): list(np.linspace(0.80, 0.90, 12)),
         (0.01, 10): list(np.linspace(0.80, 0.90, 12) - 0.05 + np.tile([0.01, -0.01], 6)),
     }
-    row = compare_seeds(_cells(many)).pairs.iloc[0]
+    row = compare_seeds(seed_cells(many)).pairs.iloc[0]
     assert (
         row["verdict"].startswith("lr=0.1 beats lr=0.01 at iterations=10 by +0.050")
         and "sign-flip p = 0.000488" in row["verdict"]
@@ -352,9 +329,9 @@ def test_verdicts_say_what_the_data_can_tell():
         (0.1, 10): list(np.linspace(0.80, 0.90, 12)),
         (0.01, 10): list(np.linspace(0.80, 0.90, 12) + np.tile([0.002, -0.003], 6)),
     }
-    assert "equivalent within ±0.02" in compare_seeds(_cells(close)).pairs.loc[0, "verdict"]
+    assert "equivalent within ±0.02" in compare_seeds(seed_cells(close)).pairs.loc[0, "verdict"]
     noisy = compare_seeds(
-        _cells({(0.1, 10): [0.9, 0.7, 0.8], (0.01, 10): [0.8, 0.8, 0.78]})
+        seed_cells({(0.1, 10): [0.9, 0.7, 0.8], (0.01, 10): [0.8, 0.8, 0.78]})
     ).pairs.loc[0]
     assert noisy["verdict"].startswith("cannot tell lr=0.1 from lr=0.01")
     assert noisy["verdict"].endswith(
@@ -368,7 +345,7 @@ def test_verdicts_say_what_the_data_can_tell():
 
 def test_best_group_ties_go_to_fewer_iterations():
     summary = seed_summary(
-        _cells({(0.1, 1000): [0.9, 0.9], (0.1, 100): [0.9, 0.9], (0.01, 100): [0.5, 0.6]})
+        seed_cells({(0.1, 1000): [0.9, 0.9], (0.1, 100): [0.9, 0.9], (0.01, 100): [0.5, 0.6]})
     )
     best = best_group(summary)
     assert (best["lr"], best["iterations"]) == (0.1, 100)
@@ -395,7 +372,7 @@ def test_group_label_is_short_and_leaves_the_seeds_and_default_setup_out():
 
 
 def test_display_html_markdown_and_figure_name_the_groups():
-    comparison = compare_seeds(_cells(LAB_LIKE), val_rows=50)
+    comparison = compare_seeds(seed_cells(LAB_LIKE), val_rows=50)
     assert list(display_table(comparison.summary)["val_accuracy"])[:2] == [
         "0.853 ± 0.099",
         "0.680 ± 0.053",
@@ -417,7 +394,7 @@ def test_display_html_markdown_and_figure_name_the_groups():
 
 
 def test_the_score_distribution_of_a_group_is_the_fraction_of_its_runs_above_each_threshold():
-    cells = _cells({(0.1, 10): [0.9, 0.7, 0.8], (0.01, 10): [0.5, 0.6, 0.6]})
+    cells = seed_cells({(0.1, 10): [0.9, 0.7, 0.8], (0.01, 10): [0.5, 0.6, 0.6]})
     (ax,) = plot_score_distributions(cells).axes
     curves = {line.get_label(): line for line in ax.lines}
     assert list(curves) == ["lr=0.1 it=10", "lr=0.01 it=10"]  # the best group first
@@ -444,7 +421,7 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
     # keep.
     clear = compare_seeds(
         _with_hits(
-            _cells({(0.1, 100): [0.9, 0.92, 0.94, 0.9], (0.01, 100): [0.8, 0.8, 0.86, 0.82]})
+            seed_cells({(0.1, 100): [0.9, 0.92, 0.94, 0.9], (0.01, 100): [0.8, 0.8, 0.86, 0.82]})
         ),
         val_rows=50,
     )
@@ -457,7 +434,7 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
     # 0.02 ahead on every seed: one row of 50, which another validation set of this size could
     # easily lose.
     close = compare_seeds(
-        _with_hits(_cells({(0.1, 100): [0.9, 0.92, 0.94], (0.01, 100): [0.88, 0.9, 0.92]})),
+        _with_hits(seed_cells({(0.1, 100): [0.9, 0.92, 0.94], (0.01, 100): [0.88, 0.9, 0.92]})),
         val_rows=50,
     )
     (row,) = close.pairs.itertuples()
@@ -468,9 +445,9 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
     # Cells without their rows (runs older than the tag), or a loss compared: no rows view, and no
     # words about it.
     for comparison in (
-        compare_seeds(_cells({(0.1, 100): [0.9, 0.92], (0.01, 100): [0.8, 0.8]})),
+        compare_seeds(seed_cells({(0.1, 100): [0.9, 0.92], (0.01, 100): [0.8, 0.8]})),
         compare_seeds(
-            _with_hits(_cells({(0.1, 100): [0.9, 0.92], (0.01, 100): [0.8, 0.8]})),
+            _with_hits(seed_cells({(0.1, 100): [0.9, 0.92], (0.01, 100): [0.8, 0.8]})),
             metric="val_loss",
         ),
     ):
@@ -506,7 +483,7 @@ def test_the_rows_view_over_split_seeds_resamples_each_splits_own_rows():
         for split in (0, 1)
     }
     cells = pd.concat(
-        [_cells({(lr, 10): [0.5] * 3}, split_seed=k) for lr in (0.1, 0.01) for k in (0, 1)],
+        [seed_cells({(lr, 10): [0.5] * 3}, split_seed=k) for lr in (0.1, 0.01) for k in (0, 1)],
         ignore_index=True,
     )
     cells["val_correct"] = [hits[(r.lr, r.seed, r.split_seed)] for r in cells.itertuples()]

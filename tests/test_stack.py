@@ -27,9 +27,9 @@ from sklearn.datasets import load_iris
 
 from lab2.cli import stack
 from lab2.cli.main import main
-from tests.conftest import fresh_page, launched_chromium
-from tests.processes import descendants, left_behind
-from tests.servers import (
+from tests.helpers.browser import fresh_page, launched_chromium
+from tests.helpers.processes import descendants, left_behind
+from tests.helpers.servers import (
     free_port,
     http_json,
     mlflow_json,

@@ -15,7 +15,7 @@ import pytest
 
 from lab2.cli import stack
 from lab2.cli.main import main
-from tests.servers import (
+from tests.helpers.servers import (
     PROJECT,
     free_port,
     mlflow_runs,

@@ -10,7 +10,7 @@ import pytest
 
 from lab2.cli import stack
 from lab2.core.params import InputError
-from tests.servers import free_port
+from tests.helpers.servers import free_port
 
 
 def test_passwords_are_redacted_and_users_kept():

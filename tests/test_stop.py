@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.test_faults import LAB2, count_runs, kill_group, output, start_lab2, wait_for
+from tests.helpers.lab2_runs import LAB2, count_runs, kill_group, output, start_lab2, wait_for
 
 pytestmark = pytest.mark.system
 

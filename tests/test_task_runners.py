@@ -7,8 +7,8 @@ import pytest
 from lab2.core.params import GridParams
 from lab2.flows.mlp_grid import mlp_grid
 from lab2.tasks.grid import PROCESSES_FROM_CELLS, grid_task_runner
-from tests.conftest import all_runs
-from tests.processes import descendants, left_behind
+from tests.helpers.mlflow_runs import all_runs
+from tests.helpers.processes import descendants, left_behind
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.system]
 

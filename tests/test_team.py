@@ -22,7 +22,8 @@ import requests
 
 from lab2.cli import stack, stack_services
 from lab2.cli.main import main
-from tests.servers import (
+from tests.helpers.lab2_runs import reference_cells
+from tests.helpers.servers import (
     PROJECT,
     dask_cluster,
     free_port,
@@ -40,7 +41,6 @@ from tests.servers import (
     stop_group,
     tags_of,
 )
-from tests.test_faults import reference_cells
 
 # One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped
 # servers.
@@ -340,7 +340,7 @@ def dask(config, tmp_path_factory):
         yield cluster
 
 
-def _cells(mlflow_url: str, experiment: str) -> dict[tuple[float, int, int], dict[str, float]]:
+def seed_cells(mlflow_url: str, experiment: str) -> dict[tuple[float, int, int], dict[str, float]]:
     """(lr, iterations, seed) → metrics of every FINISHED mlp run that carries an identity."""
     return {
         (float(params_of(r)["lr"]), int(params_of(r)["iterations"]), int(params_of(r)["seed"])): {
@@ -375,7 +375,7 @@ def test_a_grid_on_an_external_dask_cluster_gives_the_engines_metrics_exactly(
     took = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     # Exactly, float for float, what the batched engine gives here without any runner or tracking.
-    assert _cells(config.mlflow_url, "runner-dask") == reference_cells(**DASK_AXES)
+    assert seed_cells(config.mlflow_url, "runner-dask") == reference_cells(**DASK_AXES)
     # The cells were logged on the workers: each cell run's owner (host/pid/start) is a worker
     # process.
     worker_pids = {
@@ -465,7 +465,7 @@ def test_a_worker_killed_mid_grid_still_leaves_every_cell_finished_once(config, 
     log = (tmp_path / "lab2.log").read_text()
     assert killed is not None, log[-3000:]
     assert code == 0, log[-3000:]
-    cells = _cells(config.mlflow_url, experiment)
+    cells = seed_cells(config.mlflow_url, experiment)
     identities = Counter(
         tags_of(r)["lab2.identity"]
         for r in mlflow_runs(config.mlflow_url, experiment)

@@ -27,7 +27,7 @@ from pathlib import Path
 import requests
 
 from lab2.cli import stack, stack_config, stack_services
-from tests.processes import descendants, left_behind, still_alive
+from tests.helpers.processes import descendants, left_behind, still_alive
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
