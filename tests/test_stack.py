@@ -556,7 +556,7 @@ def test_a_night_after_an_edit_to_the_training_recipe_names_the_file(config, dep
     store = MlflowClient(config.mlflow_url)
     experiment_id = store.get_experiment_by_name("stack-recipe").experiment_id
     (parent,) = store.search_runs([experiment_id], f"tags.`prefect.flow_run_id` = '{after['id']}'")
-    assert parent.data.tags["lab2.watch.cause"] == "recipe code: lab2core/mlp.py"
+    assert parent.data.tags["lab2.watch.cause"] == "recipe code: lab2.core.mlp"
     assert (
         after["state_name"]
         == {"changed": "Changed", "within-noise": "Within noise"}[parent.data.tags["lab2.watch"]]
