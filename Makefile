@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MPLBACKEND ?= Agg
 
-.PHONY: setup system-deps run lint test test-fast clean
+.PHONY: setup system-deps run lint typecheck test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -28,22 +28,28 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
-# The guard rails: format, lint rules, types and the layers' import contracts. The type checker and the
-# contracts read the lab2 namespace (lab2.core, lab2.tasks, ...) through links in build/typing, since the
-# editable install maps it with an import hook that neither tool follows.
+# The guard rails: format, lint rules and the layers' import contracts (`make typecheck` runs mypy,
+# which joins them once it reports no error). The contracts and the type checker read the lab2
+# namespace (lab2.core, lab2.tasks, ...) through links in build/typing: the editable install maps it
+# with an import hook that neither tool follows.
 TYPING := build/typing/lab2
-lint: setup
+lint: setup typing-links
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	PYTHONPATH=build/typing $(BIN)/lint-imports
+
+typecheck: setup typing-links
+	$(BIN)/mypy
+
+.PHONY: typing-links
+typing-links:
 	mkdir -p $(TYPING) && touch $(TYPING)/__init__.py
 	ln -sfn ../../../lab2core $(TYPING)/core; ln -sfn ../../../tasks $(TYPING)/tasks
 	ln -sfn ../../../flows $(TYPING)/flows; ln -sfn ../../../cli $(TYPING)/cli
-	$(BIN)/ruff format --check .
-	$(BIN)/ruff check .
-	$(BIN)/mypy
-	PYTHONPATH=build/typing $(BIN)/lint-imports
 
 # Both tiers: the fast one (no servers, the edit-test loop's `pytest`), then the system one.
 # The system tier runs on two xdist workers; the modules that share a module-scoped server stay on one.
-test: setup system-deps
+test: setup system-deps lint
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -m system -n 2 --dist loadgroup --durations=20
 
