@@ -30,6 +30,7 @@ from lab2.cli.main import main
 from tests.helpers.browser import fresh_page, launched_chromium
 from tests.helpers.processes import descendants, left_behind
 from tests.helpers.servers import (
+    PROJECT,
     free_port,
     http_json,
     mlflow_json,
@@ -42,7 +43,6 @@ from tests.helpers.servers import (
 # servers.
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("stack")]
 
-PROJECT = Path(__file__).resolve().parents[1]
 GRID = {"lrs": [0.1, 0.01], "iterations": [5], "seeds": [0, 1], "experiment": "stack-test"}
 LAB_GRID = {
     "lrs": [0.1, 0.01, 0.001],

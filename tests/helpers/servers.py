@@ -27,9 +27,10 @@ from pathlib import Path
 import requests
 
 from lab2.cli import stack, stack_config, stack_services
+from tests.helpers.checkout import ROOT
 from tests.helpers.processes import descendants, left_behind, still_alive
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = ROOT  # prefect.yaml and automations.yaml live at the checkout's top
 BIN = Path(sys.executable).parent
 
 
