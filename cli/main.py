@@ -29,8 +29,9 @@ from lab2.cli.stopping import (
     stopped_message,
 )
 from lab2.cli.ui import add_ui_parser, record_last_run
-from lab2.core.params import METRICS, GridParams, InputError, Lab2Params
-from lab2.core.workload import max_seconds
+from lab2.core.errors import InputError
+from lab2.core.params import METRICS, GridParams, Lab2Params
+from lab2.core.settings import settings
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
@@ -178,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
         return _bad_input("run", problems)
     try:
         cost = params.check_size(
-            psutil.virtual_memory().available, os.cpu_count() or 1, max_seconds()
+            psutil.virtual_memory().available, os.cpu_count() or 1, settings().max_seconds
         )
     except InputError as error:
         return _bad_input("run", [str(error)])

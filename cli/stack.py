@@ -42,7 +42,7 @@ from lab2.cli.stack_services import (
     unanswered,
     wait_ready,
 )
-from lab2.core.params import InputError
+from lab2.core.errors import InputError
 
 # beside prefect.yaml: the automation `lab2 stack deploy --alert-webhook` creates
 AUTOMATIONS_FILE = "automations.yaml"

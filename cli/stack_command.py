@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from lab2.core.params import InputError
+from lab2.core.errors import InputError
 
 if TYPE_CHECKING:
     from lab2.cli.stack_config import StackConfig

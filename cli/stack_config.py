@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from lab2.core.params import InputError
+from lab2.core.errors import InputError
+from lab2.core.settings import settings
 
 HOST = "127.0.0.1"
 POOL = "lab2-process"
@@ -59,19 +60,15 @@ class StackConfig:
         """Options win over the data directory's stack.json (a stack already up), then
         LAB2_STACK_DIR, LAB2_PREFECT_PORT, LAB2_MLFLOW_PORT, LAB2_HOST, LAB2_POSTGRES_URL, then
         the defaults."""
-        env = os.environ
-        folder = Path(data_dir or env.get("LAB2_STACK_DIR") or ".lab2-stack").resolve()
+        env = settings()
+        folder = Path(data_dir or env.stack_dir).resolve()
         recorded = read_settings(folder)
         return cls(
             data_dir=folder,
-            prefect_port=prefect_port
-            or recorded.get("prefect_port")
-            or int(env.get("LAB2_PREFECT_PORT", 4200)),
-            mlflow_port=mlflow_port
-            or recorded.get("mlflow_port")
-            or int(env.get("LAB2_MLFLOW_PORT", 5000)),
-            host=host or recorded.get("host") or env.get("LAB2_HOST") or HOST,
-            postgres=postgres or env.get("LAB2_POSTGRES_URL") or None,
+            prefect_port=prefect_port or recorded.get("prefect_port") or env.prefect_port,
+            mlflow_port=mlflow_port or recorded.get("mlflow_port") or env.mlflow_port,
+            host=host or recorded.get("host") or env.host,
+            postgres=postgres or env.postgres_url,
         )
 
     @property

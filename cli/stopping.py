@@ -132,11 +132,11 @@ def _finished_children(experiment: str) -> int | None:
     ):  # stopped while importing: no run can exist yet
         return None
     try:
+        from lab2.core.settings import env_name
         from lab2.tasks.layout import OWNER_TAG, PARENT_TAG, PIPELINE_ROLE, ROLE_TAG
         from lab2.tasks.tracking import find_experiment, owner, search_runs
-        from lab2.tasks.tracking.connection import RETRY_SECONDS_ENV
 
-        os.environ[RETRY_SECONDS_ENV] = (
+        os.environ[env_name("tracking_retry_seconds")] = (
             "2"  # the store may be the reason for the stop: no minute-long retries now
         )
         exp_id = find_experiment(experiment)

@@ -30,7 +30,7 @@ from lab2.cli.stack_services import (
     last_log_line,
     stop_group,
 )
-from lab2.core.params import InputError
+from lab2.core.errors import InputError
 
 LAST_RUN = (
     Path(".lab2") / "last_run.json"

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from lab2.core.errors import InputError
 from lab2.core.identity import data_file
-from lab2.core.params import BUILTIN_DATASETS, InputError, Scaling, check_dataset_name
+from lab2.core.params import BUILTIN_DATASETS, Scaling, check_dataset_name
 
 LAB_MATRIX = torch.tensor(
     [[0.3374, 0.6005, 0.1735], [3.3359, 0.0492, 1.8374], [2.9407, 0.5301, 2.2620]]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from lab2.core.params import InputError
+from lab2.core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lab2.core.data import DataError, factorisation_matrices, load_dataset
+from lab2.core.errors import InputError
 from lab2.core.factorise import check_rank
 from lab2.core.mlp import prepare_mlp_data
-from lab2.core.params import BUILTIN_DATASETS, InputError, MLPSetup
+from lab2.core.params import BUILTIN_DATASETS, MLPSetup
 
 
 def check_pipeline_inputs(

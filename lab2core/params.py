@@ -11,15 +11,13 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from lab2.core.workload import MAX_HOURS_ENV, RunCost, run_cost
+from lab2.core.errors import InputError
+from lab2.core.settings import env_name
+from lab2.core.workload import RunCost, run_cost
 
 T = TypeVar("T")
 
 BUILTIN_DATASETS = ("iris", "iris-uci")
-
-
-class InputError(ValueError):
-    """Input that lab2 cannot use; the message says what was wrong and what is allowed."""
 
 
 def _distinct(values: Sequence[T]) -> Sequence[T]:
@@ -151,7 +149,7 @@ class RunParams(BaseModel):
             )
             raise InputError(
                 f"est. {cost.seconds / 3600:,.0f} h, over "
-                f"{MAX_HOURS_ENV}={max_seconds / 3600:g}: use fewer {fewer}"
+                f"{env_name('max_hours')}={max_seconds / 3600:g}: use fewer {fewer}"
             )
         return cost
 

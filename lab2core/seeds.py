@@ -15,8 +15,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from lab2.core.errors import InputError
 from lab2.core.pairs import REPEAT_KEYS, match_seeds, pair_table
-from lab2.core.params import DEFAULT_MIN_EFFECT, METRICS, InputError, MLPSetup
+from lab2.core.params import DEFAULT_MIN_EFFECT, METRICS, MLPSetup
 from lab2.core.stats import (
     INTERVAL_KIND,
     binomial_se,

@@ -13,7 +13,6 @@ a point.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -28,7 +27,6 @@ SECONDS_PER_CELL_RUN = (
     0.04  # an MLflow run written whole on SQLite (over HTTP about 6 times as long)
 )
 SECONDS_PER_CURVE_POINT = 1.5e-4  # a metric row in MLflow's SQLite store
-MAX_HOURS_ENV = "LAB2_MAX_HOURS"  # the longest run lab2 starts (default 24 h)
 
 
 def curve_steps(iterations: int) -> list[int]:
@@ -99,8 +97,3 @@ def run_cost(
         + gd_epochs * BYTES_PER_CURVE_POINT
     )
     return RunCost(seconds, memory)
-
-
-def max_seconds() -> float:
-    """The longest run lab2 starts: LAB2_MAX_HOURS (default 24) in seconds."""
-    return 3600 * float(os.environ.get(MAX_HOURS_ENV) or 24)

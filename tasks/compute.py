@@ -21,7 +21,7 @@ from lab2.core.factorise import (
 from lab2.core.mlp import CellResult, MLPData, prepare_mlp_data, train_cells
 from lab2.core.params import FactorisationSetup, MLPSetup, RunParams
 from lab2.core.seeds import SeedComparison
-from lab2.core.workload import max_seconds
+from lab2.core.settings import settings
 from lab2.tasks.figures import seed_comparison, u_scatter_png
 from lab2.tasks.stopping import stop_asked
 
@@ -31,7 +31,9 @@ def check_inputs(params: RunParams) -> None:
     """Fail before any run is tracked if the data does not fit every stage of the flow (every split
     seed), or the run would not fit in this machine's memory."""
     params.check_data()
-    params.check_size(psutil.virtual_memory().available, os.cpu_count() or 1, max_seconds())
+    params.check_size(
+        psutil.virtual_memory().available, os.cpu_count() or 1, settings().max_seconds
+    )
 
 
 @task

@@ -12,7 +12,8 @@ import pandas as pd
 from mlflow.entities import Run
 
 from lab2.core.describe import how_it_ran, results_part, under_since_last_run
-from lab2.core.params import InputError, Lab2Params
+from lab2.core.errors import InputError
+from lab2.core.params import Lab2Params
 from lab2.core.watch import Inputs, SinceLastRun, since_last_run_markdown
 from lab2.tasks import tracking
 from lab2.tasks.flow_run import flow_run_url, pipeline_run

@@ -13,7 +13,8 @@ import pytest
 from prefect.exceptions import ParameterTypeError
 
 from lab2.cli.main import main
-from lab2.core.params import InputError, Lab2Params
+from lab2.core.errors import InputError
+from lab2.core.params import Lab2Params
 from lab2.flows.pipeline import lab2
 from tests.helpers.mlflow_runs import all_runs
 

@@ -15,7 +15,7 @@ from lab2.core.data import (
     scale,
     split_rows,
 )
-from lab2.core.params import InputError
+from lab2.core.errors import InputError
 
 
 def test_iris_copies_differ_in_exactly_the_35th_and_38th_samples():

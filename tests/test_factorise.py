@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from lab2.core.data import LAB_MATRIX, centre, load_dataset
+from lab2.core.errors import InputError
 from lab2.core.factorise import (
     check_rank,
     column_angles,
@@ -10,7 +11,6 @@ from lab2.core.factorise import (
     reconstruction_loss,
     truncated_svd,
 )
-from lab2.core.params import InputError
 
 LAB_OPTIMUM = 0.12191  # σ₃² of the lab's 3×3 matrix (Eckart–Young)
 

@@ -8,7 +8,8 @@ import yaml
 from prefect.utilities.callables import parameter_schema
 
 from lab2.cli.main import _parser, _validated
-from lab2.core.params import FactorisationParams, GridParams, InputError, Lab2Params
+from lab2.core.errors import InputError
+from lab2.core.params import FactorisationParams, GridParams, Lab2Params
 from lab2.flows.factorisation import factorisation
 from lab2.flows.mlp_grid import mlp_grid
 from lab2.flows.pipeline import lab2

@@ -7,10 +7,10 @@ from scipy import stats
 
 from lab2.core.data import load_dataset
 from lab2.core.describe import display_table, pairs_markdown, summary_notes
+from lab2.core.errors import InputError
 from lab2.core.family import InFamily, judge_family
 from lab2.core.mlp import prepare_mlp_data, results_frame, train_cells
 from lab2.core.pairs import PAIR_COLUMNS
-from lab2.core.params import InputError
 from lab2.core.plots import plot_paired_differences, plot_score_distributions
 from lab2.core.seeds import (
     best_group,

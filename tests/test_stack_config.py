@@ -9,7 +9,7 @@ import re
 import pytest
 
 from lab2.cli import stack
-from lab2.core.params import InputError
+from lab2.core.errors import InputError
 from tests.helpers.servers import free_port
 
 

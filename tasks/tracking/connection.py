@@ -34,12 +34,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import OperationalError
 
-from lab2.core.params import InputError
+from lab2.core.errors import InputError
+from lab2.core.settings import settings
 
-RETRY_SECONDS_ENV = "LAB2_TRACKING_RETRY_SECONDS"
-
-
-DEFAULT_RETRY_SECONDS = 60.0
 STOP_WAIT_SECONDS = 5.0  # how long a stop waits for a tracking call in flight to end
 
 
@@ -159,15 +156,10 @@ def _check_local_store(uri: str, shown: str, path: str) -> None:
         )
 
 
-def retry_seconds() -> float:
-    """How long tracking calls are retried (LAB2_TRACKING_RETRY_SECONDS, default 60 s)."""
-    return float(os.environ.get(RETRY_SECONDS_ENV) or DEFAULT_RETRY_SECONDS)
-
-
 def retrying(what: str, call: Callable[[], T]) -> T:
     """`call()`, retried with exponential backoff on transient errors; TrackingError once the window
     has passed."""
-    window = retry_seconds()
+    window = settings().tracking_retry_seconds
     retry = tenacity.Retrying(
         retry=tenacity.retry_if_exception(_transient),
         wait=tenacity.wait_exponential(multiplier=0.2, max=5),  # 0.2 s, 0.4 s, ... then 5 s
