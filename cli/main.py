@@ -12,10 +12,11 @@ import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, get_args, get_origin
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psutil
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_settings import CliSettingsSource
 
 from lab2.cli import render
 from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
@@ -30,13 +31,12 @@ from lab2.cli.stopping import (
 )
 from lab2.cli.ui import add_ui_parser, record_last_run
 from lab2.core.errors import InputError
-from lab2.core.params import METRICS, GridParams, Lab2Params
+from lab2.core.params import DEFAULT_MIN_EFFECT, METRICS, GridParams, Lab2Params
 from lab2.core.settings import settings
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
-_ALIASES = {"split_seeds": ("--split-seed",)}  # options kept under their earlier names too
 EXIT_TRACKING_FAILED = 1
 EXIT_BAD_INPUT = 2
 LONG_RUN_SECONDS = 600  # past this, `lab2 run` says how long it expects
@@ -79,8 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the whole pipeline (Q1 factorisation, Q2 MLP grid)")
     run.set_defaults(command=_run)
-    for name, field in Lab2Params.model_fields.items():
-        _add_option(run, name, field)
+    _model_options(run, Lab2Params)
     run.add_argument(
         "--verbose",
         action="store_true",
@@ -92,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         "compare", help="seed table of a pipeline run (or two, side by side), read from MLflow"
     )
     compare.set_defaults(command=_compare)
+    _model_options(compare, CompareOptions)
     compare.add_argument(
         "run_ids",
         nargs="*",
@@ -116,7 +116,6 @@ def _parser() -> argparse.ArgumentParser:
         choices=METRICS,
         help="metric compared seed by seed (default: val_accuracy)",
     )
-    _add_option(compare, "min_effect", GridParams.model_fields["min_effect"])
 
     report = commands.add_parser(
         "report",
@@ -172,10 +171,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    params, problems = _validated(
-        Lab2Params, {name: getattr(args, name) for name in Lab2Params.model_fields}
-    )
-    if problems:
+    params, problems = _validated(Lab2Params, args)
+    if problems or params is None:
         return _bad_input("run", problems)
     try:
         cost = params.check_size(
@@ -326,7 +323,8 @@ def _compare(args: argparse.Namespace) -> int:
     from lab2.core.seeds import compare_runs, compare_seeds, setup_differences
     from lab2.tasks.tracking import latest_grid_run, read_cells, redact, tracking_uri
 
-    _, problems = _validated(GridParams, {"min_effect": args.min_effect})
+    options, problems = _validated(CompareOptions, args)
+    min_effect = options.min_effect if options is not None else DEFAULT_MIN_EFFECT
     if len(args.run_ids) > 2:
         problems.append(f"{len(args.run_ids)} run ids: give at most two")
     if args.pair and len(args.run_ids) == 2:
@@ -338,7 +336,7 @@ def _compare(args: argparse.Namespace) -> int:
         cells = [read_cells(run_id) for run_id in run_ids]
         if len(run_ids) == 1 and not problems:
             seeds = compare_seeds(
-                cells[0].frame, cells[0].val_rows, args.min_effect, args.pair, args.metric
+                cells[0].frame, cells[0].val_rows, min_effect, args.pair, args.metric
             )
     except (LookupError, InputError) as error:
         problems.append(str(error))
@@ -357,7 +355,7 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"\nA = {run_ids[0]}\nB = {run_ids[1]}")
     for name, (a, b) in setup_differences(cells[0].frame, cells[1].frame).items():
         print(f"  setup differs: {name} A={a} B={b}")
-    pairs, _ = compare_runs(cells[0].frame, cells[1].frame, args.metric, args.min_effect)
+    pairs, _ = compare_runs(cells[0].frame, cells[1].frame, args.metric, min_effect)
     print(f"\nEach cell of A against the same cell of B, seed by seed ({args.metric}, A − B):")
     print(render.pairs(pairs))
     return 0
@@ -411,7 +409,7 @@ def _reproduce_report(args: argparse.Namespace) -> int:
     from lab2.core.report import compare_with_report, lab2_numbers, load_report_numbers
     from lab2.core.stats import INTERVAL_KIND
 
-    _, problems = _validated(GridParams, {"seeds": args.seeds, "dataset": args.dataset})
+    problems = _problems(GridParams, {"seeds": args.seeds, "dataset": args.dataset})
     if problems:
         return _bad_input("report", problems)
     print(
@@ -431,56 +429,68 @@ def _reproduce_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> None:
-    """An option from a flow parameter: a flag for a bool, several values for a tuple (a grid
-    axis)."""
-    flag = "--" + name.replace("_", "-")
-    if field.annotation is bool:
-        if field.default:
-            parser.add_argument(
-                f"--no-{flag[2:]}",
-                dest=name,
-                action="store_false",
-                help=f"without {field.description}",
-            )
-        else:
-            parser.add_argument(flag, action="store_true", help=field.description)
-        return
-    many = get_origin(field.annotation) is tuple
-    shown = (
-        ""
-        if field.default is None
-        else f" (default: {render.flat(field.default if many else [field.default])})"
-    )
-    element = _scalar(get_args(field.annotation)[0] if many else field.annotation)
-    nargs = {"nargs": "+", "metavar": name.upper().removesuffix("S")} if many else {}
-    parser.add_argument(
-        flag,
-        *_ALIASES.get(name, ()),
-        dest=name,
-        type=element,
-        default=field.default,
-        help=field.description + shown,
-        **nargs,
+class CompareOptions(BaseModel):
+    """`lab2 compare`'s options that a flow parameter also has."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_effect: float = GridParams.model_fields["min_effect"]
+
+
+def _model_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
+    """`model`'s fields as options of `parser`, added by pydantic-settings: --x-y for x_y,
+    --x/--no-x for a bool, several values after a grid axis's option; one not given is left out."""
+
+    def add_option(group: argparse.ArgumentParser, *flags: str, **options: Any) -> argparse.Action:
+        field = model.model_fields[options["dest"]]
+        if options.get("nargs") == "*":
+            options["metavar"] = options["dest"].upper().removesuffix("S")
+        options["help"] = _option_help(field)
+        return group.add_argument(*flags, **options)
+
+    CliSettingsSource(
+        # A plain model, so the options alone are read (no environment). The source reads any
+        # model's fields; its annotation names BaseSettings, which CliApp itself wraps models in.
+        model,  # type: ignore[arg-type]
+        root_parser=parser,
+        cli_hide_none_type=True,
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_avoid_json=True,
+        add_argument_method=add_option,
     )
 
 
-def _scalar(annotation: object) -> type:
-    """The Python type argparse parses a value into (pydantic checks the rest)."""
-    while get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    return annotation if annotation in (int, float) else str
+def _option_help(field: FieldInfo) -> str:
+    """A flow parameter's description with its default as a user types it."""
+    default = field.default
+    if isinstance(default, bool):
+        return f"{field.description} (default: {'on' if default else 'off'})"
+    if default is None:
+        return str(field.description)
+    shown = render.flat(default if isinstance(default, tuple) else [default])
+    return f"{field.description} (default: {shown})"
 
 
-def _validated(
-    model: type[BaseModel], values: dict[str, object]
-) -> tuple[BaseModel | None, list[str]]:
-    """`values` as `model` (its defaults for the rest), or one message per bad option: its value,
-    what is wrong."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], args: argparse.Namespace) -> tuple[M | None, list[str]]:
+    """The options in `args` that `model` declares, as `model` (its defaults for the rest), or one
+    message per bad option: its value, what is wrong."""
+    # The options given, as argparse parsed them (strings, and lists of them after a grid axis):
+    # the model parses them itself, so a value such as nan gets the model's own message.
+    values = {name: getattr(args, name) for name in model.model_fields if hasattr(args, name)}
+    problems = _problems(model, values)
+    return (None, problems) if problems else (model(**values), [])
+
+
+def _problems(model: type[BaseModel], values: dict[str, Any]) -> list[str]:
+    """One message per option of `values` that `model` refuses: the option, its value, why."""
     try:
-        return model(**values), []
+        model(**values)
     except ValidationError as error:
-        bad = {}
+        bad: dict[str, str] = {}
         for e in error.errors():
             name = str(e["loc"][0])
             value = values[name]
@@ -489,7 +499,8 @@ def _validated(
                 name,
                 f"--{name.replace('_', '-')} {shown}: {e['msg'].removeprefix('Value error, ')}",
             )
-        return None, list(bad.values())
+        return list(bad.values())
+    return []
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -497,12 +508,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     args = _parser().parse_args(list(argv))
     problems: list[str] = []
     if args.command is _run:
-        values = {name: getattr(args, name) for name in Lab2Params.model_fields}
-        _, problems = _validated(Lab2Params, values)
+        _, problems = _validated(Lab2Params, args)
     elif args.command is _compare:
-        _, problems = _validated(GridParams, {"min_effect": args.min_effect})
+        _, problems = _validated(CompareOptions, args)
     elif args.command is _report and args.reproduce:
-        _, problems = _validated(GridParams, {"seeds": args.seeds, "dataset": args.dataset})
+        problems = _problems(GridParams, {"seeds": args.seeds, "dataset": args.dataset})
     if problems:
         raise SystemExit(_bad_input(args.command.__name__.lstrip("_"), problems))
     return args

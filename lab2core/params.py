@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_settings import CliVariadicArg
 
 from lab2.core.errors import InputError
 from lab2.core.settings import env_name
@@ -42,9 +43,10 @@ def check_dataset_name(name: str) -> str:
 LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0)]
-LearningRates = Annotated[tuple[LearningRate, ...], AfterValidator(_distinct)]
-Counts = Annotated[tuple[Count, ...], AfterValidator(_distinct)]
-Seeds = Annotated[tuple[Seed, ...], AfterValidator(_distinct)]
+# A grid axis: several distinct values (on the command line, space-separated after its option).
+LearningRates = CliVariadicArg[Annotated[tuple[LearningRate, ...], AfterValidator(_distinct)]]
+Counts = CliVariadicArg[Annotated[tuple[Count, ...], AfterValidator(_distinct)]]
+Seeds = CliVariadicArg[Annotated[tuple[Seed, ...], AfterValidator(_distinct)]]
 DatasetName = Annotated[str, AfterValidator(check_dataset_name)]
 Scaling = Literal["var", "std"]
 Protocol = Literal["held-out", "seed-report"]

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from prefect.utilities.callables import parameter_schema
 
-from lab2.cli.main import _parser, _validated
+from lab2.cli.main import _parser, _problems, _validated
 from lab2.core.errors import InputError
 from lab2.core.params import FactorisationParams, GridParams, Lab2Params
 from lab2.flows.factorisation import factorisation
@@ -50,11 +50,7 @@ def test_the_deployments_set_no_parameter_of_their_own():
 
 
 def test_the_cli_has_an_option_per_field_and_parses_into_the_model():
-    args = _parser().parse_args(["run"])
-    assert _validated(Lab2Params, {n: getattr(args, n) for n in Lab2Params.model_fields}) == (
-        Lab2Params(),
-        [],
-    )
+    assert _validated(Lab2Params, _parser().parse_args(["run"])) == (Lab2Params(), [])
     options = [
         "--lrs",
         "0.3",
@@ -68,10 +64,7 @@ def test_the_cli_has_an_option_per_field_and_parses_into_the_model():
         "--task-runner",
         "dask",
     ]
-    args = _parser().parse_args(["run", *options])
-    params, problems = _validated(
-        Lab2Params, {n: getattr(args, n) for n in Lab2Params.model_fields}
-    )
+    params, problems = _validated(Lab2Params, _parser().parse_args(["run", *options]))
     assert problems == [] and params == Lab2Params(
         lrs=(0.3, 0.1),
         split_seeds=(2,),
@@ -83,9 +76,7 @@ def test_the_cli_has_an_option_per_field_and_parses_into_the_model():
 
 
 def test_a_bad_value_is_named_with_what_is_allowed():
-    _, problems = _validated(
-        Lab2Params, {"lrs": (0.1, -1.0), "task_runner": "ray", "seeds": (1, 1)}
-    )
+    problems = _problems(Lab2Params, {"lrs": (0.1, -1.0), "task_runner": "ray", "seeds": (1, 1)})
     assert problems == [
         "--lrs 0.1 -1: Input should be greater than 0",
         "--seeds 1 1: values must be distinct; repeated: [1]",

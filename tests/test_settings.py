@@ -22,7 +22,9 @@ def test_each_variable_is_read_and_an_empty_one_takes_the_default(monkeypatch, t
     monkeypatch.setenv("LAB2_PREFECT_PORT", "4300")
     found = settings()
     assert found.max_seconds == 1800
-    assert found.tracking_retry_seconds == Lab2Settings.model_fields["tracking_retry_seconds"].default
+    assert (
+        found.tracking_retry_seconds == Lab2Settings.model_fields["tracking_retry_seconds"].default
+    )
     config = StackConfig.from_env()
     assert (config.data_dir, config.prefect_port, config.mlflow_port) == (tmp_path, 4300, 5000)
 
@@ -37,7 +39,9 @@ def test_each_variable_is_read_and_an_empty_one_takes_the_default(monkeypatch, t
         ("LAB2_MLFLOW_PORT", "70000", "less than or equal to 65535"),
     ],
 )
-def test_a_bad_variable_is_named_with_its_value_and_what_is_allowed(monkeypatch, name, value, allowed):
+def test_a_bad_variable_is_named_with_its_value_and_what_is_allowed(
+    monkeypatch, name, value, allowed
+):
     monkeypatch.setenv(name, value)
     with pytest.raises(InputError, match=rf"{name}={re.escape(value)}: .*{allowed}"):
         settings()
