@@ -155,6 +155,9 @@ def _check_credentials(mlflow_password: str, prefect_auth: str) -> None:
     """Refuse credentials a server would refuse at start-up, by its own rule (MLflow's for its admin
     password)."""
     from mlflow.exceptions import MlflowException
+
+    # MLflow's basic-auth server checks its admin password with this rule at start-up and offers
+    # no public check; test_stack_config pins the rule (11 characters refused, 12 accepted).
     from mlflow.utils.validation import _validate_password
 
     try:

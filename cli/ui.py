@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from unittest.mock import patch
 
 from lab2.cli.stack_config import StackConfig, read_services
 from lab2.cli.stack_services import (
@@ -72,10 +71,9 @@ def _ui(args: argparse.Namespace) -> int:
         check_tracking_uri(uri)
         if uri.startswith("sqlite:") and not Path(uri.removeprefix("sqlite:///")).is_file():
             raise InputError(f"no MLflow store at {redact(uri)} yet; `lab2 run` makes one")
-        with patch.dict(
-            os.environ, {"MLFLOW_TRACKING_URI": uri}
-        ):  # the lookup's store; the environment as it was after
-            route = saved_runs_link(_experiment_id(experiment, uri))
+        # This process serves `uri` until it ends: its lookups go to that store.
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        route = saved_runs_link(_experiment_id(experiment, uri))
     except InputError as error:
         print(f"lab2 ui: bad input: {error}", file=sys.stderr)
         return 2

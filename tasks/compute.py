@@ -23,6 +23,7 @@ from lab2.core.params import FactorisationSetup, MLPSetup, RunParams
 from lab2.core.seeds import SeedComparison
 from lab2.core.settings import settings
 from lab2.tasks.figures import seed_comparison, u_scatter_png
+from lab2.tasks.layout import U_SCATTER
 from lab2.tasks.stopping import stop_asked
 
 
@@ -89,7 +90,7 @@ def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset, matrix: str) ->
     if matrix != data.name:
         return {}
     return {
-        "u_scatter": u_scatter_png(
+        U_SCATTER: u_scatter_png(
             svd.u.numpy(), gd.u.numpy(), data.labels.numpy(), data.class_names
         ).result()
     }
