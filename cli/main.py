@@ -21,7 +21,7 @@ from pydantic_settings import CliSettingsSource
 from lab2.cli import render
 from lab2.cli.prefect_api import TemporaryAPI, start_temporary_api
 from lab2.cli.progress import progress_line
-from lab2.cli.stack_command import add_stack_parser
+from lab2.cli.stack import add_stack_parser
 from lab2.cli.stopping import (
     EXIT_STATUS,
     end_children,

@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,8 @@ import urllib.request
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from lab2.cli.stack_config import StackConfig, read_services
+from lab2.cli.processes import free_port
+from lab2.cli.stack_services import StackConfig, read_services
 
 STARTUP_TIMEOUT_SECONDS = 120.0
 _PR_SET_PDEATHSIG = 1  # prctl(2)
@@ -95,7 +95,7 @@ def start_temporary_api() -> TemporaryAPI | None:
             flush=True,
         )
         return None
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -153,9 +153,3 @@ def _end_with_parent() -> None:
     nothing)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -167,7 +167,7 @@ def shell_command(name: str) -> str:
     """How to call this environment's console script `name` from the working directory: its bare
     name when PATH finds this one, else its path (relative below the working directory), so that
     the printed command works when pasted."""
-    from lab2.cli.stack_services import console_script
+    from lab2.cli.processes import console_script
 
     script = Path(console_script(name))
     found = shutil.which(name)

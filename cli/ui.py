@@ -13,22 +13,20 @@ import argparse
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from lab2.cli.stack_config import StackConfig, read_services
-from lab2.cli.stack_services import (
-    NO_JOBS,
-    QUIET,
+from lab2.cli.processes import (
     answers,
     console_script,
+    free_port,
     group_alive,
     last_log_line,
+    start_group,
     stop_group,
 )
+from lab2.cli.stack_services import NO_JOBS, QUIET, StackConfig, read_services
 from lab2.core.errors import InputError
 
 LAST_RUN = (
@@ -83,7 +81,7 @@ def _ui(args: argparse.Namespace) -> int:
             f"{redact(uri).rstrip('/')}/{route}"
         )
         return 0
-    return _serve(uri, args.port or _free_port(), route, redact(uri))
+    return _serve(uri, args.port or free_port(), route, redact(uri))
 
 
 def _store(args: argparse.Namespace) -> tuple[str, str]:
@@ -127,15 +125,7 @@ def _serve(uri: str, port: int, route: str, shown: str) -> int:
         "--workers",
         "1",
     ]
-    with LOG.open("ab") as log:
-        server = subprocess.Popen(
-            command,
-            env={**os.environ, **QUIET, **NO_JOBS},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = start_group(command, {**os.environ, **QUIET, **NO_JOBS}, LOG)
     signal.signal(signal.SIGTERM, _interrupt)
     # Ctrl-C stops it however it was started: a parent may hand down SIGINT ignored or blocked.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -166,9 +156,3 @@ def _serve(uri: str, port: int, route: str, shown: str) -> int:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends `lab2 ui` as Ctrl-C does
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

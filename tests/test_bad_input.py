@@ -6,25 +6,19 @@ value and what is allowed, and no run in MLflow.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 from prefect.exceptions import ParameterTypeError
 
 from lab2.cli.main import main
+from lab2.cli.processes import free_port
 from lab2.core.errors import InputError
 from lab2.core.params import Lab2Params
 from lab2.flows.pipeline import lab2
 from tests.helpers.mlflow_runs import all_runs
 
 GOOD_ROWS = "a,b,label\n1,2,x\n2,1,y\n3,5,x\n4,1,y\n5,2,x\n6,3,y\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # (options, message parts): every part must appear in the message.
@@ -236,7 +230,7 @@ def test_bad_csv(fresh_dir, capsys, text, options, parts):
 
 @pytest.mark.parametrize("uri, parts", URI_CASES.values(), ids=URI_CASES.keys())
 def test_bad_tracking_uri(fresh_dir, monkeypatch, capsys, uri, parts):
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(port=port))
     err = _refused(["--lrs", "0.1"], capsys)
     assert all(p.format(port=port) in err for p in parts), err

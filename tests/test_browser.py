@@ -22,7 +22,9 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from tests.helpers.servers import free_port, request, start_group, stop_group
+from lab2.cli.processes import free_port
+from tests.helpers.http import request
+from tests.helpers.processes import end_group, start_in_group
 
 # One worker runs the whole module (pytest -n N --dist loadgroup): its tests share module-scoped
 # servers.
@@ -97,7 +99,7 @@ def lab(tmp_path_factory) -> Lab:
         **env,
         "PREFECT_UI_API_URL": f"{prefect_url}/api",
     }  # the UI's own calls, else to port 4200
-    prefect = start_group(
+    prefect = start_in_group(
         [
             str(BIN / "prefect"),
             "server",
@@ -152,9 +154,9 @@ def lab(tmp_path_factory) -> Lab:
                 parent.info.run_id,
             )
         finally:
-            stop_group(ui)
+            end_group(ui)
     finally:
-        stop_group(prefect)
+        end_group(prefect)
 
 
 def _open(page, url: str, wait_for: str) -> str:

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from lab2.cli.main import main
 from tests.helpers.mlflow_runs import all_runs
 from tests.helpers.processes import descendants, left_behind
-from tests.helpers.servers import prefect_json
+from tests.helpers.stack_servers import prefect_json
 
 LAB2 = str(Path(sys.executable).with_name("lab2"))
 

@@ -16,6 +16,7 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
+from tests.helpers.http import request
 from tests.helpers.lab2_runs import (
     BIN,
     ENV_SECRET,
@@ -30,7 +31,6 @@ from tests.helpers.lab2_runs import (
     wait_for,
 )
 from tests.helpers.mlflow_runs import all_runs
-from tests.helpers.servers import request
 
 pytestmark = pytest.mark.system
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from lab2.cli.stack_config import StackConfig
+from lab2.cli.stack_services import StackConfig
 from lab2.core.errors import InputError
 from lab2.core.settings import Lab2Settings, env_name, settings
 from tests.helpers.checkout import ROOT

@@ -25,14 +25,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_iris
 
-from lab2.cli import stack
+from lab2.cli import processes, stack, stack_services
 from lab2.cli.main import main
+from lab2.cli.processes import free_port
 from tests.helpers.browser import fresh_page, launched_chromium
+from tests.helpers.http import http_json
 from tests.helpers.processes import descendants, left_behind
-from tests.helpers.servers import (
+from tests.helpers.stack_servers import (
     PROJECT,
-    free_port,
-    http_json,
     mlflow_json,
     prefect_json,
     run_deployment,
@@ -53,16 +53,18 @@ LAB_GRID = {
 }
 
 
-def _prefect(config: stack.StackConfig, endpoint: str, body: dict | None = None) -> dict | list:
+def _prefect(
+    config: stack_services.StackConfig, endpoint: str, body: dict | None = None
+) -> dict | list:
     """One call of the stack's Prefect API, asked again while the server is busy."""
     return prefect_json(config.prefect_api_url, endpoint, body)
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory) -> stack.StackConfig:
+def config(tmp_path_factory) -> stack_services.StackConfig:
     """A running stack for this module, off the default ports; on teardown, down and no process
     group left."""
-    config = stack.StackConfig(
+    config = stack_services.StackConfig(
         tmp_path_factory.mktemp("stack"), free_port(), free_port(), timeout=180.0
     )
     with running_stack(config):
@@ -94,12 +96,12 @@ def page():
 
 
 def _mlflow(
-    config: stack.StackConfig, endpoint: str, body: dict | None = None, **query: str
+    config: stack_services.StackConfig, endpoint: str, body: dict | None = None, **query: str
 ) -> dict:
     return mlflow_json(config.mlflow_url, endpoint, body, **query)
 
 
-def _runs(config: stack.StackConfig) -> list[dict]:
+def _runs(config: stack_services.StackConfig) -> list[dict]:
     experiment = _mlflow(config, "experiments/get-by-name", experiment_name=GRID["experiment"])[
         "experiment"
     ]
@@ -118,7 +120,7 @@ def test_a_second_up_starts_no_duplicates_and_status_reports_all(config, capsys)
     before = {name: entry["pid"] for name, entry in stack.status(config).items()}
     again = stack.up(config)
     assert {name: entry["pid"] for name, entry in again.items()} == before
-    assert set(before) == set(stack.SERVICES)
+    assert set(before) == set(stack_services.SERVICES)
     report = stack.status(config)
     assert all(entry["running"] and entry["healthy"] for entry in report.values())
     assert (
@@ -320,7 +322,7 @@ def test_the_lab_report_of_a_deployment_run_is_written_again_by_lab2_report_and_
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
     }
     written = subprocess.run(
-        [stack.console_script("lab2"), "report", "--run", parent.info.run_id],
+        [processes.console_script("lab2"), "report", "--run", parent.info.run_id],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -572,10 +574,10 @@ def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        config = stack.StackConfig(
+        config = stack_services.StackConfig(
             tmp_path, prefect_port=taken.getsockname()[1], mlflow_port=free_port()
         )
-        with pytest.raises(stack.StackError, match="is taken"):
+        with pytest.raises(stack_services.StackError, match="is taken"):
             stack.up(config)
     assert stack.status(config) == {} and left_behind(before) == {}
 
@@ -583,14 +585,14 @@ def test_up_refuses_a_taken_port_and_leaves_nothing_running(tmp_path):
 def test_a_service_that_dies_at_start_up_is_reported_with_its_logs_last_line(tmp_path):
     from lab2.cli.stack_services import Service, start, wait_ready
 
-    config = stack.StackConfig(tmp_path, timeout=60.0)
+    config = stack_services.StackConfig(tmp_path, timeout=60.0)
     config.log_dir.mkdir(parents=True)
     dies = (
         "import sys; print('Traceback (most recent call last):\\n  ...'); sys.exit('ValueError: "
         "password too short')"
     )
     service = Service("mlflow-server", [sys.executable, "-c", dies], {}, 0, lambda: False)
-    with pytest.raises(stack.StackError) as refused:
+    with pytest.raises(stack_services.StackError) as refused:
         wait_ready(service, start(service, config)["pid"], config)
     assert str(refused.value) == (
         "mlflow-server exited during start-up: ValueError: password too short; see "
@@ -632,7 +634,7 @@ def test_a_cancelled_deployment_run_ends_cancelled_its_mlflow_runs_killed_no_pro
     time.sleep(3)
     env = {**os.environ, "PREFECT_API_URL": config.prefect_api_url}
     cancel = subprocess.run(
-        [stack.console_script("prefect"), "flow-run", "cancel", run["id"]],
+        [processes.console_script("prefect"), "flow-run", "cancel", run["id"]],
         env=env,
         capture_output=True,
         text=True,
@@ -675,7 +677,7 @@ def test_lab2_run_without_a_prefect_api_url_runs_its_flows_on_the_stack_that_is_
         "stack-default",
     ]
     done = subprocess.run(
-        [stack.console_script("lab2"), "run", *args],
+        [processes.console_script("lab2"), "run", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -13,15 +13,15 @@ import secrets
 
 import pytest
 
-from lab2.cli import stack
+from lab2.cli import stack, stack_services
 from lab2.cli.main import main
-from tests.helpers.servers import (
+from lab2.cli.processes import free_port
+from tests.helpers.http import request
+from tests.helpers.stack_servers import (
     PROJECT,
-    free_port,
     mlflow_runs,
     params_of,
     prefect_json,
-    request,
     run_deployment,
     running_stack,
     tags_of,
@@ -51,7 +51,7 @@ def config(tmp_path_factory):
         env.setenv(name, value)
     for name in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
         env.delenv(name, raising=False)
-    config = stack.StackConfig(
+    config = stack_services.StackConfig(
         tmp_path_factory.mktemp("stack"), free_port(HOST), free_port(HOST), timeout=180.0, host=HOST
     )
     try:

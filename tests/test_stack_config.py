@@ -8,19 +8,21 @@ import re
 
 import pytest
 
-from lab2.cli import stack
+from lab2.cli import stack, stack_services
+from lab2.cli.processes import free_port
 from lab2.core.errors import InputError
-from tests.helpers.servers import free_port
 
 
 def test_passwords_are_redacted_and_users_kept():
     assert (
-        stack.redact_password("postgresql://lab2:s3cr:et@db:5432")
+        stack_services.redact_password("postgresql://lab2:s3cr:et@db:5432")
         == "postgresql://lab2:***@db:5432"
     )
-    assert stack.redact_password("postgresql://lab2@db:5432") == "postgresql://lab2@db:5432"
     assert (
-        stack.postgres_url("postgresql://u:p@db:5433", "lab2_prefect", "asyncpg")
+        stack_services.redact_password("postgresql://lab2@db:5432") == "postgresql://lab2@db:5432"
+    )
+    assert (
+        stack_services.postgres_url("postgresql://u:p@db:5433", "lab2_prefect", "asyncpg")
         == "postgresql+asyncpg://u:p@db:5433/lab2_prefect"
     )
 
@@ -28,11 +30,11 @@ def test_passwords_are_redacted_and_users_kept():
 def test_the_stack_is_found_from_its_stack_json(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB2_STACK_DIR", str(tmp_path))
     monkeypatch.setenv("LAB2_PREFECT_PORT", "4999")
-    config = stack.StackConfig(
+    config = stack_services.StackConfig(
         tmp_path, 4230, 5070, host="127.0.0.2", postgres="postgresql://u:pw@db:5432"
     )
     (tmp_path / "stack.json").write_text(json.dumps({"stack": config.settings(), "services": {}}))
-    found = stack.StackConfig.from_env()
+    found = stack_services.StackConfig.from_env()
     assert (found.data_dir, found.prefect_port, found.mlflow_port, found.host) == (
         tmp_path,
         4230,
@@ -41,13 +43,15 @@ def test_the_stack_is_found_from_its_stack_json(tmp_path, monkeypatch):
     )
     assert found.prefect_api_url == "http://127.0.0.2:4230/api" and found.auth
     assert "pw" not in (tmp_path / "stack.json").read_text() and "pw" not in repr(config)
-    assert stack.StackConfig.from_env(prefect_port=4300).prefect_port == 4300  # an option wins
+    assert (
+        stack_services.StackConfig.from_env(prefect_port=4300).prefect_port == 4300
+    )  # an option wins
 
 
 def test_exported_urls_win_for_clients(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    urls = stack.client_urls(stack.StackConfig(tmp_path, 4230, 5070))
+    urls = stack_services.client_urls(stack_services.StackConfig(tmp_path, 4230, 5070))
     assert urls == {
         "PREFECT_API_URL": "http://127.0.0.1:4230/api",
         "MLFLOW_TRACKING_URI": "http://mlflow.internal:5000",
@@ -69,18 +73,18 @@ def test_exported_urls_win_for_clients(tmp_path, monkeypatch):
 )
 def test_a_postgres_url_lab2_cannot_use_is_refused(tmp_path, postgres, message):
     with pytest.raises(InputError, match=re.escape(message)):
-        stack.check_config(stack.StackConfig(tmp_path, postgres=postgres))
+        stack_services.check_config(stack_services.StackConfig(tmp_path, postgres=postgres))
 
 
 def test_beyond_loopback_credentials_are_required(tmp_path, monkeypatch):
-    for name in stack.CREDENTIAL_ENV:
+    for name in stack_services.CREDENTIAL_ENV:
         monkeypatch.delenv(name, raising=False)
-    stack.check_config(stack.StackConfig(tmp_path))  # 127.0.0.1: none needed
+    stack_services.check_config(stack_services.StackConfig(tmp_path))  # 127.0.0.1: none needed
     with pytest.raises(
         InputError,
         match="export MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD, PREFECT_API_AUTH_STRING",
     ):
-        stack.check_config(stack.StackConfig(tmp_path, host="0.0.0.0"))
+        stack_services.check_config(stack_services.StackConfig(tmp_path, host="0.0.0.0"))
 
 
 @pytest.mark.parametrize(
@@ -105,16 +109,18 @@ def test_credentials_a_server_would_refuse_are_refused_before_anything_starts(
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     monkeypatch.setenv("PREFECT_API_AUTH_STRING", auth)
     with pytest.raises(InputError, match=message):
-        stack.check_config(stack.StackConfig(tmp_path, host="0.0.0.0"))
+        stack_services.check_config(stack_services.StackConfig(tmp_path, host="0.0.0.0"))
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "twelve-chars")
     monkeypatch.setenv("PREFECT_API_AUTH_STRING", "lab2:secret")
-    stack.check_config(stack.StackConfig(tmp_path, host="0.0.0.0"))  # accepted
+    stack_services.check_config(stack_services.StackConfig(tmp_path, host="0.0.0.0"))  # accepted
 
 
 def test_status_of_an_authenticated_stack_needs_no_credentials(tmp_path, monkeypatch):
-    for name in stack.CREDENTIAL_ENV:
+    for name in stack_services.CREDENTIAL_ENV:
         monkeypatch.delenv(name, raising=False)
-    config = stack.StackConfig(tmp_path, free_port(), free_port(), host="127.0.0.2", timeout=1)
+    config = stack_services.StackConfig(
+        tmp_path, free_port(), free_port(), host="127.0.0.2", timeout=1
+    )
     (tmp_path / "stack.json").write_text(
         json.dumps(
             {

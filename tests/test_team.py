@@ -20,25 +20,24 @@ import psutil
 import pytest
 import requests
 
-from lab2.cli import stack, stack_services
+from lab2.cli import processes, stack, stack_services
 from lab2.cli.main import main
+from lab2.cli.processes import free_port
+from tests.helpers.dask_cluster import dask_cluster
 from tests.helpers.lab2_runs import reference_cells
-from tests.helpers.servers import (
+from tests.helpers.postgres import postgres_cluster
+from tests.helpers.processes import end_group, start_in_group
+from tests.helpers.stack_servers import (
     PROJECT,
-    dask_cluster,
-    free_port,
     lab2_command,
     metrics_of,
     mlflow_json,
     mlflow_runs,
     params_of,
-    postgres_cluster,
     prefect_json,
     run_deployment,
     run_env,
     running_stack,
-    start_group,
-    stop_group,
     tags_of,
 )
 
@@ -91,9 +90,9 @@ def postgres():
 
 
 @pytest.fixture(scope="module")
-def config(postgres, tmp_path_factory) -> stack.StackConfig:
+def config(postgres, tmp_path_factory) -> stack_services.StackConfig:
     """The stack on the module's PostgreSQL server, on free ports of 127.0.0.1."""
-    config = stack.StackConfig(
+    config = stack_services.StackConfig(
         tmp_path_factory.mktemp("stack"),
         free_port(),
         free_port(),
@@ -104,7 +103,7 @@ def config(postgres, tmp_path_factory) -> stack.StackConfig:
         yield config
 
 
-def _run_deployment(config: stack.StackConfig, name: str, parameters: dict) -> dict:
+def _run_deployment(config: stack_services.StackConfig, name: str, parameters: dict) -> dict:
     (deployment,) = [
         d
         for d in prefect_json(config.prefect_api_url, "deployments/filter", {})
@@ -128,7 +127,7 @@ def _database_runs(postgres, experiment: str) -> dict[str, tuple[str, str | None
 
 
 @pytest.fixture(scope="module")
-def deployed(config) -> stack.StackConfig:
+def deployed(config) -> stack_services.StackConfig:
     """prefect.yaml deployed against the stack (the stack's URLs, whatever this shell exports)."""
     env = pytest.MonkeyPatch()
     for name in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
@@ -193,7 +192,7 @@ def test_the_deployment_runs_on_postgresql_and_every_run_reads_back(deployed, po
 def _start_users(env: dict[str, str], experiment: str, folder: Path) -> list[subprocess.Popen]:
     folder.mkdir(exist_ok=True)
     return [
-        start_group(
+        start_in_group(
             lab2_command(*grid, *SMALL, "--experiment", experiment), env, folder / f"user-{i}.log"
         )
         for i, grid in enumerate(USERS)
@@ -206,7 +205,7 @@ def _wait_all(processes: list[subprocess.Popen], folder: Path, timeout: float = 
         return [p.wait(max(1.0, deadline - time.monotonic())) for p in processes]
     finally:
         for p in processes:
-            stop_group(p, grace=5.0)
+            end_group(p, grace=5.0)
 
 
 def _check_users(mlflow_url: str, experiment: str) -> int:
@@ -292,19 +291,19 @@ def test_six_users_at_once_on_sqlite_through_one_mlflow_server(config, tmp_path)
         "--artifacts-destination",
         (tmp_path / "artifacts").as_uri(),
     ]
-    env = {**os.environ, **stack.QUIET, **stack_services.NO_JOBS}
-    server = start_group(command, env, tmp_path / "mlflow-server.log")
+    env = {**os.environ, **stack_services.QUIET, **stack_services.NO_JOBS}
+    server = start_in_group(command, env, tmp_path / "mlflow-server.log")
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
-        while not stack_services.answers(f"{url}/health") and time.monotonic() < deadline:
+        while not processes.answers(f"{url}/health") and time.monotonic() < deadline:
             time.sleep(0.5)
         client_env = {**config.client_env(), "MLFLOW_TRACKING_URI": url}
         _users_at_once(
             client_env, "together", tmp_path / "users", "MLflow on SQLite through one server"
         )
     finally:
-        stop_group(server)
+        end_group(server)
 
 
 DASK_AXES = {"lrs": (0.3, 0.1, 0.03), "iterations": (5, 50), "seeds": (0, 1)}
@@ -442,7 +441,7 @@ def test_a_worker_killed_mid_grid_still_leaves_every_cell_finished_once(config, 
         experiment,
     )
     started = time.monotonic()
-    user = start_group(command, env, tmp_path / "lab2.log")
+    user = start_in_group(command, env, tmp_path / "lab2.log")
     killed = None
     try:
         with Client(dask.address, timeout=30) as client:
@@ -457,11 +456,11 @@ def test_a_worker_killed_mid_grid_still_leaves_every_cell_finished_once(config, 
                     config.mlflow_url, experiment
                 ):  # a worker is writing cell runs
                     killed = next(iter(logging_now))
-                    stop_group(dask.workers.pop(killed), grace=0.0)  # SIGKILL, mid-task
+                    end_group(dask.workers.pop(killed), grace=0.0)  # SIGKILL, mid-task
                 time.sleep(0.05)
         code = user.wait(600)
     finally:
-        stop_group(user)
+        end_group(user)
     log = (tmp_path / "lab2.log").read_text()
     assert killed is not None, log[-3000:]
     assert code == 0, log[-3000:]

@@ -1,11 +1,16 @@
-"""Which processes a test left behind: descendants of the test process that were not there
-before."""
+"""Processes of the tests: which ones a test left behind (descendants of the test process that
+were not there before), and servers started and ended as lab2 starts and ends its own."""
 
 from __future__ import annotations
 
+import subprocess
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
 import psutil
+
+from lab2.cli import processes
 
 # Python's multiprocessing starts one resource tracker per process, which ends with that process.
 _PROCESS_WIDE = ("multiprocessing.resource_tracker",)
@@ -54,3 +59,14 @@ def still_alive(pids: set[int]) -> set[int]:
         except psutil.NoSuchProcess:
             pass
     return alive
+
+
+def start_in_group(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
+    """`command` in a process group of its own (the project's start_group), working in `log`'s
+    folder so that what it writes stays out of the sources."""
+    return processes.start_group(command, env, log, cwd=log.parent)
+
+
+def end_group(process: subprocess.Popen, grace: float = 15.0) -> None:
+    """End `process`'s whole group as lab2 ends its servers: TERM, then KILL after `grace` s."""
+    processes.stop_group(process.pid, grace)
