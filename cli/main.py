@@ -31,7 +31,7 @@ from lab2.cli.stopping import (
 )
 from lab2.cli.ui import add_ui_parser, record_last_run
 from lab2.core.errors import InputError
-from lab2.core.params import DEFAULT_MIN_EFFECT, METRICS, GridParams, Lab2Params
+from lab2.core.params import DEFAULT_MIN_EFFECT, METRICS, GridParams, Lab2Params, MinEffect
 from lab2.core.settings import settings
 
 if TYPE_CHECKING:
@@ -434,7 +434,7 @@ class CompareOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_effect: float = GridParams.model_fields["min_effect"]
+    min_effect: MinEffect = DEFAULT_MIN_EFFECT
 
 
 def _model_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:

@@ -9,9 +9,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
 
 from lab2.cli.render import duration
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 PLAIN_EVERY_SECONDS = 15.0  # between two plain progress lines, when the output is a file or a pipe
 
@@ -30,6 +34,24 @@ def progress_line(stream: TextIO = sys.stderr) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         handler.close()
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """What a `lab2.progress` record carries (its `extra`): cells trained, logged, in all."""
+
+    trained: int
+    logged: int
+    cells: int
+
+    @classmethod
+    def of(cls, record: logging.LogRecord) -> _Counts:
+        given = record.__dict__
+        return cls(given["trained"], given["logged"], given["cells"])
+
+    @property
+    def done(self) -> int:
+        return self.trained + self.logged
 
 
 class _LiveLine(logging.Handler):
@@ -54,15 +76,16 @@ class _LiveLine(logging.Handler):
             TimeRemainingColumn(),
         )
         self.progress = Progress(*columns, console=Console(file=stream), transient=True)
-        self.task = None
+        self.task: TaskID | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        done, cells = record.trained + record.logged, record.cells
-        text = f"cells trained {record.trained}/{cells}, logged {record.logged}/{cells}"
+        counts = _Counts.of(record)
+        cells = counts.cells
+        text = f"cells trained {counts.trained}/{cells}, logged {counts.logged}/{cells}"
         if self.task is None:
             self.progress.start()
-            self.task = self.progress.add_task(text, total=2 * cells, completed=done)
-        self.progress.update(self.task, description=text, completed=done)
+            self.task = self.progress.add_task(text, total=2 * cells, completed=counts.done)
+        self.progress.update(self.task, description=text, completed=counts.done)
 
     def close(self) -> None:
         if self.task is not None:
@@ -77,19 +100,20 @@ class _PlainLines(logging.Handler):
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
         self.stream = stream
-        self.latest: logging.LogRecord | None = None
+        self.latest: _Counts | None = None
         self.start = 0.0
         self.first_done = 0  # what was done (reused) before this run trained anything
         self.finished = threading.Event()
 
     def emit(self, record: logging.LogRecord) -> None:
+        counts = _Counts.of(record)
         if self.latest is None:  # the grid starts: time counts from here
-            self.start, self.first_done = time.monotonic(), record.trained + record.logged
+            self.start, self.first_done = time.monotonic(), counts.done
             threading.Thread(target=self._every_period, name="lab2-progress", daemon=True).start()
-        self.latest = record
-        if record.logged == record.cells and not self.finished.is_set():
+        self.latest = counts
+        if counts.logged == counts.cells and not self.finished.is_set():
             self.finished.set()
-            self._line(record)
+            self._line(counts)
 
     def close(self) -> None:
         self.finished.set()
@@ -97,17 +121,14 @@ class _PlainLines(logging.Handler):
 
     def _every_period(self) -> None:
         while not self.finished.wait(PLAIN_EVERY_SECONDS):
-            self._line(self.latest)
+            if self.latest is not None:
+                self._line(self.latest)
 
-    def _line(self, record: logging.LogRecord) -> None:
-        elapsed, done, todo = (
-            time.monotonic() - self.start,
-            record.trained + record.logged,
-            2 * record.cells,
-        )
+    def _line(self, counts: _Counts) -> None:
+        elapsed, done, todo = time.monotonic() - self.start, counts.done, 2 * counts.cells
         line = (
-            f"lab2: cells trained {record.trained}/{record.cells}, logged "
-            f"{record.logged}/{record.cells}, {duration(elapsed)}"
+            f"lab2: cells trained {counts.trained}/{counts.cells}, logged "
+            f"{counts.logged}/{counts.cells}, {duration(elapsed)}"
         )
         if done < todo and done > self.first_done:
             line += f", about {duration(elapsed * (todo - done) / (done - self.first_done))} left"

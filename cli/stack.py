@@ -145,14 +145,22 @@ def deploy_alert(config: StackConfig, project_dir: Path, webhook_url: str) -> st
     place, its webhook action calling `webhook_url` (the Webhook block ALERT_BLOCK, saved with
     it); returns the automation's name."""
     import yaml
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    spec = yaml.safe_load((project_dir / AUTOMATIONS_FILE).read_text())
+    api_url = client_urls(config)["PREFECT_API_URL"]
+    # Prefect's own runner: also from a caller whose event loop runs (a test's browser).
+    return run_coro_as_sync(_save_alert(spec, api_url, webhook_url))
+
+
+async def _save_alert(spec: dict, api_url: str, webhook_url: str) -> str:
     from prefect.automations import Automation
     from prefect.blocks.webhook import Webhook
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.types import SecretDict
     from pydantic import SecretStr
 
-    spec = yaml.safe_load((project_dir / AUTOMATIONS_FILE).read_text())
-    with temporary_settings({PREFECT_API_URL: client_urls(config)["PREFECT_API_URL"]}):
+    with temporary_settings({PREFECT_API_URL: api_url}):
         # A webhook the user names may well be on this machine or network: private addresses
         # allowed.
         hook = Webhook(
@@ -161,20 +169,16 @@ def deploy_alert(config: StackConfig, project_dir: Path, webhook_url: str) -> st
             headers=SecretDict({"Content-Type": "application/json"}),
             allow_private_urls=True,
         )
-        block_id = hook.save(
-            ALERT_BLOCK, overwrite=True, _sync=True
-        )  # _sync: a caller's event loop (a test's browser) aside
-        spec["actions"] = [
-            {**action, "block_document_id": str(block_id)} for action in spec["actions"]
-        ]
-        wanted = Automation.model_validate(spec)
+        block_id = await hook.asave(ALERT_BLOCK, overwrite=True)
+        actions = [{**action, "block_document_id": str(block_id)} for action in spec["actions"]]
+        wanted = Automation.model_validate({**spec, "actions": actions})
         try:
-            found = Automation.read(name=wanted.name, _sync=True)
+            found = await Automation.aread(name=wanted.name)
         except ValueError:
-            wanted.create(_sync=True)
+            await wanted.acreate()
         else:
             wanted.id = found.id
-            wanted.update(_sync=True)
+            await wanted.aupdate()
     return wanted.name
 
 

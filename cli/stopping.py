@@ -20,7 +20,8 @@ from types import FrameType
 import psutil
 
 STOP_GRACE_SECONDS = 10.0
-EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
+# 128 + the signal, as shells report it
+EXIT_STATUS: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 _received: list[int] = []  # the stop signals this module's handler has seen
 _arrived: list[int] = []  # the first stop signal as it reached the process, whichever handler ran
 

@@ -59,6 +59,17 @@ METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")  # what e
 DEFAULT_MIN_EFFECT = (
     0.02  # smallest val-accuracy difference worth detecting: one validation sample of Iris's 50
 )
+MinEffect = Annotated[
+    float,
+    Field(
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "smallest val-accuracy difference worth detecting (one of Iris's 50 validation rows); "
+            "lab2 says how many seeds it needs"
+        ),
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -203,15 +214,7 @@ class GridParams(RunParams):
         le=256,
         description="torch intra-op threads per grid shard (1 suits these tiny tensors)",
     )
-    min_effect: float = Field(
-        DEFAULT_MIN_EFFECT,
-        gt=0,
-        allow_inf_nan=False,
-        description=(
-            "smallest val-accuracy difference worth detecting (one of Iris's 50 validation rows); "
-            "lab2 says how many seeds it needs"
-        ),
-    )
+    min_effect: MinEffect = DEFAULT_MIN_EFFECT
     task_runner: TaskRunnerName = Field(
         "auto",
         description=(
