@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lab2.cli.processes import (
@@ -69,9 +71,8 @@ def _ui(args: argparse.Namespace) -> int:
         check_tracking_uri(uri)
         if uri.startswith("sqlite:") and not Path(uri.removeprefix("sqlite:///")).is_file():
             raise InputError(f"no MLflow store at {redact(uri)} yet; `lab2 run` makes one")
-        # This process serves `uri` until it ends: its lookups go to that store.
-        os.environ["MLFLOW_TRACKING_URI"] = uri
-        route = saved_runs_link(_experiment_id(experiment, uri))
+        with _tracking_uri(uri):
+            route = saved_runs_link(_experiment_id(experiment, uri))
     except InputError as error:
         print(f"lab2 ui: bad input: {error}", file=sys.stderr)
         return 2
@@ -97,6 +98,21 @@ def _store(args: argparse.Namespace) -> tuple[str, str]:
     return uri or f"sqlite:///{Path('mlflow.db').resolve()}", args.experiment or last.get(
         "experiment"
     ) or "lab2"
+
+
+@contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    """The block's lookups go to `uri`; MLFLOW_TRACKING_URI as it was after (a caller in this
+    process, such as a test, keeps its own)."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["MLFLOW_TRACKING_URI"]
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def _experiment_id(name: str, uri: str) -> str:
