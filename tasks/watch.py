@@ -5,7 +5,7 @@ name, an event an automation can act on)."""
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 from prefect import task
@@ -32,6 +32,8 @@ from lab2.tasks.tracking import RunRecord
 if TYPE_CHECKING:
     from lab2.flows.factorisation import FactorisationResult
     from lab2.flows.mlp_grid import GridResult
+
+R = TypeVar("R")
 
 STATE_NAMES = {
     v: v.replace("-", " ").capitalize() for v in VERDICTS
@@ -103,7 +105,7 @@ def announce(parent_run_id: str, since: SinceLastRun) -> None:
         )
 
 
-def verdict_state(result: object, since: SinceLastRun) -> State:
+def verdict_state(result: R, since: SinceLastRun) -> State[R]:
     """A Completed state named by the verdict (Prefect's runs list shows a changed night at a
     glance), holding `result`."""
     if since.predecessor is None:
