@@ -5,7 +5,7 @@ name, an event an automation can act on)."""
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, SupportsFloat, TypeVar
 
 import pandas as pd
 from prefect import task
@@ -69,9 +69,10 @@ def watch_since_last_run(
 ) -> SinceLastRun:
     """This run against the last FINISHED run with the same parameters, announced (`announce`)."""
     units = pd.concat([q1.units, q2.units], ignore_index=True)
-    tracking.log_to_run(
-        parent_run_id, RunRecord(tags={BEST_TAG: repr(float(q2.seeds.best["val_accuracy_mean"]))})
-    )
+    best = q2.seeds.best["val_accuracy_mean"]
+    if not isinstance(best, SupportsFloat):
+        raise TypeError(f"the best group's val accuracy is not a number: {best!r}")
+    tracking.log_to_run(parent_run_id, RunRecord(tags={BEST_TAG: repr(float(best))}))
     since = since_last_run(parent_run_id, params_key, inputs, q1.summary, q2.cells, units)
     announce(parent_run_id, since)
     return since
