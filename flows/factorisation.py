@@ -57,7 +57,8 @@ def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> Facto
         params.experiment, *factorisation_units(matrices, data, params.setup), params.force
     )
     to_compute = {matrix for matrix, _ in plan.to_compute}
-    rows, written = [], {}
+    rows: list[dict[str, object]] = []
+    written: dict[tuple[str, str], str] = {}  # (matrix, step) → run id
     for name, matrix in matrices.items():
         if name not in to_compute:
             rows.append(reuse_factorisation(parent_run_id, name, data, plan))

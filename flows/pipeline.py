@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar, cast
 
 import pandas as pd
-from prefect import flow, get_run_logger
+from prefect import Flow, flow, get_run_logger
+from prefect.states import State
 
 from lab2.core.describe import best_label, units_sentence
 from lab2.core.params import Lab2Params
@@ -43,12 +45,25 @@ class Lab2Result:
     since: SinceLastRun | None = None  # against the last run with the same parameters
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _called_for_its_data(returns_state: Flow[P, State[R]]) -> Flow[P, R]:
+    """A flow as its callers see it: calling it gives the data of the State it returns
+    (`return_state=True` the State itself; so does its `.fn`, typed as the data)."""
+    # Prefect's stubs type a call as the function's return type, here the State it unwraps
+    return cast("Flow[P, R]", returns_state)
+
+
+@_called_for_its_data
 @flow(name="lab2")
-def lab2(params: Lab2Params = Lab2Params()) -> Lab2Result:
+def lab2(params: Lab2Params = Lab2Params()) -> State[Lab2Result]:
     """Lab 2 end to end: check every input, record what goes in, Q1 factorisation by GD vs SVD, the
     Q2 MLP grid, what changed since the last run with these parameters, then the parent run's
-    description and the lab's report; the flow run ends in a state named by that verdict. Units
-    with a FINISHED run of their identity are reused; `force` recomputes everything."""
+    description and the lab's report; the flow run ends in a state named by that verdict, holding
+    the Lab2Result a call returns. Units with a FINISHED run of their identity are reused; `force`
+    recomputes everything."""
     check_inputs(params)
     # One figure process for Q1's figure and Q2's, started first: its imports overlap the parent
     # run's creation.

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import pandas as pd
 
@@ -81,9 +81,19 @@ def u_scatter_png(
     return _computed(_u_scatter_png, u_svd, u_gd, labels, list(class_names))
 
 
+class _InTitle(TypedDict):
+    """What a learning curve's title says of its cell."""
+
+    lr: float
+    iterations: int
+    seed: int
+    train_accuracy: float
+    val_accuracy: float
+
+
 def learning_curve_png(cell: CellResult) -> Future[bytes]:
     """One cell's learning curve (lab2.core.plots.plot_learning_curve) as PNG."""
-    in_title = dict(
+    in_title = _InTitle(
         lr=cell.lr,
         iterations=cell.iterations,
         seed=cell.seed,
@@ -149,7 +159,7 @@ def _u_scatter_png(
     return png(plot_u_scatter(u_svd, u_gd, labels, class_names))
 
 
-def _learning_curve_png(history: Mapping[int, float], in_title: Mapping[str, float]) -> bytes:
+def _learning_curve_png(history: Mapping[int, float], in_title: _InTitle) -> bytes:
     from lab2.core.plots import plot_learning_curve
 
     return png(plot_learning_curve(history, **in_title))

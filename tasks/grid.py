@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pandas as pd
-from prefect import get_client, get_run_logger
+from prefect import Task, get_client, get_run_logger
 from prefect.artifacts import ProgressArtifact, update_progress_artifact
-from prefect.futures import as_completed
+from prefect.client.schemas.objects import Artifact
+from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
 from lab2.core.data import Dataset
-from lab2.core.mlp import MLPData, MLPWeights, histories_frame, results_frame, splits_frame
+from lab2.core.mlp import (
+    CellResult,
+    MLPData,
+    MLPWeights,
+    histories_frame,
+    results_frame,
+    splits_frame,
+)
 from lab2.core.params import GridParams, TaskRunnerName
 from lab2.core.workload import deal_shards, missing_trajectories
 from lab2.tasks.compute import train_shard
@@ -32,6 +40,8 @@ if TYPE_CHECKING:
 PROGRESS = logging.getLogger(
     "lab2.progress"
 )  # cells trained and logged, for `lab2 run`'s progress line
+
+R = TypeVar("R")
 
 # From this many cells on, recording every cell's curve (MLflow's ORM, bound to one core per
 # process) outweighs starting worker processes, about 5 s each.
@@ -95,23 +105,23 @@ def train_and_record(
     setups = {k: params.setup(k) for k in splits}
     datasets = {k: mlp_datasets(data, part) for k, part in splits.items()}
     jobs = [(k, shard) for k in splits for shard in _shards(params, plan, k)]
-    progress = (
-        ProgressArtifact(
-            key="mlp-grid-progress",
-            progress=0.0,
-            description="MLP cells trained and logged to MLflow",
-            flow_run_id=top_flow_run_id(),
-        )
-        .create()
-        .id
+    artifact = ProgressArtifact(
+        key="mlp-grid-progress",
+        progress=0.0,
+        description="MLP cells trained and logged to MLflow",
+        flow_run_id=top_flow_run_id(),
     )
-    results, written = [], {}
+    # async_dispatch's stubs add a coroutine; called from sync code, create returns the artifact
+    progress = cast(Artifact, artifact.create()).id
+    results: list[tuple[int, CellResult]] = []
+    written: dict[CellKey, str] = {}
     _report(len(plan.reused), len(plan.reused), len(plan.identities))
     with stoppable(grid_task_runner(params.task_runner, params.dask_address, params.n_cells)) as (
         runner,
         stop_file,
     ):
-        trained = runner.map(
+        trained = _map(
+            runner,
             train_shard,
             {
                 "data": [splits[k] for k, _ in jobs],
@@ -124,7 +134,7 @@ def train_and_record(
             },
         )
         split_of = {future: k for future, (k, _) in zip(trained, jobs, strict=True)}
-        recording = []
+        recording: list[PrefectFuture[dict[CellKey, str]]] = []
         for batch, future in enumerate(as_completed(trained)):
             cells = [
                 (split_of[future], c)
@@ -151,8 +161,8 @@ def train_and_record(
                     },
                 )
             )
-        for done, future in enumerate(as_completed(recording), start=1):
-            written |= future.result()
+        for done, logged in enumerate(as_completed(recording), start=1):
+            written |= logged.result()
             update_progress_artifact(progress, 100.0 * done / len(recording))
             _report(
                 len(plan.reused) + len(results),
@@ -165,6 +175,15 @@ def train_and_record(
     return GridCells(
         _table(splits, results, plan), _curves(splits, results, plan), written, datasets, weights
     )
+
+
+def _map(
+    runner: TaskRunner, task: Task[..., R], parameters: dict[str, Any]
+) -> list[PrefectFuture[R]]:
+    """`runner.map`: a future of `task`'s return value per mapped index."""
+    # TaskRunner.map's stubs take only a task that may return a coroutine, and type each future's
+    # result as a future
+    return cast("list[PrefectFuture[R]]", runner.map(cast("Task[..., Any]", task), parameters))
 
 
 def _report(trained: int, logged: int, cells: int) -> None:
@@ -188,7 +207,9 @@ def _shards(params: GridParams, plan: Plan, split_seed: int) -> list[list[tuple[
     )
 
 
-def _table(splits: Mapping[int, MLPData], results: list, plan: Plan) -> pd.DataFrame:
+def _table(
+    splits: Mapping[int, MLPData], results: Sequence[tuple[int, CellResult]], plan: Plan
+) -> pd.DataFrame:
     rows = reused_cell_rows(plan.reused)
     return splits_frame(
         {
@@ -200,7 +221,9 @@ def _table(splits: Mapping[int, MLPData], results: list, plan: Plan) -> pd.DataF
     )
 
 
-def _curves(splits: Mapping[int, MLPData], results: list, plan: Plan) -> pd.DataFrame:
+def _curves(
+    splits: Mapping[int, MLPData], results: Sequence[tuple[int, CellResult]], plan: Plan
+) -> pd.DataFrame:
     computed = [
         histories_frame([c for s, c in results if s == k]).assign(split_seed=k) for k in splits
     ]

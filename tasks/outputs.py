@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, SupportsFloat, SupportsInt
 
 import pandas as pd
 import torch
@@ -180,12 +180,10 @@ def log_winner(
     group, else the cell's weights (those trained now, or the cell trained again: deterministic,
     so identical to its run's) logged; a registry version only for a new winning unit."""
     best = seeds.best
-    key = (
-        float(best["lr"]),
-        int(best["iterations"]),
-        int(cells.table["seed"].min()),
-        setup.split_seed,
-    )
+    lr, iterations = best["lr"], best["iterations"]
+    if not isinstance(lr, SupportsFloat) or not isinstance(iterations, SupportsInt):
+        raise TypeError(f"the best group's lr and iterations are not numbers: {best}")
+    key = (float(lr), int(iterations), int(cells.table["seed"].min()), setup.split_seed)
     row = cells.table.set_index(["lr", "iterations", "seed", "split_seed"]).loc[key]
     run_id = plan.run_ids(cells.written)[key]
     tracking.log_to_run(
@@ -201,8 +199,8 @@ def log_winner(
     group = group_result(best)
     tags = {
         "lr": f"{key[0]:g}",
-        "iterations": key[1],
-        "seed": key[2],
+        "iterations": str(key[1]),
+        "seed": str(key[2]),
         CELL_TAG: cell_run_name(*key),
         GROUP_TAG: group_label(cell_params(setup, *key[:3])),
         GROUP_VAL_ACCURACY_TAG: group,

@@ -5,6 +5,7 @@ without computing anything."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,7 +155,7 @@ def _whole(run_id: str, folder: Path, printed: bool) -> Predecessor | None:
 def _units_finished(exp_id: str, units: pd.DataFrame) -> bool:
     """Every unit's run is there, FINISHED, and still carries the unit's identity (not deleted or
     superseded)."""
-    found = {}
+    found: dict[str, Run] = {}
     ids = list(units["run_id"])
     for start in range(0, len(ids), _IDS_PER_QUERY):
         chunk = ", ".join(f"'{i}'" for i in ids[start : start + _IDS_PER_QUERY])
@@ -169,7 +170,7 @@ def _units_finished(exp_id: str, units: pd.DataFrame) -> bool:
 
 
 def _record(
-    predecessor: Predecessor, experiment: str, tags: dict[str, str], params: dict[str, object]
+    predecessor: Predecessor, experiment: str, tags: dict[str, str], params: Mapping[str, object]
 ) -> tuple[str, SinceLastRun | None]:
     """A new parent run with these params and tags, and what `predecessor` holds: its other params,
     its unit counts and best group, its files with every unit marked reused, its models, its
@@ -185,7 +186,8 @@ def _record(
             tracking.link_models(run_id, predecessor.model_ids)
         since = _since_last_run(run_id, tags[PARAMS_KEY_TAG], predecessor)
         description = _description(predecessor)
-        markdown = under_since_last_run(since and since_last_run_markdown(since), description)
+        section = since_last_run_markdown(since) if since is not None else None
+        markdown = under_since_last_run(section, description)
         tracking.set_description(run_id, markdown)
     return run_id, since
 

@@ -159,8 +159,8 @@ def record_units(parent_run_id: str, flow_name: str, units: pd.DataFrame) -> Non
     tags."""
     reused = int(units["reused"].sum())
     tags = {
-        units_tag(flow_name, "reused"): reused,
-        units_tag(flow_name, "computed"): len(units) - reused,
+        units_tag(flow_name, "reused"): str(reused),
+        units_tag(flow_name, "computed"): str(len(units) - reused),
     }
     tracking.log_to_run(parent_run_id, RunRecord(tags=tags))
     tracking.log_text(parent_run_id, units.to_csv(index=False), units_csv(flow_name))
@@ -174,9 +174,8 @@ def settle(parent_run_id: str) -> None:
     runs = tracking.search_runs(exp_id, "")
     tracking.reap_stale_runs([r for r in runs if r.info.status == "RUNNING"])
     units = [r for r in runs if r.data.tags.get(PARENT_TAG) == parent_run_id]
-    for identity, carriers in _finished_by_identity(
-        runs, {r.data.tags.get(IDENTITY_TAG) for r in units} - {None}
-    ).items():
+    identities = {r.data.tags[IDENTITY_TAG] for r in units if IDENTITY_TAG in r.data.tags}
+    for identity, carriers in _finished_by_identity(runs, identities).items():
         newest = max(carriers, key=_age)
         for run in carriers:
             if run is not newest:
@@ -187,7 +186,8 @@ _FINISHED = f"attributes.status = 'FINISHED' and tags.`{IDENTITY_TAG}` LIKE '%'"
 
 
 def _finished_by_identity(runs: list[Run], identities: Collection[str]) -> dict[str, list[Run]]:
-    wanted, found = set(identities), {}
+    wanted = set(identities)
+    found: dict[str, list[Run]] = {}
     for run in runs:
         identity = run.data.tags.get(
             IDENTITY_TAG

@@ -5,7 +5,7 @@ name, an event an automation can act on)."""
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, SupportsFloat, TypeVar
 
 import pandas as pd
 from prefect import task
@@ -32,6 +32,8 @@ from lab2.tasks.tracking import RunRecord
 if TYPE_CHECKING:
     from lab2.flows.factorisation import FactorisationResult
     from lab2.flows.mlp_grid import GridResult
+
+R = TypeVar("R")
 
 STATE_NAMES = {
     v: v.replace("-", " ").capitalize() for v in VERDICTS
@@ -67,9 +69,10 @@ def watch_since_last_run(
 ) -> SinceLastRun:
     """This run against the last FINISHED run with the same parameters, announced (`announce`)."""
     units = pd.concat([q1.units, q2.units], ignore_index=True)
-    tracking.log_to_run(
-        parent_run_id, RunRecord(tags={BEST_TAG: repr(float(q2.seeds.best["val_accuracy_mean"]))})
-    )
+    best = q2.seeds.best["val_accuracy_mean"]
+    if not isinstance(best, SupportsFloat):
+        raise TypeError(f"the best group's val accuracy is not a number: {best!r}")
+    tracking.log_to_run(parent_run_id, RunRecord(tags={BEST_TAG: repr(float(best))}))
     since = since_last_run(parent_run_id, params_key, inputs, q1.summary, q2.cells, units)
     announce(parent_run_id, since)
     return since
@@ -103,7 +106,7 @@ def announce(parent_run_id: str, since: SinceLastRun) -> None:
         )
 
 
-def verdict_state(result: object, since: SinceLastRun) -> State:
+def verdict_state(result: R, since: SinceLastRun) -> State[R]:
     """A Completed state named by the verdict (Prefect's runs list shows a changed night at a
     glance), holding `result`."""
     if since.predecessor is None:

@@ -14,6 +14,7 @@ import functools
 import inspect
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
@@ -22,10 +23,8 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-try:
+if sys.platform != "win32":  # POSIX; on Windows, no lock around store creation
     import fcntl
-except ImportError:  # not POSIX: no lock around store creation
-    fcntl = None
 
 import requests
 import tenacity
@@ -260,7 +259,7 @@ def _store_creation_lock(uri: str) -> Iterator[None]:
     Two processes creating one fresh store at once would otherwise race in its migrations. SQLite's
     own locks are fcntl locks, which flock does not touch.
     """
-    if not uri.startswith("sqlite:///") or fcntl is None:
+    if sys.platform == "win32" or not uri.startswith("sqlite:///"):
         yield
         return
     with Path(uri.removeprefix("sqlite:///")).open("ab") as handle:
@@ -288,7 +287,10 @@ def experiment_id(name: str) -> str:
     except MlflowException as error:
         if _transient(error):
             raise
-        return client().get_experiment_by_name(name).experiment_id
+        raced = client().get_experiment_by_name(name)  # another process created it first
+        if raced is None:  # not a race: the error stands
+            raise
+        return raced.experiment_id
 
 
 @retried("experiment {name!r}")

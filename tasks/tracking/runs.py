@@ -18,11 +18,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import mlflow
-import mlflow.data
 import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
-from mlflow.data.pandas_dataset import PandasDataset
+from mlflow.data.pandas_dataset import PandasDataset, from_pandas
 from mlflow.entities import (
     Dataset,
     DatasetInput,
@@ -176,8 +174,14 @@ def log_to_run(run_id: str, record: RunRecord, what: str | None = None) -> None:
 def _dataset_entity(dataset: PandasDataset) -> Dataset:
     """The dataset as the entity a run's inputs hold, from its public description."""
     described = dataset.to_dict()
-    fields = ("name", "digest", "source_type", "source", "schema", "profile")
-    return Dataset(**{k: described.get(k) for k in fields})
+    return Dataset(
+        described["name"],
+        described["digest"],
+        described["source_type"],
+        described["source"],
+        described.get("schema"),
+        described.get("profile"),
+    )
 
 
 def _param_value(value: object) -> str:
@@ -189,12 +193,12 @@ def _param_value(value: object) -> str:
 
 
 def dataset(
-    frame: pd.DataFrame, name: str, digest: str, source: str, targets: str
+    frame: pd.DataFrame, name: str, digest: str, source: str, targets: str | None
 ) -> PandasDataset:
     """An MLflow dataset: `frame` (features and targets), named and hashed by lab2, from a CSV path
     or a loader."""
     origin = source if source.endswith(".csv") else CodeDatasetSource({DATASET_LOADER_KEY: source})
-    return mlflow.data.from_pandas(frame, source=origin, targets=targets, name=name, digest=digest)
+    return from_pandas(frame, source=origin, targets=targets, name=name, digest=digest)
 
 
 @dataclass(frozen=True)
