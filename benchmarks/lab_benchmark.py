@@ -62,9 +62,8 @@ cells = [
 ]
 print(len(cells), "cells")
 """
-NOISE = re.compile(
-    r"\b(ERROR|WARNING)\b|\w+Warning: "
-)  # log levels, and Python's warnings (UserWarning: ...)
+# log levels, and Python's warnings (UserWarning: ...)
+NOISE = re.compile(r"\b(ERROR|WARNING)\b|\w+Warning: ")
 # Prefect's log lines: "14:11:11.351 | INFO    | Task run 'compare_over_seeds-1a6' - Finished in
 # state Completed()"
 EVENT = re.compile(

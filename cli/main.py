@@ -53,9 +53,8 @@ def entry() -> None:
     then the end of the process without the interpreter's teardown of torch, MLflow and Prefect,
     which takes about 3 s here and frees nothing a finished process needs."""
     status = {"code": 1}  # an uncaught exception ends with 1, as Python's own exit would
-    atexit.register(
-        _end_process, status
-    )  # registered first, so it runs after every other exit hook
+    # registered first, so it runs after every other exit hook
+    atexit.register(_end_process, status)
     try:
         status["code"] = main()
     except SystemExit as stop:  # argparse's usage errors and --help
@@ -195,9 +194,8 @@ def _run(args: argparse.Namespace) -> int:
     with stop_signals_handled():
         api = start_temporary_api()  # boots while the imports and the data checks below run
         if api is not None:
-            atexit.register(
-                api.stop
-            )  # registered before Prefect's own exit hooks, so it runs after they flush
+            # registered before Prefect's own exit hooks, so it runs after they flush
+            atexit.register(api.stop)
         try:
             code = _rerun_if_done(params, under_prefect=api is None)
             if code is None:
@@ -259,10 +257,11 @@ def _rerun_if_done(params: Lab2Params, under_prefect: bool) -> int | None:
 def _announce_store(experiment: str) -> None:
     from lab2.tasks.tracking import redact, tracking_uri
 
+    # a path alone on its line
     print(
         f"lab2: experiment {experiment!r} in the MLflow store\n  {redact(tracking_uri())}",
         flush=True,
-    )  # a path alone on its line
+    )
     record_last_run(redact(tracking_uri()), experiment)
 
 
@@ -278,9 +277,10 @@ def _tracking_failed(error: Exception) -> int:
 
 
 def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
+    # first: Prefect sets up its logging before other libraries touch the root logger
     from lab2.flows.pipeline import (
         lab2,
-    )  # first: Prefect sets up its logging before other libraries touch the root logger
+    )
     from lab2.tasks.layout import TERMINAL_TXT as TERMINAL_FILE
     from lab2.tasks.tracking import TrackingError, check_tracking_uri, log_text, tracking_uri
 
@@ -342,9 +342,8 @@ def _compare(args: argparse.Namespace) -> int:
         problems.append(str(error))
     if problems:
         return _bad_input("compare", problems)
-    print(
-        f"MLflow store:\n  {redact(tracking_uri())}"
-    )  # a line of its own: a long path is never wrapped
+    # a line of its own: a long path is never wrapped
+    print(f"MLflow store:\n  {redact(tracking_uri())}")
     if len(run_ids) == 1:
         print(
             f"\nRun {run_ids[0]}:",

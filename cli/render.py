@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 WIDTH = 100  # the columns a line of lab2's own output fits in
+# the first the seed table leaves out in a terminal
 SEED_COLUMNS_LAST = (
     "train_loss",
     "val_binomial_se",
-)  # the first the seed table leaves out in a terminal
+)
 CELL_ROWS_SHOWN = 30  # a larger grid's cells are in mlp_cells.csv, not the terminal
 # past this many comparisons, the terminal shows the most significant ones (seed_pairs.csv: all)
 PAIRS_SHOWN = 12
@@ -84,9 +85,8 @@ def results(result: Lab2Result) -> str:
     q1 = result.factorisation.rename(
         columns=lambda c: c.removesuffix("_deg").replace("_angle_", "_")
     )
-    cells = result.cells.drop(
-        columns="val_correct", errors="ignore"
-    )  # the rows' hits: a tag on each cell run
+    # the rows' hits: a tag on each cell run
+    cells = result.cells.drop(columns="val_correct", errors="ignore")
     lines = [
         "",
         "Q1 factorisation (loss = ‖A − UVᵀ‖²_F; angles between the U's in degrees):",

@@ -97,9 +97,8 @@ def down(config: StackConfig, grace: float = 20.0) -> list[str]:
     state = read_services(config.data_dir)
     stopped = []
     for name in [n for n in reversed(SERVICES) if n in state]:
-        spawned = descendant_groups(
-            state[name]["pid"]
-        )  # e.g. the worker's flow runs, each in a session of its own
+        # e.g. the worker's flow runs, each in a session of its own
+        spawned = descendant_groups(state[name]["pid"])
         if stop_group(state[name]["pid"], grace):
             stopped.append(name)
         for group in spawned:
@@ -184,9 +183,8 @@ async def _save_alert(spec: dict, api_url: str, webhook_url: str) -> str:
 
 def describe(config: StackConfig, state: Mapping[str, dict]) -> str:
     """Human summary: what runs where, the logs, and the environment for clients."""
-    backend = read_settings(config.data_dir).get(
-        "backend", config.backend
-    )  # as started, also when asked without --postgres
+    # as started, also when asked without --postgres
+    backend = read_settings(config.data_dir).get("backend", config.backend)
     lines = [
         (
             f"lab2 stack in {config.data_dir} (store: {backend}; auth: "

@@ -59,9 +59,8 @@ class StackConfig:
     mlflow_port: int = 5000
     timeout: float = 120.0  # seconds to wait for each service's readiness
     host: str = HOST
-    postgres: str | None = field(
-        default=None, repr=False
-    )  # postgresql://USER:PASSWORD@HOST:PORT, a server; never written down
+    # postgresql://USER:PASSWORD@HOST:PORT, a server; never written down
+    postgres: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(
@@ -320,9 +319,8 @@ def _mlflow_server(config: StackConfig) -> Service:
     if config.auth:
         env |= {
             "MLFLOW_AUTH_ADMIN_USERNAME": os.environ.get("MLFLOW_TRACKING_USERNAME", ""),
-            "MLFLOW_AUTH_ADMIN_PASSWORD": os.environ.get(
-                "MLFLOW_TRACKING_PASSWORD", ""
-            ),  # sets the admin once, in basic_auth.db
+            # sets the admin once, in basic_auth.db
+            "MLFLOW_AUTH_ADMIN_PASSWORD": os.environ.get("MLFLOW_TRACKING_PASSWORD", ""),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
             or secrets.token_hex(32),
         }

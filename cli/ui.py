@@ -31,9 +31,8 @@ from lab2.cli.processes import (
 from lab2.cli.stack_services import NO_JOBS, QUIET, StackConfig, read_services
 from lab2.core.errors import InputError
 
-LAST_RUN = (
-    Path(".lab2") / "last_run.json"
-)  # in the working directory: the store and experiment of the last `lab2 run`
+# in the working directory: the store and experiment of the last `lab2 run`
+LAST_RUN = Path(".lab2") / "last_run.json"
 LOG = Path(".lab2") / "mlflow-ui.log"
 START_SECONDS = 60.0
 

@@ -60,9 +60,8 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
     # the model
     with figure_process():
         cells = train_and_record(parent_run_id, params, data, splits, plan)
-        first = min(
-            params.split_seeds
-        )  # the split whose cell is the winner's, and whose rows size the verdicts
+        # the split whose cell is the winner's, and whose rows size the verdicts
+        first = min(params.split_seeds)
         seeds = compare_over_seeds(cells.table, splits[first].val_rows, params.min_effect)
         summary_figures = grid_summary_pngs(cells.table, cells.curves, seeds)
         winner = log_winner(parent_run_id, seeds, cells, plan, params.setup(first), splits[first])

@@ -76,9 +76,8 @@ def lab2(params: Lab2Params = Lab2Params()) -> State[Lab2Result]:
         q2 = train_grid(parent, params.grid)
         units = pd.concat([q1.units, q2.units], ignore_index=True)
         since = watch_since_last_run(parent, params.params_key(), inputs, q1, q2)
-        since_section = (
-            since_last_run_markdown(since) if since.predecessor else None
-        )  # a first run's tag says so
+        # a first run's tag says so
+        since_section = since_last_run_markdown(since) if since.predecessor else None
         url = describe_parent(
             parent,
             [q1.what_ran, q2.what_ran],

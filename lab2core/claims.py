@@ -24,12 +24,10 @@ SUPPORTED = "supported"
 REPORT_ONLY = "supported only under the report's protocol"
 CONTRADICTED = "contradicted"
 UNCHECKABLE = "cannot be checked from the runs"
-MUCH_GREATER = (
-    0.05  # "much greater" accuracy: at least 5 points (3 of the report's 50 validation rows)
-)
-REPORT_DIFFERENCE = (
-    0.0005  # "very close (0.0004 difference)": the report's difference, printed to 4 decimals
-)
+# "much greater" accuracy: at least 5 points (3 of the report's 50 validation rows)
+MUCH_GREATER = 0.05
+# "very close (0.0004 difference)": the report's difference, printed to 4 decimals
+REPORT_DIFFERENCE = 0.0005
 SAME_PLANE_DEG = 1.0  # principal angles below this: the two U span the same plane
 OVERFITTING_LR, BEST = 0.1, (0.01, 1000)
 ACCURACIES = ("train_accuracy", "val_accuracy")
@@ -43,9 +41,8 @@ class Evidence:
     """What a run holds that the claims are judged on. Cells: lr, iterations, seed, train_accuracy,
     val_accuracy."""
 
-    factorisation: (
-        pd.DataFrame
-    )  # factorisation.csv: matrix, gd_loss, svd_loss, principal and U-column angles
+    # factorisation.csv: matrix, gd_loss, svd_loss, principal and U-column angles
+    factorisation: pd.DataFrame
     cells: pd.DataFrame | None  # lab2's held-out cells (None for a run under the report's protocol)
     appendix: pd.DataFrame  # the report's Appendix D as cells (its three runs as seeds 1–3)
     report_protocol_cells: pd.DataFrame | None = None  # seed-report runs, when the run holds them

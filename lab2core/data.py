@@ -94,12 +94,13 @@ def _file_stamp(path: Path) -> tuple[int, int] | None:
     return status.st_mtime_ns, status.st_size
 
 
+# load_iris's names
 IRIS_FEATURES = (
     "sepal length (cm)",
     "sepal width (cm)",
     "petal length (cm)",
     "petal width (cm)",
-)  # load_iris's names
+)
 
 
 def load_iris_dataset(uci: bool = False) -> Dataset:
@@ -108,9 +109,8 @@ def load_iris_dataset(uci: bool = False) -> Dataset:
     the UCI file's two differences."""
     path = data_file("iris")
     with path.open() as file:
-        class_names = tuple(
-            file.readline().strip().split(",")[2:]
-        )  # "150,4,setosa,versicolor,virginica"
+        # "150,4,setosa,versicolor,virginica"
+        class_names = tuple(file.readline().strip().split(",")[2:])
     table = pd.read_csv(path, skiprows=1, header=None).to_numpy()
     features = torch.tensor(table[:, :-1], dtype=torch.float64)
     if uci:
@@ -118,9 +118,10 @@ def load_iris_dataset(uci: bool = False) -> Dataset:
             features[row] = torch.tensor(values, dtype=torch.float64)
     labels = torch.tensor(table[:, -1], dtype=torch.long)
     name = "iris-uci" if uci else "iris"
+    # what the data is
     source = "sklearn.datasets.load_iris" + (
         " with the UCI file's samples 35 and 38" if uci else ""
-    )  # what the data is
+    )
     return Dataset(name, features, labels, class_names, IRIS_FEATURES, source)
 
 

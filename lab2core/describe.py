@@ -18,9 +18,8 @@ GROUP_BY_HINT = (
 PAIRS_SHOWN = 5  # the description shows the first comparisons; seed_pairs.csv holds every one
 GROUPS_SHOWN = 12  # a larger grid's table shows its best groups; seed_summary.csv holds every one
 HOW_IT_RAN = "**How it ran**"  # the description's last section: where, and what it reused
-SINCE_END = (
-    "\n\n---"  # a rule under the description's first section, what changed since the last run
-)
+# a rule under the description's first section, what changed since the last run
+SINCE_END = "\n\n---"
 REUSED_SHOWN = 24  # links to reused runs; units/*.csv lists every unit
 
 

@@ -76,9 +76,8 @@ def judge_family(
     p = np.array([c.p_family for c in comparisons], dtype=float)
     adjusted = holm(p)
     present = np.flatnonzero(~np.isnan(p))
-    order = present[
-        np.argsort(p[present], kind="stable")
-    ]  # Holm's order, ties as holm() breaks them
+    # Holm's order, ties as holm() breaks them
+    order = present[np.argsort(p[present], kind="stable")]
     confidence = np.full(len(p), np.nan)
     confidence[order] = 1 - alpha / (len(order) - np.arange(len(order)))
     judged = []

@@ -162,9 +162,8 @@ def recipe_digests(folders: Folders | None = None) -> dict[str, str]:
     return digests
 
 
-_PARSING = (
-    threading.Lock()
-)  # CPython 3.11's ast.parse is not safe in two threads at once (the grid's loggers ask together)
+# CPython 3.11's ast.parse is not safe in two threads at once (the grid's loggers ask together)
+_PARSING = threading.Lock()
 
 
 def _definitions(path: Path) -> dict[str, str]:

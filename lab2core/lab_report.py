@@ -26,9 +26,8 @@ from lab2.core.report import compare_with_report, load_report_numbers
 LAB_CELLS = {
     (lr, it) for lr in (0.1, 0.01, 0.001) for it in (100, 1000)
 }  # the lab's grid, which the report's numbers are of
-CONVERGED = (
-    1e-5  # GD's loss within this fraction of the optimum's: converged, float32 rounding apart
-)
+# GD's loss within this fraction of the optimum's: converged, float32 rounding apart
+CONVERGED = 1e-5
 # Cells of equal lr × iterations "end the same" when every accuracy and loss is this close, seed by
 # seed.
 SAME_TIME = 1e-3
@@ -43,9 +42,8 @@ TABLES = {
     "reconstruction": "the lab matrix reconstructed",
 }
 NEEDED_TABLES = ("factorisation", "cells", "seed_summary", "seed_pairs")
-REPORT_RECONSTRUCTION = (
-    Path(__file__).with_name("reference") / "report_reconstruction.csv"
-)  # the report's Figure 2
+# the report's Figure 2
+REPORT_RECONSTRUCTION = Path(__file__).with_name("reference") / "report_reconstruction.csv"
 NEEDED_PARAMS = (
     "dataset",
     "hidden",
@@ -124,9 +122,8 @@ def lab_report(results: RunResults) -> str:
         ]
     ]
     published = load_report_numbers()
-    held_out = (
-        results.params["protocol"] == "held-out"
-    )  # else the run's cells are the report's protocol's
+    # else the run's cells are the report's protocol's
+    held_out = results.params["protocol"] == "held-out"
     evidence = Evidence(
         factorisation,
         lab_cells if held_out else None,

@@ -20,9 +20,8 @@ from lab2.core.data import Dataset, check_split_classes, scale, split_rows
 from lab2.core.params import Protocol, Scaling
 from lab2.core.workload import curve_steps
 
-STOP_CHECK_STEPS = (
-    50  # how often training asks whether to stop: a few ms of steps, up to a second for huge shards
-)
+# how often training asks whether to stop: a few ms of steps, up to a second for huge shards
+STOP_CHECK_STEPS = 50
 
 
 class Stopped(BaseException):
@@ -77,14 +76,12 @@ class CellResult:
     val_accuracy: float
     train_loss: float
     val_loss: float
-    train_loss_history: dict[
-        int, float
-    ]  # step → loss before it, on the steps of curve_steps(iterations)
+    # step → loss before it, on the steps of curve_steps(iterations)
+    train_loss_history: dict[int, float]
     diverged: bool
     weights: MLPWeights
-    val_correct: str = (
-        ""  # per validation row, in order: "1" where the prediction hits the label, else "0"
-    )
+    # per validation row, in order: "1" where the prediction hits the label, else "0"
+    val_correct: str = ""
 
 
 def prepare_mlp_data(
@@ -237,9 +234,8 @@ def train_trajectories(
     ]
     lrs = torch.tensor([lr for lr, _ in trajectories], dtype=torch.float32).view(-1, 1, 1)
     ones = torch.ones(len(trajectories))
-    needed = set().union(
-        *(curve_steps(it) for it in checkpoints)
-    )  # memory grows with the points kept, not the steps
+    # memory grows with the points kept, not the steps
+    needed = set().union(*(curve_steps(it) for it in checkpoints))
     kept: list[int] = []
     history: list[torch.Tensor] = []
     results: list[CellResult] = []
@@ -252,9 +248,8 @@ def train_trajectories(
         if step - 1 in needed:
             kept.append(step - 1)
             history.append(losses.detach())
-        grads = torch.autograd.grad(
-            losses, params, ones
-        )  # ∂(Σ_t J_t)/∂p: each trajectory's own gradient
+        # ∂(Σ_t J_t)/∂p: each trajectory's own gradient
+        grads = torch.autograd.grad(losses, params, ones)
         with torch.no_grad():
             for p, grad in zip(params, grads, strict=True):
                 p -= grad * lrs

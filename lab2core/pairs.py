@@ -102,11 +102,12 @@ def pair_table(
         for pair, c, j, k, view in zip(pairs, comparisons, judged, splits, views, strict=True)
     ]
     table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    # rliable's P(A > B), every run of A against every run of B
     over = [
         "p_a_over_b",
         "p_a_over_b_ci_low",
         "p_a_over_b_ci_high",
-    ]  # rliable's P(A > B), every run of A against every run of B
+    ]
     table[over] = pd.DataFrame(
         [probability_of_improvement(u["value_a"], u["value_b"]) for u in units],
         columns=over,

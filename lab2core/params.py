@@ -56,9 +56,8 @@ LAB_LRS = (0.1, 0.01, 0.001)
 LAB_ITERATIONS = (100, 1000)
 LAB_SEEDS = (0, 1, 2)
 METRICS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")  # what each MLP cell reports
-DEFAULT_MIN_EFFECT = (
-    0.02  # smallest val-accuracy difference worth detecting: one validation sample of Iris's 50
-)
+# smallest val-accuracy difference worth detecting: one validation sample of Iris's 50
+DEFAULT_MIN_EFFECT = 0.02
 MinEffect = Annotated[
     float,
     Field(
@@ -128,9 +127,10 @@ class RunParams(BaseModel):
     def check_data(self) -> None:
         """Load the dataset and check that every stage of this flow can use it (each split seed of a
         grid); raises InputError saying why not."""
+        # torch and scikit-learn: not needed to parse options
         from lab2.core.inputs import (
             check_pipeline_inputs,
-        )  # torch and scikit-learn: not needed to parse options
+        )
 
         setups = [self.setup(k) for k in getattr(self, "split_seeds", ())]
         check_pipeline_inputs(self.dataset, self.label_column, getattr(self, "rank", None), setups)

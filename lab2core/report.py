@@ -110,9 +110,8 @@ def _row(
     mine: pd.Series,
     dataset: str,
 ) -> dict:
-    over_seeds = describe(
-        mine, BOUNDS.get(quantity, (0.0, np.inf))
-    )  # the same statistics as the seed summary
+    # the same statistics as the seed summary
+    over_seeds = describe(mine, BOUNDS.get(quantity, (0.0, np.inf)))
     mean, std = over_seeds.mean, over_seeds.sd if over_seeds.n > 1 else 0.0
     low, high = over_seeds.min, over_seeds.max
     slack = LOSS_TOLERANCE if "loss" in quantity else 1e-9

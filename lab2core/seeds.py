@@ -54,9 +54,8 @@ class SeedComparison:
 
     summary: pd.DataFrame
     pairs: pd.DataFrame
-    paired: pd.DataFrame = field(
-        default_factory=pd.DataFrame
-    )  # a, b, seed, split_seed, value_a, value_b
+    # a, b, seed, split_seed, value_a, value_b
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @cached_property
     def best(self) -> dict[str, object]:
@@ -199,9 +198,8 @@ def _label(row: Mapping[str, object], keys: Sequence[str]) -> str:
 
 
 def _value(value: object) -> str:
-    return (
-        repr(float(value)) if isinstance(value, float) else str(value)
-    )  # the shortest text that reads back the same
+    # the shortest text that reads back the same
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 def best_group(summary: pd.DataFrame) -> dict[str, object]:

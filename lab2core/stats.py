@@ -22,20 +22,17 @@ from scipy import special
 # alone.
 CONFIDENCE = 0.95
 ALPHA = 0.05
-MONTE_CARLO_SEED = (
-    0  # the sign-flip test's sample of sign patterns beyond EXACT_SIGN_FLIPS_UP_TO seeds
-)
+# the sign-flip test's sample of sign patterns beyond EXACT_SIGN_FLIPS_UP_TO seeds
+MONTE_CARLO_SEED = 0
 # A percentile bootstrap of 3 seeds' mean covers the true mean about 73% of the time on k/50
 # accuracies; the t interval keeps close to its 95% at 3, 5 and 10 seeds (tests/test_stats.py
 # simulates it).
 INTERVAL_KIND = "Student t interval of the mean over seeds, clipped to the metric's range"
 FEW_SEEDS = 10  # below this the sd behind an interval over seeds is itself uncertain
-IQM_FROM = (
-    8  # the interquartile mean (rliable's robust aggregate) is given from this many values on
-)
-IMPROVEMENT_RESAMPLES = (
-    1999  # bootstrap resamples of rliable's P(A > B), a statistic in steps of 1/(n·m)
-)
+# the interquartile mean (rliable's robust aggregate) is given from this many values on
+IQM_FROM = 8
+# bootstrap resamples of rliable's P(A > B), a statistic in steps of 1/(n·m)
+IMPROVEMENT_RESAMPLES = 1999
 ROW_RESAMPLES = 1999  # bootstrap resamples of the validation rows behind an accuracy difference
 EXACT_SIGN_FLIPS_UP_TO = 16  # 2^16 sign patterns; beyond, a seeded Monte Carlo sample of them
 SIGN_FLIP_RESAMPLES = 99_999
@@ -128,16 +125,14 @@ class PairedComparison:
     differences: tuple[float, ...]
     mean_diff: float
     sd_diff: float
-    ci_low: (
-        float  # Student t interval of the mean difference (NaN when the differences do not vary)
-    )
+    # Student t interval of the mean difference (NaN when the differences do not vary)
+    ci_low: float
     ci_high: float
     # paired t-test, two-sided (NaN when the differences do not vary: a t-test says nothing then)
     p_t: float
     p_signflip: float  # sign-flip permutation test of the mean difference, two-sided
-    p_signflip_min: (
-        float  # the smallest p any sign-flip (distribution-free) test can give with n pairs
-    )
+    # the smallest p any sign-flip (distribution-free) test can give with n pairs
+    p_signflip_min: float
     signflip_exact: bool  # all 2^n patterns, or a seeded Monte Carlo sample of them
     p_a_better: float  # fraction of seeds where A > B
     p_tie: float
@@ -183,9 +178,8 @@ def compare_paired(
     d = np.round(a[keep] - b[keep], DIFFERENCE_DECIMALS)
     n = len(d)
     mean = float(d.mean()) if n else float("nan")
-    sd = (
-        (float(d.std(ddof=1)) if _varies(d) else 0.0) if n > 1 else float("nan")
-    )  # equal values: exactly 0
+    # equal values: exactly 0
+    sd = (float(d.std(ddof=1)) if _varies(d) else 0.0) if n > 1 else float("nan")
     low, high = t_interval(d)
     p_flip, exact = sign_flip_p(d)
     better, tie, worse = improvement_fractions(a[keep], b[keep])
@@ -308,12 +302,10 @@ def rows_interval(
     if n == 0 or rows == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(
-        rows, np.full(rows, 1 / rows), size=(ROW_RESAMPLES, splits)
-    )  # times each row is drawn
-    means = np.einsum("skr,bkr->b", d, counts) / (
-        rows * splits * n
-    )  # per resample: over rows, splits, then seeds
+    # times each row is drawn
+    counts = rng.multinomial(rows, np.full(rows, 1 / rows), size=(ROW_RESAMPLES, splits))
+    # per resample: over rows, splits, then seeds
+    means = np.einsum("skr,bkr->b", d, counts) / (rows * splits * n)
     low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high)
 

@@ -64,9 +64,8 @@ class SinceLastRun:
     predecessor: str | None  # its run id; None for the first run with these parameters
     causes: list[str] = field(default_factory=list)  # what went in that changed
     units: list[UnitChange] = field(default_factory=list)
-    new_units: int = (
-        0  # units whose run is not the predecessor's (computed now, or reused from another run)
-    )
+    # units whose run is not the predecessor's (computed now, or reused from another run)
+    new_units: int = 0
     predecessor_link: str | None = None  # its page in an MLflow server's UI
 
     @property

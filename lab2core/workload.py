@@ -23,9 +23,8 @@ SECONDS_PER_TRAJECTORY_STEP = 2.5e-5
 SECONDS_PER_GD_EPOCH = 1.5e-4  # one matrix
 BYTES_PER_TRAJECTORY_POINT = 48
 BYTES_PER_CURVE_POINT = 40
-SECONDS_PER_CELL_RUN = (
-    0.04  # an MLflow run written whole on SQLite (over HTTP about 6 times as long)
-)
+# an MLflow run written whole on SQLite (over HTTP about 6 times as long)
+SECONDS_PER_CELL_RUN = 0.04
 SECONDS_PER_CURVE_POINT = 1.5e-4  # a metric row in MLflow's SQLite store
 
 

@@ -108,9 +108,8 @@ def train_shard(
 ) -> list[CellResult]:
     """Train a shard of (lr, seed) trajectories as one batched program; one result per cell. Stops
     (raises Stopped) within a chunk of steps once `stop_file` exists."""
-    torch.set_num_threads(
-        torch_threads
-    )  # in the process that runs the shard (a thread pool's or a worker's)
+    # in the process that runs the shard (a thread pool's or a worker's)
+    torch.set_num_threads(torch_threads)
     should_stop = (lambda: stop_asked(stop_file)) if stop_file else None
     return train_cells(data, trajectories, iterations, setup.hidden, setup.protocol, should_stop)
 

@@ -37,9 +37,8 @@ from lab2.tasks.stopping import stoppable
 if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset
 
-PROGRESS = logging.getLogger(
-    "lab2.progress"
-)  # cells trained and logged, for `lab2 run`'s progress line
+# cells trained and logged, for `lab2 run`'s progress line
+PROGRESS = logging.getLogger("lab2.progress")
 
 R = TypeVar("R")
 
@@ -90,9 +89,8 @@ class GridCells:
     table: pd.DataFrame  # lr, iterations, seed, split_seed, accuracies, losses, diverged
     curves: pd.DataFrame  # lr, seed, split_seed, step, loss
     written: dict[CellKey, str]
-    datasets: dict[
-        int, dict[str, PandasDataset]
-    ]  # each split seed's training and validation data, as MLflow datasets
+    # each split seed's training and validation data, as MLflow datasets
+    datasets: dict[int, dict[str, PandasDataset]]
     weights: dict[CellKey, MLPWeights]  # the trained weights of each cell computed now
 
 

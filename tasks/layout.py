@@ -36,9 +36,8 @@ STALE_TAG = "lab2.stale"  # why a run was marked KILLED
 # --- Units: identity and reuse -------------------------------------------------------------------
 IDENTITY_TAG = "lab2.identity"  # what a reused result is found by
 CODE_VERSION_TAG = "lab2.code_version"
-SUPERSEDED_BY_TAG = (
-    "lab2.superseded_by"  # an older run of an identity: the newest run that holds it
-)
+# an older run of an identity: the newest run that holds it
+SUPERSEDED_BY_TAG = "lab2.superseded_by"
 SUPERSEDED_IDENTITY_TAG = "lab2.superseded_identity"
 RUN_KEY_TAG = "lab2.run_key"  # the identity of a whole pipeline run
 PARAMS_KEY_TAG = "lab2.params_key"  # a pipeline run's parameters, hashed: the runs a watch compares
@@ -107,9 +106,8 @@ UNITS_CSVS = (units_csv("factorisation"), units_csv("mlp_grid"))
 U_SCATTER_PNG = figure_path(U_SCATTER)
 
 # --- The experiment's saved view of its runs table -----------------------------------------------
-VIEW_TAG = (
-    "mlflow.sharedViewState."  # MLflow's saved views of a runs table, one experiment tag each
-)
+# MLflow's saved views of a runs table, one experiment tag each
+VIEW_TAG = "mlflow.sharedViewState."
 RUNS_VIEW = "lab2: the lab's groups"
 # Group rows average every column, params too (lr 0.1 shows as 0.10000000000000002): the label
 # names the params.

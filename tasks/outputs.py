@@ -97,9 +97,8 @@ def publish_grid(
     run."""
     tracking.log_pngs(parent_run_id, figures)
     tracking.log_to_run(parent_run_id, RunRecord(params={"val_rows": val_rows}))
-    cells = cells.drop(
-        columns="val_correct", errors="ignore"
-    )  # each cell run's tag: a 0/1 string a CSV reader takes for a number
+    # each cell run's tag: a 0/1 string a CSV reader takes for a number
+    cells = cells.drop(columns="val_correct", errors="ignore")
     for name, table in {
         MLP_CELLS_CSV: cells,
         SEED_SUMMARY_CSV: seeds.summary,
@@ -151,9 +150,8 @@ def seed_summary_html(seeds: SeedComparison) -> str:
 def _pairs_for_reading(pairs: pd.DataFrame) -> pd.DataFrame:
     """The pair table rounded for reading, the verdict right after the groups."""
     shown = pairs_display(pairs)
-    shown.insert(
-        2, "verdict", pairs["verdict"]
-    )  # what a reader wants first, before the numbers behind it
+    # what a reader wants first, before the numbers behind it
+    shown.insert(2, "verdict", pairs["verdict"])
     return shown
 
 

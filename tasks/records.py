@@ -248,9 +248,8 @@ def log_cells(
     """One child run `mlp` per (split seed, cell): params, final metrics, training-loss history,
     learning curve, its data. Between cells, stops (raises Stopped) once `stop_file` exists:
     every run written so far is whole."""
-    curves = [
-        learning_curve_png(c) if cell_figures else None for _, c in cells
-    ]  # drawn as the runs before them are written
+    # drawn as the runs before them are written
+    curves = [learning_curve_png(c) if cell_figures else None for _, c in cells]
     written = {}
     for (split, c), curve in zip(cells, curves, strict=True):
         check_stop(stop_file)

@@ -189,9 +189,8 @@ def _finished_by_identity(runs: list[Run], identities: Collection[str]) -> dict[
     wanted = set(identities)
     found: dict[str, list[Run]] = {}
     for run in runs:
-        identity = run.data.tags.get(
-            IDENTITY_TAG
-        )  # None if a concurrent process just superseded the run
+        # None if a concurrent process just superseded the run
+        identity = run.data.tags.get(IDENTITY_TAG)
         if run.info.status == "FINISHED" and identity in wanted:
             found.setdefault(identity, []).append(run)
     return found

@@ -124,9 +124,8 @@ def lab(tmp_path_factory) -> Lab:
         )
         assert done.returncode == 0, done.stderr[-3000:]
         store = f"sqlite:///{work / 'mlflow.db'}"
-        (pasted,) = [
-            line.strip() for line in done.stdout.splitlines() if line.endswith(" ui")
-        ]  # the command lab2 run prints
+        # the command lab2 run prints
+        (pasted,) = [line.strip() for line in done.stdout.splitlines() if line.endswith(" ui")]
         assert pasted.endswith("lab2 ui"), done.stdout[-500:]
         ui_out = work / "ui.out"
         ui = subprocess.Popen(
@@ -197,20 +196,17 @@ def test_the_printed_command_opens_the_runs_grouped_by_cell_with_every_label_who
         page.get_by_text(f"Group: {label}", exact=True).first.wait_for()
         assert not _truncated(page, f"Group: {label}"), f"MLflow cuts the label {label!r}"
     header = [h.strip() for h in page.locator("[role=columnheader]").all_inner_texts()]
-    assert (
-        "lr" not in header
-    )  # a group row would show an averaged lr (0.10000000000000002); the label names it
+    # a group row would show an averaged lr (0.10000000000000002); the label names it
+    assert "lr" not in header
     shown = {
         name: page.get_by_role("columnheader", name=name, exact=True).first.bounding_box()
         for name in ("val_accuracy", "Duration")
     }
-    assert (
-        shown["val_accuracy"]["x"] < shown["Duration"]["x"]
-    )  # lab2's columns first, after the run's name and start
+    # lab2's columns first, after the run's name and start
+    assert shown["val_accuracy"]["x"] < shown["Duration"]["x"]
     _screenshot(page, "ui-runs")
-    page.add_style_tag(
-        content="[role=gridcell]{max-width:150px !important}"
-    )  # the check itself sees a cut label
+    # the check itself sees a cut label
+    page.add_style_tag(content="[role=gridcell]{max-width:150px !important}")
     assert _truncated(page, "Group: lr=0.001 it=1000")
 
 
@@ -345,9 +341,8 @@ def test_the_prefect_seed_pairs_table_reads_rounded_with_its_verdicts_on_screen(
     call = page.get_by_text(
         "cannot tell lr=0.1 from lr=0.01 at iterations=1000: +0.073", exact=True
     ).first
-    assert (
-        call.bounding_box()["x"] + call.bounding_box()["width"] < 1600
-    )  # the call whole; its sentence is the last column
+    # the call whole; its sentence is the last column
+    assert call.bounding_box()["x"] + call.bounding_box()["width"] < 1600
     _screenshot(page, "prefect-seed-pairs")
 
 
@@ -400,9 +395,8 @@ def test_each_deployments_custom_run_form_shows_every_parameter_with_its_default
 
 
 def test_the_lab_report_opens_from_the_mlflow_run_page_with_its_figures(lab, page):
-    assert lab.stdout.rstrip().endswith(
-        f"/{lab.parent_run_id}/artifacts/report.html"
-    )  # where lab2 run ends
+    # where lab2 run ends
+    assert lab.stdout.rstrip().endswith(f"/{lab.parent_run_id}/artifacts/report.html")
     url = (
         f"{lab.mlflow_url}/#/experiments/{lab.experiment_id}/runs/{lab.parent_run_id}/artifacts"
         "?workflowType=machine_learning"
@@ -436,7 +430,6 @@ def test_the_prefect_lab_report_artifact_renders_the_claims(lab, page):
         "The original report's claims, checked",
     )
     assert "Q1_1 — the 3×3 matrix at rank 2" in body and "![" not in body
-    assert (
-        page.locator("table").count() >= 4 and page.locator("blockquote").count() == 9
-    )  # tables and quoted claims, rendered
+    # tables and quoted claims, rendered
+    assert page.locator("table").count() >= 4 and page.locator("blockquote").count() == 9
     _screenshot(page, "prefect-lab-report")

@@ -47,14 +47,12 @@ def test_a_fall_by_one_seed_contradicts_a_rise_and_is_named_while_ties_do_not():
     assert accuracy_rises(grid()).holds
     tied = grid(c_0p1_1000_s0=(0.85, 0.75))  # equal to lr 0.1 × 100: a tie, not a fall
     assert accuracy_rises(tied).holds and "stay equal" in accuracy_rises(tied).evidence
-    fallen = accuracy_rises(
-        grid(c_0p1_100_s2=(0.85, 0.5))
-    )  # seed 2's validation falls from lr 0.01 to 0.1 at 100 it
+    # seed 2's validation falls from lr 0.01 to 0.1 at 100 it
+    fallen = accuracy_rises(grid(c_0p1_100_s2=(0.85, 0.5)))
     assert not fallen.holds
     assert "val -0.15 (seed 2, 100 iterations, up to lr 0.1)" in fallen.evidence
-    longer = accuracy_rises(
-        grid(c_0p001_1000_s1=(0.6, 0.4))
-    )  # seed 1, lr 0.001: 1000 iterations below 100
+    # seed 1, lr 0.001: 1000 iterations below 100
+    longer = accuracy_rises(grid(c_0p001_1000_s1=(0.6, 0.4)))
     assert not longer.holds and "lr 0.001, up to 1000 iterations" in longer.evidence
 
 
@@ -138,9 +136,8 @@ def test_the_report_protocol_verdict_needs_held_out_runs_to_fail_and_the_reports
 
     assert verdict(best_in_report, held_out_fails) == SUPPORTED
     assert verdict(held_out_fails, best_in_report) == REPORT_ONLY
-    assert (
-        verdict(held_out_fails, held_out_fails, best_in_report) == REPORT_ONLY
-    )  # seed-report runs bear it out
+    # seed-report runs bear it out
+    assert verdict(held_out_fails, held_out_fails, best_in_report) == REPORT_ONLY
     assert verdict(held_out_fails, held_out_fails) == CONTRADICTED
     assert (
         "seed-report runs"

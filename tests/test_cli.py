@@ -66,9 +66,8 @@ def test_a_rerun_with_nothing_to_do_copies_the_results_without_torch_and_links_t
     again = _lab2(
         tmp_path, *small, "--task-runner", "threads", PYTHONPATH=str(no_torch.parent)
     ).stdout
-    assert (
-        again.split("\nruns: ")[0] == first.split("\nruns: ")[0]
-    )  # the results, as the first run printed them
+    # the results, as the first run printed them
+    assert again.split("\nruns: ")[0] == first.split("\nruns: ")[0]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     earlier, rerun = sorted(
         (r for r in all_runs(client) if r.data.tags.get("lab2.role") == "pipeline"),
@@ -112,9 +111,8 @@ def test_a_rerun_with_nothing_to_do_copies_the_results_without_torch_and_links_t
         != []
     )
     note = rerun.data.tags["mlflow.note.content"]
-    since, results = note.split(
-        "\n\n---\n\n", 1
-    )  # what changed since the last run, then the results it copied
+    # what changed since the last run, then the results it copied
+    since, results = note.split("\n\n---\n\n", 1)
     assert (
         since.startswith("### Since the last run: **unchanged**")
         and "Every unit is the last run's" in since
@@ -125,9 +123,8 @@ def test_a_rerun_with_nothing_to_do_copies_the_results_without_torch_and_links_t
         and units[0]["run_id"][0] in note
     )
 
-    client.delete_run(
-        units[0]["run_id"][0]
-    )  # a unit gone: the pipeline runs again, and computes that unit alone
+    # a unit gone: the pipeline runs again, and computes that unit alone
+    client.delete_run(units[0]["run_id"][0])
     third = _lab2(tmp_path, *small).stdout
     assert "runs: 1 computed, 11 reused from earlier FINISHED runs" in third
 
@@ -141,9 +138,8 @@ def test_a_rerun_with_nothing_to_do_copies_the_results_without_torch_and_links_t
     )
     flow_run = prefect_json(prefect_api, f"flow_runs/{newest.data.tags['prefect.flow_run_id']}")
     assert flow_run["state_type"] == "COMPLETED" and newest.data.tags["prefect.flow_name"] == "lab2"
-    assert (
-        flow_run["state_name"] == "Unchanged"
-    )  # the runs list shows a night with nothing new at a glance
+    # the runs list shows a night with nothing new at a glance
+    assert flow_run["state_name"] == "Unchanged"
 
 
 def _files(client: MlflowClient, run_id: str, folder: str | None = None) -> list[str]:
@@ -171,13 +167,11 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
         "20",
     )
     store = tmp_path / "mlflow.db"
-    assert done.stdout.rstrip().endswith(
-        f"\n  {LAB2} ui"
-    )  # PATH has no lab2 here: the command as it can be pasted
+    # PATH has no lab2 here: the command as it can be pasted
+    assert done.stdout.rstrip().endswith(f"\n  {LAB2} ui")
     assert "Q2 MLP grid" in done.stdout and "val_accuracy" in done.stdout
-    assert (
-        "cells trained 8/8, logged 8/8" in done.stderr
-    )  # progress, a plain line when the output is not a terminal
+    # progress, a plain line when the output is not a terminal
+    assert "cells trained 8/8, logged 8/8" in done.stderr
     assert "Paired comparisons of val_accuracy" in done.stdout and "Verdicts:" in done.stdout
     for heading in (
         "Q1 factorisation",
@@ -187,9 +181,8 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
         "Best group:",
     ):
         assert done.stdout.count(heading) == 1, heading  # each table once
-    assert (
-        "Finished in state" not in done.stdout + done.stderr
-    )  # Prefect's run log lines stay in the Prefect UI
+    # Prefect's run log lines stay in the Prefect UI
+    assert "Finished in state" not in done.stdout + done.stderr
     assert [
         line
         for line in (done.stdout + done.stderr).splitlines()
@@ -202,9 +195,10 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
     )
     (parent,) = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
     first = parent.info.run_id
+    # runs the API did not keep
     assert not {"prefect.flow_run_url", "prefect.flow_run_id", "prefect.flow_run_name"} & set(
         parent.data.tags
-    )  # runs the API did not keep
+    )
     assert "Prefect flow run: none kept" in parent.data.tags["mlflow.note.content"]
     pairs = client.download_artifacts(first, "seed_pairs.csv", str(tmp_path))
     with open(pairs) as table:
@@ -218,14 +212,14 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
         "import sys\nfrom lab2.cli.main import main\nmain(['compare'])\nprint('torch imported:', "
         "'torch' in sys.modules)"
     )
+    # seconds saved
     assert _lab2(tmp_path, "-c", reading, command=sys.executable).stdout.endswith(
         "torch imported: False\n"
-    )  # seconds saved
+    )
     assert f"Run {first}" in compared and "Best group: lr=0.1 iterations=10" in compared
     assert re.search(r"^ *0.1 +10 +2 ", compared, re.MULTILINE)  # lr, iterations, n seeds
-    block = compared.split("Verdicts:\n")[1].split("\n\n")[
-        0
-    ]  # numbered verdicts, each wrapped at 100 columns
+    # numbered verdicts, each wrapped at 100 columns
+    block = compared.split("Verdicts:\n")[1].split("\n\n")[0]
     verdicts = [
         " ".join(v.split()) for v in re.split(r"^  \d+\. ", block, flags=re.MULTILINE) if v.strip()
     ]
@@ -245,9 +239,8 @@ def test_lab2_run_then_compare_from_fresh_processes(tmp_path, prefect_api):
     rows, said = named.split("The groups you named, over seeds\n")[1].split(
         "\n\nVerdict (val_accuracy, A − B seed by seed):\n"
     )
-    assert len(rows.splitlines()) == 3 and re.search(
-        r"^ *0.1 +10 +2 ", rows, re.MULTILINE
-    )  # header, the two groups
+    # header, the two groups
+    assert len(rows.splitlines()) == 3 and re.search(r"^ *0.1 +10 +2 ", rows, re.MULTILINE)
     assert (
         said.startswith("  ")
         and "lr=0.1" in said
@@ -324,9 +317,8 @@ def test_lab2_report_writes_the_report_a_separate_run_holds_and_names_what_a_sma
     said = _lab2(lab, "report", "--run", parent.info.run_id, "--out", str(out)).stdout
     assert str(out / "report.md") in said and str(out / "report.html") in said
     report = (out / "report.md").read_text()
-    assert (
-        report == carried.read_text()
-    )  # the report the run carries, written again from what it holds
+    # the report the run carries, written again from what it holds
+    assert report == carried.read_text()
     factorisation = pd.read_csv(
         store.download_artifacts(parent.info.run_id, "factorisation.csv", str(tmp_path))
     ).set_index("matrix")
@@ -373,9 +365,8 @@ def test_lab2_report_writes_the_report_a_separate_run_holds_and_names_what_a_sma
     refused = subprocess.run([LAB2, "report"], cwd=lab, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "lacks what the report needs: the cell lr 0.1 × 1000 iterations," in refused.stderr
-    assert (
-        refused.stderr.count("the cell lr") == 6
-    )  # the small grid holds none of the lab's six cells
+    # the small grid holds none of the lab's six cells
+    assert refused.stderr.count("the cell lr") == 6
     unknown = subprocess.run(
         [LAB2, "report", "--run", "no-such-run"],
         cwd=lab,
@@ -426,9 +417,8 @@ def test_lab2_report_prints_a_verdict_per_row(tmp_path):
 def test_bad_input_exits_2_naming_the_problem_before_any_run(
     tmp_path, monkeypatch, capsys, options, message
 ):
-    monkeypatch.setenv(
-        "PREFECT_API_URL", "http://127.0.0.1:9/api"
-    )  # refused before any Prefect API is needed
+    # refused before any Prefect API is needed
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["run", *options]) == 2
@@ -445,9 +435,8 @@ def test_bad_input_exits_2_naming_the_problem_before_any_run(
     ],
 )
 def test_bad_csv_exits_2(tmp_path, monkeypatch, capsys, text, message):
-    monkeypatch.setenv(
-        "PREFECT_API_URL", "http://127.0.0.1:9/api"
-    )  # refused before any Prefect API is needed
+    # refused before any Prefect API is needed
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data.csv").write_text(text)
     assert main(["run", "--dataset", "data.csv"]) == 2

@@ -74,9 +74,8 @@ def test_the_seed_table_holds_each_groups_mean_and_sd_and_marks_the_best():
     cells = seed_cells()
     table = seed_table_markdown(compare_seeds(cells)).splitlines()
     assert table[0].startswith("| lr | iterations | seeds |") and len(table) == 2 + 3
-    stats = cells.groupby(["lr", "iterations"])["val_accuracy"].agg(
-        ["mean", "std"]
-    )  # the oracle: pandas, ddof=1
+    # the oracle: pandas, ddof=1
+    stats = cells.groupby(["lr", "iterations"])["val_accuracy"].agg(["mean", "std"])
     for (lr, it), row in stats.iterrows():
         line = next(t for t in table if t.replace("*", "").startswith(f"| {lr:g} | {it} |"))
         assert f"{row['mean']:.3f} ± {row['std']:.3f}" in line

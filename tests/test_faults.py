@@ -268,9 +268,8 @@ def test_the_temporary_prefect_api_ends_with_a_killed_lab2_run(tmp_path):
         assert listening_hosts(run.pid) <= {
             "127.0.0.1"
         }  # the temporary API answers this machine alone
-        os.kill(
-            run.pid, signal.SIGKILL
-        )  # the process alone, not its group: nothing runs its exit hooks
+        # the process alone, not its group: nothing runs its exit hooks
+        os.kill(run.pid, signal.SIGKILL)
         run.wait(timeout=30)
         _, alive = psutil.wait_procs(servers, timeout=30)
         assert not alive, f"the temporary Prefect API outlived its lab2 run: {alive}"

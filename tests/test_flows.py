@@ -69,12 +69,10 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
         "seed_pairs.csv",
     } <= root
     assert "neighbour_overlaps.csv" not in root
-    assert (
-        "report.html" not in root and result.report is None
-    )  # a grid without the lab's cells cannot answer the lab
-    u = pd.read_csv(
-        mlflow_store.download_artifacts(parent.info.run_id, "u.csv")
-    )  # what figures/u_scatter.png draws
+    # a grid without the lab's cells cannot answer the lab
+    assert "report.html" not in root and result.report is None
+    # what figures/u_scatter.png draws
+    u = pd.read_csv(mlflow_store.download_artifacts(parent.info.run_id, "u.csv"))
     assert len(u) == 150 and list(u.columns) == ["species", "svd_u1", "svd_u2", "gd_u1", "gd_u2"]
     assert u["species"].value_counts().to_dict() == {
         "setosa": 50,
@@ -124,9 +122,8 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
     assert ((rebuilt["a"] - rebuilt["gd"]) ** 2).sum() == pytest.approx(
         gd["lab1-3x3"].data.metrics["loss"], rel=1e-5
     )
-    assert (
-        parent.data.metrics == {}
-    )  # Q1's losses live on their own runs; the chart view opens on the cells' metrics
+    # Q1's losses live on their own runs; the chart view opens on the cells' metrics
+    assert parent.data.metrics == {}
     (data,) = svd["iris-uci"].inputs.dataset_inputs
     assert (
         data.dataset.name == "iris-uci" and data.dataset.digest == load_dataset("iris-uci").digest
@@ -176,9 +173,10 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
         assert 0.0 <= run.data.metrics["val_accuracy"] <= 1.0
         steps = [m.step for m in mlflow_store.get_metric_history(run.info.run_id, "train_loss")]
         assert steps == list(range(int(run.data.params["iterations"]) + 1))
+        # root: MLflow's compare finds it
         assert [a.path for a in mlflow_store.list_artifacts(run.info.run_id)] == [
             "learning_curve.png"
-        ]  # root: MLflow's compare finds it
+        ]
         params = run.data.params
         assert (
             run.info.run_name
@@ -201,9 +199,8 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
             int(run.data.params["seed"]),
         )
         assert run.data.metrics["val_accuracy"] == frame.loc[key, "val_accuracy"]
-        hits = run.data.tags[
-            "lab2.val_correct"
-        ]  # the validation rows behind the accuracy, one "1" per hit
+        # the validation rows behind the accuracy, one "1" per hit
+        hits = run.data.tags["lab2.val_correct"]
         assert (
             len(hits) == 50
             and set(hits) <= {"0", "1"}
@@ -233,9 +230,8 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
         )
         assert row.val_accuracy_std == pytest.approx(expected.loc[(row.lr, row.iterations), "std"])
         assert row.val_accuracy_n == 3
-    assert (
-        parent.data.metrics == {}
-    )  # no per-group means: MLflow's group-by on lab2.group does that
+    # no per-group means: MLflow's group-by on lab2.group does that
+    assert parent.data.metrics == {}
 
     best = (
         expected.reset_index()
@@ -269,9 +265,8 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
     )
     assert f"{best['mean']:.3f} ± {best['std']:.3f}" in version.description
 
-    (logged,) = mlflow_store.search_logged_models(
-        [parent.info.experiment_id]
-    )  # in the run's own experiment
+    # in the run's own experiment
+    (logged,) = mlflow_store.search_logged_models([parent.info.experiment_id])
     assert logged.name == "lab2-mlp" and logged.source_run_id == parent.info.run_id
     assert [o.model_id for o in mlflow_store.get_run(parent.info.run_id).outputs.model_outputs] == [
         logged.model_id
@@ -318,10 +313,11 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
     assert artifacts["seed-pairs"].type == "table"
     shown = json.loads(artifacts["seed-pairs"].data)
     assert [row["verdict_in_full"] for row in shown] == pairs["verdict"].tolist()
+    # its call
     assert all(
         row["verdict_in_full"].startswith(row["verdict"]) and "(" not in row["verdict"]
         for row in shown
-    )  # its call
+    )
     assert parent.info.run_id in artifacts["mlflow-run"].data
     assert float(artifacts["mlp-grid-progress"].data) == 100.0
 
@@ -438,23 +434,20 @@ def test_a_resumed_grid_still_gets_its_seed_summary_curves_and_model(mlflow_stor
     cells = tracking.read_cells(resumed.info.run_id).frame
     assert len(cells) == 8 and set(cells["seed"]) == {0, 1}
     assert resumed.data.params["best_seed"] == "0"
-    (logged,) = mlflow_store.search_logged_models(
-        [resumed.info.experiment_id]
-    )  # the same cell and group: logged once
+    # the same cell and group: logged once
+    (logged,) = mlflow_store.search_logged_models([resumed.info.experiment_id])
     assert [
         o.model_id for o in mlflow_store.get_run(resumed.info.run_id).outputs.model_outputs
     ] == [logged.model_id]
-    assert (
-        len(mlflow_store.search_model_versions("name='lab2-mlp'")) == 1
-    )  # the same winning unit: no new version
+    # the same winning unit: no new version
+    assert len(mlflow_store.search_model_versions("name='lab2-mlp'")) == 1
     progress = {a.key: a for a in _prefect_artifacts(resumed.data.tags["prefect.flow_run_id"])}[
         "mlp-grid-progress"
     ]
     assert float(progress.data) == 100.0  # every cell reused: done, not left at 0 %
 
-    mlp_grid(
-        GridParams(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1, 2), cell_figures=False)
-    )  # a group over 3 seeds: described anew
+    # a group over 3 seeds: described anew
+    mlp_grid(GridParams(lrs=(0.5, 0.05), iterations=(4, 9), seeds=(0, 1, 2), cell_figures=False))
     assert len(mlflow_store.search_logged_models([resumed.info.experiment_id])) == 2
 
 
@@ -476,9 +469,8 @@ def test_a_grid_over_two_split_seeds_reports_both_variance_sources(mlflow_store)
         sorted((r.data.params["split_seed"], r.info.run_name.endswith("·split1")) for r in mlp)
         == [("0", False)] * 6 + [("1", True)] * 6
     )
-    assert (
-        len({r.data.tags["lab2.group"] for r in mlp}) == 2
-    )  # the MLflow UI groups a cell's seeds over both splits
+    # the MLflow UI groups a cell's seeds over both splits
+    assert len({r.data.tags["lab2.group"] for r in mlp}) == 2
     (parent,) = [r for r in runs if r.data.tags.get("lab2.role") == "pipeline"]
     assert (
         parent.data.params["split_seeds"] == "0,1" and parent.data.params["best_split_seed"] == "0"

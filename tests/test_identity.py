@@ -171,9 +171,8 @@ def test_a_grid_run_after_a_wording_edit_reuses_every_cell_and_after_a_recipe_ed
     from lab2.tasks import resume
 
     unwrapped = code_version.__wrapped__
-    monkeypatch.setattr(
-        resume, "code_version", lambda: unwrapped(_folders(checkout))
-    )  # identities from the edited copy
+    # identities from the edited copy
+    monkeypatch.setattr(resume, "code_version", lambda: unwrapped(_folders(checkout)))
     grid = GridParams(lrs=(0.1,), iterations=(3, 6), seeds=(0, 1), cell_figures=False)
 
     def computed_and_reused() -> tuple[int, int]:
@@ -206,9 +205,8 @@ def test_a_whole_runs_key_follows_its_params_data_and_every_source_but_not_how_i
     data = tmp_path / "data.csv"
     data.write_text("a,b,label\n1,2,x\n3,4,y\n")
     key = _key(checkout, data)
-    assert (
-        _key(checkout, data, task_runner="processes", torch_threads=2, force=True) == key
-    )  # how it runs
+    # how it runs
+    assert _key(checkout, data, task_runner="processes", torch_threads=2, force=True) == key
     assert _key(checkout, data, seeds=(0, 1)) != key
     _replace(
         checkout / "lab2core/describe.py",
@@ -219,7 +217,6 @@ def test_a_whole_runs_key_follows_its_params_data_and_every_source_but_not_how_i
     edited = _key(checkout, data)
     data.write_text("a,b,label\n1,2,x\n3,5,y\n")
     assert _key(checkout, data) != edited
-    assert (
-        data_file("iris") == data_file("iris-uci") and data_file("iris").is_file()
-    )  # scikit-learn's bundled copy
+    # scikit-learn's bundled copy
+    assert data_file("iris") == data_file("iris-uci") and data_file("iris").is_file()
     assert Lab2Params(dataset="iris-uci").run_key() != Lab2Params().run_key()  # the name is a param

@@ -88,9 +88,8 @@ def results(cells: pd.DataFrame | None = None, **changes) -> RunResults:
 
 def test_the_report_shows_the_runs_numbers_beside_the_originals():
     report = lab_report(results())
-    assert (
-        "| GD loss, ‖A − UVᵀ‖² | 0.1224 | 0.1219 |" in report
-    )  # the report's, then the run's, rounded
+    # the report's, then the run's, rounded
+    assert "| GD loss, ‖A − UVᵀ‖² | 0.1224 | 0.1219 |" in report
     assert (
         "| GD loss | 15.2292 | 15.2047 |" in report
         and "| SVD loss (the rank-2 optimum) | 15.2288 | 15.2046 |" in report
@@ -154,9 +153,8 @@ def test_the_report_says_whether_lab2s_gd_converged_from_its_gap_to_the_optimum(
     report = lab_report(results())
     assert "lab2's GD loss is 7e-08 from the optimum (float32 rounding): it converged." in report
     assert "lab2's GD loss is 2e-05 from the optimum (float32 rounding): it converged." in report
-    stopped = FACTORISATION.assign(
-        gd_loss=FACTORISATION["svd_loss"] * 1.0002
-    )  # just past the float32 tolerance
+    # just past the float32 tolerance
+    stopped = FACTORISATION.assign(gd_loss=FACTORISATION["svd_loss"] * 1.0002)
     report = lab_report(results(tables={**results().tables, "factorisation": stopped}))
     assert (
         "lab2's GD stops 2.438e-05 above the optimum after 1000 epochs at lr 0.01: it has not "
@@ -212,9 +210,8 @@ def test_a_run_under_the_reports_protocol_judges_the_grid_claims_as_seed_report_
         )
     ]
     assert "held-out runs" not in claims and "seed-report runs: " in claims
-    assert (
-        "**supported**" not in claims.split("Q2_2", 1)[1]
-    )  # no held-out runs: a grid claim holds only under the report's protocol
+    # no held-out runs: a grid claim holds only under the report's protocol
+    assert "**supported**" not in claims.split("Q2_2", 1)[1]
 
 
 def test_what_a_run_lacks_is_named():

@@ -70,9 +70,8 @@ def test_batched_trajectories_equal_the_plain_per_cell_loop(lrs, iterations, see
         for ours, reference in zip(cell.weights.as_tuple(), params, strict=True):
             assert torch.allclose(ours, reference, atol=1e-6, rtol=0)
         assert cell.train_accuracy == train_acc and cell.val_accuracy == val_acc
-        assert (
-            cell.val_correct == val_hits and len(val_hits) == 50
-        )  # the validation rows behind the accuracy
+        # the validation rows behind the accuracy
+        assert cell.val_correct == val_hits and len(val_hits) == 50
         assert list(cell.train_loss_history) == curve_steps(cell.iterations) and not cell.diverged
 
 

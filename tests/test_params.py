@@ -109,13 +109,11 @@ def test_the_size_check_refuses_what_does_not_fit_and_passes_the_lab():
     with pytest.raises(
         InputError, match="est. 0.199 MB of memory, 0 MB free: use fewer --iterations"
     ):
-        Lab2Params().check_size(
-            available_bytes=0, cores=2, max_seconds=day
-        )  # nothing free: even the lab is refused
+        # nothing free: even the lab is refused
+        Lab2Params().check_size(available_bytes=0, cores=2, max_seconds=day)
     with pytest.raises(InputError, match="over LAB2_MAX_HOURS=0.0005: use fewer --iterations"):
-        Lab2Params().check_size(
-            available_bytes=10**9, cores=2, max_seconds=1.8
-        )  # the lab: about 3 s
+        # the lab: about 3 s
+        Lab2Params().check_size(available_bytes=10**9, cores=2, max_seconds=1.8)
     with pytest.raises(InputError, match="fewer --gd-epochs"):
         Lab2Params(gd_epochs=10**9, iterations=(2,)).check_size(
             available_bytes=10**9, cores=2, max_seconds=10 * day

@@ -33,9 +33,8 @@ def axis(values):
 def test_random_valid_grids_give_one_run_per_cell_finite_or_flagged(
     mlflow_store, lrs, iterations, seeds
 ):
-    experiment = (
-        f"property-{uuid.uuid4().hex[:8]}"  # one store per test, one experiment per example
-    )
+    # one store per test, one experiment per example
+    experiment = f"property-{uuid.uuid4().hex[:8]}"
     table = mlp_grid(
         GridParams(
             lrs=lrs, iterations=iterations, seeds=seeds, cell_figures=False, experiment=experiment

@@ -25,9 +25,8 @@ def test_a_large_grid_shows_its_12_most_significant_neighbours_in_100_columns_ca
     numbers = [int(line.split()[0]) for line in table]
     assert len(numbers) == render.PAIRS_SHOWN == len(re.findall(r"^  \d+\. ", shown, re.MULTILINE))
     neighbours = pairs.index[pairs["kind"] != "vs best"]
-    assert {n - 1 for n in numbers} <= set(
-        neighbours
-    )  # 24 neighbours: no best-against-other row makes the cut
+    # 24 neighbours: no best-against-other row makes the cut
+    assert {n - 1 for n in numbers} <= set(neighbours)
     smallest = pairs.loc[neighbours, "p_holm"].nsmallest(render.PAIRS_SHOWN)
     assert pairs.loc[[n - 1 for n in numbers], "p_holm"].max() <= smallest.max()
     assert (
@@ -79,9 +78,8 @@ def test_history_lists_each_run_with_its_verdict_and_wraps_what_changed_within_1
     assert lines[3].startswith("    what went in differently: data: digest") and lines[
         4
     ].startswith("      ")
-    assert (
-        lines[-1] == f"2026-11-28 09:00  {'c' * 32}  -             -"
-    )  # a run from before the watch
+    # a run from before the watch
+    assert lines[-1] == f"2026-11-28 09:00  {'c' * 32}  -             -"
     assert max(map(len, lines)) <= render.WIDTH
     figure = plot_history(runs)
     assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == [

@@ -72,9 +72,8 @@ def test_q1_2_on_another_copy_of_iris_differs_by_the_dataset_not_by_convergence(
         "differs: report +0.0242; lab2 ran on `iris`, the report on the UCI copy of Iris "
         "(`iris-uci`)"
     )
-    assert rows["q1_1_gd_loss"].endswith(
-        "the report's run stopped short"
-    )  # the lab's matrix is the same on every dataset
+    # the lab's matrix is the same on every dataset
+    assert rows["q1_1_gd_loss"].endswith("the report's run stopped short")
     assert (
         compare_with_report(report, ours, "iris-uci")
         .set_index("quantity")

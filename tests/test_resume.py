@@ -45,9 +45,10 @@ def test_a_second_run_reuses_every_unit_and_a_wider_grid_computes_only_the_new_c
     assert len(runs) == n_first + 1  # only the new parent
     table = units(mlflow_store, second.parent_run_id)
     assert len(table) == 8 and table["reused"].all()
+    # what the CLI prints
     assert (
         second.units["run_id"].tolist() == table["run_id"].tolist() and second.units["reused"].all()
-    )  # what the CLI prints
+    )
     assert set(table["run_id"]) == {
         r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == first.parent_run_id
     }
@@ -129,7 +130,6 @@ def test_one_lab2_run_scans_the_experiment_at_most_once_per_flow(mlflow_store, m
     for _ in range(2):  # cold, then every unit reused
         calls.clear()
         lab2(Lab2Params(**GRID))
-        assert len(calls) <= 4, (
-            calls
-        )  # lab2, factorise-matrices, train-grid, and the lookup of the last run with these params
+        # lab2, factorise-matrices, train-grid, and the lookup of the last run with these params
+        assert len(calls) <= 4, calls
         assert sum("lab2.params_key" in str(c) for c in calls) == 1

@@ -234,9 +234,8 @@ def test_loss_verdicts_call_lower_better():
         }
     )
     accuracy = compare_seeds(cells).pairs.loc[0, "verdict"]
-    loss = compare_seeds(cells, metric="val_loss").pairs.loc[
-        0, "verdict"
-    ]  # val_loss = 1 − accuracy here
+    # val_loss = 1 − accuracy here
+    loss = compare_seeds(cells, metric="val_loss").pairs.loc[0, "verdict"]
     assert (
         accuracy.startswith("lr=0.1 beats lr=0.01 at iterations=10 by +0.223")
         and "lr=0.1 higher on 6/6 seeds" in accuracy
@@ -270,9 +269,8 @@ def test_a_row_whose_family_interval_excludes_0_but_holm_stops_earlier_says_why(
     one, two = judge_family([first, second], spread=1.0)
     assert (one.confidence, two.confidence) == (pytest.approx(0.975), pytest.approx(0.95))
     assert not one.significant and one.ci_low < 0 < one.ci_high
-    assert (
-        not two.significant and two.ci_low > 0
-    )  # p = 0.04 ≤ 0.05 at its step, but the step before did not reject
+    # p = 0.04 ≤ 0.05 at its step, but the step before did not reject
+    assert not two.significant and two.ci_low > 0
     said = verdict("lr=0.1", "lr=0.01", second, two)
     assert said.startswith("lr=0.1 ahead of lr=0.01 by +") and "Holm-step 95% CI" in said
     assert said.endswith("; its interval excludes 0, but Holm's step-down stopped at a smaller p")
@@ -285,13 +283,11 @@ def test_each_rows_interval_is_scipys_t_interval_at_its_holm_step_and_agrees_wit
     )
     compared = compare_seeds(cells, val_rows=data.val_rows)
     table = compared.pairs.set_index(["a", "b"])
-    p = (
-        table["p_t"].fillna(table["p_signflip"]).to_numpy()
-    )  # a difference that does not vary: its sign-flip p
+    # a difference that does not vary: its sign-flip p
+    p = table["p_t"].fillna(table["p_signflip"]).to_numpy()
     steps = np.empty(len(p))
-    steps[np.argsort(p, kind="stable")] = 1 - 0.05 / (
-        len(p) - np.arange(len(p))
-    )  # Holm's order, ties in table order
+    # Holm's order, ties in table order
+    steps[np.argsort(p, kind="stable")] = 1 - 0.05 / (len(p) - np.arange(len(p)))
     table["step"] = steps
     for (a, b), values in compared.paired.groupby(["a", "b"]):
         row = table.loc[(a, b)]
@@ -299,9 +295,8 @@ def test_each_rows_interval_is_scipys_t_interval_at_its_holm_step_and_agrees_wit
         oracle = stats.ttest_rel(values["value_a"], values["value_b"]).confidence_interval(
             row["family_confidence"]
         )
-        clipped = np.clip(
-            [oracle.low, oracle.high], -1, 1
-        )  # an accuracy difference lies in [-1, 1]
+        # an accuracy difference lies in [-1, 1]
+        clipped = np.clip([oracle.low, oracle.high], -1, 1)
         assert [row["family_ci_low"], row["family_ci_high"]] == pytest.approx(clipped)
         excludes = row["family_ci_low"] > 0 or row["family_ci_high"] < 0
         assert excludes == (row["p_holm"] <= 0.05) or "step-down stopped" in row["verdict"]
@@ -467,9 +462,8 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
 )
 def test_an_interval_end_that_is_not_zero_never_reads_as_zero(value, shown):
     assert bound(value) == shown
-    assert (
-        bound(0.000095, "val_loss") == "+9.5e-05"
-    )  # a loss is written to 3 significant digits already
+    # a loss is written to 3 significant digits already
+    assert bound(0.000095, "val_loss") == "+9.5e-05"
 
 
 def test_the_rows_view_over_split_seeds_resamples_each_splits_own_rows():

@@ -123,9 +123,8 @@ def test_a_second_up_starts_no_duplicates_and_status_reports_all(config, capsys)
     assert set(before) == set(stack_services.SERVICES)
     report = stack.status(config)
     assert all(entry["running"] and entry["healthy"] for entry in report.values())
-    assert (
-        main(["stack", "status", "--data-dir", str(config.data_dir)]) == 0
-    )  # ports read from its stack.json
+    # ports read from its stack.json
+    assert main(["stack", "status", "--data-dir", str(config.data_dir)]) == 0
     out = capsys.readouterr().out
     assert config.prefect_ui_url in out and config.mlflow_url in out
 
@@ -266,9 +265,8 @@ def test_prefect_and_mlflow_runs_link_both_ways(config, grid_run):
     url = re.fullmatch(r"\[.*\]\((.+)\)", artifact["data"]).group(1)
     assert url.startswith(f"{config.mlflow_url}/#/experiments/")
     route, query = url.split("?")
-    assert (
-        query == "workflowType=machine_learning"
-    )  # MLflow 3.17 opens on its GenAI overview otherwise
+    # MLflow 3.17 opens on its GenAI overview otherwise
+    assert query == "workflowType=machine_learning"
     experiment_id, run_id = route.split("/#/experiments/")[1].split("/runs/")
     linked = _mlflow(config, "runs/get", run_id=run_id)["run"]
     assert (
@@ -476,9 +474,8 @@ def test_a_night_whose_numbers_changed_alerts_the_webhook_once_through_prefects_
     (unchanged,) = store.search_runs(
         [parent.info.experiment_id], f"tags.`prefect.flow_run_id` = '{runs[1]['id']}'"
     )
-    assert (
-        unchanged.data.tags["lab2.rerun_of"] == unchanged.data.tags["lab2.watch.predecessor"]
-    )  # the cheap night: nothing computed
+    # the cheap night: nothing computed
+    assert unchanged.data.tags["lab2.rerun_of"] == unchanged.data.tags["lab2.watch.predecessor"]
     upgraded_run = store.get_run(
         store.search_runs(
             [parent.info.experiment_id], f"tags.`prefect.flow_run_id` = '{runs[3]['id']}'"
@@ -648,9 +645,8 @@ def test_a_cancelled_deployment_run_ends_cancelled_its_mlflow_runs_killed_no_pro
     took = time.monotonic() - asked
     assert state == "CANCELLED", state
     print(f"\ncancelled in {took:.1f} s")
-    assert [r["info"]["status"] for r in parent_runs()] == [
-        "KILLED"
-    ]  # the grid's parent; no cell had finished
+    # the grid's parent; no cell had finished
+    assert [r["info"]["status"] for r in parent_runs()] == ["KILLED"]
     assert left_behind(before, timeout=20) == {}  # the flow run's process and its shards' workers
 
 
@@ -689,9 +685,10 @@ def test_lab2_run_without_a_prefect_api_url_runs_its_flows_on_the_stack_that_is_
         f"lab2: flow runs on the Prefect server of the lab2 stack in {config.data_dir}\n"
         in done.stdout
     )
+    # MLflow stays the local store: only Prefect's API is the stack's
     (parent,) = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_runs(
         ["1"], "tags.`lab2.role` = 'pipeline'"
-    )  # MLflow stays the local store: only Prefect's API is the stack's
+    )
     flow_run_id = parent.data.tags["prefect.flow_run_id"]
     assert (
         parent.data.tags["prefect.flow_run_url"]

@@ -43,9 +43,8 @@ def test_the_stack_is_found_from_its_stack_json(tmp_path, monkeypatch):
     )
     assert found.prefect_api_url == "http://127.0.0.2:4230/api" and found.auth
     assert "pw" not in (tmp_path / "stack.json").read_text() and "pw" not in repr(config)
-    assert (
-        stack_services.StackConfig.from_env(prefect_port=4300).prefect_port == 4300
-    )  # an option wins
+    # an option wins
+    assert stack_services.StackConfig.from_env(prefect_port=4300).prefect_port == 4300
 
 
 def test_exported_urls_win_for_clients(tmp_path, monkeypatch):
@@ -135,9 +134,8 @@ def test_status_of_an_authenticated_stack_needs_no_credentials(tmp_path, monkeyp
             }
         )
     )
-    assert (
-        stack.status(config)["mlflow-server"]["running"] is False
-    )  # reported, not a KeyError on a missing secret
+    # reported, not a KeyError on a missing secret
+    assert stack.status(config)["mlflow-server"]["running"] is False
 
 
 def test_lab2_run_looks_for_a_stack_without_failing_on_a_port_that_is_not_a_number(

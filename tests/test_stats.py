@@ -77,10 +77,11 @@ def test_sign_flip_by_hand_with_three_seeds():
         1.24,
         1.24,
     ]
+    # only "all +" and "all −" reach |1.24|: the smallest p 3 seeds allow
     assert sign_flip_p(d) == (
         2 / 8,
         True,
-    )  # only "all +" and "all −" reach |1.24|: the smallest p 3 seeds allow
+    )
     assert compare_paired(d, np.zeros(3)).p_signflip_min == 0.25
     # a tie in magnitude counts: with 0.1, −0.1, 0.2 the sums ±0.2 and ±0.4 are 6 of the 8 patterns
     assert sign_flip_p(np.array([0.1, -0.1, 0.2]))[0] == pytest.approx(6 / 8)
@@ -100,9 +101,8 @@ def test_sign_flip_past_sixteen_seeds_is_a_seeded_monte_carlo_close_to_the_exact
         np.random.set_state(state)
     # The exact p, by brute force: the share of all 2^17 sign patterns whose |sum| reaches the
     # observed one.
-    patterns = (
-        1 - 2 * np.indices((2,) * len(d)).reshape(len(d), -1).T
-    )  # every row of ±1, all 2^17 of them
+    # every row of ±1, all 2^17 of them
+    patterns = 1 - 2 * np.indices((2,) * len(d)).reshape(len(d), -1).T
     exact_p = np.mean(np.abs(patterns @ d) >= abs(d.sum()) * (1 - 1e-12))
     # A Monte Carlo p over N patterns has standard error sqrt(p(1 - p)/N): it lies within 4 of them
     # of the exact p.
@@ -115,9 +115,8 @@ def test_a_groups_interval_is_scipys_t_interval_clipped_to_the_metrics_range():
     x = np.array([0.92, 0.94, 0.74, 0.9, 0.88, 0.96])
     oracle = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
     assert mean_interval(x) == pytest.approx(oracle, rel=1e-12)
-    assert (
-        mean_interval([0.98, 1.0, 0.9], bounds=(0, 1))[1] == 1.0
-    )  # the t interval reaches past 1; an accuracy cannot
+    # the t interval reaches past 1; an accuracy cannot
+    assert mean_interval([0.98, 1.0, 0.9], bounds=(0, 1))[1] == 1.0
     assert mean_interval([0.9, 0.9, 0.9]) == (0.9, 0.9) and np.isnan(mean_interval([0.9])).all()
 
 
@@ -265,9 +264,8 @@ def test_the_sd_interval_covers_a_normal_samples_sd_95_percent_of_the_time():
     for n in (3, 5, 10):
         samples = rng.normal(0.0, 0.1, size=(20_000, n))
         per_unit_sd = np.array(sd_interval(1.0, n))
-        assert sd_interval(0.3, n) == pytest.approx(
-            tuple(0.3 * per_unit_sd)
-        )  # the interval scales with the sd
+        # the interval scales with the sd
+        assert sd_interval(0.3, n) == pytest.approx(tuple(0.3 * per_unit_sd))
         bounds = samples.std(axis=1, ddof=1)[:, None] * per_unit_sd
         covered = np.mean((bounds[:, 0] <= 0.1) & (bounds[:, 1] >= 0.1))
         assert covered == pytest.approx(0.95, abs=0.006), n
@@ -315,9 +313,8 @@ def test_each_variance_sources_interval_covers_its_true_sd_95_percent_of_the_tim
         hits += [init_ci[0] <= truth[0] <= init_ci[1], split_ci[0] <= truth[1] <= split_ci[1]]
     # On the pooled df of the 3 columns (6) it covered 74% and 84%: the columns share their seed
     # effects.
-    assert all(0.93 <= h / 800 <= 1.0 for h in hits), (
-        hits / 800
-    )  # 800 draws: a binomial sd of 0.008 at 95%
+    # 800 draws: a binomial sd of 0.008 at 95%
+    assert all(0.93 <= h / 800 <= 1.0 for h in hits), hits / 800
 
 
 accuracies = st.lists(st.integers(0, 50).map(lambda k: k / 50), min_size=1, max_size=15)
@@ -359,10 +356,11 @@ def test_holm_never_lowers_a_p_and_never_passes_one(p):
 
 
 def test_a_zero_mean_difference_has_sign_flip_p_one_despite_float_noise():
+    # equal sums; a - b averages 5.6e-17
     a, b = (
         np.array([39, 33, 40, 46]) / 50,
         np.array([47, 30, 43, 38]) / 50,
-    )  # equal sums; a - b averages 5.6e-17
+    )
     assert (a - b).mean() != 0
     assert compare_paired(a, b).p_signflip == 1.0
 
@@ -370,9 +368,8 @@ def test_a_zero_mean_difference_has_sign_flip_p_one_despite_float_noise():
 @pytest.mark.parametrize("n", [2, 3, 6, 10])
 def test_a_constant_difference_gets_no_t_test_and_the_sign_flip_floor_as_its_p(n):
     b = np.arange(30, 30 + n) / 50
-    a = (
-        b + 1 / 50
-    )  # one validation row better on every seed, as k/50 floats: sd ~1e-17 before rounding
+    # one validation row better on every seed, as k/50 floats: sd ~1e-17 before rounding
+    a = b + 1 / 50
     c = compare_paired(a, b)
     assert not c.varies and c.sd_diff == 0 and np.isnan([c.p_t, c.ci_low, c.ci_high]).all()
     oracle = stats.permutation_test(
@@ -405,9 +402,8 @@ def test_holm_and_its_rejections_agree_with_statsmodels_on_the_boundary(p):
 
 def test_the_interquartile_mean_is_the_mean_of_the_middle_half_from_eight_values():
     x = [0.2, 0.9, 0.94, 0.88, 0.92, 0.5, 0.96, 0.9]
-    assert describe(x).iqm == pytest.approx(
-        np.mean([0.88, 0.9, 0.9, 0.92])
-    )  # the 2 lowest and 2 highest left out
+    # the 2 lowest and 2 highest left out
+    assert describe(x).iqm == pytest.approx(np.mean([0.88, 0.9, 0.9, 0.92]))
     assert np.isnan(describe(x[:7]).iqm)
 
 
@@ -425,10 +421,11 @@ def test_rliables_probability_of_improvement_counts_every_pair_of_runs_ties_half
 
 def test_the_rows_interval_is_scipys_bootstrap_of_the_rows_with_the_seeds_held_fixed():
     rng = np.random.default_rng(17)
+    # one seed, one split: rows alone vary
     a, b = (
         rng.random((1, 1, 50)) < 0.9,
         rng.random((1, 1, 50)) < 0.75,
-    )  # one seed, one split: rows alone vary
+    )
     d = (a.astype(float) - b.astype(float)).ravel()
     oracle = stats.bootstrap(
         (d,), np.mean, method="percentile", n_resamples=19_999, rng=np.random.default_rng(1)

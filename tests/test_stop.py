@@ -21,6 +21,7 @@ from tests.helpers.lab2_runs import LAB2, count_runs, kill_group, output, start_
 pytestmark = pytest.mark.system
 
 QUICK_Q1 = ["--gd-epochs", "5", "--no-cell-figures"]
+# 10 to 20 s of training
 TRAINING = [
     "--lrs",
     "0.1",
@@ -29,7 +30,7 @@ TRAINING = [
     "--iterations",
     "20000",
     *QUICK_Q1,
-]  # 10 to 20 s of training
+]
 LOGGING = [
     "--lrs",
     "0.1",
@@ -154,9 +155,8 @@ def test_sigterm_while_the_winner_model_is_written_leaves_no_half_model_and_the_
                 "select status from logged_models where lifecycle_stage = 'active'"
             )
         ]
-    assert 1 not in statuses, (
-        statuses
-    )  # no model left PENDING (1): deleted as the stop unwound, or already READY (2)
+    # no model left PENDING (1): deleted as the stop unwound, or already READY (2)
+    assert 1 not in statuses, statuses
     assert "runs: 0 computed, 12 reused" in _rerun_completes(tmp_path, SMALL, prefect_api)
 
 

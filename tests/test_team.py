@@ -155,9 +155,8 @@ def test_the_deployment_runs_on_postgresql_and_every_run_reads_back(deployed, po
         (0.1, 0),
         (0.1, 1),
     ]
-    assert (
-        all(r["info"]["status"] == "FINISHED" for r in runs) and len(runs) == len(cells) + 1
-    )  # and the parent
+    # and the parent
+    assert all(r["info"]["status"] == "FINISHED" for r in runs) and len(runs) == len(cells) + 1
     assert all(0 <= metrics_of(r)["val_accuracy"] <= 1 for r in cells)
     # The same runs, statuses and steps in the database itself.
     assert _database_runs(postgres, GRID["experiment"]) == {
@@ -165,9 +164,8 @@ def test_the_deployment_runs_on_postgresql_and_every_run_reads_back(deployed, po
     }
     # Artifacts are served by the MLflow server, from the stack's folder.
     listed = mlflow_json(config.mlflow_url, "artifacts/list", run_id=cells[0]["info"]["run_id"])
-    assert [f["path"] for f in listed["files"]] == [
-        "learning_curve.png"
-    ]  # at the root, where MLflow's compare looks
+    # at the root, where MLflow's compare looks
+    assert [f["path"] for f in listed["files"]] == ["learning_curve.png"]
     assert cells[0]["info"]["artifact_uri"].startswith("mlflow-artifacts:")
     assert list((config.data_dir / "mlartifacts").rglob("learning_curve.png"))
     # Prefect's flow runs live in lab2_prefect.

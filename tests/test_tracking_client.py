@@ -12,10 +12,11 @@ from lab2.tasks.tracking.connection import TrackingError, _transient
     [
         # SQLite
         "UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest",
+        # PostgreSQL
         (
             "BAD_REQUEST: (psycopg2.errors.UniqueViolation) duplicate key value violates unique "
             'constraint "dataset_pk"'
-        ),  # PostgreSQL
+        ),
         "(sqlite3.OperationalError) database is locked",
         (
             "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/create failed with "

@@ -102,9 +102,8 @@ def test_float_rounding_is_within_noise_and_past_it_the_seeds_judge():
     before = cells()
     rounded = before.assign(val_loss=before["val_loss"] * (1 + 5e-7))
     assert compare_grid(before, rounded, keys(before))[0].verdict == WITHIN_NOISE
-    noisy = cells(
-        {(0.1, 100): [0.02, -0.02, 0.0], (0.01, 1000): [-0.02, 0.0, 0.02]}
-    )  # up one seed, down another
+    # up one seed, down another
+    noisy = cells({(0.1, 100): [0.02, -0.02, 0.0], (0.01, 1000): [-0.02, 0.0, 0.02]})
     (change,) = compare_grid(before, noisy, keys(before))
     assert (
         change.verdict == WITHIN_NOISE
@@ -179,7 +178,8 @@ def test_the_section_says_the_verdict_the_run_it_is_against_and_why():
     )
     text = since_last_run_markdown(since)
     assert text.startswith(
-        "### Since the last run: **changed**\n\nAgainst run [abc](http://mlflow/#/experiments/1/runs/abc)"
+        "### Since the last run: **changed**\n\n"
+        "Against run [abc](http://mlflow/#/experiments/1/runs/abc)"
     )
     assert (
         "What went in differently: data: digest d1 → d2, 3 of 150 rows changed." in text

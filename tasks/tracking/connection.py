@@ -140,9 +140,8 @@ def store_exists(uri: str) -> bool:
 
 
 def _local_path(uri: str, path: str) -> Path:
-    return Path(
-        path[1:] if uri.startswith("sqlite:") else path
-    )  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
+    # sqlite:///rel.db is relative, sqlite:////abs.db absolute
+    return Path(path[1:] if uri.startswith("sqlite:") else path)
 
 
 def _check_local_store(uri: str, shown: str, path: str) -> None:

@@ -73,8 +73,7 @@ def create_run(exp_id: str, run_name: str, tags: Mapping[str, str], what: str) -
             created := search_runs(exp_id, f"tags.`{CREATE_TOKEN_TAG}` = '{token}'")
         ):
             return created[0].info.run_id
-        return (
-            client().create_run(exp_id, run_name=run_name, tags=tags).info.run_id
-        )  # retried as a whole, below
+        # retried as a whole, below
+        return client().create_run(exp_id, run_name=run_name, tags=tags).info.run_id
 
     return retrying(what, create)

@@ -213,9 +213,8 @@ class WinnerModel:
     params: Mapping[str, object]
     tags: Mapping[str, str]
     description: str
-    datasets: Mapping[
-        str, PandasDataset
-    ]  # metric prefix (train, val) → the data it was measured on
+    # metric prefix (train, val) → the data it was measured on
+    datasets: Mapping[str, PandasDataset]
 
 
 def log_winner_model(parent_run_id: str, name: str, winner: WinnerModel) -> tuple[str, str]:
@@ -354,9 +353,8 @@ def _register_once(
         ),
     )
     if existing:
-        version = max(
-            existing, key=lambda v: int(v.version)
-        )  # the same unit: its weights are that version's
+        # the same unit: its weights are that version's
+        version = max(existing, key=lambda v: int(v.version))
     else:
         try:
             retrying(
@@ -427,9 +425,8 @@ def set_description(run_id: str, markdown: str) -> None:
         )
         room = MAX_TAG_VAL_LENGTH - len(note)
         cut = markdown.rfind("\n\n", 0, room)
-        markdown = (
-            markdown[: cut if cut > 0 else room] + note
-        )  # one paragraph longer than a tag: cut inside it
+        # one paragraph longer than a tag: cut inside it
+        markdown = markdown[: cut if cut > 0 else room] + note
     retrying(
         f"the description of run {run_id}",
         lambda: client().set_tag(run_id, DESCRIPTION_TAG, markdown),

@@ -26,9 +26,8 @@ BIN = Path(sys.executable).parent
 LAB2 = str(BIN / "lab2")
 
 
-N_UNITS = 2 * 2 + len(LAB_LRS) * len(LAB_ITERATIONS) * len(
-    LAB_SEEDS
-)  # Q1: GD and SVD of two matrices; Q2: 18 cells
+# Q1: GD and SVD of two matrices; Q2: 18 cells
+N_UNITS = 2 * 2 + len(LAB_LRS) * len(LAB_ITERATIONS) * len(LAB_SEEDS)
 
 
 SECRET = "s3cr3t-pw"
