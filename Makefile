@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MPLBACKEND ?= Agg
 
-.PHONY: setup system-deps run lint typecheck test test-fast clean
+.PHONY: setup system-deps run lint test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: setup
 	$(BIN)/lab2 run
 
-# The system tier drives the distribution's Chromium (never a downloaded browser build) and starts its own
-# PostgreSQL cluster with Debian's server programs; each is installed only when missing (root, as in CI).
+# The system tier drives the distribution's Chromium (never a downloaded browser build) and starts
+# its own PostgreSQL cluster with Debian's server programs; each is installed only when missing
+# (root, as in CI).
 CHROMIUM ?= /usr/bin/chromium
 system-deps:
 	@missing=""; \
@@ -28,18 +29,15 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
-# The guard rails: format, lint rules and the layers' import contracts (`make typecheck` runs mypy,
-# which joins them once it reports no error). The contracts and the type checker read the lab2
-# namespace (lab2.core, lab2.tasks, ...) through links in build/typing: the editable install maps it
-# with an import hook that neither tool follows.
+# The guard rails: format, lint rules, the type checker and the layers' import contracts. The type
+# checker and the contracts read the lab2 namespace (lab2.core, lab2.tasks, ...) through links in
+# build/typing: the editable install maps it with an import hook that neither tool follows.
 TYPING := build/typing/lab2
 lint: setup typing-links
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	PYTHONPATH=build/typing $(BIN)/lint-imports
-
-typecheck: setup typing-links
 	$(BIN)/mypy
+	PYTHONPATH=build/typing $(BIN)/lint-imports
 
 .PHONY: typing-links
 typing-links:

@@ -54,7 +54,7 @@ def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> Facto
     matrix whose runs MLflow already holds is reused."""
     data, matrices = load_matrices(params.dataset, params.label_column)
     plan = plan_units(
-        params.experiment, *factorisation_units(matrices, data, params.setup), params.force
+        params.experiment, *factorisation_units(matrices, data, params.gd_setup), params.force
     )
     to_compute = {matrix for matrix, _ in plan.to_compute}
     rows: list[dict[str, object]] = []
@@ -63,12 +63,12 @@ def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> Facto
         if name not in to_compute:
             rows.append(reuse_factorisation(parent_run_id, name, data, plan))
             continue
-        gd = gd_factorise(matrix, params.setup)
+        gd = gd_factorise(matrix, params.gd_setup)
         svd = svd_baseline(matrix, params.rank)
         angles = compare_u(gd, svd)
         figures = plot_u(svd, gd, data, name)
         row, runs = record_factorisation(
-            parent_run_id, name, matrix, data, params.setup, plan, gd, svd, angles, figures
+            parent_run_id, name, matrix, data, params.gd_setup, plan, gd, svd, angles, figures
         )
         rows.append(row)
         written |= runs

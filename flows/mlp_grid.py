@@ -54,7 +54,7 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
     pick the winner → publish. Each (lr, seed) trajectory trains once, in batched shards on the
     grid's task runner; cells MLflow already holds are reused; groups are compared seed by seed."""
     data = load_data(params.dataset, params.label_column)
-    splits = {k: split_for_mlp(data, params.setup(k)) for k in params.split_seeds}
+    splits = {k: split_for_mlp(data, params.mlp_setup(k)) for k in params.split_seeds}
     plan = plan_units(params.experiment, *grid_units(params, data.digest), params.force)
     # the figures are drawn there: the learning curves as the cells are logged, the summary beside
     # the model
@@ -64,7 +64,9 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
         first = min(params.split_seeds)
         seeds = compare_over_seeds(cells.table, splits[first].val_rows, params.min_effect)
         summary_figures = grid_summary_pngs(cells.table, cells.curves, seeds)
-        winner = log_winner(parent_run_id, seeds, cells, plan, params.setup(first), splits[first])
+        winner = log_winner(
+            parent_run_id, seeds, cells, plan, params.mlp_setup(first), splits[first]
+        )
         units = plan.table(cells.written)
         publish_grid(
             parent_run_id,
@@ -79,7 +81,7 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
         params.lrs,
         params.iterations,
         params.seeds,
-        params.setup(first).as_params(),
+        params.mlp_setup(first).as_params(),
         params.split_seeds,
     )
     return GridResult(cells.table, seeds, units, winner, what_ran)

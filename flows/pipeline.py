@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar, cast
 
 import pandas as pd
-from prefect import Flow, flow, get_run_logger
+from prefect import flow, get_run_logger
 from prefect.states import State
 
 from lab2.core.describe import best_label, units_sentence
@@ -18,7 +17,7 @@ from lab2.flows.mlp_grid import train_grid
 from lab2.tasks import tracking
 from lab2.tasks.compute import check_inputs
 from lab2.tasks.figures import figure_process
-from lab2.tasks.flow_run import pipeline_run
+from lab2.tasks.flow_run import called_for_its_data, pipeline_run
 from lab2.tasks.outputs import describe_parent
 from lab2.tasks.report import publish_report
 from lab2.tasks.rerun import pipeline_record
@@ -45,18 +44,7 @@ class Lab2Result:
     since: SinceLastRun | None = None  # against the last run with the same parameters
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _called_for_its_data(returns_state: Flow[P, State[R]]) -> Flow[P, R]:
-    """A flow as its callers see it: calling it gives the data of the State it returns
-    (`return_state=True` the State itself; so does its `.fn`, typed as the data)."""
-    # Prefect's stubs type a call as the function's return type, here the State it unwraps
-    return cast("Flow[P, R]", returns_state)
-
-
-@_called_for_its_data
+@called_for_its_data
 @flow(name="lab2")
 def lab2(params: Lab2Params = Lab2Params()) -> State[Lab2Result]:
     """Lab 2 end to end: check every input, record what goes in, Q1 factorisation by GD vs SVD, the

@@ -5,16 +5,19 @@ pipeline otherwise."""
 from __future__ import annotations
 
 from prefect import flow
-from prefect.states import State
+from prefect.states import Completed, State
 
 from lab2.core.params import Lab2Params
+from lab2.tasks.flow_run import called_for_its_data
 from lab2.tasks.rerun import Rerun, earlier_run, rerun_if_done
 from lab2.tasks.tracking import RunRecord
 from lab2.tasks.watch import announce, verdict_state
 
 
-@flow(name="lab2", validate_parameters=False)  # the flow people open; called with a built record
-def lab2_rerun(experiment: str, record: RunRecord, candidate_run_id: str) -> Rerun | State | None:
+# the flow people open; called with a built record
+@called_for_its_data
+@flow(name="lab2", validate_parameters=False)
+def lab2_rerun(experiment: str, record: RunRecord, candidate_run_id: str) -> State[Rerun | None]:
     """Every unit and result of this run is in MLflow already: a parent run that copies the results
     and links the units (None if a unit went missing since the CLI looked: the whole pipeline
     runs then), announced since the last run with the same parameters, in a state named by that
@@ -36,8 +39,8 @@ def lab2_scheduled(params: Lab2Params = Lab2Params()) -> object:
     return lab2.fn(params)
 
 
-def _announced(done: Rerun | None) -> Rerun | State | None:
+def _announced(done: Rerun | None) -> State[Rerun | None]:
     if done is None or done.since is None:
-        return done
+        return Completed(data=done)
     announce(done.run_id, done.since)
     return verdict_state(done, done.since)

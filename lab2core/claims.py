@@ -274,7 +274,7 @@ def two_groups(u: pd.DataFrame) -> Finding:
             ):
                 merged, into = group_of[b], group_of[a]
                 group_of = {s: into if g == merged else g for s, g in group_of.items()}
-    groups = {}
+    groups: dict[str, list[str]] = {}
     for s, g in group_of.items():
         groups.setdefault(g, []).append(str(s))
     said = f"{len(groups)} group{'' if len(groups) == 1 else 's'}: " + " | ".join(

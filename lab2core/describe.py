@@ -68,7 +68,7 @@ def group_result(best: Mapping[str, object]) -> str:
     """A group's validation accuracy over its seeds: "val accuracy 0.953 ± 0.012 over 3 seeds"."""
     return (
         f"val accuracy {best['val_accuracy_mean']:.3f} ± {best['val_accuracy_std']:.3f} over "
-        f"{int(best['val_accuracy_n'])} seeds"
+        f"{best['val_accuracy_n']:.0f} seeds"
     )
 
 
@@ -362,5 +362,5 @@ def _seeds_range(row) -> str:
     return _count(low) if low == high else f"{int(low)}–{int(high)}"
 
 
-def _count(value: object) -> str:
-    return "–" if pd.isna(value) else str(int(value))
+def _count(value: float | None) -> str:
+    return "–" if value is None or pd.isna(value) else str(int(value))

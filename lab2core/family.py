@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lab2.core.stats import ALPHA, CONFIDENCE, PairedComparison, sd_interval, t_interval
 
@@ -90,14 +91,9 @@ def judge_family(
             if significant(p_holm)
             else plan_seeds(c, alpha / max(len(order), 1), min_effect)
         )
+        ci_low, ci_high = np.clip([low, high], -spread, spread)
         judged.append(
-            InFamily(
-                float(p_holm),
-                len(order),
-                float(level),
-                *np.clip([low, high], -spread, spread).tolist(),
-                plan,
-            )
+            InFamily(float(p_holm), len(order), float(level), float(ci_low), float(ci_high), plan)
         )
     return judged
 
@@ -108,7 +104,7 @@ def significant(p_adjusted: float, alpha: float = ALPHA) -> bool:
     return bool(p_adjusted <= alpha)
 
 
-def holm(p_values: Sequence[float]) -> np.ndarray:
+def holm(p_values: ArrayLike) -> np.ndarray:
     """Holm's step-down adjustment over a family of p-values (NaNs are left out of the family and
     stay NaN).
 
@@ -179,7 +175,7 @@ def _fewest(enough: Callable[[np.ndarray], np.ndarray], guess: float) -> int | N
     there, else doubling and bisection.
     """
     if guess > MAX_SEEDS:
-        return None if not enough(MAX_SEEDS) else _search(enough)
+        return None if not enough(np.asarray(MAX_SEEDS)) else _search(enough)
     window = np.arange(max(2, int(guess) - 2), int(guess) + 40)
     ok = np.asarray(enough(window))
     if ok.any() and (not ok[0] or window[0] == 2):
@@ -187,15 +183,19 @@ def _fewest(enough: Callable[[np.ndarray], np.ndarray], guess: float) -> int | N
     return _search(enough)
 
 
-def _search(enough: Callable[[int], bool]) -> int | None:
+def _search(enough: Callable[[np.ndarray], np.ndarray]) -> int | None:
     """Doubling, then bisection, over [2, MAX_SEEDS]."""
+
+    def holds(n: int) -> bool:
+        return bool(enough(np.asarray(n)))
+
     high = 2
-    while not enough(high):
+    while not holds(high):
         if high >= MAX_SEEDS:
             return None
         high = min(2 * high, MAX_SEEDS)
     low = max(2, high // 2)
     while low < high:
         middle = (low + high) // 2
-        low, high = (low, middle) if enough(middle) else (middle + 1, high)
+        low, high = (low, middle) if holds(middle) else (middle + 1, high)
     return low

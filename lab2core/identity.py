@@ -169,7 +169,7 @@ _PARSING = threading.Lock()
 def _definitions(path: Path) -> dict[str, str]:
     """Top-level functions, classes and assignments of a module by name, as dumps of their syntax
     trees."""
-    found = {}
+    found: dict[str, str] = {}
     with _PARSING:
         tree = ast.parse(path.read_text())
     for node in tree.body:
@@ -243,4 +243,9 @@ def data_file(dataset: str) -> Path:
 
     if dataset not in BUILTIN_DATASETS:
         return Path(dataset)
-    return Path(find_spec("sklearn").submodule_search_locations[0], "datasets", "data", "iris.csv")
+    sklearn = find_spec("sklearn")
+    if sklearn is None or not sklearn.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "scikit-learn, which holds the built-in Iris data, is not installed"
+        )
+    return Path(sklearn.submodule_search_locations[0], "datasets", "data", "iris.csv")

@@ -156,6 +156,7 @@ def train_cell_loop(
         loss.backward()
         with torch.no_grad():
             for p in (w1, b1, w2, b2):
+                assert p.grad is not None  # backward() has just filled it
                 p -= p.grad * lr
                 p.grad = None
     weights = MLPWeights(w1.detach(), b1.detach(), w2.detach(), b2.detach())
@@ -382,12 +383,10 @@ def to_module(weights: MLPWeights) -> torch.nn.Sequential:
     logits."""
     n_features, hidden = weights.w1.shape
     n_classes = weights.w2.shape[1]
-    module = torch.nn.Sequential(
-        torch.nn.Linear(n_features, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_classes)
-    )
+    first, last = torch.nn.Linear(n_features, hidden), torch.nn.Linear(hidden, n_classes)
     with torch.no_grad():
-        module[0].weight.copy_(weights.w1.T)
-        module[0].bias.copy_(weights.b1.expand(hidden))
-        module[2].weight.copy_(weights.w2.T)
-        module[2].bias.copy_(weights.b2.expand(n_classes))
-    return module.eval()
+        first.weight.copy_(weights.w1.T)
+        first.bias.copy_(weights.b1.expand(hidden))
+        last.weight.copy_(weights.w2.T)
+        last.bias.copy_(weights.b2.expand(n_classes))
+    return torch.nn.Sequential(first, torch.nn.ReLU(), last).eval()

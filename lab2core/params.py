@@ -16,7 +16,8 @@ from lab2.core.errors import InputError
 from lab2.core.settings import env_name
 from lab2.core.workload import RunCost, run_cost
 
-T = TypeVar("T")
+# numbers: learning rates, counts, seeds
+T = TypeVar("T", bound=float)
 
 BUILTIN_DATASETS = ("iris", "iris-uci")
 
@@ -132,17 +133,23 @@ class RunParams(BaseModel):
             check_pipeline_inputs,
         )
 
-        setups = [self.setup(k) for k in getattr(self, "split_seeds", ())]
-        check_pipeline_inputs(self.dataset, self.label_column, getattr(self, "rank", None), setups)
+        setups = (
+            [self.mlp_setup(k) for k in self.split_seeds] if isinstance(self, GridParams) else []
+        )
+        rank = self.rank if isinstance(self, FactorisationParams) else None
+        check_pipeline_inputs(self.dataset, self.label_column, rank, setups)
 
     def check_size(self, available_bytes: int, cores: int, max_seconds: float) -> RunCost:
         """What this flow is expected to cost on a machine with `cores` cores; InputError if it
         needs more memory than `available_bytes` or longer than `max_seconds`, naming the
         estimate, the limit and how to go on."""
-        grid = getattr(self, "lrs", None) is not None
-        n_trajectories = len(self.lrs) * len(self.seeds) if grid else 0
-        iterations, n_splits = (self.iterations, len(self.split_seeds)) if grid else ((), 0)
-        cost = run_cost(n_trajectories, iterations, n_splits, getattr(self, "gd_epochs", 0), cores)
+        n_trajectories, n_splits = 0, 0
+        iterations: Sequence[int] = ()
+        if isinstance(self, GridParams):
+            n_trajectories = len(self.lrs) * len(self.seeds)
+            iterations, n_splits = self.iterations, len(self.split_seeds)
+        gd_epochs = self.gd_epochs if isinstance(self, FactorisationParams) else 0
+        cost = run_cost(n_trajectories, iterations, n_splits, gd_epochs, cores)
         grid_only = run_cost(n_trajectories, iterations, n_splits, 0, cores)
         if cost.bytes > available_bytes:
             fewer = (
@@ -181,7 +188,7 @@ class FactorisationParams(RunParams):
     gd_seed: int = Field(_GD.seed, ge=0, description="factorisation init seed")
 
     @property
-    def setup(self) -> FactorisationSetup:
+    def gd_setup(self) -> FactorisationSetup:
         return FactorisationSetup(self.rank, self.gd_lr, self.gd_epochs, self.gd_seed)
 
 
@@ -230,7 +237,7 @@ class GridParams(RunParams):
         ),
     )
 
-    def setup(self, split_seed: int) -> MLPSetup:
+    def mlp_setup(self, split_seed: int) -> MLPSetup:
         """The setup of every cell on one split seed."""
         return MLPSetup(self.dataset, split_seed, self.hidden, self.scaling, self.protocol)
 

@@ -11,12 +11,12 @@ import pandas as pd
 from lab2.core.data import LAB_MATRIX, centre, load_dataset
 from lab2.core.factorise import factorise_gd, truncated_svd
 from lab2.core.mlp import prepare_mlp_data, results_frame, train_cells
-from lab2.core.params import LAB_ITERATIONS, LAB_LRS
+from lab2.core.params import LAB_ITERATIONS, LAB_LRS, Protocol
 from lab2.core.seeds import BOUNDS
 from lab2.core.stats import describe
 
 REPORT_NUMBERS = Path(__file__).with_name("reference") / "report_numbers.csv"
-PROTOCOLS = ("seed-report", "held-out")
+PROTOCOLS: tuple[Protocol, ...] = ("seed-report", "held-out")
 REPORT_DATASET = "iris-uci"  # the copy of Iris the report used
 LOSS_TOLERANCE = 5e-5  # the report prints losses to 4 decimals
 HELD_OUT_GAP = {

@@ -111,7 +111,7 @@ def group_columns(cells: pd.DataFrame) -> list[str]:
     return [*CELL_KEYS, *sorted(setup)]
 
 
-def group_label(params: Mapping[str, object]) -> str:
+def group_label(params: Mapping[str, float | int | str]) -> str:
     """A cell's group (its params but the seed), short: "lr=0.1 it=100", plus any setup value off
     the lab's default."""
     defaults = MLPSetup().as_params()

@@ -9,11 +9,11 @@ family of comparisons is judged together in `family.py`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import special
 
 # scipy.stats and statsmodels are imported inside the functions that use them: their imports
@@ -58,14 +58,15 @@ class Description:
 
 
 def describe(
-    values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np.inf), unit: str = "seeds"
+    values: ArrayLike, bounds: tuple[float, float] = (-np.inf, np.inf), unit: str = "seeds"
 ) -> Description:
     """n, mean, sd (ddof 1), min, max and the 95% t interval of the mean of the finite `values`,
     inside `bounds`."""
     x = _finite(values)
     n = len(x)
     if n == 0:
-        return Description(0, *[float("nan")] * 6, warning="no finite value")
+        nan = float("nan")
+        return Description(0, nan, nan, nan, nan, nan, nan, warning="no finite value")
     low, high = mean_interval(x, bounds=bounds)
     sd = float(np.std(x, ddof=1)) if n > 1 else float("nan")
     iqm = float("nan")
@@ -87,7 +88,7 @@ def describe(
 
 
 def mean_interval(
-    values: Sequence[float],
+    values: ArrayLike,
     confidence: float = CONFIDENCE,
     bounds: tuple[float, float] = (-np.inf, np.inf),
 ) -> tuple[float, float]:
@@ -164,25 +165,23 @@ class PairedComparison:
         return self.p_a_better + self.p_tie / 2
 
 
-def compare_paired(
-    a: Sequence[float], b: Sequence[float], spread: float = np.inf
-) -> PairedComparison:
+def compare_paired(a: ArrayLike, b: ArrayLike, spread: float = np.inf) -> PairedComparison:
     """Paired comparison of A and B, aligned pair by pair (pairs with a non-finite value are
     dropped).
 
     `spread` is the width of the metric's range (1 for an accuracy): the t interval is clipped to
     ±spread.
     """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    keep = np.isfinite(a) & np.isfinite(b)
-    d = np.round(a[keep] - b[keep], DIFFERENCE_DECIMALS)
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    d = np.round(x[keep] - y[keep], DIFFERENCE_DECIMALS)
     n = len(d)
     mean = float(d.mean()) if n else float("nan")
     # equal values: exactly 0
     sd = (float(d.std(ddof=1)) if _varies(d) else 0.0) if n > 1 else float("nan")
     low, high = t_interval(d)
     p_flip, exact = sign_flip_p(d)
-    better, tie, worse = improvement_fractions(a[keep], b[keep])
+    better, tie, worse = improvement_fractions(x[keep], y[keep])
     return PairedComparison(
         differences=tuple(d.tolist()),
         mean_diff=mean,
@@ -252,28 +251,27 @@ def _mean(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def probability_of_improvement(
-    a: Sequence[float], b: Sequence[float], seed: int = MONTE_CARLO_SEED
+    a: ArrayLike, b: ArrayLike, seed: int = MONTE_CARLO_SEED
 ) -> tuple[float, float, float]:
     """rliable's P(A > B): the share of all (run of A, run of B) pairs in which A is higher, ties
     counted half (the Mann–Whitney U over n·m), with a seeded percentile-bootstrap 95% interval
     that resamples each group apart."""
     from scipy import stats
 
-    a, b = _finite(a), _finite(b)
-    if len(a) == 0 or len(b) == 0:
+    x, y = _finite(a), _finite(b)
+    if len(x) == 0 or len(y) == 0:
         return float("nan"), float("nan"), float("nan")
 
-    def share(
-        x: np.ndarray, y: np.ndarray, axis: int = -1
-    ) -> np.ndarray:  # scipy passes axis=-1: runs on the last
-        above = (x[..., :, None] > y[..., None, :]) + 0.5 * (x[..., :, None] == y[..., None, :])
+    # scipy passes axis=-1: the runs are on the last axis
+    def share(u: np.ndarray, v: np.ndarray, axis: int = -1) -> np.ndarray:
+        above = (u[..., :, None] > v[..., None, :]) + 0.5 * (u[..., :, None] == v[..., None, :])
         return above.mean(axis=(-2, -1))
 
-    point = float(share(a, b))
-    if len(a) < 2 or len(b) < 2 or (np.all(a == a[0]) and np.all(b == b[0])):
+    point = float(share(x, y))
+    if len(x) < 2 or len(y) < 2 or (np.all(x == x[0]) and np.all(y == y[0])):
         return point, point, point
     result = stats.bootstrap(
-        (a, b),
+        (x, y),
         share,
         n_resamples=IMPROVEMENT_RESAMPLES,
         confidence_level=CONFIDENCE,
@@ -359,6 +357,6 @@ def _varies(differences: np.ndarray) -> bool:
     return len(differences) > 1 and bool(differences.max() > differences.min())
 
 
-def _finite(values: Sequence[float]) -> np.ndarray:
+def _finite(values: ArrayLike) -> np.ndarray:
     x = np.asarray(values, dtype=float)
     return x[np.isfinite(x)]

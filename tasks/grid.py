@@ -100,7 +100,7 @@ def train_and_record(
     """Train every (lr, seed) trajectory with a cell to compute, in shards on the grid's task
     runner, and log each shard's cells as soon as it is trained; a progress artifact on the top
     flow run follows the logging."""
-    setups = {k: params.setup(k) for k in splits}
+    setups = {k: params.mlp_setup(k) for k in splits}
     datasets = {k: mlp_datasets(data, part) for k, part in splits.items()}
     jobs = [(k, shard) for k in splits for shard in _shards(params, plan, k)]
     artifact = ProgressArtifact(

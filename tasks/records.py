@@ -72,7 +72,9 @@ def svd_params(matrix: str, rank: int) -> dict[str, object]:
     return {"matrix": matrix, "rank": rank}
 
 
-def cell_params(setup: MLPSetup, lr: float, iterations: int, seed: int) -> dict[str, object]:
+def cell_params(
+    setup: MLPSetup, lr: float, iterations: int, seed: int
+) -> dict[str, float | int | str]:
     """Params of an `mlp` run."""
     return {"lr": lr, "iterations": iterations, "seed": seed, **setup.as_params()}
 

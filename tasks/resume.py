@@ -85,7 +85,7 @@ def grid_units(params: GridParams, digest: str) -> tuple[dict, dict, dict]:
     identity = {"cell_figures": params.cell_figures}
     identities = {
         key: identity_of(
-            MLP_STEP, {**cell_params(params.setup(key[3]), *key[:3]), **identity}, digest
+            MLP_STEP, {**cell_params(params.mlp_setup(key[3]), *key[:3]), **identity}, digest
         )
         for key in keys
     }

@@ -88,7 +88,7 @@ def test_the_pipeline_hands_each_question_its_own_parameters():
     params = Lab2Params(dataset="iris-uci", rank=1, lrs=(0.5,), experiment="x")
     assert params.factorisation == FactorisationParams(dataset="iris-uci", rank=1, experiment="x")
     assert params.grid == GridParams(dataset="iris-uci", lrs=(0.5,), experiment="x")
-    assert params.grid.setup(3).as_params() == {
+    assert params.grid.mlp_setup(3).as_params() == {
         "dataset": "iris-uci",
         "split_seed": 3,
         "hidden": 12,
