@@ -3,6 +3,7 @@ optimum."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,31 @@ def factorise_gd(
             v -= lr * v_grad
     u, v = u.detach(), v.detach()
     return Factorisation(u, v, reconstruction_loss(a, u, v).item(), tuple(history.tolist()))
+
+
+# A step of STABLE_STEP / σ₁ (σ₁ the matrix's largest singular value) reaches the rank's optimum
+# within 1e-5 of its loss in the lab's 1,000 epochs on the lab's matrix, centred Iris, wine,
+# breast cancer and digits, whose σ₁ run from 5 to 16,000; twice that step oscillates or diverges
+# on some of them.
+STABLE_STEP = 0.25
+# GD's loss more than this fraction above the SVD optimum's: not converged
+CONVERGED_WITHIN = 0.01
+
+
+def stable_lr(a: torch.Tensor) -> float:
+    """A gradient-descent step for factorising `a` that scales with its data: STABLE_STEP / σ₁."""
+    largest = torch.linalg.matrix_norm(a.to(torch.float64), ord=2).item()
+    return STABLE_STEP / largest if largest > 0 else 1.0
+
+
+def optimum_gap(gd: Factorisation, svd: Factorisation) -> float:
+    """How far GD's loss ends above the SVD optimum's, as a fraction of it (0 for an exact fit
+    reached; inf for a GD whose loss is not finite or that misses an optimum of 0)."""
+    if not math.isfinite(gd.loss):
+        return math.inf
+    if svd.loss == 0:
+        return 0.0 if gd.loss == 0 else math.inf
+    return max(gd.loss - svd.loss, 0.0) / svd.loss
 
 
 def truncated_svd(a: torch.Tensor, rank: int) -> Factorisation:

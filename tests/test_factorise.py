@@ -1,14 +1,21 @@
+import math
+
 import pytest
 import torch
+from sklearn import datasets
 
 from lab2.core.data import LAB_MATRIX, centre, load_dataset
 from lab2.core.errors import InputError
 from lab2.core.factorise import (
+    CONVERGED_WITHIN,
+    Factorisation,
     check_rank,
     column_angles,
     factorise_gd,
+    optimum_gap,
     principal_angles,
     reconstruction_loss,
+    stable_lr,
     truncated_svd,
 )
 
@@ -90,3 +97,46 @@ def test_principal_angles_see_a_rotation_as_the_same_subspace():
 def test_rank_outside_the_matrix_is_refused(rank):
     with pytest.raises(InputError, match=f"rank {rank} does not fit lab1-3x3"):
         check_rank(rank, {"lab1-3x3": LAB_MATRIX})
+
+
+def _centred(loader) -> torch.Tensor:
+    return centre(torch.tensor(loader().data, dtype=torch.float32))
+
+
+@pytest.mark.parametrize(
+    "loader", [datasets.load_wine, datasets.load_breast_cancer, datasets.load_digits]
+)
+def test_the_lab_step_diverges_on_data_of_large_scale_and_the_stable_step_reaches_the_optimum(
+    loader,
+):
+    a = _centred(loader)
+    svd = truncated_svd(a, 2)
+    assert optimum_gap(factorise_gd(a, 2, lr=0.01), svd) == math.inf
+    stable = factorise_gd(a, 2, lr=stable_lr(a))
+    assert optimum_gap(stable, svd) <= CONVERGED_WITHIN
+
+
+def test_the_stable_step_is_a_quarter_over_the_largest_singular_value():
+    a = centre(load_dataset("iris-uci").features)
+    assert stable_lr(a) == pytest.approx(0.25 / torch.linalg.svdvals(a.double())[0].item())
+    assert stable_lr(torch.zeros(3, 2)) == 1.0
+    gd, svd = factorise_gd(a, 2, lr=stable_lr(a)), truncated_svd(a, 2)
+    assert optimum_gap(gd, svd) <= CONVERGED_WITHIN
+
+
+@pytest.mark.parametrize(
+    "gd_loss, svd_loss, gap",
+    [
+        (float("nan"), 1.0, math.inf),
+        (float("inf"), 1.0, math.inf),
+        (0.0, 0.0, 0.0),
+        (1e-9, 0.0, math.inf),
+        (0.99, 1.0, 0.0),  # below the optimum only by float noise: no gap
+        (1.5, 1.0, 0.5),
+    ],
+)
+def test_the_optimum_gap_on_awkward_losses(gd_loss, svd_loss, gap):
+    empty = torch.zeros(0, 0)
+    assert optimum_gap(
+        Factorisation(empty, empty, gd_loss), Factorisation(empty, empty, svd_loss)
+    ) == pytest.approx(gap)
