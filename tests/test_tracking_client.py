@@ -1,9 +1,13 @@
 """The tracking adapter: which errors are retried, and that a tracking call is."""
 
+import warnings
+
+import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from lab2.tasks.tracking import dataset
 from lab2.tasks.tracking.connection import TrackingError, _transient
 
 
@@ -121,3 +125,14 @@ def test_a_winner_model_that_fails_leaves_no_logged_model_behind(
     with pytest.raises(RuntimeError, match=f"{failing} failed"):
         log_winner_model(parent, "lab2-mlp", winner)
     assert mlflow_store.search_logged_models([exp_id]) == []
+
+
+def test_a_csv_dataset_keeps_its_path_as_a_local_source_without_a_warning(tmp_path):
+    path = str(tmp_path / "my data.csv")
+    frame = pd.DataFrame({"a": [1.0, 2.0], "label": ["x", "y"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        built = dataset(frame, "my data", "abc123", path, "label")
+    assert built.source.to_dict() == {"uri": path}
+    assert built.to_dict()["source_type"] == "local"
+    assert (built.name, built.digest, built.targets) == ("my data", "abc123", "label")

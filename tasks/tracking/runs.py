@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.dataset_source import DatasetSource
+from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.pandas_dataset import PandasDataset, from_pandas
 from mlflow.entities import (
     Dataset,
@@ -197,8 +199,18 @@ def dataset(
 ) -> PandasDataset:
     """An MLflow dataset: `frame` (features and targets), named and hashed by lab2, from a CSV path
     or a loader."""
-    origin = source if source.endswith(".csv") else CodeDatasetSource({DATASET_LOADER_KEY: source})
+    origin = (
+        _local_file(source)
+        if source.endswith(".csv")
+        else CodeDatasetSource({DATASET_LOADER_KEY: source})
+    )
     return from_pandas(frame, source=origin, targets=targets, name=name, digest=digest)
+
+
+def _local_file(path: str) -> DatasetSource:
+    """MLflow's source for a local file, built as MLflow reads one back: resolving the path string
+    instead warns that two registered sources (both LocalArtifactDatasetSource) could read it."""
+    return get_dataset_source_from_json(json.dumps({"uri": path}), source_type="local")
 
 
 @dataclass(frozen=True)
