@@ -278,9 +278,7 @@ def _tracking_failed(error: Exception) -> int:
 
 def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     # first: Prefect sets up its logging before other libraries touch the root logger
-    from lab2.flows.pipeline import (
-        lab2,
-    )
+    from lab2.flows.pipeline import lab2
     from lab2.tasks.layout import TERMINAL_TXT as TERMINAL_FILE
     from lab2.tasks.tracking import TrackingError, check_tracking_uri, log_text, tracking_uri
 

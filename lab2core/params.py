@@ -129,9 +129,7 @@ class RunParams(BaseModel):
         """Load the dataset and check that every stage of this flow can use it (each split seed of a
         grid); raises InputError saying why not."""
         # torch and scikit-learn: not needed to parse options
-        from lab2.core.inputs import (
-            check_pipeline_inputs,
-        )
+        from lab2.core.inputs import check_pipeline_inputs
 
         setups = (
             [self.mlp_setup(k) for k in self.split_seeds] if isinstance(self, GridParams) else []
