@@ -492,10 +492,12 @@ def _problems(model: type[BaseModel], values: dict[str, Any]) -> list[str]:
             name = str(e["loc"][0])
             value = values[name]
             shown = render.flat(value if isinstance(value, (list, tuple)) else [value])
-            bad.setdefault(
-                name,
-                f"--{name.replace('_', '-')} {shown}: {e['msg'].removeprefix('Value error, ')}",
-            )
+            why = e["msg"].removeprefix("Value error, ")
+            union_member = len(e["loc"]) > 1 and isinstance(e["loc"][1], str)
+            if name in bad and union_member:  # "greater than 0, or 'auto'"
+                bad[name] += f", or {why.removeprefix('Input should be ')}"
+            elif name not in bad:
+                bad[name] = f"--{name.replace('_', '-')} {shown}: {why}"
         return list(bad.values())
     return []
 

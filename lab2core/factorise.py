@@ -6,22 +6,29 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import pandas as pd
 import torch
 
 from lab2.core.errors import InputError
+from lab2.core.params import GdLr
 
 
 @dataclass(frozen=True)
 class Factorisation:
-    """Factors with A ≈ U Vᵀ, the final loss ‖A − UVᵀ‖²_F, and the loss before each epoch (GD
-    only)."""
+    """Factors with A ≈ U Vᵀ, the final loss ‖A − UVᵀ‖²_F; for GD also the loss before each epoch
+    and the step it took. A GD whose loss stops being finite ends there: diverged."""
 
     u: torch.Tensor
     v: torch.Tensor
     loss: float
     loss_history: tuple[float, ...] = ()
+    lr: float | None = None
+
+    @property
+    def diverged(self) -> bool:
+        return not math.isfinite(self.loss)
 
 
 def reconstruction_loss(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -30,10 +37,11 @@ def reconstruction_loss(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> to
 
 
 def factorise_gd(
-    a: torch.Tensor, rank: int, lr: float = 0.01, epochs: int = 1000, seed: int = 0
+    a: torch.Tensor, rank: int, lr: GdLr = 0.01, epochs: int = 1000, seed: int = 0
 ) -> Factorisation:
     """Minimise ‖A − UVᵀ‖²_F over U (m×rank), V (n×rank) by full-batch gradient descent with
-    autograd."""
+    autograd; stops at the first loss that is not finite (diverged)."""
+    step = step_size(a, lr)
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(a.shape[0], rank, generator=g).to(a.dtype).requires_grad_()
     v = torch.rand(a.shape[1], rank, generator=g).to(a.dtype).requires_grad_()
@@ -41,12 +49,17 @@ def factorise_gd(
     for epoch in range(epochs):
         loss = reconstruction_loss(a, u, v)
         history[epoch] = loss.detach()
+        if not torch.isfinite(loss):
+            return Factorisation(
+                u.detach(), v.detach(), loss.item(), tuple(history[: epoch + 1].tolist()), step
+            )
         u_grad, v_grad = torch.autograd.grad(loss, (u, v))
         with torch.no_grad():
-            u -= lr * u_grad
-            v -= lr * v_grad
+            u -= step * u_grad
+            v -= step * v_grad
     u, v = u.detach(), v.detach()
-    return Factorisation(u, v, reconstruction_loss(a, u, v).item(), tuple(history.tolist()))
+    final = reconstruction_loss(a, u, v).item()
+    return Factorisation(u, v, final, tuple(history.tolist()), step)
 
 
 # A step of STABLE_STEP / σ₁ (σ₁ the matrix's largest singular value) reaches the rank's optimum
@@ -64,14 +77,30 @@ def stable_lr(a: torch.Tensor) -> float:
     return STABLE_STEP / largest if largest > 0 else 1.0
 
 
-def optimum_gap(gd: Factorisation, svd: Factorisation) -> float:
+def step_size(a: torch.Tensor, lr: GdLr) -> float:
+    """The step GD takes on `a`: `lr`, or stable_lr(a) for "auto"."""
+    return stable_lr(a) if lr == "auto" else lr
+
+
+def optimum_gap(gd_loss: float, svd_loss: float) -> float:
     """How far GD's loss ends above the SVD optimum's, as a fraction of it (0 for an exact fit
     reached; inf for a GD whose loss is not finite or that misses an optimum of 0)."""
-    if not math.isfinite(gd.loss):
+    if not math.isfinite(gd_loss):
         return math.inf
-    if svd.loss == 0:
-        return 0.0 if gd.loss == 0 else math.inf
-    return max(gd.loss - svd.loss, 0.0) / svd.loss
+    if svd_loss == 0:
+        return 0.0 if gd_loss == 0 else math.inf
+    return max(gd_loss - svd_loss, 0.0) / svd_loss
+
+
+GdOutcome = Literal["converged", "not converged", "diverged"]
+
+
+def gd_outcome(gd_loss: float, svd_loss: float) -> GdOutcome:
+    """GD's end in words: its loss not finite (diverged), within CONVERGED_WITHIN of the optimum's
+    (converged), or further above it."""
+    if not math.isfinite(gd_loss):
+        return "diverged"
+    return "converged" if optimum_gap(gd_loss, svd_loss) <= CONVERGED_WITHIN else "not converged"
 
 
 def truncated_svd(a: torch.Tensor, rank: int) -> Factorisation:

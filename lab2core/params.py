@@ -49,6 +49,8 @@ LearningRates = CliVariadicArg[Annotated[tuple[LearningRate, ...], AfterValidato
 Counts = CliVariadicArg[Annotated[tuple[Count, ...], AfterValidator(_distinct)]]
 Seeds = CliVariadicArg[Annotated[tuple[Seed, ...], AfterValidator(_distinct)]]
 DatasetName = Annotated[str, AfterValidator(check_dataset_name)]
+# Q1's step: a number, or "auto" for a step from each matrix's spectrum (lab2.core.factorise)
+GdLr = LearningRate | Literal["auto"]
 Scaling = Literal["var", "std"]
 Protocol = Literal["held-out", "seed-report"]
 
@@ -92,7 +94,7 @@ class FactorisationSetup:
     """Hyperparameters of the gradient-descent factorisation; the defaults are the lab's."""
 
     rank: int = 2
-    lr: float = 0.01
+    lr: GdLr = 0.01
     epochs: int = 1000
     seed: int = 0
 
@@ -181,7 +183,13 @@ class FactorisationParams(RunParams):
     """Q1: rank-r factorisation by gradient descent beside truncated SVD."""
 
     rank: int = Field(_GD.rank, ge=1, description="factorisation rank, 1 to min(rows, columns)")
-    gd_lr: LearningRate = Field(_GD.lr, description="factorisation learning rate, > 0")
+    gd_lr: GdLr = Field(
+        _GD.lr,
+        description=(
+            "factorisation learning rate, > 0, or auto: 0.25/σ₁ of each matrix (σ₁ its largest "
+            "singular value), which suits data of any scale"
+        ),
+    )
     gd_epochs: int = Field(_GD.epochs, ge=1, description="factorisation epochs")
     gd_seed: int = Field(_GD.seed, ge=0, description="factorisation init seed")
 

@@ -8,10 +8,10 @@ from lab2.core.data import LAB_MATRIX, centre, load_dataset
 from lab2.core.errors import InputError
 from lab2.core.factorise import (
     CONVERGED_WITHIN,
-    Factorisation,
     check_rank,
     column_angles,
     factorise_gd,
+    gd_outcome,
     optimum_gap,
     principal_angles,
     reconstruction_loss,
@@ -111,9 +111,9 @@ def test_the_lab_step_diverges_on_data_of_large_scale_and_the_stable_step_reache
 ):
     a = _centred(loader)
     svd = truncated_svd(a, 2)
-    assert optimum_gap(factorise_gd(a, 2, lr=0.01), svd) == math.inf
+    assert optimum_gap(factorise_gd(a, 2, lr=0.01).loss, svd.loss) == math.inf
     stable = factorise_gd(a, 2, lr=stable_lr(a))
-    assert optimum_gap(stable, svd) <= CONVERGED_WITHIN
+    assert optimum_gap(stable.loss, svd.loss) <= CONVERGED_WITHIN
 
 
 def test_the_stable_step_is_a_quarter_over_the_largest_singular_value():
@@ -121,7 +121,7 @@ def test_the_stable_step_is_a_quarter_over_the_largest_singular_value():
     assert stable_lr(a) == pytest.approx(0.25 / torch.linalg.svdvals(a.double())[0].item())
     assert stable_lr(torch.zeros(3, 2)) == 1.0
     gd, svd = factorise_gd(a, 2, lr=stable_lr(a)), truncated_svd(a, 2)
-    assert optimum_gap(gd, svd) <= CONVERGED_WITHIN
+    assert optimum_gap(gd.loss, svd.loss) <= CONVERGED_WITHIN
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,36 @@ def test_the_stable_step_is_a_quarter_over_the_largest_singular_value():
     ],
 )
 def test_the_optimum_gap_on_awkward_losses(gd_loss, svd_loss, gap):
-    empty = torch.zeros(0, 0)
-    assert optimum_gap(
-        Factorisation(empty, empty, gd_loss), Factorisation(empty, empty, svd_loss)
-    ) == pytest.approx(gap)
+    assert optimum_gap(gd_loss, svd_loss) == pytest.approx(gap)
+
+
+@pytest.mark.parametrize(
+    "gd_loss, svd_loss, outcome",
+    [
+        (float("nan"), 1.0, "diverged"),
+        (float("inf"), 0.0, "diverged"),
+        (1e-9, 0.0, "not converged"),  # an exact fit missed: not diverged
+        (1.0099, 1.0, "converged"),  # just within the 1% bound
+        (1.0101, 1.0, "not converged"),
+        (0.0, 0.0, "converged"),
+    ],
+)
+def test_the_outcome_of_gd_in_words(gd_loss, svd_loss, outcome):
+    assert gd_outcome(gd_loss, svd_loss) == outcome
+
+
+def test_gd_stops_at_the_first_loss_that_is_not_finite():
+    a = _centred(datasets.load_wine)
+    gd = factorise_gd(a, 2, lr=0.01, epochs=1000)
+    assert gd.diverged
+    assert 1 < len(gd.loss_history) < 1000
+    assert all(math.isfinite(x) for x in gd.loss_history[:-1])
+    assert not math.isfinite(gd.loss_history[-1])
+    assert gd.lr == 0.01
+
+
+def test_the_auto_step_is_the_stable_step_of_the_matrix():
+    a = _centred(datasets.load_wine)
+    auto, explicit = factorise_gd(a, 2, lr="auto", epochs=50), factorise_gd(a, 2, stable_lr(a), 50)
+    assert auto.lr == stable_lr(a)
+    assert auto.loss == explicit.loss
