@@ -283,11 +283,13 @@ def _run_pipeline(params: Lab2Params, api: TemporaryAPI | None) -> int:
     from lab2.tasks.tracking import TrackingError, check_tracking_uri, log_text, tracking_uri
 
     try:
-        params.check_data()
+        notes = params.check_data()
         check_tracking_uri(tracking_uri())
     except InputError as error:
         return _bad_input("run", [str(error)])
     _announce_store(params.experiment)
+    for note in notes:
+        print(render.wrapped(f"lab2: {note}", "", "  "), flush=True)
     try:
         if api is not None:
             api.wait_ready()

@@ -82,15 +82,15 @@ def lab2_result(result: Lab2Result, uri: str) -> str:
 def results(result: Lab2Result) -> str:
     """What a pipeline run found: Q1, Q2's cells and seeds, its diverged cells (kept on the parent
     run as terminal.txt, which a rerun with nothing to do prints again)."""
-    q1 = result.factorisation.rename(
-        columns=lambda c: c.removesuffix("_deg").replace("_angle_", "_")
-    )
+    from lab2.core.describe import q1_display, q1_notes
+
     # the rows' hits: a tag on each cell run
     cells = result.cells.drop(columns="val_correct", errors="ignore")
     lines = [
         "",
-        "Q1 factorisation (loss = ‖A − UVᵀ‖²_F; angles between the U's in degrees):",
-        fitted(q1),
+        "Q1 factorisation (loss ‖A − UVᵀ‖²_F; gap: GD above the SVD optimum; angles in degrees):",
+        fitted(q1_display(result.factorisation)),
+        *(wrapped(note, "  ", "    ") for note in q1_notes(result.factorisation)),
         "",
     ]
     if len(cells) <= CELL_ROWS_SHOWN:

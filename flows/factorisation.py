@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from lab2.core.describe import factorisation_sentence
+from lab2.core.describe import factorisation_sentence, q1_notes
 from lab2.core.params import FactorisationParams
 from lab2.tasks.compute import (
     check_inputs,
@@ -61,7 +61,7 @@ def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> Facto
     written: dict[tuple[str, str], str] = {}  # (matrix, step) → run id
     for name, matrix in matrices.items():
         if name not in to_compute:
-            rows.append(reuse_factorisation(parent_run_id, name, data, plan))
+            rows.append(reuse_factorisation(parent_run_id, name, matrix, data, plan))
             continue
         gd = gd_factorise(matrix, params.gd_setup)
         svd = svd_baseline(matrix, params.rank)
@@ -75,9 +75,13 @@ def factorise_matrices(parent_run_id: str, params: FactorisationParams) -> Facto
     summary, units = pd.DataFrame(rows), plan.table(written)
     publish_factorisation(parent_run_id, summary, units)
     losses = "; ".join(
-        f"{r.matrix}: GD {r.gd_loss:.6g}, SVD {r.svd_loss:.6g}" for r in summary.itertuples()
+        f"{r.matrix}: GD {r.gd_loss:.6g} ({r.gd}), SVD {r.svd_loss:.6g}"
+        for r in summary.itertuples()
     )
-    get_run_logger().info("Q1 factorisation at rank %d, loss ‖A − UVᵀ‖²_F: %s", params.rank, losses)
+    logger = get_run_logger()
+    logger.info("Q1 factorisation at rank %d, loss ‖A − UVᵀ‖²_F: %s", params.rank, losses)
+    for note in q1_notes(summary):
+        logger.info(note)
     return FactorisationResult(
         summary,
         units,

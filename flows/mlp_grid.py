@@ -73,7 +73,7 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
             cells.table,
             summary_figures.result(),
             seeds,
-            splits[first].val_rows,
+            splits[first],
             units,
         )
     get_run_logger().info("Q2 grid: best %s, model %s", best_label(seeds), winner.model_uri)

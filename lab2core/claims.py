@@ -1,11 +1,12 @@
 """The original report's statements, each held to the evidence: lab2's held-out runs, runs under the
 report's protocol when a run holds them, and the report's own Appendix D.
 
-The statements are data (reference/claims.csv: id, section, quote, check); each check names a
-function here. A claim about the MLP grid is judged on each source of cells: *supported* when
+The statements are data (reference/claims.csv: id, section, quote, check, about); each check names
+a function here. A claim about the MLP grid is judged on each source of cells: *supported* when
 lab2's held-out runs bear it out, *supported only under the report's protocol* when only the
 report's numbers (or seed-report runs) do, else *contradicted*. A claim about Q1 is judged on the
-run's factorisation table.
+run's factorisation table. A claim about Iris is judged only on a run of Iris (either copy): on
+other data it is *not judged on this data*, since the report never said it of that data.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ SUPPORTED = "supported"
 REPORT_ONLY = "supported only under the report's protocol"
 CONTRADICTED = "contradicted"
 UNCHECKABLE = "cannot be checked from the runs"
+NOT_JUDGED = "not judged on this data"
+IRIS_DATASETS = ("iris", "iris-uci")
 # "much greater" accuracy: at least 5 points (3 of the report's 50 validation rows)
 MUCH_GREATER = 0.05
 # "very close (0.0004 difference)": the report's difference, printed to 4 decimals
@@ -46,9 +49,9 @@ class Evidence:
     cells: pd.DataFrame | None  # lab2's held-out cells (None for a run under the report's protocol)
     appendix: pd.DataFrame  # the report's Appendix D as cells (its three runs as seeds 1–3)
     report_protocol_cells: pd.DataFrame | None = None  # seed-report runs, when the run holds them
-    u: pd.DataFrame | None = (
-        None  # u.csv: each data row's species and U coordinates (svd_u1, svd_u2, gd_u1, gd_u2)
-    )
+    # u.csv: each data row's species and U coordinates (svd_u1, svd_u2, gd_u1, gd_u2)
+    u: pd.DataFrame | None = None
+    dataset: str = "iris"  # the run's dataset
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,13 @@ def check_claims(evidence: Evidence, claims: pd.DataFrame | None = None) -> pd.D
     claims = load_claims() if claims is None else claims
     rows = []
     for claim in claims.itertuples():
-        verdict, said = _judge(claim.check, evidence)
+        if claim.about == "iris" and evidence.dataset not in IRIS_DATASETS:
+            verdict, said = (
+                NOT_JUDGED,
+                f"A claim about Iris; this run is on `{Path(evidence.dataset).stem}`",
+            )
+        else:
+            verdict, said = _judge(claim.check, evidence)
         rows.append(
             {
                 "id": claim.id,

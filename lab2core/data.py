@@ -46,6 +46,7 @@ class Dataset:
     class_names: tuple[str, ...]
     feature_names: tuple[str, ...] = ()
     source: str = ""  # where it came from: a CSV's path or the loader
+    label_name: str = "label"  # what the labels are: a CSV's label column, Iris's species
 
     def columns(self) -> list[str]:
         """Feature column names (x0, x1, … where the data has none)."""
@@ -122,7 +123,7 @@ def load_iris_dataset(uci: bool = False) -> Dataset:
     source = "sklearn.datasets.load_iris" + (
         " with the UCI file's samples 35 and 38" if uci else ""
     )
-    return Dataset(name, features, labels, class_names, IRIS_FEATURES, source)
+    return Dataset(name, features, labels, class_names, IRIS_FEATURES, source, "species")
 
 
 def load_csv_dataset(path: Path, label_column: str | None = None) -> Dataset:
@@ -141,10 +142,12 @@ def load_csv_dataset(path: Path, label_column: str | None = None) -> Dataset:
         raise DataError(f"{path}: feature columns must be numeric; not numeric: {non_numeric}")
     values = torch.tensor(feature_frame.to_numpy(dtype="float64"))
     if not torch.isfinite(values).all():
-        bad_rows = (~torch.isfinite(values)).any(dim=1).nonzero().flatten()[:5].tolist()
+        bad = (~torch.isfinite(values)).nonzero()
+        row, column = bad[0].tolist()
         raise DataError(
-            f"{path}: features hold NaN, inf or empty cells (first data rows: {bad_rows}); "
-            "every feature must be a finite number"
+            f"{path}: data row {row + 1} (line {row + 2}), column {feature_frame.columns[column]!r}"
+            f" holds {frame[feature_frame.columns[column]].iloc[row]}; every feature must be a "
+            f"finite number (cells with NaN, inf or empty: {len(bad)})"
         )
     if frame[label].isna().any():
         raise DataError(f"{path}: label column {label!r} has empty cells; every row needs a label")
@@ -158,6 +161,7 @@ def load_csv_dataset(path: Path, label_column: str | None = None) -> Dataset:
         tuple(classes),
         tuple(map(str, feature_frame.columns)),
         str(path.resolve()),
+        str(label),
     )
 
 
@@ -251,12 +255,27 @@ def check_split_classes(
         )
 
 
+def scaling_statistics(
+    features: torch.Tensor, scaling: Scaling = "var"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each feature's mean and spread: its variance (the lab's) or standard deviation (`std`). A
+    constant feature gets spread 1, as scikit-learn's StandardScaler gives it, so it scales to 0."""
+    spread = features.var(dim=0) if scaling == "var" else features.std(dim=0)
+    if not all(math.isfinite(s) for s in spread.tolist()):
+        raise DataError("every feature needs a finite spread to be scaled; values overflow it")
+    return features.mean(dim=0), torch.where(spread > 0, spread, torch.ones_like(spread))
+
+
 def scale(features: torch.Tensor, scaling: Scaling = "var") -> torch.Tensor:
     """The lab's scaling `(x - mean) / var` over all rows, or `std` for standardisation."""
-    spread = features.var(dim=0) if scaling == "var" else features.std(dim=0)
-    if not (spread > 0).all() or not all(math.isfinite(s) for s in spread.tolist()):
-        raise DataError("every feature needs a finite, non-zero spread to be scaled")
-    return (features - features.mean(dim=0)) / spread
+    mean, spread = scaling_statistics(features, scaling)
+    return (features - mean) / spread
+
+
+def constant_columns(dataset: Dataset) -> list[str]:
+    """The feature columns that hold one value on every row (scaled to 0)."""
+    constant = (dataset.features == dataset.features[0]).all(dim=0).tolist()
+    return [name for name, same in zip(dataset.columns(), constant, strict=True) if same]
 
 
 def factorisation_matrices(dataset: Dataset) -> dict[str, torch.Tensor]:

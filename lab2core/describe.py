@@ -4,9 +4,11 @@ rounded for reading."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
+from lab2.core.params import GdLr
 from lab2.core.seeds import CELL_KEYS, METRICS, SeedComparison, group_columns, short_label
 from lab2.core.stats import INTERVAL_KIND
 from lab2.core.verdicts import number_format
@@ -62,6 +64,66 @@ def factorisation_description(step: str, matrix: str, rank: int, loss: float) ->
         else "truncated SVD (the optimum)"
     )
     return f"Rank-{rank} factorisation of `{matrix}` by {how}: loss ‖A − UVᵀ‖²_F = {loss:.5g}."
+
+
+def gd_note(row: Mapping[str, Any]) -> str | None:
+    """What to know about one matrix's GD, from its row of Q1's table (lab2.core.factorise.q1_row),
+    for a GD that did not converge: that it diverged or how far above the optimum it stopped, and
+    what would do better."""
+    outcome = row.get("gd", "converged")  # Q1's tables before GD's outcome had none
+    matrix, lr, stable_lr = row["matrix"], row.get("gd_lr"), row.get("stable_lr")
+    if outcome == "diverged":
+        return (
+            f"GD diverged on {matrix} at lr {lr:.3g} (loss not finite), angles left empty; "
+            f"0.25/σ₁ = {stable_lr:.3g} would converge: --gd-lr auto"
+        )
+    if outcome == "not converged":
+        better = "more --gd-epochs" if lr == stable_lr else "--gd-lr auto or more --gd-epochs"
+        return (
+            f"GD on {matrix} not converged: {row['optimum_gap']:.2%} above the SVD optimum at lr "
+            f"{lr:.3g}; try {better}"
+        )
+    return None
+
+
+def q1_notes(summary: pd.DataFrame) -> list[str]:
+    """gd_note of each matrix whose GD did not converge."""
+    notes = (gd_note(row) for row in summary.to_dict("records"))
+    return [note for note in notes if note]
+
+
+def q1_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """Q1's table rounded for reading: matrix, GD's step, both losses, GD's gap to the optimum in
+    percent and its outcome, then the angles in degrees ("—" where there is none)."""
+
+    def shown(values: pd.Series, digits: str, percent: bool = False) -> list[str]:
+        fmt = f"{{:.{digits}{'%' if percent else 'g'}}}"
+        return [fmt.format(v) if v == v else "—" for v in values]
+
+    table = pd.DataFrame({"matrix": summary["matrix"]})
+    if "gd_lr" in summary.columns:
+        table["gd_lr"] = shown(summary["gd_lr"], "3")
+    table["gd_loss"], table["svd_loss"] = (
+        shown(summary["gd_loss"], "5"),
+        shown(summary["svd_loss"], "5"),
+    )
+    if "optimum_gap" in summary.columns:
+        table["gap"], table["gd"] = shown(summary["optimum_gap"], "2", percent=True), summary["gd"]
+    for column in summary.columns:
+        if column.endswith("_deg"):
+            table[column.removesuffix("_deg").replace("_angle_", "_")] = shown(summary[column], "3")
+    return table
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A frame already rounded for reading as a markdown table (pipes inside cells escaped)."""
+
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(cell, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 def group_result(best: Mapping[str, object]) -> str:
@@ -150,16 +212,14 @@ def pipeline_description(
                 + pairs_markdown(seeds.pairs, limit=PAIRS_SHOWN)
             )
     if factorisation is not None and len(factorisation):
-        rows = [
-            f"| `{r.matrix}` | {r.gd_loss:.5g} | {r.svd_loss:.5g} |"
-            for r in factorisation.itertuples()
-        ]
+        shown = q1_display(factorisation).filter(
+            ["matrix", "gd_lr", "gd_loss", "svd_loss", "gap", "gd"]
+        )
+        shown["matrix"] = [f"`{name}`" for name in shown["matrix"]]
+        notes = "".join(f"\n\n{note}." for note in q1_notes(factorisation))
         parts.append(
-            (
-                "Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F):\n\n| matrix | gradient descent | "
-                "truncated SVD |\n|---|---|---|\n"
-            )
-            + "\n".join(rows)
+            "Q1, rank-r factorisation (loss ‖A − UVᵀ‖²_F; gap: GD's loss above the SVD optimum):"
+            f"\n\n{markdown_table(shown)}{notes}"
         )
     return under_since_last_run(
         since_last_run, "\n\n".join([*parts, how_it_ran(flow_run_url, reused)])
@@ -233,11 +293,12 @@ def grid_sentence(
     return f"Q2, the MLP grid {axes} ({runs} `mlp` runs; {how})."
 
 
-def factorisation_sentence(matrices: Sequence[str], rank: int, lr: float, epochs: int) -> str:
+def factorisation_sentence(matrices: Sequence[str], rank: int, lr: GdLr, epochs: int) -> str:
     """What Q1 ran, in one sentence."""
     names = " and ".join(f"`{m}`" for m in matrices)
+    step = "0.25/σ₁ of each matrix" if lr == "auto" else f"{lr:g}"
     return (
-        f"Q1, rank-{rank} factorisation of {names} by gradient descent (lr {lr:g}, {epochs} "
+        f"Q1, rank-{rank} factorisation of {names} by gradient descent (lr {step}, {epochs} "
         "epochs) beside truncated SVD."
     )
 
@@ -300,7 +361,7 @@ def summary_notes(summary: pd.DataFrame) -> list[str]:
             "seed with the split fixed, "
             f"sd {split:.3f} from the split seed with the init fixed."
         )
-    notes += [f"Warning: {w}." for w in summary["warning"].unique() if w]
+    notes += [f"Caution: {w}." for w in summary["warning"].unique() if w]
     return notes
 
 

@@ -24,7 +24,7 @@ class Factorisation:
     v: torch.Tensor
     loss: float
     loss_history: tuple[float, ...] = ()
-    lr: float | None = None
+    lr: float = math.nan  # GD's step (none for SVD)
 
     @property
     def diverged(self) -> bool:
@@ -101,6 +101,30 @@ def gd_outcome(gd_loss: float, svd_loss: float) -> GdOutcome:
     if not math.isfinite(gd_loss):
         return "diverged"
     return "converged" if optimum_gap(gd_loss, svd_loss) <= CONVERGED_WITHIN else "not converged"
+
+
+def q1_row(
+    name: str,
+    matrix: torch.Tensor,
+    lr: float,
+    gd_loss: float,
+    svd_loss: float,
+    angles: Mapping[str, float],
+) -> dict[str, object]:
+    """A row of Q1's table: the matrix, GD's step, both losses, GD's gap to the optimum (a fraction;
+    NaN when diverged) and its outcome, the matrix's stable step, the angles between the U's (none
+    when diverged)."""
+    gap = optimum_gap(gd_loss, svd_loss)
+    return {
+        "matrix": name,
+        "gd_lr": lr,
+        "gd_loss": gd_loss,
+        "svd_loss": svd_loss,
+        "optimum_gap": gap if math.isfinite(gap) else math.nan,
+        "gd": gd_outcome(gd_loss, svd_loss),
+        "stable_lr": stable_lr(matrix),
+        **angles,
+    }
 
 
 def truncated_svd(a: torch.Tensor, rank: int) -> Factorisation:

@@ -10,6 +10,7 @@ digit.
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,9 +19,17 @@ from pathlib import Path
 import pandas as pd
 from markdown_it import MarkdownIt
 
-from lab2.core.claims import Evidence, appendix_cells, check_claims, data_matrix
+from lab2.core.claims import (
+    IRIS_DATASETS,
+    NOT_JUDGED,
+    Evidence,
+    appendix_cells,
+    check_claims,
+    data_matrix,
+)
 from lab2.core.data import LAB_MATRIX_NAME
-from lab2.core.describe import display_table, pairs_markdown
+from lab2.core.describe import display_table, gd_note, markdown_table, pairs_markdown
+from lab2.core.factorise import CONVERGED_WITHIN
 from lab2.core.report import compare_with_report, load_report_numbers
 
 LAB_CELLS = {
@@ -130,6 +139,7 @@ def lab_report(results: RunResults) -> str:
         appendix_cells(published),
         None if held_out else lab_cells,
         results.tables.get("u_rows"),
+        results.params["dataset"],
     )
     sections = [
         _title(results),
@@ -144,7 +154,7 @@ def lab_report(results: RunResults) -> str:
                 published, _ours(lab1, data, lab_cells, results.params), results.params["dataset"]
             )
         ),
-        _claims(check_claims(evidence)),
+        _claims(check_claims(evidence), _data_name(results.params)),
         _missed(cells),
     ]
     return "\n\n".join(sections) + "\n"
@@ -173,17 +183,6 @@ def figures_as_notes(markdown: str) -> str:
         r"*Figure: \1 (`\2` on the MLflow run, embedded in the HTML report).*",
         markdown,
     )
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A frame already rounded for reading as a markdown table (pipes inside cells escaped)."""
-
-    def cell(value: object) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(map(cell, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def _title(results: RunResults) -> str:
@@ -260,8 +259,9 @@ def _reconstruction(entries: pd.DataFrame | None) -> str:
 
 def _q1_2(iris: pd.Series, published: pd.DataFrame, params: Mapping[str, str]) -> str:
     gd, svd = _published(published, "q1_2_gd_loss"), _published(published, "q1_2_svd_loss")
+    data = "Iris" if params["dataset"] in IRIS_DATASETS else f"`{_data_name(params)}`"
     return (
-        "## Q1_2 — gradient descent against truncated SVD on the centred Iris data\n\n"
+        f"## Q1_2 — gradient descent against truncated SVD on the centred {data} data\n\n"
         "| | original report | lab2 |\n|---|---|---|\n"
         f"| GD loss | {gd:.4f} | {iris['gd_loss']:.4f} |\n| SVD loss (the rank-2 optimum) | "
         f"{svd:.4f} | {iris['svd_loss']:.4f} |\n"
@@ -271,17 +271,22 @@ def _q1_2(iris: pd.Series, published: pd.DataFrame, params: Mapping[str, str]) -
 
 
 def _convergence(matrix: pd.Series, params: Mapping[str, str]) -> str:
-    """Whether lab2's GD reached the optimum, float32 rounding apart."""
+    """Whether lab2's GD reached the optimum, float32 rounding apart, or diverged."""
+    if not math.isfinite(matrix["gd_loss"]):
+        note = gd_note(matrix.to_dict() | {"matrix": matrix.name}) if "gd" in matrix else None
+        return f"lab2's {note}." if note else "lab2's GD diverged."
     gap = matrix["gd_loss"] - matrix["svd_loss"]
     if gap <= CONVERGED * matrix["svd_loss"]:
         return (
             f"lab2's GD loss is {abs(gap):.1g} from the optimum (float32 rounding): it converged."
         )
-    return (
-        f"lab2's GD stops {gap:.4g} above the optimum after {params['gd_epochs']} epochs at "
-        f"lr {params['gd_lr']}: "
-        "it has not converged."
+    stops = (
+        f"lab2's GD stops {gap:.4g} above the optimum ({gap / matrix['svd_loss']:.2%}) after "
+        f"{params['gd_epochs']} epochs at lr {float(matrix.get('gd_lr', params['gd_lr'])):.3g}"
     )
+    if gap <= CONVERGED_WITHIN * matrix["svd_loss"]:
+        return f"{stops}: within {CONVERGED_WITHIN:.0%} of it, short of the optimum itself."
+    return f"{stops}: it has not converged."
 
 
 def _dataset_note(dataset: str) -> str:
@@ -293,15 +298,27 @@ def _dataset_note(dataset: str) -> str:
             "(`iris-uci`, two samples differ), "
             "which is why the SVD losses differ in the second decimal."
         )
-    return f"lab2 ran on `{dataset}`, not the report's Iris: its losses are of other data."
+    return (
+        f"lab2 ran on `{Path(dataset).stem}`, not the report's Iris: its losses are of other data."
+    )
+
+
+def _data_name(params: Mapping[str, str]) -> str:
+    """The run's dataset by name: a built-in one's, or a CSV's file name without .csv."""
+    return Path(params["dataset"]).stem
 
 
 def _q1_3(iris: pd.Series, figures: Mapping[str, str]) -> str:
-    planes = ", ".join(f"{iris[c]:.2g}°" for c in iris.index if c.startswith("principal_angle"))
-    axes = ", ".join(f"{iris[c]:.0f}°" for c in iris.index if c.startswith("u_column_angle"))
     figure = (
         f"\n\n![U from SVD and from GD]({figures['u_scatter']})" if "u_scatter" in figures else ""
     )
+    if not math.isfinite(iris["gd_loss"]):
+        return (
+            f"## Q1_3 — the U factor of both{figure}\n\n"
+            "GD diverged, so its U is not finite: there are no angles between the two U."
+        )
+    planes = ", ".join(f"{iris[c]:.2g}°" for c in iris.index if c.startswith("principal_angle"))
+    axes = ", ".join(f"{iris[c]:.0f}°" for c in iris.index if c.startswith("u_column_angle"))
     return (
         f"## Q1_3 — the U factor of both{figure}\n\n"
         f"The principal angles between the planes the two U span are {planes}: one plane. "
@@ -312,15 +329,20 @@ def _q1_3(iris: pd.Series, figures: Mapping[str, str]) -> str:
 
 
 def _q2_1(params: Mapping[str, str]) -> str:
+    # runs before these params were logged: Iris under the lab's split
+    shape = {"features": "4", "classes": "3", "train_rows": "100", "val_rows": "50"} | {
+        k: params[k] for k in ("features", "classes", "train_rows", "val_rows") if k in params
+    }
     return (
         "## Q2_1 — the recipe\n\n"
-        f"- Architecture: 4 features → {params['hidden']} ReLU units → 3 logits.\n"
+        f"- Architecture: {shape['features']} features → {params['hidden']} ReLU units → "
+        f"{shape['classes']} logits.\n"
         "- Init: weights uniform on [0, 1) from the cell's seed, biases zero (as the lab's code).\n"
         "- Loss: cross-entropy, mean over the training rows; update: full-batch gradient "
         "descent, one step per iteration.\n"
         f"- Data: features scaled by `{params['scaling']}`; protocol `{params['protocol']}` "
-        "(held-out: 100 training rows, "
-        "50 validation rows never trained on)."
+        f"(held-out: {shape['train_rows']} training rows, {shape['val_rows']} validation rows "
+        "never trained on)."
     )
 
 
@@ -349,8 +371,15 @@ def _q2_2(results: RunResults, cells: pd.DataFrame) -> str:
     )
 
 
-def _claims(checked: pd.DataFrame) -> str:
+def _claims(checked: pd.DataFrame, dataset: str) -> str:
     lines = ["## The original report's claims, checked"]
+    not_judged = int((checked["verdict"] == NOT_JUDGED).sum())
+    if not_judged:
+        lines.append(
+            f"This run is on `{dataset}`, not Iris: {not_judged} of the report's {len(checked)} "
+            "claims are about Iris and are not judged here; the others are about the lab's 3×3 "
+            "matrix."
+        )
     for claim in checked.itertuples():
         lines.append(f"> {claim.quote}\n\n{claim.section}: **{claim.verdict}**. {claim.evidence}.")
     return "\n\n".join(lines)

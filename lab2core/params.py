@@ -127,9 +127,9 @@ class RunParams(BaseModel):
         description="recompute every unit, even those with a FINISHED run of the same identity",
     )
 
-    def check_data(self) -> None:
+    def check_data(self) -> list[str]:
         """Load the dataset and check that every stage of this flow can use it (each split seed of a
-        grid); raises InputError saying why not."""
+        grid); raises InputError saying why not. Returns what to know of the data (notes)."""
         # torch and scikit-learn: not needed to parse options
         from lab2.core.inputs import check_pipeline_inputs
 
@@ -137,7 +137,7 @@ class RunParams(BaseModel):
             [self.mlp_setup(k) for k in self.split_seeds] if isinstance(self, GridParams) else []
         )
         rank = self.rank if isinstance(self, FactorisationParams) else None
-        check_pipeline_inputs(self.dataset, self.label_column, rank, setups)
+        return check_pipeline_inputs(self.dataset, self.label_column, rank, setups)
 
     def check_size(self, available_bytes: int, cores: int, max_seconds: float) -> RunCost:
         """What this flow is expected to cost on a machine with `cores` cores; InputError if it

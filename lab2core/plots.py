@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -14,17 +15,26 @@ from lab2.core.verdicts import contrast_labels
 
 
 def plot_u_scatter(
-    u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
+    u_svd: np.ndarray,
+    u_gd: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    label_name: str = "species",
 ) -> Figure:
-    """Q1_3: the first two columns of U, SVD beside GD, one colour per class."""
+    """Q1_3: the first two columns of U, SVD beside GD, one colour per class (a GD whose U is not
+    finite, diverged, says so instead)."""
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     axes = fig.subplots(1, 2)
+    colours = _class_colours(len(class_names))
     for ax, u, title in zip(
         axes, (u_svd, u_gd), ("truncated SVD", "gradient descent"), strict=False
     ):
-        for k, name in enumerate(class_names):
-            rows = labels == k
-            ax.scatter(u[rows, 0], _second_column(u)[rows], s=14, label=name)
+        if np.isfinite(u).all():
+            for k, name in enumerate(class_names):
+                rows = labels == k
+                ax.scatter(u[rows, 0], _second_column(u)[rows], s=14, label=name, color=colours[k])
+        else:
+            ax.text(0.5, 0.5, "diverged: loss not finite", ha="center", transform=ax.transAxes)
         ax.set(
             title=f"U from {title}",
             xlabel="U[:, 0]",
@@ -32,8 +42,17 @@ def plot_u_scatter(
         )
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
-    axes[0].legend(title="species")
+    axes[0].legend(title=label_name, fontsize="small", ncols=1 + len(class_names) // 11)
     return fig
+
+
+def _class_colours(n: int) -> list[tuple[float, ...]]:
+    """A distinct colour per class: matplotlib's 10 default ones, or tab20 / a continuous map for
+    more."""
+    if n <= 10:
+        return [mpl.colors.to_rgba(f"C{k}") for k in range(n)]
+    cmap = mpl.colormaps["tab20" if n <= 20 else "turbo"]
+    return [cmap(k / max(n - 1, 1)) if n > 20 else cmap(k) for k in range(n)]
 
 
 def _second_column(u: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 import psutil
 import torch
-from prefect import task
+from prefect import get_run_logger, task
 
 from lab2.core.data import Dataset, factorisation_matrices, load_dataset
 from lab2.core.factorise import (
@@ -30,8 +30,9 @@ from lab2.tasks.stopping import stop_asked
 @task
 def check_inputs(params: RunParams) -> None:
     """Fail before any run is tracked if the data does not fit every stage of the flow (every split
-    seed), or the run would not fit in this machine's memory."""
-    params.check_data()
+    seed), or the run would not fit in this machine's memory; logs what to know of the data."""
+    for note in params.check_data():
+        get_run_logger().info(note)
     params.check_size(
         psutil.virtual_memory().available, os.cpu_count() or 1, settings().max_seconds
     )
@@ -74,7 +75,9 @@ def svd_baseline(matrix: torch.Tensor, rank: int) -> Factorisation:
 @task
 def compare_u(gd: Factorisation, svd: Factorisation) -> dict[str, float]:
     """Degrees between GD's and SVD's U: principal angles (same subspace?) and column angles (same
-    orientation?)."""
+    orientation?); none for a GD that diverged."""
+    if gd.diverged:
+        return {}
     principal = principal_angles(gd.u, svd.u).tolist()
     columns = column_angles(gd.u, svd.u).tolist()
     return {
@@ -91,7 +94,7 @@ def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset, matrix: str) ->
         return {}
     return {
         U_SCATTER: u_scatter_png(
-            svd.u.numpy(), gd.u.numpy(), data.labels.numpy(), data.class_names
+            svd.u.numpy(), gd.u.numpy(), data.labels.numpy(), data.class_names, data.label_name
         ).result()
     }
 

@@ -75,10 +75,14 @@ def figure_process() -> Iterator[None]:
 
 
 def u_scatter_png(
-    u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
+    u_svd: np.ndarray,
+    u_gd: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    label_name: str,
 ) -> Future[bytes]:
     """Q1_3's U scatter (lab2.core.plots.plot_u_scatter) as PNG."""
-    return _computed(_u_scatter_png, u_svd, u_gd, labels, list(class_names))
+    return _computed(_u_scatter_png, u_svd, u_gd, labels, list(class_names), label_name)
 
 
 class _InTitle(TypedDict):
@@ -152,11 +156,15 @@ def _unpickled(compute: Callable[..., object], args: bytes) -> object:
 
 
 def _u_scatter_png(
-    u_svd: np.ndarray, u_gd: np.ndarray, labels: np.ndarray, class_names: list[str]
+    u_svd: np.ndarray,
+    u_gd: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    label_name: str,
 ) -> bytes:
     from lab2.core.plots import plot_u_scatter
 
-    return png(plot_u_scatter(u_svd, u_gd, labels, class_names))
+    return png(plot_u_scatter(u_svd, u_gd, labels, class_names, label_name))
 
 
 def _learning_curve_png(history: Mapping[int, float], in_title: _InTitle) -> bytes:

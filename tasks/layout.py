@@ -46,6 +46,8 @@ RERUN_OF_TAG = "lab2.rerun_of"  # a rerun with nothing to do: the run whose resu
 # --- Units: what the UI groups and shows ---------------------------------------------------------
 GROUP_TAG = "lab2.group"  # the group a run's seeds are averaged over (MLflow's group-by)
 DIVERGED_TAG = "lab2.diverged"  # "true" / "false"
+# a GD factorisation's end: converged, not converged (over 1% above the optimum) or diverged
+GD_OUTCOME_TAG = "lab2.gd_outcome"
 VAL_CORRECT_TAG = "lab2.val_correct"  # a cell's hits per validation row ("1"/"0", in row order)
 BEST_TAG = "lab2.best_val_accuracy"  # the best group's mean val accuracy, for `lab2 history`
 

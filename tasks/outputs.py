@@ -88,15 +88,21 @@ def publish_grid(
     cells: pd.DataFrame,
     figures: Mapping[str, bytes],
     seeds: SeedComparison,
-    val_rows: int,
+    split: MLPData,
     units: pd.DataFrame,
 ) -> None:
     """On the parent run: mlp_cells.csv, seed_summary.csv/.html, seed_pairs.csv, the summary figures
-    (PNG bytes by name), val_rows, the units (no per-group metrics: MLflow's group-by on
-    lab2.group averages the seeds itself); the seed tables as Prefect artifacts of the top flow
-    run."""
+    (PNG bytes by name), the split's shape (rows, features, classes) as params, the units (no
+    per-group metrics: MLflow's group-by on lab2.group averages the seeds itself); the seed tables
+    as Prefect artifacts of the top flow run."""
     tracking.log_pngs(parent_run_id, figures)
-    tracking.log_to_run(parent_run_id, RunRecord(params={"val_rows": val_rows}))
+    shape = {
+        "train_rows": len(split.y_train),
+        "val_rows": split.val_rows,
+        "features": split.n_features,
+        "classes": split.n_classes,
+    }
+    tracking.log_to_run(parent_run_id, RunRecord(params=shape))
     # each cell run's tag: a 0/1 string a CSV reader takes for a number
     cells = cells.drop(columns="val_correct", errors="ignore")
     for name, table in {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from prefect import task
@@ -17,8 +17,9 @@ from lab2.core.describe import (
     cell_run_name,
     factorisation_description,
     factorisation_run_name,
+    gd_note,
 )
-from lab2.core.factorise import Factorisation, reconstruction_rows, u_rows
+from lab2.core.factorise import Factorisation, q1_row, reconstruction_rows, u_rows
 from lab2.core.identity import code_version, tensor_digest
 from lab2.core.mlp import CellResult, MLPData
 from lab2.core.params import FactorisationSetup, MLPSetup
@@ -29,6 +30,7 @@ from lab2.tasks.layout import (
     CODE_VERSION_TAG,
     DESCRIPTION_TAG,
     DIVERGED_TAG,
+    GD_OUTCOME_TAG,
     GD_STEP,
     GROUP_TAG,
     IDENTITY_TAG,
@@ -49,9 +51,13 @@ if TYPE_CHECKING:
 CellKey = tuple[float, int, int, int]  # lr, iterations, seed, split seed
 
 
+# the step a `gd-factorise` run took: its gd_lr, or for "auto" the matrix's stable step
+GD_LR_USED = "gd_lr_used"
+
+
 def gd_params(matrix: str, setup: FactorisationSetup) -> dict[str, object]:
-    """Params of a `gd-factorise` run, named as the flow's parameters (an `lr` column is the
-    MLP's)."""
+    """Params of a `gd-factorise` run that make its identity, named as the flow's parameters (an
+    `lr` column is the MLP's)."""
     return {
         "matrix": matrix,
         "rank": setup.rank,
@@ -88,24 +94,34 @@ def _unit_tags(identity: str, description: str) -> dict[str, str]:
 
 
 def gd_record(
-    matrix: str,
     setup: FactorisationSetup,
     gd: Factorisation,
+    row: Mapping[str, Any],
     angles: dict[str, float],
     figures: dict[str, bytes],
     dataset: PandasDataset,
     identity: str,
     texts: Mapping[str, str],
 ) -> RunRecord:
-    """A `gd-factorise` run: params, final loss, per-epoch loss history, angles to SVD's U, figures
-    and U's rows (`texts`), its matrix."""
+    """A `gd-factorise` run: params and the step taken, final loss and gap to the optimum (NaN once
+    diverged), per-epoch loss history (its finite part), angles to SVD's U, its outcome, figures
+    and U's rows (`texts`), its matrix; `row` is its row of Q1's table."""
+    matrix = row["matrix"]
+    description = factorisation_description(GD_STEP, matrix, setup.rank, gd.loss)
+    note = gd_note(row)
     return RunRecord(
-        params=gd_params(matrix, setup),
-        metrics={"loss": gd.loss, **angles},
-        histories={"loss": dict(enumerate(gd.loss_history))},
+        params={**gd_params(matrix, setup), GD_LR_USED: gd.lr},
+        metrics={
+            "loss": gd.loss if not gd.diverged else math.nan,
+            "optimum_gap": row["optimum_gap"],
+            **angles,
+        },
+        histories={"loss": {k: x for k, x in enumerate(gd.loss_history) if math.isfinite(x)}},
         tags={
-            **_unit_tags(identity, factorisation_description(GD_STEP, matrix, setup.rank, gd.loss)),
+            **_unit_tags(identity, f"{description}\n\n{note}." if note else description),
             GROUP_TAG: factorisation_group(GD_STEP, matrix),
+            DIVERGED_TAG: str(gd.diverged).lower(),
+            GD_OUTCOME_TAG: row["gd"],
         },
         figures=figures,
         datasets={"training": dataset},
@@ -219,9 +235,10 @@ def record_factorisation(
         texts = {U_ROWS_CSV: u_rows(svd.u, gd.u, data.labels, data.class_names).to_csv(index=False)}
     else:
         texts = {RECONSTRUCTION_CSV: reconstruction_rows(matrix, gd, svd).to_csv(index=False)}
+    row = q1_row(name, matrix, gd.lr, gd.loss, svd.loss, angles)
     records = {
         (name, GD_STEP): lambda: gd_record(
-            name, setup, gd, angles, figures, dataset, plan.identities[(name, GD_STEP)], texts
+            setup, gd, row, angles, figures, dataset, plan.identities[(name, GD_STEP)], texts
         ),
         (name, SVD_STEP): lambda: svd_record(
             name, setup.rank, svd, dataset, plan.identities[(name, SVD_STEP)]
@@ -233,7 +250,7 @@ def record_factorisation(
         if key in records
     }
     tracking.log_to_run(parent_run_id, RunRecord(figures=figures, texts=texts))
-    return {"matrix": name, "gd_loss": gd.loss, "svd_loss": svd.loss, **angles}, written
+    return row, written
 
 
 @task(task_run_name="log-cells-{batch}")

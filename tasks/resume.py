@@ -12,6 +12,7 @@ from a process that computed the same unit at the same time, get lab2.superseded
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -23,6 +24,7 @@ from prefect import task
 
 from lab2.core.data import Dataset
 from lab2.core.describe import cell_run_name, factorisation_run_name
+from lab2.core.factorise import q1_row
 from lab2.core.identity import code_version, tensor_digest, unit_identity
 from lab2.core.params import METRICS, FactorisationSetup, GridParams
 from lab2.tasks import tracking
@@ -42,7 +44,7 @@ from lab2.tasks.layout import (
     units_csv,
     units_tag,
 )
-from lab2.tasks.records import cell_params, gd_params, svd_params
+from lab2.tasks.records import GD_LR_USED, cell_params, gd_params, svd_params
 from lab2.tasks.tracking import RunRecord
 
 K = TypeVar("K", bound=Hashable)
@@ -94,11 +96,12 @@ def grid_units(params: GridParams, digest: str) -> tuple[dict, dict, dict]:
 
 @dataclass(frozen=True)
 class FinishedRun:
-    """A FINISHED run found for a unit's identity: its id, final metrics and tags."""
+    """A FINISHED run found for a unit's identity: its id, final metrics, tags and params."""
 
     run_id: str
     metrics: Mapping[str, float]
     tags: Mapping[str, str]
+    params: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,7 @@ def _finished_by_identity(runs: list[Run], identities: Collection[str]) -> dict[
 def _newest(by_identity: Mapping[str, list[Run]]) -> dict[str, FinishedRun]:
     newest = {identity: max(runs, key=_age) for identity, runs in by_identity.items()}
     return {
-        i: FinishedRun(r.info.run_id, dict(r.data.metrics), dict(r.data.tags))
+        i: FinishedRun(r.info.run_id, dict(r.data.metrics), dict(r.data.tags), dict(r.data.params))
         for i, r in newest.items()
     }
 
@@ -217,7 +220,7 @@ def _age(run: Run) -> tuple[int, str]:
 
 @task
 def reuse_factorisation(
-    parent_run_id: str, name: str, data: Dataset, plan: Plan
+    parent_run_id: str, name: str, matrix: torch.Tensor, data: Dataset, plan: Plan
 ) -> dict[str, object]:
     """Q1 of one matrix from its reused runs: its row of Q1's table; the dataset's U scatter and
     rows, or the lab's matrix reconstructed, copied onto the parent."""
@@ -225,22 +228,27 @@ def reuse_factorisation(
     copied = [U_SCATTER_PNG, U_ROWS_CSV] if name == data.name else [RECONSTRUCTION_CSV]
     for path in copied:
         tracking.copy_artifact(gd.run_id, path, parent_run_id)
-    return reused_factorisation_row(name, gd, svd)
+    return reused_factorisation_row(name, matrix, gd, svd)
 
 
-def reused_factorisation_row(matrix: str, gd: FinishedRun, svd: FinishedRun) -> dict[str, object]:
-    """A row of Q1's table read from the reused `gd-factorise` and `svd-baseline` runs."""
+def reused_factorisation_row(
+    name: str, matrix: torch.Tensor, gd: FinishedRun, svd: FinishedRun
+) -> dict[str, object]:
+    """A row of Q1's table (lab2.core.factorise.q1_row) read from the reused `gd-factorise` and
+    `svd-baseline` runs."""
     angles = {
         k: gd.metrics[k]
         for k in sorted(gd.metrics)
         if k.startswith(("principal_angle_", "u_column_angle_"))
     }
-    return {
-        "matrix": matrix,
-        "gd_loss": gd.metrics["loss"],
-        "svd_loss": svd.metrics["loss"],
-        **angles,
-    }
+    return q1_row(
+        name,
+        matrix,
+        float(gd.params[GD_LR_USED]),
+        gd.metrics.get("loss", math.nan),
+        svd.metrics["loss"],
+        angles,
+    )
 
 
 def reused_cell_rows(reused: Mapping[tuple, FinishedRun]) -> list[dict[str, object]]:

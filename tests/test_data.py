@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,6 +10,7 @@ from lab2.core.data import (
     Split,
     centre,
     check_split_classes,
+    constant_columns,
     factorisation_matrices,
     load_csv_dataset,
     load_dataset,
@@ -119,10 +121,27 @@ def test_missing_csv_and_unknown_name_are_refused(tmp_path):
         load_dataset(str(path), "species")
 
 
-def test_zero_spread_feature_cannot_be_scaled():
-    with pytest.raises(DataError, match="non-zero spread"):
-        scale(torch.tensor([[1.0, 2.0], [1.0, 3.0]]))
-    assert math.isfinite(scale(torch.tensor([[1.0, 2.0], [2.0, 3.0]])).sum().item())
+@pytest.mark.parametrize("scaling", ["var", "std"])
+def test_a_constant_feature_scales_to_zero_as_with_standard_scaler(scaling):
+    from sklearn.preprocessing import StandardScaler
+
+    x = torch.tensor([[1.0, 2.0, 7.0], [1.0, 3.0, 7.0], [1.0, 5.0, 7.0]], dtype=torch.float64)
+    scaled = scale(x, scaling)
+    assert scaled[:, [0, 2]].eq(0).all()
+    if scaling == "std":  # StandardScaler's spread is the population sd; ours the sample's
+        expected = StandardScaler().fit_transform(x.numpy()) * math.sqrt(2 / 3)
+        assert np.allclose(scaled.numpy(), expected)
+
+
+def test_a_spread_that_overflows_cannot_be_scaled():
+    with pytest.raises(DataError, match="finite spread"):
+        scale(torch.tensor([[1e200, 2.0], [-1e200, 3.0]], dtype=torch.float64))
+
+
+def test_constant_columns_are_named(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("a,b,c,label\n1,2,5,x\n1,3,5,y\n1,1,5,x\n")
+    assert constant_columns(load_dataset(str(path))) == ["a", "c"]
 
 
 def test_a_class_with_one_row_is_refused_naming_it_and_the_counts():

@@ -84,10 +84,10 @@ CHANGING = {
     ),
     "the scaling": (
         "lab2core/data.py",
-        "return (features - features.mean(dim=0)) / spread",
-        "return (features - features.mean(dim=0)) / spread / 1",
+        "return (features - mean) / spread",
+        "return (features - mean) / spread / 1",
     ),
-    "the factorisation": ("lab2core/factorise.py", "u -= lr * u_grad", "u -= u_grad * lr"),
+    "the factorisation": ("lab2core/factorise.py", "u -= step * u_grad", "u -= u_grad * lr"),
     "a unit figure": (
         "lab2core/plots.py",
         'ax.set(xlabel="step", ylabel="training loss (cross-entropy)")',
