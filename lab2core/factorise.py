@@ -111,14 +111,14 @@ def q1_row(
     svd_loss: float,
     angles: Mapping[str, float],
 ) -> dict[str, object]:
-    """A row of Q1's table: the matrix, GD's step, both losses, GD's gap to the optimum (a fraction;
-    NaN when diverged) and its outcome, the matrix's stable step, the angles between the U's (none
+    """A row of Q1's table: the matrix, GD's step, both losses and GD's gap to the optimum (a
+    fraction; GD's loss and gap NaN when diverged) and its outcome, the matrix's stable step, the angles between the U's (none
     when diverged)."""
     gap = optimum_gap(gd_loss, svd_loss)
     return {
         "matrix": name,
         "gd_lr": lr,
-        "gd_loss": gd_loss,
+        "gd_loss": gd_loss if math.isfinite(gd_loss) else math.nan,
         "svd_loss": svd_loss,
         "optimum_gap": gap if math.isfinite(gap) else math.nan,
         "gd": gd_outcome(gd_loss, svd_loss),
