@@ -111,9 +111,9 @@ def q1_row(
     svd_loss: float,
     angles: Mapping[str, float],
 ) -> dict[str, object]:
-    """A row of Q1's table: the matrix, GD's step, both losses and GD's gap to the optimum (a
-    fraction; GD's loss and gap NaN when diverged) and its outcome, the matrix's stable step, the angles between the U's (none
-    when diverged)."""
+    """A row of Q1's table: the matrix, GD's step, both losses, GD's gap to the optimum (a fraction)
+    and its outcome, the matrix's stable step, the angles between the U's (GD's loss and gap NaN,
+    no angles, when diverged)."""
     gap = optimum_gap(gd_loss, svd_loss)
     return {
         "matrix": name,
