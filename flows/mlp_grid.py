@@ -65,7 +65,7 @@ def train_grid(parent_run_id: str, params: GridParams) -> GridResult:
         seeds = compare_over_seeds(cells.table, splits[first].val_rows, params.min_effect)
         summary_figures = grid_summary_pngs(cells.table, cells.curves, seeds)
         winner = log_winner(
-            parent_run_id, seeds, cells, plan, params.mlp_setup(first), splits[first]
+            parent_run_id, seeds, cells, plan, params.mlp_setup(first), splits[first], data
         )
         units = plan.table(cells.written)
         publish_grid(

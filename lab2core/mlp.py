@@ -16,7 +16,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from lab2.core.data import Dataset, check_split_classes, scale, split_rows
+from lab2.core.data import (
+    Dataset,
+    check_split_classes,
+    scale,
+    scaling_statistics,
+    split_rows,
+)
 from lab2.core.params import Protocol, Scaling
 from lab2.core.workload import curve_steps
 
@@ -31,12 +37,16 @@ class Stopped(BaseException):
 
 @dataclass(frozen=True)
 class MLPData:
-    """Scaled float32 features and labels of the training and validation parts."""
+    """Scaled float32 features and labels of the training and validation parts; the validation
+    rows' place in the dataset and the scaling's statistics (float64, per feature), where known."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+    val_index: torch.Tensor | None = None
+    mean: torch.Tensor | None = None
+    spread: torch.Tensor | None = None
 
     @property
     def n_features(self) -> int:
@@ -101,6 +111,7 @@ _PREPARED: dict[tuple[str, int, str, str], MLPData] = {}
 
 def _prepare(dataset: Dataset, split_seed: int, scaling: Scaling, protocol: Protocol) -> MLPData:
     x = scale(dataset.features, scaling).to(torch.float32)
+    mean, spread = scaling_statistics(dataset.features, scaling)  # what a served model scales by
     split = split_rows(len(x), split_seed, shuffle=protocol == "held-out")
     # The report's file-order split trains without the third species: seed-report reproduces that on
     # purpose.
@@ -112,7 +123,13 @@ def _prepare(dataset: Dataset, split_seed: int, scaling: Scaling, protocol: Prot
         need_all_in_training=protocol == "held-out",
     )
     return MLPData(
-        x[split.train], dataset.labels[split.train], x[split.val], dataset.labels[split.val]
+        x[split.train],
+        dataset.labels[split.train],
+        x[split.val],
+        dataset.labels[split.val],
+        split.val,
+        mean,
+        spread,
     )
 
 
@@ -378,15 +395,20 @@ def _read_off(
     ]
 
 
-def to_module(weights: MLPWeights) -> torch.nn.Sequential:
-    """The trained weights as a standard torch module (Linear, ReLU, Linear) computing the same
-    logits."""
-    n_features, hidden = weights.w1.shape
-    n_classes = weights.w2.shape[1]
-    first, last = torch.nn.Linear(n_features, hidden), torch.nn.Linear(hidden, n_classes)
-    with torch.no_grad():
-        first.weight.copy_(weights.w1.T)
-        first.bias.copy_(weights.b1.expand(hidden))
-        last.weight.copy_(weights.w2.T)
-        last.bias.copy_(weights.b2.expand(n_classes))
-    return torch.nn.Sequential(first, torch.nn.ReLU(), last).eval()
+def served_model(weights: MLPWeights, data: MLPData, dataset: Dataset) -> dict[str, object]:
+    """A trained cell as a model of raw rows, JSON-ready: the dataset's feature columns, label name
+    and class names, the scaling's statistics and the weights (one bias per unit)."""
+    if data.mean is None or data.spread is None:
+        raise ValueError("the cell's data carries no scaling statistics")
+    hidden, n_classes = weights.w1.shape[1], weights.w2.shape[1]
+    return {
+        "columns": dataset.columns(),
+        "label": dataset.label_name,
+        "classes": list(dataset.class_names),
+        "mean": data.mean.tolist(),
+        "spread": data.spread.tolist(),
+        "w1": weights.w1.tolist(),
+        "b1": weights.b1.expand(hidden).tolist(),
+        "w2": weights.w2.tolist(),
+        "b2": weights.b2.expand(n_classes).tolist(),
+    }

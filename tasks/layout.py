@@ -69,6 +69,7 @@ DEPLOYMENT_ID_TAG = "prefect.deployment_id"
 REGISTERED_MODEL = "lab2-mlp"
 CELL_TAG = "lab2.cell"  # the winning cell's run name
 CELL_RUN_ID_TAG = "lab2.cell_run_id"
+SERVED_MLP_JSON = "mlp.json"  # the model's artifact: columns, classes, scaling and weights
 GROUP_VAL_ACCURACY_TAG = "lab2.group_val_accuracy"
 
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, SupportsFloat, SupportsInt
 
 import pandas as pd
-import torch
 from prefect import task
 from prefect.artifacts import TableArtifact
 
+from lab2.core.data import Dataset, labelled_frame
 from lab2.core.describe import (
     best_label,
     cell_run_name,
@@ -23,7 +23,7 @@ from lab2.core.describe import (
     summary_notes,
     winner_description,
 )
-from lab2.core.mlp import MLPData, to_module, train_cells
+from lab2.core.mlp import MLPData, served_model, train_cells
 from lab2.core.params import MLPSetup
 from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label, short_label
 from lab2.tasks import tracking
@@ -177,7 +177,8 @@ def log_winner(
     cells: GridCells,
     plan: Plan,
     setup: MLPSetup,
-    data: MLPData,
+    split: MLPData,
+    dataset: Dataset,
 ) -> Winner:
     """The best group's cell of the smallest seed on `setup`'s split as logged model lab2-mlp of the
     parent run, with the cell's metrics: the model an earlier run logged for the same cell and
@@ -212,21 +213,23 @@ def log_winner(
     }
     description = winner_description(*key[:3], group, row["val_accuracy"])
 
-    def cell_model() -> (
-        torch.nn.Module
-    ):  # the weights trained now, else the cell trained again (deterministic)
+    def cell_model() -> dict[str, object]:
+        # the weights trained now, else the cell trained again (deterministic)
         if key in cells.weights:
-            return to_module(cells.weights[key])
-        (cell,) = train_cells(data, [(key[0], key[2])], [key[1]], setup.hidden, setup.protocol)
-        return to_module(cell.weights)
+            return served_model(cells.weights[key], split, dataset)
+        (cell,) = train_cells(split, [(key[0], key[2])], [key[1]], setup.hidden, setup.protocol)
+        return served_model(cell.weights, split, dataset)
 
     datasets = {
         "train": cells.datasets[setup.split_seed]["training"],
         "val": cells.datasets[setup.split_seed]["validation"],
     }
+    if split.val_index is None:
+        raise ValueError("the split does not say which dataset rows it validates on")
+    raw_rows = labelled_frame(dataset.features[split.val_index[:5]], dataset.columns())
     winner = WinnerModel(
         cell_model,
-        data.x_val[:5],
+        raw_rows,
         run_id,
         plan.identities[key],
         cell_params(setup, *key[:3]),

@@ -5,15 +5,15 @@ import json
 import math
 from pathlib import Path
 
-import mlflow.pytorch
+import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 import pytest
-import torch
 from prefect.exceptions import ParameterTypeError
 
 from lab2.core.data import LAB_MATRIX, centre, load_dataset
 from lab2.core.factorise import truncated_svd
-from lab2.core.mlp import forward, prepare_mlp_data, train_trajectories
+from lab2.core.mlp import prepare_mlp_data
 from lab2.core.params import GridParams, Lab2Params
 from lab2.core.seeds import compare_seeds
 from lab2.flows.mlp_grid import mlp_grid
@@ -244,20 +244,23 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
     )
     assert parent.data.params["best_seed"] == "0"
     (version,) = mlflow_store.search_model_versions("name='lab2-mlp'")
-    model = mlflow.pytorch.load_model(f"models:/lab2-mlp/{version.version}")
-    weights = next(
-        c.weights for c in train_trajectories(DATA, [(best.lr, 0)], [int(best.iterations)])
-    )
-    x = DATA.x_val
-    with torch.no_grad():
-        assert torch.allclose(model(x), forward(weights, x), atol=1e-6)
-    predicted_accuracy = (model(x).argmax(1) == DATA.y_val).double().mean().item()
+    # as MLflow's own client loads it: raw rows with their column names in, species names out
+    model = mlflow.pyfunc.load_model(f"models:/lab2-mlp/{version.version}")
+    iris = load_dataset("iris")
+    raw = pd.DataFrame(iris.features[DATA.val_index].numpy(), columns=iris.columns())
+    predicted = model.predict(raw)
+    expected_species = [iris.class_names[k] for k in DATA.y_val.tolist()]
+    predicted_accuracy = (predicted["species"] == expected_species).mean()
     assert (
         predicted_accuracy
         == cells.set_index(["lr", "iterations", "seed"]).loc[
             (best.lr, best.iterations, 0), "val_accuracy"
         ]
     )
+    probabilities = predicted[[f"probability_{c}" for c in iris.class_names]]
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    inputs = model.metadata.get_input_schema()
+    assert inputs.input_names() == list(iris.columns())
     assert (
         version.tags["lr"] == f"{best.lr:g}"
         and version.tags["iterations"] == str(int(best.iterations))

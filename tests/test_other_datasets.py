@@ -2,7 +2,6 @@
 through `lab2 run` end to end, at the lab's step and at `--gd-lr auto`."""
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,11 +10,8 @@ from sklearn import datasets
 
 from lab2.core.factorise import CONVERGED_WITHIN
 from lab2.tasks.layout import GD_OUTCOME_TAG, GD_STEP, STEP_TAG
-from tests.helpers.lab2_runs import LAB2, lab2_env
+from tests.helpers.lab2_runs import lab2_run
 from tests.helpers.mlflow_runs import all_runs
-
-# what a user must never see: Python's warnings, a traceback, an error logged
-ALARMS = re.compile(r"Warning|ERROR|Traceback")
 
 
 def write_csv(folder: Path, name: str) -> Path:
@@ -35,19 +31,6 @@ def write_csv(folder: Path, name: str) -> Path:
     path = folder / f"{name}.csv"
     frame.to_csv(path, index=False)
     return path
-
-
-def lab2_run(folder: Path, api: str, *args: str) -> str:
-    """`lab2 run ARGS` in a fresh process on the Prefect server at `api`: its output, after
-    checking it ended with 0 and said nothing alarming."""
-    env = lab2_env(folder / "prefect-home", PREFECT_API_URL=api)
-    done = subprocess.run(
-        [LAB2, "run", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=600
-    )
-    said = done.stdout + done.stderr
-    assert done.returncode == 0, said[-3000:]
-    assert not ALARMS.findall(said), said[-3000:]
-    return done.stdout
 
 
 @pytest.mark.system

@@ -108,8 +108,7 @@ def test_a_description_of_one_paragraph_longer_than_a_tag_is_cut_inside_it(mlflo
 def test_a_winner_model_that_fails_leaves_no_logged_model_behind(
     mlflow_store, monkeypatch, failing
 ):
-    import mlflow.pytorch
-    import torch
+    import mlflow.pyfunc
 
     from lab2.tasks.tracking import WinnerModel, log_winner_model
 
@@ -119,9 +118,10 @@ def test_a_winner_model_that_fails_leaves_no_logged_model_behind(
     exp_id = mlflow_store.create_experiment("winner")
     parent = mlflow_store.create_run(exp_id).info.run_id
     if failing == "writing":
-        monkeypatch.setattr(mlflow.pytorch, "log_model", broken)
-    train = broken if failing == "training" else (lambda: torch.nn.Linear(4, 3))
-    winner = WinnerModel(train, torch.zeros(2, 4), parent, "an-identity", {}, {}, "a model", {})
+        monkeypatch.setattr(mlflow.pyfunc, "log_model", broken)
+    train = broken if failing == "training" else (lambda: {"columns": ["a"]})
+    example = pd.DataFrame({"a": [1.0, 2.0]})
+    winner = WinnerModel(train, example, parent, "an-identity", {}, {}, "a model", {})
     with pytest.raises(RuntimeError, match=f"{failing} failed"):
         log_winner_model(parent, "lab2-mlp", winner)
     assert mlflow_store.search_logged_models([exp_id]) == []

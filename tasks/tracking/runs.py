@@ -16,7 +16,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
@@ -50,6 +49,7 @@ from lab2.tasks.layout import (
     PARENT_TAG,
     PIPELINE_ROLE,
     ROLE_TAG,
+    SERVED_MLP_JSON,
     STEP_TAG,
     figure_path,
 )
@@ -65,8 +65,8 @@ from lab2.tasks.tracking.connection import (
 )
 from lab2.tasks.tracking.owners import OWNER_TAG, create_run, owner
 
-if TYPE_CHECKING:  # torch only for a new model: reading runs back (`lab2 compare`) needs none
-    import torch
+# the winner model's code, which MLflow copies into the model
+SERVED_MLP = Path(__file__).with_name("served_mlp.py")
 
 
 @dataclass
@@ -218,8 +218,10 @@ class WinnerModel:
     """The winning cell as a model: what it is, where it was measured, and how to describe its
     version."""
 
-    model: Callable[[], torch.nn.Module]  # the cell's model; called only when no logged model is it
-    input_example: torch.Tensor
+    # the cell's model of raw rows (lab2.core.mlp.served_model); called only when no logged model
+    # is it
+    model: Callable[[], Mapping[str, object]]
+    input_example: pd.DataFrame  # raw rows, the dataset's feature columns
     cell_run_id: str  # the cell's own run: its metrics become the model's
     identity: str  # the cell's unit identity; a registry version is made only for a new one
     params: Mapping[str, object]
@@ -274,14 +276,9 @@ def _new_model(
     """A new logged model of the winner: its weights, signature and requirements, its cell's
     metrics. Built before the model is created, and deleted again if writing it fails: no model
     is left half-written."""
-    import mlflow.pytorch
-    import torch
-    from mlflow.models import infer_signature
+    import mlflow.pyfunc
 
-    module = winner.model()
-    example = winner.input_example.numpy()
-    with torch.no_grad():
-        signature = infer_signature(example, module(winner.input_example).numpy())
+    spec = winner.model()
     mlflow.set_tracking_uri(tracking_uri())
     try:
         model = retrying(
@@ -295,17 +292,22 @@ def _new_model(
                 model_type="classifier",
             ),
         )
-        retrying(
-            what,
-            lambda: mlflow.pytorch.log_model(
-                module,
-                name=name,
-                model_id=model.model_id,
-                signature=signature,
-                input_example=example,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            ),
-        )
+        with tempfile.TemporaryDirectory() as folder:
+            weights = Path(folder) / SERVED_MLP_JSON
+            weights.write_text(json.dumps(spec))
+            # MLflow infers the signature (named columns in, class and probabilities out) by
+            # running the model on the example
+            retrying(
+                what,
+                lambda: mlflow.pyfunc.log_model(
+                    name=name,
+                    python_model=str(SERVED_MLP),
+                    artifacts={"mlp": str(weights)},
+                    model_id=model.model_id,
+                    input_example=winner.input_example,
+                    pip_requirements=served_requirements(),
+                ),
+            )
         _link_cell_metrics(winner, model.model_id, what)
     except BaseException:
         # Also a model whose creation was cut short (a stop) before its id came back; if MLflow is
@@ -314,6 +316,12 @@ def _new_model(
             _delete_pending_models(exp_id, name, parent_run_id)
         raise
     return model.model_id
+
+
+def served_requirements() -> list[str]:
+    """What the served model needs, pinned to this environment's versions (torch without its
+    local build tag such as +cpu)."""
+    return [f"{p}=={version(p).split('+')[0]}" for p in ("torch", "pandas", "mlflow")]
 
 
 @retried("the unfinished models {name!r} of run {parent_run_id}")

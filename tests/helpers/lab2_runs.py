@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -170,3 +171,20 @@ def check_store(client: MlflowClient, n_parents: int) -> list:
     for key, metrics in expected.items():
         assert {m: cells[key].data.metrics[m] for m in metrics} == metrics, key
     return runs
+
+
+# what a user must never see: Python's warnings, a traceback, an error logged
+ALARMS = re.compile(r"Warning|ERROR|Traceback")
+
+
+def lab2_run(folder: Path, api: str, *args: str) -> str:
+    """`lab2 run ARGS` in a fresh process on the Prefect server at `api`: its output, after
+    checking it ended with 0 and said nothing alarming."""
+    env = lab2_env(folder / "prefect-home", PREFECT_API_URL=api)
+    done = subprocess.run(
+        [LAB2, "run", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=600
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said[-3000:]
+    assert not ALARMS.findall(said), said[-3000:]
+    return done.stdout
