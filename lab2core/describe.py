@@ -4,14 +4,17 @@ rounded for reading."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from lab2.core.params import GdLr
+from lab2.core.params import GdLr, MLPSetup
 from lab2.core.seeds import CELL_KEYS, METRICS, SeedComparison, group_columns, short_label
 from lab2.core.stats import INTERVAL_KIND
 from lab2.core.verdicts import number_format
+
+if TYPE_CHECKING:  # torch: not on a rerun's path
+    from lab2.core.data import Dataset
 
 GROUP_BY_HINT = (
     "In the runs table, **Group by → Tags → `lab2.group`** folds each cell's seeds into one row "
@@ -134,14 +137,42 @@ def group_result(best: Mapping[str, object]) -> str:
     )
 
 
-def winner_description(
-    lr: float, iterations: int, seed: int, group: str, val_accuracy: float
+def model_card(
+    cell: tuple[float, int, int],
+    best: Mapping[str, Any],
+    data: Dataset,
+    setup: MLPSetup,
+    val_rows: int,
+    val_accuracy: float,
+    cell_run: tuple[str, str],
 ) -> str:
-    """The winner model's description: its group, its seed and its own validation accuracy."""
-    return (
-        f"lab2's MLP, the grid's best group lr={lr:g}, {iterations} iterations ({group}); "
-        f"this is its seed-{seed} model, "
-        f"validation accuracy {val_accuracy:.1%}. Input: the scaled features; output: logits."
+    """The winner model's description (markdown): what it is, its data, its recipe, how well it
+    did over seeds and what that rests on, the run it was trained in (`cell_run`: name, link)."""
+    lr, iterations, seed = cell
+    classes = ", ".join(data.class_names[:8]) + (" …" if len(data.class_names) > 8 else "")
+    n_seeds = int(best["val_accuracy_n"])
+    return "\n".join(
+        [
+            f"lab2's MLP, the grid's best group lr={lr:g}, {iterations} iterations; this is its "
+            f"seed-{seed} model.",
+            "",
+            f"- **Input**: a table of the {data.features.shape[1]} feature columns in raw units "
+            f"(named as in the data); **output**: the predicted `{data.label_name}` and a "
+            "`probability_<class>` column per class.",
+            f"- **Data**: `{data.name}` (digest {data.digest}), {len(data.labels)} rows, "
+            f"{len(data.class_names)} classes ({classes}).",
+            f"- **Recipe**: {data.features.shape[1]} → {setup.hidden} ReLU → "
+            f"{len(data.class_names)}, weights uniform [0, 1) from seed {seed}, full-batch "
+            f"gradient descent at lr {lr:g} for {iterations} iterations on cross-entropy; "
+            f"features scaled by `{setup.scaling}` over all rows (inside the model).",
+            f"- **Validation accuracy**: {val_accuracy:.1%} for this model; its group "
+            f"{best['val_accuracy_mean']:.3f} (95% interval {best['val_accuracy_ci95_low']:.3f} "
+            f"to {best['val_accuracy_ci95_high']:.3f} over {n_seeds} seeds).",
+            f"- **It rests on** {n_seeds} init seeds and {val_rows} validation rows (split seed "
+            f"{setup.split_seed}, protocol `{setup.protocol}`): one row moves accuracy by "
+            f"{1 / val_rows:.3g}.",
+            f"- **Run**: [{cell_run[0]}]({cell_run[1]})",
+        ]
     )
 
 

@@ -18,10 +18,10 @@ from lab2.core.describe import (
     cell_run_name,
     display_table,
     group_result,
+    model_card,
     pairs_display,
     pipeline_description,
     summary_notes,
-    winner_description,
 )
 from lab2.core.mlp import MLPData, served_model, train_cells
 from lab2.core.params import MLPSetup
@@ -211,7 +211,10 @@ def log_winner(
         GROUP_VAL_ACCURACY_TAG: group,
         CELL_RUN_ID_TAG: run_id,
     }
-    description = winner_description(*key[:3], group, row["val_accuracy"])
+    cell_run = (cell_run_name(*key), tracking.run_url(run_id) or tracking.run_link(run_id))
+    description = model_card(
+        key[:3], best, dataset, setup, split.val_rows, row["val_accuracy"], cell_run
+    )
 
     def cell_model() -> dict[str, object]:
         # the weights trained now, else the cell trained again (deterministic)

@@ -266,7 +266,10 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
         and version.tags["iterations"] == str(int(best.iterations))
         and version.tags["seed"] == "0"
     )
-    assert f"{best['mean']:.3f} ± {best['std']:.3f}" in version.description
+    card = version.description
+    assert f"its group {best['mean']:.3f} (95% interval" in card and "over 3 seeds" in card
+    assert f"`iris` (digest {load_dataset('iris').digest}), 150 rows, 3 classes" in card
+    assert "50 validation rows" in card and "[lr" in card and "predicted `species`" in card
 
     # in the run's own experiment
     (logged,) = mlflow_store.search_logged_models([parent.info.experiment_id])
