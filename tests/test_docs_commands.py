@@ -13,6 +13,9 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\S*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`([^`]+)`")
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# a line that starts (after a prompt and VAR=value words) with a command named lab2; other lines,
+# such as a quoted argument that spans lines, are not split
+RUNS_LAB2 = re.compile(r"^(\$ )?([A-Za-z_][A-Za-z0-9_]*=\S+ +)*(\S*/)?lab2( |$)")
 OUTPUT_BLOCKS = ("text",)  # blocks of what a command prints, not commands to type
 HELP_FLAGS = ("-h", "--help")  # they print the help and exit 0, by design
 
@@ -20,6 +23,8 @@ HELP_FLAGS = ("-h", "--help")  # they print the help and exit 0, by design
 def lab2_argv(line: str) -> list[str] | None:
     """The arguments of `line` if it runs lab2 (after any `$ ` prompt and VAR=value prefixes); None
     for other lines and for the name `lab2` alone, which names the flow, the run or the command."""
+    if not RUNS_LAB2.match(line.strip()):
+        return None
     words = shlex.split(line.strip().removeprefix("$ "), comments=True)
     while words and ENV_ASSIGNMENT.match(words[0]):
         words.pop(0)
