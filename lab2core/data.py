@@ -266,9 +266,12 @@ def scaling_statistics(
     return features.mean(dim=0), torch.where(spread > 0, spread, torch.ones_like(spread))
 
 
-def scale(features: torch.Tensor, scaling: Scaling = "var") -> torch.Tensor:
-    """The lab's scaling `(x - mean) / var` over all rows, or `std` for standardisation."""
-    mean, spread = scaling_statistics(features, scaling)
+def scale(
+    features: torch.Tensor, scaling: Scaling = "var", fitted_on: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The lab's scaling `(x - mean) / var`, or `std` for standardisation, with the statistics of
+    the rows `fitted_on` (default: all rows, as the lab does)."""
+    mean, spread = scaling_statistics(features if fitted_on is None else fitted_on, scaling)
     return (features - mean) / spread
 
 

@@ -164,7 +164,8 @@ def model_card(
             f"- **Recipe**: {data.features.shape[1]} → {setup.hidden} ReLU → "
             f"{len(data.class_names)}, weights uniform [0, 1) from seed {seed}, full-batch "
             f"gradient descent at lr {lr:g} for {iterations} iterations on cross-entropy; "
-            f"features scaled by `{setup.scaling}` over all rows (inside the model).",
+            f"features scaled by `{setup.scaling}` fitted on {setup.scaling_rows} rows (inside "
+            "the model).",
             f"- **Validation accuracy**: {val_accuracy:.1%} for this model; its group "
             f"{best['val_accuracy_mean']:.3f} (95% interval {best['val_accuracy_ci95_low']:.3f} "
             f"to {best['val_accuracy_ci95_high']:.3f} over {n_seeds} seeds).",

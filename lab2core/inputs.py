@@ -27,7 +27,9 @@ def check_pipeline_inputs(
         check_rank(rank, factorisation_matrices(data))
     for setup in setups:
         try:
-            prepare_mlp_data(data, setup.split_seed, setup.scaling, setup.protocol)
+            prepare_mlp_data(
+                data, setup.split_seed, setup.scaling, setup.protocol, setup.scaling_rows
+            )
         except DataError as error:
             raise DataError(f"{dataset}: {error}") from None
     constant = constant_columns(data)

@@ -340,7 +340,8 @@ def _q2_1(params: Mapping[str, str]) -> str:
         "- Init: weights uniform on [0, 1) from the cell's seed, biases zero (as the lab's code).\n"
         "- Loss: cross-entropy, mean over the training rows; update: full-batch gradient "
         "descent, one step per iteration.\n"
-        f"- Data: features scaled by `{params['scaling']}`; protocol `{params['protocol']}` "
+        f"- Data: features scaled by `{params['scaling']}` fitted on "
+        f"{params.get('scaling_rows', 'all')} rows; protocol `{params['protocol']}` "
         f"(held-out: {shape['train_rows']} training rows, {shape['val_rows']} validation rows "
         "never trained on)."
     )

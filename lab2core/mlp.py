@@ -23,7 +23,7 @@ from lab2.core.data import (
     scaling_statistics,
     split_rows,
 )
-from lab2.core.params import Protocol, Scaling
+from lab2.core.params import Protocol, Scaling, ScalingRows
 from lab2.core.workload import curve_steps
 
 # how often training asks whether to stop: a few ms of steps, up to a second for huge shards
@@ -95,24 +95,36 @@ class CellResult:
 
 
 def prepare_mlp_data(
-    dataset: Dataset, split_seed: int = 0, scaling: Scaling = "var", protocol: Protocol = "held-out"
+    dataset: Dataset,
+    split_seed: int = 0,
+    scaling: Scaling = "var",
+    protocol: Protocol = "held-out",
+    scaling_rows: ScalingRows = "all",
 ) -> MLPData:
-    """Scale all rows with the lab's statistics, then split them: shuffled with `split_seed`
-    (held-out), or in file order as the report did (seed-report: the first 2/3 train, the rest
-    "validate"). Computed once per process for the same data, split seed, scaling and protocol."""
-    key = (dataset.digest, split_seed, scaling, protocol)
+    """Split the rows, shuffled with `split_seed` (held-out) or in file order as the report did
+    (seed-report: the first 2/3 train, the rest "validate"), and scale them with the statistics of
+    all rows (the lab's) or of the training rows. Computed once per process for the same data and
+    setup."""
+    key = (dataset.digest, split_seed, scaling, protocol, scaling_rows)
     if key not in _PREPARED:
-        _PREPARED[key] = _prepare(dataset, split_seed, scaling, protocol)
+        _PREPARED[key] = _prepare(dataset, split_seed, scaling, protocol, scaling_rows)
     return _PREPARED[key]
 
 
-_PREPARED: dict[tuple[str, int, str, str], MLPData] = {}
+_PREPARED: dict[tuple[str, int, str, str, str], MLPData] = {}
 
 
-def _prepare(dataset: Dataset, split_seed: int, scaling: Scaling, protocol: Protocol) -> MLPData:
-    x = scale(dataset.features, scaling).to(torch.float32)
-    mean, spread = scaling_statistics(dataset.features, scaling)  # what a served model scales by
-    split = split_rows(len(x), split_seed, shuffle=protocol == "held-out")
+def _prepare(
+    dataset: Dataset,
+    split_seed: int,
+    scaling: Scaling,
+    protocol: Protocol,
+    scaling_rows: ScalingRows,
+) -> MLPData:
+    split = split_rows(len(dataset.features), split_seed, shuffle=protocol == "held-out")
+    fitted_on = dataset.features if scaling_rows == "all" else dataset.features[split.train]
+    x = scale(dataset.features, scaling, fitted_on).to(torch.float32)
+    mean, spread = scaling_statistics(fitted_on, scaling)  # what a served model scales by
     # The report's file-order split trains without the third species: seed-report reproduces that on
     # purpose.
     check_split_classes(

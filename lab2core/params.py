@@ -52,6 +52,7 @@ DatasetName = Annotated[str, AfterValidator(check_dataset_name)]
 # Q1's step: a number, or "auto" for a step from each matrix's spectrum (lab2.core.factorise)
 GdLr = LearningRate | Literal["auto"]
 Scaling = Literal["var", "std"]
+ScalingRows = Literal["all", "train"]  # the rows the scaling's mean and spread are fitted on
 Protocol = Literal["held-out", "seed-report"]
 
 # The lab's grid (report, Q2_2).
@@ -84,6 +85,7 @@ class MLPSetup:
     hidden: int = 12
     scaling: Scaling = "var"
     protocol: Protocol = "held-out"
+    scaling_rows: ScalingRows = "all"
 
     def as_params(self) -> dict[str, str | int]:
         return asdict(self)
@@ -214,6 +216,13 @@ class GridParams(RunParams):
     scaling: Scaling = Field(
         _LAB.scaling, description="feature scaling: var (the lab's (x-mean)/var) or std"
     )
+    scaling_rows: ScalingRows = Field(
+        _LAB.scaling_rows,
+        description=(
+            "rows the scaling's mean and spread are fitted on: all (the lab's, as the report did) "
+            "or train (the training rows only, so validation rows stay unseen)"
+        ),
+    )
     protocol: Protocol = Field(
         _LAB.protocol,
         description="held-out (the design's recipe) or seed-report (the report's procedure)",
@@ -245,7 +254,9 @@ class GridParams(RunParams):
 
     def mlp_setup(self, split_seed: int) -> MLPSetup:
         """The setup of every cell on one split seed."""
-        return MLPSetup(self.dataset, split_seed, self.hidden, self.scaling, self.protocol)
+        return MLPSetup(
+            self.dataset, split_seed, self.hidden, self.scaling, self.protocol, self.scaling_rows
+        )
 
     @property
     def n_cells(self) -> int:

@@ -57,7 +57,9 @@ def load_matrices(
 @task
 def split_for_mlp(data: Dataset, setup: MLPSetup) -> MLPData:
     """The dataset scaled and split for the MLP."""
-    return prepare_mlp_data(data, setup.split_seed, setup.scaling, setup.protocol)
+    return prepare_mlp_data(
+        data, setup.split_seed, setup.scaling, setup.protocol, setup.scaling_rows
+    )
 
 
 @task

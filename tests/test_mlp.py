@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lab2.core.data import load_dataset
+from lab2.core.data import load_dataset, split_rows
 from lab2.core.mlp import (
     MLPWeights,
     _mean_cross_entropy,
@@ -176,3 +176,20 @@ def test_a_long_cell_keeps_a_thinned_curve_that_is_the_full_curve_at_its_steps()
     assert len(shared) > 1 and all(
         long.train_loss_history[s] == short.train_loss_history[s] for s in shared
     )
+
+
+def test_the_scaling_can_be_fitted_on_the_training_rows_only():
+    iris = load_dataset("iris")
+    everything = prepare_mlp_data(iris, scaling="std")
+    training = prepare_mlp_data(iris, scaling="std", scaling_rows="train")
+    assert torch.allclose(
+        training.x_train.double().mean(dim=0), torch.zeros(4, dtype=torch.float64), atol=1e-6
+    )
+    assert torch.allclose(
+        training.x_train.double().std(dim=0), torch.ones(4, dtype=torch.float64), atol=1e-6
+    )
+    assert not torch.allclose(everything.x_val, training.x_val)
+    assert torch.equal(everything.val_index, training.val_index)  # the same split
+    # what a served model scales by: the training rows' statistics
+    train_rows = split_rows(150, 0).train
+    assert torch.allclose(training.mean, iris.features[train_rows].mean(dim=0))

@@ -94,6 +94,7 @@ def test_the_pipeline_hands_each_question_its_own_parameters():
         "hidden": 12,
         "scaling": "var",
         "protocol": "held-out",
+        "scaling_rows": "all",
     }
 
 
