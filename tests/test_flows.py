@@ -89,6 +89,7 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
         "gd_lr": "0.01",
         "gd_epochs": "50",
         "gd_seed": "0",
+        "gd_lr_used": "0.01",
     }
     history = mlflow_store.get_metric_history(gd["iris-uci"].info.run_id, "loss")
     assert [m.step for m in history] == list(range(51))  # 50 epochs, then the final loss
