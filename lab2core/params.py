@@ -14,7 +14,7 @@ from pydantic_settings import CliVariadicArg
 
 from lab2.core.errors import InputError
 from lab2.core.settings import env_name
-from lab2.core.workload import RunCost, run_cost
+from lab2.core.workload import RunCost, data_shape, run_cost
 
 # numbers: learning rates, counts, seeds
 T = TypeVar("T", bound=float)
@@ -151,8 +151,12 @@ class RunParams(BaseModel):
             n_trajectories = len(self.lrs) * len(self.seeds)
             iterations, n_splits = self.iterations, len(self.split_seeds)
         gd_epochs = self.gd_epochs if isinstance(self, FactorisationParams) else 0
-        cost = run_cost(n_trajectories, iterations, n_splits, gd_epochs, cores)
-        grid_only = run_cost(n_trajectories, iterations, n_splits, 0, cores)
+        shape, hidden = (
+            data_shape(self.dataset),
+            self.hidden if isinstance(self, GridParams) else 12,
+        )
+        cost = run_cost(n_trajectories, iterations, n_splits, gd_epochs, cores, shape, hidden)
+        grid_only = run_cost(n_trajectories, iterations, n_splits, 0, cores, shape, hidden)
         if cost.bytes > available_bytes:
             fewer = (
                 "--iterations, --lrs or --seeds"

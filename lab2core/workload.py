@@ -21,6 +21,10 @@ CURVE_POINTS = 100
 SECONDS_PER_SHARD_STEP = 4e-4
 SECONDS_PER_TRAJECTORY_STEP = 2.5e-5
 SECONDS_PER_GD_EPOCH = 1.5e-4  # one matrix
+# a trajectory's step per training row × (features + classes) × hidden unit: 100,000 × 50 data
+SECONDS_PER_TRAJECTORY_WEIGHT = 2.2e-10
+SECONDS_PER_GD_ENTRY = 1.4e-9  # a factorisation epoch per matrix entry × rank
+IRIS_SHAPE = (150, 4)
 BYTES_PER_TRAJECTORY_POINT = 48
 BYTES_PER_CURVE_POINT = 40
 # an MLflow run written whole on SQLite (over HTTP about 6 times as long)
@@ -72,16 +76,38 @@ class RunCost:
     bytes: int
 
 
+def data_shape(dataset: str) -> tuple[int, int]:
+    """Rows and feature columns of a dataset (Iris's for a built-in one; a CSV's from its lines and
+    header, without parsing it), for a cost estimate; Iris's when the file cannot be read."""
+    try:
+        with open(dataset, "rb") as file:
+            header = file.readline().decode(errors="replace")
+            rows = sum(1 for line in file if line.strip())
+    except OSError:
+        return IRIS_SHAPE
+    return rows, max(1, header.count(",")) if rows else IRIS_SHAPE[1]
+
+
 def run_cost(
-    n_trajectories: int, iterations: Sequence[int], n_splits: int, gd_epochs: int, cores: int
+    n_trajectories: int,
+    iterations: Sequence[int],
+    n_splits: int,
+    gd_epochs: int,
+    cores: int,
+    shape: tuple[int, int] = IRIS_SHAPE,
+    hidden: int = 12,
+    rank: int = 2,
 ) -> RunCost:
     """The expected cost of training `n_trajectories` (lr, seed) trajectories on each of `n_splits`
     split seeds for max(iterations) steps, a shard per core, of logging every iteration count as
-    a cell with its curve, and of factorising two matrices for `gd_epochs` epochs."""
+    a cell with its curve, and of factorising two matrices for `gd_epochs` epochs, on data of
+    `shape` (rows, features: two thirds of the rows train)."""
     steps = max(iterations, default=0)
+    rows, features = shape
+    weights = rows * 2 / 3 * (features + 3) * hidden  # about 3 classes
     per_shard = steps * (
         SECONDS_PER_SHARD_STEP
-        + SECONDS_PER_TRAJECTORY_STEP
+        + (SECONDS_PER_TRAJECTORY_STEP + weights * SECONDS_PER_TRAJECTORY_WEIGHT)
         * math.ceil(n_trajectories / max(1, min(cores, n_trajectories)))
     )
     shards = min(cores, n_trajectories) * n_splits
@@ -90,7 +116,8 @@ def run_cost(
         n_trajectories * n_splits * len(iterations) * SECONDS_PER_CELL_RUN
         + points * SECONDS_PER_CURVE_POINT
     )
-    seconds = per_shard * math.ceil(shards / cores) + logging + 2 * gd_epochs * SECONDS_PER_GD_EPOCH
+    gd = gd_epochs * (2 * SECONDS_PER_GD_EPOCH + rows * features * rank * SECONDS_PER_GD_ENTRY)
+    seconds = per_shard * math.ceil(shards / cores) + logging + gd
     memory = (
         points * (BYTES_PER_TRAJECTORY_POINT + BYTES_PER_CURVE_POINT)
         + gd_epochs * BYTES_PER_CURVE_POINT

@@ -55,7 +55,7 @@ CLI_CASES = {
     "label column on iris": (["--label-column", "species"], ["'species'", "CSV datasets only"]),
     "a grid beyond a day": (
         ["--iterations", "1000000000", "--lrs", "0.1", "--seeds", "0"],
-        ["est. 118 h, over LAB2_MAX_HOURS=24", "fewer --iterations"],
+        ["est. 119 h, over LAB2_MAX_HOURS=24", "fewer --iterations"],
     ),
     "epochs beyond memory": (
         ["--gd-epochs", "10000000000"],

@@ -132,3 +132,15 @@ def test_the_size_check_refuses_what_does_not_fit_and_passes_the_lab():
     # Twice the cores, at most the same time; twice the split seeds, twice the memory.
     assert run_cost(9, (100, 1000), 1, 0, 4).seconds <= run_cost(9, (100, 1000), 1, 0, 2).seconds
     assert run_cost(9, (100, 1000), 2, 0, 2).bytes == 2 * run_cost(9, (100, 1000), 1, 0, 2).bytes
+
+
+def test_the_cost_grows_with_the_data_read_from_the_csv_without_parsing_it(tmp_path):
+    from lab2.core.workload import IRIS_SHAPE, data_shape, run_cost
+
+    path = tmp_path / "big.csv"
+    path.write_text("a,b,c,label\n" + "1,2,3,x\n" * 999 + "\n")
+    assert data_shape(str(path)) == (999, 3)
+    assert data_shape("iris") == data_shape(str(tmp_path / "missing.csv")) == IRIS_SHAPE
+    small = run_cost(9, (100, 1000), 1, 1000, 2)
+    large = run_cost(9, (100, 1000), 1, 1000, 2, shape=(100_000, 50))
+    assert large.seconds > 30 * small.seconds and large.bytes == small.bytes
