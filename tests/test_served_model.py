@@ -73,3 +73,29 @@ def test_a_missing_column_is_named(tmp_path):
     rows = raw_rows(iris, split.val_index).drop(columns="petal width (cm)")
     with pytest.raises(ValueError, match="petal width"):
         saved_model(tmp_path, iris, split, cell).predict(rows)
+
+
+def test_twenty_five_unbalanced_classes_train_serve_and_plot(tmp_path):
+    from lab2.core.factorise import truncated_svd
+    from lab2.core.plots import plot_u_scatter
+
+    rng = np.random.default_rng(0)
+    counts = [4 + 3 * k for k in range(25)]  # 4 to 76 rows a class
+    labels = np.repeat(np.arange(25), counts)
+    features = rng.normal(size=(len(labels), 6)) + labels[:, None] * 0.5
+    frame = pd.DataFrame(features, columns=[f"x{k}" for k in range(6)]).assign(kind=labels)
+    path = tmp_path / "many.csv"
+    frame.to_csv(path, index=False)
+    data = load_dataset(str(path))
+    assert len(data.class_names) == 25 and data.label_name == "kind"
+    split = prepare_mlp_data(data, scaling="std")
+    assert set(split.y_train.tolist()) == set(range(25))
+    (cell,) = train_cells(split, [(0.1, 0)], [50], 12, "held-out")
+    predicted = saved_model(tmp_path, data, split, cell).predict(raw_rows(data, split.val_index))
+    assert set(predicted["kind"]) <= set(data.class_names) and predicted.shape[1] == 26
+    svd = truncated_svd(data.features - data.features.mean(dim=0), 2)
+    figure = plot_u_scatter(
+        svd.u.numpy(), svd.u.numpy(), data.labels.numpy(), data.class_names, data.label_name
+    )
+    colours = {tuple(c.get_facecolor()[0]) for c in figure.axes[0].collections}
+    assert len(colours) == 25
