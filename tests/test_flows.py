@@ -146,6 +146,7 @@ def test_lab2_flow_writes_the_design_layout(mlflow_store):
         "scaling",
         "dataset",
         "protocol",
+        "scaling_rows",
         "log10_lr",
     }
     for run in cells:
