@@ -171,7 +171,7 @@ def test_a_run_that_cannot_finish_is_refused_in_under_two_seconds(tmp_path):
     )
     assert done.returncode == 2 and time.monotonic() - started < 2, (done.returncode, done.stderr)
     assert (
-        done.stderr.startswith("lab2 run: bad input: est. 118 h, over LAB2_MAX_HOURS=24")
+        done.stderr.startswith("lab2 run: bad input: est. 119 h, over LAB2_MAX_HOURS=24")
         and done.stderr.count("\n") == 1
     )
     assert list(tmp_path.iterdir()) == []
