@@ -23,7 +23,7 @@ SECONDS_PER_TRAJECTORY_STEP = 2.5e-5
 SECONDS_PER_GD_EPOCH = 1.5e-4  # one matrix
 # a trajectory's step per training row × (features + classes) × hidden unit: 100,000 × 50 data
 SECONDS_PER_TRAJECTORY_WEIGHT = 2.2e-10
-SECONDS_PER_GD_ENTRY = 1.4e-9  # a factorisation epoch per matrix entry × rank
+SECONDS_PER_GD_ENTRY = 8e-9  # a factorisation epoch per matrix entry × rank (100,000 × 50, float64)
 IRIS_SHAPE = (150, 4)
 BYTES_PER_TRAJECTORY_POINT = 48
 BYTES_PER_CURVE_POINT = 40
