@@ -101,7 +101,7 @@ def q1_display(summary: pd.DataFrame) -> pd.DataFrame:
 
     def shown(values: pd.Series, digits: str, percent: bool = False) -> list[str]:
         fmt = f"{{:.{digits}{'%' if percent else 'g'}}}"
-        return [fmt.format(v) if v == v else "—" for v in values]
+        return [fmt.format(v) if pd.notna(v) else "—" for v in values]
 
     table = pd.DataFrame({"matrix": summary["matrix"]})
     if "gd_lr" in summary.columns:

@@ -16,20 +16,20 @@ from lab2.core.verdicts import contrast_labels
 
 def plot_u_scatter(
     u_svd: np.ndarray,
-    u_gd: np.ndarray,
+    u_gd: np.ndarray | None,
     labels: np.ndarray,
     class_names: Sequence[str],
     label_name: str = "species",
 ) -> Figure:
-    """Q1_3: the first two columns of U, SVD beside GD, one colour per class (a GD whose U is not
-    finite, diverged, says so instead)."""
+    """Q1_3: the first two columns of U, SVD beside GD, one colour per class (a GD that diverged
+    has no U: its panel says so)."""
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     axes = fig.subplots(1, 2)
     colours = _class_colours(len(class_names))
     for ax, u, title in zip(
         axes, (u_svd, u_gd), ("truncated SVD", "gradient descent"), strict=False
     ):
-        if np.isfinite(u).all():
+        if u is not None:
             for k, name in enumerate(class_names):
                 rows = labels == k
                 ax.scatter(u[rows, 0], _second_column(u)[rows], s=14, label=name, color=colours[k])
@@ -38,7 +38,7 @@ def plot_u_scatter(
         ax.set(
             title=f"U from {title}",
             xlabel="U[:, 0]",
-            ylabel="U[:, 1]" if u.shape[1] > 1 else "(rank 1)",
+            ylabel="U[:, 1]" if u_svd.shape[1] > 1 else "(rank 1)",
         )
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)

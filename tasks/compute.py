@@ -91,12 +91,13 @@ def compare_u(gd: Factorisation, svd: Factorisation) -> dict[str, float]:
 @task
 def plot_u(svd: Factorisation, gd: Factorisation, data: Dataset, matrix: str) -> dict[str, bytes]:
     """Scatter of U's first two columns, SVD beside GD, by class, as PNG: for the dataset's matrix
-    (the lab's 3×3 has no classes)."""
+    (the lab's 3×3 has no classes); a GD that diverged has no U to show."""
     if matrix != data.name:
         return {}
+    u_gd = None if gd.diverged else gd.u.numpy()
     return {
         U_SCATTER: u_scatter_png(
-            svd.u.numpy(), gd.u.numpy(), data.labels.numpy(), data.class_names, data.label_name
+            svd.u.numpy(), u_gd, data.labels.numpy(), data.class_names, data.label_name
         ).result()
     }
 

@@ -76,12 +76,12 @@ def figure_process() -> Iterator[None]:
 
 def u_scatter_png(
     u_svd: np.ndarray,
-    u_gd: np.ndarray,
+    u_gd: np.ndarray | None,
     labels: np.ndarray,
     class_names: Sequence[str],
     label_name: str,
 ) -> Future[bytes]:
-    """Q1_3's U scatter (lab2.core.plots.plot_u_scatter) as PNG."""
+    """Q1_3's U scatter (lab2.core.plots.plot_u_scatter) as PNG; no GD U when it diverged."""
     return _computed(_u_scatter_png, u_svd, u_gd, labels, list(class_names), label_name)
 
 
@@ -157,7 +157,7 @@ def _unpickled(compute: Callable[..., object], args: bytes) -> object:
 
 def _u_scatter_png(
     u_svd: np.ndarray,
-    u_gd: np.ndarray,
+    u_gd: np.ndarray | None,
     labels: np.ndarray,
     class_names: list[str],
     label_name: str,

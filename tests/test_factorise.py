@@ -164,6 +164,19 @@ def test_gd_stops_at_the_first_loss_that_is_not_finite():
     assert gd.lr == 0.01
 
 
+def test_the_u_figure_says_diverged_where_gd_diverged_though_its_last_u_is_finite():
+    from lab2.core.plots import plot_u_scatter
+
+    wine = datasets.load_wine()
+    a = _centred(datasets.load_wine)
+    gd, svd = factorise_gd(a, 2, lr=0.01, epochs=1000), truncated_svd(a, 2)
+    assert gd.diverged and torch.isfinite(gd.u).all()  # the last U before the loss overflowed
+    figure = plot_u_scatter(svd.u.numpy(), None, wine.target, list(wine.target_names))
+    svd_panel, gd_panel = figure.axes
+    assert len(svd_panel.collections) == 3 and not gd_panel.collections
+    assert [t.get_text() for t in gd_panel.texts] == ["diverged: loss not finite"]
+
+
 def test_the_auto_step_is_the_stable_step_of_the_matrix():
     a = _centred(datasets.load_wine)
     auto, explicit = factorise_gd(a, 2, lr="auto", epochs=50), factorise_gd(a, 2, stable_lr(a), 50)
