@@ -29,17 +29,18 @@ def plot_u_scatter(
     for ax, u, title in zip(
         axes, (u_svd, u_gd), ("truncated SVD", "gradient descent"), strict=False
     ):
-        if u is not None:
-            for k, name in enumerate(class_names):
-                rows = labels == k
-                ax.scatter(u[rows, 0], _second_column(u)[rows], s=14, label=name, color=colours[k])
-        else:
-            ax.text(0.5, 0.5, "diverged: loss not finite", ha="center", transform=ax.transAxes)
         ax.set(
             title=f"U from {title}",
             xlabel="U[:, 0]",
             ylabel="U[:, 1]" if u_svd.shape[1] > 1 else "(rank 1)",
         )
+        if u is None:
+            ax.text(0.5, 0.5, "diverged: loss not finite", ha="center", transform=ax.transAxes)
+            ax.set(xticks=[], yticks=[])
+            continue
+        for k, name in enumerate(class_names):
+            rows = labels == k
+            ax.scatter(u[rows, 0], _second_column(u)[rows], s=14, label=name, color=colours[k])
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
     axes[0].legend(title=label_name, fontsize="small", ncols=1 + len(class_names) // 11)
