@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=METRICS,
         help="metric compared seed by seed (default: val_accuracy)",
     )
+    compare.add_argument(
+        "--explain",
+        action="store_true",
+        help="after each verdict line, the reasoning behind it (tests, intervals, seeds needed)",
+    )
 
     report = commands.add_parser(
         "report",
@@ -342,21 +347,23 @@ def _compare(args: argparse.Namespace) -> int:
         problems.append(str(error))
     if problems:
         return _bad_input("compare", problems)
-    # a line of its own: a long path is never wrapped
-    print(f"MLflow store:\n  {redact(tracking_uri())}")
+    # the store's address on a line of its own: a long path is never wrapped
+    store = redact(tracking_uri())
     if len(run_ids) == 1:
-        print(
-            f"\nRun {run_ids[0]}:",
-            render.named_pairs(seeds) if args.pair else render.seeds(seeds),
-            sep="",
+        said = (
+            render.named_pairs(seeds, args.explain)
+            if args.pair
+            else render.seeds(seeds, args.explain)
         )
+        print(f"Run {run_ids[0]} of the MLflow store\n  {store}", said, sep="\n")
         return 0
+    print(f"MLflow store:\n  {store}")
     print(f"\nA = {run_ids[0]}\nB = {run_ids[1]}")
     for name, (a, b) in setup_differences(cells[0].frame, cells[1].frame).items():
         print(f"  setup differs: {name} A={a} B={b}")
     pairs, _ = compare_runs(cells[0].frame, cells[1].frame, args.metric, min_effect)
     print(f"\nEach cell of A against the same cell of B, seed by seed ({args.metric}, A − B):")
-    print(render.pairs(pairs))
+    print(render.pairs(pairs, args.explain))
     return 0
 
 

@@ -7,7 +7,6 @@ import math
 import shutil
 import textwrap
 from collections.abc import Sequence
-from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -176,7 +175,7 @@ def shell_command(name: str) -> str:
     return str(script.relative_to(Path.cwd())) if script.is_relative_to(Path.cwd()) else str(script)
 
 
-def seeds(comparison: SeedComparison) -> str:
+def seeds(comparison: SeedComparison, explain: bool = False) -> str:
     """The seed table with its notes, the paired comparisons, and the best group."""
     from lab2.core.describe import best_label, summary_notes
 
@@ -189,29 +188,26 @@ def seeds(comparison: SeedComparison) -> str:
             *(wrapped(note) for note in summary_notes(comparison.summary)),
             "",
             wrapped(f"Paired comparisons of {metric}, A − B seed by seed: {which}", "", ""),
-            pairs(comparison.pairs),
+            pairs(comparison.pairs, explain),
             "",
             f"Best group: {best_label(comparison)}",
         ]
     )
 
 
-def named_pairs(comparison: SeedComparison) -> str:
-    """`lab2 compare --pair`: the named groups over seeds and each named pair's verdict, nothing
-    else."""
+def named_pairs(comparison: SeedComparison, explain: bool = False) -> str:
+    """`lab2 compare --pair`: the named groups over seeds, each named pair's verdict line and its
+    caveats (with `explain`, its reasoning), nothing else."""
+    from lab2.core.verdicts import caveat_notes
+
     summary = comparison.summary
     named = summary[summary["group"].isin({*comparison.pairs["a"], *comparison.pairs["b"]})]
-    metric = comparison.pairs["metric"].iloc[0]
-    said = [wrapped(verdict, "  ", "  ") for verdict in comparison.pairs["verdict"]]
-    return "\n".join(
-        [
-            " The groups you named, over seeds",
-            _seed_table(named),
-            "",
-            f"Verdict ({metric}, A − B seed by seed):",
-            *said,
-        ]
-    )
+    records = comparison.pairs.to_dict("records")
+    notes = " ".join([*caveat_notes(records), "" if explain else "--explain gives the reasoning."])
+    lines = [_seed_table(named), *(r["verdict"] for r in records), wrapped(notes.strip(), "", "")]
+    if explain:
+        lines += [wrapped(f"Why: {r['reasoning']}.", "", "  ") for r in records]
+    return "\n".join(lines)
 
 
 def _seed_table(summary: pd.DataFrame) -> str:
@@ -224,14 +220,13 @@ def _seed_table(summary: pd.DataFrame) -> str:
     return fitted(shown[first])
 
 
-def pairs(compared: pd.DataFrame) -> str:
-    """The paired comparisons as a numbered table, what its columns mean, and each verdict, in WIDTH
-    columns (the groups as MLflow labels them, "it=" for iterations; every column in
-    seed_pairs.csv)."""
+def pairs(compared: pd.DataFrame, explain: bool = False) -> str:
+    """The paired comparisons as a numbered table, what its columns mean and each caveat once,
+    then a verdict line per comparison (with `explain`, the reasoning behind each), in WIDTH
+    columns (the groups as MLflow labels them; every column in seed_pairs.csv)."""
     from lab2.core.describe import pairs_display
     from lab2.core.family import significant
-    from lab2.core.stats import ALPHA
-    from lab2.core.verdicts import floor_caveat
+    from lab2.core.verdicts import caveat_notes
 
     if compared.empty:
         return "  (no pairs to compare)"
@@ -240,26 +235,12 @@ def pairs(compared: pd.DataFrame) -> str:
     ]
     shown.insert(0, "#", range(1, len(shown) + 1))
     legend = (
-        "[low, high]: unadjusted 95% t interval (each verdict quotes its Holm step's); p_t: "
-        "paired t-test; p_holm: "
-        f"Holm over the grid's {compared['family'].iloc[0]} comparisons; P(A>B): share of "
-        "seeds where A is higher "
-        "(ties half); seeds_80%: for a row not yet significant, seeds for 80% power at α/m if "
-        "the true difference were "
-        "the one seen (over the sd's 95% interval). In seed_pairs.csv: the sign-flip test, "
-        "and the seeds for a difference "
-        f"of {compared['min_effect'].iloc[0]:g} (seeds_needed_min_effect) and for a 95% "
-        "interval of that half-width."
+        "[low, high]: unadjusted 95% t interval; p_t: paired t-test; p_holm: Holm over the "
+        f"grid's {compared['family'].iloc[0]} comparisons; P(A>B): share of seeds where A is "
+        "higher (ties half); seeds_80%: for a row not yet settled, seeds for 80% power at α/m if "
+        "the true difference were the one seen (over the sd's 95% interval; the verdict quotes the "
+        "sd seen)."
     )
-    caveats = {
-        floor_caveat(r.n, r.p_signflip_min)
-        for r in compared.itertuples()
-        if r.p_signflip_min > ALPHA
-    }
-    said = [
-        reduce(lambda v, c: v.replace(f"; {c}", ""), caveats, verdict)
-        for verdict in compared["verdict"]
-    ]
     rows = list(range(len(compared)))
     if (
         len(rows) > PAIRS_SHOWN
@@ -268,21 +249,27 @@ def pairs(compared: pd.DataFrame) -> str:
             best=compared["kind"].to_numpy() == "vs best"
         )
         rows = sorted(ranked.sort_values(["best", "p_holm"]).index[:PAIRS_SHOWN])
-    verdicts = [wrapped(said[k], f"  {k + 1}. ", " " * (len(str(k + 1)) + 4)) for k in rows]
-    notes = [
-        wrapped(f"{c[0].upper()}{c[1:]}, the sign-flip test's floor.") for c in sorted(caveats)
-    ]
+    records = [compared.iloc[k].to_dict() for k in rows]
+    numbers = [k + 1 for k in rows]
+    notes = [wrapped(note) for note in caveat_notes(records, numbers)]
     if len(rows) < len(compared):
         held = compared["p_holm"].map(significant).sum()
         notes.append(
             wrapped(
-                f"Shown: the {len(rows)} of {len(compared)} comparisons with the smallest "
-                "Holm p, neighbours "
-                f"first ({held} significant in all); seed_pairs.csv and seed_summary.html "
-                "hold every one."
+                f"Shown: the {len(rows)} of {len(compared)} comparisons with the smallest Holm p, "
+                f"neighbours first ({held} significant in all); seed_pairs.csv and "
+                "seed_summary.html hold every one."
             )
         )
-    return "\n".join([table(shown.iloc[rows]), wrapped(legend), *notes, "Verdicts:", *verdicts])
+    lines = [table(shown.iloc[rows]), wrapped(legend), *notes, "Verdicts:"]
+    lines += [f"{k:>2}. {r['verdict']}" for k, r in zip(numbers, records, strict=True)]
+    if explain:
+        lines.append("Reasoning:")
+        lines += [
+            wrapped(r["reasoning"], f"{k:>2}. ", "    ")
+            for k, r in zip(numbers, records, strict=True)
+        ]
+    return "\n".join(lines)
 
 
 def history(runs: pd.DataFrame) -> str:

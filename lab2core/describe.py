@@ -9,9 +9,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from lab2.core.params import GdLr, MLPSetup
-from lab2.core.seeds import CELL_KEYS, METRICS, SeedComparison, group_columns, short_label
+from lab2.core.seeds import CELL_KEYS, METRICS, SeedComparison, group_columns
 from lab2.core.stats import INTERVAL_KIND
-from lab2.core.verdicts import number_format
+from lab2.core.verdicts import (
+    CLEARLY,
+    SETTLED,
+    call_words,
+    caveat_notes,
+    number_format,
+    short_label,
+    verdict_line,
+)
 
 if TYPE_CHECKING:  # torch: not on a rerun's path
     from lab2.core.data import Dataset
@@ -217,17 +225,7 @@ def pipeline_description(
     `reused` holds (unit name, link) of the units taken from earlier runs; `best_run` (name,
     link) the best group's run whose model is logged.
     """
-    parts = []
-    if seeds is not None:
-        model = (
-            f" The model `lab2-mlp` is its seed run [{best_run[0]}]({best_run[1]})."
-            if best_run
-            else ""
-        )
-        parts.append(
-            f"**Best group: {best_label(seeds)}** (highest mean validation accuracy; ties go "
-            f"to fewer iterations).{model}"
-        )
+    parts = [results_summary(seeds, best_run)] if seeds is not None else []
     parts.append("**lab2** ran " + " ".join(what_ran))
     if seeds is not None:
         parts.append("Q2, MLP grid, mean ± sd over seeds:\n\n" + seed_table_markdown(seeds))
@@ -402,28 +400,82 @@ def _mean_std(row: Mapping[str, object], metric: str) -> str:
 
 
 def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
-    """The paired verdicts as a short markdown table (for a run description), at most `limit`
-    rows."""
+    """The paired comparisons as a markdown table (for a run description, the report), at most
+    `limit` rows, numbered; the numbers in columns, the verdict's call last, each caveat once under
+    the table."""
     shown = pairs if limit is None else pairs.head(limit)
-    lines = [
-        (
-            "| A | B | n | A − B (unadjusted 95% CI) | paired t p | Holm p | P(A > B) | seeds for "
-            "80% power, if not yet significant | verdict |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|",
+    table = pairs_display(shown)[
+        ["a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%"]
     ]
-    for row in shown.itertuples():
-        number = number_format(row.metric)
-        needed = _seeds_range(row)
-        lines.append(
-            f"| {row.a} | {row.b} | {row.n} | {row.mean_diff:{number}} ({row.ci_low:{number}} "
-            f"… {row.ci_high:{number}}) "
-            f"| {row.p_t:.3g} | {row.p_holm:.3g} | {row.prob_improvement:.2f} | {needed} | "
-            f"{row.verdict} |"
-        )
+    table.columns = ["A", "B", "n", "A − B [95% CI]", "p_t", "Holm p", "P(A>B)", "seeds to settle"]
+    table.insert(0, "#", range(1, len(table) + 1))
+    records = shown.to_dict("records")
+    table["verdict"] = [call_words(r) for r in records]
+    notes = [markdown_table(table), *caveat_notes(records)]
     if limit is not None and len(pairs) > limit:
-        lines.append(f"\n{len(pairs) - limit} more comparisons in seed_pairs.csv.")
-    return "\n".join(lines)
+        notes.append(f"{len(pairs) - limit} more comparisons in `seed_pairs.csv`.")
+    return "\n\n".join(notes)
+
+
+def results_summary(seeds: SeedComparison, best_run: tuple[str, str] | None = None) -> str:
+    """The description's first lines, at most six: the best group with its interval (and its
+    model's run, `best_run`: name, link), the comparisons settled, those not and the seeds that
+    would settle them, and the lab's finding on lr and iterations where the grid has both."""
+    best: Mapping[str, Any] = seeds.best
+    model = f"; the model `lab2-mlp` is its run [{best_run[0]}]({best_run[1]})" if best_run else ""
+    lines = [
+        f"**Best group: {best['group']}**, val accuracy {best['val_accuracy_mean']:.3f} (95% "
+        f"interval {best['val_accuracy_ci95_low']:.3f}–{best['val_accuracy_ci95_high']:.3f} over "
+        f"{int(best['val_accuracy_n'])} seeds){model}."
+    ]
+    records = seeds.pairs.to_dict("records")
+    if records:
+        lines += [_settled_line(records), _unsettled_line(records)]
+        finding = lab_finding(records)
+        lines += [finding] if finding else []
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def _settled_line(records: Sequence[Mapping[str, Any]]) -> str:
+    settled = [r for r in records if r["call"] in SETTLED]
+    if not settled:
+        return f"Settled: none of the {len(records)} comparisons."
+    shown = "; ".join(verdict_line(r) for r in settled[:2])
+    more = f"; {len(settled) - 2} more" if len(settled) > 2 else ""
+    return f"Settled, {len(settled)} of {len(records)}: {shown}{more}."
+
+
+def _unsettled_line(records: Sequence[Mapping[str, Any]]) -> str:
+    open_ = [r for r in records if r["call"] not in SETTLED]
+    if not open_:
+        return "Not settled: none."
+    needed = sorted(int(r["seeds_needed"]) for r in open_ if pd.notna(r["seeds_needed"]))
+    counts = pd.Series([r["call"] for r in open_]).value_counts()
+    kinds = ", ".join(f"{k} {call}" for call, k in counts.items())
+    seeds = (
+        f"; if the differences seen are real, {needed[0]} to {needed[-1]} seeds would settle them"
+        if needed
+        else ""
+    )
+    n = int(open_[0]["n"])
+    return f"Not settled, {len(open_)} of {len(records)} ({kinds}, with {n} seeds){seeds}."
+
+
+def lab_finding(records: Sequence[Mapping[str, Any]]) -> str | None:
+    """The lab's finding that a larger lr and more iterations raise accuracy, judged on the grid's
+    neighbour steps (None without steps along both axes, or for a metric other than accuracy)."""
+    steps = [r for r in records if str(r["kind"]).startswith("neighbour")]
+    axes = {r["kind"] for r in steps}
+    if len(axes) < 2 or "accuracy" not in str(steps[0]["metric"]):
+        return None
+    up = sum(r["mean_diff"] > 0 for r in steps)
+    clearly = sum(r["call"] == CLEARLY.format(side="better") for r in steps)
+    falls = sum(r["call"] == CLEARLY.format(side="worse") for r in steps)
+    fell = f", clearly lower in {falls}" if falls else ""
+    return (
+        f"The lab's finding, a larger lr or more iterations raises accuracy: higher in {up} of "
+        f"{len(steps)} neighbour steps, clearly higher in {clearly}{fell}."
+    )
 
 
 def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:

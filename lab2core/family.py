@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lab2.core.stats import ALPHA, CONFIDENCE, PairedComparison, sd_interval, t_interval
+from lab2.core.stats import (
+    ALPHA,
+    CONFIDENCE,
+    PairedComparison,
+    equivalence_p,
+    sd_interval,
+    t_interval,
+)
 
 # scipy.stats and statsmodels are imported inside the functions that use them, as in stats.py.
 POWER = 0.8
@@ -38,7 +45,8 @@ class SeedPlan:
 class InFamily:
     """A paired comparison judged within its family: Holm's adjusted p, and the t interval at the
     level of its Holm step (1 − α/(m − k) for the k-th smallest p of m), which excludes 0 exactly
-    when that step rejects."""
+    when that step rejects. With a smallest effect of interest, the equivalence test's p (TOST
+    within ±min_effect) and its Holm-adjusted p over the same family."""
 
     p_holm: float
     size: int
@@ -46,10 +54,18 @@ class InFamily:
     ci_low: float
     ci_high: float
     plan: SeedPlan = field(default_factory=SeedPlan)
+    p_equivalence: float = float("nan")
+    p_equivalence_holm: float = float("nan")
 
     @property
     def significant(self) -> bool:
         return significant(self.p_holm)
+
+    @property
+    def equivalent(self) -> bool:
+        """Whether the equivalence test holds at the family's level: the mean difference lies
+        within ±min_effect."""
+        return significant(self.p_equivalence_holm)
 
 
 def plan_seeds(c: PairedComparison, alpha: float, min_effect: float | None = None) -> SeedPlan:
@@ -73,16 +89,26 @@ def judge_family(
     alpha: float = ALPHA,
 ) -> list[InFamily]:
     """Each comparison within the family of all of them (those below two seeds stay out, with NaNs),
-    with the seeds a new run would need for those not yet significant."""
+    with the seeds a new run would need for those not yet significant, and the equivalence test
+    within ±min_effect, Holm over the same family (a comparison without a t-test counts in it,
+    never equivalent)."""
     p = np.array([c.p_family for c in comparisons], dtype=float)
     adjusted = holm(p)
     present = np.flatnonzero(~np.isnan(p))
+    equivalence = np.array(
+        [equivalence_p(np.asarray(c.differences), min_effect or 0.0) for c in comparisons]
+    )
+    in_family = np.where(np.isnan(equivalence), 1.0, equivalence)
+    in_family[np.isnan(p)] = np.nan
+    equivalence_holm = holm(in_family) if min_effect else np.full(len(p), np.nan)
     # Holm's order, ties as holm() breaks them
     order = present[np.argsort(p[present], kind="stable")]
     confidence = np.full(len(p), np.nan)
     confidence[order] = 1 - alpha / (len(order) - np.arange(len(order)))
     judged = []
-    for c, p_holm, level in zip(comparisons, adjusted, confidence, strict=True):
+    for c, p_holm, level, p_same, p_same_holm in zip(
+        comparisons, adjusted, confidence, equivalence, equivalence_holm, strict=True
+    ):
         low, high = (
             t_interval(np.asarray(c.differences), level) if np.isfinite(level) else (np.nan, np.nan)
         )
@@ -93,7 +119,16 @@ def judge_family(
         )
         ci_low, ci_high = np.clip([low, high], -spread, spread)
         judged.append(
-            InFamily(float(p_holm), len(order), float(level), float(ci_low), float(ci_high), plan)
+            InFamily(
+                float(p_holm),
+                len(order),
+                float(level),
+                float(ci_low),
+                float(ci_high),
+                plan,
+                float(p_same),
+                float(p_same_holm),
+            )
         )
     return judged
 

@@ -17,15 +17,18 @@ from lab2.core.stats import (
     probability_of_improvement,
     rows_interval,
 )
-from lab2.core.verdicts import verdict
+from lab2.core.verdicts import call, caveats, higher_is_better, reasoning, verdict_line
 
 REPEAT_KEYS = ("seed", "split_seed")  # what a group repeats over; pairs are matched on both
 PAIR_COLUMNS = [
     "a",
     "b",
     "verdict",
+    "call",
+    "caveats",
     "kind",
     "metric",
+    "higher_is_better",
     "n",
     "n_split_seeds",
     "mean_diff",
@@ -57,6 +60,9 @@ PAIR_COLUMNS = [
     "min_effect",
     "seeds_needed_min_effect",
     "seeds_for_ci_min_effect",
+    "p_equivalence",
+    "p_equivalence_holm",
+    "reasoning",
 ]
 
 
@@ -163,11 +169,14 @@ def _pair_row(
     splits: int,
     rows: tuple[float, float],
 ) -> dict[str, object]:
-    return {
+    row = {
         "a": a,
         "b": b,
+        "call": call(c, judged, metric, rows),
+        "caveats": ";".join(caveats(c, judged, kind, splits, rows)),
         "kind": kind,
         "metric": metric,
+        "higher_is_better": higher_is_better(metric),
         "n": c.n,
         "n_split_seeds": splits,
         "mean_diff": c.mean_diff,
@@ -196,5 +205,8 @@ def _pair_row(
         "min_effect": min_effect if min_effect else np.nan,
         "seeds_needed_min_effect": judged.plan.seeds_needed_min_effect,
         "seeds_for_ci_min_effect": judged.plan.seeds_for_ci_min_effect,
-        "verdict": verdict(a, b, c, judged, metric, min_effect, kind, splits, rows),
+        "p_equivalence": judged.p_equivalence,
+        "p_equivalence_holm": judged.p_equivalence_holm,
+        "reasoning": reasoning(a, b, c, judged, metric, min_effect, kind, rows),
     }
+    return {**row, "verdict": verdict_line(row)}

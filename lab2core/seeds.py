@@ -25,6 +25,7 @@ from lab2.core.stats import (
     few_seeds_warning,
     variance_sources,
 )
+from lab2.core.verdicts import SHORT_KEYS
 
 BOUNDS = {
     "train_accuracy": (0.0, 1.0),
@@ -44,7 +45,6 @@ SUMMARY_EXTRAS = (
     "warning",
 )
 PAIR_METRIC = "val_accuracy"
-SHORT_KEYS = {"iterations": "it"}  # as `lab2.group` labels (and so MLflow) show a key
 
 
 @dataclass(frozen=True)
@@ -126,15 +126,6 @@ def group_label(params: Mapping[str, float | int | str]) -> str:
             f"{SHORT_KEYS['iterations']}={params['iterations']}",
             *extras,
         ]
-    )
-
-
-def short_label(label: str) -> str:
-    """A group's label with its keys as `lab2.group` shows them: "lr=0.1 iterations=100" as "lr=0.1
-    it=100"."""
-    return " ".join(
-        SHORT_KEYS.get(k, k) + sep + v
-        for k, sep, v in (token.partition("=") for token in label.split())
     )
 
 

@@ -219,6 +219,19 @@ def paired_t_p(differences: np.ndarray) -> float:
     return float(stats.ttest_1samp(differences, 0.0).pvalue)
 
 
+def equivalence_p(differences: np.ndarray, margin: float) -> float:
+    """p of the two one-sided paired t-tests (TOST) that the mean difference lies within ±margin:
+    the larger of the two one-sided p's, as statsmodels' ttost_paired gives it; NaN when the
+    differences do not vary (no t-test then) or there is no margin."""
+    if not _varies(differences) or not margin > 0:
+        return float("nan")
+    from scipy import stats
+
+    above = stats.ttest_1samp(differences, -margin, alternative="greater").pvalue
+    below = stats.ttest_1samp(differences, margin, alternative="less").pvalue
+    return float(max(above, below))
+
+
 def sign_flip_p(differences: np.ndarray, seed: int = MONTE_CARLO_SEED) -> tuple[float, bool]:
     """Two-sided p of the sign-flip test of the mean difference (scipy's paired permutation test),
     and whether it was exact.

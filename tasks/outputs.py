@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from html import escape
 from typing import TYPE_CHECKING, SupportsFloat, SupportsInt
 
 import pandas as pd
@@ -25,7 +26,8 @@ from lab2.core.describe import (
 )
 from lab2.core.mlp import MLPData, served_model, train_cells
 from lab2.core.params import MLPSetup
-from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label, short_label
+from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label
+from lab2.core.verdicts import call_words, caveat_notes, short_label
 from lab2.tasks import tracking
 from lab2.tasks.flow_run import flow_run_url, top_flow_run_id
 from lab2.tasks.layout import (
@@ -49,12 +51,12 @@ from lab2.tasks.tracking import RunRecord, WinnerModel
 if TYPE_CHECKING:
     from lab2.tasks.grid import GridCells
 
-# seed_summary.html: numbers on one line each; the verdicts (the pair table's third column) wrap in
-# a wide column.
+# seed_summary.html: numbers on one line each; the verdicts (the pair table's fourth column) read
+# from the left.
 HTML_STYLE = (
     "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse;margin-bottom:1em}"
     " td,th{border:1px solid #ccc;padding:3px 6px;white-space:nowrap;text-align:right}"
-    " #pairs td:nth-child(3){white-space:normal;min-width:36em;max-width:60em;text-align:left}"
+    " #pairs td:nth-child(4){text-align:left} li{max-width:60em}"
 )
 
 
@@ -118,55 +120,55 @@ def publish_grid(
 
 def _publish_seed_tables(seeds: SeedComparison) -> None:
     """The seed table and the paired verdicts as Prefect table artifacts of the flow run a user
-    opens: the top one."""
+    opens: the top one (the verdicts' caveats, once, in the description)."""
     TableArtifact(
         key="seed-summary",
         table=display_table(seeds.summary).to_dict(orient="records"),
         description=f"MLP cells over seeds; best {best_label(seeds)}",
         flow_run_id=top_flow_run_id(),
     ).create()
+    caveats = " ".join(caveat_notes(seeds.pairs.to_dict("records")))
     TableArtifact(
         key="seed-pairs",
-        table=_short_verdicts(_pairs_for_reading(seeds.pairs)).to_dict(orient="records"),
+        table=_pairs_for_reading(seeds.pairs, reasoning=True).to_dict(orient="records"),
         flow_run_id=top_flow_run_id(),
         description=(
-            "Groups compared seed by seed (A − B of val accuracy): paired t, Holm, sign-flip, "
-            "seeds for 80% power"
+            f"Groups compared seed by seed (A − B of {PAIR_METRIC}): the verdict, paired t, Holm, "
+            f"sign-flip, seeds for 80% power; the reasoning last. {caveats}"
         ),
     ).create()
 
 
 def seed_summary_html(seeds: SeedComparison) -> str:
     """The seed table, its notes and the paired comparisons as one HTML page, rounded for reading
-    (the CSVs keep every digit)."""
-    notes = "".join(f"<li>{note}</li>" for note in summary_notes(seeds.summary))
+    (the CSVs keep every digit): the verdicts in a column, their caveats once under the table, the
+    reasoning of each after it."""
+    notes = "".join(f"<li>{escape(note)}</li>" for note in summary_notes(seeds.summary))
+    records = seeds.pairs.to_dict("records")
     pairs = _pairs_for_reading(seeds.pairs).to_html(index=False, table_id="pairs")
+    caveats = "".join(f"<li>{escape(note)}</li>" for note in caveat_notes(records))
+    reasons = "".join(f"<li>{escape(r['reasoning'])}</li>" for r in records)
     return (
         "<html><head><meta charset='utf-8'><title>lab2 seed "
         f"summary</title><style>{HTML_STYLE}</style></head><body>"
         "<h2>MLP cells over seeds</h2><p>Best group: "
         f"{best_label(seeds)}</p>{display_table(seeds.summary).to_html(index=False)}"
         f"<ul>{notes}</ul><h2>Paired comparisons ({PAIR_METRIC}, A − B, seed by seed)</h2>"
-        f"{pairs}<h2>All "
+        f"{pairs}<ul>{caveats}</ul><h3>The reasoning</h3><ol>{reasons}</ol><h2>All "
         f"statistics</h2>{seeds.summary.to_html(index=False, float_format=lambda v: f'{v:.4g}')}"
         "</body></html>"
     )
 
 
-def _pairs_for_reading(pairs: pd.DataFrame) -> pd.DataFrame:
-    """The pair table rounded for reading, the verdict right after the groups."""
+def _pairs_for_reading(pairs: pd.DataFrame, reasoning: bool = False) -> pd.DataFrame:
+    """The pair table rounded for reading, numbered, the verdict's call right after the groups
+    (and with `reasoning`, the reasoning last)."""
     shown = pairs_display(pairs)
+    shown.insert(0, "#", range(1, len(shown) + 1))
     # what a reader wants first, before the numbers behind it
-    shown.insert(2, "verdict", pairs["verdict"])
-    return shown
-
-
-def _short_verdicts(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Prefect's tables cut a cell at its column's edge: the verdict's call (up to its first
-    bracket) first, the whole sentence last."""
-    shown = pairs.drop(columns="verdict")
-    shown.insert(2, "verdict", pairs["verdict"].str.split(" (", regex=False).str[0])
-    shown["verdict_in_full"] = pairs["verdict"]
+    shown.insert(3, "verdict", [call_words(r) for r in pairs.to_dict("records")])
+    if reasoning:
+        shown["reasoning"] = pairs["reasoning"].to_numpy()
     return shown
 
 

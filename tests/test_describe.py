@@ -97,7 +97,11 @@ def test_the_parent_description_says_what_ran_the_best_group_and_links_runs():
         "lr ∈ {0.1, 0.01} × iterations ∈ {100, 1000} × seeds {0, 1, 2} (12 `mlp` runs; "
         "dataset iris)"
     ) in text
-    assert "**Best group: lr=0.1 iterations=1000: val accuracy 0.923 ± 0.025**" in text
+    assert text.startswith(
+        "- **Best group: lr=0.1 iterations=1000**, val accuracy 0.923 (95% interval 0.861–0.986 "
+        "over 3 seeds); the model `lab2-mlp` is its run "
+        "[lr0.1·it1000·s0](#/experiments/1/runs/r2?workflowType=machine_learning)."
+    )
     assert "[lr0.1·it1000·s0](#/experiments/1/runs/r2?workflowType=machine_learning)" in text
     assert (
         "[http://127.0.0.1:4200/runs/flow-run/abc](http://127.0.0.1:4200/runs/flow-run/abc)" in text
@@ -144,7 +148,7 @@ def test_the_description_shows_the_paired_verdicts():
     text = pipeline_description(["Q2."], compare_seeds(cells, val_rows=50))
     assert (
         "Paired comparisons of val accuracy" in text
-        and "| lr=0.1 iterations=100 | lr=0.01 iterations=100 | 3 |" in text
+        and "| 1 | lr=0.1 it=100 | lr=0.01 it=100 | 3 |" in text
     )
 
 

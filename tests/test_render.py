@@ -23,7 +23,9 @@ def test_a_large_grid_shows_its_12_most_significant_neighbours_in_100_columns_ca
     shown = render.pairs(pairs)
     table = shown.split("\n  [low, high]")[0].splitlines()[1:]
     numbers = [int(line.split()[0]) for line in table]
-    assert len(numbers) == render.PAIRS_SHOWN == len(re.findall(r"^  \d+\. ", shown, re.MULTILINE))
+    lines = re.findall(r"^ ?\d+\. (.*)$", shown, re.MULTILINE)
+    assert len(numbers) == render.PAIRS_SHOWN == len(lines)
+    assert all(len(line.split()) <= 25 for line in lines)
     neighbours = pairs.index[pairs["kind"] != "vs best"]
     # 24 neighbours: no best-against-other row makes the cut
     assert {n - 1 for n in numbers} <= set(neighbours)

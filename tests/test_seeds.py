@@ -22,7 +22,7 @@ from lab2.core.seeds import (
     setup_differences,
 )
 from lab2.core.stats import compare_paired, rows_interval
-from lab2.core.verdicts import bound, verdict
+from lab2.core.verdicts import bound, call, caveat_notes, caveats, reasoning, verdict_line
 from lab2.tasks.outputs import seed_summary_html
 from tests.helpers.grids import seed_cells
 
@@ -109,8 +109,11 @@ def test_the_lab_grid_lr_001_against_lr_0001_at_100_iterations():  # on one torc
     )
     assert row["p_t"] == pytest.approx(0.044, abs=5e-4)
     assert row["p_signflip"] == 0.25 and row["prob_improvement"] == 1.0
-    assert "with 3 seeds no distribution-free test can go below p = 0.25" in row["verdict"]
-    assert row["verdict"].startswith(
+    assert row["caveats"] == "seed_floor" and "distribution-free" not in row["reasoning"]
+    assert row["verdict"] == (
+        "lr=0.01 vs lr=0.001 at it=100: +0.41 val acc, better on these seeds (6 seeds to settle it)"
+    )
+    assert row["reasoning"].startswith(
         "lr=0.01 ahead of lr=0.001 at iterations=100 by +0.413, not significant over 10"
     )
 
@@ -124,10 +127,10 @@ def test_the_lab_grid_lr_001_against_lr_0001_at_100_iterations():  # on one torc
         and named.p_holm == pytest.approx(row["p_holm"])
         and named.mean_diff == -row["mean_diff"]
     )
-    assert named.verdict.startswith(
+    assert named.reasoning.startswith(
         "lr=0.001 behind lr=0.01 at iterations=100 by -0.413, not significant over 10 comparisons"
     )
-    assert named.verdict.endswith(
+    assert named.reasoning.endswith(
         f"; alone, as if named before seeing the grid: p = {row['p_t']:.3g}"
     )
 
@@ -151,7 +154,11 @@ def test_pairs_are_matched_on_seed_and_split_seed():
     assert (row.n, row.n_split_seeds) == (3, 2)
     assert row.mean_diff == pytest.approx(np.mean(np.subtract(per_seed_a, per_seed_b)))
     assert row.p_t == pytest.approx(stats.ttest_rel(per_seed_a, per_seed_b).pvalue)
-    assert row.verdict.endswith("; n = 3 init seeds, each averaged over its split seeds (2 in all)")
+    assert "init_seeds_over_splits" in row.caveats.split(";")
+    assert caveat_notes([row._asdict()]) == [
+        "With 3 seeds no distribution-free test can go below p = 0.25.",
+        "N counts init seeds, each averaged over its 2 split seeds.",
+    ]
     assert len(comparison.paired) == 5  # the figure still shows every matched run
     summary = comparison.summary.set_index("group")
     assert summary.loc["lr=0.1 iterations=10", "n_split_seeds"] == 2
@@ -195,7 +202,7 @@ def test_two_runs_are_compared_cell_by_cell_on_their_shared_seeds():
     (row,) = pairs.itertuples()
     assert (row.a, row.b, row.n) == ("A lr=0.1 iterations=10", "B lr=0.1 iterations=10", 3)
     assert row.mean_diff == pytest.approx(np.mean([0.8, 0.1, 0.1]))
-    assert row.verdict.startswith("cannot tell A from B at lr=0.1 iterations=10")
+    assert row.reasoning.startswith("cannot tell A from B at lr=0.1 iterations=10")
     assert len(paired) == 3
     assert setup_differences(a, b) == {"dataset": ("iris", "iris-uci")}
 
@@ -209,7 +216,7 @@ def test_one_row_better_on_every_seed_is_not_called_proof():
             seed_cells({(0.1, 10): [x + 1 / 50 for x in b], (0.01, 10): b})
         ).pairs.loc[0]
         assert np.isnan(row["p_t"]) and row["p_holm"] == row["p_signflip"] == 2.0 ** (1 - n)
-        assert row["verdict"] == (
+        assert row["reasoning"] == (
             f"lr=0.1 vs lr=0.01 at iterations=10: val_accuracy higher on every one of {n} "
             "seeds by exactly "
             f"0.020; no t-test: the difference does not vary; with {n} seeds no test can "
@@ -218,7 +225,7 @@ def test_one_row_better_on_every_seed_is_not_called_proof():
         )
     eight = compare_seeds(
         seed_cells({(0.1, 10): [0.9] * 8, (0.01, 10): [0.88] * 8}), metric="val_loss"
-    ).pairs.loc[0, "verdict"]
+    ).pairs.loc[0, "reasoning"]
     assert eight.startswith(
         "lr=0.1 beats lr=0.01 at iterations=10: val_loss lower on every one of 8 seeds by "
         "exactly 0.02;"
@@ -233,9 +240,9 @@ def test_loss_verdicts_call_lower_better():
             (0.01, 10): [0.70, 0.72, 0.69, 0.75, 0.68, 0.74],
         }
     )
-    accuracy = compare_seeds(cells).pairs.loc[0, "verdict"]
+    accuracy = compare_seeds(cells).pairs.loc[0, "reasoning"]
     # val_loss = 1 − accuracy here
-    loss = compare_seeds(cells, metric="val_loss").pairs.loc[0, "verdict"]
+    loss = compare_seeds(cells, metric="val_loss").pairs.loc[0, "reasoning"]
     assert (
         accuracy.startswith("lr=0.1 beats lr=0.01 at iterations=10 by +0.223")
         and "lr=0.1 higher on 6/6 seeds" in accuracy
@@ -248,10 +255,10 @@ def test_loss_verdicts_call_lower_better():
 
 def test_an_adjusted_p_of_exactly_alpha_is_significant_as_holm_defines_it():
     c = compare_paired([0.9, 0.8, 0.85], [0.7, 0.72, 0.6])
-    assert verdict("lr=0.1", "lr=0.01", c, InFamily(0.05, 2, 0.975, 0.01, 0.3)).startswith(
+    assert reasoning("lr=0.1", "lr=0.01", c, InFamily(0.05, 2, 0.975, 0.01, 0.3)).startswith(
         "lr=0.1 beats lr=0.01"
     )
-    assert not verdict(
+    assert not reasoning(
         "lr=0.1", "lr=0.01", c, InFamily(0.0500001, 2, 0.975, -0.01, 0.3)
     ).startswith("lr=0.1 beats")
 
@@ -271,9 +278,10 @@ def test_a_row_whose_family_interval_excludes_0_but_holm_stops_earlier_says_why(
     assert not one.significant and one.ci_low < 0 < one.ci_high
     # p = 0.04 ≤ 0.05 at its step, but the step before did not reject
     assert not two.significant and two.ci_low > 0
-    said = verdict("lr=0.1", "lr=0.01", second, two)
+    said = reasoning("lr=0.1", "lr=0.01", second, two)
     assert said.startswith("lr=0.1 ahead of lr=0.01 by +") and "Holm-step 95% CI" in said
-    assert said.endswith("; its interval excludes 0, but Holm's step-down stopped at a smaller p")
+    assert caveats(second, two) == ("seed_floor", "holm_stopped_earlier")  # 5 seeds: p ≥ 0.0625
+    assert call(second, two) == "better on these seeds"  # the test alone rejects, Holm does not
 
 
 def test_each_rows_interval_is_scipys_t_interval_at_its_holm_step_and_agrees_with_its_verdict():
@@ -299,37 +307,42 @@ def test_each_rows_interval_is_scipys_t_interval_at_its_holm_step_and_agrees_wit
         clipped = np.clip([oracle.low, oracle.high], -1, 1)
         assert [row["family_ci_low"], row["family_ci_high"]] == pytest.approx(clipped)
         excludes = row["family_ci_low"] > 0 or row["family_ci_high"] < 0
-        assert excludes == (row["p_holm"] <= 0.05) or "step-down stopped" in row["verdict"]
+        assert excludes == (row["p_holm"] <= 0.05) or "holm_stopped_earlier" in row["caveats"]
         if np.isfinite(
             row["p_t"]
         ):  # a difference that varies: its verdict quotes the interval at its step
-            assert f"Holm-step {100 * row['family_confidence']:.4g}% CI" in row["verdict"]
+            assert f"Holm-step {100 * row['family_confidence']:.4g}% CI" in row["reasoning"]
 
 
 def test_verdicts_say_what_the_data_can_tell():
-    same = compare_seeds(seed_cells({(0.1, 10): [0.9, 0.8], (0.01, 10): [0.9, 0.8]})).pairs.loc[
-        0, "verdict"
-    ]
-    assert same == "lr=0.1 and lr=0.01 at iterations=10 give the same val_accuracy on all 2 seeds"
+    same = compare_seeds(seed_cells({(0.1, 10): [0.9, 0.8], (0.01, 10): [0.9, 0.8]})).pairs.iloc[0]
+    assert same["reasoning"] == (
+        "lr=0.1 and lr=0.01 at iterations=10 give the same val_accuracy on all 2 seeds"
+    )
+    assert (
+        verdict_line(same)
+        == same["verdict"]
+        == ("lr=0.1 vs lr=0.01 at it=10: the same val acc on all 2 seeds")
+    )
     many = {
         (0.1, 10): list(np.linspace(0.80, 0.90, 12)),
         (0.01, 10): list(np.linspace(0.80, 0.90, 12) - 0.05 + np.tile([0.01, -0.01], 6)),
     }
     row = compare_seeds(seed_cells(many)).pairs.iloc[0]
     assert (
-        row["verdict"].startswith("lr=0.1 beats lr=0.01 at iterations=10 by +0.050")
-        and "sign-flip p = 0.000488" in row["verdict"]
+        row["reasoning"].startswith("lr=0.1 beats lr=0.01 at iterations=10 by +0.050")
+        and "sign-flip p = 0.000488" in row["reasoning"]
     )
     close = {
         (0.1, 10): list(np.linspace(0.80, 0.90, 12)),
         (0.01, 10): list(np.linspace(0.80, 0.90, 12) + np.tile([0.002, -0.003], 6)),
     }
-    assert "equivalent within ±0.02" in compare_seeds(seed_cells(close)).pairs.loc[0, "verdict"]
+    assert "equivalent within ±0.02" in compare_seeds(seed_cells(close)).pairs.loc[0, "reasoning"]
     noisy = compare_seeds(
         seed_cells({(0.1, 10): [0.9, 0.7, 0.8], (0.01, 10): [0.8, 0.8, 0.78]})
     ).pairs.loc[0]
-    assert noisy["verdict"].startswith("cannot tell lr=0.1 from lr=0.01")
-    assert noisy["verdict"].endswith(
+    assert noisy["reasoning"].startswith("cannot tell lr=0.1 from lr=0.01")
+    assert noisy["reasoning"].endswith(
         f"if the true difference were +0.007, {noisy['seeds_needed_low']} to "
         f"{noisy['seeds_needed_high']} "
         f"seeds would detect it with 80% power at α = 0.05 (the range: the sd's 95% interval; "
@@ -377,12 +390,16 @@ def test_display_html_markdown_and_figure_name_the_groups():
     ) and "seed_pairs" not in seed_summary_html(comparison)
     markdown = pairs_markdown(comparison.pairs, limit=3)
     lines = markdown.splitlines()
-    assert lines[0].startswith("| A | B | n | A − B (unadjusted 95% CI) | paired t p | Holm p |")
-    assert lines[3].startswith(
-        "| lr=0.01 iterations=100 | lr=0.001 iterations=100 | 3 | +0.413 (+0.027 … +0.799) | "
-        "0.044 |"
+    assert lines[0] == (
+        "| # | A | B | n | A − B [95% CI] | p_t | Holm p | P(A>B) | seeds to settle | verdict |"
     )
-    assert lines[-1] == "7 more comparisons in seed_pairs.csv."
+    assert lines[3].startswith(
+        "| 2 | lr=0.01 it=100 | lr=0.001 it=100 | 3 | +0.413 [+0.027, +0.799] | 0.044 | 0.18 |"
+    )
+    assert lines[3].endswith("| 4–79 | better on these seeds |")
+    assert lines[-1] == "7 more comparisons in `seed_pairs.csv`."
+    # the caveat once, under the table
+    assert markdown.count("no distribution-free test") == 1
     figure = plot_paired_differences(comparison.paired, comparison.pairs)
     panels = [ax for ax in figure.axes if ax.get_visible()]
     assert len(panels) == len(comparison.pairs) and all(len(ax.lines) == 3 for ax in panels)
@@ -423,8 +440,8 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
     (row,) = clear.pairs.itertuples()
     assert 0 < row.rows_ci_low < row.mean_diff < row.rows_ci_high and "hits_a" not in clear.paired
     assert (
-        "validation rows resampled: 95% CI" in row.verdict
-        and "the sign holds on another validation set" in row.verdict
+        "validation rows resampled: 95% CI" in row.reasoning
+        and "the sign holds on another validation set" in row.reasoning
     )
     # 0.02 ahead on every seed: one row of 50, which another validation set of this size could
     # easily lose.
@@ -435,7 +452,7 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
     (row,) = close.pairs.itertuples()
     assert (
         row.rows_ci_low <= 0 < row.rows_ci_high
-        and "another validation set of this size could erase it" in row.verdict
+        and "another validation set of this size could erase it" in row.reasoning
     )
     # Cells without their rows (runs older than the tag), or a loss compared: no rows view, and no
     # words about it.
@@ -447,7 +464,7 @@ def test_the_validation_rows_view_says_whether_a_call_survives_another_validatio
         ),
     ):
         (row,) = comparison.pairs.itertuples()
-        assert math.isnan(row.rows_ci_low) and "validation rows" not in row.verdict
+        assert math.isnan(row.rows_ci_low) and "validation rows" not in row.reasoning
 
 
 @pytest.mark.parametrize(
