@@ -45,6 +45,7 @@ ROWS_ERASE = "rows_could_erase"  # another validation set of this size could era
 IN_FAMILY = "judged_in_family"  # a named pair, judged within the grid's family
 
 SHORT_KEYS = {"iterations": "it"}  # as `lab2.group` labels (and so MLflow) show a key
+SEEDS_SAID = 1000  # a line says "1000+" past this many seeds to settle (the table has the number)
 AXES = ("lr", "iterations", "it")  # the grid's axes, as labels name them
 
 
@@ -121,7 +122,7 @@ def call_words(record: Mapping[str, Any]) -> str:
 
 def verdict_line(record: Mapping[str, Any]) -> str:
     """The record as one plain line: "lr=0.1 vs lr=0.01 at it=1000: +0.07 val acc, too close to
-    call (27 seeds to settle it)"; what the groups share beyond the grid's axes (the setup) is
+    call (27 seeds to settle)"; what the groups share beyond the grid's axes (the setup) is
     left to the table."""
     first, second, where = contrast_labels(
         short_label(str(record["a"])), short_label(str(record["b"])), AXES
@@ -143,11 +144,13 @@ def metric_words(metric: str) -> str:
 
 
 def _settle(seeds_needed: object) -> str:
-    """ "(27 seeds to settle it)": seeds for 80% power at the family's level if the true difference
-    were the one seen (planning, not a fact); nothing when there is no estimate."""
+    """ "(27 seeds to settle)": seeds for 80% power at the family's level if the true difference
+    were the one seen (planning, not a fact; past SEEDS_SAID, "1000+"); nothing without an
+    estimate."""
     if not isinstance(seeds_needed, (int, float)) or not math.isfinite(seeds_needed):
         return ""
-    return f" ({int(seeds_needed)} seeds to settle it)"
+    count = f"{SEEDS_SAID}+" if seeds_needed > SEEDS_SAID else str(int(seeds_needed))
+    return f" ({count} seeds to settle)"
 
 
 def readable_difference(value: float, metric: str) -> str:
