@@ -355,7 +355,8 @@ def _compare(args: argparse.Namespace) -> int:
             if args.pair
             else render.seeds(seeds, args.explain)
         )
-        print(f"Run {run_ids[0]} of the MLflow store\n  {store}", said, sep="\n")
+        hint = "" if args.explain else "; --explain gives the reasoning"
+        print(f"Run {run_ids[0]} of the MLflow store{hint}\n  {store}", said, sep="\n")
         return 0
     print(f"MLflow store:\n  {store}")
     print(f"\nA = {run_ids[0]}\nB = {run_ids[1]}")

@@ -203,8 +203,8 @@ def named_pairs(comparison: SeedComparison, explain: bool = False) -> str:
     summary = comparison.summary
     named = summary[summary["group"].isin({*comparison.pairs["a"], *comparison.pairs["b"]})]
     records = comparison.pairs.to_dict("records")
-    notes = " ".join([*caveat_notes(records), "" if explain else "--explain gives the reasoning."])
-    lines = [_seed_table(named), *(r["verdict"] for r in records), wrapped(notes.strip(), "", "")]
+    lines = [_seed_table(named), *(r["verdict"] for r in records)]
+    lines.append(wrapped(" ".join(caveat_notes(records)), "", ""))
     if explain:
         lines += [wrapped(f"Why: {r['reasoning']}.", "", "  ") for r in records]
     return "\n".join(lines)

@@ -176,7 +176,7 @@ def caveat_notes(
         which = (
             ""
             if len(concerned) == len(records)
-            else f"Rows {_numbers([k for k, _ in concerned])}: "
+            else f"Row{'s' if len(concerned) > 1 else ''} {_numbers([k for k, _ in concerned])}: "
         )
         said = _caveat_text(code, concerned[0][1])
         notes.append(f"{which}{said[0].upper() if not which else said[0]}{said[1:]}.")
@@ -207,11 +207,9 @@ def _caveat_text(code: str, record: Mapping[str, Any]) -> str:
     if code == PICKED:
         return "the best group was picked on these same seeds"
     if code == IN_FAMILY:
-        return (
-            f"judged among the grid's {int(record['family'])} comparisons (Holm), as in its table"
-        )
+        return f"judged among the grid's {int(record['family'])} comparisons (Holm)"
     splits = int(record["n_split_seeds"])
-    return f"n counts init seeds, each averaged over its {splits} split seeds"
+    return f"the n column counts init seeds, each averaged over its {splits} split seeds"
 
 
 CAVEAT_ORDER = (SEED_FLOOR, CONSTANT, HOLM_STOPPED, ROWS_ERASE, PICKED, IN_FAMILY, SPLITS_AVERAGED)

@@ -301,6 +301,10 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
         "prob_improvement",
         "seeds_needed",
         "verdict",
+        "call",
+        "caveats",
+        "p_equivalence_holm",
+        "reasoning",
     ):
         assert column in pairs.columns
     assert (
@@ -320,12 +324,11 @@ def test_seed_summary_winner_model_and_prefect_artifacts(mlflow_store):
     assert len(json.loads(artifacts["seed-summary"].data)) == 4
     assert artifacts["seed-pairs"].type == "table"
     shown = json.loads(artifacts["seed-pairs"].data)
-    assert [row["verdict_in_full"] for row in shown] == pairs["verdict"].tolist()
-    # its call
-    assert all(
-        row["verdict_in_full"].startswith(row["verdict"]) and "(" not in row["verdict"]
-        for row in shown
-    )
+    # the call after the groups, the reasoning last; the caveats once, in its description
+    assert [row["reasoning"] for row in shown] == pairs["reasoning"].tolist()
+    assert [row["verdict"] for row in shown] == pairs["call"].tolist()
+    assert list(shown[0])[-1] == "reasoning"
+    assert artifacts["seed-pairs"].description.count("no distribution-free test") == 1
     assert parent.info.run_id in artifacts["mlflow-run"].data
     assert float(artifacts["mlp-grid-progress"].data) == 100.0
 

@@ -157,7 +157,7 @@ def test_pairs_are_matched_on_seed_and_split_seed():
     assert "init_seeds_over_splits" in row.caveats.split(";")
     assert caveat_notes([row._asdict()]) == [
         "With 3 seeds no distribution-free test can go below p = 0.25.",
-        "N counts init seeds, each averaged over its 2 split seeds.",
+        "The n column counts init seeds, each averaged over its 2 split seeds.",
     ]
     assert len(comparison.paired) == 5  # the figure still shows every matched run
     summary = comparison.summary.set_index("group")
