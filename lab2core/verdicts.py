@@ -122,7 +122,7 @@ def call_words(record: Mapping[str, Any]) -> str:
 
 def verdict_line(record: Mapping[str, Any]) -> str:
     """The record as one plain line: "lr=0.1 vs lr=0.01 at it=1000: +0.07 val acc, too close to
-    call (27 seeds to settle)"; what the groups share beyond the grid's axes (the setup) is
+    call (~27 seeds to settle)"; what the groups share beyond the grid's axes (the setup) is
     left to the table."""
     first, second, where = contrast_labels(
         short_label(str(record["a"])), short_label(str(record["b"])), AXES
@@ -144,13 +144,13 @@ def metric_words(metric: str) -> str:
 
 
 def _settle(seeds_needed: object) -> str:
-    """ "(27 seeds to settle)": seeds for 80% power at the family's level if the true difference
-    were the one seen (planning, not a fact; past SEEDS_SAID, "1000+"); nothing without an
-    estimate."""
+    """ "(~27 seeds to settle)", an estimate: seeds for 80% power at the family's level if the true
+    difference were the one seen (planning, not a fact; past SEEDS_SAID, "1000+"); nothing
+    without an estimate."""
     if not isinstance(seeds_needed, (int, float)) or not math.isfinite(seeds_needed):
         return ""
     count = f"{SEEDS_SAID}+" if seeds_needed > SEEDS_SAID else str(int(seeds_needed))
-    return f" ({count} seeds to settle)"
+    return f" (~{count} seeds to settle)"
 
 
 def readable_difference(value: float, metric: str) -> str:

@@ -111,7 +111,7 @@ def test_the_lab_grid_lr_001_against_lr_0001_at_100_iterations():  # on one torc
     assert row["p_signflip"] == 0.25 and row["prob_improvement"] == 1.0
     assert row["caveats"] == "seed_floor" and "distribution-free" not in row["reasoning"]
     assert row["verdict"] == (
-        "lr=0.01 vs lr=0.001 at it=100: +0.41 val acc, better on these seeds (6 seeds to settle)"
+        "lr=0.01 vs lr=0.001 at it=100: +0.41 val acc, better on these seeds (~6 seeds to settle)"
     )
     assert row["reasoning"].startswith(
         "lr=0.01 ahead of lr=0.001 at iterations=100 by +0.413, not significant over 10"

@@ -117,7 +117,7 @@ def test_each_line_fits_100_columns_and_25_words_on_awkward_labels_and_counts():
     line = verdict_line(record)
     assert line == (
         "lr=0.001 it=1000 vs lr=0.1 it=100: -0.0007 train acc, too close to call "
-        "(1000+ seeds to settle)"
+        "(~1000+ seeds to settle)"
     )
     # a test that rejects on these seeds alone: few seeds would settle it
     worse = verdict_line({**record, "call": "worse on these seeds", "seeds_needed": 12})
