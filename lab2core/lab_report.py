@@ -99,6 +99,8 @@ def missing_numbers(results: RunResults) -> list[str]:
     matrices, the lab's six cells."""
     missing = [TABLES[name] for name in NEEDED_TABLES if name not in results.tables]
     missing += [f"the param {name}" for name in NEEDED_PARAMS if name not in results.params]
+    if "seed_pairs" in results.tables and "call" not in results.tables["seed_pairs"].columns:
+        missing.append("the paired comparisons' calls (the run predates them)")
     if "factorisation" in results.tables:
         matrices = set(results.tables["factorisation"]["matrix"])
         missing += (

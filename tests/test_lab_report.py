@@ -256,6 +256,12 @@ def test_what_a_run_lacks_is_named():
         "the cell lr 0.001 × 1000 iterations",
         "the cell lr 0.001 × 100 iterations",
     ]
+    whole = results()
+    # a run from before verdicts were records: its pair table has sentences, not calls
+    before = whole.tables | {"seed_pairs": whole.tables["seed_pairs"].drop(columns="call")}
+    assert missing_numbers(results(tables=before)) == [
+        "the paired comparisons' calls (the run predates them)"
+    ]
 
 
 def test_groups_of_equal_lr_times_iterations_are_paired_seed_by_seed():
