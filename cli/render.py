@@ -235,7 +235,8 @@ def pairs(compared: pd.DataFrame, explain: bool = False) -> str:
     ]
     shown.insert(0, "#", range(1, len(shown) + 1))
     legend = (
-        "[low, high]: unadjusted 95% t interval; p_t: paired t-test; p_holm: Holm over the "
+        "[low, high]: t interval at the row's Holm step (the family's level; its confidence and "
+        "the 95% interval alone are in seed_pairs.csv); p_t: paired t-test; p_holm: Holm over the "
         f"grid's {compared['family'].iloc[0]} comparisons; P(A>B): share of seeds where A is "
         "higher (ties half); seeds_80%: for a row not yet settled, seeds for 80% power at α/m if "
         "the true difference were the one seen (over the sd's 95% interval; the verdict quotes the "

@@ -14,6 +14,7 @@ from lab2.core.stats import INTERVAL_KIND
 from lab2.core.verdicts import (
     CLEARLY,
     SETTLED,
+    bound,
     call_words,
     caveat_notes,
     number_format,
@@ -407,7 +408,16 @@ def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
     table = pairs_display(shown)[
         ["a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%"]
     ]
-    table.columns = ["A", "B", "n", "A − B [95% CI]", "p_t", "Holm p", "P(A>B)", "seeds to settle"]
+    table.columns = [
+        "A",
+        "B",
+        "n",
+        "A − B [Holm-step CI]",
+        "p_t",
+        "Holm p",
+        "P(A>B)",
+        "seeds to settle",
+    ]
     table.insert(0, "#", range(1, len(table) + 1))
     records = shown.to_dict("records")
     table["verdict"] = [call_words(r) for r in records]
@@ -480,12 +490,18 @@ def lab_finding(records: Sequence[Mapping[str, Any]]) -> str | None:
 
 def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
     """The pair table for reading: the groups as MLflow labels them ("lr=0.1 it=100"), n, the
-    difference with its interval, the p-values (2 significant digits), P(A > B), seeds needed."""
+    difference with its interval at the row's Holm step (the family's level, as the call is
+    judged), the p-values (2 significant digits), P(A > B), seeds needed."""
     table = pairs[["a", "b", "n"]].copy()
     table[["a", "b"]] = table[["a", "b"]].map(short_label)
-    number = number_format(pairs["metric"].iloc[0]) if len(pairs) else "+.3f"
+    metric = pairs["metric"].iloc[0] if len(pairs) else "val_accuracy"
     table["a_minus_b"] = [
-        f"{r.mean_diff:{number}} [{r.ci_low:{number}}, {r.ci_high:{number}}]"
+        f"{r.mean_diff:{number_format(metric)}} "
+        + (
+            f"[{bound(r.family_ci_low, metric)}, {bound(r.family_ci_high, metric)}]"
+            if pd.notna(r.family_ci_low)
+            else "(no t interval)"
+        )
         for r in pairs.itertuples()
     ]
     table["p_t"] = pairs["p_t"].map("{:.2g}".format)

@@ -308,6 +308,8 @@ def test_each_rows_interval_is_scipys_t_interval_at_its_holm_step_and_agrees_wit
         assert [row["family_ci_low"], row["family_ci_high"]] == pytest.approx(clipped)
         excludes = row["family_ci_low"] > 0 or row["family_ci_high"] < 0
         assert excludes == (row["p_holm"] <= 0.05) or "holm_stopped_earlier" in row["caveats"]
+        # a settled call, never on an interval that includes 0
+        assert excludes or not row["call"].startswith("clearly")
         if np.isfinite(
             row["p_t"]
         ):  # a difference that varies: its verdict quotes the interval at its step
@@ -391,10 +393,11 @@ def test_display_html_markdown_and_figure_name_the_groups():
     markdown = pairs_markdown(comparison.pairs, limit=3)
     lines = markdown.splitlines()
     assert lines[0] == (
-        "| # | A | B | n | A − B [95% CI] | p_t | Holm p | P(A>B) | seeds to settle | verdict |"
+        "| # | A | B | n | A − B [Holm-step CI] | p_t | Holm p | P(A>B) | seeds to settle "
+        "| verdict |"
     )
     assert lines[3].startswith(
-        "| 2 | lr=0.01 it=100 | lr=0.001 it=100 | 3 | +0.413 [+0.027, +0.799] | 0.044 | 0.18 |"
+        "| 2 | lr=0.01 it=100 | lr=0.001 it=100 | 3 | +0.413 [-0.381, +1.000] | 0.044 | 0.18 |"
     )
     assert lines[3].endswith("| 4–79 | better on these seeds |")
     assert lines[-1] == "7 more comparisons in `seed_pairs.csv`."
