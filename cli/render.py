@@ -204,7 +204,8 @@ def named_pairs(comparison: SeedComparison, explain: bool = False) -> str:
     named = summary[summary["group"].isin({*comparison.pairs["a"], *comparison.pairs["b"]})]
     records = comparison.pairs.to_dict("records")
     lines = [_seed_table(named), *(r["verdict"] for r in records)]
-    lines.append(wrapped(" ".join(caveat_notes(records)), "", ""))
+    if notes := caveat_notes(records):
+        lines.append(wrapped(" ".join(notes), "", ""))
     if explain:
         lines += [wrapped(f"Why: {r['reasoning']}.", "", "  ") for r in records]
     return "\n".join(lines)
@@ -231,9 +232,8 @@ def pairs(compared: pd.DataFrame, explain: bool = False) -> str:
     if compared.empty:
         return "  (no pairs to compare)"
     shown = pairs_display(compared)[
-        ["a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%"]
+        ["#", "a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%"]
     ]
-    shown.insert(0, "#", range(1, len(shown) + 1))
     legend = (
         "[low, high]: t interval at the row's Holm step (the family's level; its confidence and "
         "the 95% interval alone are in seed_pairs.csv); p_t: paired t-test; p_holm: Holm over the "

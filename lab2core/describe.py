@@ -12,7 +12,8 @@ from lab2.core.params import GdLr, MLPSetup
 from lab2.core.seeds import CELL_KEYS, METRICS, SeedComparison, group_columns
 from lab2.core.stats import INTERVAL_KIND
 from lab2.core.verdicts import (
-    CLEARLY,
+    CLEARLY_BETTER,
+    CLEARLY_WORSE,
     SETTLED,
     bound,
     call_words,
@@ -406,9 +407,10 @@ def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
     the table."""
     shown = pairs if limit is None else pairs.head(limit)
     table = pairs_display(shown)[
-        ["a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%"]
+        ["#", "a", "b", "n", "a_minus_b", "p_t", "p_holm", "P(A>B)", "seeds_80%", "verdict"]
     ]
     table.columns = [
+        "#",
         "A",
         "B",
         "n",
@@ -417,10 +419,9 @@ def pairs_markdown(pairs: pd.DataFrame, limit: int | None = None) -> str:
         "Holm p",
         "P(A>B)",
         "seeds to settle",
+        "verdict",
     ]
-    table.insert(0, "#", range(1, len(table) + 1))
     records = shown.to_dict("records")
-    table["verdict"] = [call_words(r) for r in records]
     notes = [markdown_table(table), *caveat_notes(records)]
     if limit is not None and len(pairs) > limit:
         notes.append(f"{len(pairs) - limit} more comparisons in `seed_pairs.csv`.")
@@ -479,8 +480,8 @@ def lab_finding(records: Sequence[Mapping[str, Any]]) -> str | None:
     if len(axes) < 2 or "accuracy" not in str(steps[0]["metric"]):
         return None
     up = sum(r["mean_diff"] > 0 for r in steps)
-    clearly = sum(r["call"] == CLEARLY.format(side="better") for r in steps)
-    falls = sum(r["call"] == CLEARLY.format(side="worse") for r in steps)
+    clearly = sum(r["call"] == CLEARLY_BETTER for r in steps)
+    falls = sum(r["call"] == CLEARLY_WORSE for r in steps)
     fell = f", clearly lower in {falls}" if falls else ""
     return (
         f"The lab's finding, a larger lr or more iterations raises accuracy: higher in {up} of "
@@ -489,11 +490,14 @@ def lab_finding(records: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
-    """The pair table for reading: the groups as MLflow labels them ("lr=0.1 it=100"), n, the
-    difference with its interval at the row's Holm step (the family's level, as the call is
-    judged), the p-values (2 significant digits), P(A > B), seeds needed."""
-    table = pairs[["a", "b", "n"]].copy()
-    table[["a", "b"]] = table[["a", "b"]].map(short_label)
+    """The pair table for reading, its rows numbered (#): the groups as MLflow labels them
+    ("lr=0.1 it=100"), the verdict's call, n, the difference with its interval at the row's Holm
+    step (the family's level, as the call is judged), the p-values (2 significant digits),
+    P(A > B), seeds needed."""
+    table = pairs[["a", "b"]].map(short_label)
+    table.insert(0, "#", range(1, len(pairs) + 1))
+    table["verdict"] = [call_words(r) for r in pairs.to_dict("records")]
+    table["n"] = pairs["n"].to_numpy()
     metric = pairs["metric"].iloc[0] if len(pairs) else "val_accuracy"
     table["a_minus_b"] = [
         f"{r.mean_diff:{number_format(metric)}} "

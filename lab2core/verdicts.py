@@ -27,22 +27,36 @@ from typing import Any
 from lab2.core.family import InFamily, SeedPlan, significant
 from lab2.core.stats import ALPHA, PairedComparison
 
-CLEARLY = "clearly {side}"
+CLEARLY_BETTER, CLEARLY_WORSE = "clearly better", "clearly worse"
 ON_THESE_SEEDS = "{side} on these seeds"  # not yet settled
 NO_DIFFERENCE = "no difference worth having"
 TOO_CLOSE = "too close to call"
 SAME = "the same on every seed"
 TOO_FEW = "too few seeds"
-SETTLED = (CLEARLY.format(side="better"), CLEARLY.format(side="worse"), NO_DIFFERENCE)
+SETTLED = (CLEARLY_BETTER, CLEARLY_WORSE, NO_DIFFERENCE)
 
-# Caveats, each said once under the table whose rows carry it (caveat_notes).
+# Caveats by code, each said once under the table whose rows carry it (caveat_notes), in this
+# order; filled from the first row concerned.
 SEED_FLOOR = "seed_floor"  # no distribution-free test can go below 2^(1−n) with n seeds
 CONSTANT = "constant_difference"  # the same non-zero difference on every seed: no t-test
-PICKED = "picked_on_these_seeds"  # the best group was chosen on the seeds it is compared on
-SPLITS_AVERAGED = "init_seeds_over_splits"  # crossed design: the units are the init seeds
 HOLM_STOPPED = "holm_stopped_earlier"  # the step's interval excludes 0, Holm stopped before it
 ROWS_ERASE = "rows_could_erase"  # another validation set of this size could erase the sign
+PICKED = "picked_on_these_seeds"  # the best group was chosen on the seeds it is compared on
 IN_FAMILY = "judged_in_family"  # a named pair, judged within the grid's family
+SPLITS_AVERAGED = "init_seeds_over_splits"  # crossed design: the units are the init seeds
+CAVEATS = {
+    SEED_FLOOR: "with {n} seeds no distribution-free test can go below p = {floor:.3g}",
+    CONSTANT: (
+        "the difference is the same on every seed, so no t-test: the sign-flip test judges it"
+    ),
+    HOLM_STOPPED: (
+        "the interval at its Holm step excludes 0, but the step-down stopped at a smaller p"
+    ),
+    ROWS_ERASE: "another validation set of this size could erase the difference",
+    PICKED: "the best group was picked on these same seeds",
+    IN_FAMILY: "judged among the grid's {family} comparisons (Holm)",
+    SPLITS_AVERAGED: "the n column counts init seeds, each averaged over its {splits} split seeds",
+}
 
 SHORT_KEYS = {"iterations": "it"}  # as `lab2.group` labels (and so MLflow) show a key
 SEEDS_SAID = 1000  # a line says "1000+" past this many seeds to settle (the table has the number)
@@ -63,9 +77,10 @@ def call(
         return SAME
     if judged.equivalent:
         return NO_DIFFERENCE
-    side = "better" if (c.mean_diff > 0) == higher_is_better(metric) else "worse"
+    better = (c.mean_diff > 0) == higher_is_better(metric)
     if judged.significant and rows_agree(c.mean_diff, rows):
-        return CLEARLY.format(side=side)
+        return CLEARLY_BETTER if better else CLEARLY_WORSE
+    side = "better" if better else "worse"
     if judged.significant or significant(c.p_family):
         return ON_THESE_SEEDS.format(side=side)
     return TOO_CLOSE
@@ -143,13 +158,17 @@ def metric_words(metric: str) -> str:
     return metric.replace("_accuracy", " acc").replace("_", " ")
 
 
-def _settle(seeds_needed: object) -> str:
+def _settle(seeds_needed: Any) -> str:
     """ "(~27 seeds to settle)", an estimate: seeds for 80% power at the family's level if the true
     difference were the one seen (planning, not a fact; past SEEDS_SAID, "1000+"); nothing
-    without an estimate."""
-    if not isinstance(seeds_needed, (int, float)) or not math.isfinite(seeds_needed):
+    without an estimate (None, NaN, pandas' NA)."""
+    try:
+        seeds = float(seeds_needed)  # a Python or a numpy number
+    except (TypeError, ValueError):
         return ""
-    count = f"{SEEDS_SAID}+" if seeds_needed > SEEDS_SAID else str(int(seeds_needed))
+    if not math.isfinite(seeds):
+        return ""
+    count = f"{SEEDS_SAID}+" if seeds > SEEDS_SAID else str(int(seeds))
     return f" (~{count} seeds to settle)"
 
 
@@ -169,7 +188,7 @@ def caveat_notes(
     table numbers them) unless it concerns them all."""
     numbers = list(numbers) if numbers is not None else list(range(1, len(records) + 1))
     notes = []
-    for code in CAVEAT_ORDER:
+    for code in CAVEATS:
         concerned = [(k, r) for k, r in zip(numbers, records, strict=True) if code in _codes(r)]
         if not concerned:
             continue
@@ -194,25 +213,12 @@ def _numbers(numbers: Sequence[int]) -> str:
 
 def _caveat_text(code: str, record: Mapping[str, Any]) -> str:
     n = int(record["n"])
-    if code == SEED_FLOOR:
-        return floor_caveat(n, 2.0 ** (1 - n))
-    if code == CONSTANT:
-        return (
-            "the difference is the same on every seed, so no t-test: the sign-flip test judges it"
-        )
-    if code == HOLM_STOPPED:
-        return "the interval at its Holm step excludes 0, but the step-down stopped at a smaller p"
-    if code == ROWS_ERASE:
-        return "another validation set of this size could erase the difference"
-    if code == PICKED:
-        return "the best group was picked on these same seeds"
-    if code == IN_FAMILY:
-        return f"judged among the grid's {int(record['family'])} comparisons (Holm)"
-    splits = int(record["n_split_seeds"])
-    return f"the n column counts init seeds, each averaged over its {splits} split seeds"
-
-
-CAVEAT_ORDER = (SEED_FLOOR, CONSTANT, HOLM_STOPPED, ROWS_ERASE, PICKED, IN_FAMILY, SPLITS_AVERAGED)
+    return CAVEATS[code].format(
+        n=n,
+        floor=2.0 ** (1 - n),
+        family=record.get("family"),
+        splits=record.get("n_split_seeds"),
+    )
 
 
 def short_label(label: str) -> str:
@@ -351,12 +357,6 @@ def _constant_verdict(
             f"chance below p = {c.p_signflip_min:.3g}"
         )
     return f"{first} vs {second}{where}: {said}; not significant ({tests})"
-
-
-def floor_caveat(n: int, p_min: float) -> str:
-    """What n seeds cannot show, whatever the data: p_min = 2^(1−n), the sign-flip test's smallest
-    p."""
-    return f"with {n} seeds no distribution-free test can go below p = {p_min:.3g}"
 
 
 def higher_is_better(metric: str) -> bool:

@@ -27,7 +27,7 @@ from lab2.core.describe import (
 from lab2.core.mlp import MLPData, served_model, train_cells
 from lab2.core.params import MLPSetup
 from lab2.core.seeds import PAIR_METRIC, SeedComparison, group_label
-from lab2.core.verdicts import call_words, caveat_notes, short_label
+from lab2.core.verdicts import caveat_notes, short_label
 from lab2.tasks import tracking
 from lab2.tasks.flow_run import flow_run_url, top_flow_run_id
 from lab2.tasks.layout import (
@@ -161,12 +161,8 @@ def seed_summary_html(seeds: SeedComparison) -> str:
 
 
 def _pairs_for_reading(pairs: pd.DataFrame, reasoning: bool = False) -> pd.DataFrame:
-    """The pair table rounded for reading, numbered, the verdict's call right after the groups
-    (and with `reasoning`, the reasoning last)."""
+    """The pair table rounded for reading (and with `reasoning`, the reasoning last)."""
     shown = pairs_display(pairs)
-    shown.insert(0, "#", range(1, len(shown) + 1))
-    # what a reader wants first, before the numbers behind it
-    shown.insert(3, "verdict", [call_words(r) for r in pairs.to_dict("records")])
     if reasoning:
         shown["reasoning"] = pairs["reasoning"].to_numpy()
     return shown

@@ -2,6 +2,7 @@
 equivalence test against statsmodels, one line per comparison, each caveat once, the summary."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
@@ -123,6 +124,9 @@ def test_each_line_fits_100_columns_and_25_words_on_awkward_labels_and_counts():
     worse = verdict_line({**record, "call": "worse on these seeds", "seeds_needed": 12})
     for said in (line, worse):
         assert len(said) <= 96 and len(said.split()) <= 25  # 4 columns left for "10. "
+    # a count as a table row holds it (a numpy integer), or pandas' missing value
+    assert verdict_line({**record, "seeds_needed": np.int64(27)}).endswith("(~27 seeds to settle)")
+    assert verdict_line({**record, "seeds_needed": pd.NA}).endswith("too close to call")
     assert verdict_line({**record, "call": TOO_CLOSE, "seeds_needed": float("nan")}).endswith(
         "train acc, too close to call"
     )
